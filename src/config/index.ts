@@ -1,0 +1,37 @@
+/**
+ * The one configuration loader: defaults → environment → command-line flags (flags win) → zod schema →
+ * one validated, frozen `Config`. A bad value throws a ConfigError whose message is a single line naming
+ * the variable and the value; `--help`/`--version` throw HelpRequested (not an error: print and exit 0).
+ */
+import { parseFlags } from './args.js';
+import { ConfigError } from './errors.js';
+import { CONFIG_VARIABLES, ConfigSchema } from './schema.js';
+import type { Config, VariableName } from './schema.js';
+
+export { ConfigError, HelpRequested } from './errors.js';
+export { helpText } from './help.js';
+export { CONFIG_VARIABLES, LOG_LEVELS, SAVE_POLICIES } from './schema.js';
+export type { BackendConfig, BackendType, Config, ConfigVariable, LogLevel, SavePolicy, VariableName } from './schema.js';
+
+/**
+ * Build the configuration from `argv` (without node and script: `process.argv.slice(2)`) and `env`.
+ * Unset variables take their defaults; an empty environment value counts as set (and so fails for a number),
+ * except for the optional BACKENDS and CACHE_DIR where empty means unset. Other environment variables are ignored.
+ * @throws ConfigError for an invalid value, an unknown flag or a flag without value
+ * @throws HelpRequested for `--help`, `-h` or `--version`
+ */
+export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Config {
+  const flags = parseFlags(argv);
+  const raw: Partial<Record<VariableName, string>> = {};
+  for (const v of CONFIG_VARIABLES) {
+    const value = flags.get(v.env)?.value ?? env[v.env] ?? v.default;
+    if (value !== '' || v.default !== '') raw[v.env] = value;
+  }
+  const result = ConfigSchema.safeParse(raw);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const name = String(issue.path[0]) as VariableName;
+    throw new ConfigError(name, raw[name], issue.message, { origin: flags.get(name)?.flag });
+  }
+  return Object.freeze(result.data);
+}

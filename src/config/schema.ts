@@ -1,0 +1,144 @@
+/**
+ * Every configuration variable in one table (name, default, description, schema) and the zod schema that turns
+ * the raw strings into the typed `Config`. Names and defaults of the seed's variables are kept unchanged.
+ */
+import { z } from 'zod';
+import { BACKEND_TYPES, backendsList } from './backends.js';
+import type { BackendType } from './backends.js';
+import { decimal, httpUrl, integer, nonEmpty, oneOf, optionalText } from './values.js';
+
+export const SAVE_POLICIES = ['always', 'smart'] as const;
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type SavePolicy = (typeof SAVE_POLICIES)[number];
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+interface VariableDef {
+  /** The value used when neither the environment nor a flag sets it; '' = unset. */
+  default: string;
+  description: string;
+  schema: z.ZodType<unknown, string | undefined>;
+}
+
+function def<S extends z.ZodType<unknown, string | undefined>>(defaultValue: string, schema: S, description: string) {
+  return { default: defaultValue, schema, description };
+}
+
+const DEFS = {
+  LLAMA_URL: def('http://127.0.0.1:8000', httpUrl(),
+    'Backend URL (llama-server, llama-swap or router); ignored when BACKENDS is set'),
+  N_SLOTS: def('2', integer(1),
+    'Number of slots per backend (integer >= 1)'),
+  BACKENDS: def('', backendsList(),
+    'JSON list [{"url":"...","n_slots":N,"type":"..."}]; replaces LLAMA_URL and N_SLOTS ' +
+      '(n_slots defaults to N_SLOTS, type to BACKEND_TYPE)'),
+  BACKEND_TYPE: def('auto', oneOf(BACKEND_TYPES),
+    `Backend kind: ${BACKEND_TYPES.join(', ')} (auto = probe at start-up)`),
+  HOST: def('0.0.0.0', nonEmpty(),
+    'Address proxycache listens on'),
+  PORT: def('8081', integer(0, 65535),
+    'Port proxycache listens on (0 = any free port)'),
+  META_DIR: def('./kv_meta', nonEmpty(),
+    'Directory for .meta.json files'),
+  MODEL_ID: def('llama.cpp', nonEmpty(),
+    'Model used when a request names none'),
+  BIG_THRESHOLD_WORDS: def('500', integer(0),
+    'Min words to trigger caching (integer >= 0)'),
+  WORDS_PER_BLOCK: def('100', integer(1),
+    'Words per block for LCP matching (integer >= 1)'),
+  LCP_TH: def('0.6', decimal(0, { max: 1 }),
+    'LCP similarity threshold (0-1)'),
+  REQUEST_TIMEOUT: def('600', decimal(0, { minExclusive: true }),
+    'HTTP timeout towards the backend in seconds (> 0)'),
+  CONNECT_TIMEOUT: def('5', decimal(0, { minExclusive: true }),
+    'Seconds to connect to a backend before answering 502 (> 0)'),
+  ACQUIRE_TIMEOUT: def('300', decimal(0, { minExclusive: true }),
+    'Seconds to wait for a free slot before answering 503 (> 0)'),
+  CACHE_DIR: def('', optionalText(),
+    'llama.cpp --slot-save-path directory, for cleanup; empty = cleanup off'),
+  CACHE_MAX_AGE_HOURS: def('168', decimal(0),
+    'Delete cache files older than this many hours (0 = disabled)'),
+  CACHE_MAX_SIZE_GB: def('50', decimal(0),
+    'Max total cache size in GB of 1024^3 bytes, oldest files deleted first (0 = disabled)'),
+  CACHE_CLEANUP_INTERVAL_MINUTES: def('60', decimal(0, { minExclusive: true }),
+    'Cleanup check interval in minutes (> 0)'),
+  SAVE_POLICY: def('always', oneOf(SAVE_POLICIES),
+    'When to save a slot: always (after every big request) or smart (only what would be lost)'),
+  SAVE_MIN_NEW_TOKENS: def('256', integer(0),
+    'smart policy: skip re-saving a conversation that grew by fewer tokens (integer >= 0)'),
+  LOG_LEVEL: def('info', oneOf(LOG_LEVELS, { warning: 'warn', critical: 'fatal' }),
+    `Log level: ${LOG_LEVELS.join(', ')} (case-insensitive)`),
+} satisfies Record<string, VariableDef>;
+
+/** The name of a configuration environment variable, e.g. `'LLAMA_URL'`. */
+export type VariableName = keyof typeof DEFS;
+
+/** One documented configuration variable: env name, CLI flag, Config field, default ('' = unset), description. */
+export interface ConfigVariable {
+  readonly env: VariableName;
+  readonly flag: string;
+  readonly field: string;
+  readonly default: string;
+  readonly description: string;
+}
+
+/** `LLAMA_URL` → `--llama-url`. */
+export const flagOf = (env: string): string => `--${env.toLowerCase().replaceAll('_', '-')}`;
+/** `LLAMA_URL` → `llamaUrl`. */
+export const fieldOf = (env: string): string => env.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+
+/** Every variable, in documentation order; the source of `--help` and of the README's configuration table. */
+export const CONFIG_VARIABLES: readonly ConfigVariable[] = Object.freeze(
+  (Object.keys(DEFS) as VariableName[]).map((env) =>
+    Object.freeze({ env, flag: flagOf(env), field: fieldOf(env), default: DEFS[env].default, description: DEFS[env].description }),
+  ),
+);
+
+type Shape = { [K in VariableName]: (typeof DEFS)[K]['schema'] };
+const shape = Object.fromEntries(Object.entries(DEFS).map(([env, def]) => [env, def.schema])) as Shape;
+
+/** One resolved backend: base URL without trailing slash, slot count and kind. */
+export interface BackendConfig {
+  readonly url: string;
+  readonly nSlots: number;
+  readonly type: BackendType;
+}
+
+/**
+ * Raw strings keyed by env name (undefined = unset) → Config. Field names are the camelCase env names;
+ * durations stay in the units of their names (seconds, hours, minutes).
+ */
+export const ConfigSchema = z.object(shape).transform((v) => {
+  const entries = v.BACKENDS ?? [{ url: v.LLAMA_URL }];
+  const backends: readonly BackendConfig[] = Object.freeze(
+    entries.map((e) => Object.freeze({ url: e.url, nSlots: e.nSlots ?? v.N_SLOTS, type: e.type ?? v.BACKEND_TYPE })),
+  );
+  return {
+    llamaUrl: v.LLAMA_URL,
+    nSlots: v.N_SLOTS,
+    /** Always at least one entry: BACKENDS when set, else LLAMA_URL with N_SLOTS. */
+    backends,
+    backendType: v.BACKEND_TYPE,
+    host: v.HOST,
+    port: v.PORT,
+    metaDir: v.META_DIR,
+    modelId: v.MODEL_ID,
+    bigThresholdWords: v.BIG_THRESHOLD_WORDS,
+    wordsPerBlock: v.WORDS_PER_BLOCK,
+    lcpTh: v.LCP_TH,
+    requestTimeout: v.REQUEST_TIMEOUT,
+    connectTimeout: v.CONNECT_TIMEOUT,
+    acquireTimeout: v.ACQUIRE_TIMEOUT,
+    /** null = cleanup off. */
+    cacheDir: v.CACHE_DIR,
+    cacheMaxAgeHours: v.CACHE_MAX_AGE_HOURS,
+    cacheMaxSizeGb: v.CACHE_MAX_SIZE_GB,
+    cacheCleanupIntervalMinutes: v.CACHE_CLEANUP_INTERVAL_MINUTES,
+    savePolicy: v.SAVE_POLICY,
+    saveMinNewTokens: v.SAVE_MIN_NEW_TOKENS,
+    logLevel: v.LOG_LEVEL,
+  };
+});
+
+/** The validated configuration; `loadConfig` returns it frozen. */
+export type Config = Readonly<z.output<typeof ConfigSchema>>;
+export type { BackendType };
