@@ -1,0 +1,190 @@
+/**
+ * One HTTP client per backend (a keep-alive undici Pool): chat completions (JSON or SSE), slot actions, and the
+ * read-only endpoints the proxy needs. It knows which kind of server it talks to and builds paths accordingly.
+ */
+import { Pool, errors as undiciErrors } from 'undici';
+import type { Dispatcher } from 'undici';
+import type { Readable } from 'node:stream';
+import { backendTimeout, backendUnreachable, ProxyError } from '../errors.js';
+import { classifyBackend, modelScopedPath, slotActionRequest } from './backend-kind.js';
+import type { BackendKind, SlotAction } from './backend-kind.js';
+
+export interface LlamaClientOptions {
+  url: string;
+  /** A fixed kind, or undefined to probe (`auto`). */
+  kind?: BackendKind;
+  connectTimeoutMs: number;
+  requestTimeoutMs: number;
+}
+
+export interface UpstreamResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Readable;
+}
+
+export interface SlotActionResult {
+  ok: boolean;
+  status: number;
+  /** Parsed JSON answer (`n_saved`, `n_restored`, `error`…), or the raw text when it was not JSON. */
+  body: Record<string, unknown>;
+}
+
+export interface LlamaClient {
+  readonly url: string;
+  /** The kind in force: the configured one, the probed one, or undefined before a successful probe. */
+  readonly kind: BackendKind | undefined;
+  /** Probe the backend (once at a time) and remember what it is. Throws a 502 ProxyError when unreachable. */
+  detectKind(): Promise<BackendKind>;
+  /** POST a chat completion. The caller owns the returned body stream. `stream` answers close their socket. */
+  chat(body: unknown, opts: { signal: AbortSignal; stream: boolean }): Promise<UpstreamResponse>;
+  /** A slot action for `model`'s slot `slotId`; retried once when the server had closed the pooled connection. */
+  slotAction(model: string, slotId: number, action: SlotAction, filename?: string): Promise<SlotActionResult>;
+  /** GET a path and parse JSON; undefined on a non-2xx answer. */
+  getJson(path: string, timeoutMs?: number): Promise<unknown>;
+  /** Forward any request unchanged (used for passthrough routes). */
+  forward(req: { method: string; path: string; headers: Record<string, string>; body?: Buffer; signal: AbortSignal }): Promise<UpstreamResponse>;
+  /** Whether `model` is loaded now, without loading it. Plain llama-server: always true. */
+  isModelLoaded(model: string): Promise<boolean>;
+  /** `total_slots` from `/props` for `model` (only asked when the model is loaded), or undefined. */
+  totalSlots(model: string): Promise<number | undefined>;
+  close(): Promise<void>;
+}
+
+const RETRYABLE_CODES = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE', 'UND_ERR_CLOSED']);
+
+/** Create the client for one backend. */
+export function createLlamaClient(opts: LlamaClientOptions): LlamaClient {
+  const url = opts.url.replace(/\/+$/, '');
+  const pool = new Pool(url, {
+    connect: { timeout: opts.connectTimeoutMs },
+    headersTimeout: opts.requestTimeoutMs,
+    bodyTimeout: opts.requestTimeoutMs,
+  });
+  let kind: BackendKind | undefined = opts.kind;
+  let probing: Promise<BackendKind> | undefined;
+
+  async function send(options: Dispatcher.RequestOptions): Promise<UpstreamResponse> {
+    try {
+      const res = await pool.request(options);
+      return { status: res.statusCode, headers: res.headers, body: res.body };
+    } catch (err) {
+      throw mapNetworkError(url, err);
+    }
+  }
+
+  async function getJson(path: string, timeoutMs = opts.connectTimeoutMs): Promise<unknown> {
+    const res = await send({ method: 'GET', path, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+    const text = await readText(res.body);
+    if (res.status < 200 || res.status >= 300) return undefined;
+    try {
+      return JSON.parse(text);
+    } catch {
+      return text;
+    }
+  }
+
+  async function probe(): Promise<BackendKind> {
+    if (opts.kind) return opts.kind;
+    const running = await getJson('/running');
+    const models = running === undefined ? await getJson('/models') : undefined;
+    kind = classifyBackend({ running, models });
+    return kind;
+  }
+
+  async function slotActionOnce(model: string, slotId: number, action: SlotAction, filename?: string) {
+    const req = slotActionRequest(kind ?? 'llama-server', model, slotId, action, filename);
+    const res = await send({
+      method: 'POST',
+      path: req.path,
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(req.body),
+    });
+    const text = await readText(res.body);
+    let body: Record<string, unknown>;
+    try {
+      const parsed: unknown = JSON.parse(text);
+      body = typeof parsed === 'object' && parsed !== null ? (parsed as Record<string, unknown>) : { value: parsed };
+    } catch {
+      body = { text };
+    }
+    return { ok: res.status >= 200 && res.status < 300, status: res.status, body };
+  }
+
+  return {
+    url,
+    get kind() {
+      return kind;
+    },
+    detectKind() {
+      probing ??= probe().finally(() => {
+        probing = undefined;
+      });
+      return probing;
+    },
+    chat(body, { signal, stream }) {
+      return send({
+        method: 'POST',
+        path: '/v1/chat/completions',
+        headers: { 'content-type': 'application/json', accept: stream ? 'text/event-stream' : 'application/json' },
+        body: JSON.stringify(body),
+        signal,
+        // llama-server closes the connection after every stream although it advertises keep-alive; never pool it.
+        reset: stream,
+      });
+    },
+    async slotAction(model, slotId, action, filename) {
+      try {
+        return await slotActionOnce(model, slotId, action, filename);
+      } catch (err) {
+        if (!isRetryable(err)) throw err;
+        return slotActionOnce(model, slotId, action, filename);
+      }
+    },
+    getJson,
+    forward({ method, path, headers, body, signal }) {
+      return send({ method: method as Dispatcher.HttpMethod, path, headers, body, signal });
+    },
+    async isModelLoaded(model) {
+      const k = kind ?? 'llama-server';
+      if (k === 'llama-server') return true;
+      if (k === 'llama-swap') {
+        const running = (await getJson('/running')) as { running?: Array<{ model?: string; state?: string }> } | undefined;
+        return Boolean(running?.running?.some((r) => r.model === model && r.state === 'ready'));
+      }
+      const models = (await getJson('/models')) as { data?: Array<{ id?: string; status?: { value?: string } }> } | undefined;
+      return Boolean(models?.data?.some((m) => m.id === model && m.status?.value === 'loaded'));
+    },
+    async totalSlots(model) {
+      const props = (await getJson(modelScopedPath(kind ?? 'llama-server', model, '/props'))) as
+        | { total_slots?: unknown }
+        | undefined;
+      return typeof props?.total_slots === 'number' ? props.total_slots : undefined;
+    },
+    close() {
+      return pool.close();
+    },
+  };
+}
+
+/** Read a whole body as text (bodies of slot actions and probes are small). */
+export async function readText(body: Readable): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of body) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function isRetryable(err: unknown): boolean {
+  const cause = err instanceof ProxyError ? err.cause : err;
+  const code = (cause as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && RETRYABLE_CODES.has(code);
+}
+
+/** Map undici's failures to fixed statuses: timeouts 504, everything else on the network 502; aborts pass through. */
+function mapNetworkError(url: string, err: unknown): unknown {
+  if (err instanceof undiciErrors.RequestAbortedError || (err as Error)?.name === 'AbortError') return err;
+  if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError) {
+    return backendTimeout(url, err);
+  }
+  return backendUnreachable(url, err);
+}

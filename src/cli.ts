@@ -1,0 +1,54 @@
+#!/usr/bin/env node
+/** The `proxycache` command: configuration from flags and environment, then listen until SIGINT/SIGTERM. */
+import { readFileSync } from 'node:fs';
+import { loadConfig, ConfigError, HelpRequested, helpText } from './config/index.js';
+import type { Config } from './config/index.js';
+import { createLogger } from './log.js';
+import { createProxy } from './proxy.js';
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig(process.argv.slice(2), process.env);
+  } catch (err) {
+    if (err instanceof HelpRequested) {
+      process.stdout.write(err.kind === 'version' ? `${packageVersion()}\n` : helpText());
+      return;
+    }
+    if (err instanceof ConfigError) {
+      process.stderr.write(`proxycache: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const log = createLogger(config.logLevel);
+  const proxy = await createProxy(config, log);
+  await proxy.listen();
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    proxy.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+/** The version in package.json (two levels up from dist/src/cli.js). */
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`proxycache: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

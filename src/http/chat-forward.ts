@@ -1,0 +1,86 @@
+/**
+ * Sends one chat completion to the backend and relays the answer to the client: JSON answers as they came,
+ * SSE streams byte for byte as they arrive, backend error statuses with their body. A tee'd view of the answer
+ * yields llama.cpp's `timings` for the proxy's own bookkeeping.
+ */
+import { once } from 'node:events';
+import type { FastifyReply } from 'fastify';
+import type { LlamaClient, UpstreamResponse } from '../backend/llama-client.js';
+import { describeCause } from '../errors.js';
+import { SseTap } from './sse-tap.js';
+import type { Timings } from './sse-tap.js';
+
+export interface ForwardOutcome {
+  status: number;
+  /** The whole answer reached the client. */
+  completed: boolean;
+  /** The client went away before the answer was complete. */
+  clientGone: boolean;
+  timings?: Timings;
+}
+
+/** Forward `body` and answer the client. Throws only before anything was sent (the caller renders the error). */
+export async function forwardChat(
+  client: LlamaClient,
+  body: Record<string, unknown>,
+  reply: FastifyReply,
+  signal: AbortSignal,
+): Promise<ForwardOutcome> {
+  const stream = body.stream === true;
+  const res = await client.chat(body, { signal, stream });
+  const isSse = String(res.headers['content-type'] ?? '').startsWith('text/event-stream');
+  if (stream && isSse && res.status < 400) return relayStream(res, reply, signal);
+  return relayWhole(res, reply, signal);
+}
+
+async function relayWhole(res: UpstreamResponse, reply: FastifyReply, signal: AbortSignal): Promise<ForwardOutcome> {
+  let buffer: Buffer;
+  try {
+    const chunks: Buffer[] = [];
+    for await (const chunk of res.body) chunks.push(chunk as Buffer);
+    buffer = Buffer.concat(chunks);
+  } catch (err) {
+    if (signal.aborted) return { status: res.status, completed: false, clientGone: true };
+    throw err;
+  }
+  await reply
+    .code(res.status)
+    .header('content-type', String(res.headers['content-type'] ?? 'application/json; charset=utf-8'))
+    .send(buffer);
+  return { status: res.status, completed: true, clientGone: false, timings: timingsOf(buffer) };
+}
+
+async function relayStream(res: UpstreamResponse, reply: FastifyReply, signal: AbortSignal): Promise<ForwardOutcome> {
+  const raw = reply.raw;
+  reply.hijack();
+  raw.writeHead(res.status, {
+    'content-type': String(res.headers['content-type']),
+    'cache-control': 'no-cache',
+    'x-accel-buffering': 'no',
+  });
+  raw.flushHeaders();
+  const tap = new SseTap();
+  try {
+    for await (const chunk of res.body) {
+      tap.push(chunk as Buffer);
+      if (!raw.write(chunk)) await once(raw, 'drain', { signal });
+    }
+  } catch (err) {
+    if (signal.aborted) return { status: res.status, completed: false, clientGone: true, timings: tap.timings };
+    // Headers are out: end the stream with an error event the way llama-server does, never a second status.
+    const message = `backend stream broke: ${describeCause(err)}`;
+    raw.end(`data: ${JSON.stringify({ error: { message, type: 'server_error', param: null, code: 'backend_stream_error' } })}\n\n`);
+    return { status: 502, completed: false, clientGone: false, timings: tap.timings };
+  }
+  raw.end();
+  return { status: res.status, completed: tap.error === undefined, clientGone: false, timings: tap.timings };
+}
+
+function timingsOf(buffer: Buffer): Timings | undefined {
+  try {
+    const parsed = JSON.parse(buffer.toString('utf8')) as { timings?: Timings };
+    return parsed.timings;
+  } catch {
+    return undefined;
+  }
+}

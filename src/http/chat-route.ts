@@ -1,0 +1,154 @@
+/**
+ * POST /v1/chat/completions: analyse the prompt, get a slot from the scheduler, carry out its plan (save the
+ * evicted content, restore from disk), forward with `id_slot`, then record what the slot holds and save per policy.
+ * One structured log line per request says what was decided and how long each step took.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { analyzePrompt } from '../prompt/prompt-analysis.js';
+import type { PromptAnalysis } from '../prompt/prompt-analysis.js';
+import { planSlot } from '../slots/slot-planner.js';
+import type { SlotPlan } from '../slots/slot-state.js';
+import type { ProxyContext } from './context.js';
+import { forwardChat } from './chat-forward.js';
+import type { ForwardOutcome } from './chat-forward.js';
+import { validateChatBody } from './chat-request.js';
+
+/** Handle one chat completion request end to end. */
+export async function handleChat(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const body = validateChatBody(request.body);
+  const { config } = ctx;
+  const analysis = analyzePrompt(body, {
+    modelId: config.modelId,
+    wordsPerBlock: config.wordsPerBlock,
+    bigThresholdWords: config.bigThresholdWords,
+  });
+  const started = performance.now();
+  const abort = new AbortController();
+  const onClose = () => {
+    if (!reply.raw.writableFinished) abort.abort(new Error('client disconnected'));
+  };
+  reply.raw.on('close', onClose);
+  await ctx.ensureBackendKinds();
+  if (analysis.big) await ctx.reconcileLoadedModels();
+
+  const plan = await ctx.pool
+    .acquire(analysis.model, (candidates) => planSlot({
+      request: analysis,
+      candidates,
+      diskMatch: (backend) => ctx.diskMatch(backend, analysis),
+      lcpTh: config.lcpTh,
+    }), { timeoutMs: config.acquireTimeout * 1000, signal: abort.signal })
+    .catch((err: unknown) => {
+      if (abort.signal.aborted) return undefined;
+      throw err;
+    });
+  if (!plan) {
+    ctx.log.info({ model: analysis.model, key: short(analysis.key), outcome: 'client_gone_while_waiting' }, 'chat');
+    return;
+  }
+
+  const line = new RequestLog(analysis, plan, started);
+  try {
+    await runPlan(ctx, plan, analysis, line);
+    const upstream = {
+      ...body,
+      id_slot: plan.slot.id,
+      ...(analysis.big && { cache_prompt: true }),
+    };
+    line.forwardStarted = performance.now();
+    const outcome = await forwardChat(ctx.clients[plan.slot.backend]!, upstream, reply, abort.signal);
+    line.outcome = outcome;
+    recordSlotContent(plan, analysis, outcome);
+    if (outcome.status < 400) ctx.checkSlotCount(plan.slot.backend, analysis.model);
+    if (outcome.completed && outcome.status < 400 && analysis.big && config.savePolicy === 'always') {
+      line.save = await ctx.slotCache.save(plan.slot, plan.slot.content!);
+    }
+  } catch (err) {
+    line.error = err;
+    throw err;
+  } finally {
+    reply.raw.off('close', onClose);
+    ctx.pool.release(plan.slot);
+    ctx.log.info(line.toJSON(ctx.clients[plan.slot.backend]!.url), 'chat');
+  }
+}
+
+async function runPlan(ctx: ProxyContext, plan: SlotPlan, analysis: PromptAnalysis, line: RequestLog): Promise<void> {
+  if (plan.saveFirst) line.evictSave = await ctx.slotCache.save(plan.slot, plan.saveFirst);
+  if (plan.restore) line.restore = await ctx.slotCache.restore(plan.slot, plan.restore.key, analysis.model);
+}
+
+/** After the backend answered, the slot holds this prompt (and the reply); after an abort we no longer know. */
+function recordSlotContent(plan: SlotPlan, analysis: PromptAnalysis, outcome: ForwardOutcome): void {
+  if (outcome.clientGone || !outcome.completed) {
+    plan.slot.content = undefined;
+    return;
+  }
+  if (outcome.status >= 400) return;
+  plan.slot.content = {
+    key: analysis.key,
+    model: analysis.model,
+    blocks: analysis.blocks,
+    prefixLen: codePointLength(analysis.text),
+    big: analysis.big,
+    saved: false,
+  };
+}
+
+/** Length in Unicode code points, as Python's len() counts the meta's `prefix_len`. */
+function codePointLength(text: string): number {
+  let surrogatePairs = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff) surrogatePairs++;
+  }
+  return text.length - surrogatePairs;
+}
+
+function short(key: string): string {
+  return key.slice(0, 16);
+}
+
+/** Collects what happened to one request for its single log line. */
+class RequestLog {
+  forwardStarted?: number;
+  evictSave?: { ok: boolean; ms: number; error?: string };
+  restore?: { ok: boolean; ms: number; error?: string };
+  save?: { ok: boolean; ms: number; error?: string };
+  outcome?: ForwardOutcome;
+  error?: unknown;
+
+  constructor(
+    private readonly analysis: PromptAnalysis,
+    private readonly plan: SlotPlan,
+    private readonly started: number,
+  ) {}
+
+  toJSON(backendUrl: string): Record<string, unknown> {
+    const { analysis, plan, outcome } = this;
+    const decision = plan.resident ? 'resident' : plan.restore ? 'restore' : 'cold';
+    return {
+      model: analysis.model,
+      key: short(analysis.key),
+      big: analysis.big,
+      words: analysis.wordCount,
+      backend: backendUrl,
+      slot: plan.slot.id,
+      decision,
+      ...(plan.restore && { restore_key: short(plan.restore.key), match_ratio: round(plan.restore.ratio) }),
+      ...(plan.resident && { match_ratio: round(plan.resident.ratio) }),
+      wait_ms: round((this.forwardStarted ?? performance.now()) - this.started - (this.evictSave?.ms ?? 0) - (this.restore?.ms ?? 0)),
+      ...(this.evictSave && { evict_save: this.evictSave }),
+      ...(this.restore && { restore: this.restore }),
+      ...(this.save && { save: this.save }),
+      status: outcome?.status ?? (this.error as { status?: number } | undefined)?.status ?? 500,
+      ...(outcome?.clientGone && { client_gone: true }),
+      ...(outcome?.timings && { cache_n: outcome.timings.cache_n, prompt_n: outcome.timings.prompt_n }),
+      total_ms: round(performance.now() - this.started),
+    };
+  }
+}
+
+function round(n: number): number {
+  return Math.round(n * 100) / 100;
+}

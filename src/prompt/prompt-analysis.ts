@@ -1,0 +1,116 @@
+/**
+ * Prompt analysis: request body → canonical text, words, block hashes, cache key. Pure functions, the same rules as
+ * the seed's hashing.py, so keys and block hashes equal those in meta files the Python proxy wrote.
+ */
+import { createHash } from 'node:crypto';
+import { pyScalarStr, pyStrip } from './python-compat.js';
+import { hashWordBlocks } from './word-blocks.js';
+
+/** What the rest of the proxy needs to know about one chat request's prompt. */
+export interface PromptAnalysis {
+  /** `body.model` when it is a non-empty string, else the configured model id. Part of the key. */
+  model: string;
+  /** Canonical prompt text (see {@link canonicalPromptText}). */
+  text: string;
+  wordCount: number;
+  /** SHA-256 hex per block of `wordsPerBlock` words (see {@link blockHashes}). */
+  blocks: string[];
+  /** SHA-256 hex of `model + "\n" + text`; also the cache file's basename. */
+  key: string;
+  /** `wordCount > bigThresholdWords`: only big prompts are cached on disk. */
+  big: boolean;
+}
+
+export interface PromptAnalysisOptions {
+  modelId: string;
+  wordsPerBlock: number;
+  bigThresholdWords: number;
+}
+
+// Python's \w on str: letters, numbers and underscore. Combining marks (Mn/Mc) are not word characters in
+// either engine, so "é" written as e + U+0301 splits into "e" and the rest, exactly as in Python.
+const WORD = /[\p{L}\p{N}_]+/gu;
+
+/**
+ * The seed's `raw_prefix`: each message's content, stripped (Python `str.strip`), empty ones dropped, joined with
+ * a blank line, stripped again. Roles are ignored. Entries that are not objects are skipped.
+ *
+ * Content that is not a string: an array of parts gives the `text` of its text parts joined with "\n" (image and
+ * other parts are ignored); `null`/booleans/numbers give Python's `str()` ("None", "True", …) as the seed does;
+ * other objects give `JSON.stringify`. For arrays and objects the seed used Python's `str()` repr instead
+ * (`[{'type': 'text', …}]`), so hashes of such prompts differ from seed-written metas — on purpose: the repr
+ * would put quoting and base64 image data into the words.
+ */
+export function canonicalPromptText(messages: unknown[]): string {
+  const parts: string[] = [];
+  for (const message of Array.isArray(messages) ? messages : []) {
+    if (typeof message !== 'object' || message === null) continue;
+    const content = contentText((message as { content?: unknown }).content);
+    if (content !== '') parts.push(content);
+  }
+  return pyStrip(parts.join('\n\n'));
+}
+
+function contentText(content: unknown): string {
+  // A missing key is "" in the seed (msg.get("content", "")), while an explicit null is str(None).
+  if (content === undefined) return '';
+  if (typeof content === 'string') return pyStrip(content);
+  if (content === null || typeof content === 'boolean' || typeof content === 'number') {
+    return pyStrip(pyScalarStr(content));
+  }
+  if (Array.isArray(content)) return pyStrip(content.map(partText).filter((t) => t !== undefined).join('\n'));
+  return pyStrip(JSON.stringify(content) ?? '');
+}
+
+function partText(part: unknown): string | undefined {
+  if (typeof part === 'string') return part;
+  if (typeof part !== 'object' || part === null) return undefined;
+  const { type, text } = part as { type?: unknown; text?: unknown };
+  return (type === undefined || type === 'text') && typeof text === 'string' ? text : undefined;
+}
+
+/**
+ * The seed's words: `re.findall(r"\w+", text.lower())`. The reference definition; `analyzePrompt` uses the
+ * equivalent allocation-free `hashWordBlocks`.
+ */
+export function promptWords(text: string): string[] {
+  return text.toLowerCase().match(WORD) ?? [];
+}
+
+/**
+ * SHA-256 hex (of the UTF-8 bytes) of each run of `wordsPerBlock` words joined by single spaces; the last block
+ * may be shorter. No words → no blocks. Throws a RangeError unless `wordsPerBlock` is a positive integer.
+ */
+export function blockHashes(words: readonly string[], wordsPerBlock: number): string[] {
+  if (!Number.isInteger(wordsPerBlock) || wordsPerBlock < 1) {
+    throw new RangeError(`wordsPerBlock must be a positive integer, got ${wordsPerBlock}`);
+  }
+  const hashes: string[] = [];
+  for (let i = 0; i < words.length; i += wordsPerBlock) {
+    hashes.push(sha256Hex(words.slice(i, i + wordsPerBlock).join(' ')));
+  }
+  return hashes;
+}
+
+/** The cache key: SHA-256 hex of `modelId + "\n" + text`. Always 64 lowercase hex digits, a safe file name. */
+export function cacheKey(modelId: string, text: string): string {
+  return sha256Hex(`${modelId}\n${text}`);
+}
+
+/**
+ * Runs the whole analysis for one chat request body (a few ms for 100k words). `body.messages` that is not an
+ * array counts as empty. Throws a RangeError unless `wordsPerBlock` is a positive integer.
+ */
+export function analyzePrompt(
+  body: { messages: unknown[]; model?: unknown },
+  opts: PromptAnalysisOptions,
+): PromptAnalysis {
+  const model = typeof body.model === 'string' && body.model !== '' ? body.model : opts.modelId;
+  const text = canonicalPromptText(body.messages);
+  const { wordCount, blocks } = hashWordBlocks(text, opts.wordsPerBlock);
+  return { model, text, wordCount, blocks, key: cacheKey(model, text), big: wordCount > opts.bigThresholdWords };
+}
+
+function sha256Hex(s: string): string {
+  return createHash('sha256').update(s, 'utf8').digest('hex');
+}

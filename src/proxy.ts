@@ -1,0 +1,74 @@
+/**
+ * createProxy(config) wires the modules together (clients, index, slot pool, cache operations, cleanup job, HTTP
+ * app) without listening, so tests and main share one construction path. `close()` stops everything in order.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { createLlamaClient } from './backend/llama-client.js';
+import { createMetaStore } from './cache/meta-store.js';
+import { PrefixIndex } from './cache/prefix-index.js';
+import { createCacheCleanup } from './cleanup/cache-cleanup.js';
+import type { Config } from './config/index.js';
+import { createApp } from './http/app.js';
+import { createProxyContext } from './http/context.js';
+import type { ProxyContext } from './http/context.js';
+import { createSlotCache } from './slots/slot-cache.js';
+import { SlotPool } from './slots/slot-pool.js';
+
+export interface Proxy {
+  app: FastifyInstance;
+  ctx: ProxyContext;
+  /** Listen on config.host:config.port (or the given port); resolves with the base URL. */
+  listen(port?: number): Promise<string>;
+  close(): Promise<void>;
+}
+
+export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
+  const clients = config.backends.map((b) =>
+    createLlamaClient({
+      url: b.url,
+      kind: b.type === 'auto' ? undefined : b.type,
+      connectTimeoutMs: config.connectTimeout * 1000,
+      requestTimeoutMs: config.requestTimeout * 1000,
+    }),
+  );
+  const metaStore = createMetaStore(config.metaDir);
+  const index = new PrefixIndex();
+  const { metas, problems } = await metaStore.loadAll();
+  for (const meta of metas) index.add(meta);
+  for (const problem of problems) log.warn(problem, 'unreadable meta file set aside');
+  log.info({ meta_dir: config.metaDir, entries: index.size }, 'cache index loaded');
+
+  const pool = new SlotPool(
+    config.backends.map((b, i) => ({ nSlots: b.nSlots, sharedAcrossModels: () => (clients[i]!.kind ?? 'llama-server') === 'llama-server' })),
+  );
+  const slotCache = createSlotCache({ clients, index, metaStore, wordsPerBlock: config.wordsPerBlock, log });
+  const ctx = createProxyContext({ config, clients, pool, index, slotCache, log });
+  const app = createApp(ctx);
+  const cleanup = createCacheCleanup({
+    cacheDir: config.cacheDir ?? '',
+    maxAgeHours: config.cacheMaxAgeHours,
+    maxSizeGb: config.cacheMaxSizeGb,
+    intervalMinutes: config.cacheCleanupIntervalMinutes,
+    index,
+    metaStore,
+    log,
+  });
+
+  return {
+    app,
+    ctx,
+    async listen(port = config.port) {
+      await ctx.ensureBackendKinds();
+      cleanup.start();
+      const address = await app.listen({ host: config.host, port });
+      log.info({ address, backends: clients.map((c) => ({ url: c.url, kind: c.kind ?? 'unknown' })) }, 'proxycache listening');
+      return address;
+    },
+    async close() {
+      await app.close();
+      await cleanup.stop();
+      await Promise.all(clients.map((c) => c.close()));
+    },
+  };
+}

@@ -1,0 +1,106 @@
+/**
+ * A deterministic fake tokenizer and chat template for the simulator.
+ *
+ * Tokens are plain strings (the pieces of text), so prefix reuse can be computed by comparing pieces, exactly
+ * like llama-server compares token ids. The split is a cheap regex so that 100k-token prompts tokenize in a few
+ * milliseconds; it only has to be stable, not linguistically meaningful.
+ */
+
+/** One OpenAI chat message as the simulator understands it. */
+export interface ChatMessage {
+  role: string;
+  content?: unknown;
+}
+
+/** Thrown for message content llama-server would refuse (the text becomes a 400 `invalid_request_error`). */
+export class TemplateError extends Error {}
+
+/** The Jinja template llama-server reports in `/props` for the ChatML-style rendering below. */
+export const CHAT_TEMPLATE =
+  "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+/** The generation prompt appended after the last message. */
+export const GENERATION_PROMPT = '<|im_start|>assistant\n';
+
+// A word (with the whitespace in front of it), a single symbol (with its whitespace), or trailing whitespace.
+const TOKEN_RE = /\s*[\p{L}\p{N}_]+|\s*[^\s\p{L}\p{N}_]|\s+/gu;
+
+/** The text of a message's content: a string, null, or an array of `{type:'text', text}` parts. */
+export function contentText(content: unknown): string {
+  if (content === undefined || content === null) return '';
+  if (typeof content === 'string') return content;
+  if (Array.isArray(content)) {
+    let text = '';
+    for (const part of content) {
+      const p = part as { type?: unknown; text?: unknown } | null;
+      if (p && p.type === 'text' && typeof p.text === 'string') {
+        text += p.text;
+      } else if (p && (p.type === 'image_url' || p.type === 'input_audio')) {
+        // What a text-only llama-server says when it gets media.
+        throw new TemplateError('image input is not supported - hint: if this is unexpected, you may need to provide the mmproj');
+      } else {
+        throw new TemplateError('unsupported content[].type');
+      }
+    }
+    return text;
+  }
+  throw new TemplateError("Invalid 'content' type");
+}
+
+/** Renders messages with the ChatML-style template and the generation prompt, as `/apply-template` does. */
+export function renderChat(messages: readonly ChatMessage[], addGenerationPrompt = true): string {
+  let out = '';
+  for (const m of messages) {
+    out += `<|im_start|>${String(m.role)}\n${contentText(m.content)}<|im_end|>\n`;
+  }
+  return addGenerationPrompt ? out + GENERATION_PROMPT : out;
+}
+
+/** Splits text into token pieces; joining the pieces gives the text back. */
+export function tokenize(text: string): string[] {
+  return text.match(TOKEN_RE) ?? [];
+}
+
+/** Length of the longest common prefix of two token lists. */
+export function commonPrefixLength(a: readonly string[], b: readonly string[]): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
+
+/** FNV-1a over a string: a fast, stable 32-bit seed (used for reply words and fingerprints). */
+export function hash32(text: string, seed = 0x811c9dc5): number {
+  let h = seed >>> 0;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h >>> 0;
+}
+
+/**
+ * Maps token pieces to numeric ids for `/tokenize` and `/detokenize`. Ids are handed out on first sight, so they
+ * are stable for the life of the process, which is all a client can rely on with a real server too.
+ */
+export class Vocabulary {
+  static readonly BOS = { id: 1, piece: '<s>' };
+  private readonly ids = new Map<string, number>([['<unk>', 0], ['<s>', 1], ['</s>', 2]]);
+  private readonly pieces: string[] = ['<unk>', '<s>', '</s>'];
+
+  /** The id of a piece, allocating one when the piece is new. */
+  idOf(piece: string): number {
+    let id = this.ids.get(piece);
+    if (id === undefined) {
+      id = this.pieces.length;
+      this.ids.set(piece, id);
+      this.pieces.push(piece);
+    }
+    return id;
+  }
+
+  /** The piece of an id, or undefined for an id never handed out. */
+  pieceOf(id: number): string | undefined {
+    return Number.isInteger(id) && id >= 0 ? this.pieces[id] : undefined;
+  }
+}

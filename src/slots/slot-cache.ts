@@ -1,0 +1,142 @@
+/**
+ * Carries out the disk side of a plan: restore an entry into a slot, save a slot's content to disk. Keeps the
+ * prefix index and the meta files in step with what the backend did. Never throws: a cache failure must not fail
+ * the user's request, so every outcome is returned and logged by the caller.
+ */
+import type { Logger } from 'pino';
+import type { LlamaClient } from '../backend/llama-client.js';
+import type { CacheMeta } from '../cache/meta-file.js';
+import type { PrefixIndex } from '../cache/prefix-index.js';
+import { describeCause } from '../errors.js';
+import type { SlotContent, SlotState } from './slot-state.js';
+
+export interface MetaWriter {
+  write(meta: CacheMeta): Promise<void>;
+  remove(key: string): Promise<void>;
+}
+
+export interface CacheOpResult {
+  ok: boolean;
+  ms: number;
+  /** Tokens saved or restored, as the backend reported. */
+  tokens?: number;
+  /** Bytes written or read, as the backend reported. */
+  bytes?: number;
+  /** Why it failed, for the log. */
+  error?: string;
+}
+
+export interface SlotCacheDeps {
+  clients: readonly LlamaClient[];
+  index: PrefixIndex;
+  metaStore: MetaWriter;
+  wordsPerBlock: number;
+  log: Logger;
+  now?: () => number;
+}
+
+export interface SlotCache {
+  /** Restore `key` into the slot. On failure the backend has emptied the slot, and so does our record. */
+  restore(slot: SlotState, key: string, model: string): Promise<CacheOpResult>;
+  /** Save the slot's content under its key; on success record the meta, on failure drop any stale one. */
+  save(slot: SlotState, content: SlotContent): Promise<CacheOpResult>;
+}
+
+export function createSlotCache(deps: SlotCacheDeps): SlotCache {
+  const now = deps.now ?? Date.now;
+
+  async function restore(slot: SlotState, key: string, model: string): Promise<CacheOpResult> {
+    const started = now();
+    deps.index.pin(key);
+    try {
+      const res = await deps.clients[slot.backend]!.slotAction(model, slot.id, 'restore', key);
+      if (!res.ok) {
+        slot.content = undefined;
+        return { ok: false, ms: now() - started, error: `HTTP ${res.status} ${errorMessage(res.body)}` };
+      }
+      const meta = deps.index.get(key);
+      slot.content = meta && {
+        key,
+        model,
+        blocks: meta.blocks,
+        prefixLen: meta.prefix_len,
+        big: true,
+        saved: true,
+      };
+      return { ok: true, ms: now() - started, tokens: num(res.body.n_restored), bytes: num(res.body.n_read) };
+    } catch (err) {
+      slot.content = undefined;
+      return { ok: false, ms: now() - started, error: describeCause(err) };
+    } finally {
+      deps.index.unpin(key);
+    }
+  }
+
+  async function save(slot: SlotState, content: SlotContent): Promise<CacheOpResult> {
+    const started = now();
+    const client = deps.clients[slot.backend]!;
+    let result: CacheOpResult;
+    try {
+      if (!(await client.isModelLoaded(content.model))) {
+        // Nothing to save: the model's server is gone, and asking would load it again.
+        slot.content = undefined;
+        return { ok: false, ms: now() - started, error: 'model not loaded' };
+      }
+      const res = await client.slotAction(content.model, slot.id, 'save', content.key);
+      result = res.ok
+        ? { ok: true, ms: now() - started, tokens: num(res.body.n_saved), bytes: num(res.body.n_written) }
+        : { ok: false, ms: now() - started, error: `HTTP ${res.status} ${errorMessage(res.body)}` };
+    } catch (err) {
+      result = { ok: false, ms: now() - started, error: describeCause(err) };
+    }
+    if (result.ok) {
+      await recordMeta(slot, content, result);
+    } else {
+      await dropMeta(content.key);
+    }
+    return result;
+  }
+
+  async function recordMeta(slot: SlotState, content: SlotContent, result: CacheOpResult): Promise<void> {
+    const meta: CacheMeta = {
+      key: content.key,
+      model_id: content.model,
+      prefix_len: content.prefixLen,
+      wpb: deps.wordsPerBlock,
+      blocks: [...content.blocks],
+      timestamp: now() / 1000,
+      backend: deps.clients[slot.backend]!.url,
+      ...(result.tokens !== undefined && { n_tokens: result.tokens }),
+      ...(result.bytes !== undefined && { file_bytes: result.bytes }),
+    };
+    deps.index.add(meta);
+    if (slot.content === content) content.saved = true;
+    try {
+      await deps.metaStore.write(meta);
+    } catch (err) {
+      // The file is on disk and the index knows it; only a restart would forget it. Say so.
+      deps.log.warn({ key: content.key, err: describeCause(err) }, 'meta write failed; entry kept in memory only');
+    }
+  }
+
+  async function dropMeta(key: string): Promise<void> {
+    // The seed removes the meta after a failed save: the file may be partial or stale.
+    deps.index.remove(key);
+    try {
+      await deps.metaStore.remove(key);
+    } catch (err) {
+      deps.log.warn({ key, err: describeCause(err) }, 'meta removal failed');
+    }
+  }
+
+  return { restore, save };
+}
+
+function num(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+}
+
+function errorMessage(body: Record<string, unknown>): string {
+  const error = body.error as { message?: unknown } | undefined;
+  return typeof error?.message === 'string' ? error.message : JSON.stringify(body).slice(0, 200);
+}

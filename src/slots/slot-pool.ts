@@ -1,0 +1,131 @@
+/**
+ * Slot bookkeeping: the state of every (backend, model, slot), exclusive acquisition with a FIFO wait queue and a
+ * deadline, and release. What to pick is decided by a plan function (see slot-planner.ts); this module only makes
+ * sure a slot serves one request at a time and that waiters are woken when slots free up.
+ */
+import { noSlotAvailable } from '../errors.js';
+import type { SlotPlan, SlotState } from './slot-state.js';
+
+export interface PoolBackend {
+  /** Slots the proxy may use on this backend (per model). */
+  nSlots: number;
+  /** True when every model name maps to the same slots (a plain llama-server). */
+  sharedAcrossModels: () => boolean;
+}
+
+type PlanFn = (candidates: readonly SlotState[]) => SlotPlan | undefined;
+
+interface Waiter {
+  model: string;
+  plan: PlanFn;
+  resolve: (plan: SlotPlan) => void;
+}
+
+export class SlotPool {
+  private readonly groups = new Map<string, SlotState[]>();
+  private readonly waiters: Waiter[] = [];
+  private tick = 0;
+
+  constructor(private readonly backends: readonly PoolBackend[]) {}
+
+  /** Every slot that can serve `model`, across all backends (groups are created on first use). */
+  candidates(model: string): SlotState[] {
+    return this.backends.flatMap((_, index) => this.group(index, model));
+  }
+
+  /** The slots of one backend for `model`. */
+  group(backend: number, model: string): SlotState[] {
+    const groupModel = this.backends[backend]!.sharedAcrossModels() ? '' : model;
+    const key = `${backend}\u0000${groupModel}`;
+    let slots = this.groups.get(key);
+    if (!slots) {
+      slots = Array.from({ length: this.backends[backend]!.nSlots }, (_, id) => ({
+        backend,
+        model: groupModel,
+        id,
+        busy: false,
+        disabled: false,
+        lastUsed: 0,
+      }));
+      this.groups.set(key, slots);
+    }
+    return slots;
+  }
+
+  /** All slots known so far. */
+  all(): SlotState[] {
+    return [...this.groups.values()].flat();
+  }
+
+  /**
+   * Acquire a slot chosen by `plan`, waiting (FIFO) while every candidate is busy. Rejects with a 503 ProxyError
+   * after `timeoutMs`, or with the signal's reason when the client goes away while waiting.
+   */
+  acquire(model: string, plan: PlanFn, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<SlotPlan> {
+    const immediate = this.waiters.length === 0 ? this.tryPlan(model, plan) : undefined;
+    if (immediate) return Promise.resolve(immediate);
+    return new Promise<SlotPlan>((resolve, reject) => {
+      const waiter: Waiter = {
+        model,
+        plan,
+        resolve: (p) => {
+          cleanup();
+          resolve(p);
+        },
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(noSlotAvailable(Math.round(opts.timeoutMs / 1000)));
+      }, opts.timeoutMs);
+      const onAbort = () => {
+        cleanup();
+        reject(opts.signal!.reason);
+      };
+      const cleanup = () => {
+        clearTimeout(timer);
+        opts.signal?.removeEventListener('abort', onAbort);
+        const i = this.waiters.indexOf(waiter);
+        if (i >= 0) this.waiters.splice(i, 1);
+      };
+      if (opts.signal?.aborted) return onAbort();
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiters.push(waiter);
+      // Slots may already be free for this model even though others wait for a different one.
+      this.wake();
+    });
+  }
+
+  /** Give a slot back and let waiters try again. */
+  release(slot: SlotState): void {
+    slot.busy = false;
+    slot.lastUsed = ++this.tick;
+    this.wake();
+  }
+
+  /** Disable slots at or beyond the server's real slot count (ids would wrap onto other slots otherwise). */
+  limitSlots(backend: number, model: string, total: number): void {
+    for (const slot of this.group(backend, model)) slot.disabled = slot.id >= total;
+    this.wake();
+  }
+
+  /** Forget the content of a model's slots (its server was unloaded or restarted). */
+  forgetContent(backend: number, model: string): void {
+    for (const slot of this.group(backend, model)) if (!slot.busy) slot.content = undefined;
+  }
+
+  private tryPlan(model: string, plan: PlanFn): SlotPlan | undefined {
+    const chosen = plan(this.candidates(model));
+    if (chosen) {
+      chosen.slot.busy = true;
+      chosen.slot.lastUsed = ++this.tick;
+    }
+    return chosen;
+  }
+
+  private wake(): void {
+    for (const waiter of [...this.waiters]) {
+      const chosen = this.tryPlan(waiter.model, waiter.plan);
+      if (chosen) waiter.resolve(chosen);
+    }
+  }
+}

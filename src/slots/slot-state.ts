@@ -1,0 +1,71 @@
+/** What the proxy believes about each backend slot. Mutated only by the slot pool and the chat flow. */
+
+/** The conversation state a slot holds, as far as the proxy knows. */
+export interface SlotContent {
+  /** Cache key of the prompt that filled the slot (also the save file's basename). */
+  key: string;
+  model: string;
+  /** Block hashes of that prompt, for residency matching. */
+  blocks: readonly string[];
+  /** Length of the canonical prompt text in code points (the meta's `prefix_len`). */
+  prefixLen: number;
+  /** Big prompts are worth keeping; small ones are not. */
+  big: boolean;
+  /** A cache file on this slot's backend holds exactly this content. */
+  saved: boolean;
+}
+
+/** One slot of one model on one backend. */
+export interface SlotState {
+  /** Index of the backend in the configured list. */
+  readonly backend: number;
+  /** Model whose server owns this slot ('' on a plain llama-server, where every model name maps to one server). */
+  readonly model: string;
+  readonly id: number;
+  busy: boolean;
+  /** Beyond the server's real `total_slots`: never used (ids would wrap onto another slot). */
+  disabled: boolean;
+  /** Monotonic tick of the last acquire or release (LRU order). */
+  lastUsed: number;
+  content?: SlotContent;
+}
+
+/** The slot a request needs, described without HTTP. */
+export interface SlotRequest {
+  model: string;
+  key: string;
+  blocks: readonly string[];
+  big: boolean;
+}
+
+/** A disk entry that matches the request (from the prefix index). */
+export interface DiskMatch {
+  key: string;
+  backend: number;
+  lcp: number;
+  ratio: number;
+}
+
+/** What the scheduler decided for one request. */
+export interface SlotPlan {
+  slot: SlotState;
+  /** The slot's content must be saved before it is overwritten (big, not on disk yet). */
+  saveFirst?: SlotContent;
+  /** Restore this entry into the slot before forwarding. */
+  restore?: DiskMatch;
+  /** The slot already holds this much of the prompt (in blocks); no restore needed. */
+  resident?: { lcp: number; ratio: number };
+}
+
+/** The seed's prefix measure over block hashes. */
+export function lcpBlocks(a: readonly string[], b: readonly string[]): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
+
+/** The seed's similarity ratio: lcp over the shorter of the two block lists. */
+export function lcpRatio(lcp: number, a: readonly string[], b: readonly string[]): number {
+  return lcp / Math.max(1, Math.min(a.length, b.length));
+}

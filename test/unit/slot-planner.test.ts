@@ -1,0 +1,82 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { planSlot } from '../../src/slots/slot-planner.js';
+import type { DiskMatch, SlotContent, SlotRequest, SlotState } from '../../src/slots/slot-state.js';
+
+function slot(id: number, over: Partial<SlotState> = {}): SlotState {
+  return { backend: 0, model: '', id, busy: false, disabled: false, lastUsed: 0, ...over };
+}
+
+function content(key: string, blocks: string[], over: Partial<SlotContent> = {}): SlotContent {
+  return { key, model: 'm', blocks, prefixLen: 10, big: true, saved: true, ...over };
+}
+
+const bigRequest: SlotRequest = { model: 'm', key: 'k-new', blocks: ['a', 'b', 'c', 'd'], big: true };
+const smallRequest: SlotRequest = { model: 'm', key: 'k-small', blocks: ['x'], big: false };
+const noDisk = () => undefined;
+
+describe('planSlot', () => {
+  it('waits (undefined) when every slot is busy or disabled', () => {
+    const plan = planSlot({ request: bigRequest, candidates: [slot(0, { busy: true }), slot(1, { disabled: true })], diskMatch: noDisk, lcpTh: 0.6 });
+    assert.equal(plan, undefined);
+  });
+
+  it('takes an empty slot before the least recently used one', () => {
+    const candidates = [slot(0, { lastUsed: 1, content: content('old', ['q']) }), slot(1, { lastUsed: 5 })];
+    assert.equal(planSlot({ request: smallRequest, candidates, diskMatch: noDisk, lcpTh: 0.6 })?.slot.id, 1);
+  });
+
+  it('takes the least recently used slot when none is empty', () => {
+    const candidates = [slot(0, { lastUsed: 9, content: content('a', ['q']) }), slot(1, { lastUsed: 3, content: content('b', ['r']) })];
+    assert.equal(planSlot({ request: smallRequest, candidates, diskMatch: noDisk, lcpTh: 0.6 })?.slot.id, 1);
+  });
+
+  it('a small request avoids a slot with unsaved big content while a saved one is idle', () => {
+    const candidates = [
+      slot(0, { lastUsed: 1, content: content('unsaved', ['q'], { saved: false }) }),
+      slot(1, { lastUsed: 8, content: content('saved', ['r']) }),
+    ];
+    const plan = planSlot({ request: smallRequest, candidates, diskMatch: noDisk, lcpTh: 0.6 });
+    assert.equal(plan?.slot.id, 1);
+    assert.equal(plan?.saveFirst, undefined);
+  });
+
+  it('asks to save unsaved big content first when it is the only idle slot', () => {
+    const unsaved = content('unsaved', ['q'], { saved: false });
+    const candidates = [slot(0, { content: unsaved }), slot(1, { busy: true })];
+    const plan = planSlot({ request: smallRequest, candidates, diskMatch: noDisk, lcpTh: 0.6 });
+    assert.equal(plan?.slot.id, 0);
+    assert.equal(plan?.saveFirst, unsaved);
+  });
+
+  it('sends a continuing conversation back to the slot that holds it, without a restore', () => {
+    const candidates = [slot(0, { content: content('other', ['z', 'y']) }), slot(1, { lastUsed: 0, content: content('prev', ['a', 'b', 'c']) })];
+    const disk: DiskMatch = { key: 'prev', backend: 0, lcp: 3, ratio: 1 };
+    const plan = planSlot({ request: bigRequest, candidates, diskMatch: () => disk, lcpTh: 0.6 });
+    assert.equal(plan?.slot.id, 1);
+    assert.equal(plan?.restore, undefined);
+    assert.deepEqual(plan?.resident, { lcp: 3, ratio: 1 });
+  });
+
+  it('restores when the disk holds a longer prefix than any slot', () => {
+    const candidates = [slot(0, { lastUsed: 2, content: content('other', ['z']) }), slot(1, { lastUsed: 1, content: content('x', ['a', 'q']) })];
+    const disk: DiskMatch = { key: 'prev', backend: 0, lcp: 3, ratio: 1 };
+    const plan = planSlot({ request: bigRequest, candidates, diskMatch: () => disk, lcpTh: 0.6 });
+    assert.equal(plan?.restore, disk);
+    assert.equal(plan?.slot.id, 1, 'least recently used slot receives the restore');
+  });
+
+  it('restores only on the backend whose disk holds the file', () => {
+    const candidates = [slot(0, { backend: 0 }), slot(0, { backend: 1 })];
+    const disk: DiskMatch = { key: 'prev', backend: 1, lcp: 2, ratio: 1 };
+    const plan = planSlot({ request: bigRequest, candidates, diskMatch: (b) => (b === 1 ? disk : undefined), lcpTh: 0.6 });
+    assert.equal(plan?.slot.backend, 1);
+    assert.equal(plan?.restore, disk);
+  });
+
+  it('ignores a resident slot below LCP_TH', () => {
+    const candidates = [slot(0, { content: content('p', ['a', 'x', 'y', 'z']) })];
+    const plan = planSlot({ request: bigRequest, candidates, diskMatch: noDisk, lcpTh: 0.6 });
+    assert.equal(plan?.resident, undefined);
+  });
+});
