@@ -5,6 +5,7 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { analyzePrompt } from '../prompt/prompt-analysis.js';
+import { codePointLength } from '../prompt/python-compat.js';
 import type { PromptAnalysis } from '../prompt/prompt-analysis.js';
 import { planSlot } from '../slots/slot-planner.js';
 import type { SlotPlan } from '../slots/slot-state.js';
@@ -93,16 +94,6 @@ function recordSlotContent(plan: SlotPlan, analysis: PromptAnalysis, outcome: Fo
     big: analysis.big,
     saved: false,
   };
-}
-
-/** Length in Unicode code points, as Python's len() counts the meta's `prefix_len`. */
-function codePointLength(text: string): number {
-  let surrogatePairs = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c >= 0xd800 && c <= 0xdbff) surrogatePairs++;
-  }
-  return text.length - surrogatePairs;
 }
 
 function short(key: string): string {

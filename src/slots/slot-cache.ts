@@ -76,6 +76,8 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
     const started = now();
     const client = deps.clients[slot.backend]!;
     let result: CacheOpResult;
+    // Cleanup must not delete a file llama-server is writing.
+    deps.index.pin(content.key);
     try {
       if (!(await client.isModelLoaded(content.model))) {
         // Nothing to save: the model's server is gone, and asking would load it again.
@@ -88,6 +90,8 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
         : { ok: false, ms: now() - started, error: `HTTP ${res.status} ${errorMessage(res.body)}` };
     } catch (err) {
       result = { ok: false, ms: now() - started, error: describeCause(err) };
+    } finally {
+      deps.index.unpin(content.key);
     }
     if (result.ok) {
       await recordMeta(slot, content, result);
