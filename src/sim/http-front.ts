@@ -81,7 +81,9 @@ export async function startHttpFront(opts: FrontOptions): Promise<HttpFront> {
         });
     });
   });
-  server.keepAliveTimeout = 5000;
+  // httplib keeps idle connections 5 s (and says so in its own header); Go's server has no idle timeout and
+  // sends no Keep-Alive header, which Node also omits when the timeout is 0.
+  server.keepAliveTimeout = opts.llamaConnection ? 5000 : 0;
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

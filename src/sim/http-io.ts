@@ -54,12 +54,14 @@ export function errorBody(status: number, message: string, type = errorType(stat
   return { error: { code: status, message, type } };
 }
 
-function baseHeaders(ex: Exchange, contentType: string): void {
+// Headers in the order the captures show them.
+function baseHeaders(ex: Exchange, contentType: string, sse = false): void {
   const res = ex.res;
   // httplib sends no Date header; Go (llama-swap) does.
   res.sendDate = !ex.llamaConnection;
   res.setHeader('Server', 'llama.cpp');
   res.setHeader('Access-Control-Allow-Origin', '');
+  if (sse) res.setHeader('X-Accel-Buffering', 'no');
   res.setHeader('Content-Type', contentType);
 }
 
@@ -86,8 +88,7 @@ export function sendNotFound(ex: Exchange): void {
 
 /** Starts an SSE answer with the headers of `chat_stream.txt`. */
 export function startSse(ex: Exchange): void {
-  baseHeaders(ex, 'text/event-stream');
-  ex.res.setHeader('X-Accel-Buffering', 'no');
+  baseHeaders(ex, 'text/event-stream', true);
   if (ex.llamaConnection) ex.res.setHeader('Keep-Alive', 'timeout=5, max=100');
   ex.res.statusCode = 200;
   ex.res.flushHeaders();

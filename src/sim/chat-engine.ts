@@ -1,0 +1,126 @@
+/**
+ * Runs one chat task on a slot with real prefix-reuse accounting: `cache_n` is the common token prefix of the
+ * slot and the prompt (capped at prompt − 1, since the last prompt token is always evaluated), `prompt_n` is the
+ * rest; prefill and decode cost model time and sleep the scaled wall time; afterwards the slot holds the prompt
+ * plus the generated tokens minus the last one (which was sampled but never evaluated).
+ */
+import { AbortedError, Pacer } from './cost-model.js';
+import type { ModelInstance } from './model-instance.js';
+import { prepareSlot } from './prompt-cache-policy.js';
+import { replyGenerator } from './reply.js';
+import type { Slot } from './slot.js';
+import type { SlotChoice } from './slot-scheduler.js';
+
+/** A validated chat request, ready to run. */
+export interface ChatTask {
+  prompt: string[];
+  promptText: string;
+  cachePrompt: boolean;
+  /** Tokens to generate. */
+  nPredict: number;
+  /** True when the client set max_tokens / n_predict: reaching it ends with `length`, else `stop` (EOS). */
+  limited: boolean;
+  /** `id_slot` as sent, undefined (or −1) for any slot. */
+  idSlot: number | undefined;
+  /** Sampling parameters as `/slots` will show them. */
+  params: Record<string, unknown>;
+}
+
+/** What happened; `slot` is −1 when the task never got a slot. */
+export interface ChatOutcome {
+  slot: number;
+  cacheN: number;
+  promptN: number;
+  promptMs: number;
+  predicted: string[];
+  predictedMs: number;
+  finishReason: 'length' | 'stop';
+  aborted: boolean;
+  ramHit: boolean;
+}
+
+/** Called for every generated token, before the next one is decoded. */
+export type TokenSink = (piece: string) => void;
+
+/** Schedules and runs `task`; never rejects for an abort (the outcome says `aborted`). */
+export async function runChat(inst: ModelInstance, task: ChatTask, onToken: TokenSink, signal: AbortSignal): Promise<ChatOutcome> {
+  let outcome: ChatOutcome;
+  try {
+    outcome = await inst.scheduler.run(task.idSlot, task.prompt, (slot, how) => runOnSlot(inst, slot, how, task, onToken, signal), signal);
+  } catch (err) {
+    if (!(err instanceof AbortedError)) throw err;
+    outcome = emptyOutcome(-1);
+  }
+  inst.recorder.record({
+    type: outcome.aborted ? 'chat_aborted' : 'chat',
+    model: inst.config.id,
+    slot: outcome.slot,
+    cache_n: outcome.cacheN,
+    prompt_n: outcome.promptN,
+    predicted_n: outcome.predicted.length,
+    aborted: outcome.aborted,
+    ram_hit: outcome.ramHit,
+  });
+  return outcome;
+}
+
+function emptyOutcome(slot: number): ChatOutcome {
+  const base = { cacheN: 0, promptN: 0, promptMs: 0, predicted: [], predictedMs: 0 };
+  return { ...base, slot, finishReason: 'stop', aborted: true, ramHit: false };
+}
+
+async function runOnSlot(
+  inst: ModelInstance,
+  slot: Slot,
+  how: SlotChoice,
+  task: ChatTask,
+  onToken: TokenSink,
+  signal: AbortSignal,
+): Promise<ChatOutcome> {
+  if (signal.aborted) return emptyOutcome(slot.id);
+  const { cost, nCtx } = inst.config;
+  const prompt = task.prompt;
+  slot.idTask = inst.nextTaskId();
+  slot.params = task.params;
+  slot.processing = true;
+  slot.lastUsed = inst.tick();
+  slot.nextToken = { has_next_token: true, has_new_line: false, n_remain: task.nPredict, n_decoded: 0 };
+  const out: ChatOutcome = { ...emptyOutcome(slot.id), aborted: false };
+  try {
+    const prepared = await prepareSlot(inst, slot, how, prompt, task.cachePrompt, signal);
+    const pacer = new Pacer(cost.timeScale); // started after the RAM load, which is not part of the prefill
+    out.ramHit = prepared.ramHit;
+    out.cacheN = task.cachePrompt ? Math.min(prepared.lcp, prompt.length - 1) : 0;
+    out.promptN = prompt.length - out.cacheN;
+    out.promptMs = out.promptN * cost.prefillMsPerToken;
+    slot.tokens = prompt.slice(0, out.cacheN);
+    slot.reuseBlocked = false;
+    await pacer.advance(out.promptMs, signal).catch((err: unknown) => {
+      // Keep what the prefill got through before the client left.
+      const done = cost.prefillMsPerToken > 0 ? Math.floor(pacer.elapsedModelMs() / cost.prefillMsPerToken) : 0;
+      slot.tokens = prompt.slice(0, out.cacheN + Math.min(done, out.promptN - 1));
+      throw err;
+    });
+    slot.tokens = prompt;
+    const next = replyGenerator(task.promptText);
+    for (let i = 0; i < task.nPredict; i++) {
+      if (prompt.length + i >= nCtx) break; // context full: the answer is cut with `length`
+      await pacer.advance(cost.decodeMsPerToken, signal);
+      const piece = next();
+      out.predicted.push(piece);
+      out.predictedMs += cost.decodeMsPerToken;
+      slot.nextToken = { ...slot.nextToken, n_decoded: i + 1, n_remain: task.nPredict - i - 1 };
+      onToken(piece);
+    }
+    out.finishReason = task.limited || out.predicted.length < task.nPredict ? 'length' : 'stop';
+  } catch (err) {
+    if (!(err instanceof AbortedError)) throw err;
+    out.aborted = true;
+  } finally {
+    if (out.predicted.length > 0) slot.tokens = prompt.concat(out.predicted.slice(0, -1));
+    slot.processing = false;
+    slot.lastUsed = inst.tick();
+    slot.nextToken = { ...slot.nextToken, has_next_token: false };
+  }
+  return out;
+}

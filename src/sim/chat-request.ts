@@ -1,0 +1,82 @@
+/**
+ * Validation of `POST /v1/chat/completions` bodies as llama-server does it, and the fields it honours:
+ * `messages`, `max_tokens` / `n_predict`, `id_slot`, `cache_prompt`, `stream`, `stream_options.include_usage`
+ * and the sampling fields shown later in `/slots`. Unknown fields are ignored.
+ */
+import type { ChatTask } from './chat-engine.js';
+import { isObject, parseJsonBody } from './http-io.js';
+import { samplingParams } from './llama-shapes.js';
+import { GENERATION_PROMPT, renderChat, TemplateError, tokenize, type ChatMessage } from './tokenizer.js';
+
+/** Reply length when the request sets neither max_tokens nor n_predict (the sim's stand-in for "until EOS"). */
+export const DEFAULT_REPLY_TOKENS = 16;
+
+/** A chat request ready to run, or the 400 to answer. */
+export type ParsedChat =
+  | { ok: true; task: ChatTask; stream: boolean; includeUsage: boolean; model: string | undefined }
+  | { ok: false; status: number; message: string };
+
+function intField(body: Record<string, unknown>, key: string): number | undefined {
+  const v = body[key];
+  return typeof v === 'number' && Number.isInteger(v) ? v : undefined;
+}
+
+/** The messages of a body, or the message of the 400 llama-server answers. */
+export function parseMessages(body: unknown): ChatMessage[] | string {
+  if (!isObject(body) || !('messages' in body)) return "'messages' is required";
+  const messages = body.messages;
+  if (!Array.isArray(messages)) return "Expected 'messages' to be an array";
+  for (const m of messages) {
+    if (!isObject(m) || typeof m.role !== 'string') return "Missing 'role' in message";
+  }
+  return messages as ChatMessage[];
+}
+
+/** Parses and validates a chat body. */
+export function parseChatRequest(raw: Buffer): ParsedChat {
+  const parsed = parseJsonBody(raw);
+  if (!parsed.ok) return { ok: false, status: 400, message: parsed.message };
+  const messages = parseMessages(parsed.value);
+  if (typeof messages === 'string') return { ok: false, status: 400, message: messages };
+  const body = parsed.value as Record<string, unknown>;
+  let promptText: string;
+  try {
+    promptText = renderChat(messages);
+  } catch (err) {
+    if (err instanceof TemplateError) return { ok: false, status: 400, message: err.message };
+    throw err;
+  }
+
+  const requested = intField(body, 'max_tokens') ?? intField(body, 'max_completion_tokens') ?? intField(body, 'n_predict');
+  const limited = requested !== undefined && requested >= 0;
+  const nPredict = limited ? requested : DEFAULT_REPLY_TOKENS;
+  const idSlot = intField(body, 'id_slot');
+  const stream = body.stream === true;
+  const streamOptions = body.stream_options;
+  const includeUsage = stream && isObject(streamOptions) && streamOptions.include_usage === true;
+
+  const task: ChatTask = {
+    prompt: tokenize(promptText),
+    promptText,
+    cachePrompt: body.cache_prompt !== false,
+    nPredict,
+    limited,
+    // -1 is llama-server's "any slot"; other ids wrap modulo the slot count.
+    idSlot: idSlot === undefined || idSlot === -1 ? undefined : idSlot,
+    params: samplingParams({
+      seed: intField(body, 'seed'),
+      temperature: typeof body.temperature === 'number' ? body.temperature : undefined,
+      top_k: intField(body, 'top_k'),
+      top_p: typeof body.top_p === 'number' ? body.top_p : undefined,
+      min_p: typeof body.min_p === 'number' ? body.min_p : undefined,
+      n_keep: intField(body, 'n_keep'),
+      max_tokens: limited ? nPredict : -1,
+      n_predict: limited ? nPredict : -1,
+      stream,
+      chat_format: 'peg-native',
+      reasoning_format: 'deepseek',
+      generation_prompt: GENERATION_PROMPT,
+    }),
+  };
+  return { ok: true, task, stream, includeUsage, model: typeof body.model === 'string' ? body.model : undefined };
+}

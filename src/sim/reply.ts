@@ -1,0 +1,29 @@
+/**
+ * Deterministic reply text: the same prompt always produces the same words, like a model at temperature 0, so
+ * tests can compare answers and multi-turn conversations replay identically.
+ */
+import { hash32 } from './tokenizer.js';
+
+const WORDS = [
+  'alpha', 'bravo', 'cache', 'delta', 'echo', 'forge', 'gamma', 'harbor', 'index', 'joule', 'kernel', 'lumen',
+  'matrix', 'nova', 'orbit', 'prism', 'quartz', 'relay', 'sigma', 'token', 'umbra', 'vector', 'willow', 'xenon',
+  'yield', 'zephyr', 'expert', 'Alfred', 'quatre', 'Stef', 'improvit', 'river', 'moon', 'field', 'school', 'piece',
+];
+
+// mulberry32: tiny, fast, good enough to look random.
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Returns a generator of reply tokens (each a word with a leading space) seeded from the prompt text. */
+export function replyGenerator(promptText: string): () => string {
+  const next = rng(hash32(promptText));
+  return () => ' ' + WORDS[Math.floor(next() * WORDS.length)]!;
+}
