@@ -3,6 +3,7 @@
  * real HTTP on loopback, real (sparse) save files, per-slot token state with real prefix-reuse accounting, and a
  * configurable cost model. `startSimulator` starts one in-process and returns a handle to inspect and steer it.
  */
+import { mkdir } from 'node:fs/promises';
 import { startHttpFront } from './http-front.js';
 import type { Exchange } from './http-io.js';
 import { LlamaServerSim } from './llama-server-sim.js';
@@ -62,6 +63,8 @@ function poolBackend(pool: ModelPool, handle: (ex: Exchange) => Promise<void>): 
 /** Starts a simulator; resolves once it listens (and, in llama-server mode, once the model is loaded). */
 export async function startSimulator(options: SimOptions): Promise<SimHandle> {
   const configs = instanceConfigs(options);
+  // Like a user who created --slot-save-path before starting the server: saves need the directory.
+  if (options.slotSavePath) await mkdir(options.slotSavePath, { recursive: true });
   const recorder = new SimRecorder();
   let backend: Backend;
   let firstStart: () => Promise<void> = async () => undefined;

@@ -22,8 +22,17 @@ function rng(seed: number): () => number {
   };
 }
 
-/** Returns a generator of reply tokens (each a word with a leading space) seeded from the prompt text. */
+/**
+ * Returns a generator of reply tokens seeded from the prompt text: words, each after the first with a leading
+ * space, so the reply text is the same whether or not a client trims it before sending it back as history.
+ */
 export function replyGenerator(promptText: string): () => string {
   const next = rng(hash32(promptText));
-  return () => ' ' + WORDS[Math.floor(next() * WORDS.length)]!;
+  let first = true;
+  return () => {
+    const word = WORDS[Math.floor(next() * WORDS.length)]!;
+    if (!first) return ' ' + word;
+    first = false;
+    return word;
+  };
 }

@@ -23,7 +23,9 @@ export const CHAT_TEMPLATE =
 export const GENERATION_PROMPT = '<|im_start|>assistant\n';
 
 // A word (with the whitespace in front of it), a single symbol (with its whitespace), or trailing whitespace.
-const TOKEN_RE = /\s*[\p{L}\p{N}_]+|\s*[^\s\p{L}\p{N}_]|\s+/gu;
+// Newlines stand alone and other spaces stick to the next word, so a reply re-tokenizes exactly as it was
+// generated when a client sends it back as history (real tokenizers mostly round-trip too).
+const TOKEN_RE = /\n|[^\S\n]*[\p{L}\p{N}_]+|[^\S\n]*[^\s\p{L}\p{N}_]|[^\S\n]+/gu;
 
 /** The text of a message's content: a string, null, or an array of `{type:'text', text}` parts. */
 export function contentText(content: unknown): string {
