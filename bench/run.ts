@@ -89,7 +89,7 @@ async function runConfig(workload: Workload, config: string, baseCost: CostModel
   const cacheDir = join(root, 'kv_cache');
   const sim = await startSimulator({
     mode: workload.mode,
-    models: workload.models.map((id) => ({ id, nSlots: workload.slotsPerModel })),
+    models: workload.models.map((id) => ({ id, nSlots: workload.slotsPerModel, nCtx: 65536 })),
     slotSavePath: cacheDir,
     cacheRamMiB: 8192,
     cost,
