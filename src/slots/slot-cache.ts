@@ -24,6 +24,8 @@ export interface CacheOpResult {
   bytes?: number;
   /** Why it failed, for the log. */
   error?: string;
+  /** A failed restore made the index and META_DIR forget the key (the backend cannot load that file). */
+  dropped?: boolean;
 }
 
 export interface SlotCacheDeps {
@@ -36,7 +38,10 @@ export interface SlotCacheDeps {
 }
 
 export interface SlotCache {
-  /** Restore `key` into the slot. On failure the backend has emptied the slot, and so does our record. */
+  /**
+   * Restore `key` into the slot. On failure the backend has emptied the slot, and so does our record; when the
+   * backend says the file cannot be loaded (400 "Unable to restore slot…"), the key's entry and meta are dropped.
+   */
   restore(slot: SlotState, key: string, model: string): Promise<CacheOpResult>;
   /** Save the slot's content under its key; on success record the meta, on failure drop any stale one. */
   save(slot: SlotState, content: SlotContent): Promise<CacheOpResult>;
@@ -47,12 +52,22 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
 
   async function restore(slot: SlotState, key: string, model: string): Promise<CacheOpResult> {
     const started = now();
+    const entry = deps.index.get(key);
     deps.index.pin(key);
     try {
       const res = await deps.clients[slot.backend]!.slotAction(model, slot.id, 'restore', key);
       if (!res.ok) {
         slot.content = undefined;
-        return { ok: false, ms: now() - started, error: `HTTP ${res.status} ${errorMessage(res.body)}` };
+        const result: CacheOpResult = { ok: false, ms: now() - started, error: `HTTP ${res.status} ${errorMessage(res.body)}` };
+        // The server could not load the file (missing, corrupt, another model's, or larger than the context) and
+        // never will: stop offering it, or every request with this prefix pays a failed restore. Unless a save
+        // re-created the entry meanwhile.
+        if (isUnusableFile(res.status, res.body) && deps.index.get(key) === entry) {
+          await dropMeta(key);
+          deps.log.warn({ key, backend: deps.clients[slot.backend]!.url, err: result.error }, 'cache file cannot be restored; entry dropped');
+          result.dropped = true;
+        }
+        return result;
       }
       const meta = deps.index.get(key);
       slot.content = meta && {
@@ -138,6 +153,15 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
 
 function num(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+}
+
+/**
+ * llama-server's answer when a save file cannot be loaded into a slot: 400 "Unable to restore slot: No available
+ * space in KV cache or invalid slot save file". Other 400s (router mode's "model is not loaded") and 5xx say
+ * nothing about the file.
+ */
+function isUnusableFile(status: number, body: Record<string, unknown>): boolean {
+  return status === 400 && /^Unable to restore slot/i.test(errorMessage(body));
 }
 
 function errorMessage(body: Record<string, unknown>): string {
