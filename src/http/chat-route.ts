@@ -41,6 +41,10 @@ export async function handleChat(ctx: ProxyContext, request: FastifyRequest, rep
     }), { timeoutMs: config.acquireTimeout * 1000, signal: abort.signal })
     .catch((err: unknown) => {
       if (abort.signal.aborted) return undefined;
+      reply.raw.off('close', onClose);
+      // Still one line per request: a 503 after ACQUIRE_TIMEOUT is exactly what an operator needs to see.
+      const status = (err as { status?: number }).status ?? 500;
+      ctx.log.info({ model: analysis.model, key: short(analysis.key), outcome: 'no_slot', status, wait_ms: round(performance.now() - started) }, 'chat');
       throw err;
     });
   if (!plan) {
@@ -60,7 +64,7 @@ export async function handleChat(ctx: ProxyContext, request: FastifyRequest, rep
     const outcome = await forwardChat(ctx.clients[plan.slot.backend]!, upstream, reply, abort.signal);
     line.outcome = outcome;
     recordSlotContent(plan, analysis, outcome);
-    if (outcome.status < 400) ctx.checkSlotCount(plan.slot.backend, analysis.model);
+    if (outcome.status < 400) void ctx.checkSlotCount(plan.slot.backend, analysis.model);
     if (outcome.completed && outcome.status < 400 && analysis.big && config.savePolicy === 'always') {
       line.save = await ctx.slotCache.save(plan.slot, plan.slot.content!);
     }

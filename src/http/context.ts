@@ -18,34 +18,43 @@ export interface ProxyContext {
   index: PrefixIndex;
   slotCache: SlotCache;
   log: Logger;
-  /** Probe every backend whose kind is not known yet (start-up, or after it was unreachable). Never throws. */
+  /**
+   * Probe every backend whose kind is not known yet (start-up, or after it was unreachable), and make sure the
+   * slot count of every plain llama-server was checked before a request is pinned. Never throws.
+   */
   ensureBackendKinds(): Promise<void>;
   /** Forget slot contents of models that are no longer loaded (llama-swap swapped them, router unloaded them). */
   reconcileLoadedModels(): Promise<void>;
-  /** Check the server's real slot count for a model once it is loaded (ids wrap silently otherwise). */
-  checkSlotCount(backend: number, model: string): void;
+  /**
+   * Check the server's real slot count for a model once it is loaded (ids wrap silently otherwise). Resolves when
+   * the check is done, or failed (then the next call tries again); concurrent callers share one check. Never rejects.
+   */
+  checkSlotCount(backend: number, model: string): Promise<void>;
   /** The best disk entry for this prompt whose file lives on `backend`. */
   diskMatch(backend: number, prompt: { model: string; blocks: readonly string[] }): DiskMatch | undefined;
 }
 
 export function createProxyContext(deps: Omit<ProxyContext, 'ensureBackendKinds' | 'reconcileLoadedModels' | 'checkSlotCount' | 'diskMatch'>): ProxyContext {
   const { clients, pool, index, log, config } = deps;
-  const checked = new Set<string>();
+  const slotChecks = new Map<string, Promise<void>>();
   const backendIndexByUrl = new Map(clients.map((c, i) => [c.url, i]));
 
   async function ensureBackendKinds(): Promise<void> {
     await Promise.all(
       clients.map(async (client, i) => {
-        if (client.kind) return;
-        try {
-          const kind = await client.detectKind();
-          log.info({ backend: client.url, kind }, 'backend kind detected');
-          // A backend that was unreachable may have restarted: what we believed its slots held is gone.
-          for (const slot of pool.all()) if (slot.backend === i && !slot.busy) slot.content = undefined;
-          if (kind === 'llama-server') checkSlotCount(i, config.modelId);
-        } catch (err) {
-          log.warn({ backend: client.url, err: describeCause(err) }, 'backend probe failed');
+        if (!client.kind) {
+          try {
+            const kind = await client.detectKind();
+            log.info({ backend: client.url, kind }, 'backend kind detected');
+            // A backend that was unreachable may have restarted: what we believed its slots held is gone.
+            for (const slot of pool.all()) if (slot.backend === i && !slot.busy) slot.content = undefined;
+          } catch (err) {
+            log.warn({ backend: client.url, err: describeCause(err) }, 'backend probe failed');
+            return;
+          }
         }
+        // Before any id_slot is sent: the first requests after start-up would otherwise use wrapping ids.
+        if (client.kind === 'llama-server') await checkSlotCount(i, config.modelId);
       }),
     );
   }
@@ -63,17 +72,17 @@ export function createProxyContext(deps: Omit<ProxyContext, 'ensureBackendKinds'
     );
   }
 
-  function checkSlotCount(backend: number, model: string): void {
+  function checkSlotCount(backend: number, model: string): Promise<void> {
     const groupModel = clients[backend]!.kind === 'llama-server' ? '' : model;
     const id = `${backend}\u0000${groupModel}`;
-    if (checked.has(id)) return;
-    checked.add(id);
+    const pending = slotChecks.get(id);
+    if (pending) return pending;
     const configured = config.backends[backend]!.nSlots;
-    clients[backend]!
+    const check = clients[backend]!
       .totalSlots(model)
       .then((total) => {
         if (total === undefined) {
-          checked.delete(id);
+          slotChecks.delete(id);
           return;
         }
         if (total < configured) {
@@ -85,7 +94,11 @@ export function createProxyContext(deps: Omit<ProxyContext, 'ensureBackendKinds'
             'server has more slots than configured; using the configured count');
         }
       })
-      .catch(() => checked.delete(id));
+      .catch(() => {
+        slotChecks.delete(id);
+      });
+    slotChecks.set(id, check);
+    return check;
   }
 
   function diskMatch(backend: number, prompt: { model: string; blocks: readonly string[] }): DiskMatch | undefined {

@@ -75,7 +75,8 @@ export class SlotPool {
       };
       const timer = setTimeout(() => {
         cleanup();
-        reject(noSlotAvailable(Math.round(opts.timeoutMs / 1000)));
+        // Not rounded: ACQUIRE_TIMEOUT=0.2 must not read "busy for 0 s".
+        reject(noSlotAvailable(opts.timeoutMs / 1000));
       }, opts.timeoutMs);
       const onAbort = () => {
         cleanup();

@@ -1,0 +1,50 @@
+/** Bad requests are refused by the proxy itself with a 400 in the OpenAI error shape, and never reach a slot. */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { eventsOf } from '../support/sim-helpers.js';
+import { postJson, startStack } from '../support/stack.js';
+import { closeStack } from '../support/teardown.js';
+import type { Stack } from '../support/stack.js';
+
+/** `{"error":{"message","type","param","code"}}` and nothing else. */
+function assertOpenAiError(body: any, type: string): void {
+  assert.equal(typeof body, 'object');
+  assert.deepEqual(Object.keys(body), ['error']);
+  assert.deepEqual(Object.keys(body.error).sort(), ['code', 'message', 'param', 'type']);
+  assert.equal(body.error.type, type);
+  assert.equal(typeof body.error.message, 'string');
+  assert.ok(body.error.message.length > 0);
+}
+
+describe('invalid chat requests', () => {
+  let stack: Stack;
+  before(async () => {
+    stack = await startStack();
+  });
+  after(() => closeStack(stack));
+
+  it('malformed JSON → 400 invalid_json', async () => {
+    const res = await postJson(stack.url, '/v1/chat/completions', '{"model": "tiny", "messages": [');
+    assert.equal(res.status, 400);
+    assertOpenAiError(res.body, 'invalid_request_error');
+    assert.equal(res.body.error.code, 'invalid_json');
+    assert.equal(eventsOf(stack.sim, 'chat').length, 0);
+  });
+
+  it('a body without messages → 400 naming the field', async () => {
+    const res = await postJson(stack.url, '/v1/chat/completions', { model: 'tiny', prompt: 'hello' });
+    assert.equal(res.status, 400);
+    assertOpenAiError(res.body, 'invalid_request_error');
+    assert.equal(res.body.error.param, 'messages');
+    assert.equal(eventsOf(stack.sim, 'chat').length, 0);
+  });
+
+  it('messages that are not an array → 400 naming the field (also on /chat/completions)', async () => {
+    const res = await postJson(stack.url, '/chat/completions', { model: 'tiny', messages: 'oops' });
+    assert.equal(res.status, 400);
+    assertOpenAiError(res.body, 'invalid_request_error');
+    assert.equal(res.body.error.param, 'messages');
+    assert.equal(eventsOf(stack.sim, 'chat').length, 0);
+    assert.equal(stack.proxy.ctx.pool.all().filter((s) => s.busy).length, 0);
+  });
+});
