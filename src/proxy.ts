@@ -14,6 +14,8 @@ import { createProxyContext } from './http/context.js';
 import type { ProxyContext } from './http/context.js';
 import { createSlotCache } from './slots/slot-cache.js';
 import { SlotPool } from './slots/slot-pool.js';
+import { RestoreEconomics } from './slots/restore-economics.js';
+import { unsavedBigContent } from './slots/slot-planner.js';
 
 export interface Proxy {
   app: FastifyInstance;
@@ -21,6 +23,16 @@ export interface Proxy {
   /** Listen on config.host:config.port (or the given port); resolves with the base URL. */
   listen(port?: number): Promise<string>;
   close(): Promise<void>;
+}
+
+/** Graceful shutdown under the smart policy: save every slot whose content is not on disk yet. */
+async function saveOnShutdown(ctx: ProxyContext): Promise<void> {
+  for (const slot of ctx.pool.all()) {
+    const content = unsavedBigContent(slot, ctx.config.saveMinNewTokens);
+    if (!content || slot.busy) continue;
+    const result = await ctx.slotCache.save(slot, content);
+    ctx.log.info({ backend: ctx.clients[slot.backend]!.url, slot: slot.id, key: content.key.slice(0, 16), save: result }, 'saved on shutdown');
+  }
 }
 
 export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
@@ -42,8 +54,16 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
   const pool = new SlotPool(
     config.backends.map((b, i) => ({ nSlots: b.nSlots, sharedAcrossModels: () => (clients[i]!.kind ?? 'llama-server') === 'llama-server' })),
   );
-  const slotCache = createSlotCache({ clients, index, metaStore, wordsPerBlock: config.wordsPerBlock, log });
-  const ctx = createProxyContext({ config, clients, pool, index, slotCache, log });
+  const smart = config.savePolicy === 'smart';
+  const slotCache = createSlotCache({
+    clients,
+    index,
+    metaStore,
+    wordsPerBlock: config.wordsPerBlock,
+    log,
+    ...(smart && config.cacheDir && { lineage: { cacheDir: config.cacheDir } }),
+  });
+  const ctx = createProxyContext({ config, clients, pool, index, slotCache, economics: new RestoreEconomics(), log });
   const app = createApp(ctx);
   const cleanup = createCacheCleanup({
     cacheDir: config.cacheDir ?? '',
@@ -67,6 +87,9 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     },
     async close() {
       await app.close();
+      // Replies are out, but a handler may still be saving; wait for it, then keep what only the slots hold.
+      await Promise.allSettled([...ctx.inflight]);
+      if (smart) await saveOnShutdown(ctx);
       await cleanup.stop();
       await Promise.all(clients.map((c) => c.close()));
     },

@@ -46,6 +46,16 @@ export interface LlamaClient {
   forward(req: { method: string; path: string; headers: Record<string, string>; body?: Buffer; signal: AbortSignal }): Promise<UpstreamResponse>;
   /** Whether `model` is loaded now, without loading it. Plain llama-server: always true. */
   isModelLoaded(model: string): Promise<boolean>;
+  /** The models loaded now (llama-swap `/running`, router `/models`); undefined on a plain llama-server. */
+  loadedModels(): Promise<Set<string> | undefined>;
+  /** Router mode: load `model` and wait until it is ready (only for a request that needs it anyway). */
+  loadModel(model: string, timeoutMs: number): Promise<boolean>;
+  /**
+   * What identifies the model file behind `model` (path, size, type, context from `/props` and `/v1/models`), so
+   * a cache is only restored into the model that wrote it. Behind llama-swap this loads the model: ask only when
+   * a request for it is being served anyway.
+   */
+  fingerprint(model: string): Promise<string | undefined>;
   /** `total_slots` from `/props` for `model` (only asked when the model is loaded), or undefined. */
   totalSlots(model: string): Promise<number | undefined>;
   close(): Promise<void>;
@@ -111,6 +121,11 @@ export function createLlamaClient(opts: LlamaClientOptions): LlamaClient {
     return { ok: res.status >= 200 && res.status < 300, status: res.status, body };
   }
 
+  async function routerLoaded(): Promise<Set<string>> {
+    const models = (await getJson('/models')) as { data?: Array<{ id?: string; status?: { value?: string } }> } | undefined;
+    return new Set((models?.data ?? []).filter((m) => m.status?.value === 'loaded').map((m) => String(m.id)));
+  }
+
   return {
     url,
     get kind() {
@@ -146,14 +161,45 @@ export function createLlamaClient(opts: LlamaClientOptions): LlamaClient {
       return send({ method: method as Dispatcher.HttpMethod, path, headers, body, signal });
     },
     async isModelLoaded(model) {
+      const loaded = await this.loadedModels();
+      return loaded === undefined || loaded.has(model);
+    },
+    async loadedModels() {
       const k = kind ?? 'llama-server';
-      if (k === 'llama-server') return true;
+      if (k === 'llama-server') return undefined;
       if (k === 'llama-swap') {
         const running = (await getJson('/running')) as { running?: Array<{ model?: string; state?: string }> } | undefined;
-        return Boolean(running?.running?.some((r) => r.model === model && r.state === 'ready'));
+        return new Set((running?.running ?? []).filter((r) => r.state === 'ready').map((r) => String(r.model)));
       }
-      const models = (await getJson('/models')) as { data?: Array<{ id?: string; status?: { value?: string } }> } | undefined;
-      return Boolean(models?.data?.some((m) => m.id === model && m.status?.value === 'loaded'));
+      return routerLoaded();
+    },
+    async loadModel(model, timeoutMs) {
+      if (kind !== 'router') return true;
+      if ((await routerLoaded()).has(model)) return true;
+      const res = await send({ method: 'POST', path: '/models/load', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model }) });
+      await readText(res.body);
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
+        if ((await routerLoaded()).has(model)) return true;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return false;
+    },
+    async fingerprint(model) {
+      const k = kind ?? 'llama-server';
+      const props = (await getJson(modelScopedPath(k, model, '/props'))) as Record<string, any> | undefined;
+      if (!props || typeof props !== 'object') return undefined;
+      const models = (await getJson(k === 'llama-swap' ? modelScopedPath(k, model, '/v1/models') : '/v1/models')) as { data?: Array<Record<string, any>> } | undefined;
+      const entry = models?.data?.find((m) => m.id === model || m.id === props.model_alias) ?? (k === 'llama-server' ? models?.data?.[0] : undefined);
+      const fields = {
+        path: props.model_path,
+        ftype: props.model_ftype,
+        n_ctx: props.default_generation_settings?.n_ctx ?? entry?.meta?.n_ctx,
+        size: entry?.meta?.size,
+        n_params: entry?.meta?.n_params,
+      };
+      if (fields.path === undefined && fields.size === undefined) return undefined;
+      return Object.entries(fields).filter(([, v]) => v !== undefined).map(([n, v]) => `${n}=${String(v)}`).join(';');
     },
     async totalSlots(model) {
       const props = (await getJson(modelScopedPath(kind ?? 'llama-server', model, '/props'))) as

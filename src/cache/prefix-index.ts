@@ -12,6 +12,11 @@ export interface PrefixQuery {
   lcpTh: number;
   /** Extra filter, e.g. "only entries whose file is on this backend". */
   accept?: (meta: CacheMeta) => boolean;
+  /**
+   * Among entries at or above the threshold: 'ratio' (the seed's rule, the default) or 'lcp' (the longest shared
+   * prefix, so a conversation's latest turn beats an older turn that happens to match a whole number of blocks).
+   */
+  prefer?: 'ratio' | 'lcp';
 }
 
 export interface PrefixMatch {
@@ -101,7 +106,7 @@ export class PrefixIndex {
       const lcp = commonPrefix(query.blocks, meta.blocks);
       const ratio = lcp / Math.max(1, Math.min(query.blocks.length, meta.blocks.length));
       if (ratio < query.lcpTh) continue;
-      if (!best || isBetter(ratio, lcp, meta, best)) best = { meta, lcp, ratio };
+      if (!best || isBetter(ratio, lcp, meta, best, query.prefer ?? 'ratio')) best = { meta, lcp, ratio };
     }
     return best;
   }
@@ -130,7 +135,8 @@ function commonPrefix(a: readonly string[], b: readonly string[]): number {
   return i;
 }
 
-function isBetter(ratio: number, lcp: number, meta: CacheMeta, best: PrefixMatch): boolean {
+function isBetter(ratio: number, lcp: number, meta: CacheMeta, best: PrefixMatch, prefer: 'ratio' | 'lcp'): boolean {
+  if (prefer === 'lcp' && lcp !== best.lcp) return lcp > best.lcp;
   if (ratio !== best.ratio) return ratio > best.ratio;
   if (meta.timestamp !== best.meta.timestamp) return meta.timestamp > best.meta.timestamp;
   if (lcp !== best.lcp) return lcp > best.lcp;

@@ -33,5 +33,11 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     const name = String(issue.path[0]) as VariableName;
     throw new ConfigError(name, raw[name], issue.message, { origin: flags.get(name)?.flag });
   }
-  return Object.freeze(result.data);
+  // Whether N_SLOTS was given at all is not a value the schema sees; an explicit count is never replaced by the
+  // server's total_slots.
+  const nSlotsSet = flags.get('N_SLOTS') !== undefined || (env.N_SLOTS ?? '') !== '';
+  const backends = Object.freeze(
+    result.data.backends.map((b) => Object.freeze({ ...b, nSlotsConfigured: b.nSlotsConfigured || nSlotsSet })),
+  );
+  return Object.freeze({ ...result.data, backends });
 }

@@ -27,7 +27,7 @@ const DEFS = {
   LLAMA_URL: def('http://127.0.0.1:8000', httpUrl(),
     'Backend URL (llama-server, llama-swap or router); ignored when BACKENDS is set'),
   N_SLOTS: def('2', integer(1),
-    'Number of slots per backend (integer >= 1)'),
+    'Slots per backend (integer >= 1); unset: the server\'s /props total_slots (2 until it answers)'),
   BACKENDS: def('', backendsList(),
     'JSON list [{"url":"...","n_slots":N,"type":"..."}]; replaces LLAMA_URL and N_SLOTS ' +
       '(n_slots defaults to N_SLOTS, type to BACKEND_TYPE)'),
@@ -54,15 +54,15 @@ const DEFS = {
   ACQUIRE_TIMEOUT: def('300', decimal(0, { minExclusive: true }),
     'Seconds to wait for a free slot before answering 503 (> 0)'),
   CACHE_DIR: def('', optionalText(),
-    'llama.cpp --slot-save-path directory, for cleanup; empty = cleanup off'),
+    'llama.cpp --slot-save-path directory, for cleanup and for deleting superseded files (smart); empty = both off'),
   CACHE_MAX_AGE_HOURS: def('168', decimal(0),
     'Delete cache files older than this many hours (0 = disabled)'),
   CACHE_MAX_SIZE_GB: def('50', decimal(0),
     'Max total cache size in GB of 1024^3 bytes, oldest files deleted first (0 = disabled)'),
   CACHE_CLEANUP_INTERVAL_MINUTES: def('60', decimal(0, { minExclusive: true }),
     'Cleanup check interval in minutes (> 0)'),
-  SAVE_POLICY: def('always', oneOf(SAVE_POLICIES),
-    'When to save a slot: always (after every big request) or smart (only what would be lost)'),
+  SAVE_POLICY: def('smart', oneOf(SAVE_POLICIES),
+    'When to save a slot: smart (only what would be lost: before eviction, before a model swap, on shutdown) or always (the seed: after every big request)'),
   SAVE_MIN_NEW_TOKENS: def('256', integer(0),
     'smart policy: skip re-saving a conversation that grew by fewer tokens (integer >= 0)'),
   LOG_LEVEL: def('info', oneOf(LOG_LEVELS, { warning: 'warn', critical: 'fatal' }),
@@ -100,6 +100,8 @@ const shape = Object.fromEntries(Object.entries(DEFS).map(([env, def]) => [env, 
 export interface BackendConfig {
   readonly url: string;
   readonly nSlots: number;
+  /** The slot count was set (N_SLOTS or the entry's n_slots); otherwise the server's `total_slots` is used. */
+  readonly nSlotsConfigured: boolean;
   readonly type: BackendType;
 }
 
@@ -110,7 +112,12 @@ export interface BackendConfig {
 export const ConfigSchema = z.object(shape).transform((v) => {
   const entries = v.BACKENDS ?? [{ url: v.LLAMA_URL }];
   const backends: readonly BackendConfig[] = Object.freeze(
-    entries.map((e) => Object.freeze({ url: e.url, nSlots: e.nSlots ?? v.N_SLOTS, type: e.type ?? v.BACKEND_TYPE })),
+    entries.map((e) => Object.freeze({
+      url: e.url,
+      nSlots: e.nSlots ?? v.N_SLOTS,
+      nSlotsConfigured: e.nSlots !== undefined,
+      type: e.type ?? v.BACKEND_TYPE,
+    })),
   );
   return {
     llamaUrl: v.LLAMA_URL,

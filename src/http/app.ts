@@ -30,7 +30,12 @@ export function createApp(ctx: ProxyContext): FastifyInstance {
   });
 
   for (const path of ['/v1/chat/completions', '/chat/completions']) {
-    app.post(path, (request, reply) => handleChat(ctx, request, reply));
+    app.post(path, (request, reply) => {
+      const handling = handleChat(ctx, request, reply);
+      const tracked = handling.catch(() => undefined).finally(() => ctx.inflight.delete(tracked));
+      ctx.inflight.add(tracked);
+      return handling;
+    });
   }
   registerModelsRoute(app, ctx);
   registerHealthRoute(app, ctx);
@@ -44,6 +49,7 @@ function toProxyError(error: FastifyError | ProxyError): ProxyError {
   const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
   if (status >= 500) return new ProxyError(status, 'internal_error', 'internal proxy error', { cause: error });
   const code = error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? 'unsupported_media_type'
+    : error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? 'body_too_large'
     : error.code?.startsWith('FST_ERR_CTP') ? 'invalid_json' : 'invalid_request';
   const message = code === 'invalid_json' ? `invalid JSON body: ${error.message}` : error.message;
   return new ProxyError(status, code, message, { cause: error });

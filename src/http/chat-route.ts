@@ -8,7 +8,8 @@ import { analyzePrompt } from '../prompt/prompt-analysis.js';
 import { codePointLength } from '../prompt/python-compat.js';
 import type { PromptAnalysis } from '../prompt/prompt-analysis.js';
 import { planSlot } from '../slots/slot-planner.js';
-import type { SlotPlan } from '../slots/slot-state.js';
+import { lcpBlocks } from '../slots/slot-state.js';
+import type { DiskMatch, SlotPlan } from '../slots/slot-state.js';
 import type { ProxyContext } from './context.js';
 import { forwardChat } from './chat-forward.js';
 import type { ForwardOutcome } from './chat-forward.js';
@@ -29,19 +30,43 @@ export async function handleChat(ctx: ProxyContext, request: FastifyRequest, rep
     if (!reply.raw.writableFinished) abort.abort(new Error('client disconnected'));
   };
   reply.raw.on('close', onClose);
-  await ctx.ensureBackendKinds();
-  if (analysis.big) await ctx.reconcileLoadedModels();
+  const smart = config.savePolicy === 'smart';
+  ctx.pendingByModel.set(analysis.model, (ctx.pendingByModel.get(analysis.model) ?? 0) + 1);
+  try {
+    await ctx.ensureBackendKinds();
+    await ctx.prepareForModel(analysis.model, analysis.big);
+    await serve(ctx, analysis, body, reply, abort, started, smart);
+  } finally {
+    reply.raw.off('close', onClose);
+    const left = (ctx.pendingByModel.get(analysis.model) ?? 1) - 1;
+    if (left > 0) ctx.pendingByModel.set(analysis.model, left);
+    else ctx.pendingByModel.delete(analysis.model);
+  }
+}
 
+async function serve(
+  ctx: ProxyContext,
+  analysis: PromptAnalysis,
+  body: Record<string, unknown>,
+  reply: FastifyReply,
+  abort: AbortController,
+  started: number,
+  smart: boolean,
+): Promise<void> {
+  const { config } = ctx;
   const plan = await ctx.pool
     .acquire(analysis.model, (candidates) => planSlot({
       request: analysis,
       candidates,
       diskMatch: (backend) => ctx.diskMatch(backend, analysis),
       lcpTh: config.lcpTh,
+      ...(smart && {
+        restoreWorthIt: (match, slotLcp) => restoreWorthIt(ctx, analysis.model, match, slotLcp),
+        minNewTokens: config.saveMinNewTokens,
+      }),
     }), { timeoutMs: config.acquireTimeout * 1000, signal: abort.signal })
     .catch((err: unknown) => {
       if (abort.signal.aborted) return undefined;
-      reply.raw.off('close', onClose);
       // Still one line per request: a 503 after ACQUIRE_TIMEOUT is exactly what an operator needs to see.
       const status = (err as { status?: number }).status ?? 500;
       ctx.log.info({ model: analysis.model, key: short(analysis.key), outcome: 'no_slot', status, wait_ms: round(performance.now() - started) }, 'chat');
@@ -63,16 +88,17 @@ export async function handleChat(ctx: ProxyContext, request: FastifyRequest, rep
     line.forwardStarted = performance.now();
     const outcome = await forwardChat(ctx.clients[plan.slot.backend]!, upstream, reply, abort.signal);
     line.outcome = outcome;
-    recordSlotContent(plan, analysis, outcome);
+    recordSlotContent(ctx, plan, analysis, outcome);
     if (outcome.status < 400) void ctx.checkSlotCount(plan.slot.backend, analysis.model);
-    if (outcome.completed && outcome.status < 400 && analysis.big && config.savePolicy === 'always') {
-      line.save = await ctx.slotCache.save(plan.slot, plan.slot.content!);
+    if (smart) learnFromAnswer(ctx, analysis.model, line, outcome);
+    const content = plan.slot.content;
+    if (content?.big && !content.saved && (!smart || swapComing(ctx, plan.slot.backend, analysis.model))) {
+      line.save = await ctx.slotCache.save(plan.slot, content);
     }
   } catch (err) {
     line.error = err;
     throw err;
   } finally {
-    reply.raw.off('close', onClose);
     ctx.pool.release(plan.slot);
     ctx.log.info(line.toJSON(ctx.clients[plan.slot.backend]!.url), 'chat');
   }
@@ -83,13 +109,25 @@ async function runPlan(ctx: ProxyContext, plan: SlotPlan, analysis: PromptAnalys
   if (plan.restore) line.restore = await ctx.slotCache.restore(plan.slot, plan.restore.key, analysis.model);
 }
 
-/** After the backend answered, the slot holds this prompt (and the reply); after an abort we no longer know. */
-function recordSlotContent(plan: SlotPlan, analysis: PromptAnalysis, outcome: ForwardOutcome): void {
+/**
+ * After the backend answered, the slot holds this prompt and its reply; after an abort we no longer know. When
+ * the prompt extends what the slot held before (the same conversation), the entry on disk behind that earlier
+ * state becomes this content's parent: the save that supersedes it replaces it (lineage).
+ */
+function recordSlotContent(ctx: ProxyContext, plan: SlotPlan, analysis: PromptAnalysis, outcome: ForwardOutcome): void {
   if (outcome.clientGone || !outcome.completed) {
     plan.slot.content = undefined;
     return;
   }
   if (outcome.status >= 400) return;
+  const previous = plan.slot.content;
+  const continues = previous?.big === true && previous.model === analysis.model &&
+    lcpBlocks(previous.blocks, analysis.blocks) >= previous.blocks.length - 1;
+  const t = outcome.timings;
+  const nTokens = t?.cache_n !== undefined && t.prompt_n !== undefined ? t.cache_n + t.prompt_n + Math.max(0, (t.predicted_n ?? 1) - 1) : undefined;
+  const parentKey = continues ? (previous.saved ? previous.key : previous.parentKey) : undefined;
+  const parentTokens = continues ? (previous.saved ? previous.nTokens : previous.parentTokens) : undefined;
+  const fingerprint = ctx.knownFingerprint(plan.slot.backend, analysis.model);
   plan.slot.content = {
     key: analysis.key,
     model: analysis.model,
@@ -97,7 +135,40 @@ function recordSlotContent(plan: SlotPlan, analysis: PromptAnalysis, outcome: Fo
     prefixLen: codePointLength(analysis.text),
     big: analysis.big,
     saved: false,
+    ...(nTokens !== undefined && { nTokens }),
+    ...(parentKey !== undefined && { parentKey }),
+    ...(parentTokens !== undefined && { parentTokens }),
+    ...(fingerprint !== undefined && { fingerprint }),
   };
+}
+
+/** Restore only for a longer prefix than the slot has, and only when it is cheaper than prefilling the gain. */
+function restoreWorthIt(ctx: ProxyContext, model: string, match: DiskMatch, slotLcp: number): boolean {
+  if (match.lcp <= slotLcp) return false;
+  const tokensPerBlock = match.tokens ? match.tokens / Math.max(1, match.blockCount) : ctx.config.wordsPerBlock * 1.3;
+  const restoreTokens = match.tokens ?? match.blockCount * tokensPerBlock;
+  return ctx.economics.restoreWorthIt(model, restoreTokens, (match.lcp - slotLcp) * tokensPerBlock);
+}
+
+/** Measured prefill and restore speeds, and whether the restore brought the reuse it promised. */
+function learnFromAnswer(ctx: ProxyContext, model: string, line: RequestLog, outcome: ForwardOutcome): void {
+  const t = outcome.timings;
+  ctx.economics.notePrefill(model, t?.prompt_n, t?.prompt_ms);
+  const restore = line.restore;
+  if (!restore?.ok || restore.tokens === undefined) return;
+  ctx.economics.noteRestoreSpeed(model, restore.tokens, restore.ms);
+  if (ctx.economics.noteRestoreOutcome(model, restore.tokens, t?.cache_n) === 'disabled') {
+    ctx.log.warn({ model, restored_tokens: restore.tokens, cache_n: t?.cache_n },
+      'restores of this model bring no reuse (sliding-window or hybrid model?); not restoring it any more');
+  }
+}
+
+/** Behind llama-swap or router mode, a request for another model is waiting: this model is about to be unloaded. */
+function swapComing(ctx: ProxyContext, backend: number, model: string): boolean {
+  const kind = ctx.clients[backend]!.kind;
+  if (kind !== 'llama-swap' && kind !== 'router') return false;
+  for (const [other, count] of ctx.pendingByModel) if (other !== model && count > 0) return true;
+  return false;
 }
 
 function short(key: string): string {
@@ -108,7 +179,7 @@ function short(key: string): string {
 class RequestLog {
   forwardStarted?: number;
   evictSave?: { ok: boolean; ms: number; error?: string };
-  restore?: { ok: boolean; ms: number; error?: string };
+  restore?: { ok: boolean; ms: number; tokens?: number; error?: string };
   save?: { ok: boolean; ms: number; error?: string };
   outcome?: ForwardOutcome;
   error?: unknown;

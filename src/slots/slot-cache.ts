@@ -3,11 +3,14 @@
  * prefix index and the meta files in step with what the backend did. Never throws: a cache failure must not fail
  * the user's request, so every outcome is returned and logged by the caller.
  */
+import { unlink } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { LlamaClient } from '../backend/llama-client.js';
 import type { CacheMeta } from '../cache/meta-file.js';
 import type { PrefixIndex } from '../cache/prefix-index.js';
 import { describeCause } from '../errors.js';
+import { lcpBlocks } from './slot-state.js';
 import type { SlotContent, SlotState } from './slot-state.js';
 
 export interface MetaWriter {
@@ -34,6 +37,11 @@ export interface SlotCacheDeps {
   metaStore: MetaWriter;
   wordsPerBlock: number;
   log: Logger;
+  /**
+   * Lineage (smart policy): once a save succeeds, the older entry the content extends is deleted — file, meta and
+   * index entry — so a conversation keeps one file, not one per turn. Needs the cache directory to delete files.
+   */
+  lineage?: { cacheDir: string };
   now?: () => number;
 }
 
@@ -77,6 +85,8 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
         prefixLen: meta.prefix_len,
         big: true,
         saved: true,
+        nTokens: num(res.body.n_restored),
+        ...(meta.fingerprint !== undefined && { fingerprint: meta.fingerprint }),
       };
       return { ok: true, ms: now() - started, tokens: num(res.body.n_restored), bytes: num(res.body.n_read) };
     } catch (err) {
@@ -103,6 +113,12 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
       result = res.ok
         ? { ok: true, ms: now() - started, tokens: num(res.body.n_saved), bytes: num(res.body.n_written) }
         : { ok: false, ms: now() - started, error: `HTTP ${res.status} ${errorMessage(res.body)}` };
+      if (result.ok && result.tokens === 0 && (content.nTokens ?? 1) > 0) {
+        // llama-server cleared the idle slot on its own (--cache-idle-slots with a unified KV buffer): the file
+        // holds nothing, so it must not be offered for restores. The content lives on only in its RAM cache.
+        slot.content = undefined;
+        result = { ok: false, ms: result.ms, error: 'slot was empty: the server cleared it while idle' };
+      }
     } catch (err) {
       result = { ok: false, ms: now() - started, error: describeCause(err) };
     } finally {
@@ -127,6 +143,7 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
       backend: deps.clients[slot.backend]!.url,
       ...(result.tokens !== undefined && { n_tokens: result.tokens }),
       ...(result.bytes !== undefined && { file_bytes: result.bytes }),
+      ...(content.fingerprint !== undefined && { fingerprint: content.fingerprint }),
     };
     deps.index.add(meta);
     if (slot.content === content) content.saved = true;
@@ -135,7 +152,26 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
     } catch (err) {
       // The file is on disk and the index knows it; only a restart would forget it. Say so.
       deps.log.warn({ key: content.key, err: describeCause(err) }, 'meta write failed; entry kept in memory only');
+      return;
     }
+    if (deps.lineage && content.parentKey && content.parentKey !== content.key) await retireParent(content.parentKey, meta, deps.lineage.cacheDir);
+  }
+
+  /** Delete the older entry a successful save made redundant: same conversation, same disk, a prefix of the new. */
+  async function retireParent(parentKey: string, child: CacheMeta, cacheDir: string): Promise<void> {
+    const parent = deps.index.get(parentKey);
+    if (!parent || deps.index.isPinned(parentKey) || parent.backend !== child.backend) return;
+    if (lcpBlocks(parent.blocks, child.blocks) < parent.blocks.length - 1) return;
+    try {
+      await unlink(join(cacheDir, parentKey));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+        deps.log.warn({ key: parentKey, err: describeCause(err) }, 'could not delete the superseded cache file; entry kept');
+        return;
+      }
+    }
+    await dropMeta(parentKey);
+    deps.log.debug({ key: parentKey, by: child.key }, 'superseded cache entry removed');
   }
 
   async function dropMeta(key: string): Promise<void> {

@@ -12,13 +12,22 @@ export interface PlanInput {
   /** The best disk entry restorable on `backend`, if any (LCP_TH already applied). */
   diskMatch: (backend: number) => DiskMatch | undefined;
   lcpTh: number;
+  /**
+   * Smart policy: a restore happens only when the entry shares more blocks with the prompt than the slot that would
+   * receive it, and this says it is cheaper than prefilling the difference. Absent: always restore (the seed).
+   */
+  restoreWorthIt?: (match: DiskMatch, slotLcp: number) => boolean;
+  /** Unsaved content that grew by fewer tokens than this since its parent entry on disk needs no save. */
+  minNewTokens?: number;
 }
 
 /** Pick a slot for the request, or undefined when every candidate is busy (the caller waits). */
-export function planSlot({ request, candidates, diskMatch, lcpTh }: PlanInput): SlotPlan | undefined {
+export function planSlot(input: PlanInput): SlotPlan | undefined {
+  const { request, candidates, diskMatch, lcpTh } = input;
+  const minNew = input.minNewTokens ?? 0;
   const idle = candidates.filter((s) => !s.busy && !s.disabled);
   if (idle.length === 0) return undefined;
-  if (!request.big) return withSaveFirst(chooseVictim(idle));
+  if (!request.big) return withSaveFirst(chooseVictim(idle, minNew), minNew);
 
   const resident = bestResident(idle, request, lcpTh);
   const disk = bestDisk(idle, diskMatch);
@@ -26,19 +35,26 @@ export function planSlot({ request, candidates, diskMatch, lcpTh }: PlanInput): 
     return { slot: resident.slot, resident: { lcp: resident.lcp, ratio: resident.ratio } };
   }
   if (disk) {
-    const slot = chooseVictim(idle.filter((s) => s.backend === disk.backend));
-    return { ...withSaveFirst(slot), restore: disk };
+    const slot = chooseVictim(idle.filter((s) => s.backend === disk.backend), minNew);
+    const slotLcp = slot.content?.model === request.model ? lcpBlocks(slot.content.blocks, request.blocks) : 0;
+    if (!input.restoreWorthIt || input.restoreWorthIt(disk, slotLcp)) return { ...withSaveFirst(slot, minNew), restore: disk };
   }
-  return withSaveFirst(chooseVictim(idle));
+  return withSaveFirst(chooseVictim(idle, minNew), minNew);
 }
 
-/** Content that would be lost if the slot were overwritten now. */
-export function unsavedBigContent(slot: SlotState): SlotContent | undefined {
-  return slot.content?.big && !slot.content.saved ? slot.content : undefined;
+/**
+ * Content that would be lost if the slot were overwritten now: big, not on disk, and (with `minNewTokens`) grown
+ * by at least that many tokens since the entry it extends was saved.
+ */
+export function unsavedBigContent(slot: SlotState, minNewTokens = 0): SlotContent | undefined {
+  const content = slot.content;
+  if (!content?.big || content.saved) return undefined;
+  const grown = content.nTokens !== undefined && content.parentTokens !== undefined ? content.nTokens - content.parentTokens : Infinity;
+  return content.parentKey !== undefined && grown < minNewTokens ? undefined : content;
 }
 
-function withSaveFirst(slot: SlotState): SlotPlan {
-  const saveFirst = unsavedBigContent(slot);
+function withSaveFirst(slot: SlotState, minNew: number): SlotPlan {
+  const saveFirst = unsavedBigContent(slot, minNew);
   return saveFirst ? { slot, saveFirst } : { slot };
 }
 
@@ -46,8 +62,8 @@ function withSaveFirst(slot: SlotState): SlotPlan {
  * The slot to overwrite: an empty one first, then one whose content is small or already on disk, then (only if
  * nothing else is idle) one whose big content must be saved first. Least recently used first within each class.
  */
-function chooseVictim(slots: readonly SlotState[]): SlotState {
-  const rank = (s: SlotState) => (!s.content ? 0 : unsavedBigContent(s) ? 2 : 1);
+function chooseVictim(slots: readonly SlotState[], minNew: number): SlotState {
+  const rank = (s: SlotState) => (!s.content ? 0 : unsavedBigContent(s, minNew) ? 2 : 1);
   return [...slots].sort((a, b) => rank(a) - rank(b) || a.lastUsed - b.lastUsed || a.backend - b.backend || a.id - b.id)[0]!;
 }
 

@@ -109,6 +109,15 @@ export class SlotPool {
     this.wake();
   }
 
+  /** Use exactly `total` slots for this group: the server's total_slots when no count was configured. */
+  resize(backend: number, model: string, total: number): void {
+    const slots = this.group(backend, model);
+    for (let id = slots.length; id < total; id++) {
+      slots.push({ backend, model: slots[0]?.model ?? model, id, busy: false, disabled: false, lastUsed: 0 });
+    }
+    this.limitSlots(backend, model, total);
+  }
+
   /** Forget the content of a model's slots (its server was unloaded or restarted). */
   forgetContent(backend: number, model: string): void {
     for (const slot of this.group(backend, model)) if (!slot.busy) slot.content = undefined;

@@ -13,6 +13,14 @@ export interface SlotContent {
   big: boolean;
   /** A cache file on this slot's backend holds exactly this content. */
   saved: boolean;
+  /** Tokens in the slot (prompt + reply), when the backend said. */
+  nTokens?: number;
+  /** The entry on disk this content extends (same conversation, earlier): replaced once this content is saved. */
+  parentKey?: string;
+  /** Tokens the parent entry holds: a save is skipped while the conversation grew by fewer than SAVE_MIN_NEW_TOKENS. */
+  parentTokens?: number;
+  /** Identity of the model that computed it (see LlamaClient.fingerprint). */
+  fingerprint?: string;
 }
 
 /** One slot of one model on one backend. */
@@ -44,6 +52,10 @@ export interface DiskMatch {
   backend: number;
   lcp: number;
   ratio: number;
+  /** Tokens in the file, when known (the meta's n_tokens). */
+  tokens?: number;
+  /** Block count of the entry: with `tokens`, how many tokens a block is worth. */
+  blockCount: number;
 }
 
 /** What the scheduler decided for one request. */

@@ -25,6 +25,8 @@ export const TEST_PROXY_ENV: Record<string, string> = {
   ACQUIRE_TIMEOUT: '10',
   CONNECT_TIMEOUT: '2',
   REQUEST_TIMEOUT: '20',
+  // Most tests pin the seed's save-after-every-big-request behaviour; smart-policy tests override it.
+  SAVE_POLICY: 'always',
 };
 
 export interface StackOptions {

@@ -68,13 +68,13 @@ describe('config defaults', () => {
 
   it('fill the variables the seed did not have', () => {
     const c = loadConfig([], {});
-    assert.deepEqual(c.backends, [{ url: 'http://127.0.0.1:8000', nSlots: 2, type: 'auto' }]);
+    assert.deepEqual(c.backends, [{ url: 'http://127.0.0.1:8000', nSlots: 2, nSlotsConfigured: false, type: 'auto' }]);
     assert.equal(c.backendType, 'auto');
     assert.equal(c.host, '0.0.0.0');
     assert.equal(c.modelId, 'llama.cpp');
     assert.equal(c.connectTimeout, 5);
     assert.equal(c.acquireTimeout, 300);
-    assert.equal(c.savePolicy, 'always');
+    assert.equal(c.savePolicy, 'smart');
     assert.equal(c.saveMinNewTokens, 256);
     assert.equal(c.logLevel, 'info');
   });
@@ -88,7 +88,7 @@ describe('config defaults', () => {
       CACHE_DIR: '/path/to/kv-cache',
       BIG_THRESHOLD_WORDS: '1500',
     });
-    assert.deepEqual(c.backends, [{ url: 'http://127.0.0.1:9292', nSlots: 1, type: 'auto' }]);
+    assert.deepEqual(c.backends, [{ url: 'http://127.0.0.1:9292', nSlots: 1, nSlotsConfigured: true, type: 'auto' }]);
     assert.equal(c.port, 5000);
     assert.equal(c.metaDir, '/path/to/proxycache-meta');
     assert.equal(c.cacheDir, '/path/to/kv-cache');
@@ -148,15 +148,20 @@ describe('BACKENDS', () => {
     ]);
     const c = loadConfig([], { BACKENDS: backends, N_SLOTS: '3', BACKEND_TYPE: 'router', LLAMA_URL: 'http://ignored:1' });
     assert.deepEqual(c.backends, [
-      { url: 'http://gpu0:8080', nSlots: 4, type: 'router' },
-      { url: 'https://gpu1:8443', nSlots: 3, type: 'llama-swap' },
-      { url: 'http://gpu2/base', nSlots: 3, type: 'router' },
+      { url: 'http://gpu0:8080', nSlots: 4, nSlotsConfigured: true, type: 'router' },
+      { url: 'https://gpu1:8443', nSlots: 3, nSlotsConfigured: true, type: 'llama-swap' },
+      { url: 'http://gpu2/base', nSlots: 3, nSlotsConfigured: true, type: 'router' },
     ]);
+  });
+
+  it('an entry without n_slots and no N_SLOTS takes the server\'s total_slots (nSlotsConfigured false)', () => {
+    const c = loadConfig([], { BACKENDS: JSON.stringify([{ url: 'http://a:1', n_slots: 2 }, { url: 'http://b:1' }]) });
+    assert.deepEqual(c.backends.map((b) => [b.nSlots, b.nSlotsConfigured]), [[2, true], [2, false]]);
   });
 
   it('can be given as a flag', () => {
     const c = loadConfig(['--backends', '[{"url":"http://x:1","n_slots":1}]'], {});
-    assert.deepEqual(c.backends, [{ url: 'http://x:1', nSlots: 1, type: 'auto' }]);
+    assert.deepEqual(c.backends, [{ url: 'http://x:1', nSlots: 1, nSlotsConfigured: true, type: 'auto' }]);
   });
 
   const cases: Array<[string, string]> = [

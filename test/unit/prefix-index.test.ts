@@ -147,3 +147,13 @@ test('pins are refcounted and independent of entries', () => {
 function pick(match: ReturnType<PrefixIndex['findBest']>) {
   return match && { key: match.meta.key, lcp: match.lcp, ratio: match.ratio };
 }
+
+test('prefer lcp (smart policy): the longest shared prefix beats a shorter entry with a whole-block ratio', () => {
+    const index = new PrefixIndex();
+    const base = { model_id: 'm', prefix_len: 1, wpb: 8 };
+    index.add({ ...base, key: 'turn1', blocks: ['a', 'b'], timestamp: 1 });
+    index.add({ ...base, key: 'turn2', blocks: ['a', 'b', 'c', 'x'], timestamp: 2 });
+    const query = { model: 'm', wpb: 8, blocks: ['a', 'b', 'c', 'd', 'e'], lcpTh: 0.6 };
+    assert.equal(index.findBest(query)?.meta.key, 'turn1', 'seed rule: ratio 1 beats ratio 0.75');
+    assert.equal(index.findBest({ ...query, prefer: 'lcp' })?.meta.key, 'turn2');
+});

@@ -51,7 +51,7 @@ describe('planSlot', () => {
 
   it('sends a continuing conversation back to the slot that holds it, without a restore', () => {
     const candidates = [slot(0, { content: content('other', ['z', 'y']) }), slot(1, { lastUsed: 0, content: content('prev', ['a', 'b', 'c']) })];
-    const disk: DiskMatch = { key: 'prev', backend: 0, lcp: 3, ratio: 1 };
+    const disk: DiskMatch = { key: 'prev', backend: 0, lcp: 3, ratio: 1, blockCount: 3 };
     const plan = planSlot({ request: bigRequest, candidates, diskMatch: () => disk, lcpTh: 0.6 });
     assert.equal(plan?.slot.id, 1);
     assert.equal(plan?.restore, undefined);
@@ -60,7 +60,7 @@ describe('planSlot', () => {
 
   it('restores when the disk holds a longer prefix than any slot', () => {
     const candidates = [slot(0, { lastUsed: 2, content: content('other', ['z']) }), slot(1, { lastUsed: 1, content: content('x', ['a', 'q']) })];
-    const disk: DiskMatch = { key: 'prev', backend: 0, lcp: 3, ratio: 1 };
+    const disk: DiskMatch = { key: 'prev', backend: 0, lcp: 3, ratio: 1, blockCount: 3 };
     const plan = planSlot({ request: bigRequest, candidates, diskMatch: () => disk, lcpTh: 0.6 });
     assert.equal(plan?.restore, disk);
     assert.equal(plan?.slot.id, 1, 'least recently used slot receives the restore');
@@ -68,7 +68,7 @@ describe('planSlot', () => {
 
   it('restores only on the backend whose disk holds the file', () => {
     const candidates = [slot(0, { backend: 0 }), slot(0, { backend: 1 })];
-    const disk: DiskMatch = { key: 'prev', backend: 1, lcp: 2, ratio: 1 };
+    const disk: DiskMatch = { key: 'prev', backend: 1, lcp: 2, ratio: 1, blockCount: 2 };
     const plan = planSlot({ request: bigRequest, candidates, diskMatch: (b) => (b === 1 ? disk : undefined), lcpTh: 0.6 });
     assert.equal(plan?.slot.backend, 1);
     assert.equal(plan?.restore, disk);
@@ -78,5 +78,31 @@ describe('planSlot', () => {
     const candidates = [slot(0, { content: content('p', ['a', 'x', 'y', 'z']) })];
     const plan = planSlot({ request: bigRequest, candidates, diskMatch: noDisk, lcpTh: 0.6 });
     assert.equal(plan?.resident, undefined);
+  });
+});
+
+describe('planSlot, smart policy', () => {
+  it('does not restore when the receiving slot already shares as much of the prompt', () => {
+    const candidates = [slot(0, { content: content('partial', ['a', 'b', 'c', 'q', 'r', 's']) })];
+    const disk: DiskMatch = { key: 'older', backend: 0, lcp: 3, ratio: 1, blockCount: 3 };
+    const plan = planSlot({ request: bigRequest, candidates, diskMatch: () => disk, lcpTh: 0.6, restoreWorthIt: (m, slotLcp) => m.lcp > slotLcp });
+    assert.equal(plan?.restore, undefined);
+  });
+
+  it('does not restore when the restore costs more than the prefill it avoids', () => {
+    const candidates = [slot(0)];
+    const disk: DiskMatch = { key: 'k', backend: 0, lcp: 3, ratio: 1, blockCount: 3 };
+    const plan = planSlot({ request: bigRequest, candidates, diskMatch: () => disk, lcpTh: 0.6, restoreWorthIt: () => false });
+    assert.equal(plan?.restore, undefined);
+    assert.equal(plan?.slot.id, 0);
+  });
+
+  it('skips the eviction save of content that grew by less than SAVE_MIN_NEW_TOKENS since its entry on disk', () => {
+    const grownLittle = content('turn2', ['q'], { saved: false, parentKey: 'turn1', parentTokens: 1000, nTokens: 1100 });
+    const plan = planSlot({ request: smallRequest, candidates: [slot(0, { content: grownLittle })], diskMatch: noDisk, lcpTh: 0.6, minNewTokens: 256 });
+    assert.equal(plan?.saveFirst, undefined);
+    const grownMuch = content('turn3', ['q'], { saved: false, parentKey: 'turn1', parentTokens: 1000, nTokens: 1300 });
+    const plan2 = planSlot({ request: smallRequest, candidates: [slot(0, { content: grownMuch })], diskMatch: noDisk, lcpTh: 0.6, minNewTokens: 256 });
+    assert.equal(plan2?.saveFirst, grownMuch);
   });
 });

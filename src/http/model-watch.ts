@@ -1,0 +1,124 @@
+/**
+ * What each backend has loaded, and which model file is behind each model name. Behind llama-swap and router
+ * mode a request for another model unloads the current one (its slots die with its process), so before such a
+ * request the slots that only the other model holds are saved, and slot contents of unloaded models are forgotten.
+ * Nothing here ever loads a model that the request being served does not need.
+ */
+import type { Logger } from 'pino';
+import type { LlamaClient } from '../backend/llama-client.js';
+import type { Config } from '../config/index.js';
+import { describeCause } from '../errors.js';
+import type { SlotCache } from '../slots/slot-cache.js';
+import { unsavedBigContent } from '../slots/slot-planner.js';
+import type { SlotPool } from '../slots/slot-pool.js';
+
+export interface ModelWatch {
+  /** The model file's identity on that backend (fetched once; see LlamaClient.fingerprint). */
+  fingerprint(backend: number, model: string): Promise<string | undefined>;
+  /** The identity if already known, without asking the backend. */
+  knownFingerprint(backend: number, model: string): string | undefined;
+  /** Forget what was learnt about a backend (it restarted or was unreachable). */
+  forgetBackend(backend: number): void;
+  /**
+   * Before a request for `model` is planned: on llama-swap and router backends, forget the slot contents of models
+   * that are no longer loaded; if `model` is not loaded, save what the loaded models' idle slots alone hold (the
+   * request is about to unload them); for a big request, make sure `model` is ready so its identity is known.
+   */
+  prepareForModel(model: string, big: boolean): Promise<void>;
+}
+
+interface Deps {
+  config: Config;
+  clients: readonly LlamaClient[];
+  pool: SlotPool;
+  slotCache: SlotCache;
+  log: Logger;
+}
+
+export function createModelWatch({ config, clients, pool, slotCache, log }: Deps): ModelWatch {
+  const fingerprints = new Map<string, Promise<string | undefined>>();
+  const known = new Map<string, string>();
+  const id = (backend: number, model: string) => `${backend}\u0000${model}`;
+
+  function fingerprint(backend: number, model: string): Promise<string | undefined> {
+    const key = id(backend, model);
+    let pending = fingerprints.get(key);
+    if (!pending) {
+      pending = clients[backend]!.fingerprint(model).then(
+        (fp) => {
+          if (fp === undefined) fingerprints.delete(key);
+          else known.set(key, fp);
+          return fp;
+        },
+        () => {
+          fingerprints.delete(key);
+          return undefined;
+        },
+      );
+      fingerprints.set(key, pending);
+    }
+    return pending;
+  }
+
+  function forget(backend: number, model?: string): void {
+    for (const key of [...fingerprints.keys()]) {
+      if (key === id(backend, model ?? '') || (model === undefined && key.startsWith(`${backend}\u0000`))) {
+        fingerprints.delete(key);
+        known.delete(key);
+      }
+    }
+  }
+
+  async function saveBeforeSwap(backend: number, loaded: Set<string>, model: string): Promise<void> {
+    const minNew = config.savePolicy === 'smart' ? config.saveMinNewTokens : 0;
+    for (const slot of pool.all()) {
+      if (slot.backend !== backend || slot.busy || slot.model === model || !loaded.has(slot.model)) continue;
+      const content = unsavedBigContent(slot, minNew);
+      if (!content) continue;
+      slot.busy = true;
+      try {
+        const result = await slotCache.save(slot, content);
+        log.info({ backend: clients[backend]!.url, model: slot.model, slot: slot.id, key: content.key.slice(0, 16), save: result, for_model: model }, 'saved before model swap');
+      } finally {
+        pool.release(slot);
+      }
+    }
+  }
+
+  async function prepareOn(backend: number, model: string, big: boolean): Promise<void> {
+    const client = clients[backend]!;
+    if (client.kind !== 'llama-swap' && client.kind !== 'router') return;
+    let loaded: Set<string> | undefined;
+    try {
+      loaded = await client.loadedModels();
+    } catch (err) {
+      log.warn({ backend: client.url, err: describeCause(err) }, 'could not read the loaded models');
+      return;
+    }
+    if (!loaded) return;
+    for (const slot of pool.all()) {
+      if (slot.backend === backend && !slot.busy && slot.content && !loaded.has(slot.model)) slot.content = undefined;
+    }
+    for (const key of [...known.keys()]) {
+      const [b, m] = key.split('\u0000') as [string, string];
+      if (Number(b) === backend && !loaded.has(m)) forget(backend, m);
+    }
+    if (!loaded.has(model)) await saveBeforeSwap(backend, loaded, model);
+    // Asking for the identity loads the model; only a big request (which may restore) on the only backend asks.
+    if (big && clients.length === 1) {
+      if (client.kind === 'router' && !loaded.has(model)) await client.loadModel(model, config.requestTimeout * 1000).catch(() => false);
+      await fingerprint(backend, model);
+    } else if (loaded.has(model)) {
+      await fingerprint(backend, model);
+    }
+  }
+
+  return {
+    fingerprint,
+    knownFingerprint: (backend, model) => known.get(id(backend, model)) ?? (clients[backend]!.kind === 'llama-server' ? known.get(id(backend, config.modelId)) : undefined),
+    forgetBackend: (backend) => forget(backend),
+    async prepareForModel(model, big) {
+      await Promise.all(clients.map((_, i) => prepareOn(i, model, big)));
+    },
+  };
+}
