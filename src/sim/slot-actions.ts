@@ -4,7 +4,7 @@
  * after the chat. A failed restore empties the slot, as the real server does.
  */
 import { join } from 'node:path';
-import { sleepScaled, transferMs } from './cost-model.js';
+import { Pacer, transferMs } from './cost-model.js';
 import type { ModelInstance } from './model-instance.js';
 import { readSaveFile, writeSaveFile } from './save-file.js';
 import { wrapSlotId } from './slot-scheduler.js';
@@ -34,10 +34,12 @@ export function saveSlot(inst: ModelInstance, idSlot: number, filename: string):
       return { ok: false, status: fault.status, message: fault.message ?? 'injected save fault' };
     }
     const { cost } = inst.config;
+    // Model time counts from here: the simulator's own file I/O is part of the modelled cost, not added to it.
+    const pacer = new Pacer(cost.timeScale);
     const tokens = slot.tokens;
     const bytes = await writeSaveFile(join(inst.config.slotSavePath!, filename), inst.fingerprint, tokens, cost.kvBytesPerToken);
     const ms = transferMs(bytes, cost.saveMsPerMB);
-    await sleepScaled(ms, cost.timeScale);
+    await pacer.advance(ms);
     inst.recorder.record({ ...event, ok: true, n_tokens: tokens.length, bytes, status: 200 });
     return {
       ok: true,
@@ -53,6 +55,7 @@ export function restoreSlot(inst: ModelInstance, idSlot: number, filename: strin
     if (inst.state === 'stopped') return KILLED;
     const event = { type: 'restore' as const, model: inst.config.id, slot: slot.id, filename };
     const fault = inst.recorder.takeFault('restore', inst.config.id);
+    const pacer = new Pacer(inst.config.cost.timeScale);
     const content = fault ? undefined : await readSaveFile(join(inst.config.slotSavePath!, filename), inst.fingerprint, inst.config.cost.kvBytesPerToken);
     if (!content || content.tokens.length > inst.config.nCtx) {
       slot.clear(); // the real server has already dropped the slot's KV when the load fails
@@ -62,7 +65,7 @@ export function restoreSlot(inst: ModelInstance, idSlot: number, filename: strin
     }
     const { cost } = inst.config;
     const ms = transferMs(content.bytes, cost.restoreMsPerMB);
-    await sleepScaled(ms, cost.timeScale);
+    await pacer.advance(ms);
     slot.tokens = content.tokens;
     // Sliding-window / recurrent models: the restore "works" but the next prompt cannot reuse it.
     slot.reuseBlocked = inst.config.restoreGivesNoReuse;
