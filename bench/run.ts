@@ -28,7 +28,7 @@ const CONFIGS: Record<string, Record<string, string> | null> = {
 const USAGE = `Usage: npm run bench -- [options]
   --workloads LIST    comma list of ${allWorkloads({ startWords: 1, turnWords: 1 }).map((w) => w.name).join(',')} (default all)
   --configs LIST      comma list of ${Object.keys(CONFIGS).join(',')} (default all)
-  --time-scale X      wall time per model millisecond (default 0.01; 0 = do not sleep)
+  --time-scale X      wall time per model millisecond (default 0.04; 0 = do not sleep)
   --start-words N     words of a conversation's first message, ~tokens (default 16000)
   --turn-words N      words added per turn (default 450)
   --out FILE          JSON results (default bench/results/latest.json)
@@ -198,7 +198,7 @@ async function main(): Promise<void> {
   const options: BenchOptions = {
     workloads: values.workloads?.split(',') ?? allWorkloads({ startWords: 1, turnWords: 1 }).map((w) => w.name),
     configs: values.configs?.split(',') ?? Object.keys(CONFIGS),
-    timeScale: Number(values['time-scale'] ?? (smoke ? 0 : 0.01)),
+    timeScale: Number(values['time-scale'] ?? (smoke ? 0 : 0.04)),
     startWords: Number(values['start-words'] ?? (smoke ? 600 : 16000)),
     turnWords: Number(values['turn-words'] ?? (smoke ? 40 : 450)),
     out: values.out ?? 'bench/results/latest.json',

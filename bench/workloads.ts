@@ -69,7 +69,7 @@ function contention(size: WorkloadSize): Workload {
 function roundrobin(size: WorkloadSize): Workload {
   const convs = conversations(8, size);
   const jobs: Job[] = [];
-  for (let turn = 0; turn < 6; turn++) for (const c of convs) jobs.push({ kind: 'turn', conversation: c.id, turn });
+  for (let turn = 0; turn < 4; turn++) for (const c of convs) jobs.push({ kind: 'turn', conversation: c.id, turn });
   return base('roundrobin', '8 conversations on 2 slots, strict round robin', convs, jobs, 2);
 }
 
@@ -77,7 +77,7 @@ function roundrobin(size: WorkloadSize): Workload {
 function swap(size: WorkloadSize): Workload {
   const convs = conversations(4, size, (i) => (i % 2 === 0 ? 'model-a' : 'model-b'));
   const jobs: Job[] = [];
-  for (let turn = 0; turn < 4; turn++) for (const c of convs) jobs.push({ kind: 'turn', conversation: c.id, turn });
+  for (let turn = 0; turn < 3; turn++) for (const c of convs) jobs.push({ kind: 'turn', conversation: c.id, turn });
   return { ...base('swap', '4 conversations on 2 models behind llama-swap, alternating', convs, jobs, 1), mode: 'llama-swap', models: ['model-a', 'model-b'] };
 }
 
@@ -116,7 +116,7 @@ function overhead(): Workload {
     slotsPerModel: 1,
     maxTokens: 64,
     timeScale: 1,
-    cost: { prefillMsPerToken: 0.002, decodeMsPerToken: 0.5, saveMsPerMB: 0.05, restoreMsPerMB: 0.05 },
+    cost: { prefillMsPerToken: 0.002, decodeMsPerToken: 0.5, saveMsPerMB: 0.05, restoreMsPerMB: 0.05, modelLoadMs: 0 },
   };
 }
 

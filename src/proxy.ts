@@ -22,8 +22,12 @@ export interface Proxy {
   ctx: ProxyContext;
   /** Listen on config.host:config.port (or the given port); resolves with the base URL. */
   listen(port?: number): Promise<string>;
+  /** Stop listening, let answers in progress finish (bounded), save what must be saved, close. Idempotent. */
   close(): Promise<void>;
 }
+
+/** How long answers still streaming at shutdown may take before their connections are closed. */
+const SHUTDOWN_GRACE_MS = 10_000;
 
 /** Graceful shutdown under the smart policy: save every slot whose content is not on disk yet. */
 async function saveOnShutdown(ctx: ProxyContext): Promise<void> {
@@ -75,6 +79,7 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     log,
   });
 
+  let closing: Promise<void> | undefined;
   return {
     app,
     ctx,
@@ -85,13 +90,28 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
       log.info({ address, backends: clients.map((c) => ({ url: c.url, kind: c.kind ?? 'unknown' })) }, 'proxycache listening');
       return address;
     },
-    async close() {
-      await app.close();
-      // Replies are out, but a handler may still be saving; wait for it, then keep what only the slots hold.
-      await Promise.allSettled([...ctx.inflight]);
-      if (smart) await saveOnShutdown(ctx);
-      await cleanup.stop();
-      await Promise.all(clients.map((c) => c.close()));
+    close() {
+      closing ??= shutdown();
+      return closing;
     },
   };
+
+  async function shutdown(): Promise<void> {
+    // Answers in progress get a grace period to finish (their slots are then saved), then are cut.
+    const grace = setTimeout(() => app.server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+    // A keep-alive socket whose answer ends after close() began would otherwise linger until its timeout; once no
+    // chat answer is in progress, whatever is left (half-read requests, stray sockets) is closed too.
+    const sweep = setInterval(() => {
+      if (ctx.inflight.size === 0) app.server.closeAllConnections();
+      else app.server.closeIdleConnections();
+    }, 50);
+    await app.close();
+    clearTimeout(grace);
+    clearInterval(sweep);
+    // Replies are out, but a handler may still be saving; wait for it, then keep what only the slots hold.
+    await Promise.allSettled([...ctx.inflight]);
+    if (smart) await saveOnShutdown(ctx);
+    await cleanup.stop();
+    await Promise.all(clients.map((c) => c.close()));
+  }
 }

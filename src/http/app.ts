@@ -15,7 +15,8 @@ import { registerPassthrough } from './passthrough-route.js';
 const BODY_LIMIT_BYTES = 256 * 1024 * 1024;
 
 export function createApp(ctx: ProxyContext): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT_BYTES, forceCloseConnections: true });
+  // 'idle': on close, idle keep-alive sockets go at once while answers in progress may finish (see Proxy.close).
+  const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT_BYTES, forceCloseConnections: 'idle' });
 
   app.setErrorHandler((error: FastifyError | ProxyError, request, reply) => {
     const proxyError = toProxyError(error);

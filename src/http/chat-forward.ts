@@ -40,7 +40,11 @@ async function relayWhole(res: UpstreamResponse, reply: FastifyReply, signal: Ab
     for await (const chunk of res.body) chunks.push(chunk as Buffer);
     buffer = Buffer.concat(chunks);
   } catch (err) {
-    if (signal.aborted) return { status: res.status, completed: false, clientGone: true };
+    if (signal.aborted) {
+      reply.hijack();
+      reply.raw.destroy();
+      return { status: res.status, completed: false, clientGone: true };
+    }
     throw err;
   }
   await reply
@@ -66,7 +70,10 @@ async function relayStream(res: UpstreamResponse, reply: FastifyReply, signal: A
       if (!raw.write(chunk)) await once(raw, 'drain', { signal });
     }
   } catch (err) {
-    if (signal.aborted) return { status: res.status, completed: false, clientGone: true, timings: tap.timings };
+    if (signal.aborted) {
+      raw.destroy();
+      return { status: res.status, completed: false, clientGone: true, timings: tap.timings };
+    }
     // Headers are out: end the stream with an error event the way llama-server does, never a second status.
     const message = `backend stream broke: ${describeCause(err)}`;
     raw.end(`data: ${JSON.stringify({ error: { message, type: 'server_error', param: null, code: 'backend_stream_error' } })}\n\n`);

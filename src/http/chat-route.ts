@@ -74,6 +74,9 @@ async function serve(
     });
   if (!plan) {
     ctx.log.info({ model: analysis.model, key: short(analysis.key), outcome: 'client_gone_while_waiting' }, 'chat');
+    // Nobody to answer: end the exchange here so the connection does not wait for a reply that never comes.
+    reply.hijack();
+    reply.raw.destroy();
     return;
   }
 

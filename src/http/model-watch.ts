@@ -22,7 +22,8 @@ export interface ModelWatch {
   /**
    * Before a request for `model` is planned: on llama-swap and router backends, forget the slot contents of models
    * that are no longer loaded; if `model` is not loaded, save what the loaded models' idle slots alone hold (the
-   * request is about to unload them); for a big request, make sure `model` is ready so its identity is known.
+   * request is about to unload them; behind llama-swap, busy slots are waited for first); for a big request, make
+   * sure `model` is ready so its identity is known.
    */
   prepareForModel(model: string, big: boolean): Promise<void>;
 }
@@ -71,12 +72,26 @@ export function createModelWatch({ config, clients, pool, slotCache, log }: Deps
 
   async function saveBeforeSwap(backend: number, loaded: Set<string>, model: string): Promise<void> {
     const minNew = config.savePolicy === 'smart' ? config.saveMinNewTokens : 0;
+    // llama-swap finishes the running model's requests in flight before it swaps, and from then on any slot action
+    // sent to that model would load it again. So a busy slot is waited for (its content is only known once its
+    // request ended), and saved before this request can trigger the swap.
+    const waitForBusy = clients[backend]!.kind === 'llama-swap';
     for (const slot of pool.all()) {
-      if (slot.backend !== backend || slot.busy || slot.model === model || !loaded.has(slot.model)) continue;
-      const content = unsavedBigContent(slot, minNew);
-      if (!content) continue;
-      slot.busy = true;
+      if (slot.backend !== backend || slot.model === model || !loaded.has(slot.model)) continue;
+      if (slot.busy) {
+        if (!waitForBusy) continue;
+        const got = await pool
+          .acquire(slot.model, () => (slot.busy ? undefined : { slot }), { timeoutMs: config.acquireTimeout * 1000 })
+          .catch(() => undefined);
+        if (!got) continue;
+      } else if (unsavedBigContent(slot, minNew)) {
+        slot.busy = true;
+      } else {
+        continue;
+      }
       try {
+        const content = unsavedBigContent(slot, minNew);
+        if (!content) continue;
         const result = await slotCache.save(slot, content);
         log.info({ backend: clients[backend]!.url, model: slot.model, slot: slot.id, key: content.key.slice(0, 16), save: result, for_model: model }, 'saved before model swap');
       } finally {

@@ -6,7 +6,7 @@
 import type { ChatTask } from './chat-engine.js';
 import { isObject, parseJsonBody } from './http-io.js';
 import { samplingParams } from './llama-shapes.js';
-import { GENERATION_PROMPT, renderChat, TemplateError, tokenize, type ChatMessage } from './tokenizer.js';
+import { GENERATION_PROMPT, renderChat, TemplateError, tokenizeChat, type ChatMessage } from './tokenizer.js';
 
 /** Reply length when the request sets neither max_tokens nor n_predict (the sim's stand-in for "until EOS"). */
 export const DEFAULT_REPLY_TOKENS = 16;
@@ -56,7 +56,7 @@ export function parseChatRequest(raw: Buffer): ParsedChat {
   const includeUsage = stream && isObject(streamOptions) && streamOptions.include_usage === true;
 
   const task: ChatTask = {
-    prompt: tokenize(promptText),
+    prompt: tokenizeChat(messages),
     promptText,
     cachePrompt: body.cache_prompt !== false,
     nPredict,

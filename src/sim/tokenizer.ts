@@ -58,6 +58,31 @@ export function renderChat(messages: readonly ChatMessage[], addGenerationPrompt
   return addGenerationPrompt ? out + GENERATION_PROMPT : out;
 }
 
+// Rendered message → its tokens. Conversations resend their whole history every turn; tokenizing only the new
+// messages keeps the simulator's own CPU time (which a scaled-down benchmark would magnify) small.
+const MESSAGE_TOKENS = new Map<string, string[]>();
+const MESSAGE_TOKENS_MAX = 1024;
+
+/**
+ * Tokens of `renderChat(messages)`, tokenized message by message. Equal to `tokenize(renderChat(messages))`
+ * because every rendered message ends with a newline, which is always a token of its own.
+ */
+export function tokenizeChat(messages: readonly ChatMessage[]): string[] {
+  const out: string[] = [];
+  for (const m of messages) {
+    const rendered = `<|im_start|>${String(m.role)}\n${contentText(m.content)}<|im_end|>\n`;
+    let tokens = MESSAGE_TOKENS.get(rendered);
+    if (!tokens) {
+      tokens = tokenize(rendered);
+      if (MESSAGE_TOKENS.size >= MESSAGE_TOKENS_MAX) MESSAGE_TOKENS.delete(MESSAGE_TOKENS.keys().next().value!);
+      MESSAGE_TOKENS.set(rendered, tokens);
+    }
+    for (const t of tokens) out.push(t);
+  }
+  for (const t of tokenize(GENERATION_PROMPT)) out.push(t);
+  return out;
+}
+
 /** Splits text into token pieces; joining the pieces gives the text back. */
 export function tokenize(text: string): string[] {
   return text.match(TOKEN_RE) ?? [];

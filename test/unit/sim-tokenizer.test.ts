@@ -56,3 +56,17 @@ describe('sim tokenizer', () => {
     assert.equal(v.pieceOf(999_999), undefined);
   });
 });
+
+describe('tokenizeChat', () => {
+  it('equals tokenizing the rendered chat, message by message (cached), for arbitrary contents', async () => {
+    const { tokenizeChat, tokenize, renderChat } = await import('../../src/sim/tokenizer.js');
+    const contents = ['Hello world', '  leading spaces\nand lines\n\n', 'tail space ', 'ünïcödé, punctuation!? 123', '', 'x'];
+    for (let i = 0; i < 20; i++) {
+      const messages = Array.from({ length: 1 + (i % 5) }, (_, j) => ({
+        role: j % 2 ? 'assistant' : 'user',
+        content: contents[(i + j) % contents.length]!,
+      }));
+      assert.deepEqual(tokenizeChat(messages), tokenize(renderChat(messages)));
+    }
+  });
+});

@@ -1,0 +1,71 @@
+/**
+ * The benchmark runs end to end at smoke sizes (simulator without sleeping, the proxy as a child process from
+ * dist/src/cli.js) and writes results in the documented JSON shape; on the contention workload the smart policy
+ * prefills no more than going to the backend directly.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { runBench } from '../../bench/run.js';
+import { withDeadline } from '../support/deadline.js';
+
+const METRICS = [
+  'prefill_tokens', 'reused_tokens', 'ttft_mean_ms', 'ttft_p50_ms', 'ttft_p95_ms', 'wall_ms', 'saves', 'restores',
+  'bytes_written', 'bytes_read', 'disk_bytes_final', 'proxy_cpu_s', 'proxy_rss_mb',
+];
+const WORKLOADS = ['contention', 'overhead'];
+const CONFIGS = ['direct', 'smart'];
+
+function assertNumber(value: unknown, where: string): void {
+  assert.equal(typeof value, 'number', `${where} is a number (got ${JSON.stringify(value)})`);
+  assert.ok(Number.isFinite(value as number) && (value as number) >= 0, `${where} is finite and >= 0 (got ${String(value)})`);
+}
+
+describe('benchmark smoke run', { timeout: 60_000 }, () => {
+  let root: string | undefined;
+  after(async () => {
+    if (root) await rm(root, { recursive: true, force: true });
+  });
+
+  it('contention and overhead, direct and smart: results in the documented shape, smart prefills no more than direct', async () => {
+    root = await mkdtemp(join(tmpdir(), 'proxycache-bench-smoke-'));
+    const out = join(root, 'results.json');
+
+    const returned = await withDeadline(
+      runBench({ workloads: WORKLOADS, configs: CONFIGS, timeScale: 0, startWords: 600, turnWords: 40, out }, () => undefined),
+      45_000,
+      'the smoke bench',
+    );
+
+    const written = JSON.parse(await readFile(out, 'utf8')) as Record<string, any>;
+    assert.deepEqual(written, JSON.parse(JSON.stringify(returned)), 'the file holds what runBench returned');
+
+    assert.equal(typeof written.cost_model, 'object');
+    assert.ok(written.cost_model !== null && !Array.isArray(written.cost_model));
+    for (const [name, value] of Object.entries(written.cost_model)) assertNumber(value, `cost_model.${name}`);
+    assert.deepEqual(Object.keys(written.workloads).sort(), [...WORKLOADS].sort());
+    for (const workload of WORKLOADS) {
+      const w = written.workloads[workload];
+      assertNumber(w.ideal_prefill_tokens, `${workload}.ideal_prefill_tokens`);
+      assert.ok(w.ideal_prefill_tokens > 0, `${workload}.ideal_prefill_tokens > 0`);
+      assertNumber(w.live_cache_bytes, `${workload}.live_cache_bytes`);
+      assert.deepEqual(Object.keys(w.configs).sort(), [...CONFIGS].sort());
+      for (const config of CONFIGS) {
+        for (const metric of METRICS) assertNumber(w.configs[config][metric], `${workload}.configs.${config}.${metric}`);
+        assert.ok(w.configs[config].prefill_tokens > 0 && w.configs[config].reused_tokens > 0, `${workload}/${config} measured tokens`);
+      }
+      assert.equal(w.configs.direct.proxy_cpu_s, 0, 'no proxy process when going direct');
+      assert.ok(w.configs.smart.proxy_rss_mb > 0, 'the proxy process was measured');
+    }
+
+    const contention = written.workloads.contention.configs;
+    assert.ok(
+      contention.smart.prefill_tokens <= contention.direct.prefill_tokens,
+      `smart prefills ${contention.smart.prefill_tokens} tokens, direct ${contention.direct.prefill_tokens}`,
+    );
+    assert.ok(contention.smart.restores > 0, 'smart restores evicted conversations');
+    assert.equal(contention.direct.saves, 0, 'nothing saves when going direct');
+  });
+});
