@@ -2,6 +2,7 @@
  * Deterministic reply text: the same prompt always produces the same words, like a model at temperature 0, so
  * tests can compare answers and multi-turn conversations replay identically.
  */
+import { mulberry32 } from './prng.js';
 import { hash32 } from './tokenizer.js';
 
 const WORDS = [
@@ -10,24 +11,13 @@ const WORDS = [
   'yield', 'zephyr', 'expert', 'Alfred', 'quatre', 'Stef', 'improvit', 'river', 'moon', 'field', 'school', 'piece',
 ];
 
-// mulberry32: tiny, fast, good enough to look random.
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Returns a generator of reply tokens seeded from the prompt text: words, each after the first with a leading
  * space, so the reply text is the same whether or not a client trims it before sending it back as history.
  */
 export function replyGenerator(promptText: string): () => string {
-  const next = rng(hash32(promptText));
+  const next = mulberry32(hash32(promptText));
   let first = true;
   return () => {
     const word = WORDS[Math.floor(next() * WORDS.length)]!;

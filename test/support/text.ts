@@ -9,17 +9,9 @@ const VOCABULARY = (
   'change morning reason research girl guy moment air teacher force education function variable return import'
 ).split(' ');
 
-/** A small fast PRNG (mulberry32): deterministic per seed, good enough for filler text. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The seeded PRNG the simulator uses for its replies. */
+export { mulberry32 as prng } from '../../src/sim/prng.js';
+import { mulberry32 as prng } from '../../src/sim/prng.js';
 
 /** `count` words drawn from a fixed vocabulary, seeded. */
 export function words(count: number, seed: number): string {
