@@ -57,27 +57,38 @@ async function runSegment(
   const lastTurn = new Map<string, Promise<void>>();
   const worker = async () => {
     while (next < to) {
-      const index = next++;
-      const job = workload.jobs[index]!;
-      if (job.kind === 'small') {
-        state.results[index] = await send(target.url, job, job.model, [{ role: 'user', content: smallPrompt(job.seed) }], workload.maxTokens);
-        continue;
-      }
-      // A conversation's turns never overlap: wait for its previous turn if another client still runs it.
-      const previous = lastTurn.get(job.conversation) ?? Promise.resolve();
-      let done!: () => void;
-      lastTurn.set(job.conversation, new Promise<void>((r) => (done = r)));
-      await previous;
-      const spec = state.specs.get(job.conversation)!;
-      const history = state.histories.get(job.conversation)!;
-      history.push({ role: 'user', content: userMessage(spec, job.turn) });
-      const { result, reply } = await sendTurn(target.url, job, spec.model, history, workload.maxTokens);
-      history.push({ role: 'assistant', content: reply });
-      state.results[index] = result;
-      done();
+      // Claim a whole burst (an agent's tool loop) at once: one client sends its turns back to back.
+      const first = next++;
+      const head = workload.jobs[first]!;
+      while (next < to && head.kind === 'turn' && head.burst !== undefined && sameBurst(head, workload.jobs[next]!)) next++;
+      const end = next;
+      for (let index = first; index < end; index++) await runJob(index);
     }
   };
+  const runJob = async (index: number) => {
+    const job = workload.jobs[index]!;
+    if (job.kind === 'small') {
+      state.results[index] = await send(target.url, job, job.model, [{ role: 'user', content: smallPrompt(job.seed) }], workload.maxTokens);
+      return;
+    }
+    // A conversation's turns never overlap: wait for its previous turn if another client still runs it.
+    const previous = lastTurn.get(job.conversation) ?? Promise.resolve();
+    let done!: () => void;
+    lastTurn.set(job.conversation, new Promise<void>((r) => (done = r)));
+    await previous;
+    const spec = state.specs.get(job.conversation)!;
+    const history = state.histories.get(job.conversation)!;
+    history.push({ role: 'user', content: userMessage(spec, job.turn) });
+    const { result, reply } = await sendTurn(target.url, job, spec.model, history, workload.maxTokens);
+    history.push({ role: 'assistant', content: reply });
+    state.results[index] = result;
+    done();
+  };
   await Promise.all(Array.from({ length: workload.concurrency }, worker));
+}
+
+function sameBurst(a: Job, b: Job): boolean {
+  return a.kind === 'turn' && b.kind === 'turn' && a.conversation === b.conversation && a.burst === b.burst;
 }
 
 async function send(url: string, job: Job, model: string, messages: Message[], maxTokens: number): Promise<RequestResult> {

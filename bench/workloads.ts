@@ -15,7 +15,8 @@ export interface ConversationSpec {
 }
 
 export type Job =
-  | { kind: 'turn'; conversation: string; turn: number }
+  /** `burst`: consecutive turns of one conversation with the same burst number are sent by one client in a row. */
+  | { kind: 'turn'; conversation: string; turn: number; burst?: number }
   | { kind: 'small'; model: string; seed: number };
 
 export interface Workload {
@@ -59,7 +60,7 @@ function contention(size: WorkloadSize): Workload {
   const jobs: Job[] = [];
   for (let burst = 0; burst < BURSTS; burst++) {
     for (const c of convs) {
-      for (let t = 0; t < TURNS_PER_BURST; t++) jobs.push({ kind: 'turn', conversation: c.id, turn: burst * TURNS_PER_BURST + t });
+      for (let t = 0; t < TURNS_PER_BURST; t++) jobs.push({ kind: 'turn', conversation: c.id, turn: burst * TURNS_PER_BURST + t, burst });
     }
   }
   return base('contention', '8 agent conversations on 2 slots, bursts of 4 turns interleaved', convs, jobs, 2);
