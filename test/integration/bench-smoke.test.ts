@@ -1,7 +1,8 @@
 /**
  * The benchmark runs end to end at smoke sizes (simulator without sleeping, the proxy as a child process from
  * dist/src/cli.js) and writes results in the documented JSON shape; on the contention workload the smart policy
- * prefills no more than going to the backend directly.
+ * stays within the issue's prefill target (1.1 × the ideal). At smoke sizes llama-server's simulated RAM cache
+ * holds every conversation, so `direct` is near the ideal too and is no bound to compare with.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -29,7 +30,7 @@ describe('benchmark smoke run', { timeout: 60_000 }, () => {
     if (root) await rm(root, { recursive: true, force: true });
   });
 
-  it('contention and overhead, direct and smart: results in the documented shape, smart prefills no more than direct', async () => {
+  it('contention and overhead, direct and smart: results in the documented shape, smart prefills at most 1.1 × the ideal', async () => {
     root = await mkdtemp(join(tmpdir(), 'proxycache-bench-smoke-'));
     const out = join(root, 'results.json');
 
@@ -61,9 +62,10 @@ describe('benchmark smoke run', { timeout: 60_000 }, () => {
     }
 
     const contention = written.workloads.contention.configs;
+    const ideal = written.workloads.contention.ideal_prefill_tokens;
     assert.ok(
-      contention.smart.prefill_tokens <= contention.direct.prefill_tokens,
-      `smart prefills ${contention.smart.prefill_tokens} tokens, direct ${contention.direct.prefill_tokens}`,
+      contention.smart.prefill_tokens <= 1.1 * ideal,
+      `smart prefills ${contention.smart.prefill_tokens} tokens, the ideal is ${ideal}`,
     );
     assert.ok(contention.smart.restores > 0, 'smart restores evicted conversations');
     assert.equal(contention.direct.saves, 0, 'nothing saves when going direct');
