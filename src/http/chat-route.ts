@@ -91,6 +91,7 @@ async function serve(
     line.forwardStarted = performance.now();
     const outcome = await forwardChat(ctx.clients[plan.slot.backend]!, upstream, reply, abort.signal);
     line.outcome = outcome;
+    noticeLostSlot(ctx, plan, outcome);
     recordSlotContent(ctx, plan, analysis, outcome);
     if (outcome.status < 400) void ctx.checkSlotCount(plan.slot.backend, analysis.model);
     if (smart) learnFromAnswer(ctx, analysis.model, line, outcome);
@@ -144,6 +145,27 @@ function recordSlotContent(ctx: ProxyContext, plan: SlotPlan, analysis: PromptAn
     ...(fingerprint !== undefined && { fingerprint }),
   };
 }
+
+/**
+ * The slot was believed to hold this conversation, yet the backend reused (almost) nothing: it restarted, or cleared
+ * the slot itself. Whatever the other slots of that backend were believed to hold is then doubtful too, and so is
+ * the model identity: forget both, so the next requests restore from disk instead of trusting empty slots.
+ */
+function noticeLostSlot(ctx: ProxyContext, plan: SlotPlan, outcome: ForwardOutcome): void {
+  const t = outcome.timings;
+  if (!plan.resident || !outcome.completed || t?.cache_n === undefined || t.prompt_n === undefined) return;
+  if (t.prompt_n < LOST_SLOT_MIN_PROMPT || t.cache_n >= LOST_SLOT_MAX_REUSE) return;
+  const backend = plan.slot.backend;
+  ctx.log.warn({ backend: ctx.clients[backend]!.url, slot: plan.slot.id, cache_n: t.cache_n, prompt_n: t.prompt_n },
+    'a slot had lost the conversation it was believed to hold (backend restarted?); forgetting what its slots held');
+  for (const slot of ctx.pool.all()) if (slot.backend === backend && slot !== plan.slot && !slot.busy) slot.content = undefined;
+  ctx.forgetBackend(backend);
+}
+
+/** Reuse below this many tokens on a resident slot means it was empty (a template prefix can match by chance). */
+const LOST_SLOT_MAX_REUSE = 16;
+/** Only a prompt this long makes the missing reuse meaningful. */
+const LOST_SLOT_MIN_PROMPT = 64;
 
 /** Restore only for a longer prefix than the slot has, and only when it is cheaper than prefilling the gain. */
 function restoreWorthIt(ctx: ProxyContext, model: string, match: DiskMatch, slotLcp: number): boolean {
