@@ -79,6 +79,8 @@ export function createLlamaClient(opts: LlamaClientOptions): LlamaClient {
       const res = await pool.request(options);
       return { status: res.statusCode, headers: res.headers, body: res.body };
     } catch (err) {
+      // The backend is down: when it comes back it may be another kind (or restarted), so probe it again then.
+      if (!opts.kind && isConnectFailure(err)) kind = undefined;
       throw mapNetworkError(url, err);
     }
   }
@@ -218,6 +220,12 @@ export async function readText(body: Readable): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of body) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Nothing reached the backend: refused, or no connection within CONNECT_TIMEOUT. */
+function isConnectFailure(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return code === 'ECONNREFUSED' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'EHOSTUNREACH';
 }
 
 function isRetryable(err: unknown): boolean {
