@@ -14,6 +14,7 @@ import type { ProxyContext } from './context.js';
 import { forwardChat } from './chat-forward.js';
 import type { ForwardOutcome } from './chat-forward.js';
 import { validateChatBody } from './chat-request.js';
+import { RequestLog, roundMs, shortKey } from './request-log.js';
 
 /** Handle one chat completion request end to end. */
 export async function handleChat(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
@@ -69,11 +70,11 @@ async function serve(
       if (abort.signal.aborted) return undefined;
       // Still one line per request: a 503 after ACQUIRE_TIMEOUT is exactly what an operator needs to see.
       const status = (err as { status?: number }).status ?? 500;
-      ctx.log.info({ model: analysis.model, key: short(analysis.key), outcome: 'no_slot', status, wait_ms: round(performance.now() - started) }, 'chat');
+      ctx.log.info({ model: analysis.model, key: shortKey(analysis.key), outcome: 'no_slot', status, wait_ms: roundMs(performance.now() - started) }, 'chat');
       throw err;
     });
   if (!plan) {
-    ctx.log.info({ model: analysis.model, key: short(analysis.key), outcome: 'client_gone_while_waiting' }, 'chat');
+    ctx.log.info({ model: analysis.model, key: shortKey(analysis.key), outcome: 'client_gone_while_waiting' }, 'chat');
     // Nobody to answer: end the exchange here so the connection does not wait for a reply that never comes.
     reply.hijack();
     reply.raw.destroy();
@@ -194,52 +195,4 @@ function swapComing(ctx: ProxyContext, backend: number, model: string): boolean 
   if (kind !== 'llama-swap' && kind !== 'router') return false;
   for (const [other, count] of ctx.pendingByModel) if (other !== model && count > 0) return true;
   return false;
-}
-
-function short(key: string): string {
-  return key.slice(0, 16);
-}
-
-/** Collects what happened to one request for its single log line. */
-class RequestLog {
-  forwardStarted?: number;
-  evictSave?: { ok: boolean; ms: number; error?: string };
-  restore?: { ok: boolean; ms: number; tokens?: number; error?: string };
-  save?: { ok: boolean; ms: number; error?: string };
-  outcome?: ForwardOutcome;
-  error?: unknown;
-
-  constructor(
-    private readonly analysis: PromptAnalysis,
-    private readonly plan: SlotPlan,
-    private readonly started: number,
-  ) {}
-
-  toJSON(backendUrl: string): Record<string, unknown> {
-    const { analysis, plan, outcome } = this;
-    const decision = plan.resident ? 'resident' : plan.restore ? 'restore' : 'cold';
-    return {
-      model: analysis.model,
-      key: short(analysis.key),
-      big: analysis.big,
-      words: analysis.wordCount,
-      backend: backendUrl,
-      slot: plan.slot.id,
-      decision,
-      ...(plan.restore && { restore_key: short(plan.restore.key), match_ratio: round(plan.restore.ratio) }),
-      ...(plan.resident && { match_ratio: round(plan.resident.ratio) }),
-      wait_ms: round((this.forwardStarted ?? performance.now()) - this.started - (this.evictSave?.ms ?? 0) - (this.restore?.ms ?? 0)),
-      ...(this.evictSave && { evict_save: this.evictSave }),
-      ...(this.restore && { restore: this.restore }),
-      ...(this.save && { save: this.save }),
-      status: outcome?.status ?? (this.error as { status?: number } | undefined)?.status ?? 500,
-      ...(outcome?.clientGone && { client_gone: true }),
-      ...(outcome?.timings && { cache_n: outcome.timings.cache_n, prompt_n: outcome.timings.prompt_n }),
-      total_ms: round(performance.now() - this.started),
-    };
-  }
-}
-
-function round(n: number): number {
-  return Math.round(n * 100) / 100;
 }

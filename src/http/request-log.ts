@@ -1,0 +1,55 @@
+/** The single structured log line of a chat request: what was decided for it and how long each step took. */
+import type { CacheOpResult } from '../slots/slot-cache.js';
+import type { PromptAnalysis } from '../prompt/prompt-analysis.js';
+import type { SlotPlan } from '../slots/slot-state.js';
+import type { ForwardOutcome } from './chat-forward.js';
+
+/** First 16 hex digits of a cache key: enough to follow one conversation through the log. */
+export function shortKey(key: string): string {
+  return key.slice(0, 16);
+}
+
+/** Milliseconds with two decimals. */
+export function roundMs(n: number): number {
+  return Math.round(n * 100) / 100;
+}
+
+/** Collects what happened to one request for its single log line. */
+export class RequestLog {
+  forwardStarted?: number;
+  evictSave?: CacheOpResult;
+  restore?: CacheOpResult;
+  save?: CacheOpResult;
+  outcome?: ForwardOutcome;
+  error?: unknown;
+
+  constructor(
+    private readonly analysis: PromptAnalysis,
+    private readonly plan: SlotPlan,
+    private readonly started: number,
+  ) {}
+
+  toJSON(backendUrl: string): Record<string, unknown> {
+    const { analysis, plan, outcome } = this;
+    const decision = plan.resident ? 'resident' : plan.restore ? 'restore' : 'cold';
+    return {
+      model: analysis.model,
+      key: shortKey(analysis.key),
+      big: analysis.big,
+      words: analysis.wordCount,
+      backend: backendUrl,
+      slot: plan.slot.id,
+      decision,
+      ...(plan.restore && { restore_key: shortKey(plan.restore.key), match_ratio: roundMs(plan.restore.ratio) }),
+      ...(plan.resident && { match_ratio: roundMs(plan.resident.ratio) }),
+      wait_ms: roundMs((this.forwardStarted ?? performance.now()) - this.started - (this.evictSave?.ms ?? 0) - (this.restore?.ms ?? 0)),
+      ...(this.evictSave && { evict_save: this.evictSave }),
+      ...(this.restore && { restore: this.restore }),
+      ...(this.save && { save: this.save }),
+      status: outcome?.status ?? (this.error as { status?: number } | undefined)?.status ?? 500,
+      ...(outcome?.clientGone && { client_gone: true }),
+      ...(outcome?.timings && { cache_n: outcome.timings.cache_n, prompt_n: outcome.timings.prompt_n }),
+      total_ms: roundMs(performance.now() - this.started),
+    };
+  }
+}
