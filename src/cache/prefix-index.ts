@@ -2,6 +2,7 @@
  * The in-memory index of saved prompt prefixes: the only thing the request path reads to decide whether a
  * cache file on disk is worth restoring. Kept in sync with META_DIR by whoever writes or deletes metas.
  */
+import { lcpBlocks, lcpRatio } from '../prompt/block-match.js';
 import type { CacheMeta } from './meta-file.js';
 
 export interface PrefixQuery {
@@ -103,8 +104,8 @@ export class PrefixIndex {
     let best: PrefixMatch | undefined;
     for (const meta of bucket.values()) {
       if (query.accept && !query.accept(meta)) continue;
-      const lcp = commonPrefix(query.blocks, meta.blocks);
-      const ratio = lcp / Math.max(1, Math.min(query.blocks.length, meta.blocks.length));
+      const lcp = lcpBlocks(query.blocks, meta.blocks);
+      const ratio = lcpRatio(lcp, query.blocks, meta.blocks);
       if (ratio < query.lcpTh) continue;
       if (!best || isBetter(ratio, lcp, meta, best, query.prefer ?? 'ratio')) best = { meta, lcp, ratio };
     }
@@ -126,13 +127,6 @@ export class PrefixIndex {
   isPinned(key: string): boolean {
     return this.#pins.has(key);
   }
-}
-
-function commonPrefix(a: readonly string[], b: readonly string[]): number {
-  const n = Math.min(a.length, b.length);
-  let i = 0;
-  while (i < n && a[i] === b[i]) i++;
-  return i;
 }
 
 function isBetter(ratio: number, lcp: number, meta: CacheMeta, best: PrefixMatch, prefer: 'ratio' | 'lcp'): boolean {

@@ -8,7 +8,7 @@ import { analyzePrompt } from '../prompt/prompt-analysis.js';
 import { codePointLength } from '../prompt/python-compat.js';
 import type { PromptAnalysis } from '../prompt/prompt-analysis.js';
 import { planSlot } from '../slots/slot-planner.js';
-import { lcpBlocks } from '../slots/slot-state.js';
+import { continuesBlocks } from '../prompt/block-match.js';
 import type { DiskMatch, SlotPlan } from '../slots/slot-state.js';
 import type { ProxyContext } from './context.js';
 import { forwardChat } from './chat-forward.js';
@@ -127,7 +127,7 @@ function recordSlotContent(ctx: ProxyContext, plan: SlotPlan, analysis: PromptAn
   if (outcome.status >= 400) return;
   const previous = plan.slot.content;
   const continues = previous?.big === true && previous.model === analysis.model &&
-    lcpBlocks(previous.blocks, analysis.blocks) >= previous.blocks.length - 1;
+    continuesBlocks(previous.blocks, analysis.blocks);
   const t = outcome.timings;
   const nTokens = t?.cache_n !== undefined && t.prompt_n !== undefined ? t.cache_n + t.prompt_n + Math.max(0, (t.predicted_n ?? 1) - 1) : undefined;
   const parentKey = continues ? (previous.saved ? previous.key : previous.parentKey) : undefined;

@@ -61,9 +61,10 @@ export function createModelWatch({ config, clients, pool, slotCache, log }: Deps
     return pending;
   }
 
+  /** Forget one model's identity on a backend, or (without `model`) every identity learnt there. */
   function forget(backend: number, model?: string): void {
     for (const key of [...fingerprints.keys()]) {
-      if (key === id(backend, model ?? '') || (model === undefined && key.startsWith(`${backend}\u0000`))) {
+      if (model === undefined ? key.startsWith(id(backend, '')) : key === id(backend, model)) {
         fingerprints.delete(key);
         known.delete(key);
       }

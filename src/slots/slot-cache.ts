@@ -10,7 +10,7 @@ import type { LlamaClient } from '../backend/llama-client.js';
 import type { CacheMeta } from '../cache/meta-file.js';
 import type { PrefixIndex } from '../cache/prefix-index.js';
 import { describeCause } from '../errors.js';
-import { lcpBlocks } from './slot-state.js';
+import { continuesBlocks } from '../prompt/block-match.js';
 import type { SlotContent, SlotState } from './slot-state.js';
 
 export interface MetaWriter {
@@ -161,7 +161,7 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
   async function retireParent(parentKey: string, child: CacheMeta, cacheDir: string): Promise<void> {
     const parent = deps.index.get(parentKey);
     if (!parent || deps.index.isPinned(parentKey) || parent.backend !== child.backend) return;
-    if (lcpBlocks(parent.blocks, child.blocks) < parent.blocks.length - 1) return;
+    if (!continuesBlocks(parent.blocks, child.blocks)) return;
     try {
       await unlink(join(cacheDir, parentKey));
     } catch (err) {

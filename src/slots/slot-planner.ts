@@ -2,7 +2,7 @@
  * The scheduler's decision, kept pure: given the request, the candidate slots and the disk matches, pick a slot and
  * say whether to restore into it and whether its current content must be saved first. No I/O, no clocks.
  */
-import { lcpBlocks, lcpRatio } from './slot-state.js';
+import { lcpBlocks, lcpRatio } from '../prompt/block-match.js';
 import type { DiskMatch, SlotContent, SlotPlan, SlotRequest, SlotState } from './slot-state.js';
 
 export interface PlanInput {

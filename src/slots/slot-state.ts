@@ -68,16 +68,3 @@ export interface SlotPlan {
   /** The slot already holds this much of the prompt (in blocks); no restore needed. */
   resident?: { lcp: number; ratio: number };
 }
-
-/** The seed's prefix measure over block hashes. */
-export function lcpBlocks(a: readonly string[], b: readonly string[]): number {
-  const n = Math.min(a.length, b.length);
-  let i = 0;
-  while (i < n && a[i] === b[i]) i++;
-  return i;
-}
-
-/** The seed's similarity ratio: lcp over the shorter of the two block lists. */
-export function lcpRatio(lcp: number, a: readonly string[], b: readonly string[]): number {
-  return lcp / Math.max(1, Math.min(a.length, b.length));
-}
