@@ -15,6 +15,7 @@ import type { ProxyContext } from './http/context.js';
 import { createSlotCache } from './slots/slot-cache.js';
 import { SlotPool } from './slots/slot-pool.js';
 import { RestoreEconomics } from './slots/restore-economics.js';
+import { PromptAnalyzer } from './prompt/prompt-analyzer.js';
 import { unsavedBigContent } from './slots/slot-planner.js';
 
 export interface Proxy {
@@ -67,7 +68,12 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     log,
     ...(smart && config.cacheDir && { lineage: { cacheDir: config.cacheDir } }),
   });
-  const ctx = createProxyContext({ config, clients, pool, index, slotCache, economics: new RestoreEconomics(), log });
+  const analyzer = new PromptAnalyzer({
+    modelId: config.modelId,
+    wordsPerBlock: config.wordsPerBlock,
+    bigThresholdWords: config.bigThresholdWords,
+  });
+  const ctx = createProxyContext({ config, clients, pool, index, slotCache, economics: new RestoreEconomics(), analyzer, log });
   const app = createApp(ctx);
   const cleanup = createCacheCleanup({
     cacheDir: config.cacheDir ?? '',

@@ -4,8 +4,6 @@
  * One structured log line per request says what was decided and how long each step took.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { analyzePrompt } from '../prompt/prompt-analysis.js';
-import { codePointLength } from '../prompt/python-compat.js';
 import type { PromptAnalysis } from '../prompt/prompt-analysis.js';
 import { planSlot } from '../slots/slot-planner.js';
 import { continuesBlocks } from '../prompt/block-match.js';
@@ -20,11 +18,7 @@ import { RequestLog, roundMs, shortKey } from './request-log.js';
 export async function handleChat(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const body = validateChatBody(request.body);
   const { config } = ctx;
-  const analysis = analyzePrompt(body, {
-    modelId: config.modelId,
-    wordsPerBlock: config.wordsPerBlock,
-    bigThresholdWords: config.bigThresholdWords,
-  });
+  const analysis = ctx.analyzer.analyze(body);
   const started = performance.now();
   const abort = new AbortController();
   const onClose = () => {
@@ -137,7 +131,7 @@ function recordSlotContent(ctx: ProxyContext, plan: SlotPlan, analysis: PromptAn
     key: analysis.key,
     model: analysis.model,
     blocks: analysis.blocks,
-    prefixLen: codePointLength(analysis.text),
+    prefixLen: analysis.prefixLen,
     big: analysis.big,
     saved: false,
     ...(nTokens !== undefined && { nTokens }),

@@ -9,6 +9,7 @@ import type { PrefixIndex } from '../cache/prefix-index.js';
 import type { Config } from '../config/index.js';
 import { describeCause } from '../errors.js';
 import type { RestoreEconomics } from '../slots/restore-economics.js';
+import type { PromptAnalyzer } from '../prompt/prompt-analyzer.js';
 import type { SlotCache } from '../slots/slot-cache.js';
 import type { SlotPool } from '../slots/slot-pool.js';
 import type { DiskMatch } from '../slots/slot-state.js';
@@ -22,6 +23,8 @@ export interface ProxyContext extends ModelWatch {
   index: PrefixIndex;
   slotCache: SlotCache;
   economics: RestoreEconomics;
+  /** Prompt analysis that remembers earlier requests' messages (only what a conversation adds is hashed). */
+  analyzer: PromptAnalyzer;
   log: Logger;
   /** Requests being handled now, by model (a request for another model behind llama-swap means a swap is coming). */
   pendingByModel: Map<string, number>;

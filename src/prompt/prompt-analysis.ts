@@ -3,15 +3,16 @@
  * the seed's hashing.py, so keys and block hashes equal those in meta files the Python proxy wrote.
  */
 import { createHash } from 'node:crypto';
-import { pyScalarStr, pyStrip } from './python-compat.js';
-import { hashWordBlocks } from './word-blocks.js';
+import type { Hash } from 'node:crypto';
+import { codePointLength, pyScalarStr, pyStrip } from './python-compat.js';
+import { WordBlockHasher } from './word-blocks.js';
 
 /** What the rest of the proxy needs to know about one chat request's prompt. */
 export interface PromptAnalysis {
   /** `body.model` when it is a non-empty string, else the configured model id. Part of the key. */
   model: string;
-  /** Canonical prompt text (see {@link canonicalPromptText}). */
-  text: string;
+  /** Length of the canonical prompt text (see {@link canonicalPromptText}) in code points: the meta's `prefix_len`. */
+  prefixLen: number;
   wordCount: number;
   /** SHA-256 hex per block of `wordsPerBlock` words (see {@link blockHashes}). */
   blocks: string[];
@@ -31,6 +32,9 @@ export interface PromptAnalysisOptions {
 // either engine, so "é" written as e + U+0301 splits into "e" and the rest, exactly as in Python.
 const WORD = /[\p{L}\p{N}_]+/gu;
 
+/** The separator between two messages' texts in the canonical text. It holds no word character. */
+export const PART_SEPARATOR = '\n\n';
+
 /**
  * The seed's `raw_prefix`: each message's content, stripped (Python `str.strip`), empty ones dropped, joined with
  * a blank line, stripped again. Roles are ignored. Entries that are not objects are skipped.
@@ -42,13 +46,21 @@ const WORD = /[\p{L}\p{N}_]+/gu;
  * would put quoting and base64 image data into the words.
  */
 export function canonicalPromptText(messages: unknown[]): string {
+  return canonicalParts(messages).join(PART_SEPARATOR);
+}
+
+/**
+ * The canonical text's parts: each message's content, stripped, empty ones left out. Joined with
+ * {@link PART_SEPARATOR} they are the canonical text (already stripped: each part starts and ends with a non-space).
+ */
+export function canonicalParts(messages: unknown[]): string[] {
   const parts: string[] = [];
   for (const message of Array.isArray(messages) ? messages : []) {
     if (typeof message !== 'object' || message === null) continue;
     const content = contentText((message as { content?: unknown }).content);
     if (content !== '') parts.push(content);
   }
-  return pyStrip(parts.join('\n\n'));
+  return parts;
 }
 
 function contentText(content: unknown): string {
@@ -98,17 +110,65 @@ export function cacheKey(modelId: string, text: string): string {
 }
 
 /**
- * Runs the whole analysis for one chat request body (a few ms for 100k words). `body.messages` that is not an
- * array counts as empty. Throws a RangeError unless `wordsPerBlock` is a positive integer.
+ * Runs the whole analysis for one chat request body (a few ms for 100k words; `PromptAnalyzer` remembers earlier
+ * requests and only analyses what a conversation added). `body.messages` that is not an array counts as empty.
+ * Throws a RangeError unless `wordsPerBlock` is a positive integer.
  */
 export function analyzePrompt(
   body: { messages: unknown[]; model?: unknown },
   opts: PromptAnalysisOptions,
 ): PromptAnalysis {
-  const model = typeof body.model === 'string' && body.model !== '' ? body.model : opts.modelId;
-  const text = canonicalPromptText(body.messages);
-  const { wordCount, blocks } = hashWordBlocks(text, opts.wordsPerBlock);
-  return { model, text, wordCount, blocks, key: cacheKey(model, text), big: wordCount > opts.bigThresholdWords };
+  const model = requestModel(body, opts.modelId);
+  const parts = canonicalParts(body.messages);
+  const state = PromptState.start(model, opts.wordsPerBlock);
+  for (const part of parts) state.add(part);
+  return state.finish(model, opts.bigThresholdWords);
+}
+
+/** `body.model` when it is a non-empty string, else the configured model id. */
+export function requestModel(body: { model?: unknown }, modelId: string): string {
+  return typeof body.model === 'string' && body.model !== '' ? body.model : modelId;
+}
+
+/**
+ * The analysis of a prompt's first parts, ready to take the next one. `fork` gives an independent copy, so the
+ * state after a message can be kept and continued by a later request that repeats the same messages.
+ */
+export class PromptState {
+  private constructor(
+    private readonly words: WordBlockHasher,
+    /** SHA-256 of `model + "\n" + the text so far`: the cache key once finished. */
+    private readonly keyHash: Hash,
+    private parts: number,
+    private codePoints: number,
+  ) {}
+
+  static start(model: string, wordsPerBlock: number): PromptState {
+    return new PromptState(new WordBlockHasher(wordsPerBlock), createHash('sha256').update(`${model}\n`, 'utf8'), 0, 0);
+  }
+
+  /** Adds one non-empty part of the canonical text (see {@link canonicalParts}). */
+  add(part: string): void {
+    if (this.parts > 0) {
+      this.keyHash.update(PART_SEPARATOR, 'utf8');
+      this.codePoints += PART_SEPARATOR.length;
+    }
+    this.keyHash.update(part, 'utf8');
+    this.words.feed(part);
+    this.codePoints += codePointLength(part);
+    this.parts++;
+  }
+
+  fork(): PromptState {
+    return new PromptState(this.words.fork(), this.keyHash.copy(), this.parts, this.codePoints);
+  }
+
+  /** The analysis of the parts added so far. Leaves the state as it was. */
+  finish(model: string, bigThresholdWords: number): PromptAnalysis {
+    const { wordCount, blocks } = this.words.result();
+    const key = this.keyHash.copy().digest('hex');
+    return { model, prefixLen: this.codePoints, wordCount, blocks, key, big: wordCount > bigThresholdWords };
+  }
 }
 
 function sha256Hex(s: string): string {

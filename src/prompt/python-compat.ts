@@ -3,14 +3,24 @@
  * hashes equal the ones in meta files the Python proxy wrote.
  */
 
-// Python's str.isspace() set (checked against CPython 3.11 over all code points). It differs from JS trim():
-// Python also strips U+001C..U+001F and U+0085 (NEL) but keeps U+FEFF (BOM), which JS trim() removes.
-const PY_SPACE = '\\t\\n\\u000b\\u000c\\r\\u001c-\\u001f \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
-const PY_STRIP = new RegExp(`^[${PY_SPACE}]+|[${PY_SPACE}]+$`, 'g');
+/**
+ * Python's `str.isspace()` (checked against CPython 3.11 over all code points). It differs from JS `trim()`:
+ * Python also strips U+001C..U+001F and U+0085 (NEL) but keeps U+FEFF (BOM), which JS `trim()` removes.
+ */
+export function isPySpace(c: number): boolean {
+  if (c <= 0x20) return c === 0x20 || (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x1f);
+  if (c < 0x85) return false;
+  return c === 0x85 || c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) ||
+    c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000;
+}
 
-/** Python's `s.strip()` with no argument. */
+/** Python's `s.strip()` with no argument. Looks at the ends only: a regex would scan every run of spaces. */
 export function pyStrip(s: string): string {
-  return s.replace(PY_STRIP, '');
+  let start = 0;
+  let end = s.length;
+  while (start < end && isPySpace(s.charCodeAt(start))) start++;
+  while (end > start && isPySpace(s.charCodeAt(end - 1))) end--;
+  return start === 0 && end === s.length ? s : s.slice(start, end);
 }
 
 /**

@@ -7,7 +7,7 @@ import {
   canonicalPromptText,
   promptWords,
 } from '../../src/prompt/prompt-analysis.js';
-import { codePointLength, pyStrip } from '../../src/prompt/python-compat.js';
+import { codePointLength, isPySpace, pyStrip } from '../../src/prompt/python-compat.js';
 
 // Expected values were computed with CPython 3.11 running the seed's hashing.py functions verbatim
 // (raw_prefix, re.findall(r"\w+", text.lower()), sha256 of " ".join(block), sha256(model + "\n" + text)).
@@ -75,7 +75,8 @@ test('array content: text parts joined with a newline, other parts ignored', () 
     { role: 'user', content: 'Second\tmessage' },
   ];
   const a = analyzePrompt({ messages, model: 'm' }, { modelId: 'x', wordsPerBlock: 2, bigThresholdWords: 10 });
-  assert.equal(a.text, 'Look at this:\nfirst part\n\nSecond\tmessage');
+  assert.equal(canonicalPromptText(messages), 'Look at this:\nfirst part\n\nSecond\tmessage');
+  assert.equal(a.prefixLen, 'Look at this:\nfirst part\n\nSecond\tmessage'.length);
   assert.equal(a.key, 'c88e634e4fc8ca0eb85f05933343347412e7a09dc3498e4abf833ef24086085b');
   assert.deepEqual(a.blocks, [
     '2cc56642d9a6a07288b198b0e9961007e75d268746d420a08df4921f60c478ce',
@@ -87,8 +88,8 @@ test('array content: text parts joined with a newline, other parts ignored', () 
 
 test('no messages: empty text, no words, no blocks', () => {
   const a = analyzePrompt({ messages: [] }, { modelId: 'm', wordsPerBlock: 100, bigThresholdWords: 0 });
-  assert.deepEqual({ text: a.text, wordCount: a.wordCount, blocks: a.blocks, big: a.big }, {
-    text: '', wordCount: 0, blocks: [], big: false,
+  assert.deepEqual({ prefixLen: a.prefixLen, wordCount: a.wordCount, blocks: a.blocks, big: a.big }, {
+    prefixLen: 0, wordCount: 0, blocks: [], big: false,
   });
   assert.equal(a.key, '01a60e35df88d8b49546cb3f8f4ba4f406870f9b8e1f394c9d48ab73548d748d');
 });
@@ -101,6 +102,18 @@ test('non-object messages are skipped, non-array messages count as empty', () =>
 test('pyStrip keeps the BOM and strips NEL and the separators U+001C..U+001F', () => {
   assert.equal(pyStrip('\u001c\u001f\u0085 a \u3000'), 'a');
   assert.equal(pyStrip('\ufeffa\ufeff'), '\ufeffa\ufeff');
+  assert.equal(pyStrip(' \t\n '), '');
+  assert.equal(pyStrip('a  b'), 'a  b');
+});
+
+// CPython 3.11: [c for c in range(0x110000) if chr(c).isspace()]
+const PY_SPACES = new Set([
+  0x9, 0xa, 0xb, 0xc, 0xd, 0x1c, 0x1d, 0x1e, 0x1f, 0x20, 0x85, 0xa0, 0x1680, 0x2000, 0x2001, 0x2002, 0x2003, 0x2004,
+  0x2005, 0x2006, 0x2007, 0x2008, 0x2009, 0x200a, 0x2028, 0x2029, 0x202f, 0x205f, 0x3000,
+]);
+
+test('isPySpace is exactly Python str.isspace() (all of them are in the BMP)', () => {
+  for (let c = 0; c <= 0xffff; c++) assert.equal(isPySpace(c), PY_SPACES.has(c), `U+${c.toString(16)}`);
 });
 
 test('model: body.model when a non-empty string, else modelId; it changes the key, not the blocks', () => {

@@ -1,31 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { blockHashes, promptWords } from '../../src/prompt/prompt-analysis.js';
-import { hashWordBlocks } from '../../src/prompt/word-blocks.js';
-
-// Pieces chosen to hit every branch: ASCII upper/lower, digits, underscore, separators, 2/3/4-byte UTF-8,
-// combining marks (not word chars), case mappings that change length (İ, ẞ), final sigma, the Kelvin sign
-// (lower-cases to ASCII 'k'), an emoji (not a word char), a lone surrogate (encoded as U+FFFD).
-const PIECES = [
-  'A', 'z', 'Q', '0', '9', '_', ' ', '  ', '\n', '\t', '.', ',', '-', "'", 'ß', 'ẞ', 'İ', 'Σ', 'ς', 'é', 'e\u0301',
-  '\u0301', 'Ж', 'я', '東', 'タ', '\u2028', '\u00a0', 'K', '😀', '𝐀', '𐐀', '\ud800', '٣', 'Ⅻ', '½',
-];
-
-function randomText(rand: () => number, length: number): string {
-  let s = '';
-  for (let i = 0; i < length; i++) s += PIECES[Math.floor(rand() * PIECES.length)];
-  return s;
-}
-
-// Small deterministic PRNG (mulberry32) so a failure is reproducible.
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { WordBlockHasher, hashWordBlocks } from '../../src/prompt/word-blocks.js';
+import { PIECES, prng, randomText } from '../support/unicode-text.js';
 
 test('hashWordBlocks equals promptWords + blockHashes on random Unicode text', () => {
   const rand = prng(42);
@@ -52,4 +29,22 @@ test('hashWordBlocks: empty and separator-only text have no words', () => {
   assert.deepEqual(hashWordBlocks('', 100), { wordCount: 0, blocks: [] });
   assert.deepEqual(hashWordBlocks(' \n—😀 ', 100), { wordCount: 0, blocks: [] });
   assert.throws(() => hashWordBlocks('a', 0), RangeError);
+});
+
+test('WordBlockHasher: texts fed one by one hash like one text with a separator between them', () => {
+  const rand = prng(11);
+  for (let round = 0; round < 1000; round++) {
+    const texts = Array.from({ length: 1 + Math.floor(rand() * 4) }, () => randomText(rand, Math.floor(rand() * 30)));
+    const wpb = 1 + Math.floor(rand() * 4);
+    const hasher = new WordBlockHasher(wpb);
+    const forks: WordBlockHasher[] = [];
+    for (const text of texts) {
+      hasher.feed(text);
+      forks.push(hasher.fork());
+    }
+    const whole = texts.join('\n\n');
+    assert.deepEqual(hasher.result(), hashWordBlocks(whole, wpb), JSON.stringify(texts));
+    // A fork is a snapshot: feeding the original afterwards did not change it.
+    assert.deepEqual(forks[0]!.result(), hashWordBlocks(texts[0]!, wpb));
+  }
 });
