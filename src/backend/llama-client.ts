@@ -37,7 +37,8 @@ export interface LlamaClient {
   /** Probe the backend (once at a time) and remember what it is. Throws a 502 ProxyError when unreachable. */
   detectKind(): Promise<BackendKind>;
   /** POST a chat completion. The caller owns the returned body stream. `stream` answers close their socket. */
-  chat(body: unknown, opts: { signal: AbortSignal; stream: boolean }): Promise<UpstreamResponse>;
+  /** POST a serialised chat completion request (`stream`: it asks for SSE). */
+  chat(payload: Buffer | string, opts: { signal: AbortSignal; stream: boolean }): Promise<UpstreamResponse>;
   /** A slot action for `model`'s slot `slotId`; retried once when the server had closed the pooled connection. */
   slotAction(model: string, slotId: number, action: SlotAction, filename?: string): Promise<SlotActionResult>;
   /** GET a path and parse JSON; undefined on a non-2xx answer. */
@@ -139,12 +140,12 @@ export function createLlamaClient(opts: LlamaClientOptions): LlamaClient {
       });
       return probing;
     },
-    chat(body, { signal, stream }) {
+    chat(payload, { signal, stream }) {
       return send({
         method: 'POST',
         path: '/v1/chat/completions',
         headers: { 'content-type': 'application/json', accept: stream ? 'text/event-stream' : 'application/json' },
-        body: JSON.stringify(body),
+        body: payload,
         signal,
         // llama-server closes the connection after every stream although it advertises keep-alive; never pool it.
         reset: stream,

@@ -8,6 +8,7 @@ import { ProxyError } from '../errors.js';
 import { handleChat } from './chat-route.js';
 import type { ProxyContext } from './context.js';
 import { registerHealthRoute } from './health-route.js';
+import { registerJsonBodyParser } from './json-body.js';
 import { registerModelsRoute } from './models-route.js';
 import { registerPassthrough } from './passthrough-route.js';
 
@@ -18,6 +19,7 @@ export function createApp(ctx: ProxyContext): FastifyInstance {
   // 'idle': on close, idle keep-alive sockets go at once while answers in progress may finish (see Proxy.close).
   const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT_BYTES, forceCloseConnections: 'idle' });
 
+  registerJsonBodyParser(app);
   app.setErrorHandler((error: FastifyError | ProxyError, request, reply) => {
     const proxyError = toProxyError(error);
     if (proxyError.status >= 500) {

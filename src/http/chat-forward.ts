@@ -19,15 +19,18 @@ export interface ForwardOutcome {
   timings?: Timings;
 }
 
-/** Forward `body` and answer the client. Throws only before anything was sent (the caller renders the error). */
+/**
+ * Forward the serialised request `payload` (`stream`: it asks for SSE) and answer the client. Throws only before
+ * anything was sent (the caller renders the error).
+ */
 export async function forwardChat(
   client: LlamaClient,
-  body: Record<string, unknown>,
+  payload: Buffer | string,
+  stream: boolean,
   reply: FastifyReply,
   signal: AbortSignal,
 ): Promise<ForwardOutcome> {
-  const stream = body.stream === true;
-  const res = await client.chat(body, { signal, stream });
+  const res = await client.chat(payload, { signal, stream });
   const isSse = String(res.headers['content-type'] ?? '').startsWith('text/event-stream');
   if (stream && isSse && res.status < 400) return relayStream(res, reply, signal);
   return relayWhole(res, reply, signal);

@@ -12,6 +12,7 @@ import type { ProxyContext } from './context.js';
 import { forwardChat } from './chat-forward.js';
 import type { ForwardOutcome } from './chat-forward.js';
 import { validateChatBody } from './chat-request.js';
+import { upstreamBody } from './json-body.js';
 import { RequestLog, roundMs, shortKey } from './request-log.js';
 
 /** Handle one chat completion request end to end. */
@@ -78,13 +79,9 @@ async function serve(
   const line = new RequestLog(analysis, plan, started);
   try {
     await runPlan(ctx, plan, analysis, line);
-    const upstream = {
-      ...body,
-      id_slot: plan.slot.id,
-      ...(analysis.big && { cache_prompt: true }),
-    };
+    const upstream = upstreamBody(body, { id_slot: plan.slot.id, cache_prompt: analysis.big ? true : undefined });
     line.forwardStarted = performance.now();
-    const outcome = await forwardChat(ctx.clients[plan.slot.backend]!, upstream, reply, abort.signal);
+    const outcome = await forwardChat(ctx.clients[plan.slot.backend]!, upstream, body.stream === true, reply, abort.signal);
     line.outcome = outcome;
     noticeLostSlot(ctx, plan, outcome);
     recordSlotContent(ctx, plan, analysis, outcome);
