@@ -16,6 +16,7 @@ import { createSlotCache } from './slots/slot-cache.js';
 import { SlotPool } from './slots/slot-pool.js';
 import { RestoreEconomics } from './slots/restore-economics.js';
 import { PromptAnalyzer } from './prompt/prompt-analyzer.js';
+import { IdleSaver } from './slots/idle-saver.js';
 import { unsavedBigContent } from './slots/slot-planner.js';
 
 export interface Proxy {
@@ -73,7 +74,19 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     wordsPerBlock: config.wordsPerBlock,
     bigThresholdWords: config.bigThresholdWords,
   });
-  const ctx = createProxyContext({ config, clients, pool, index, slotCache, economics: new RestoreEconomics(), analyzer, log });
+  const idleSaver = smart && config.idleSaveSeconds > 0
+    ? new IdleSaver({
+      pool,
+      slotCache,
+      log,
+      idleMs: config.idleSaveSeconds * 1000,
+      unsaved: (slot) => unsavedBigContent(slot, config.saveMinNewTokens),
+      describeBackend: (backend) => clients[backend]!.url,
+    })
+    : undefined;
+  const ctx = createProxyContext({
+    config, clients, pool, index, slotCache, economics: new RestoreEconomics(), analyzer, log, ...(idleSaver && { idleSaver }),
+  });
   const app = createApp(ctx);
   const cleanup = createCacheCleanup({
     cacheDir: config.cacheDir ?? '',
@@ -116,6 +129,7 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     clearInterval(sweep);
     // Replies are out, but a handler may still be saving; wait for it, then keep what only the slots hold.
     await Promise.allSettled([...ctx.inflight]);
+    await idleSaver?.close();
     if (smart) await saveOnShutdown(ctx);
     await cleanup.stop();
     await Promise.all(clients.map((c) => c.close()));

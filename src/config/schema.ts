@@ -65,6 +65,8 @@ const DEFS = {
     'When to save a slot: smart (only what would be lost: before eviction, before a model swap, on shutdown) or always (the seed: after every big request)'),
   SAVE_MIN_NEW_TOKENS: def('256', integer(0),
     'smart policy: skip re-saving a conversation that grew by fewer tokens (integer >= 0)'),
+  IDLE_SAVE_SECONDS: def('10', decimal(0),
+    'smart policy: save a slot idle this long when its slots are contended, so evicting it later costs no wait (0 = off)'),
   LOG_LEVEL: def('info', oneOf(LOG_LEVELS, { warning: 'warn', critical: 'fatal' }),
     `Log level: ${LOG_LEVELS.join(', ')} (case-insensitive)`),
 } satisfies Record<string, VariableDef>;
@@ -142,6 +144,7 @@ export const ConfigSchema = z.object(shape).transform((v) => {
     cacheCleanupIntervalMinutes: v.CACHE_CLEANUP_INTERVAL_MINUTES,
     savePolicy: v.SAVE_POLICY,
     saveMinNewTokens: v.SAVE_MIN_NEW_TOKENS,
+    idleSaveSeconds: v.IDLE_SAVE_SECONDS,
     logLevel: v.LOG_LEVEL,
   };
 });

@@ -77,6 +77,8 @@ async function serve(
   }
 
   const line = new RequestLog(analysis, plan, started);
+  // Another conversation's big content leaves this slot, or this one comes back from disk: the slots are contended.
+  if (plan.restore || (!plan.resident && plan.slot.content?.big)) ctx.idleSaver?.notePressure(plan.slot);
   try {
     await runPlan(ctx, plan, analysis, line);
     const upstream = upstreamBody(body, { id_slot: plan.slot.id, cache_prompt: analysis.big ? true : undefined });
@@ -96,6 +98,7 @@ async function serve(
     throw err;
   } finally {
     ctx.pool.release(plan.slot);
+    ctx.idleSaver?.slotReleased(plan.slot);
     ctx.log.info(line.toJSON(ctx.clients[plan.slot.backend]!.url), 'chat');
   }
 }

@@ -10,6 +10,7 @@ import type { Config } from '../config/index.js';
 import { describeCause } from '../errors.js';
 import type { RestoreEconomics } from '../slots/restore-economics.js';
 import type { PromptAnalyzer } from '../prompt/prompt-analyzer.js';
+import type { IdleSaver } from '../slots/idle-saver.js';
 import type { SlotCache } from '../slots/slot-cache.js';
 import type { SlotPool } from '../slots/slot-pool.js';
 import type { DiskMatch } from '../slots/slot-state.js';
@@ -25,6 +26,8 @@ export interface ProxyContext extends ModelWatch {
   economics: RestoreEconomics;
   /** Prompt analysis that remembers earlier requests' messages (only what a conversation adds is hashed). */
   analyzer: PromptAnalyzer;
+  /** Smart policy with IDLE_SAVE_SECONDS > 0: saves contended slots in their idle moments. */
+  idleSaver?: IdleSaver;
   log: Logger;
   /** Requests being handled now, by model (a request for another model behind llama-swap means a swap is coming). */
   pendingByModel: Map<string, number>;

@@ -96,10 +96,10 @@ export class SlotPool {
     });
   }
 
-  /** Give a slot back and let waiters try again. */
-  release(slot: SlotState): void {
+  /** Give a slot back and let waiters try again. `touch: false`: background work, the LRU order stays. */
+  release(slot: SlotState, opts: { touch?: boolean } = {}): void {
     slot.busy = false;
-    slot.lastUsed = ++this.tick;
+    if (opts.touch !== false) slot.lastUsed = ++this.tick;
     this.wake();
   }
 

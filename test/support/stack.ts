@@ -27,6 +27,8 @@ export const TEST_PROXY_ENV: Record<string, string> = {
   REQUEST_TIMEOUT: '20',
   // Most tests pin the seed's save-after-every-big-request behaviour; smart-policy tests override it.
   SAVE_POLICY: 'always',
+  // No background saves unless a test asks for them: they would make save counts depend on timing.
+  IDLE_SAVE_SECONDS: '0',
 };
 
 export interface StackOptions {
