@@ -9,7 +9,9 @@ import { codePointLength } from '../prompt/python-compat.js';
 import type { PromptAnalysis } from '../prompt/prompt-analysis.js';
 import { planSlot } from '../slots/slot-planner.js';
 import { continuesBlocks } from '../prompt/block-match.js';
-import type { DiskMatch, SlotPlan } from '../slots/slot-state.js';
+import { actionMs } from '../slots/slot-cache.js';
+import type { CacheOpResult } from '../slots/slot-cache.js';
+import type { DiskMatch, SlotContent, SlotPlan, SlotState } from '../slots/slot-state.js';
 import type { ProxyContext } from './context.js';
 import { forwardChat } from './chat-forward.js';
 import type { ForwardOutcome } from './chat-forward.js';
@@ -98,7 +100,7 @@ async function serve(
     if (smart) learnFromAnswer(ctx, analysis.model, line, outcome);
     const content = plan.slot.content;
     if (content?.big && !content.saved && (!smart || swapComing(ctx, plan.slot.backend, analysis.model))) {
-      line.save = await ctx.slotCache.save(plan.slot, content);
+      line.save = await saveAndLearn(ctx, plan.slot, content);
     }
   } catch (err) {
     line.error = err;
@@ -110,8 +112,15 @@ async function serve(
 }
 
 async function runPlan(ctx: ProxyContext, plan: SlotPlan, analysis: PromptAnalysis, line: RequestLog): Promise<void> {
-  if (plan.saveFirst) line.evictSave = await ctx.slotCache.save(plan.slot, plan.saveFirst);
+  if (plan.saveFirst) line.evictSave = await saveAndLearn(ctx, plan.slot, plan.saveFirst);
   if (plan.restore) line.restore = await ctx.slotCache.restore(plan.slot, plan.restore.key, analysis.model);
+}
+
+/** Save the slot's content, and learn the save speed from it (the server's `save_ms` when reported). */
+async function saveAndLearn(ctx: ProxyContext, slot: SlotState, content: SlotContent): Promise<CacheOpResult> {
+  const result = await ctx.slotCache.save(slot, content);
+  ctx.economics.noteSaveSpeed(content.model, result.tokens, actionMs(result));
+  return result;
 }
 
 /**
@@ -182,7 +191,7 @@ function learnFromAnswer(ctx: ProxyContext, model: string, line: RequestLog, out
   ctx.economics.notePrefill(model, t?.prompt_n, t?.prompt_ms);
   const restore = line.restore;
   if (!restore?.ok || restore.tokens === undefined) return;
-  ctx.economics.noteRestoreSpeed(model, restore.tokens, restore.ms);
+  ctx.economics.noteRestoreSpeed(model, restore.tokens, actionMs(restore));
   if (ctx.economics.noteRestoreOutcome(model, restore.tokens, t?.cache_n) === 'disabled') {
     ctx.log.warn({ model, restored_tokens: restore.tokens, cache_n: t?.cache_n },
       'restores of this model bring no reuse (sliding-window or hybrid model?); not restoring it any more');
