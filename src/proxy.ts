@@ -15,6 +15,7 @@ import type { ProxyContext } from './http/context.js';
 import { createSlotCache } from './slots/slot-cache.js';
 import { SlotPool } from './slots/slot-pool.js';
 import { RestoreEconomics } from './slots/restore-economics.js';
+import { skipSaveBy } from './slots/save-skip.js';
 import { unsavedBigContent } from './slots/slot-planner.js';
 
 export interface Proxy {
@@ -29,10 +30,14 @@ export interface Proxy {
 /** How long answers still streaming at shutdown may take before their connections are closed. */
 const SHUTDOWN_GRACE_MS = 10_000;
 
-/** Graceful shutdown under the smart policy: save every slot whose content is not on disk yet. */
+/**
+ * Graceful shutdown under the smart policy: save every slot whose content is not on disk yet. No request waits for
+ * these saves, so only SAVE_MIN_NEW_TOKENS lets content go, not the save-versus-prefill costs.
+ */
 async function saveOnShutdown(ctx: ProxyContext): Promise<void> {
+  const skipSave = skipSaveBy({ minNewTokens: ctx.config.saveMinNewTokens, onDisk: (key) => ctx.index.get(key) !== undefined });
   for (const slot of ctx.pool.all()) {
-    const content = unsavedBigContent(slot, ctx.config.saveMinNewTokens);
+    const content = unsavedBigContent(slot, skipSave);
     if (!content || slot.busy) continue;
     const result = await ctx.slotCache.save(slot, content);
     ctx.log.info({ backend: ctx.clients[slot.backend]!.url, slot: slot.id, key: content.key.slice(0, 16), save: result }, 'saved on shutdown');

@@ -63,10 +63,8 @@ async function serve(
       candidates,
       diskMatch: (backend) => ctx.diskMatch(backend, analysis),
       lcpTh: config.lcpTh,
-      ...(smart && {
-        restoreWorthIt: (match, slotLcp) => restoreWorthIt(ctx, analysis.model, match, slotLcp),
-        minNewTokens: config.saveMinNewTokens,
-      }),
+      ...(smart && { restoreWorthIt: (match, slotLcp) => restoreWorthIt(ctx, analysis.model, match, slotLcp) }),
+      skipSave: ctx.skipSave,
     }), { timeoutMs: config.acquireTimeout * 1000, signal: abort.signal })
     .catch((err: unknown) => {
       if (abort.signal.aborted) return undefined;
