@@ -17,6 +17,7 @@ import { SlotPool } from './slots/slot-pool.js';
 import { RestoreEconomics } from './slots/restore-economics.js';
 import { PromptAnalyzer } from './prompt/prompt-analyzer.js';
 import { IdleSaver } from './slots/idle-saver.js';
+import { skipSaveBy } from './slots/save-skip.js';
 import { unsavedBigContent } from './slots/slot-planner.js';
 
 export interface Proxy {
@@ -31,10 +32,14 @@ export interface Proxy {
 /** How long answers still streaming at shutdown may take before their connections are closed. */
 const SHUTDOWN_GRACE_MS = 10_000;
 
-/** Graceful shutdown under the smart policy: save every slot whose content is not on disk yet. */
+/**
+ * Graceful shutdown under the smart policy: save every slot whose content is not on disk yet. No request waits for
+ * these saves, so only SAVE_MIN_NEW_TOKENS lets content go, not the save-versus-prefill costs.
+ */
 async function saveOnShutdown(ctx: ProxyContext): Promise<void> {
+  const skipSave = skipSaveBy({ minNewTokens: ctx.config.saveMinNewTokens, onDisk: (key) => ctx.index.get(key) !== undefined });
   for (const slot of ctx.pool.all()) {
-    const content = unsavedBigContent(slot, ctx.config.saveMinNewTokens);
+    const content = unsavedBigContent(slot, skipSave);
     if (!content || slot.busy) continue;
     const result = await ctx.slotCache.save(slot, content);
     ctx.log.info({ backend: ctx.clients[slot.backend]!.url, slot: slot.id, key: content.key.slice(0, 16), save: result }, 'saved on shutdown');
@@ -61,6 +66,7 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     config.backends.map((b, i) => ({ nSlots: b.nSlots, sharedAcrossModels: () => (clients[i]!.kind ?? 'llama-server') === 'llama-server' })),
   );
   const smart = config.savePolicy === 'smart';
+  const economics = new RestoreEconomics();
   const slotCache = createSlotCache({
     clients,
     index,
@@ -68,6 +74,7 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     wordsPerBlock: config.wordsPerBlock,
     log,
     ...(smart && config.cacheDir && { lineage: { cacheDir: config.cacheDir } }),
+    ...(smart && { economics }),
   });
   const analyzer = new PromptAnalyzer({
     modelId: config.modelId,
@@ -80,12 +87,13 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
       slotCache,
       log,
       idleMs: config.idleSaveSeconds * 1000,
-      unsaved: (slot) => unsavedBigContent(slot, config.saveMinNewTokens),
+      // The eviction's own rule: the idle save does early exactly the save an eviction would do.
+      unsaved: (slot) => unsavedBigContent(slot, ctx.skipSave),
       describeBackend: (backend) => clients[backend]!.url,
     })
     : undefined;
   const ctx = createProxyContext({
-    config, clients, pool, index, slotCache, economics: new RestoreEconomics(), analyzer, log, ...(idleSaver && { idleSaver }),
+    config, clients, pool, index, slotCache, economics, analyzer, log, ...(idleSaver && { idleSaver }),
   });
   const app = createApp(ctx);
   const cleanup = createCacheCleanup({

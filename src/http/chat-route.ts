@@ -7,6 +7,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { PromptAnalysis } from '../prompt/prompt-analysis.js';
 import { planSlot } from '../slots/slot-planner.js';
 import { continuesBlocks } from '../prompt/block-match.js';
+import { actionMs } from '../slots/slot-cache.js';
 import type { DiskMatch, SlotPlan } from '../slots/slot-state.js';
 import type { ProxyContext } from './context.js';
 import { forwardChat } from './chat-forward.js';
@@ -56,10 +57,8 @@ async function serve(
       candidates,
       diskMatch: (backend) => ctx.diskMatch(backend, analysis),
       lcpTh: config.lcpTh,
-      ...(smart && {
-        restoreWorthIt: (match, slotLcp) => restoreWorthIt(ctx, analysis.model, match, slotLcp),
-        minNewTokens: config.saveMinNewTokens,
-      }),
+      ...(smart && { restoreWorthIt: (match, slotLcp) => restoreWorthIt(ctx, analysis.model, match, slotLcp) }),
+      skipSave: ctx.skipSave,
     }), { timeoutMs: config.acquireTimeout * 1000, signal: abort.signal })
     .catch((err: unknown) => {
       if (abort.signal.aborted) return undefined;
@@ -176,7 +175,7 @@ function learnFromAnswer(ctx: ProxyContext, model: string, line: RequestLog, out
   ctx.economics.notePrefill(model, t?.prompt_n, t?.prompt_ms);
   const restore = line.restore;
   if (!restore?.ok || restore.tokens === undefined) return;
-  ctx.economics.noteRestoreSpeed(model, restore.tokens, restore.ms);
+  ctx.economics.noteRestoreSpeed(model, restore.tokens, actionMs(restore));
   if (ctx.economics.noteRestoreOutcome(model, restore.tokens, t?.cache_n) === 'disabled') {
     ctx.log.warn({ model, restored_tokens: restore.tokens, cache_n: t?.cache_n },
       'restores of this model bring no reuse (sliding-window or hybrid model?); not restoring it any more');

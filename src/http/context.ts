@@ -11,6 +11,8 @@ import { describeCause } from '../errors.js';
 import type { RestoreEconomics } from '../slots/restore-economics.js';
 import type { PromptAnalyzer } from '../prompt/prompt-analyzer.js';
 import type { IdleSaver } from '../slots/idle-saver.js';
+import { skipSaveBy } from '../slots/save-skip.js';
+import type { SkipSave } from '../slots/save-skip.js';
 import type { SlotCache } from '../slots/slot-cache.js';
 import type { SlotPool } from '../slots/slot-pool.js';
 import type { DiskMatch } from '../slots/slot-state.js';
@@ -34,6 +36,11 @@ export interface ProxyContext extends ModelWatch {
   /** Chat handlers still running, including their work after the reply (saves); shutdown waits for them. */
   inflight: Set<Promise<unknown>>;
   /**
+   * Smart policy, where a request waits for the save (eviction, model swap): which unsaved content is let go
+   * instead (SAVE_MIN_NEW_TOKENS, then the measured save and prefill costs). Undefined under `always`.
+   */
+  skipSave: SkipSave | undefined;
+  /**
    * Probe every backend whose kind is not known yet (start-up, or after it was unreachable), and make sure the
    * slot count of every plain llama-server was checked before a request is pinned. Never throws.
    */
@@ -47,13 +54,16 @@ export interface ProxyContext extends ModelWatch {
   diskMatch(backend: number, prompt: { model: string; blocks: readonly string[] }): DiskMatch | undefined;
 }
 
-type Derived = 'ensureBackendKinds' | 'checkSlotCount' | 'diskMatch' | 'pendingByModel' | 'inflight' | keyof ModelWatch;
+type Derived = 'ensureBackendKinds' | 'checkSlotCount' | 'diskMatch' | 'pendingByModel' | 'inflight' | 'skipSave' | keyof ModelWatch;
 
 export function createProxyContext(deps: Omit<ProxyContext, Derived>): ProxyContext {
   const { clients, pool, index, log, config } = deps;
   const slotChecks = new Map<string, Promise<void>>();
   const backendIndexByUrl = new Map(clients.map((c, i) => [c.url, i]));
-  const watch = createModelWatch(deps);
+  const skipSave = config.savePolicy === 'smart'
+    ? skipSaveBy({ minNewTokens: config.saveMinNewTokens, onDisk: (key) => index.get(key) !== undefined, economics: deps.economics })
+    : undefined;
+  const watch = createModelWatch({ ...deps, skipSave });
 
   async function ensureBackendKinds(): Promise<void> {
     await Promise.all(
@@ -131,5 +141,5 @@ export function createProxyContext(deps: Omit<ProxyContext, Derived>): ProxyCont
     return best && { key: best.meta.key, backend, lcp: best.lcp, ratio: best.ratio, tokens: best.meta.n_tokens, blockCount: best.meta.blocks.length };
   }
 
-  return { ...deps, ...watch, pendingByModel: new Map(), inflight: new Set(), ensureBackendKinds, checkSlotCount, diskMatch };
+  return { ...deps, ...watch, pendingByModel: new Map(), inflight: new Set(), skipSave, ensureBackendKinds, checkSlotCount, diskMatch };
 }

@@ -8,9 +8,12 @@ import type { Logger } from 'pino';
 import type { LlamaClient } from '../backend/llama-client.js';
 import type { Config } from '../config/index.js';
 import { describeCause } from '../errors.js';
+import { skipSummary } from '../slots/save-skip.js';
+import type { SkipSave } from '../slots/save-skip.js';
 import type { SlotCache } from '../slots/slot-cache.js';
-import { unsavedBigContent } from '../slots/slot-planner.js';
+import { evictionOf, unsavedBigContent } from '../slots/slot-planner.js';
 import type { SlotPool } from '../slots/slot-pool.js';
+import type { SlotState } from '../slots/slot-state.js';
 
 export interface ModelWatch {
   /** The model file's identity on that backend (fetched once; see LlamaClient.fingerprint). */
@@ -33,10 +36,12 @@ interface Deps {
   clients: readonly LlamaClient[];
   pool: SlotPool;
   slotCache: SlotCache;
+  /** Smart policy: unsaved content let go instead of saved before the swap (see ProxyContext.skipSave). */
+  skipSave: SkipSave | undefined;
   log: Logger;
 }
 
-export function createModelWatch({ config, clients, pool, slotCache, log }: Deps): ModelWatch {
+export function createModelWatch({ config, clients, pool, slotCache, skipSave, log }: Deps): ModelWatch {
   const fingerprints = new Map<string, Promise<string | undefined>>();
   const known = new Map<string, string>();
   const id = (backend: number, model: string) => `${backend}\u0000${model}`;
@@ -72,7 +77,6 @@ export function createModelWatch({ config, clients, pool, slotCache, log }: Deps
   }
 
   async function saveBeforeSwap(backend: number, loaded: Set<string>, model: string): Promise<void> {
-    const minNew = config.savePolicy === 'smart' ? config.saveMinNewTokens : 0;
     // llama-swap finishes the running model's requests in flight before it swaps, and from then on any slot action
     // sent to that model would load it again. So a busy slot is waited for (its content is only known once its
     // request ended), and saved before this request can trigger the swap.
@@ -85,20 +89,31 @@ export function createModelWatch({ config, clients, pool, slotCache, log }: Deps
           .acquire(slot.model, () => (slot.busy ? undefined : { slot }), { timeoutMs: config.acquireTimeout * 1000 })
           .catch(() => undefined);
         if (!got) continue;
-      } else if (unsavedBigContent(slot, minNew)) {
+      } else if (unsavedBigContent(slot, skipSave)) {
         slot.busy = true;
       } else {
+        logSkipped(slot, model);
         continue;
       }
       try {
-        const content = unsavedBigContent(slot, minNew);
-        if (!content) continue;
+        const content = unsavedBigContent(slot, skipSave);
+        if (!content) {
+          logSkipped(slot, model);
+          continue;
+        }
         const result = await slotCache.save(slot, content);
         log.info({ backend: clients[backend]!.url, model: slot.model, slot: slot.id, key: content.key.slice(0, 16), save: result, for_model: model }, 'saved before model swap');
       } finally {
         pool.release(slot);
       }
     }
+  }
+
+  /** The swap will drop unsaved content that extends an entry on disk: say so, and why. */
+  function logSkipped(slot: SlotState, forModel: string): void {
+    const skipped = evictionOf(slot, skipSave).skippedSave;
+    if (!skipped) return;
+    log.info({ backend: clients[slot.backend]!.url, model: slot.model, slot: slot.id, key: skipped.content.key.slice(0, 16), skip: skipSummary(skipped), for_model: forModel }, 'not saved before model swap');
   }
 
   async function prepareOn(backend: number, model: string, big: boolean): Promise<void> {

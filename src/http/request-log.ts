@@ -1,4 +1,5 @@
 /** The single structured log line of a chat request: what was decided for it and how long each step took. */
+import { skipSummary } from '../slots/save-skip.js';
 import type { CacheOpResult } from '../slots/slot-cache.js';
 import type { PromptAnalysis } from '../prompt/prompt-analysis.js';
 import type { SlotPlan } from '../slots/slot-state.js';
@@ -44,6 +45,7 @@ export class RequestLog {
       ...(plan.resident && { match_ratio: roundMs(plan.resident.ratio) }),
       wait_ms: roundMs((this.forwardStarted ?? performance.now()) - this.started - (this.evictSave?.ms ?? 0) - (this.restore?.ms ?? 0)),
       ...(this.evictSave && { evict_save: this.evictSave }),
+      ...(plan.skippedSave && { evict_skip: skipSummary(plan.skippedSave) }),
       ...(this.restore && { restore: this.restore }),
       ...(this.save && { save: this.save }),
       status: outcome?.status ?? (this.error as { status?: number } | undefined)?.status ?? 500,

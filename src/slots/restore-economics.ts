@@ -1,6 +1,8 @@
 /**
- * Two things the smart policy learns per model from what the backend reports:
- * - whether a restore is cheaper than prefilling what it would save (measured prefill and restore speeds), and
+ * What the smart policy learns per model from what the backend reports:
+ * - whether a restore is cheaper than prefilling what it would save (measured prefill and restore speeds),
+ * - whether re-saving a conversation that extends an entry on disk is cheaper than prefilling its growth again
+ *   later (measured prefill and save speeds), and
  * - whether restores bring any reuse at all: sliding-window and hybrid/recurrent models restore "successfully"
  *   but the next request still prefills everything (`timings.cache_n` stays near 0). Such a model stops being
  *   restored after a few tries, and the log says so once.
@@ -12,6 +14,7 @@ export const USELESS_RESTORES_LIMIT = 2;
 interface ModelStats {
   prefillMsPerToken?: number;
   restoreMsPerToken?: number;
+  saveMsPerToken?: number;
   uselessRestores: number;
   disabled: boolean;
 }
@@ -37,11 +40,18 @@ export class RestoreEconomics {
     s.prefillMsPerToken = ewma(s.prefillMsPerToken, promptMs / promptN);
   }
 
-  /** Record a restore's speed (wall ms over restored tokens). */
+  /** Record a restore's speed: ms (the server's `restore_ms` when it reports one) over restored tokens. */
   noteRestoreSpeed(model: string, tokens: number | undefined, ms: number): void {
-    if (!tokens || tokens <= 0) return;
+    if (!tokens || tokens <= 0 || !Number.isFinite(ms) || ms < 0) return;
     const s = this.stats(model);
     s.restoreMsPerToken = ewma(s.restoreMsPerToken, ms / tokens);
+  }
+
+  /** Record a save's speed: ms (the server's `save_ms` when it reports one) over saved tokens. */
+  noteSaveSpeed(model: string, tokens: number | undefined, ms: number): void {
+    if (!tokens || tokens <= 0 || !Number.isFinite(ms) || ms < 0) return;
+    const s = this.stats(model);
+    s.saveMsPerToken = ewma(s.saveMsPerToken, ms / tokens);
   }
 
   /**
@@ -77,5 +87,17 @@ export class RestoreEconomics {
     const s = this.models.get(model);
     if (s?.prefillMsPerToken === undefined || s.restoreMsPerToken === undefined) return true;
     return restoreTokens * s.restoreMsPerToken < gainTokens * s.prefillMsPerToken;
+  }
+
+  /**
+   * Writing all `totalTokens` of a slot now, while a request waits, is worth it rather than giving up the
+   * `unsavedTokens` it added to an entry on disk and prefilling them again if the conversation comes back (ski
+   * rental: skip while the re-prefill would cost less than the save, so the loss stays within about one save).
+   * Without both speeds measured, save.
+   */
+  resaveWorthIt(model: string, totalTokens: number, unsavedTokens: number): boolean {
+    const s = this.models.get(model);
+    if (s?.prefillMsPerToken === undefined || s.saveMsPerToken === undefined) return true;
+    return unsavedTokens * s.prefillMsPerToken >= totalTokens * s.saveMsPerToken;
   }
 }

@@ -11,6 +11,7 @@ import type { CacheMeta } from '../cache/meta-file.js';
 import type { PrefixIndex } from '../cache/prefix-index.js';
 import { describeCause } from '../errors.js';
 import { continuesBlocks } from '../prompt/block-match.js';
+import type { RestoreEconomics } from './restore-economics.js';
 import type { SlotContent, SlotState } from './slot-state.js';
 
 export interface MetaWriter {
@@ -20,7 +21,13 @@ export interface MetaWriter {
 
 export interface CacheOpResult {
   ok: boolean;
+  /** Wall time of the call, as the request waiting for it saw it. */
   ms: number;
+  /**
+   * The server's own duration of the action (`timings.save_ms` / `restore_ms`): without the network and without
+   * waiting for other slots' decode batch, so it measures the disk, for the economics.
+   */
+  serverMs?: number;
   /** Tokens saved or restored, as the backend reported. */
   tokens?: number;
   /** Bytes written or read, as the backend reported. */
@@ -42,6 +49,8 @@ export interface SlotCacheDeps {
    * index entry — so a conversation keeps one file, not one per turn. Needs the cache directory to delete files.
    */
   lineage?: { cacheDir: string };
+  /** Learns the save speed from every save, whoever asked for it (smart policy). */
+  economics?: Pick<RestoreEconomics, 'noteSaveSpeed'>;
   now?: () => number;
 }
 
@@ -88,7 +97,7 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
         nTokens: num(res.body.n_restored),
         ...(meta.fingerprint !== undefined && { fingerprint: meta.fingerprint }),
       };
-      return { ok: true, ms: now() - started, tokens: num(res.body.n_restored), bytes: num(res.body.n_read) };
+      return { ok: true, ms: now() - started, ...serverMs(res.body, 'restore_ms'), tokens: num(res.body.n_restored), bytes: num(res.body.n_read) };
     } catch (err) {
       slot.content = undefined;
       return { ok: false, ms: now() - started, error: describeCause(err) };
@@ -111,7 +120,7 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
       }
       const res = await client.slotAction(content.model, slot.id, 'save', content.key);
       result = res.ok
-        ? { ok: true, ms: now() - started, tokens: num(res.body.n_saved), bytes: num(res.body.n_written) }
+        ? { ok: true, ms: now() - started, ...serverMs(res.body, 'save_ms'), tokens: num(res.body.n_saved), bytes: num(res.body.n_written) }
         : { ok: false, ms: now() - started, error: `HTTP ${res.status} ${errorMessage(res.body)}` };
       if (result.ok && result.tokens === 0 && (content.nTokens ?? 1) > 0) {
         // llama-server cleared the idle slot on its own (--cache-idle-slots with a unified KV buffer): the file
@@ -125,6 +134,7 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
       deps.index.unpin(content.key);
     }
     if (result.ok) {
+      deps.economics?.noteSaveSpeed(content.model, result.tokens, actionMs(result));
       await recordMeta(slot, content, result);
     } else {
       await dropMeta(content.key);
@@ -189,6 +199,17 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
 
 function num(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+}
+
+/** `{ serverMs }` from the answer's `timings`, or nothing when the server did not report it. */
+function serverMs(body: Record<string, unknown>, field: 'save_ms' | 'restore_ms'): Pick<CacheOpResult, 'serverMs'> {
+  const ms = num((body.timings as Record<string, unknown> | undefined)?.[field]);
+  return ms === undefined ? {} : { serverMs: ms };
+}
+
+/** How long the action itself took: the server's own figure when it reports one, else the wall time. */
+export function actionMs(result: CacheOpResult): number {
+  return result.serverMs ?? result.ms;
 }
 
 /**

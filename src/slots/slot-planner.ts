@@ -3,6 +3,7 @@
  * say whether to restore into it and whether its current content must be saved first. No I/O, no clocks.
  */
 import { lcpBlocks, lcpRatio } from '../prompt/block-match.js';
+import type { SkipSave } from './save-skip.js';
 import type { DiskMatch, SlotContent, SlotPlan, SlotRequest, SlotState } from './slot-state.js';
 
 export interface PlanInput {
@@ -17,17 +18,19 @@ export interface PlanInput {
    * receive it, and this says it is cheaper than prefilling the difference. Absent: always restore (the seed).
    */
   restoreWorthIt?: (match: DiskMatch, slotLcp: number) => boolean;
-  /** Unsaved content that grew by fewer tokens than this since its parent entry on disk needs no save. */
-  minNewTokens?: number;
+  /**
+   * Smart policy: unsaved big content this lets go is overwritten without a save, and its slot ranks as cheap to
+   * overwrite. Absent: every unsaved big content is saved first (the seed).
+   */
+  skipSave?: SkipSave;
 }
 
 /** Pick a slot for the request, or undefined when every candidate is busy (the caller waits). */
 export function planSlot(input: PlanInput): SlotPlan | undefined {
-  const { request, candidates, diskMatch, lcpTh } = input;
-  const minNew = input.minNewTokens ?? 0;
+  const { request, candidates, diskMatch, lcpTh, skipSave } = input;
   const idle = candidates.filter((s) => !s.busy && !s.disabled);
   if (idle.length === 0) return undefined;
-  if (!request.big) return withSaveFirst(chooseVictim(idle, minNew), minNew);
+  if (!request.big) return withSaveFirst(chooseVictim(idle, skipSave), skipSave);
 
   const resident = bestResident(idle, request, lcpTh);
   const disk = bestDisk(idle, diskMatch);
@@ -35,35 +38,36 @@ export function planSlot(input: PlanInput): SlotPlan | undefined {
     return { slot: resident.slot, resident: { lcp: resident.lcp, ratio: resident.ratio } };
   }
   if (disk) {
-    const slot = chooseVictim(idle.filter((s) => s.backend === disk.backend), minNew);
+    const slot = chooseVictim(idle.filter((s) => s.backend === disk.backend), skipSave);
     const slotLcp = slot.content?.model === request.model ? lcpBlocks(slot.content.blocks, request.blocks) : 0;
-    if (!input.restoreWorthIt || input.restoreWorthIt(disk, slotLcp)) return { ...withSaveFirst(slot, minNew), restore: disk };
+    if (!input.restoreWorthIt || input.restoreWorthIt(disk, slotLcp)) return { ...withSaveFirst(slot, skipSave), restore: disk };
   }
-  return withSaveFirst(chooseVictim(idle, minNew), minNew);
+  return withSaveFirst(chooseVictim(idle, skipSave), skipSave);
 }
 
-/**
- * Content that would be lost if the slot were overwritten now: big, not on disk, and (with `minNewTokens`) grown
- * by at least that many tokens since the entry it extends was saved.
- */
-export function unsavedBigContent(slot: SlotState, minNewTokens = 0): SlotContent | undefined {
+/** What overwriting the slot now means for its content: save it first, let it go (and why), or nothing to keep. */
+export function evictionOf(slot: SlotState, skipSave?: SkipSave): Pick<SlotPlan, 'saveFirst' | 'skippedSave'> {
   const content = slot.content;
-  if (!content?.big || content.saved) return undefined;
-  const grown = content.nTokens !== undefined && content.parentTokens !== undefined ? content.nTokens - content.parentTokens : Infinity;
-  return content.parentKey !== undefined && grown < minNewTokens ? undefined : content;
+  if (!content?.big || content.saved) return {};
+  const reason = skipSave?.(content);
+  return reason ? { skippedSave: { content, reason } } : { saveFirst: content };
 }
 
-function withSaveFirst(slot: SlotState, minNew: number): SlotPlan {
-  const saveFirst = unsavedBigContent(slot, minNew);
-  return saveFirst ? { slot, saveFirst } : { slot };
+/** Content that would be lost if the slot were overwritten now and must be saved first: big, not on disk, not let go. */
+export function unsavedBigContent(slot: SlotState, skipSave?: SkipSave): SlotContent | undefined {
+  return evictionOf(slot, skipSave).saveFirst;
+}
+
+function withSaveFirst(slot: SlotState, skipSave: SkipSave | undefined): SlotPlan {
+  return { slot, ...evictionOf(slot, skipSave) };
 }
 
 /**
- * The slot to overwrite: an empty one first, then one whose content is small or already on disk, then (only if
- * nothing else is idle) one whose big content must be saved first. Least recently used first within each class.
+ * The slot to overwrite: an empty one first, then one whose content is small, already on disk or let go, then (only
+ * if nothing else is idle) one whose big content must be saved first. Least recently used first within each class.
  */
-function chooseVictim(slots: readonly SlotState[], minNew: number): SlotState {
-  const rank = (s: SlotState) => (!s.content ? 0 : unsavedBigContent(s, minNew) ? 2 : 1);
+function chooseVictim(slots: readonly SlotState[], skipSave: SkipSave | undefined): SlotState {
+  const rank = (s: SlotState) => (!s.content ? 0 : unsavedBigContent(s, skipSave) ? 2 : 1);
   return [...slots].sort((a, b) => rank(a) - rank(b) || a.lastUsed - b.lastUsed || a.backend - b.backend || a.id - b.id)[0]!;
 }
 

@@ -1,4 +1,5 @@
 /** What the proxy believes about each backend slot. Mutated only by the slot pool and the chat flow. */
+import type { SkipReason } from './save-skip.js';
 
 /** The conversation state a slot holds, as far as the proxy knows. */
 export interface SlotContent {
@@ -17,7 +18,7 @@ export interface SlotContent {
   nTokens?: number;
   /** The entry on disk this content extends (same conversation, earlier): replaced once this content is saved. */
   parentKey?: string;
-  /** Tokens the parent entry holds: a save is skipped while the conversation grew by fewer than SAVE_MIN_NEW_TOKENS. */
+  /** Tokens the parent entry holds: how much of this content a restore of the parent would bring back. */
   parentTokens?: number;
   /** Identity of the model that computed it (see LlamaClient.fingerprint). */
   fingerprint?: string;
@@ -63,6 +64,8 @@ export interface SlotPlan {
   slot: SlotState;
   /** The slot's content must be saved before it is overwritten (big, not on disk yet). */
   saveFirst?: SlotContent;
+  /** The slot's unsaved big content is overwritten without a save (it extends an entry on disk), and why. */
+  skippedSave?: { content: SlotContent; reason: SkipReason };
   /** Restore this entry into the slot before forwarding. */
   restore?: DiskMatch;
   /** The slot already holds this much of the prompt (in blocks); no restore needed. */

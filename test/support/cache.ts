@@ -57,9 +57,9 @@ export function logLineAfter(
  * One chat through the proxy with the OpenAI SDK (streaming or not); resolves once the proxy logged the request,
  * i.e. after its save and the release of its slot, so the next request sees a settled state.
  */
-export async function chat(stack: Stack, messages: readonly Message[], opts: { stream?: boolean; maxTokens?: number } = {}): Promise<ChatResult> {
+export async function chat(stack: Stack, messages: readonly Message[], opts: { stream?: boolean; maxTokens?: number; model?: string } = {}): Promise<ChatResult> {
   const mark = stack.logs.lines.length;
-  const params = { model: MODEL, messages: [...messages], max_tokens: opts.maxTokens ?? 8 };
+  const params = { model: opts.model ?? MODEL, messages: [...messages], max_tokens: opts.maxTokens ?? 8 };
   let content = '';
   let finishReason: string | null | undefined;
   let timings: Timings | undefined;

@@ -39,4 +39,37 @@ describe('RestoreEconomics', () => {
     assert.equal(e.noteRestoreOutcome('m', 5000, 0), 'useless');
     assert.equal(e.restoresEnabled('m'), true);
   });
+
+  it('assumes a re-save is worth it until both prefill and save speeds are measured', () => {
+    const e = new RestoreEconomics();
+    assert.equal(e.resaveWorthIt('m', 20_000, 1), true, 'nothing measured');
+    e.notePrefill('m', 4000, 1000);
+    assert.equal(e.resaveWorthIt('m', 20_000, 1), true, 'prefill measured, save not');
+    const f = new RestoreEconomics();
+    f.noteSaveSpeed('m', 20_000, 1000);
+    assert.equal(f.resaveWorthIt('m', 20_000, 1), true, 'save measured, prefill not');
+  });
+
+  it('re-saves once prefilling the growth again would cost at least as much as writing the whole slot', () => {
+    const e = new RestoreEconomics();
+    e.notePrefill('m', 4000, 1000); // 0.25 ms/token
+    e.noteSaveSpeed('m', 20_000, 1000); // 0.05 ms/token: a 20k-token slot takes 1000 ms to write
+    assert.equal(e.resaveWorthIt('m', 20_000, 1000), false, '250 ms of prefill later beats 1000 ms of save now');
+    assert.equal(e.resaveWorthIt('m', 20_000, 3999), false, 'just below the break-even point');
+    assert.equal(e.resaveWorthIt('m', 20_000, 4000), true, '1000 ms of prefill: break-even, save');
+    assert.equal(e.resaveWorthIt('m', 20_000, 8000), true);
+    assert.equal(e.resaveWorthIt('other', 20_000, 1000), true, 'speeds are per model');
+  });
+
+  it('smooths save speeds and ignores saves that report no tokens', () => {
+    const e = new RestoreEconomics();
+    e.notePrefill('m', 1000, 250); // 0.25 ms/token
+    e.noteSaveSpeed('m', 1000, 50); // 0.05 ms/token
+    e.noteSaveSpeed('m', undefined, 5000);
+    e.noteSaveSpeed('m', 0, 5000);
+    assert.equal(e.resaveWorthIt('m', 1000, 199), false, 'still 0.05 ms/token: 200 tokens break even');
+    e.noteSaveSpeed('m', 1000, 550); // one slow save: 0.7 × 0.05 + 0.3 × 0.55 = 0.2 ms/token
+    assert.equal(e.resaveWorthIt('m', 1000, 790), false);
+    assert.equal(e.resaveWorthIt('m', 1000, 810), true);
+  });
 });

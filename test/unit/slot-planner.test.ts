@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { planSlot } from '../../src/slots/slot-planner.js';
+import { skipSaveBy } from '../../src/slots/save-skip.js';
+import { planSlot, unsavedBigContent } from '../../src/slots/slot-planner.js';
 import type { DiskMatch, SlotContent, SlotRequest, SlotState } from '../../src/slots/slot-state.js';
 
 function slot(id: number, over: Partial<SlotState> = {}): SlotState {
@@ -98,11 +99,50 @@ describe('planSlot, smart policy', () => {
   });
 
   it('skips the eviction save of content that grew by less than SAVE_MIN_NEW_TOKENS since its entry on disk', () => {
+    const skipSave = skipSaveBy({ minNewTokens: 256, onDisk: () => true });
     const grownLittle = content('turn2', ['q'], { saved: false, parentKey: 'turn1', parentTokens: 1000, nTokens: 1100 });
-    const plan = planSlot({ request: smallRequest, candidates: [slot(0, { content: grownLittle })], diskMatch: noDisk, lcpTh: 0.6, minNewTokens: 256 });
+    const plan = planSlot({ request: smallRequest, candidates: [slot(0, { content: grownLittle })], diskMatch: noDisk, lcpTh: 0.6, skipSave });
     assert.equal(plan?.saveFirst, undefined);
+    assert.deepEqual(plan?.skippedSave, { content: grownLittle, reason: 'below SAVE_MIN_NEW_TOKENS' });
     const grownMuch = content('turn3', ['q'], { saved: false, parentKey: 'turn1', parentTokens: 1000, nTokens: 1300 });
-    const plan2 = planSlot({ request: smallRequest, candidates: [slot(0, { content: grownMuch })], diskMatch: noDisk, lcpTh: 0.6, minNewTokens: 256 });
+    const plan2 = planSlot({ request: smallRequest, candidates: [slot(0, { content: grownMuch })], diskMatch: noDisk, lcpTh: 0.6, skipSave });
     assert.equal(plan2?.saveFirst, grownMuch);
+    assert.equal(plan2?.skippedSave, undefined);
+  });
+
+  it('lets go of the content skipSave names, says why, and ranks its slot with the cheap ones', () => {
+    const letGo = content('grown', ['q'], { saved: false, parentKey: 'older', parentTokens: 1000, nTokens: 2000 });
+    const mustSave = content('fresh', ['r'], { saved: false });
+    const candidates = [slot(0, { lastUsed: 5, content: letGo }), slot(1, { lastUsed: 1, content: mustSave })];
+    const skipSave = (c: SlotContent) => (c === letGo ? 'cheaper to prefill' as const : undefined);
+
+    const plan = planSlot({ request: smallRequest, candidates, diskMatch: noDisk, lcpTh: 0.6, skipSave });
+    assert.equal(plan?.slot.id, 0, 'the let-go slot wins over the less recently used one that needs a save');
+    assert.equal(plan?.saveFirst, undefined);
+    assert.deepEqual(plan?.skippedSave, { content: letGo, reason: 'cheaper to prefill' });
+
+    const seed = planSlot({ request: smallRequest, candidates, diskMatch: noDisk, lcpTh: 0.6 });
+    assert.equal(seed?.slot.id, 1, 'without skipSave both need a save, and the least recently used one goes');
+    assert.equal(seed?.saveFirst, mustSave);
+  });
+
+  it('lets go of the receiving slot\'s content before a restore too', () => {
+    const letGo = content('grown', ['q'], { saved: false, parentKey: 'older', parentTokens: 1000, nTokens: 2000 });
+    const disk: DiskMatch = { key: 'prev', backend: 0, lcp: 3, ratio: 1, blockCount: 3 };
+    const plan = planSlot({ request: bigRequest, candidates: [slot(0, { content: letGo })], diskMatch: () => disk, lcpTh: 0.6, skipSave: () => 'cheaper to prefill' });
+    assert.equal(plan?.restore, disk);
+    assert.equal(plan?.saveFirst, undefined);
+    assert.equal(plan?.skippedSave?.content, letGo);
+  });
+});
+
+describe('unsavedBigContent', () => {
+  it('is the content to save first: big, not on disk, and not let go', () => {
+    const unsaved = content('u', ['q'], { saved: false });
+    assert.equal(unsavedBigContent(slot(0, { content: unsaved })), unsaved);
+    assert.equal(unsavedBigContent(slot(0, { content: unsaved }), () => 'cheaper to prefill'), undefined);
+    assert.equal(unsavedBigContent(slot(0, { content: content('s', ['q']) })), undefined, 'already on disk');
+    assert.equal(unsavedBigContent(slot(0, { content: content('small', ['q'], { saved: false, big: false }) })), undefined, 'small');
+    assert.equal(unsavedBigContent(slot(0)), undefined, 'empty');
   });
 });

@@ -1,0 +1,49 @@
+/**
+ * When the smart policy lets a slot's unsaved big content be overwritten without saving it. Only content that
+ * extends an entry still on disk (its parent) may go: if the conversation comes back, that entry is restored and
+ * only the growth is prefilled again. Content with no entry on disk is always saved; losing it costs a whole prefill.
+ */
+import type { RestoreEconomics } from './restore-economics.js';
+import type { SlotContent } from './slot-state.js';
+
+export type SkipReason = 'below SAVE_MIN_NEW_TOKENS' | 'cheaper to prefill';
+
+/** Why unsaved big content may be overwritten without a save; undefined when it must be saved first. */
+export type SkipSave = (content: SlotContent) => SkipReason | undefined;
+
+export interface SkipRules {
+  /** SAVE_MIN_NEW_TOKENS: growth below this many tokens is never saved. */
+  minNewTokens: number;
+  /** Whether the entry `key` is still on disk: a parent that cleanup or lineage removed restores nothing. */
+  onDisk: (key: string) => boolean;
+  /**
+   * Where a request waits for the save (eviction, model swap): also skip while prefilling the growth again would
+   * cost less than writing the whole slot now. Absent (shutdown, which delays no request): the floor only.
+   */
+  economics?: Pick<RestoreEconomics, 'resaveWorthIt'>;
+}
+
+/** The content's tokens and those it added to its parent entry, when the parent is on disk and both are known. */
+export function growthOverParent(content: SlotContent, onDisk: (key: string) => boolean): { tokens: number; unsaved: number } | undefined {
+  const { parentKey, parentTokens, nTokens } = content;
+  if (parentKey === undefined || parentTokens === undefined || nTokens === undefined || !onDisk(parentKey)) return undefined;
+  return { tokens: nTokens, unsaved: nTokens - parentTokens };
+}
+
+/** The smart policy's SkipSave under these rules. */
+export function skipSaveBy(rules: SkipRules): SkipSave {
+  return (content) => {
+    const growth = growthOverParent(content, rules.onDisk);
+    if (!growth) return undefined;
+    if (growth.unsaved < rules.minNewTokens) return 'below SAVE_MIN_NEW_TOKENS';
+    if (rules.economics && !rules.economics.resaveWorthIt(content.model, growth.tokens, growth.unsaved)) return 'cheaper to prefill';
+    return undefined;
+  };
+}
+
+/** A skipped save as the log shows it: the tokens given up, of how many, and why. */
+export function skipSummary(skipped: { content: SlotContent; reason: SkipReason }): Record<string, unknown> {
+  const { nTokens, parentTokens } = skipped.content;
+  const unsaved = nTokens !== undefined && parentTokens !== undefined ? nTokens - parentTokens : undefined;
+  return { unsaved_tokens: unsaved, tokens: nTokens, reason: skipped.reason };
+}

@@ -1,0 +1,63 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { skipSaveBy, skipSummary } from '../../src/slots/save-skip.js';
+import type { SlotContent } from '../../src/slots/slot-state.js';
+
+function content(over: Partial<SlotContent> = {}): SlotContent {
+  return { key: 'k2', model: 'm', blocks: ['a'], prefixLen: 10, big: true, saved: false, ...over };
+}
+
+/** Economics that always prefer prefilling later, and record what they were asked. */
+function neverResave() {
+  const asked: Array<[string, number, number]> = [];
+  return {
+    asked,
+    resaveWorthIt(model: string, total: number, unsaved: number) {
+      asked.push([model, total, unsaved]);
+      return false;
+    },
+  };
+}
+
+const grown = { parentKey: 'k1', parentTokens: 10_000, nTokens: 11_000 };
+
+describe('skipSaveBy', () => {
+  it('always saves content with no entry on disk behind it, whatever the costs', () => {
+    const economics = neverResave();
+    const skip = skipSaveBy({ minNewTokens: 256, onDisk: () => true, economics });
+    assert.equal(skip(content()), undefined, 'no parent');
+    assert.equal(skip(content({ ...grown, parentTokens: undefined })), undefined, "parent's tokens unknown");
+    assert.equal(skip(content({ ...grown, nTokens: undefined })), undefined, 'own tokens unknown');
+    assert.equal(skipSaveBy({ minNewTokens: 256, onDisk: () => false, economics })(content(grown)), undefined, 'parent no longer on disk');
+    assert.deepEqual(economics.asked, [], 'the costs are not even asked');
+  });
+
+  it('lets growth below SAVE_MIN_NEW_TOKENS go without asking the costs', () => {
+    const economics = neverResave();
+    const skip = skipSaveBy({ minNewTokens: 256, onDisk: (key) => key === 'k1', economics });
+    assert.equal(skip(content({ ...grown, nTokens: 10_255 })), 'below SAVE_MIN_NEW_TOKENS');
+    assert.deepEqual(economics.asked, []);
+  });
+
+  it('above the floor, lets the growth go when the costs say prefilling it again is cheaper', () => {
+    const economics = neverResave();
+    const skip = skipSaveBy({ minNewTokens: 256, onDisk: () => true, economics });
+    assert.equal(skip(content(grown)), 'cheaper to prefill');
+    assert.deepEqual(economics.asked, [['m', 11_000, 1000]], 'asked with the whole slot and its growth');
+    const worthIt = skipSaveBy({ minNewTokens: 256, onDisk: () => true, economics: { resaveWorthIt: () => true } });
+    assert.equal(worthIt(content(grown)), undefined);
+  });
+
+  it('without economics (shutdown) only the floor applies', () => {
+    const skip = skipSaveBy({ minNewTokens: 256, onDisk: () => true });
+    assert.equal(skip(content(grown)), undefined);
+    assert.equal(skip(content({ ...grown, nTokens: 10_100 })), 'below SAVE_MIN_NEW_TOKENS');
+  });
+});
+
+describe('skipSummary', () => {
+  it('gives the tokens given up, of how many, and why', () => {
+    assert.deepEqual(skipSummary({ content: content(grown), reason: 'cheaper to prefill' }),
+      { unsaved_tokens: 1000, tokens: 11_000, reason: 'cheaper to prefill' });
+  });
+});
