@@ -7,6 +7,7 @@ import type { ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import type { SlotActionCounts } from './backend.js';
 
 const CLI = fileURLToPath(new URL('../src/cli.js', import.meta.url));
 const CLOCK_TICKS_PER_SECOND = 100;
@@ -17,6 +18,8 @@ export interface ProxyProcess {
   cpuSeconds(): Promise<number>;
   /** Peak resident set size in MiB. */
   peakRssMb(): Promise<number>;
+  /** Successful saves and restores, and their bytes, as the proxy logged them. */
+  slotActions(): SlotActionCounts;
   stop(): Promise<void>;
 }
 
@@ -25,8 +28,10 @@ export async function startProxyProcess(env: Record<string, string>): Promise<Pr
     env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const url = await listeningUrl(child);
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const counts: SlotActionCounts = { saves: 0, restores: 0, bytesWritten: 0, bytesRead: 0 };
+  const url = await listeningUrl(child, (entry) => countSlotActions(entry, counts));
+  // 'close', not 'exit': the last log lines (saves on shutdown) are read by then.
+  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
   return {
     url,
     async cpuSeconds() {
@@ -39,6 +44,7 @@ export async function startProxyProcess(env: Record<string, string>): Promise<Pr
       const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
       return kb / 1024;
     },
+    slotActions: () => ({ ...counts }),
     async stop() {
       child.kill('SIGTERM');
       await exited;
@@ -46,15 +52,46 @@ export async function startProxyProcess(env: Record<string, string>): Promise<Pr
   };
 }
 
-function listeningUrl(child: ChildProcess): Promise<string> {
+interface CacheOp {
+  ok?: boolean;
+  bytes?: number;
+}
+
+/** Log messages that carry a save result besides the per-request `chat` line. */
+const SAVE_MESSAGES = new Set(['saved idle slot', 'saved before model swap', 'saved on shutdown']);
+
+function countSlotActions(entry: Record<string, unknown>, counts: SlotActionCounts): void {
+  const saves: unknown[] = [];
+  const restores: unknown[] = [];
+  if (entry.msg === 'chat') {
+    saves.push(entry.evict_save, entry.save);
+    restores.push(entry.restore);
+  } else if (typeof entry.msg === 'string' && SAVE_MESSAGES.has(entry.msg)) {
+    saves.push(entry.save);
+  }
+  for (const op of saves as Array<CacheOp | undefined>) {
+    if (!op?.ok) continue;
+    counts.saves++;
+    counts.bytesWritten += op.bytes ?? 0;
+  }
+  for (const op of restores as Array<CacheOp | undefined>) {
+    if (!op?.ok) continue;
+    counts.restores++;
+    counts.bytesRead += op.bytes ?? 0;
+  }
+}
+
+/** Resolves with the address from the proxy's start-up line; every parsed log line goes to `onEntry`. */
+function listeningUrl(child: ChildProcess, onEntry: (entry: Record<string, unknown>) => void): Promise<string> {
   return new Promise((resolve, reject) => {
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const lines = createInterface({ input: child.stdout! });
     lines.on('line', (line) => {
       try {
-        const entry = JSON.parse(line) as { msg?: string; address?: string };
-        if (entry.msg === 'proxycache listening' && entry.address) resolve(entry.address);
+        const entry = JSON.parse(line) as Record<string, unknown>;
+        onEntry(entry);
+        if (entry.msg === 'proxycache listening' && typeof entry.address === 'string') resolve(entry.address);
       } catch {
         // not a log line
       }

@@ -3,12 +3,14 @@
  * with the seed's policy and with the default policy, side by side, then prints a table and writes
  * bench/results/latest.json. Times are reported in model time (wall time ÷ time scale) unless the time scale is 0.
  */
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { startSimulator, DEFAULT_COST_MODEL } from '../src/sim/index.js';
-import type { CostModel, SimHandle } from '../src/sim/index.js';
+import { DEFAULT_COST_MODEL } from '../src/sim/index.js';
+import type { CostModel } from '../src/sim/index.js';
+import { externalBackend, simulatorBackend } from './backend.js';
+import type { BackendKind, BackendUnderTest, ExternalBackend, SlotActionCounts } from './backend.js';
 import { runWorkload } from './driver.js';
 import type { Target } from './driver.js';
 import { idealPrefill, liveCacheBytes, mean, percentile, tokenTotals } from './metrics.js';
@@ -32,6 +34,14 @@ const USAGE = `Usage: npm run bench -- [options]
   --start-words N     words of a conversation's first message, ~tokens (default 16000)
   --turn-words N      words added per turn (default 450)
   --out FILE          JSON results (default bench/results/latest.json)
+  --backend URL       run against this server instead of the simulator (real time; restart is skipped, and swap
+                      unless the kind is llama-swap with two models); each config first erases its slots
+                      (llama-server) or unloads every model (llama-swap)
+  --backend-kind K    llama-server (default) or llama-swap
+  --models A,B        model names the workloads use on that server (default model-a,model-b)
+  --slots N           the server's slot count (-np), to erase them between configs (default 2)
+  --slot-save-path D  the server's --slot-save-path, if on this machine: the proxy gets it as CACHE_DIR, the bench
+                      measures the files each config wrote there and deletes them afterwards
   --smoke             tiny sizes and no sleeping: checks that the bench runs (used by the tests)
   -h, --help          this text
 Cost model (model time): prefill ${DEFAULT_COST_MODEL.prefillMsPerToken} ms/token, decode ${DEFAULT_COST_MODEL.decodeMsPerToken} ms/token, KV ${DEFAULT_COST_MODEL.kvBytesPerToken} B/token,
@@ -45,25 +55,40 @@ interface BenchOptions {
   startWords: number;
   turnWords: number;
   out: string;
+  /** A server the user runs, instead of the simulator. */
+  backend?: ExternalBackend;
+  /** Model names for the workloads' model-a and model-b. */
+  models?: string[];
 }
 
 export interface BenchResults {
-  cost_model: CostModel & { cache_ram_mib: number; time_scale: number };
+  /** The simulator's cost model, or (against a real server) where it ran. */
+  cost_model: (CostModel & { cache_ram_mib: number; time_scale: number }) | { backend_url: string; backend_kind: BackendKind; time_scale: 1 };
   workloads: Record<string, { description: string; ideal_prefill_tokens: number; ideal_conversation_prefill_tokens: number; live_cache_bytes: number; configs: Record<string, ConfigMetrics> }>;
 }
 
 /** Run the bench with the given options; returns the results (also written to options.out). */
 export async function runBench(options: BenchOptions, log: (line: string) => void = console.log): Promise<BenchResults> {
-  const cost: CostModel = { ...DEFAULT_COST_MODEL, timeScale: options.timeScale };
-  const results: BenchResults = { cost_model: { ...cost, cache_ram_mib: 8192, time_scale: options.timeScale }, workloads: {} };
-  const workloads = allWorkloads({ startWords: options.startWords, turnWords: options.turnWords }).filter((w) => options.workloads.includes(w.name));
-  for (const workload of workloads) {
+  const cost: CostModel = { ...DEFAULT_COST_MODEL, timeScale: options.backend ? 1 : options.timeScale };
+  const results: BenchResults = {
+    cost_model: options.backend
+      ? { backend_url: options.backend.url, backend_kind: options.backend.kind, time_scale: 1 }
+      : { ...cost, cache_ram_mib: 8192, time_scale: options.timeScale },
+    workloads: {},
+  };
+  const all = allWorkloads({ startWords: options.startWords, turnWords: options.turnWords }).filter((w) => options.workloads.includes(w.name));
+  for (const workload of all.map((w) => withModelNames(w, options.models))) {
+    const skip = options.backend && unsupported(workload, options.backend, options.models);
+    if (skip) {
+      log(`skipping ${workload.name}: ${skip}`);
+      continue;
+    }
     const configs: Record<string, ConfigMetrics> = {};
     let ideal = { total: 0, conversations: 0 };
     let live = 0;
     for (const config of options.configs) {
       log(`running ${workload.name} / ${config} …`);
-      const run = await runConfig(workload, config, cost);
+      const run = await runConfig(workload, config, cost, options.backend);
       configs[config] = run.metrics;
       if (!ideal.total) {
         ideal = idealPrefill(workload, run.results);
@@ -83,62 +108,96 @@ export async function runBench(options: BenchOptions, log: (line: string) => voi
   return results;
 }
 
-async function runConfig(workload: Workload, config: string, baseCost: CostModel) {
-  const cost = { ...baseCost, ...workload.cost, timeScale: workload.timeScale ?? baseCost.timeScale };
+/** Why a workload cannot run against this server, if it cannot. */
+function unsupported(workload: Workload, backend: ExternalBackend, models: string[] | undefined): string | undefined {
+  if (workload.restartsBefore?.length) return 'the bench cannot restart a server it did not start';
+  if (workload.mode === 'llama-swap' && backend.kind !== 'llama-swap') return 'it needs llama-swap (--backend-kind llama-swap)';
+  if (workload.models.length > 1 && (models?.length ?? 0) < 2) return 'it needs two model names (--models A,B)';
+  return undefined;
+}
+
+/** The workload with its model names replaced (model-a → names[0], model-b → names[1]). */
+function withModelNames(workload: Workload, names: string[] | undefined): Workload {
+  if (!names?.length) return workload;
+  const rename = (model: string) => (model === 'model-a' ? names[0]! : model === 'model-b' ? (names[1] ?? model) : model);
+  return {
+    ...workload,
+    models: workload.models.map(rename),
+    conversations: workload.conversations.map((c) => ({ ...c, model: rename(c.model) })),
+    jobs: workload.jobs.map((j) => (j.kind === 'small' ? { ...j, model: rename(j.model) } : j)),
+  };
+}
+
+async function runConfig(workload: Workload, config: string, baseCost: CostModel, external: ExternalBackend | undefined) {
+  const cost = { ...baseCost, ...(external ? {} : workload.cost), timeScale: external ? 1 : (workload.timeScale ?? baseCost.timeScale) };
   const root = await mkdtemp(join(tmpdir(), `proxycache-bench-${workload.name}-`));
-  const cacheDir = join(root, 'kv_cache');
-  const sim = await startSimulator({
-    mode: workload.mode,
-    models: workload.models.map((id) => ({ id, nSlots: workload.slotsPerModel, nCtx: 65536 })),
-    slotSavePath: cacheDir,
-    cacheRamMiB: 8192,
-    cost,
-  });
+  const metaDir = join(root, 'kv_meta');
+  const backend: BackendUnderTest = external ? await externalBackend(external) : await simulatorBackend(workload, cost, root);
   const proxyEnv = CONFIGS[config] && {
     ...CONFIGS[config],
-    LLAMA_URL: sim.url,
-    N_SLOTS: String(workload.slotsPerModel),
-    META_DIR: join(root, 'kv_meta'),
-    CACHE_DIR: cacheDir,
+    LLAMA_URL: backend.url,
+    ...(backend.slotsPerModel !== undefined && { N_SLOTS: String(backend.slotsPerModel) }),
+    META_DIR: metaDir,
+    ...(backend.cacheDir !== undefined && { CACHE_DIR: backend.cacheDir }),
   };
   let proxy: ProxyProcess | undefined = proxyEnv ? await startProxyProcess(proxyEnv) : undefined;
-  let cpu = 0;
-  let rss = 0;
+  const usage = { cpu: 0, rss: 0, actions: { saves: 0, restores: 0, bytesWritten: 0, bytesRead: 0 } };
   const retireProxy = async () => {
     if (!proxy) return;
-    cpu += await proxy.cpuSeconds();
-    rss = Math.max(rss, await proxy.peakRssMb());
+    usage.cpu += await proxy.cpuSeconds();
+    usage.rss = Math.max(usage.rss, await proxy.peakRssMb());
     await proxy.stop();
+    addCounts(usage.actions, proxy.slotActions());
+    proxy = undefined;
   };
   const target: Target = {
-    url: proxy?.url ?? sim.url,
-    restart: async () => {
-      await retireProxy();
-      await sim.restart();
-      if (proxyEnv) {
-        proxy = await startProxyProcess(proxyEnv);
-        target.url = proxy.url;
-      }
-    },
+    url: proxy?.url ?? backend.url,
+    ...(backend.restart && {
+      restart: async () => {
+        await retireProxy();
+        await backend.restart!();
+        if (proxyEnv) {
+          proxy = await startProxyProcess(proxyEnv);
+          target.url = proxy.url;
+        }
+      },
+    }),
   };
   const started = performance.now();
+  let ownFiles: string[] = [];
   try {
     const results = await runWorkload(workload, target);
     const wall = performance.now() - started;
     await retireProxy();
-    const metrics = summarize(workload, results, sim, cost.timeScale, wall, { cpu, rss, disk: await dirBytes(cacheDir) });
+    ownFiles = await cacheKeysIn(metaDir);
+    const actions = backend.counts() ?? usage.actions;
+    const disk = await backend.diskBytes(ownFiles);
+    const metrics = summarize(workload, results, actions, cost.timeScale, wall, { cpu: usage.cpu, rss: usage.rss, disk });
     return { results, metrics };
   } finally {
-    await sim.close();
+    await retireProxy();
+    await backend.close(ownFiles);
     await rm(root, { recursive: true, force: true });
   }
 }
 
-function summarize(workload: Workload, results: Parameters<typeof tokenTotals>[0], sim: SimHandle, timeScale: number, wallMs: number, proc: { cpu: number; rss: number; disk: number }): ConfigMetrics {
+function addCounts(into: SlotActionCounts, more: SlotActionCounts): void {
+  into.saves += more.saves;
+  into.restores += more.restores;
+  into.bytesWritten += more.bytesWritten;
+  into.bytesRead += more.bytesRead;
+}
+
+/** The cache keys a config's proxy has metas for: the slot files it wrote and kept. */
+async function cacheKeysIn(metaDir: string): Promise<string[]> {
+  const names = await readdir(metaDir).catch(() => [] as string[]);
+  return names.filter((n) => n.endsWith('.meta.json')).map((n) => n.slice(0, -'.meta.json'.length));
+}
+
+function summarize(workload: Workload, results: Parameters<typeof tokenTotals>[0], actions: SlotActionCounts, timeScale: number, wallMs: number, proc: { cpu: number; rss: number; disk: number }): ConfigMetrics {
   const toModel = (ms: number) => (timeScale > 0 ? ms / timeScale : ms);
   const ttft = results.map((r) => toModel(r.ttftMs));
   const totals = tokenTotals(results);
-  const stats = sim.stats();
   const metrics: ConfigMetrics = {
     prefill_tokens: totals.prefill,
     reused_tokens: totals.reused,
@@ -147,10 +206,10 @@ function summarize(workload: Workload, results: Parameters<typeof tokenTotals>[0
     ttft_p50_ms: round(percentile(ttft, 50)),
     ttft_p95_ms: round(percentile(ttft, 95)),
     wall_ms: round(toModel(wallMs)),
-    saves: stats.saves,
-    restores: stats.restores,
-    bytes_written: stats.bytesWritten,
-    bytes_read: stats.bytesRead,
+    saves: actions.saves,
+    restores: actions.restores,
+    bytes_written: actions.bytesWritten,
+    bytes_read: actions.bytesRead,
     disk_bytes_final: proc.disk,
     proxy_cpu_s: round(proc.cpu),
     proxy_rss_mb: round(proc.rss),
@@ -164,17 +223,17 @@ function summarize(workload: Workload, results: Parameters<typeof tokenTotals>[0
   return metrics;
 }
 
-async function dirBytes(dir: string): Promise<number> {
-  let total = 0;
-  for (const name of await readdir(dir).catch(() => [] as string[])) {
-    const s = await stat(join(dir, name)).catch(() => undefined);
-    if (s?.isFile()) total += s.size;
-  }
-  return total;
-}
-
 function round(n: number): number {
   return Math.round(n * 100) / 100;
+}
+
+function externalOption(values: Record<string, string | boolean | undefined>): ExternalBackend {
+  const kind = String(values['backend-kind'] ?? 'llama-server');
+  if (kind !== 'llama-server' && kind !== 'llama-swap') throw new Error(`--backend-kind must be llama-server or llama-swap, not ${kind}`);
+  const slots = Number(values.slots ?? 2);
+  if (!Number.isInteger(slots) || slots < 1) throw new Error(`--slots must be a positive integer, not ${String(values.slots)}`);
+  const path = values['slot-save-path'];
+  return { url: String(values.backend).replace(/\/+$/, ''), kind, slots, ...(typeof path === 'string' && { slotSavePath: path }) };
 }
 
 async function main(): Promise<void> {
@@ -186,6 +245,11 @@ async function main(): Promise<void> {
       'start-words': { type: 'string' },
       'turn-words': { type: 'string' },
       out: { type: 'string' },
+      backend: { type: 'string' },
+      'backend-kind': { type: 'string' },
+      models: { type: 'string' },
+      slots: { type: 'string' },
+      'slot-save-path': { type: 'string' },
       smoke: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -202,6 +266,8 @@ async function main(): Promise<void> {
     startWords: Number(values['start-words'] ?? (smoke ? 600 : 16000)),
     turnWords: Number(values['turn-words'] ?? (smoke ? 40 : 450)),
     out: values.out ?? 'bench/results/latest.json',
+    ...(values.backend !== undefined && { backend: externalOption(values) }),
+    ...(values.models !== undefined && { models: values.models.split(',') }),
   };
   for (const c of options.configs) if (!(c in CONFIGS)) throw new Error(`unknown config ${c}`);
   const results = await runBench(options);

@@ -5,11 +5,12 @@
  * holds every conversation, so `direct` is near the ideal too and is no bound to compare with.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { runBench } from '../../bench/run.js';
+import { startSimulator } from '../../src/sim/index.js';
 import { withDeadline } from '../support/deadline.js';
 
 const METRICS = [
@@ -69,5 +70,45 @@ describe('benchmark smoke run', { timeout: 60_000 }, () => {
     );
     assert.ok(contention.smart.restores > 0, 'smart restores evicted conversations');
     assert.equal(contention.direct.saves, 0, 'nothing saves when going direct');
+  });
+
+  it('against a server it did not start (--backend): restart skipped, slot actions counted from the proxy logs, its files removed', async () => {
+    root ??= await mkdtemp(join(tmpdir(), 'proxycache-bench-smoke-'));
+    const slotDir = join(root, 'external-slots');
+    await mkdir(slotDir, { recursive: true });
+    // The simulator stands in for a real llama-server the user started: the bench only knows its URL.
+    const server = await startSimulator({ mode: 'llama-server', models: [{ id: 'model-a', nSlots: 2, nCtx: 65536 }], slotSavePath: slotDir, cost: { timeScale: 0 } });
+    try {
+      const lines: string[] = [];
+      const results = await withDeadline(
+        runBench({
+          workloads: ['contention', 'restart'],
+          configs: ['seed', 'smart'],
+          timeScale: 0,
+          startWords: 600,
+          turnWords: 40,
+          out: join(root, 'external.json'),
+          backend: { url: server.url, kind: 'llama-server', slots: 2, slotSavePath: slotDir },
+        }, (line) => lines.push(line)),
+        45_000,
+        'the bench against an external server',
+      );
+      assert.deepEqual(Object.keys(results.workloads), ['contention']);
+      assert.ok(lines.some((l) => l.startsWith('skipping restart:')), lines.join('\n'));
+      assert.deepEqual(results.cost_model, { backend_url: server.url, backend_kind: 'llama-server', time_scale: 1 });
+
+      // What the proxies logged is what the server did.
+      const { seed, smart } = results.workloads.contention!.configs as Record<string, any>;
+      const stats = server.stats();
+      assert.ok(smart.saves > 0 && smart.restores > 0, JSON.stringify(smart));
+      assert.equal(seed.saves + smart.saves, stats.saves);
+      assert.equal(seed.restores + smart.restores, stats.restores);
+      assert.equal(seed.bytes_written + smart.bytes_written, stats.bytesWritten);
+      assert.equal(seed.bytes_read + smart.bytes_read, stats.bytesRead);
+      assert.ok(smart.disk_bytes_final > 0, 'the files smart kept were measured');
+      assert.deepEqual(await readdir(slotDir), [], 'and removed afterwards');
+    } finally {
+      await server.close();
+    }
   });
 });
