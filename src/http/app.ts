@@ -8,6 +8,7 @@ import { ProxyError } from '../errors.js';
 import { handleChat } from './chat-route.js';
 import type { ProxyContext } from './context.js';
 import { registerHealthRoute } from './health-route.js';
+import { track } from './inflight.js';
 import { registerJsonBodyParser } from './json-body.js';
 import { registerModelsRoute } from './models-route.js';
 import { registerPassthrough } from './passthrough-route.js';
@@ -33,12 +34,7 @@ export function createApp(ctx: ProxyContext): FastifyInstance {
   });
 
   for (const path of ['/v1/chat/completions', '/chat/completions']) {
-    app.post(path, (request, reply) => {
-      const handling = handleChat(ctx, request, reply);
-      const tracked = handling.catch(() => undefined).finally(() => ctx.inflight.delete(tracked));
-      ctx.inflight.add(tracked);
-      return handling;
-    });
+    app.post(path, (request, reply) => track(ctx, handleChat(ctx, request, reply)));
   }
   registerModelsRoute(app, ctx);
   registerHealthRoute(app, ctx);
