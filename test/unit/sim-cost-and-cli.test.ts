@@ -9,6 +9,7 @@ describe('sim cost model', () => {
     assert.deepEqual(resolveCostModel(), {
       prefillMsPerToken: 0.25,
       decodeMsPerToken: 20,
+      ubatchTokens: 512,
       kvBytesPerToken: 100_000,
       saveMsPerMB: 0.5,
       restoreMsPerMB: 0.5,
@@ -18,6 +19,8 @@ describe('sim cost model', () => {
     });
     assert.equal(resolveCostModel({ timeScale: 0 }).timeScale, 0);
     assert.throws(() => resolveCostModel({ decodeMsPerToken: -1 }), /decodeMsPerToken/);
+    assert.throws(() => resolveCostModel({ ubatchTokens: 0 }), /ubatchTokens/);
+    assert.throws(() => resolveCostModel({ ubatchTokens: 1.5 }), /ubatchTokens/);
     assert.equal(transferMs(2_000_000, 0.5), 1);
   });
 
