@@ -1,10 +1,11 @@
 /**
  * Runs one chat task on a slot with real prefix-reuse accounting: `cache_n` is the common token prefix of the
  * slot and the prompt (capped at prompt − 1, since the last prompt token is always evaluated), `prompt_n` is the
- * rest; prefill and decode cost model time and sleep the scaled wall time; afterwards the slot holds the prompt
- * plus the generated tokens minus the last one (which was sampled but never evaluated).
+ * rest; prefill and decode run on the process's compute engine (compute-engine.ts), which reports their model
+ * time; afterwards the slot holds the prompt plus the generated tokens minus the last one (which was sampled but
+ * never evaluated).
  */
-import { AbortedError, Pacer } from './cost-model.js';
+import { AbortedError, round3 } from './cost-model.js';
 import type { ModelInstance } from './model-instance.js';
 import { prepareSlot } from './prompt-cache-policy.js';
 import { replyGenerator } from './reply.js';
@@ -78,7 +79,7 @@ async function runOnSlot(
   signal: AbortSignal,
 ): Promise<ChatOutcome> {
   if (signal.aborted) return emptyOutcome(slot.id);
-  const { cost, nCtx } = inst.config;
+  const { nCtx } = inst.config;
   const prompt = task.prompt;
   slot.idTask = inst.nextTaskId();
   slot.params = task.params;
@@ -87,31 +88,34 @@ async function runOnSlot(
   slot.nextToken = { has_next_token: true, has_new_line: false, n_remain: task.nPredict, n_decoded: 0 };
   const out: ChatOutcome = { ...emptyOutcome(slot.id), aborted: false };
   try {
-    const prepared = await prepareSlot(inst, slot, how, prompt, task.cachePrompt, signal);
-    const pacer = new Pacer(cost.timeScale); // started after the RAM load, which is not part of the prefill
+    // Launching the task is a task of the server's main loop: it waits for the current batch, then moves slot
+    // states into and out of the RAM cache while every other slot waits.
+    const prepared = await inst.engine.task(async (hold) => {
+      if (signal.aborted) throw new AbortedError();
+      return prepareSlot(inst, slot, how, prompt, task.cachePrompt, hold);
+    });
     out.ramHit = prepared.ramHit;
     out.cacheN = task.cachePrompt ? Math.min(prepared.lcp, prompt.length - 1) : 0;
     out.promptN = prompt.length - out.cacheN;
-    out.promptMs = out.promptN * cost.prefillMsPerToken;
     slot.tokens = prompt.slice(0, out.cacheN);
     slot.reuseBlocked = false;
-    await pacer.advance(out.promptMs, signal).catch((err: unknown) => {
+    let processed = 0;
+    const promptMs = await inst.engine.prefill(out.promptN, signal, (done) => (processed = done)).catch((err: unknown) => {
       // Keep what the prefill got through before the client left.
-      const done = cost.prefillMsPerToken > 0 ? Math.floor(pacer.elapsedModelMs() / cost.prefillMsPerToken) : 0;
-      slot.tokens = prompt.slice(0, out.cacheN + Math.min(done, out.promptN - 1));
+      slot.tokens = prompt.slice(0, out.cacheN + Math.min(processed, out.promptN - 1));
       throw err;
     });
+    out.promptMs = round3(promptMs);
     slot.tokens = prompt;
     const next = replyGenerator(task.promptText);
-    for (let i = 0; i < task.nPredict; i++) {
-      if (prompt.length + i >= nCtx) break; // context full: the answer is cut with `length`
-      await pacer.advance(cost.decodeMsPerToken, signal);
+    const room = Math.max(0, nCtx - prompt.length); // context full: the answer is cut with `length`
+    const predictedMs = await inst.engine.generate(Math.min(task.nPredict, room), signal, (i) => {
       const piece = next();
       out.predicted.push(piece);
-      out.predictedMs += cost.decodeMsPerToken;
       slot.nextToken = { ...slot.nextToken, n_decoded: i + 1, n_remain: task.nPredict - i - 1 };
       onToken(piece);
-    }
+    });
+    out.predictedMs = round3(predictedMs);
     out.finishReason = task.limited || out.predicted.length < task.nPredict ? 'length' : 'stop';
   } catch (err) {
     if (!(err instanceof AbortedError)) throw err;

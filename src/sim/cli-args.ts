@@ -2,12 +2,14 @@
  * Command-line flags of `npm run sim`: one flag per simulator option, parsed with node:util parseArgs.
  */
 import { parseArgs } from 'node:util';
+import { ENGINE_KINDS, type EngineKind } from './compute-engine.js';
 import { DEFAULT_COST_MODEL, type CostModel } from './cost-model.js';
 import type { SimOptions } from './sim-config.js';
 
 const COST_FLAGS: Record<string, keyof CostModel> = {
   'prefill-ms-per-token': 'prefillMsPerToken',
   'decode-ms-per-token': 'decodeMsPerToken',
+  'ubatch-tokens': 'ubatchTokens',
   'kv-bytes-per-token': 'kvBytesPerToken',
   'save-ms-per-mb': 'saveMsPerMB',
   'restore-ms-per-mb': 'restoreMsPerMB',
@@ -36,6 +38,10 @@ Simulates llama-server, llama-swap or llama-server router mode on loopback (for 
   --restore-gives-no-reuse A,B models whose restores give no reuse (sliding-window)
   --max-running N              llama-swap: models loaded at once             (default 1)
   --models-max N               router: models loaded at once                 (default 4)
+  --engine MODE                shared | per-slot                             (default shared)
+                               shared: one main loop and GPU per process: prefills share micro-batches of
+                               --ubatch-tokens, decodes go in one batch, slot actions stall the other slots;
+                               per-slot: every slot computes alone at full speed (the older model)
 ${Object.entries(COST_FLAGS)
   .map(([flag, key]) => `  --${flag.padEnd(27)}(default ${DEFAULT_COST_MODEL[key]})`)
   .join('\n')}
@@ -52,7 +58,7 @@ function num(value: string | undefined, flag: string): number | undefined {
 /** Parses the flags into simulator options; 'help' when help was asked for. Throws on a bad flag or value. */
 export function parseSimArgs(argv: string[]): SimOptions | 'help' {
   const strings = ['mode', 'models', 'n-slots', 'n-ctx', 'host', 'port', 'slot-save-path', 'cache-ram',
-    'slot-prompt-similarity', 'restore-gives-no-reuse', 'max-running', 'models-max', ...Object.keys(COST_FLAGS)];
+    'slot-prompt-similarity', 'restore-gives-no-reuse', 'max-running', 'models-max', 'engine', ...Object.keys(COST_FLAGS)];
   const booleans = ['no-cache-idle-slots', 'kv-unified', 'no-kv-unified', 'no-slots'];
   const { values: v } = parseArgs({
     args: argv,
@@ -69,6 +75,8 @@ export function parseSimArgs(argv: string[]): SimOptions | 'help' {
   if (mode !== 'llama-server' && mode !== 'llama-swap' && mode !== 'router') {
     throw new RangeError(`--mode must be llama-server, llama-swap or router, got '${mode}'`);
   }
+  const engine = (str('engine') ?? 'shared') as EngineKind;
+  if (!ENGINE_KINDS.includes(engine)) throw new RangeError(`--engine must be ${ENGINE_KINDS.join(' or ')}, got '${engine}'`);
   const noReuse = new Set((str('restore-gives-no-reuse') ?? '').split(',').filter(Boolean));
   const ids = (str('models') ?? 'tiny').split(',').map((s) => s.trim()).filter(Boolean);
   const cost: Partial<CostModel> = {};
@@ -88,6 +96,7 @@ export function parseSimArgs(argv: string[]): SimOptions | 'help' {
     port: num(str('port'), 'port') ?? 8080,
     slotSavePath: str('slot-save-path'),
     cost,
+    engine,
     cacheRamMiB: num(str('cache-ram'), 'cache-ram'),
     cacheIdleSlots: v['no-cache-idle-slots'] ? false : undefined,
     kvUnified: v['kv-unified'] ? true : v['no-kv-unified'] ? false : undefined,

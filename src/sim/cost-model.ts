@@ -8,8 +8,10 @@
 export interface CostModel {
   /** Prompt processing per token. */
   prefillMsPerToken: number;
-  /** Generation per produced token. */
+  /** Generation per produced token; one step decodes a token for every generating slot of the server at once. */
   decodeMsPerToken: number;
+  /** Prompt tokens one engine iteration processes (llama-server's `-ub` micro-batch); an integer >= 1. */
+  ubatchTokens: number;
   /** KV-cache bytes per token: sizes save files and the RAM prompt cache. */
   kvBytesPerToken: number;
   /** Writing a save file, per MB (10^6 bytes). */
@@ -28,6 +30,7 @@ export interface CostModel {
 export const DEFAULT_COST_MODEL: Readonly<CostModel> = Object.freeze({
   prefillMsPerToken: 0.25,
   decodeMsPerToken: 20,
+  ubatchTokens: 512,
   kvBytesPerToken: 100_000,
   saveMsPerMB: 0.5,
   restoreMsPerMB: 0.5,
@@ -47,12 +50,20 @@ export function resolveCostModel(partial: Partial<CostModel> = {}): CostModel {
     }
     cost[key] = value;
   }
+  if (!Number.isInteger(cost.ubatchTokens) || cost.ubatchTokens < 1) {
+    throw new RangeError(`cost.ubatchTokens must be an integer >= 1, got ${String(cost.ubatchTokens)}`);
+  }
   return cost;
 }
 
 /** Model milliseconds to move `bytes` at `msPerMB`. */
 export function transferMs(bytes: number, msPerMB: number): number {
   return (bytes / 1e6) * msPerMB;
+}
+
+/** Rounds model milliseconds to microseconds, as llama-server prints its timings. */
+export function round3(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
 }
 
 /** Thrown by `sleepScaled` when its signal fires. */

@@ -1,8 +1,9 @@
 /**
- * The state of one running llama-server process for one model: its slots, its RAM prompt cache, its task
- * counter and the requests in flight. Killing the instance (unload, swap, restart) drops all of it, like killing
- * the process does; save files on disk survive.
+ * The state of one running llama-server process for one model: its slots, its RAM prompt cache, its compute
+ * engine, its task counter and the requests in flight. Killing the instance (unload, swap, restart) drops all of
+ * it, like killing the process does; save files on disk survive.
  */
+import { createEngine, type ComputeEngine, type EngineKind } from './compute-engine.js';
 import type { CostModel } from './cost-model.js';
 import { sleepScaled } from './cost-model.js';
 import type { Exchange } from './http-io.js';
@@ -34,6 +35,8 @@ export interface InstanceConfig {
   noSlots: boolean;
   similarity: number;
   cost: CostModel;
+  /** How prefill, decode and slot actions share the process's compute (compute-engine.ts). */
+  engine: EngineKind;
 }
 
 /** Lifecycle of an instance: loading (503 everywhere), ready, or stopped (killed). */
@@ -49,6 +52,8 @@ export class ModelInstance {
   readonly slots: Slot[];
   readonly scheduler: SlotScheduler;
   readonly ram: RamPromptCache;
+  /** The process's compute: its main loop and GPU. */
+  readonly engine: ComputeEngine;
   readonly vocab = new Vocabulary();
   readonly fingerprint: string;
   state: InstanceState = 'loading';
@@ -65,6 +70,7 @@ export class ModelInstance {
     this.slots = Array.from({ length: config.nSlots }, (_, i) => new Slot(i, () => this.scheduler.wake()));
     this.scheduler = new SlotScheduler(this.slots, config.similarity);
     this.ram = new RamPromptCache(config.cacheRamMiB * 1024 * 1024, config.cost.kvBytesPerToken);
+    this.engine = createEngine(config.engine, config.cost);
     this.fingerprint = modelFingerprint(config.path, config.alias);
   }
 

@@ -7,7 +7,8 @@
  * 3. with `--cache-idle-slots`, the other idle slots are stored in RAM too, and cleared when the KV buffer is
  *    unified (`-kvu`), so an idle slot's content may vanish.
  */
-import { sleepScaled, transferMs } from './cost-model.js';
+import type { Hold } from './compute-engine.js';
+import { transferMs } from './cost-model.js';
 import type { ModelInstance } from './model-instance.js';
 import type { SlotChoice } from './slot-scheduler.js';
 import type { Slot } from './slot.js';
@@ -21,14 +22,17 @@ export interface PreparedSlot {
   ramHit: boolean;
 }
 
-/** Applies the RAM-cache steps above to `slot` before `prompt` is processed on it. */
+/**
+ * Applies the RAM-cache steps above to `slot` before `prompt` is processed on it; run as a task of the process's
+ * main loop, which the RAM load holds for its modelled duration.
+ */
 export async function prepareSlot(
   inst: ModelInstance,
   slot: Slot,
   how: SlotChoice,
   prompt: readonly string[],
   cachePrompt: boolean,
-  signal: AbortSignal,
+  hold: Hold,
 ): Promise<PreparedSlot> {
   let lcp = slot.reuseBlocked ? 0 : commonPrefixLength(slot.tokens, prompt);
   let ramHit = false;
@@ -41,7 +45,7 @@ export async function prepareSlot(
     const best = ram.best(prompt);
     if (best && best.lcp > lcp) {
       const { cost } = inst.config;
-      await sleepScaled(transferMs(ram.sizeOf(best.tokens), cost.ramLoadMsPerMB), cost.timeScale, signal);
+      await hold(transferMs(ram.sizeOf(best.tokens), cost.ramLoadMsPerMB));
       slot.tokens = best.tokens;
       slot.reuseBlocked = false;
       lcp = best.lcp;

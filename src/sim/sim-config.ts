@@ -2,6 +2,7 @@
  * The simulator's options and how they become the start-up configuration of each simulated llama-server
  * process (the flags it would have been started with).
  */
+import { ENGINE_KINDS, type EngineKind } from './compute-engine.js';
 import { resolveCostModel, type CostModel } from './cost-model.js';
 import type { InstanceConfig } from './model-instance.js';
 
@@ -37,6 +38,12 @@ export interface SimOptions {
   /** `--slot-save-path`; undefined = slot actions answer 501. */
   slotSavePath?: string;
   cost?: Partial<CostModel>;
+  /**
+   * How a process's slots share its compute: 'shared' (default) = one main loop and GPU, as llama-server has
+   * (prefills share batches, decodes are batched, slot actions stall the other slots); 'per-slot' = every slot
+   * computes on its own at full speed (the simulator's earlier model).
+   */
+  engine?: EngineKind;
   /** `--cache-ram` MiB (default 8192; 0 = off). */
   cacheRamMiB?: number;
   /** `--cache-idle-slots` (default true). */
@@ -67,6 +74,8 @@ export function instanceConfigs(options: SimOptions): InstanceConfig[] {
   if (!(cacheRamMiB >= 0)) throw new RangeError(`cacheRamMiB must be >= 0, got ${cacheRamMiB}`);
   const similarity = options.slotPromptSimilarity ?? 0.1;
   if (!(similarity >= 0 && similarity <= 1)) throw new RangeError(`slotPromptSimilarity must be in 0..1, got ${similarity}`);
+  const engine = options.engine ?? 'shared';
+  if (!ENGINE_KINDS.includes(engine)) throw new RangeError(`engine must be ${ENGINE_KINDS.join(' or ')}, got ${String(engine)}`);
   const seen = new Set<string>();
   return options.models.map((m, i) => {
     if (typeof m.id !== 'string' || m.id === '') throw new RangeError(`models[${i}].id must be a non-empty string`);
@@ -88,6 +97,7 @@ export function instanceConfigs(options: SimOptions): InstanceConfig[] {
       noSlots: options.noSlots ?? false,
       similarity,
       cost,
+      engine,
     };
   });
 }

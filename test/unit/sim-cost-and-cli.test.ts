@@ -9,6 +9,7 @@ describe('sim cost model', () => {
     assert.deepEqual(resolveCostModel(), {
       prefillMsPerToken: 0.25,
       decodeMsPerToken: 20,
+      ubatchTokens: 512,
       kvBytesPerToken: 100_000,
       saveMsPerMB: 0.5,
       restoreMsPerMB: 0.5,
@@ -18,6 +19,8 @@ describe('sim cost model', () => {
     });
     assert.equal(resolveCostModel({ timeScale: 0 }).timeScale, 0);
     assert.throws(() => resolveCostModel({ decodeMsPerToken: -1 }), /decodeMsPerToken/);
+    assert.throws(() => resolveCostModel({ ubatchTokens: 0 }), /ubatchTokens/);
+    assert.throws(() => resolveCostModel({ ubatchTokens: 1.5 }), /ubatchTokens/);
     assert.equal(transferMs(2_000_000, 0.5), 1);
   });
 
@@ -41,6 +44,7 @@ describe('sim options', () => {
     assert.equal(implicit!.alias, 'a');
     assert.equal(implicit!.path, '/models/a.gguf');
     assert.equal(implicit!.cacheRamMiB, 8192);
+    assert.equal(implicit!.engine, 'shared');
     const [noAlias] = instanceConfigs({ mode: 'llama-server', models: [{ id: 'a', alias: null }] });
     assert.equal(noAlias!.alias, undefined);
   });
@@ -49,6 +53,7 @@ describe('sim options', () => {
     assert.throws(() => instanceConfigs({ mode: 'llama-server', models: [] }), /models/);
     assert.throws(() => instanceConfigs({ mode: 'llama-server', models: [{ id: 'a', nSlots: 0 }] }), /nSlots/);
     assert.throws(() => instanceConfigs({ mode: 'llama-swap', models: [{ id: 'a' }, { id: 'a' }] }), /twice/);
+    assert.throws(() => instanceConfigs({ mode: 'llama-server', models: [{ id: 'a' }], engine: 'gpu' as never }), /engine/);
   });
 });
 
@@ -57,7 +62,7 @@ describe('sim CLI flags', () => {
     const o = parseSimArgs([
       '--mode', 'llama-swap', '--models', 'a,b', '--n-slots', '2', '--port', '8000', '--slot-save-path', './kv',
       '--prefill-ms-per-token', '0.5', '--time-scale', '0', '--cache-ram', '0', '--no-cache-idle-slots',
-      '--max-running', '2', '--restore-gives-no-reuse', 'b',
+      '--max-running', '2', '--restore-gives-no-reuse', 'b', '--engine', 'per-slot', '--ubatch-tokens', '256',
     ]);
     assert.notEqual(o, 'help');
     if (o === 'help') return;
@@ -65,7 +70,8 @@ describe('sim CLI flags', () => {
     assert.deepEqual(o.models.map((m) => [m.id, m.nSlots, m.restoreGivesNoReuse]), [['a', 2, false], ['b', 2, true]]);
     assert.equal(o.port, 8000);
     assert.equal(o.slotSavePath, './kv');
-    assert.deepEqual(o.cost, { prefillMsPerToken: 0.5, timeScale: 0 });
+    assert.deepEqual(o.cost, { prefillMsPerToken: 0.5, ubatchTokens: 256, timeScale: 0 });
+    assert.equal(o.engine, 'per-slot');
     assert.equal(o.cacheRamMiB, 0);
     assert.equal(o.cacheIdleSlots, false);
     assert.equal(o.maxRunning, 2);
@@ -75,7 +81,10 @@ describe('sim CLI flags', () => {
     assert.equal(parseSimArgs(['--help']), 'help');
     assert.match(HELP, /--time-scale\s+\(default 1\)/);
     assert.match(HELP, new RegExp(`--model-load-ms\\s+\\(default ${DEFAULT_COST_MODEL.modelLoadMs}\\)`));
+    assert.match(HELP, /--engine MODE\s+shared \| per-slot\s+\(default shared\)/);
+    assert.match(HELP, /--ubatch-tokens\s+\(default 512\)/);
     assert.throws(() => parseSimArgs(['--mode', 'nope']), /--mode/);
+    assert.throws(() => parseSimArgs(['--engine', 'gpu']), /--engine/);
     assert.throws(() => parseSimArgs(['--port', 'x']), /--port/);
     assert.throws(() => parseSimArgs(['--bogus']));
   });
