@@ -3,7 +3,8 @@
  * SSE streams byte for byte as they arrive, backend error statuses with their body. A tee'd view of the answer
  * yields llama.cpp's `timings` for the proxy's own bookkeeping.
  */
-import { once } from 'node:events';
+import type { ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
 import type { FastifyReply } from 'fastify';
 import type { LlamaClient, UpstreamResponse } from '../backend/llama-client.js';
 import { describeCause } from '../errors.js';
@@ -68,10 +69,7 @@ async function relayStream(res: UpstreamResponse, reply: FastifyReply, signal: A
   raw.flushHeaders();
   const tap = new SseTap();
   try {
-    for await (const chunk of res.body) {
-      tap.push(chunk as Buffer);
-      if (!raw.write(chunk)) await once(raw, 'drain', { signal });
-    }
+    await relayChunks(res.body, raw, tap);
   } catch (err) {
     if (signal.aborted) {
       raw.destroy();
@@ -84,6 +82,31 @@ async function relayStream(res: UpstreamResponse, reply: FastifyReply, signal: A
   }
   raw.end();
   return { status: res.status, completed: tap.error === undefined, clientGone: false, timings: tap.timings };
+}
+
+/**
+ * Copy every chunk to the client as it arrives (event-driven: an async iterator costs a promise per token chunk),
+ * pausing the backend while the client's socket is full. Rejects when the backend stream fails or is aborted.
+ */
+function relayChunks(body: Readable, raw: ServerResponse, tap: SseTap): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onDrain = () => body.resume();
+    body.on('data', (chunk: Buffer) => {
+      tap.push(chunk);
+      if (!raw.write(chunk)) {
+        body.pause();
+        raw.once('drain', onDrain);
+      }
+    });
+    body.once('end', () => {
+      raw.off('drain', onDrain);
+      resolve();
+    });
+    body.once('error', (err) => {
+      raw.off('drain', onDrain);
+      reject(err);
+    });
+  });
 }
 
 function timingsOf(buffer: Buffer): Timings | undefined {
