@@ -33,11 +33,19 @@ export class RestoreEconomics {
     return s;
   }
 
-  /** Record a request's prefill speed from llama.cpp's `timings` (prompt_ms over prompt_n). */
+  /**
+   * Record a request's prefill speed from llama.cpp's `timings` (prompt_ms over prompt_n). A prefill that shared
+   * the GPU with other slots' work looks slower than the model is, while saves and restores hold the server alone:
+   * the estimate follows faster samples at once and slower ones only slowly, so it stays near the model's own speed.
+   */
   notePrefill(model: string, promptN: number | undefined, promptMs: number | undefined): void {
     if (!promptN || promptN < 64 || !promptMs || promptMs <= 0) return; // short prefills are dominated by overhead
     const s = this.stats(model);
-    s.prefillMsPerToken = ewma(s.prefillMsPerToken, promptMs / promptN);
+    const sample = promptMs / promptN;
+    const previous = s.prefillMsPerToken;
+    if (previous === undefined) s.prefillMsPerToken = sample;
+    else if (sample < previous) s.prefillMsPerToken = previous * 0.3 + sample * 0.7;
+    else s.prefillMsPerToken = previous * 0.95 + sample * 0.05;
   }
 
   /** Record a restore's speed: ms (the server's `restore_ms` when it reports one) over restored tokens. */

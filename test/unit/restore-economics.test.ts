@@ -17,6 +17,19 @@ describe('RestoreEconomics', () => {
     assert.equal(e.restoreWorthIt('m', 16_000, 1000), false, '800 ms restore loses to 250 ms prefill');
   });
 
+  it('keeps the prefill speed near the fastest recent ones: a prefill that shared the GPU barely moves it', () => {
+    const e = new RestoreEconomics();
+    e.noteRestoreSpeed('m', 16_000, 800); // 0.05 ms/token
+    e.notePrefill('m', 4000, 1000); // 0.25 ms/token alone
+    e.notePrefill('m', 4000, 2000); // 0.5 ms/token while another slot prefilled too
+    // Estimate 0.2625 ms/token: a restore of 16,000 tokens (800 ms) loses to prefilling 3,000 (787.5 ms)…
+    assert.equal(e.restoreWorthIt('m', 16_000, 3000), false);
+    e.notePrefill('m', 4000, 800); // 0.2 ms/token: a faster sample counts at once (estimate 0.21875)
+    // …and now beats prefilling 3,700 (809 ms).
+    assert.equal(e.restoreWorthIt('m', 16_000, 3700), true);
+    assert.equal(e.restoreWorthIt('m', 16_000, 3600), false, '787.5 ms of prefill');
+  });
+
   it('ignores tiny prefills whose speed is mostly overhead', () => {
     const e = new RestoreEconomics();
     e.notePrefill('m', 3, 100);
