@@ -11,7 +11,12 @@
 /** Consecutive useless restores after which a model is no longer restored. */
 export const USELESS_RESTORES_LIMIT = 2;
 
+/** Recent prefill speeds kept per model, and the quantile of them taken as the model's speed. */
+const PREFILL_SAMPLES = 16;
+const PREFILL_QUANTILE = 0.25;
+
 interface ModelStats {
+  prefillSamples: number[];
   prefillMsPerToken?: number;
   restoreMsPerToken?: number;
   saveMsPerToken?: number;
@@ -29,23 +34,23 @@ export class RestoreEconomics {
 
   private stats(model: string): ModelStats {
     let s = this.models.get(model);
-    if (!s) this.models.set(model, (s = { uselessRestores: 0, disabled: false }));
+    if (!s) this.models.set(model, (s = { prefillSamples: [], uselessRestores: 0, disabled: false }));
     return s;
   }
 
   /**
-   * Record a request's prefill speed from llama.cpp's `timings` (prompt_ms over prompt_n). A prefill that shared
-   * the GPU with other slots' work looks slower than the model is, while saves and restores hold the server alone:
-   * the estimate follows faster samples at once and slower ones only slowly, so it stays near the model's own speed.
+   * Record a request's prefill speed from llama.cpp's `timings` (prompt_ms over prompt_n). A prefill that shared the
+   * GPU with other slots, or waited while a save or restore held the server's main loop, looks slower than the
+   * model is; saves and restores, on the other hand, hold the loop alone. So the estimate is a low quantile of the
+   * recent samples: the model's own speed, as long as most prefills ran undisturbed.
    */
   notePrefill(model: string, promptN: number | undefined, promptMs: number | undefined): void {
     if (!promptN || promptN < 64 || !promptMs || promptMs <= 0) return; // short prefills are dominated by overhead
     const s = this.stats(model);
-    const sample = promptMs / promptN;
-    const previous = s.prefillMsPerToken;
-    if (previous === undefined) s.prefillMsPerToken = sample;
-    else if (sample < previous) s.prefillMsPerToken = previous * 0.3 + sample * 0.7;
-    else s.prefillMsPerToken = previous * 0.95 + sample * 0.05;
+    s.prefillSamples.push(promptMs / promptN);
+    if (s.prefillSamples.length > PREFILL_SAMPLES) s.prefillSamples.shift();
+    const sorted = [...s.prefillSamples].sort((a, b) => a - b);
+    s.prefillMsPerToken = sorted[Math.ceil(sorted.length * PREFILL_QUANTILE) - 1];
   }
 
   /** Record a restore's speed: ms (the server's `restore_ms` when it reports one) over restored tokens. */

@@ -17,17 +17,17 @@ describe('RestoreEconomics', () => {
     assert.equal(e.restoreWorthIt('m', 16_000, 1000), false, '800 ms restore loses to 250 ms prefill');
   });
 
-  it('keeps the prefill speed near the fastest recent ones: a prefill that shared the GPU barely moves it', () => {
+  it('takes the prefill speed from the faster recent prefills: one that shared the GPU does not move it', () => {
     const e = new RestoreEconomics();
-    e.noteRestoreSpeed('m', 16_000, 800); // 0.05 ms/token
+    e.noteRestoreSpeed('m', 16_000, 800); // 0.05 ms/token: a 16,000-token restore takes 800 ms
     e.notePrefill('m', 4000, 1000); // 0.25 ms/token alone
-    e.notePrefill('m', 4000, 2000); // 0.5 ms/token while another slot prefilled too
-    // Estimate 0.2625 ms/token: a restore of 16,000 tokens (800 ms) loses to prefilling 3,000 (787.5 ms)…
-    assert.equal(e.restoreWorthIt('m', 16_000, 3000), false);
-    e.notePrefill('m', 4000, 800); // 0.2 ms/token: a faster sample counts at once (estimate 0.21875)
-    // …and now beats prefilling 3,700 (809 ms).
-    assert.equal(e.restoreWorthIt('m', 16_000, 3700), true);
-    assert.equal(e.restoreWorthIt('m', 16_000, 3600), false, '787.5 ms of prefill');
+    for (let i = 0; i < 3; i++) e.notePrefill('m', 4000, 4000); // 1 ms/token while a restore held the server
+    // Still 0.25 ms/token: the restore beats prefilling 3,300 tokens (825 ms), not 3,100 (775 ms).
+    assert.equal(e.restoreWorthIt('m', 16_000, 3300), true);
+    assert.equal(e.restoreWorthIt('m', 16_000, 3100), false);
+    // Once most recent prefills are slow, that is the model's speed now (4 of 5 samples at 1 ms/token).
+    e.notePrefill('m', 4000, 4000);
+    assert.equal(e.restoreWorthIt('m', 16_000, 1000), true, '800 ms of restore against 1000 ms of prefill');
   });
 
   it('ignores tiny prefills whose speed is mostly overhead', () => {
