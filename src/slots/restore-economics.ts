@@ -11,12 +11,24 @@
 /** Consecutive useless restores after which a model is no longer restored. */
 export const USELESS_RESTORES_LIMIT = 2;
 
-/** Recent prefill speeds kept per model, and the quantile of them taken as the model's speed. */
+/** Recent prefill speeds kept per model. */
 const PREFILL_SAMPLES = 16;
-const PREFILL_QUANTILE = 0.25;
+
+function keepRecent(samples: number[], sample: number): void {
+  samples.push(sample);
+  if (samples.length > PREFILL_SAMPLES) samples.shift();
+}
+
+/** The value at quantile `q` (0..1] of the samples (nearest rank). */
+function quantile(samples: readonly number[], q: number): number {
+  const sorted = [...samples].sort((a, b) => a - b);
+  return sorted[Math.max(0, Math.ceil(sorted.length * q) - 1)]!;
+}
 
 interface ModelStats {
-  prefillSamples: number[];
+  /** ms per token of recent prefills: all of them, and those that ran while the server was otherwise idle. */
+  prefillAll: number[];
+  prefillAlone: number[];
   prefillMsPerToken?: number;
   restoreMsPerToken?: number;
   saveMsPerToken?: number;
@@ -34,23 +46,23 @@ export class RestoreEconomics {
 
   private stats(model: string): ModelStats {
     let s = this.models.get(model);
-    if (!s) this.models.set(model, (s = { prefillSamples: [], uselessRestores: 0, disabled: false }));
+    if (!s) this.models.set(model, (s = { prefillAll: [], prefillAlone: [], uselessRestores: 0, disabled: false }));
     return s;
   }
 
   /**
-   * Record a request's prefill speed from llama.cpp's `timings` (prompt_ms over prompt_n). A prefill that shared the
-   * GPU with other slots, or waited while a save or restore held the server's main loop, looks slower than the
-   * model is; saves and restores, on the other hand, hold the loop alone. So the estimate is a low quantile of the
-   * recent samples: the model's own speed, as long as most prefills ran undisturbed.
+   * Record a request's prefill speed from llama.cpp's `timings` (prompt_ms over prompt_n). `shared`: another slot
+   * of the same server was busy meanwhile. Such a prefill shared the GPU, or waited while a save or restore held
+   * the server's main loop, so it looks slower than the model is, while saves and restores hold that loop alone.
+   * The speed is the median of recent prefills that ran alone, or, while there are none, a low quantile of all.
    */
-  notePrefill(model: string, promptN: number | undefined, promptMs: number | undefined): void {
+  notePrefill(model: string, promptN: number | undefined, promptMs: number | undefined, shared = false): void {
     if (!promptN || promptN < 64 || !promptMs || promptMs <= 0) return; // short prefills are dominated by overhead
     const s = this.stats(model);
-    s.prefillSamples.push(promptMs / promptN);
-    if (s.prefillSamples.length > PREFILL_SAMPLES) s.prefillSamples.shift();
-    const sorted = [...s.prefillSamples].sort((a, b) => a - b);
-    s.prefillMsPerToken = sorted[Math.ceil(sorted.length * PREFILL_QUANTILE) - 1];
+    const sample = promptMs / promptN;
+    keepRecent(s.prefillAll, sample);
+    if (!shared) keepRecent(s.prefillAlone, sample);
+    s.prefillMsPerToken = s.prefillAlone.length > 0 ? quantile(s.prefillAlone, 0.5) : quantile(s.prefillAll, 0.25);
   }
 
   /** Record a restore's speed: ms (the server's `restore_ms` when it reports one) over restored tokens. */

@@ -17,17 +17,23 @@ describe('RestoreEconomics', () => {
     assert.equal(e.restoreWorthIt('m', 16_000, 1000), false, '800 ms restore loses to 250 ms prefill');
   });
 
-  it('takes the prefill speed from the faster recent prefills: one that shared the GPU does not move it', () => {
+  it('takes the prefill speed from prefills that ran alone: one that shared the server does not move it', () => {
     const e = new RestoreEconomics();
     e.noteRestoreSpeed('m', 16_000, 800); // 0.05 ms/token: a 16,000-token restore takes 800 ms
     e.notePrefill('m', 4000, 1000); // 0.25 ms/token alone
-    for (let i = 0; i < 3; i++) e.notePrefill('m', 4000, 4000); // 1 ms/token while a restore held the server
+    for (let i = 0; i < 5; i++) e.notePrefill('m', 4000, 4000, true); // 1 ms/token while a restore held the server
     // Still 0.25 ms/token: the restore beats prefilling 3,300 tokens (825 ms), not 3,100 (775 ms).
     assert.equal(e.restoreWorthIt('m', 16_000, 3300), true);
     assert.equal(e.restoreWorthIt('m', 16_000, 3100), false);
-    // Once most recent prefills are slow, that is the model's speed now (4 of 5 samples at 1 ms/token).
-    e.notePrefill('m', 4000, 4000);
-    assert.equal(e.restoreWorthIt('m', 16_000, 1000), true, '800 ms of restore against 1000 ms of prefill');
+  });
+
+  it('without a prefill that ran alone, takes a low quantile of the shared ones', () => {
+    const e = new RestoreEconomics();
+    e.noteRestoreSpeed('m', 16_000, 800);
+    for (const ms of [4000, 2000, 8000, 4000]) e.notePrefill('m', 4000, ms, true); // 1, 0.5, 2, 1 ms/token
+    // 0.5 ms/token: the restore (800 ms) beats prefilling 1,700 tokens (850 ms), not 1,500 (750 ms).
+    assert.equal(e.restoreWorthIt('m', 16_000, 1700), true);
+    assert.equal(e.restoreWorthIt('m', 16_000, 1500), false);
   });
 
   it('ignores tiny prefills whose speed is mostly overhead', () => {
