@@ -7,7 +7,6 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { PromptAnalysis } from '../prompt/prompt-analysis.js';
 import { planSlot } from '../slots/slot-planner.js';
 import { continuesBlocks } from '../prompt/block-match.js';
-import { actionMs } from '../slots/slot-cache.js';
 import type { DiskMatch, SlotPlan, SlotState } from '../slots/slot-state.js';
 import type { ProxyContext } from './context.js';
 import { forwardChat } from './chat-forward.js';
@@ -171,13 +170,12 @@ function restoreWorthIt(ctx: ProxyContext, model: string, match: DiskMatch, slot
   return ctx.economics.restoreWorthIt(model, restoreTokens, (match.lcp - slotLcp) * tokensPerBlock);
 }
 
-/** Measured prefill and restore speeds, and whether the restore brought the reuse it promised. */
+/** The measured prefill speed, and whether the restore brought the reuse it promised. */
 function learnFromAnswer(ctx: ProxyContext, model: string, line: RequestLog, outcome: ForwardOutcome, shared: boolean): void {
   const t = outcome.timings;
   ctx.economics.notePrefill(model, t?.prompt_n, t?.prompt_ms, shared);
   const restore = line.restore;
   if (!restore?.ok || restore.tokens === undefined) return;
-  ctx.economics.noteRestoreSpeed(model, restore.tokens, actionMs(restore));
   if (ctx.economics.noteRestoreOutcome(model, restore.tokens, t?.cache_n) === 'disabled') {
     ctx.log.warn({ model, restored_tokens: restore.tokens, cache_n: t?.cache_n },
       'restores of this model bring no reuse (sliding-window or hybrid model?); not restoring it any more');

@@ -49,8 +49,8 @@ export interface SlotCacheDeps {
    * index entry — so a conversation keeps one file, not one per turn. Needs the cache directory to delete files.
    */
   lineage?: { cacheDir: string };
-  /** Learns the save speed from every save, whoever asked for it (smart policy). */
-  economics?: Pick<RestoreEconomics, 'noteSaveSpeed'>;
+  /** Learns save and restore speeds from every successful one, whoever asked for it (smart policy). */
+  economics?: Pick<RestoreEconomics, 'noteSaveSpeed' | 'noteRestoreSpeed'>;
   now?: () => number;
 }
 
@@ -97,7 +97,9 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
         nTokens: num(res.body.n_restored),
         ...(meta.fingerprint !== undefined && { fingerprint: meta.fingerprint }),
       };
-      return { ok: true, ms: now() - started, ...serverMs(res.body, 'restore_ms'), tokens: num(res.body.n_restored), bytes: num(res.body.n_read) };
+      const result: CacheOpResult = { ok: true, ms: now() - started, ...serverMs(res.body, 'restore_ms'), tokens: num(res.body.n_restored), bytes: num(res.body.n_read) };
+      deps.economics?.noteRestoreSpeed(model, result.tokens, actionMs(result));
+      return result;
     } catch (err) {
       slot.content = undefined;
       return { ok: false, ms: now() - started, error: describeCause(err) };
