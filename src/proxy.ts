@@ -17,6 +17,7 @@ import { SlotPool } from './slots/slot-pool.js';
 import { RestoreEconomics } from './slots/restore-economics.js';
 import { PromptAnalyzer } from './prompt/prompt-analyzer.js';
 import { IdleSaver } from './slots/idle-saver.js';
+import { BackendActivity } from './backend/backend-activity.js';
 import { skipSaveBy } from './slots/save-skip.js';
 import { unsavedBigContent } from './slots/slot-planner.js';
 
@@ -67,6 +68,7 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
   );
   const smart = config.savePolicy === 'smart';
   const economics = new RestoreEconomics();
+  const activity = new BackendActivity();
   const slotCache = createSlotCache({
     clients,
     index,
@@ -75,6 +77,7 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     log,
     ...(smart && config.cacheDir && { lineage: { cacheDir: config.cacheDir } }),
     ...(smart && { economics }),
+    activity,
   });
   const analyzer = new PromptAnalyzer({
     modelId: config.modelId,
@@ -93,7 +96,7 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     })
     : undefined;
   const ctx = createProxyContext({
-    config, clients, pool, index, slotCache, economics, analyzer, log, ...(idleSaver && { idleSaver }),
+    config, clients, pool, index, slotCache, economics, analyzer, activity, log, ...(idleSaver && { idleSaver }),
   });
   const app = createApp(ctx);
   const cleanup = createCacheCleanup({

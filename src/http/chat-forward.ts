@@ -21,8 +21,9 @@ export interface ForwardOutcome {
 }
 
 /**
- * Forward the serialised request `payload` (`stream`: it asks for SSE) and answer the client. Throws only before
- * anything was sent (the caller renders the error).
+ * Forward the serialised request `payload` (`stream`: it asks for SSE) and answer the client. `onFirstByte`: the
+ * backend's answer began (for a stream, its prompt was processed). Throws only before anything was sent (the caller
+ * renders the error).
  */
 export async function forwardChat(
   client: LlamaClient,
@@ -30,18 +31,22 @@ export async function forwardChat(
   stream: boolean,
   reply: FastifyReply,
   signal: AbortSignal,
+  onFirstByte: () => void = () => undefined,
 ): Promise<ForwardOutcome> {
   const res = await client.chat(payload, { signal, stream });
   const isSse = String(res.headers['content-type'] ?? '').startsWith('text/event-stream');
-  if (stream && isSse && res.status < 400) return relayStream(res, reply, signal);
-  return relayWhole(res, reply, signal);
+  if (stream && isSse && res.status < 400) return relayStream(res, reply, signal, onFirstByte);
+  return relayWhole(res, reply, signal, onFirstByte);
 }
 
-async function relayWhole(res: UpstreamResponse, reply: FastifyReply, signal: AbortSignal): Promise<ForwardOutcome> {
+async function relayWhole(res: UpstreamResponse, reply: FastifyReply, signal: AbortSignal, onFirstByte: () => void): Promise<ForwardOutcome> {
   let buffer: Buffer;
   try {
     const chunks: Buffer[] = [];
-    for await (const chunk of res.body) chunks.push(chunk as Buffer);
+    for await (const chunk of res.body) {
+      if (chunks.length === 0) onFirstByte();
+      chunks.push(chunk as Buffer);
+    }
     buffer = Buffer.concat(chunks);
   } catch (err) {
     if (signal.aborted) {
@@ -58,7 +63,7 @@ async function relayWhole(res: UpstreamResponse, reply: FastifyReply, signal: Ab
   return { status: res.status, completed: true, clientGone: false, timings: timingsOf(buffer) };
 }
 
-async function relayStream(res: UpstreamResponse, reply: FastifyReply, signal: AbortSignal): Promise<ForwardOutcome> {
+async function relayStream(res: UpstreamResponse, reply: FastifyReply, signal: AbortSignal, onFirstByte: () => void): Promise<ForwardOutcome> {
   const raw = reply.raw;
   reply.hijack();
   raw.writeHead(res.status, {
@@ -69,7 +74,7 @@ async function relayStream(res: UpstreamResponse, reply: FastifyReply, signal: A
   raw.flushHeaders();
   const tap = new SseTap();
   try {
-    await relayChunks(res.body, raw, tap);
+    await relayChunks(res.body, raw, tap, onFirstByte);
   } catch (err) {
     if (signal.aborted) {
       raw.destroy();
@@ -88,9 +93,10 @@ async function relayStream(res: UpstreamResponse, reply: FastifyReply, signal: A
  * Copy every chunk to the client as it arrives (event-driven: an async iterator costs a promise per token chunk),
  * pausing the backend while the client's socket is full. Rejects when the backend stream fails or is aborted.
  */
-function relayChunks(body: Readable, raw: ServerResponse, tap: SseTap): Promise<void> {
+function relayChunks(body: Readable, raw: ServerResponse, tap: SseTap, onFirstByte: () => void): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const onDrain = () => body.resume();
+    body.once('data', onFirstByte);
     body.on('data', (chunk: Buffer) => {
       tap.push(chunk);
       if (!raw.write(chunk)) {

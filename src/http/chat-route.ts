@@ -7,7 +7,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { PromptAnalysis } from '../prompt/prompt-analysis.js';
 import { planSlot } from '../slots/slot-planner.js';
 import { continuesBlocks } from '../prompt/block-match.js';
-import type { DiskMatch, SlotPlan, SlotState } from '../slots/slot-state.js';
+import type { DiskMatch, SlotPlan } from '../slots/slot-state.js';
 import type { ProxyContext } from './context.js';
 import { forwardChat } from './chat-forward.js';
 import type { ForwardOutcome } from './chat-forward.js';
@@ -81,14 +81,15 @@ async function serve(
     await runPlan(ctx, plan, analysis, line);
     const upstream = upstreamBody(body, { id_slot: plan.slot.id, cache_prompt: analysis.big ? true : undefined });
     line.forwardStarted = performance.now();
-    let shared = otherSlotsBusy(ctx, plan.slot);
-    const outcome = await forwardChat(ctx.clients[plan.slot.backend]!, upstream, body.stream === true, reply, abort.signal);
+    // Its prefill: from now until the first byte of the answer (a stream's first event follows the prompt).
+    const prefill = ctx.activity.begin(plan.slot.backend);
+    const outcome = await forwardChat(ctx.clients[plan.slot.backend]!, upstream, body.stream === true, reply, abort.signal, () => prefill.end())
+      .finally(() => prefill.end());
     line.outcome = outcome;
     noticeLostSlot(ctx, plan, outcome);
     recordSlotContent(ctx, plan, analysis, outcome);
     if (outcome.status < 400) void ctx.checkSlotCount(plan.slot.backend, analysis.model);
-    shared ||= otherSlotsBusy(ctx, plan.slot);
-    if (smart) learnFromAnswer(ctx, analysis.model, line, outcome, shared);
+    if (smart) learnFromAnswer(ctx, analysis.model, line, outcome, !prefill.alone());
     const content = plan.slot.content;
     if (content?.big && !content.saved && (!smart || swapComing(ctx, plan.slot.backend, analysis.model))) {
       line.save = await ctx.slotCache.save(plan.slot, content);
@@ -180,14 +181,6 @@ function learnFromAnswer(ctx: ProxyContext, model: string, line: RequestLog, out
     ctx.log.warn({ model, restored_tokens: restore.tokens, cache_n: t?.cache_n },
       'restores of this model bring no reuse (sliding-window or hybrid model?); not restoring it any more');
   }
-}
-
-/**
- * Another slot of the same backend is in use (a request, a save or a restore): a prefill now shares the server.
- * Checked when the request is forwarded and when its answer ended, which catches all but short overlaps.
- */
-function otherSlotsBusy(ctx: ProxyContext, slot: SlotState): boolean {
-  return ctx.pool.all().some((other) => other !== slot && other.backend === slot.backend && other.busy);
 }
 
 /** Behind llama-swap or router mode, a request for another model is waiting: this model is about to be unloaded. */

@@ -10,6 +10,7 @@ import type { Config } from '../config/index.js';
 import { describeCause } from '../errors.js';
 import type { RestoreEconomics } from '../slots/restore-economics.js';
 import type { PromptAnalyzer } from '../prompt/prompt-analyzer.js';
+import type { BackendActivity } from '../backend/backend-activity.js';
 import type { IdleSaver } from '../slots/idle-saver.js';
 import { skipSaveBy } from '../slots/save-skip.js';
 import type { SkipSave } from '../slots/save-skip.js';
@@ -28,6 +29,8 @@ export interface ProxyContext extends ModelWatch {
   economics: RestoreEconomics;
   /** Prompt analysis that remembers earlier requests' messages (only what a conversation adds is hashed). */
   analyzer: PromptAnalyzer;
+  /** Prefills and slot actions running on each backend (a prefill that shared the server is not the model's speed). */
+  activity: BackendActivity;
   /** Smart policy with IDLE_SAVE_SECONDS > 0: saves contended slots in their idle moments. */
   idleSaver?: IdleSaver;
   log: Logger;

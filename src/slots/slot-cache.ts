@@ -11,6 +11,7 @@ import type { CacheMeta } from '../cache/meta-file.js';
 import type { PrefixIndex } from '../cache/prefix-index.js';
 import { describeCause } from '../errors.js';
 import { continuesBlocks } from '../prompt/block-match.js';
+import type { BackendActivity } from '../backend/backend-activity.js';
 import type { RestoreEconomics } from './restore-economics.js';
 import type { SlotContent, SlotState } from './slot-state.js';
 
@@ -51,6 +52,8 @@ export interface SlotCacheDeps {
   lineage?: { cacheDir: string };
   /** Learns save and restore speeds from every successful one, whoever asked for it (smart policy). */
   economics?: Pick<RestoreEconomics, 'noteSaveSpeed' | 'noteRestoreSpeed'>;
+  /** Saves and restores hold the server's main loop: prefills running meanwhile are not the model's own speed. */
+  activity?: BackendActivity;
   now?: () => number;
 }
 
@@ -67,12 +70,21 @@ export interface SlotCache {
 export function createSlotCache(deps: SlotCacheDeps): SlotCache {
   const now = deps.now ?? Date.now;
 
+  async function heavy<T>(backend: number, action: () => Promise<T>): Promise<T> {
+    const phase = deps.activity?.begin(backend);
+    try {
+      return await action();
+    } finally {
+      phase?.end();
+    }
+  }
+
   async function restore(slot: SlotState, key: string, model: string): Promise<CacheOpResult> {
     const started = now();
     const entry = deps.index.get(key);
     deps.index.pin(key);
     try {
-      const res = await deps.clients[slot.backend]!.slotAction(model, slot.id, 'restore', key);
+      const res = await heavy(slot.backend, () => deps.clients[slot.backend]!.slotAction(model, slot.id, 'restore', key));
       if (!res.ok) {
         slot.content = undefined;
         const result: CacheOpResult = { ok: false, ms: now() - started, error: `HTTP ${res.status} ${errorMessage(res.body)}` };
@@ -120,7 +132,7 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
         slot.content = undefined;
         return { ok: false, ms: now() - started, error: 'model not loaded' };
       }
-      const res = await client.slotAction(content.model, slot.id, 'save', content.key);
+      const res = await heavy(slot.backend, () => client.slotAction(content.model, slot.id, 'save', content.key));
       result = res.ok
         ? { ok: true, ms: now() - started, ...serverMs(res.body, 'save_ms'), tokens: num(res.body.n_saved), bytes: num(res.body.n_written) }
         : { ok: false, ms: now() - started, error: `HTTP ${res.status} ${errorMessage(res.body)}` };
