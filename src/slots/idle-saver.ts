@@ -89,7 +89,7 @@ export class IdleSaver {
 
   private saveIfStillIdle(slot: SlotState, content: SlotContent): void {
     // Used again meanwhile (its release rescheduled it), taken, or saved by someone else: nothing to do.
-    if (this.closed || slot.busy || slot.content !== content || this.deps.unsaved(slot) !== content) return;
+    if (this.closed || slot.busy || this.deps.unsaved(slot) !== content) return;
     slot.busy = true;
     const work: Promise<void> = this.deps.slotCache
       .save(slot, content)
