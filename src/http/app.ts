@@ -12,6 +12,7 @@ import { track } from './inflight.js';
 import { registerJsonBodyParser } from './json-body.js';
 import { registerModelsRoute } from './models-route.js';
 import { registerPassthrough } from './passthrough-route.js';
+import { ProxyHealth } from './proxy-health.js';
 
 /** Prompts of long IDE sessions (and inline images) are large; llama-server itself accepts big bodies. */
 const BODY_LIMIT_BYTES = 256 * 1024 * 1024;
@@ -20,9 +21,15 @@ export function createApp(ctx: ProxyContext): FastifyInstance {
   // 'idle': on close, idle keep-alive sockets go at once while answers in progress may finish (see Proxy.close).
   const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT_BYTES, forceCloseConnections: 'idle' });
 
+  const health = new ProxyHealth();
   registerJsonBodyParser(app);
+  app.addHook('onResponse', async (request, reply) => {
+    // Health checks are answered whatever the state; only real requests show that the proxy serves again.
+    if (reply.statusCode < 500 && request.routeOptions.url !== '/health') health.noteServed();
+  });
   app.setErrorHandler((error: FastifyError | ProxyError, request, reply) => {
     const proxyError = toProxyError(error);
+    if (proxyError.code === 'internal_error') health.noteInternalError(error);
     if (proxyError.status >= 500) {
       ctx.log.warn({ method: request.method, url: request.url, status: proxyError.status, err: proxyError.message }, 'request failed');
     }
@@ -37,7 +44,7 @@ export function createApp(ctx: ProxyContext): FastifyInstance {
     app.post(path, (request, reply) => track(ctx, handleChat(ctx, request, reply)));
   }
   registerModelsRoute(app, ctx);
-  registerHealthRoute(app, ctx);
+  registerHealthRoute(app, ctx, health);
   void app.register(async (scope) => registerPassthrough(scope, ctx));
   return app;
 }
