@@ -16,7 +16,8 @@ import { createSlotCache } from './slots/slot-cache.js';
 import { SlotPool } from './slots/slot-pool.js';
 import { RestoreEconomics } from './slots/restore-economics.js';
 import { PromptAnalyzer } from './prompt/prompt-analyzer.js';
-import { IdleSaver } from './slots/idle-saver.js';
+import { WriteBehindSaver } from './slots/write-behind.js';
+import { ServerBehaviour } from './backend/server-behaviour.js';
 import { BackendActivity } from './backend/backend-activity.js';
 import { skipSaveBy } from './slots/save-skip.js';
 import { unsavedBigContent } from './slots/slot-planner.js';
@@ -69,6 +70,7 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
   const smart = config.savePolicy === 'smart';
   const economics = new RestoreEconomics();
   const activity = new BackendActivity();
+  const behaviour = new ServerBehaviour();
   const slotCache = createSlotCache({
     clients,
     index,
@@ -78,25 +80,31 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     ...(smart && config.cacheDir && { lineage: { cacheDir: config.cacheDir } }),
     ...(smart && { economics }),
     activity,
+    ...(config.cacheDir && { cacheDir: config.cacheDir }),
+    onIdleSlotCleared: (backend) => {
+      if (behaviour.noteClearsIdleSlots(backend)) {
+        log.warn({ backend: clients[backend]!.url }, 'the server clears idle slots when a task starts (a save found a slot empty); saving idle slots before each task from now on');
+      }
+    },
   });
   const analyzer = new PromptAnalyzer({
     modelId: config.modelId,
     wordsPerBlock: config.wordsPerBlock,
     bigThresholdWords: config.bigThresholdWords,
   });
-  const idleSaver = smart && config.idleSaveSeconds > 0
-    ? new IdleSaver({
+  const writeBehind = smart
+    ? new WriteBehindSaver({
       pool,
       slotCache,
       log,
-      idleMs: config.idleSaveSeconds * 1000,
-      // The eviction's own rule: the idle save does early exactly the save an eviction would do.
+      windowMs: config.idleSaveSeconds * 1000,
+      // The eviction's own rule: write-behind does early exactly the save an eviction would do.
       unsaved: (slot) => unsavedBigContent(slot, ctx.skipSave),
       describeBackend: (backend) => clients[backend]!.url,
     })
     : undefined;
   const ctx = createProxyContext({
-    config, clients, pool, index, slotCache, economics, analyzer, activity, log, ...(idleSaver && { idleSaver }),
+    config, clients, pool, index, slotCache, economics, analyzer, activity, behaviour, log, ...(writeBehind && { writeBehind }),
   });
   const app = createApp(ctx);
   const cleanup = createCacheCleanup({
@@ -140,7 +148,7 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     clearInterval(sweep);
     // Replies are out, but a handler may still be saving; wait for it, then keep what only the slots hold.
     await Promise.allSettled([...ctx.inflight]);
-    await idleSaver?.close();
+    await writeBehind?.close();
     if (smart) await saveOnShutdown(ctx);
     await cleanup.stop();
     await Promise.all(clients.map((c) => c.close()));

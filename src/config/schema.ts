@@ -65,8 +65,8 @@ const DEFS = {
     'When to save a slot: smart (only what would be lost: before eviction, before a model swap, on shutdown) or always (the seed: after every big request)'),
   SAVE_MIN_NEW_TOKENS: def('256', integer(0),
     'smart policy: never re-save a conversation that grew by fewer tokens; above, only when cheaper than prefilling the growth again (integer >= 0)'),
-  IDLE_SAVE_SECONDS: def('30', decimal(0),
-    'smart policy: save a slot idle this long when its slots are contended, so evicting it later costs no wait (0 = off)'),
+  IDLE_SAVE_SECONDS: def('2', decimal(0),
+    'smart policy: the loss window. Each answer\'s new state is saved in the backend\'s idle time after it (write-behind), at the latest this many seconds later, unless the conversation continued first (0 = off: save only at eviction, model swap and shutdown)'),
   LOG_LEVEL: def('info', oneOf(LOG_LEVELS, { warning: 'warn', critical: 'fatal' }),
     `Log level: ${LOG_LEVELS.join(', ')} (case-insensitive)`),
 } satisfies Record<string, VariableDef>;

@@ -14,6 +14,7 @@ import type { ForwardOutcome } from './chat-forward.js';
 import { validateChatBody } from './chat-request.js';
 import { upstreamBody } from './json-body.js';
 import { RequestLog, roundMs, shortKey } from './request-log.js';
+import { beforeTaskStart, confirmResidency } from './slot-truth.js';
 
 /** Handle one chat completion request end to end. */
 export async function handleChat(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
@@ -50,14 +51,22 @@ async function serve(
   smart: boolean,
 ): Promise<void> {
   const { config } = ctx;
+  const worthIt = smart ? (match: DiskMatch, slotLcp: number) => restoreWorthIt(ctx, analysis.model, match, slotLcp) : undefined;
+  // Wait for the slot that holds this conversation while it is busy only for a moment; past that, go elsewhere.
+  let waitForOwnSlot = true;
+  const patience = setTimeout(() => {
+    waitForOwnSlot = false;
+    ctx.pool.retry();
+  }, OWN_SLOT_PATIENCE_MS);
   const plan = await ctx.pool
     .acquire(analysis.model, (candidates) => planSlot({
       request: analysis,
       candidates,
       diskMatch: (backend) => ctx.diskMatch(backend, analysis),
       lcpTh: config.lcpTh,
-      ...(smart && { restoreWorthIt: (match, slotLcp) => restoreWorthIt(ctx, analysis.model, match, slotLcp) }),
+      ...(worthIt && { restoreWorthIt: worthIt }),
       skipSave: ctx.skipSave,
+      waitForOwnSlot,
     }), { timeoutMs: config.acquireTimeout * 1000, signal: abort.signal })
     .catch((err: unknown) => {
       if (abort.signal.aborted) return undefined;
@@ -65,7 +74,8 @@ async function serve(
       const status = (err as { status?: number }).status ?? 500;
       ctx.log.info({ model: analysis.model, key: shortKey(analysis.key), outcome: 'no_slot', status, wait_ms: roundMs(performance.now() - started) }, 'chat');
       throw err;
-    });
+    })
+    .finally(() => clearTimeout(patience));
   if (!plan) {
     ctx.log.info({ model: analysis.model, key: shortKey(analysis.key), outcome: 'client_gone_while_waiting' }, 'chat');
     // Nobody to answer: end the exchange here so the connection does not wait for a reply that never comes.
@@ -75,23 +85,25 @@ async function serve(
   }
 
   const line = new RequestLog(analysis, plan, started);
-  // Another conversation's big content leaves this slot, or this one comes back from disk: the slots are contended.
-  if (plan.restore || (!plan.resident && plan.slot.content?.big)) ctx.idleSaver?.notePressure(plan.slot);
+  const backend = plan.slot.backend;
   try {
+    await confirmResidency(ctx, plan, analysis, line, worthIt);
     await runPlan(ctx, plan, analysis, line);
+    await beforeTaskStart(ctx, plan, line);
     const upstream = upstreamBody(body, { id_slot: plan.slot.id, cache_prompt: analysis.big ? true : undefined });
     line.forwardStarted = performance.now();
     // Its prefill: from now until the first byte of the answer (a stream's first event follows the prompt).
-    const prefill = ctx.activity.begin(plan.slot.backend);
-    const outcome = await forwardChat(ctx.clients[plan.slot.backend]!, upstream, body.stream === true, reply, abort.signal, () => prefill.end())
+    const prefill = ctx.activity.begin(backend);
+    const outcome = await forwardChat(ctx.clients[backend]!, upstream, body.stream === true, reply, abort.signal, () => prefill.end())
       .finally(() => prefill.end());
     line.outcome = outcome;
+    if (outcome.completed) ctx.behaviour.noteContact(backend);
     noticeLostSlot(ctx, plan, outcome);
     recordSlotContent(ctx, plan, analysis, outcome);
-    if (outcome.status < 400) void ctx.checkSlotCount(plan.slot.backend, analysis.model);
+    if (outcome.status < 400) void ctx.checkSlotCount(backend, analysis.model);
     if (smart) learnFromAnswer(ctx, analysis.model, line, outcome, !prefill.alone());
     const content = plan.slot.content;
-    if (content?.big && !content.saved && (!smart || swapComing(ctx, plan.slot.backend, analysis.model))) {
+    if (content?.big && !content.saved && (!smart || swapComing(ctx, backend, analysis.model))) {
       line.save = await ctx.slotCache.save(plan.slot, content);
     }
   } catch (err) {
@@ -99,10 +111,13 @@ async function serve(
     throw err;
   } finally {
     ctx.pool.release(plan.slot);
-    ctx.idleSaver?.slotReleased(plan.slot);
-    ctx.log.info(line.toJSON(ctx.clients[plan.slot.backend]!.url), 'chat');
+    ctx.writeBehind?.slotReleased(plan.slot);
+    ctx.log.info(line.toJSON(ctx.clients[backend]!.url), 'chat');
   }
 }
+
+/** How long a request waits for its own conversation's busy slot before it takes another one (cold or restored). */
+const OWN_SLOT_PATIENCE_MS = 5000;
 
 async function runPlan(ctx: ProxyContext, plan: SlotPlan, analysis: PromptAnalysis, line: RequestLog): Promise<void> {
   if (plan.saveFirst) line.evictSave = await ctx.slotCache.save(plan.slot, plan.saveFirst);

@@ -19,6 +19,10 @@ export function roundMs(n: number): number {
 export class RequestLog {
   forwardStarted?: number;
   evictSave?: CacheOpResult;
+  /** Saves of other slots before a task start clears them (a backend that clears idle slots). */
+  clearingSaves: CacheOpResult[] = [];
+  /** What `GET /slots` said of a slot believed to hold the conversation, when it was asked. */
+  slotCheck?: string;
   restore?: CacheOpResult;
   save?: CacheOpResult;
   outcome?: ForwardOutcome;
@@ -43,8 +47,11 @@ export class RequestLog {
       decision,
       ...(plan.restore && { restore_key: shortKey(plan.restore.key), match_ratio: roundMs(plan.restore.ratio) }),
       ...(plan.resident && { match_ratio: roundMs(plan.resident.ratio) }),
-      wait_ms: roundMs((this.forwardStarted ?? performance.now()) - this.started - (this.evictSave?.ms ?? 0) - (this.restore?.ms ?? 0)),
+      wait_ms: roundMs((this.forwardStarted ?? performance.now()) - this.started - (this.evictSave?.ms ?? 0) - (this.restore?.ms ?? 0) -
+        this.clearingSaves.reduce((sum, save) => sum + save.ms, 0)),
+      ...(this.slotCheck && { slot_check: this.slotCheck }),
       ...(this.evictSave && { evict_save: this.evictSave }),
+      ...(this.clearingSaves.length > 0 && { clearing_saves: this.clearingSaves }),
       ...(plan.skippedSave && { evict_skip: skipSummary(plan.skippedSave) }),
       ...(this.restore && { restore: this.restore }),
       ...(this.save && { save: this.save }),
