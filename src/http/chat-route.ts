@@ -51,14 +51,14 @@ async function serve(
 ): Promise<void> {
   const { config } = ctx;
   const plan = await ctx.pool
-    .acquire(analysis.model, (candidates) => planSlot({
+    .acquire(analysis.model, (candidates) => pinPlannedFile(ctx, planSlot({
       request: analysis,
       candidates,
       diskMatch: (backend) => ctx.diskMatch(backend, analysis),
       lcpTh: config.lcpTh,
       ...(smart && { restoreWorthIt: (match, slotLcp) => restoreWorthIt(ctx, analysis.model, match, slotLcp) }),
       skipSave: ctx.skipSave,
-    }), { timeoutMs: config.acquireTimeout * 1000, signal: abort.signal })
+    })), { timeoutMs: config.acquireTimeout * 1000, signal: abort.signal })
     .catch((err: unknown) => {
       if (abort.signal.aborted) return undefined;
       // Still one line per request: a 503 after ACQUIRE_TIMEOUT is exactly what an operator needs to see.
@@ -75,8 +75,6 @@ async function serve(
   }
 
   const line = new RequestLog(analysis, plan, started);
-  // Another conversation's big content leaves this slot, or this one comes back from disk: the slots are contended.
-  if (plan.restore || (!plan.resident && plan.slot.content?.big)) ctx.idleSaver?.notePressure(plan.slot);
   try {
     await runPlan(ctx, plan, analysis, line);
     const upstream = upstreamBody(body, { id_slot: plan.slot.id, cache_prompt: analysis.big ? true : undefined });
@@ -104,9 +102,27 @@ async function serve(
   }
 }
 
+/**
+ * The file a plan restores must outlive the save that runs before the restore (seconds for a long context): cleanup
+ * and lineage skip pinned files. Pinned in the tick the plan is made, so no await lies between choosing the file and
+ * protecting it; `runPlan` unpins it.
+ */
+function pinPlannedFile(ctx: ProxyContext, plan: SlotPlan | undefined): SlotPlan | undefined {
+  if (plan?.restore) ctx.index.pin(plan.restore.key);
+  return plan;
+}
+
+/** Carry out the disk side of the plan; the planned file's pin is released whatever happens. */
 async function runPlan(ctx: ProxyContext, plan: SlotPlan, analysis: PromptAnalysis, line: RequestLog): Promise<void> {
-  if (plan.saveFirst) line.evictSave = await ctx.slotCache.save(plan.slot, plan.saveFirst);
-  if (plan.restore) line.restore = await ctx.slotCache.restore(plan.slot, plan.restore.key, analysis.model);
+  try {
+    // Another conversation's big content leaves this slot, or this one comes back from disk: the slots are contended.
+    if (plan.restore || (!plan.resident && plan.slot.content?.big)) ctx.idleSaver?.notePressure(plan.slot);
+    if (plan.saveFirst) line.evictSave = await ctx.slotCache.save(plan.slot, plan.saveFirst);
+    if (plan.restore) line.restore = await ctx.slotCache.restore(plan.slot, plan.restore.key, analysis.model);
+  } finally {
+    // Before the answer: a save after it may retire this entry as the new content's parent (lineage).
+    if (plan.restore) ctx.index.unpin(plan.restore.key);
+  }
 }
 
 /**

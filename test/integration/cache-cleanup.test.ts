@@ -1,7 +1,8 @@
 /**
  * The cleanup job against real files written by the simulator: the start-up run deletes by age and by size and
  * keeps the index in step (a continuation no longer restores what was deleted), and a file a slot is being
- * restored from is never deleted. Limits by age and size in isolation are unit-tested in test/unit.
+ * restored from, or that a plan will restore once the save before it is done, is never deleted. Limits by age and
+ * size in isolation are unit-tested in test/unit.
  */
 import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -136,5 +137,48 @@ describe('cache cleanup', { timeout: 60_000 }, () => {
     assert.equal(restores[0]!.ok, true);
     assert.equal(next.line.restore?.ok, true);
     assert.ok(next.timings.cache_n >= first.timings.prompt_n, `cache_n ${next.timings.cache_n}`);
+  });
+  it('never deletes the file a plan will restore while the save before it runs', async () => {
+    stack = await startStack({ sim: { models: [{ id: MODEL, nSlots: 1 }] }, env: { N_SLOTS: '1', SAVE_POLICY: 'smart' } });
+    tap = await startTap(stack.sim.url);
+    await stack.restartProxy({ LLAMA_URL: tap.url });
+    const a = opening(631);
+    const first = await chat(stack, a);
+    const b = opening(632);
+    await chat(stack, b); // one slot: A is saved before B takes it; B stays unsaved in the slot
+    const heldSave = tap.hold((r) => r.path.includes('action=save'));
+    const simMark = stack.sim.events.length;
+    const cleanup = createCacheCleanup({
+      cacheDir: stack.cacheDir,
+      maxAgeHours: 0,
+      maxSizeGb: 1 / 1024 ** 3,
+      intervalMinutes: 0,
+      index: stack.proxy.ctx.index,
+      metaStore: createMetaStore(stack.metaDir),
+      log: { info: () => undefined, warn: () => undefined },
+    });
+
+    // A comes back: the plan saves B first, then restores A. Cleanup runs while B's save is in flight.
+    const pending = chat(stack, continued(a, first.content, 633));
+    pending.catch(() => undefined); // awaited below
+    let stats;
+    try {
+      const save = await withDeadline(heldSave.arrived, 5000, 'the save before the restore');
+      assert.equal(save.body.filename, keyOf(b));
+      stats = await cleanup.runOnce();
+    } finally {
+      heldSave.release();
+    }
+    assert.equal(stats.skippedPinned, 1, 'the planned file is protected');
+    assert.equal(stats.deletedBySize, 0);
+    assert.equal(await stored(stack, a), true, 'the file the plan restores is kept');
+
+    const next = await pending;
+    const restores = slotFileEvents(stack.sim, 'restore', simMark);
+    assert.equal(restores.length, 1);
+    assert.equal(restores[0]!.ok, true);
+    assert.equal(next.line.restore?.ok, true);
+    assert.ok(next.timings.cache_n >= first.timings.prompt_n, `cache_n ${next.timings.cache_n}`);
+    assert.equal(stack.proxy.ctx.index.isPinned(keyOf(a)), false, 'unpinned once the restore is done');
   });
 });
