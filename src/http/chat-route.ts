@@ -19,7 +19,7 @@ import { RequestLog, roundMs, shortKey } from './request-log.js';
 export async function handleChat(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const body = validateChatBody(request.body);
   const { config } = ctx;
-  const analysis = ctx.analyzer.analyze(body);
+  const analysis = cacheable(body, ctx.analyzer.analyze(body));
   const started = performance.now();
   const abort = new AbortController();
   const onClose = () => {
@@ -38,6 +38,15 @@ export async function handleChat(ctx: ProxyContext, request: FastifyRequest, rep
     if (left > 0) ctx.pendingByModel.set(analysis.model, left);
     else ctx.pendingByModel.delete(analysis.model);
   }
+}
+
+/**
+ * A client's `cache_prompt: false` asks the server neither to reuse nor to keep the prompt's cache: for the proxy
+ * the request is then not big, whatever its length (nothing restored before it, nothing saved after it, and its
+ * slot is not taken to hold a conversation worth keeping). The flag itself reaches the backend unchanged.
+ */
+function cacheable(body: Record<string, unknown>, analysis: PromptAnalysis): PromptAnalysis {
+  return body.cache_prompt === false && analysis.big ? { ...analysis, big: false } : analysis;
 }
 
 async function serve(
