@@ -103,6 +103,8 @@ async function serve(
     }
   } catch (err) {
     line.error = err;
+    // The backend may have started on this prompt before it failed: what the slot held is no longer known.
+    if (line.forwardStarted !== undefined) plan.slot.content = undefined;
     throw err;
   } finally {
     ctx.pool.release(plan.slot);
