@@ -54,6 +54,7 @@ export interface SlotCacheDeps {
   economics?: Pick<RestoreEconomics, 'noteSaveSpeed' | 'noteRestoreSpeed'>;
   /** Saves and restores hold the server's main loop: prefills running meanwhile are not the model's own speed. */
   activity?: BackendActivity;
+  /** Milliseconds since the epoch, for meta timestamps; durations use the monotonic `performance.now()`. */
   now?: () => number;
 }
 
@@ -68,7 +69,10 @@ export interface SlotCache {
 }
 
 export function createSlotCache(deps: SlotCacheDeps): SlotCache {
-  const now = deps.now ?? Date.now;
+  const wallClock = deps.now ?? Date.now;
+  // Durations: monotonic (Date.now steps with the wall clock and rounds to whole milliseconds), to 0.01 ms.
+  const now = () => performance.now();
+  const elapsed = (since: number) => Math.round((now() - since) * 100) / 100;
 
   async function heavy<T>(backend: number, action: () => Promise<T>): Promise<T> {
     const phase = deps.activity?.begin(backend);
@@ -87,7 +91,7 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
       const res = await heavy(slot.backend, () => deps.clients[slot.backend]!.slotAction(model, slot.id, 'restore', key));
       if (!res.ok) {
         slot.content = undefined;
-        const result: CacheOpResult = { ok: false, ms: now() - started, error: `HTTP ${res.status} ${errorMessage(res.body)}` };
+        const result: CacheOpResult = { ok: false, ms: elapsed(started), error: `HTTP ${res.status} ${errorMessage(res.body)}` };
         // The server could not load the file (missing, corrupt, another model's, or larger than the context) and
         // never will: stop offering it, or every request with this prefix pays a failed restore. Unless a save
         // re-created the entry meanwhile.
@@ -109,12 +113,12 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
         nTokens: num(res.body.n_restored),
         ...(meta.fingerprint !== undefined && { fingerprint: meta.fingerprint }),
       };
-      const result: CacheOpResult = { ok: true, ms: now() - started, ...serverMs(res.body, 'restore_ms'), tokens: num(res.body.n_restored), bytes: num(res.body.n_read) };
+      const result: CacheOpResult = { ok: true, ms: elapsed(started), ...serverMs(res.body, 'restore_ms'), tokens: num(res.body.n_restored), bytes: num(res.body.n_read) };
       deps.economics?.noteRestoreSpeed(model, result.tokens, actionMs(result));
       return result;
     } catch (err) {
       slot.content = undefined;
-      return { ok: false, ms: now() - started, error: describeCause(err) };
+      return { ok: false, ms: elapsed(started), error: describeCause(err) };
     } finally {
       deps.index.unpin(key);
     }
@@ -130,12 +134,12 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
       if (!(await client.isModelLoaded(content.model))) {
         // Nothing to save: the model's server is gone, and asking would load it again.
         slot.content = undefined;
-        return { ok: false, ms: now() - started, error: 'model not loaded' };
+        return { ok: false, ms: elapsed(started), error: 'model not loaded' };
       }
       const res = await heavy(slot.backend, () => client.slotAction(content.model, slot.id, 'save', content.key));
       result = res.ok
-        ? { ok: true, ms: now() - started, ...serverMs(res.body, 'save_ms'), tokens: num(res.body.n_saved), bytes: num(res.body.n_written) }
-        : { ok: false, ms: now() - started, error: `HTTP ${res.status} ${errorMessage(res.body)}` };
+        ? { ok: true, ms: elapsed(started), ...serverMs(res.body, 'save_ms'), tokens: num(res.body.n_saved), bytes: num(res.body.n_written) }
+        : { ok: false, ms: elapsed(started), error: `HTTP ${res.status} ${errorMessage(res.body)}` };
       if (result.ok && result.tokens === 0 && (content.nTokens ?? 1) > 0) {
         // llama-server cleared the idle slot on its own (--cache-idle-slots with a unified KV buffer): the file
         // holds nothing, so it must not be offered for restores. The content lives on only in its RAM cache.
@@ -143,7 +147,7 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
         result = { ok: false, ms: result.ms, error: 'slot was empty: the server cleared it while idle' };
       }
     } catch (err) {
-      result = { ok: false, ms: now() - started, error: describeCause(err) };
+      result = { ok: false, ms: elapsed(started), error: describeCause(err) };
     } finally {
       deps.index.unpin(content.key);
     }
@@ -163,7 +167,7 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
       prefix_len: content.prefixLen,
       wpb: deps.wordsPerBlock,
       blocks: [...content.blocks],
-      timestamp: now() / 1000,
+      timestamp: wallClock() / 1000,
       backend: deps.clients[slot.backend]!.url,
       ...(result.tokens !== undefined && { n_tokens: result.tokens }),
       ...(result.bytes !== undefined && { file_bytes: result.bytes }),
