@@ -6,7 +6,7 @@
  */
 import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { stat, utimes } from 'node:fs/promises';
+import { stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createMetaStore } from '../../src/cache/meta-store.js';
 import { createCacheCleanup } from '../../src/cleanup/cache-cleanup.js';
@@ -180,5 +180,35 @@ describe('cache cleanup', { timeout: 60_000 }, () => {
     assert.equal(next.line.restore?.ok, true);
     assert.ok(next.timings.cache_n >= first.timings.prompt_n, `cache_n ${next.timings.cache_n}`);
     assert.equal(stack.proxy.ctx.index.isPinned(keyOf(a)), false, 'unpinned once the restore is done');
+  });
+  it('reconciles at start-up: an entry whose file is gone is dropped, a key-named file without a meta is deleted, nothing else is touched', async () => {
+    stack = await startStack(); // SAVE_POLICY=always: each conversation is saved after its answer
+    const a = opening(641);
+    const first = await chat(stack, a);
+    await chat(stack, opening(642)); // stays whole: shows that files of this server are here
+    const c = opening(643);
+    await chat(stack, c);
+    await unlink(join(stack.cacheDir, keyOf(a))); // the file is gone, its meta stays
+    await unlink(metaPath(stack.metaDir, keyOf(c))); // the meta is gone (its write failed), the file stays
+    await age(stack, c, 2);
+    const strangers = ['notes.txt', keyOf(c).toUpperCase()];
+    for (const name of strangers) {
+      await writeFile(join(stack.cacheDir, name), 'not ours');
+      const t = Date.now() / 1000 - 2 * HOUR_S;
+      await utimes(join(stack.cacheDir, name), t, t);
+    }
+    await stack.sim.restart();
+
+    const done = await restartAndClean(stack);
+
+    assert.equal(done.droppedMissing, 1);
+    assert.equal(done.deletedUnindexed, 1);
+    assert.equal(await stored(stack, a), false, 'the entry went with its file');
+    assert.equal(await exists(join(stack.cacheDir, keyOf(c))), false, 'the file without a meta is deleted');
+    for (const name of strangers) assert.equal(await exists(join(stack.cacheDir, name)), true, `${name} is left alone`);
+    const simMark = stack.sim.events.length;
+    const next = await chat(stack, continued(a, first.content, 644));
+    assert.deepEqual(slotFileEvents(stack.sim, 'restore', simMark), [], 'no restore of a file that is gone');
+    assert.equal(next.line.decision, 'cold');
   });
 });
