@@ -67,6 +67,8 @@ const DEFS = {
     'smart policy: never re-save a conversation that grew by fewer tokens; above, only when cheaper than prefilling the growth again (integer >= 0)'),
   IDLE_SAVE_SECONDS: def('30', decimal(0),
     'smart policy: save a slot idle this long when its slots are contended, so evicting it later costs no wait (0 = off)'),
+  SHUTDOWN_TIMEOUT_SECONDS: def('30', decimal(0, { minExclusive: true }),
+    'Longest a shutdown takes (> 0): answers in progress get a third of it, then the saves; what still runs at the end is aborted and logged'),
   LOG_LEVEL: def('info', oneOf(LOG_LEVELS, { warning: 'warn', critical: 'fatal' }),
     `Log level: ${LOG_LEVELS.join(', ')} (case-insensitive)`),
 } satisfies Record<string, VariableDef>;
@@ -145,6 +147,7 @@ export const ConfigSchema = z.object(shape).transform((v) => {
     savePolicy: v.SAVE_POLICY,
     saveMinNewTokens: v.SAVE_MIN_NEW_TOKENS,
     idleSaveSeconds: v.IDLE_SAVE_SECONDS,
+    shutdownTimeoutSeconds: v.SHUTDOWN_TIMEOUT_SECONDS,
     logLevel: v.LOG_LEVEL,
   };
 });
