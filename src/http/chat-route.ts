@@ -20,7 +20,7 @@ import { beforeTaskStart, confirmResidency } from './slot-truth.js';
 export async function handleChat(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const body = validateChatBody(request.body);
   const { config } = ctx;
-  const analysis = ctx.analyzer.analyze(body);
+  const analysis = cacheable(body, ctx.analyzer.analyze(body));
   const started = performance.now();
   const abort = new AbortController();
   const onClose = () => {
@@ -41,6 +41,15 @@ export async function handleChat(ctx: ProxyContext, request: FastifyRequest, rep
   }
 }
 
+/**
+ * A client's `cache_prompt: false` asks the server neither to reuse nor to keep the prompt's cache: for the proxy
+ * the request is then not big, whatever its length (nothing restored before it, nothing saved after it, and its
+ * slot is not taken to hold a conversation worth keeping). The flag itself reaches the backend unchanged.
+ */
+function cacheable(body: Record<string, unknown>, analysis: PromptAnalysis): PromptAnalysis {
+  return body.cache_prompt === false && analysis.big ? { ...analysis, big: false } : analysis;
+}
+
 async function serve(
   ctx: ProxyContext,
   analysis: PromptAnalysis,
@@ -59,7 +68,7 @@ async function serve(
     ctx.pool.retry();
   }, OWN_SLOT_PATIENCE_MS);
   const plan = await ctx.pool
-    .acquire(analysis.model, (candidates) => planSlot({
+    .acquire(analysis.model, (candidates) => pinPlannedFile(ctx, planSlot({
       request: analysis,
       candidates,
       diskMatch: (backend) => ctx.diskMatch(backend, analysis),
@@ -67,7 +76,7 @@ async function serve(
       ...(worthIt && { restoreWorthIt: worthIt }),
       skipSave: ctx.skipSave,
       waitForOwnSlot,
-    }), { timeoutMs: config.acquireTimeout * 1000, signal: abort.signal })
+    })), { timeoutMs: config.acquireTimeout * 1000, signal: abort.signal })
     .catch((err: unknown) => {
       if (abort.signal.aborted) return undefined;
       // Still one line per request: a 503 after ACQUIRE_TIMEOUT is exactly what an operator needs to see.
@@ -108,6 +117,8 @@ async function serve(
     }
   } catch (err) {
     line.error = err;
+    // The backend may have started on this prompt before it failed: what the slot held is no longer known.
+    if (line.forwardStarted !== undefined) plan.slot.content = undefined;
     throw err;
   } finally {
     ctx.pool.release(plan.slot);
@@ -119,9 +130,25 @@ async function serve(
 /** How long a request waits for its own conversation's busy slot before it takes another one (cold or restored). */
 const OWN_SLOT_PATIENCE_MS = 5000;
 
+/**
+ * The file a plan restores must outlive the save that runs before the restore (seconds for a long context): cleanup
+ * and lineage skip pinned files. Pinned in the tick the plan is made, so no await lies between choosing the file and
+ * protecting it; `runPlan` unpins it.
+ */
+function pinPlannedFile(ctx: ProxyContext, plan: SlotPlan | undefined): SlotPlan | undefined {
+  if (plan?.restore) ctx.index.pin(plan.restore.key);
+  return plan;
+}
+
+/** Carry out the disk side of the plan; the planned file's pin is released whatever happens. */
 async function runPlan(ctx: ProxyContext, plan: SlotPlan, analysis: PromptAnalysis, line: RequestLog): Promise<void> {
-  if (plan.saveFirst) line.evictSave = await ctx.slotCache.save(plan.slot, plan.saveFirst);
-  if (plan.restore) line.restore = await ctx.slotCache.restore(plan.slot, plan.restore.key, analysis.model);
+  try {
+    if (plan.saveFirst) line.evictSave = await ctx.slotCache.save(plan.slot, plan.saveFirst);
+    if (plan.restore) line.restore = await ctx.slotCache.restore(plan.slot, plan.restore.key, analysis.model);
+  } finally {
+    // Before the answer: a save after it may retire this entry as the new content's parent (lineage).
+    if (plan.restore) ctx.index.unpin(plan.restore.key);
+  }
 }
 
 /**

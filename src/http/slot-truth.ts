@@ -46,7 +46,10 @@ export async function confirmResidency(
   // A restarted server may run another model file: learn its identity again before matching entries to it.
   if (verdict === 'restarted') await ctx.fingerprint(backend, analysis.model);
   const disk = ctx.diskMatch(backend, analysis);
-  if (disk && (!restoreWorthIt || restoreWorthIt(disk, 0))) plan.restore = disk;
+  if (disk && (!restoreWorthIt || restoreWorthIt(disk, 0))) {
+    ctx.index.pin(disk.key); // as the planner's restores are (runPlan unpins it)
+    plan.restore = disk;
+  }
 }
 
 function applyVerdict(ctx: ProxyContext, plan: SlotPlan, verdict: Exclude<SlotVerdict, 'confirmed'>, observed: ObservedSlots): void {

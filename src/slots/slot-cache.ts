@@ -60,6 +60,7 @@ export interface SlotCacheDeps {
   cacheDir?: string;
   /** The server cleared an idle slot by itself (it saved 0 tokens of a slot believed full): see ServerBehaviour. */
   onIdleSlotCleared?: (backend: number) => void;
+  /** Milliseconds since the epoch, for meta timestamps; durations use the monotonic `performance.now()`. */
   now?: () => number;
 }
 
@@ -74,7 +75,10 @@ export interface SlotCache {
 }
 
 export function createSlotCache(deps: SlotCacheDeps): SlotCache {
-  const now = deps.now ?? Date.now;
+  const wallClock = deps.now ?? Date.now;
+  // Durations: monotonic (Date.now steps with the wall clock and rounds to whole milliseconds), to 0.01 ms.
+  const now = () => performance.now();
+  const elapsed = (since: number) => Math.round((now() - since) * 100) / 100;
 
   async function heavy<T>(backend: number, action: () => Promise<T>): Promise<T> {
     const phase = deps.activity?.begin(backend);
@@ -93,7 +97,7 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
       const res = await heavy(slot.backend, () => deps.clients[slot.backend]!.slotAction(model, slot.id, 'restore', key));
       if (!res.ok) {
         slot.content = undefined;
-        const result: CacheOpResult = { ok: false, ms: now() - started, error: `HTTP ${res.status} ${errorMessage(res.body)}` };
+        const result: CacheOpResult = { ok: false, ms: elapsed(started), error: `HTTP ${res.status} ${errorMessage(res.body)}` };
         // The server could not load the file (missing, corrupt, another model's, or larger than the context) and
         // never will: stop offering it, or every request with this prefix pays a failed restore. Unless a save
         // re-created the entry meanwhile.
@@ -116,12 +120,12 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
         restored: true,
         ...(meta.fingerprint !== undefined && { fingerprint: meta.fingerprint }),
       };
-      const result: CacheOpResult = { ok: true, ms: now() - started, ...serverMs(res.body, 'restore_ms'), tokens: num(res.body.n_restored), bytes: num(res.body.n_read) };
+      const result: CacheOpResult = { ok: true, ms: elapsed(started), ...serverMs(res.body, 'restore_ms'), tokens: num(res.body.n_restored), bytes: num(res.body.n_read) };
       deps.economics?.noteRestoreSpeed(model, result.tokens, actionMs(result));
       return result;
     } catch (err) {
       slot.content = undefined;
-      return { ok: false, ms: now() - started, error: describeCause(err) };
+      return { ok: false, ms: elapsed(started), error: describeCause(err) };
     } finally {
       deps.index.unpin(key);
     }
@@ -137,12 +141,12 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
       if (!(await client.isModelLoaded(content.model))) {
         // Nothing to save: the model's server is gone, and asking would load it again.
         slot.content = undefined;
-        return { ok: false, ms: now() - started, error: 'model not loaded' };
+        return { ok: false, ms: elapsed(started), error: 'model not loaded' };
       }
       const res = await heavy(slot.backend, () => client.slotAction(content.model, slot.id, 'save', content.key));
       result = res.ok
-        ? { ok: true, ms: now() - started, ...serverMs(res.body, 'save_ms'), tokens: num(res.body.n_saved), bytes: num(res.body.n_written) }
-        : { ok: false, ms: now() - started, error: `HTTP ${res.status} ${errorMessage(res.body)}` };
+        ? { ok: true, ms: elapsed(started), ...serverMs(res.body, 'save_ms'), tokens: num(res.body.n_saved), bytes: num(res.body.n_written) }
+        : { ok: false, ms: elapsed(started), error: `HTTP ${res.status} ${errorMessage(res.body)}` };
       if (result.ok && result.tokens === 0 && (content.nTokens ?? 1) > 0) {
         // llama-server cleared the idle slot on its own (--cache-idle-slots with a unified KV buffer): the file
         // holds nothing, so it must not be offered for restores. The content lives on only in its RAM cache.
@@ -157,7 +161,7 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
         await deleteFile(content.key);
       }
     } catch (err) {
-      result = { ok: false, ms: now() - started, error: describeCause(err) };
+      result = { ok: false, ms: elapsed(started), error: describeCause(err) };
     } finally {
       deps.index.unpin(content.key);
     }
@@ -177,7 +181,7 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
       prefix_len: content.prefixLen,
       wpb: deps.wordsPerBlock,
       blocks: [...content.blocks],
-      timestamp: now() / 1000,
+      timestamp: wallClock() / 1000,
       backend: deps.clients[slot.backend]!.url,
       ...(result.tokens !== undefined && { n_tokens: result.tokens }),
       ...(result.bytes !== undefined && { file_bytes: result.bytes }),

@@ -43,3 +43,9 @@ test('malformed JSON is a 400 invalid_json error', async () => {
   assert.equal(error.code, 'invalid_json');
   assert.match(error.message, /^invalid JSON body: /);
 });
+
+test("a field left undefined never overrides the client's own value (cache_prompt: false next to id_slot)", async () => {
+  const { text, spliced } = await upstreamFor('{"messages":[],"id_slot":7,"cache_prompt":false}', { id_slot: 1, cache_prompt: undefined });
+  assert.equal(spliced, false);
+  assert.deepEqual(JSON.parse(text), { messages: [], id_slot: 1, cache_prompt: false });
+});
