@@ -127,7 +127,10 @@ export async function startRealServer(opts: RealServerOptions): Promise<RealServ
 function serverArgs(opts: RealServerOptions, port: number): string[] {
   const ctxPerSlot = opts.ctxPerSlot ?? 8192;
   const slots = opts.slots === 'auto' ? 4 : opts.slots;
-  const args = ['--host', '127.0.0.1', '--port', String(port), '--slot-save-path', opts.saveDir, '-c', String(slots * ctxPerSlot), '--jinja', '-n', '64'];
+  // One thread: on a shared CI machine, llama-server's threads waiting on each other cost far more than they win
+  // (a 740-token prefill took ~1 s with the default threads under load, ~140 ms with -t 1). LLAMA_SERVER_ARGS
+  // comes last and can say otherwise.
+  const args = ['--host', '127.0.0.1', '--port', String(port), '--slot-save-path', opts.saveDir, '-c', String(slots * ctxPerSlot), '--jinja', '-n', '64', '-t', '1'];
   if (opts.slots !== 'auto') args.push('-np', String(opts.slots));
   if (opts.modelsDir) args.push('--models-dir', opts.modelsDir);
   else args.push('-m', opts.model!, '-a', opts.alias ?? 'tiny');
