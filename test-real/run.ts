@@ -1,7 +1,8 @@
 /**
  * `npm run test:real`: the scenarios that matter, against a real llama-server. Finds the binary and model
  * (LLAMA_SERVER_BIN / LLAMA_MODEL, else ../shared/llama-server/ beside the repository); without them it prints one
- * line saying why and how to enable the suite, and succeeds. Otherwise it runs every *.test.js beside this file,
+ * line saying why and how to enable the suite, and succeeds (a LLAMA_SERVER_BIN or LLAMA_MODEL that names a missing
+ * file is an error instead). Otherwise it runs every *.test.js beside this file,
  * one file at a time (each starts its own servers on free loopback ports).
  */
 import { spawn } from 'node:child_process';
@@ -11,6 +12,10 @@ import { fileURLToPath } from 'node:url';
 import { ENABLE_HINT, locateLlamaServer } from '../test/support/real-server.js';
 
 const where = locateLlamaServer();
+if ('skip' in where && where.explicit) {
+  console.error(`test:real: ${where.skip}`);
+  process.exit(2);
+}
 if ('skip' in where) {
   console.log(`test:real skipped: ${where.skip}; to run it, ${ENABLE_HINT}`);
   process.exit(0);

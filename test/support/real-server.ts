@@ -12,8 +12,11 @@ import { fileURLToPath } from 'node:url';
 import { withDeadline } from './deadline.js';
 import { freePort } from './net.js';
 
-/** Where the binary and model were found, or why the suite cannot run. */
-export type LlamaServerLocation = { bin: string; model: string } | { skip: string };
+/**
+ * Where the binary and model were found, or why the suite cannot run (`explicit`: LLAMA_SERVER_BIN or LLAMA_MODEL
+ * named a file that is not there, which is a mistake to report rather than a reason to skip).
+ */
+export type LlamaServerLocation = { bin: string; model: string } | { skip: string; explicit: boolean };
 
 /** The repository root, from dist/test/support (compiled) or test/support (source). */
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', ...(import.meta.url.includes('/dist/') ? ['..'] : []));
@@ -30,10 +33,14 @@ export const ENABLE_HINT = 'set LLAMA_SERVER_BIN=/path/to/llama-server (and LLAM
 export function locateLlamaServer(env: NodeJS.ProcessEnv = process.env): LlamaServerLocation {
   const bin = env.LLAMA_SERVER_BIN || join(SHARED_DIR, 'llama-server');
   if (!existsSync(bin)) {
-    return { skip: env.LLAMA_SERVER_BIN ? `LLAMA_SERVER_BIN=${bin} does not exist` : `no llama-server binary (LLAMA_SERVER_BIN unset, ${bin} absent)` };
+    const explicit = Boolean(env.LLAMA_SERVER_BIN);
+    return { explicit, skip: explicit ? `LLAMA_SERVER_BIN=${bin} does not exist` : `no llama-server binary (LLAMA_SERVER_BIN unset, ${bin} absent)` };
   }
   const model = env.LLAMA_MODEL || join(dirname(bin), DEFAULT_MODEL_NAME);
-  if (!existsSync(model)) return { skip: env.LLAMA_MODEL ? `LLAMA_MODEL=${model} does not exist` : `no model (LLAMA_MODEL unset, ${model} absent)` };
+  if (!existsSync(model)) {
+    const explicit = Boolean(env.LLAMA_MODEL);
+    return { explicit, skip: explicit ? `LLAMA_MODEL=${model} does not exist` : `no model (LLAMA_MODEL unset, ${model} absent)` };
+  }
   return { bin, model };
 }
 
