@@ -110,6 +110,20 @@ for (const kind of ['llama-server', 'simulator'] as const) {
       }
     });
 
+    it('GET /slots cannot confirm a restore: a slot filled only by a restore shows no n_prompt_tokens', async () => {
+      const fresh = await startTarget(kind, 2);
+      try {
+        await chat(fresh, 8, { id_slot: 0 }, 300);
+        assert.equal((await post(fresh, '/slots/0?action=save', { filename: 'restore-fact' })).status, 200);
+        const res = await post(fresh, '/slots/1?action=restore', { filename: 'restore-fact' });
+        assert.ok(res.body.n_restored > 300);
+        const slots = (await (await fetch(`${fresh.url}/slots`)).json()) as Array<{ n_prompt_tokens?: number }>;
+        assert.equal(slots[1]!.n_prompt_tokens, undefined);
+      } finally {
+        await fresh.close();
+      }
+    });
+
     it('a save of an empty slot answers 200 with n_saved 0', async () => {
       await post(t, '/slots/1?action=erase', {});
       const save = await post(t, '/slots/1?action=save', { filename: 'empty-fact' });
