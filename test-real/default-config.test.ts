@@ -75,10 +75,7 @@ describe('llama-server with its default configuration (no -np: 4 unified slots, 
     assert.deepEqual(poorReuse(direct), []);
   });
 
-  it('through the proxy every later turn reuses its conversation as well, and nothing is prefilled beyond the server alone', {
-    todo: 'issue 7: detect the default configuration (unified KV + idle-slot caching); today the proxy pins each turn ' +
-      'to the slot the server cleared, which skips the RAM-cache lookup: every later turn prefills from scratch',
-  }, () => {
+  it('through the proxy every later turn reuses its conversation as well, and nothing is prefilled beyond the server alone', () => {
     assert.deepEqual(poorReuse(proxied), []);
     assert.ok(prefilled(proxied) <= 1.03 * prefilled(direct), `prefilled ${prefilled(proxied)} tokens, the server alone ${prefilled(direct)}`);
   });

@@ -26,10 +26,7 @@ describe('a second client uses the real llama-server behind the proxy\'s back (-
     return stack;
   }
 
-  it('never keeps a save of the other client\'s tokens under a conversation\'s key, and never restores it', {
-    todo: 'issue 7: verify n_saved against the tokens the proxy believes the slot holds (today only n_saved 0 is caught): ' +
-      'the eviction save of A\'s slot writes the other client\'s conversation under A\'s key with a meta',
-  }, async () => {
+  it('never keeps a save of the other client\'s tokens under a conversation\'s key, and never restores it', async () => {
     const s = await start();
     const a = openingOf(201);
     const a1 = await realChat(s, 'proxy', a);
@@ -56,10 +53,7 @@ describe('a second client uses the real llama-server behind the proxy\'s back (-
     }
   });
 
-  it('checks GET /slots before trusting a slot: a conversation whose slot was overwritten comes back from disk', {
-    todo: 'issue 7: check GET /slots before pinning to a slot believed to hold a conversation; today the proxy pins A ' +
-      'to the overwritten slot as resident and the server prefills all of it',
-  }, async () => {
+  it('checks GET /slots before trusting a slot: a conversation whose slot was overwritten comes back from disk', async () => {
     // The Python proxy's policy: A is on disk as soon as it was answered.
     const s = await start({ SAVE_POLICY: 'always' });
     const a = openingOf(211);

@@ -27,8 +27,7 @@ export async function confirmResidency(
 ): Promise<void> {
   const { slot } = plan;
   const backend = slot.backend;
-  const due = ctx.behaviour.quietFor(backend) >= RECHECK_AFTER_QUIET_MS || !ctx.behaviour.settled(backend);
-  if (!plan.resident || !due) return;
+  if (!plan.resident || !checkDue(ctx, plan)) return;
   const client = ctx.clients[backend]!;
   const observed = await client
     .getJson(modelScopedPath(client.kind ?? 'llama-server', analysis.model, '/slots'), SLOTS_TIMEOUT_MS)
@@ -50,6 +49,18 @@ export async function confirmResidency(
     ctx.index.pin(disk.key); // as the planner's restores are (runPlan unpins it)
     plan.restore = disk;
   }
+}
+
+/**
+ * When to ask: the backend may have changed (quiet for a while), its idle-slot behaviour is not known yet, or none
+ * of our other requests runs there (then `GET /slots` answers at once, and a restart between two turns is caught
+ * before it costs a prefill). Under load from our own requests the server is evidently ours and alive; the save
+ * verification still catches another client's use of a slot.
+ */
+function checkDue(ctx: ProxyContext, plan: SlotPlan): boolean {
+  const backend = plan.slot.backend;
+  if (ctx.behaviour.quietFor(backend) >= RECHECK_AFTER_QUIET_MS || !ctx.behaviour.settled(backend)) return true;
+  return !ctx.pool.all().some((slot) => slot.backend === backend && slot.busy && slot !== plan.slot);
 }
 
 function applyVerdict(ctx: ProxyContext, plan: SlotPlan, verdict: Exclude<SlotVerdict, 'confirmed'>, observed: ObservedSlots): void {
