@@ -92,7 +92,7 @@ async function runOnSlot(
     // states into and out of the RAM cache while every other slot waits.
     const prepared = await inst.engine.task(async (hold) => {
       if (signal.aborted) throw new AbortedError();
-      return prepareSlot(inst, slot, how, prompt, task.cachePrompt, hold);
+      return prepareSlot(inst, slot, how, prompt, hold);
     });
     out.ramHit = prepared.ramHit;
     out.cacheN = task.cachePrompt ? Math.min(prepared.lcp, prompt.length - 1) : 0;
