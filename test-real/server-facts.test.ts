@@ -59,10 +59,7 @@ async function slotTokens(t: Target): Promise<number[]> {
 }
 
 /** The simulator's known divergences from the real server, as node:test todo reasons. */
-const SIM_TODO: Record<string, string> = {
-  messagesIgnoreIdSlot: 'simulator: /v1/messages is not served on a plain llama-server (404); the real server serves it and ignores id_slot',
-  pinnedEmptySkipsRam: 'simulator: a task pinned to an empty slot loads from the RAM cache; the real server skips the lookup (cache_n 0)',
-};
+const SIM_TODO: Record<string, string> = {};
 
 for (const kind of ['llama-server', 'simulator'] as const) {
   const skip = kind === 'llama-server' && 'skip' in where ? where.skip : false;
