@@ -1,0 +1,82 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { judgeSlot, parseSlots } from '../../src/slots/slot-check.js';
+import { planSlot } from '../../src/slots/slot-planner.js';
+import type { SlotContent, SlotRequest, SlotState } from '../../src/slots/slot-state.js';
+
+function slot(id: number, over: Partial<SlotState> = {}): SlotState {
+  return { backend: 0, model: '', id, busy: false, disabled: false, lastUsed: 0, ...over };
+}
+
+function held(nTokens: number, over: Partial<SlotContent> = {}): SlotContent {
+  return { key: `k${nTokens}`, model: 'm', blocks: ['a', 'b'], prefixLen: 10, big: true, saved: false, nTokens, ...over };
+}
+
+/** `GET /slots` as llama-server answers it: the long form once a task ran on the slot. */
+const answer = (...slots: Array<number | null>) =>
+  slots.map((tokens, id) => (tokens === null ? { id, is_processing: false } : { id, is_processing: false, id_task: 1, n_prompt_tokens: tokens }));
+
+describe('parseSlots', () => {
+  it('reads n_prompt_tokens, null for the short form, and refuses what is not a slot list', () => {
+    assert.deepEqual([...parseSlots(answer(744, null))!], [[0, 744], [1, null]]);
+    assert.equal(parseSlots({ error: 'no slots' }), undefined);
+  });
+});
+
+describe('judgeSlot', () => {
+  it('confirms a slot holding the tokens we recorded (a stop token of slack)', () => {
+    const target = slot(0, { content: held(744) });
+    assert.equal(judgeSlot(target, [target], parseSlots(answer(745))!), 'confirmed');
+  });
+
+  it('an empty slot while another still holds its content: the server clears idle slots', () => {
+    const target = slot(0, { content: held(744) });
+    const other = slot(1, { content: held(500) });
+    assert.equal(judgeSlot(target, [target, other], parseSlots(answer(0, 500))!), 'cleared-idle');
+  });
+
+  it('every slot empty, or the slot ran no task since the server started: restarted', () => {
+    const target = slot(0, { content: held(744) });
+    const other = slot(1, { content: held(500) });
+    assert.equal(judgeSlot(target, [target, other], parseSlots(answer(0, 0))!), 'restarted');
+    assert.equal(judgeSlot(target, [target, other], parseSlots(answer(null, null))!), 'restarted');
+  });
+
+  it('a slot only restored into shows the short form: trusted', () => {
+    const target = slot(0, { content: held(744, { restored: true }) });
+    assert.equal(judgeSlot(target, [target], parseSlots(answer(null))!), 'confirmed');
+  });
+
+  it('other tokens in the slot: another client replaced it', () => {
+    const target = slot(0, { content: held(744) });
+    assert.equal(judgeSlot(target, [target], parseSlots(answer(438))!), 'replaced');
+  });
+
+  it('nothing to conclude without a recorded token count or an entry for the slot', () => {
+    const target = slot(0, { content: held(744, { nTokens: undefined }) });
+    assert.equal(judgeSlot(target, [target], parseSlots(answer(0))!), 'confirmed');
+    const absent = slot(5, { content: held(744) });
+    assert.equal(judgeSlot(absent, [absent], parseSlots(answer(0))!), 'confirmed');
+  });
+});
+
+describe('planSlot waitForOwnSlot', () => {
+  const request: SlotRequest = { model: 'm', key: 'k-next', blocks: ['a', 'b', 'c'], big: true };
+  const own = () => slot(0, { busy: true, content: held(700, { blocks: ['a', 'b'] }) });
+
+  it('waits for the busy slot whose content this request continues, rather than starting cold', () => {
+    const plan = planSlot({ request, candidates: [own(), slot(1)], diskMatch: () => undefined, lcpTh: 0.6, waitForOwnSlot: true });
+    assert.equal(plan, undefined);
+  });
+
+  it('goes elsewhere once patience ran out, or when the busy slot holds a copy of the same prompt', () => {
+    assert.equal(planSlot({ request, candidates: [own(), slot(1)], diskMatch: () => undefined, lcpTh: 0.6 })?.slot.id, 1);
+    const copy = slot(0, { busy: true, content: held(700, { key: 'k-next', blocks: ['a', 'b', 'c'] }) });
+    assert.equal(planSlot({ request, candidates: [copy, slot(1)], diskMatch: () => undefined, lcpTh: 0.6, waitForOwnSlot: true })?.slot.id, 1);
+  });
+
+  it('does not wait for a busy slot that shares only a common prefix (another conversation)', () => {
+    const sibling = slot(0, { busy: true, content: held(700, { blocks: ['a', 'x', 'y'] }) });
+    assert.equal(planSlot({ request, candidates: [sibling, slot(1)], diskMatch: () => undefined, lcpTh: 0.6, waitForOwnSlot: true })?.slot.id, 1);
+  });
+});
