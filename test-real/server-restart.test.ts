@@ -4,6 +4,7 @@
  * prefill them, including a conversation answered only a moment before the restart (bounded loss).
  */
 import assert from 'node:assert/strict';
+import { RECHECK_AFTER_QUIET_MS } from '../src/http/slot-truth.js';
 import { afterEach, describe, it } from 'node:test';
 import { APIError } from 'openai';
 import { exists, keyOf, metaPath } from '../test/support/cache.js';
@@ -67,7 +68,9 @@ describe('the real llama-server restarts behind the proxy (-np 2, no RAM cache)'
     const s = await start({ SAVE_POLICY: 'always' });
     const a = openingOf(321);
     const a1 = await realChat(s, 'proxy', a);
+    const answered = Date.now();
     await s.server.restart();
+    await asLongAsARealRestart(answered);
     const a2 = await realChat(s, 'proxy', nextTurn(a, a1.content, 322));
     assert.ok(a2.timings.cache_n >= a1.promptTokens, `A reused ${a2.timings.cache_n} of ${a1.promptTokens} (decision ${a2.line.decision})`);
   });
@@ -76,9 +79,21 @@ describe('the real llama-server restarts behind the proxy (-np 2, no RAM cache)'
     const s = await start();
     const a = openingOf(331);
     const a1 = await realChat(s, 'proxy', a);
+    const answered = Date.now();
     await eventually(() => exists(metaPath(s.metaDir, keyOf(a))), BOUNDED_LOSS_WINDOW_MS, 'A on disk within the bounded-loss window');
     await s.server.restart();
+    await asLongAsARealRestart(answered);
     const a2 = await realChat(s, 'proxy', nextTurn(a, a1.content, 332));
     assert.ok(a2.timings.cache_n >= a1.promptTokens, `A reused ${a2.timings.cache_n} of ${a1.promptTokens} (decision ${a2.line.decision})`);
   });
 });
+
+/**
+ * The tiny test model is serving again 0.2 s after a restart; a real model takes seconds to load. The proxy checks
+ * GET /slots before trusting a slot once it has not heard from the backend for a second (RECHECK_AFTER_QUIET_MS),
+ * so the next turn comes no sooner than a real restart would allow.
+ */
+async function asLongAsARealRestart(answeredAt: number): Promise<void> {
+  const wait = answeredAt + RECHECK_AFTER_QUIET_MS + 100 - Date.now();
+  if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+}

@@ -14,8 +14,11 @@ import type { DiskMatch, SlotPlan } from '../slots/slot-state.js';
 import type { ProxyContext } from './context.js';
 import type { RequestLog } from './request-log.js';
 
-/** A backend the proxy has not talked to for this long may have restarted or served someone else. */
-export const RECHECK_AFTER_QUIET_MS = 2000;
+/**
+ * A backend the proxy has not heard from for this long may have restarted (a real model takes longer than this to
+ * load again), slept, or served someone else.
+ */
+export const RECHECK_AFTER_QUIET_MS = 1000;
 const SLOTS_TIMEOUT_MS = 2000;
 
 export async function confirmResidency(
@@ -52,15 +55,14 @@ export async function confirmResidency(
 }
 
 /**
- * When to ask: the backend may have changed (quiet for a while), its idle-slot behaviour is not known yet, or none
- * of our other requests runs there (then `GET /slots` answers at once, and a restart between two turns is caught
- * before it costs a prefill). Under load from our own requests the server is evidently ours and alive; the save
- * verification still catches another client's use of a slot.
+ * When to ask: the backend may have changed since the proxy last heard from it (quiet for a while: long enough for
+ * a restart, a sleep or another client's work), or its idle-slot behaviour is not known yet. Not on every turn: an
+ * agent continuing at once would pay a round trip each time, and the save verification and the after-answer check
+ * (noticeLostSlot) still catch what slips through.
  */
 function checkDue(ctx: ProxyContext, plan: SlotPlan): boolean {
   const backend = plan.slot.backend;
-  if (ctx.behaviour.quietFor(backend) >= RECHECK_AFTER_QUIET_MS || !ctx.behaviour.settled(backend)) return true;
-  return !ctx.pool.all().some((slot) => slot.backend === backend && slot.busy && slot !== plan.slot);
+  return ctx.behaviour.quietFor(backend) >= RECHECK_AFTER_QUIET_MS || !ctx.behaviour.settled(backend);
 }
 
 function applyVerdict(ctx: ProxyContext, plan: SlotPlan, verdict: Exclude<SlotVerdict, 'confirmed'>, observed: ObservedSlots): void {

@@ -11,6 +11,7 @@ import { chat, continued, exists, keyOf, logLineAfter, metaPath, opening, slotFi
 import { postJson, startStack } from '../support/stack.js';
 import type { Stack } from '../support/stack.js';
 import { closeStack } from '../support/teardown.js';
+import { RECHECK_AFTER_QUIET_MS } from '../../src/http/slot-truth.js';
 import { words } from '../support/text.js';
 
 const short = (messages: Parameters<typeof keyOf>[0]) => keyOf(messages).slice(0, 16);
@@ -49,8 +50,8 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
     const first = await chat(stack, a);
     await logLineAfter(stack.logs, mark, 'saved after answer', (l) => l.key === short(a));
     await stack.sim.restart();
-    // The proxy hears nothing from the backend for longer than its re-check threshold (2 s).
-    await new Promise((resolve) => setTimeout(resolve, 2100));
+    // The proxy hears nothing from the backend for longer than its re-check threshold.
+    await new Promise((resolve) => setTimeout(resolve, RECHECK_AFTER_QUIET_MS + 100));
     const back = await chat(stack, continued(a, first.content, 3202));
     assert.equal(back.line.slot_check, 'restarted');
     assert.equal(back.line.decision, 'restore');
