@@ -98,7 +98,7 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
   const ctx = createProxyContext({
     config, clients, pool, index, slotCache, economics, analyzer, activity, log, ...(idleSaver && { idleSaver }),
   });
-  const app = createApp(ctx);
+  const app = createApp(ctx, { shutdownGraceMs: SHUTDOWN_GRACE_MS });
   const cleanup = createCacheCleanup({
     cacheDir: config.cacheDir ?? '',
     maxAgeHours: config.cacheMaxAgeHours,

@@ -13,18 +13,26 @@ import { track } from './inflight.js';
 import { registerJsonBodyParser } from './json-body.js';
 import { registerModelsRoute } from './models-route.js';
 import { registerPassthrough } from './passthrough-route.js';
+import { registerShutdownDrain } from './shutdown-drain.js';
 
-export function createApp(ctx: ProxyContext): FastifyInstance {
+/**
+ * `shutdownGraceMs`: on close, how long the app keeps listening (answering new requests with 503) while answers in
+ * progress finish.
+ */
+export function createApp(ctx: ProxyContext, options: { shutdownGraceMs: number }): FastifyInstance {
   const app = Fastify({
     logger: false,
     // 'idle': on close, idle keep-alive sockets go at once while answers in progress may finish (see Proxy.close).
     forceCloseConnections: 'idle',
+    // registerShutdownDrain answers requests that arrive while closing, in the OpenAI error shape.
+    return503OnClosing: false,
     ...serverOptions(ctx.config),
     clientErrorHandler: clientErrorHandler(ctx.log),
   });
 
   registerJsonBodyParser(app);
   registerErrorHandler(app, ctx.log, ctx.config);
+  registerShutdownDrain(app, ctx.inflight, options.shutdownGraceMs);
 
   for (const path of ['/v1/chat/completions', '/chat/completions']) {
     app.post(path, (request, reply) => track(ctx, handleChat(ctx, request, reply)));
