@@ -58,7 +58,7 @@ interface CacheOp {
 }
 
 /** Log messages that carry a save result besides the per-request `chat` line. */
-const SAVE_MESSAGES = new Set(['saved idle slot', 'saved before model swap', 'saved on shutdown']);
+const SAVE_MESSAGES = new Set(['saved after answer', 'saved before model swap', 'saved on shutdown']);
 
 function countSlotActions(entry: Record<string, unknown>, counts: SlotActionCounts): void {
   const saves: unknown[] = [];

@@ -30,6 +30,11 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
+    // close() ends by SHUTDOWN_TIMEOUT_SECONDS; this only guards against something unforeseen keeping it open.
+    setTimeout(() => {
+      log.error({ timeout_s: config.shutdownTimeoutSeconds }, 'shutdown did not finish after its deadline; exiting');
+      process.exit(1);
+    }, config.shutdownTimeoutSeconds * 1000 + EXIT_MARGIN_MS).unref();
     proxy.close().then(
       () => process.exit(0),
       (err: unknown) => {
@@ -41,6 +46,9 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
 }
+
+/** How long after the shutdown deadline the process exits even if close() has not finished. */
+const EXIT_MARGIN_MS = 5000;
 
 /** The version in package.json (two levels up from dist/src/cli.js). */
 function packageVersion(): string {

@@ -16,36 +16,27 @@ import { createSlotCache } from './slots/slot-cache.js';
 import { SlotPool } from './slots/slot-pool.js';
 import { RestoreEconomics } from './slots/restore-economics.js';
 import { PromptAnalyzer } from './prompt/prompt-analyzer.js';
-import { IdleSaver } from './slots/idle-saver.js';
+import { WriteBehindSaver } from './slots/write-behind.js';
+import { ServerBehaviour } from './backend/server-behaviour.js';
 import { BackendActivity } from './backend/backend-activity.js';
-import { skipSaveBy } from './slots/save-skip.js';
 import { unsavedBigContent } from './slots/slot-planner.js';
+import { saveOnShutdown, unsavedAtShutdown } from './slots/shutdown-saves.js';
+import type { ShutdownSaveDeps } from './slots/shutdown-saves.js';
 
 export interface Proxy {
   app: FastifyInstance;
   ctx: ProxyContext;
   /** Listen on config.host:config.port (or the given port); resolves with the base URL. */
   listen(port?: number): Promise<string>;
-  /** Stop listening, let answers in progress finish (bounded), save what must be saved, close. Idempotent. */
+  /**
+   * Stop listening, let answers in progress finish, save what must be saved, close; all within
+   * SHUTDOWN_TIMEOUT_SECONDS, after which what still runs is aborted and what was not saved is logged. Idempotent.
+   */
   close(): Promise<void>;
 }
 
-/** How long answers still streaming at shutdown may take before their connections are closed. */
-const SHUTDOWN_GRACE_MS = 10_000;
-
-/**
- * Graceful shutdown under the smart policy: save every slot whose content is not on disk yet. No request waits for
- * these saves, so only SAVE_MIN_NEW_TOKENS lets content go, not the save-versus-prefill costs.
- */
-async function saveOnShutdown(ctx: ProxyContext): Promise<void> {
-  const skipSave = skipSaveBy({ minNewTokens: ctx.config.saveMinNewTokens, onDisk: (key) => ctx.index.get(key) !== undefined });
-  for (const slot of ctx.pool.all()) {
-    const content = unsavedBigContent(slot, skipSave);
-    if (!content || slot.busy) continue;
-    const result = await ctx.slotCache.save(slot, content);
-    ctx.log.info({ backend: ctx.clients[slot.backend]!.url, slot: slot.id, key: content.key.slice(0, 16), save: result }, 'saved on shutdown');
-  }
-}
+/** The part of SHUTDOWN_TIMEOUT_SECONDS that answers still streaming may take before their connections are closed. */
+const ANSWERS_SHARE = 1 / 3;
 
 export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
   const clients = config.backends.map((b) =>
@@ -69,6 +60,7 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
   const smart = config.savePolicy === 'smart';
   const economics = new RestoreEconomics();
   const activity = new BackendActivity();
+  const behaviour = new ServerBehaviour();
   const slotCache = createSlotCache({
     clients,
     index,
@@ -78,27 +70,34 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     ...(smart && config.cacheDir && { lineage: { cacheDir: config.cacheDir } }),
     ...(smart && { economics }),
     activity,
+    ...(config.cacheDir && { cacheDir: config.cacheDir }),
+    onIdleSlotCleared: (backend) => {
+      if (behaviour.noteClearsIdleSlots(backend)) {
+        log.warn({ backend: clients[backend]!.url }, 'the server clears idle slots when a task starts (a save found a slot empty); saving idle slots before each task from now on');
+      }
+    },
   });
   const analyzer = new PromptAnalyzer({
     modelId: config.modelId,
     wordsPerBlock: config.wordsPerBlock,
     bigThresholdWords: config.bigThresholdWords,
   });
-  const idleSaver = smart && config.idleSaveSeconds > 0
-    ? new IdleSaver({
+  const writeBehind = smart
+    ? new WriteBehindSaver({
       pool,
       slotCache,
       log,
-      idleMs: config.idleSaveSeconds * 1000,
-      // The eviction's own rule: the idle save does early exactly the save an eviction would do.
+      windowMs: config.idleSaveSeconds * 1000,
+      // The eviction's own rule: write-behind does early exactly the save an eviction would do.
       unsaved: (slot) => unsavedBigContent(slot, ctx.skipSave),
       describeBackend: (backend) => clients[backend]!.url,
     })
     : undefined;
   const ctx = createProxyContext({
-    config, clients, pool, index, slotCache, economics, analyzer, activity, log, ...(idleSaver && { idleSaver }),
+    config, clients, pool, index, slotCache, economics, analyzer, activity, behaviour, log, ...(writeBehind && { writeBehind }),
   });
-  const app = createApp(ctx, { shutdownGraceMs: SHUTDOWN_GRACE_MS });
+  // Answers in progress get part of the shutdown time; meanwhile new requests get 503 (shutdown-drain.ts).
+  const app = createApp(ctx, { shutdownGraceMs: config.shutdownTimeoutSeconds * 1000 * ANSWERS_SHARE });
   const cleanup = createCacheCleanup({
     cacheDir: config.cacheDir ?? '',
     maxAgeHours: config.cacheMaxAgeHours,
@@ -109,6 +108,14 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     log,
   });
 
+  const shutdownSaves: ShutdownSaveDeps = {
+    pool,
+    slotCache,
+    log,
+    minNewTokens: config.saveMinNewTokens,
+    onDisk: (key) => index.get(key) !== undefined,
+    describeBackend: (backend) => clients[backend]!.url,
+  };
   let closing: Promise<void> | undefined;
   return {
     app,
@@ -127,22 +134,41 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
   };
 
   async function shutdown(): Promise<void> {
-    // Answers in progress get a grace period to finish (their slots are then saved), then are cut.
-    const grace = setTimeout(() => app.server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+    const timeoutMs = config.shutdownTimeoutSeconds * 1000;
+    const deadline = new AbortController();
+    const expired = new Promise<void>((resolve) => deadline.signal.addEventListener('abort', () => resolve(), { once: true }));
+    const timers = [
+      // Answers in progress get part of the time to finish (their slots are then saved), then are cut.
+      setTimeout(() => app.server.closeAllConnections(), timeoutMs * ANSWERS_SHARE),
+      setTimeout(() => deadline.abort(), timeoutMs),
+    ];
     // A keep-alive socket whose answer ends after close() began would otherwise linger until its timeout; once no
     // chat answer is in progress, whatever is left (half-read requests, stray sockets) is closed too.
     const sweep = setInterval(() => {
       if (ctx.inflight.size === 0) app.server.closeAllConnections();
       else app.server.closeIdleConnections();
     }, 50);
+    try {
+      await Promise.race([drainAndSave(deadline.signal), expired]);
+    } finally {
+      for (const timer of timers) clearTimeout(timer);
+      clearInterval(sweep);
+    }
+    if (deadline.signal.aborted) {
+      app.server.closeAllConnections();
+      log.warn({ timeout_s: config.shutdownTimeoutSeconds, not_saved: unsavedAtShutdown(shutdownSaves), handlers_running: ctx.inflight.size },
+        'shutdown deadline reached; aborting what is still running');
+    }
+    await cleanup.stop();
+    // At the deadline, requests still waiting on a backend (a hung save) are aborted rather than awaited.
+    await Promise.all(clients.map((c) => (deadline.signal.aborted ? c.destroy() : c.close())));
+  }
+
+  async function drainAndSave(signal: AbortSignal): Promise<void> {
     await app.close();
-    clearTimeout(grace);
-    clearInterval(sweep);
     // Replies are out, but a handler may still be saving; wait for it, then keep what only the slots hold.
     await Promise.allSettled([...ctx.inflight]);
-    await idleSaver?.close();
-    if (smart) await saveOnShutdown(ctx);
-    await cleanup.stop();
-    await Promise.all(clients.map((c) => c.close()));
+    await writeBehind?.close();
+    if (smart) await saveOnShutdown(shutdownSaves, signal);
   }
 }

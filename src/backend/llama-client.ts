@@ -59,7 +59,10 @@ export interface LlamaClient {
   fingerprint(model: string): Promise<string | undefined>;
   /** `total_slots` from `/props` for `model` (only asked when the model is loaded), or undefined. */
   totalSlots(model: string): Promise<number | undefined>;
+  /** Wait for the requests in flight, then close the connections. */
   close(): Promise<void>;
+  /** Abort the requests in flight (they reject) and close the connections: the end of a shutdown's deadline. */
+  destroy(): Promise<void>;
 }
 
 const RETRYABLE_CODES = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE', 'UND_ERR_CLOSED']);
@@ -212,6 +215,9 @@ export function createLlamaClient(opts: LlamaClientOptions): LlamaClient {
     },
     close() {
       return pool.close();
+    },
+    destroy() {
+      return pool.destroy();
     },
   };
 }

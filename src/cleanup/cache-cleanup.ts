@@ -1,12 +1,16 @@
 /**
- * The periodic budget keeper for CACHE_DIR (llama-server's --slot-save-path): deletes cache files by age, then
- * oldest first until the total fits, and drops the matching index entries and meta files so the index never
- * offers a file that is gone.
+ * The periodic budget keeper for CACHE_DIR (llama-server's --slot-save-path): reconciles the directory with the
+ * index (entries whose file is gone, key-named files no entry describes), deletes cache files by age, then oldest
+ * first until the total fits, and drops the matching index entries and meta files so the index never offers a file
+ * that is gone.
  */
 import { lstat, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { CacheMeta } from '../cache/meta-file.js';
 import { isSafeKey, META_SUFFIX } from '../cache/meta-file.js';
 import type { PrefixIndex } from '../cache/prefix-index.js';
+import { entriesWithoutFile, unindexedFiles } from './reconcile.js';
+import type { CacheFile } from './reconcile.js';
 
 export interface CacheCleanupOptions {
   /** Empty = cleanup disabled. */
@@ -22,7 +26,12 @@ export interface CacheCleanupOptions {
   log: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void };
   /** Milliseconds since the epoch; defaults to Date.now. */
   now?: () => number;
+  /** A key-named file with no index entry is deleted once unmodified this long (default UNINDEXED_GRACE_MS). */
+  unindexedGraceMs?: number;
 }
+
+/** Far longer than any save takes to write its file and record its entry. */
+export const UNINDEXED_GRACE_MS = 60 * 60_000;
 
 export interface CleanupStats {
   deletedByAge: number;
@@ -32,7 +41,14 @@ export interface CleanupStats {
   remainingBytes: number;
   /** Files that were due for deletion but pinned (a slot is restoring or saving them). */
   skippedPinned: number;
-  /** Index entries with no file in cacheDir: reported only, since the file may live on another backend's disk. */
+  /** Entries dropped (with their meta) because their file is gone from cacheDir. */
+  droppedMissing: number;
+  /** Key-named files deleted because no entry describes them (their meta write failed or was lost). */
+  deletedUnindexed: number;
+  /**
+   * Entries with no file in cacheDir that were kept: no file of their backend and model is there, so theirs may
+   * live on another disk.
+   */
   orphanEntries: number;
   /** Set when the run did nothing because cacheDir is unset or missing. */
   skipped?: string;
@@ -47,32 +63,29 @@ export interface CacheCleanup {
   stop(): Promise<void>;
 }
 
-interface CacheFile {
-  name: string;
-  size: number;
-  mtimeMs: number;
-}
-
 // setInterval fires at once for delays above 2^31-1 ms; clamp instead of spinning.
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Builds the cleanup job; nothing runs until `runOnce` or `start`. */
 export function createCacheCleanup(opts: CacheCleanupOptions): CacheCleanup {
   const now = opts.now ?? Date.now;
+  const unindexedGraceMs = opts.unindexedGraceMs ?? UNINDEXED_GRACE_MS;
   let running: Promise<CleanupStats> | undefined;
   let timer: NodeJS.Timeout | undefined;
   let started = false;
 
   async function run(): Promise<CleanupStats> {
     const stats: CleanupStats = {
-      deletedByAge: 0, deletedBySize: 0, freedBytes: 0, remainingBytes: 0, skippedPinned: 0, orphanEntries: 0,
+      deletedByAge: 0, deletedBySize: 0, freedBytes: 0, remainingBytes: 0, skippedPinned: 0,
+      droppedMissing: 0, deletedUnindexed: 0, orphanEntries: 0,
     };
-    const files = opts.cacheDir ? await listCacheFiles(opts.cacheDir) : undefined;
-    if (!files) {
+    const listed = opts.cacheDir ? await listCacheFiles(opts.cacheDir) : undefined;
+    if (!listed) {
       stats.skipped = opts.cacheDir ? 'cache dir does not exist' : 'no cache dir configured';
       opts.log.info({ cacheDir: opts.cacheDir, reason: stats.skipped }, 'cache cleanup skipped');
       return stats;
     }
+    const files = await reconcile(listed, stats);
     const maxAgeMs = opts.maxAgeHours > 0 ? opts.maxAgeHours * 3600_000 : Infinity;
     const kept: CacheFile[] = [];
     for (const file of files) {
@@ -92,13 +105,55 @@ export function createCacheCleanup(opts: CacheCleanupOptions): CacheCleanup {
       }
     }
     stats.remainingBytes = total;
-    stats.orphanEntries = countOrphans(new Set(files.map((f) => f.name)));
     opts.log.info({ ...stats, cacheDir: opts.cacheDir }, 'cache cleanup done');
     return stats;
   }
 
-  /** Deletes one file unless pinned or changed since listing; true if it is gone. */
-  async function remove(file: CacheFile, reason: 'age' | 'size', stats: CleanupStats): Promise<boolean> {
+  /**
+   * Entries whose file is gone are dropped; key-named files without an entry are deleted once past the grace.
+   * Returns the listed files that are still there.
+   */
+  async function reconcile(files: CacheFile[], stats: CleanupStats): Promise<CacheFile[]> {
+    const { gone, elsewhere } = entriesWithoutFile(opts.index.entries(), new Set(files.map((f) => f.name)));
+    stats.orphanEntries = elsewhere;
+    for (const meta of gone) if (await dropIfFileGone(meta)) stats.droppedMissing++;
+    const deleted = new Set<string>();
+    for (const file of unindexedFiles(files, (key) => opts.index.get(key) !== undefined, now(), unindexedGraceMs)) {
+      // Checked again just before the unlink: a save of this key may have recorded its entry meanwhile.
+      if (await remove(file, 'unindexed', stats, { stillDue: () => opts.index.get(file.name) === undefined, dropEntry: false })) {
+        stats.deletedUnindexed++;
+        deleted.add(file.name);
+      }
+    }
+    return files.filter((f) => !deleted.has(f.name));
+  }
+
+  /** Drop the entry unless its file has appeared since the listing, or a save or restore is using the key. */
+  async function dropIfFileGone(meta: CacheMeta): Promise<boolean> {
+    if (opts.index.isPinned(meta.key)) return false;
+    try {
+      await lstat(join(opts.cacheDir, meta.key));
+      return false;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return false;
+    }
+    // A save that re-created the key replaced the entry object; a pin means one is writing it now.
+    if (opts.index.get(meta.key) !== meta || opts.index.isPinned(meta.key)) return false;
+    await dropMeta(meta.key);
+    opts.log.info({ key: meta.key, model: meta.model_id, backend: meta.backend }, 'cache entry dropped: its file is gone');
+    return true;
+  }
+
+  /**
+   * Deletes one file unless pinned, changed since listing or no longer `stillDue`; true if it is gone. Its entry
+   * and meta go too, unless `dropEntry` is false (a file that has none).
+   */
+  async function remove(
+    file: CacheFile,
+    reason: 'age' | 'size' | 'unindexed',
+    stats: CleanupStats,
+    { stillDue = () => true, dropEntry = true }: { stillDue?: () => boolean; dropEntry?: boolean } = {},
+  ): Promise<boolean> {
     if (opts.index.isPinned(file.name)) {
       stats.skippedPinned++;
       return false;
@@ -112,6 +167,7 @@ export function createCacheCleanup(opts: CacheCleanupOptions): CacheCleanup {
         stats.skippedPinned++;
         return false;
       }
+      if (!stillDue()) return false;
       await unlink(path);
       stats.freedBytes += file.size;
       opts.log.info({ file: file.name, reason, bytes: file.size }, 'cache file deleted');
@@ -122,7 +178,7 @@ export function createCacheCleanup(opts: CacheCleanupOptions): CacheCleanup {
       }
       // Already gone: still drop its index entry and meta below, but it freed nothing here.
     }
-    await dropMeta(file.name);
+    if (dropEntry) await dropMeta(file.name);
     return true;
   }
 
@@ -134,12 +190,6 @@ export function createCacheCleanup(opts: CacheCleanupOptions): CacheCleanup {
     } catch (err) {
       opts.log.warn({ key: name, err: String(err) }, 'meta file could not be removed');
     }
-  }
-
-  function countOrphans(present: Set<string>): number {
-    let n = 0;
-    for (const meta of opts.index.entries()) if (!present.has(meta.key)) n++;
-    return n;
   }
 
   function runOnce(): Promise<CleanupStats> {

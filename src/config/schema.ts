@@ -69,10 +69,12 @@ const DEFS = {
     'Cleanup check interval in minutes (> 0)'),
   SAVE_POLICY: def('smart', oneOf(SAVE_POLICIES),
     'When to save a slot: smart (only what would be lost: before eviction, before a model swap, on shutdown) or always (the seed: after every big request)'),
-  SAVE_MIN_NEW_TOKENS: def('256', integer(0),
-    'smart policy: never re-save a conversation that grew by fewer tokens; above, only when cheaper than prefilling the growth again (integer >= 0)'),
-  IDLE_SAVE_SECONDS: def('30', decimal(0),
-    'smart policy: save a slot idle this long when its slots are contended, so evicting it later costs no wait (0 = off)'),
+  SAVE_MIN_NEW_TOKENS: def('0', integer(0),
+    'smart policy: never re-save a conversation that grew by fewer tokens (a floor against rewriting big files for little growth); above it, only when cheaper than prefilling the growth again (integer >= 0)'),
+  IDLE_SAVE_SECONDS: def('2', decimal(0),
+    'smart policy: the loss window. Each answer\'s new state is saved in the backend\'s idle time after it (write-behind), at the latest this many seconds later, unless the conversation continued first (0 = off: save only at eviction, model swap and shutdown)'),
+  SHUTDOWN_TIMEOUT_SECONDS: def('30', decimal(0, { minExclusive: true }),
+    'Longest a shutdown takes (> 0): answers in progress get a third of it, then the saves; what still runs at the end is aborted and logged'),
   LOG_LEVEL: def('info', oneOf(LOG_LEVELS, { warning: 'warn', critical: 'fatal' }),
     `Log level: ${LOG_LEVELS.join(', ')} (case-insensitive)`),
 } satisfies Record<string, VariableDef>;
@@ -154,6 +156,7 @@ export const ConfigSchema = z.object(shape).transform((v) => {
     savePolicy: v.SAVE_POLICY,
     saveMinNewTokens: v.SAVE_MIN_NEW_TOKENS,
     idleSaveSeconds: v.IDLE_SAVE_SECONDS,
+    shutdownTimeoutSeconds: v.SHUTDOWN_TIMEOUT_SECONDS,
     logLevel: v.LOG_LEVEL,
   };
 });

@@ -13,6 +13,7 @@ import { track } from './inflight.js';
 import { registerJsonBodyParser } from './json-body.js';
 import { registerModelsRoute } from './models-route.js';
 import { registerPassthrough } from './passthrough-route.js';
+import { ProxyHealth } from './proxy-health.js';
 import { registerShutdownDrain } from './shutdown-drain.js';
 
 /**
@@ -30,15 +31,20 @@ export function createApp(ctx: ProxyContext, options: { shutdownGraceMs: number 
     clientErrorHandler: clientErrorHandler(ctx.log),
   });
 
+  const health = new ProxyHealth();
   registerJsonBodyParser(app);
-  registerErrorHandler(app, ctx.log, ctx.config);
+  app.addHook('onResponse', async (request, reply) => {
+    // Health checks are answered whatever the state; only real requests show that the proxy serves again.
+    if (reply.statusCode < 500 && request.routeOptions.url !== '/health') health.noteServed();
+  });
+  registerErrorHandler(app, ctx.log, ctx.config, (err) => health.noteInternalError(err));
   registerShutdownDrain(app, ctx.inflight, options.shutdownGraceMs);
 
   for (const path of ['/v1/chat/completions', '/chat/completions']) {
     app.post(path, (request, reply) => track(ctx, handleChat(ctx, request, reply)));
   }
   registerModelsRoute(app, ctx);
-  registerHealthRoute(app, ctx);
+  registerHealthRoute(app, ctx, health);
   void app.register(async (scope) => registerPassthrough(scope, ctx));
   return app;
 }

@@ -33,7 +33,15 @@ export async function forwardChat(
   signal: AbortSignal,
   onFirstByte: () => void = () => undefined,
 ): Promise<ForwardOutcome> {
-  const res = await client.chat(payload, { signal, stream });
+  let res: UpstreamResponse;
+  try {
+    res = await client.chat(payload, { signal, stream });
+  } catch (err) {
+    // Nothing was sent yet (a JSON answer comes whole, a stream after its prefill): the client's abort, not a
+    // backend failure.
+    if (signal.aborted) return clientLeft(reply);
+    throw err;
+  }
   const isSse = String(res.headers['content-type'] ?? '').startsWith('text/event-stream');
   if (stream && isSse && res.status < 400) return relayStream(res, reply, signal, onFirstByte);
   return relayWhole(res, reply, signal, onFirstByte);
@@ -49,11 +57,7 @@ async function relayWhole(res: UpstreamResponse, reply: FastifyReply, signal: Ab
     }
     buffer = Buffer.concat(chunks);
   } catch (err) {
-    if (signal.aborted) {
-      reply.hijack();
-      reply.raw.destroy();
-      return { status: res.status, completed: false, clientGone: true };
-    }
+    if (signal.aborted) return clientLeft(reply);
     throw err;
   }
   await reply
@@ -113,6 +117,19 @@ function relayChunks(body: Readable, raw: ServerResponse, tap: SseTap, onFirstBy
       reject(err);
     });
   });
+}
+
+/**
+ * nginx's "client closed request": the status logged for a client that left before any of the answer reached it. A
+ * stream cut after its first bytes keeps the backend's status (the client saw it), with `clientGone`.
+ */
+export const CLIENT_CLOSED_REQUEST = 499;
+
+/** Nobody to answer: end the exchange without a reply. */
+function clientLeft(reply: FastifyReply): ForwardOutcome {
+  reply.hijack();
+  reply.raw.destroy();
+  return { status: CLIENT_CLOSED_REQUEST, completed: false, clientGone: true };
 }
 
 function timingsOf(buffer: Buffer): Timings | undefined {

@@ -14,12 +14,13 @@ import type { ForwardOutcome } from './chat-forward.js';
 import { validateChatBody } from './chat-request.js';
 import { upstreamBody } from './json-body.js';
 import { RequestLog, roundMs, shortKey } from './request-log.js';
+import { beforeTaskStart, confirmResidency } from './slot-truth.js';
 
 /** Handle one chat completion request end to end. */
 export async function handleChat(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const body = validateChatBody(request.body);
   const { config } = ctx;
-  const analysis = ctx.analyzer.analyze(body);
+  const analysis = cacheable(body, ctx.analyzer.analyze(body));
   const started = performance.now();
   const abort = new AbortController();
   const onClose = () => {
@@ -40,6 +41,15 @@ export async function handleChat(ctx: ProxyContext, request: FastifyRequest, rep
   }
 }
 
+/**
+ * A client's `cache_prompt: false` asks the server neither to reuse nor to keep the prompt's cache: for the proxy
+ * the request is then not big, whatever its length (nothing restored before it, nothing saved after it, and its
+ * slot is not taken to hold a conversation worth keeping). The flag itself reaches the backend unchanged.
+ */
+function cacheable(body: Record<string, unknown>, analysis: PromptAnalysis): PromptAnalysis {
+  return body.cache_prompt === false && analysis.big ? { ...analysis, big: false } : analysis;
+}
+
 async function serve(
   ctx: ProxyContext,
   analysis: PromptAnalysis,
@@ -50,22 +60,31 @@ async function serve(
   smart: boolean,
 ): Promise<void> {
   const { config } = ctx;
+  const worthIt = smart ? (match: DiskMatch, slotLcp: number) => restoreWorthIt(ctx, analysis.model, match, slotLcp) : undefined;
+  // Wait for the slot that holds this conversation while it is busy only for a moment; past that, go elsewhere.
+  let waitForOwnSlot = true;
+  const patience = setTimeout(() => {
+    waitForOwnSlot = false;
+    ctx.pool.retry();
+  }, OWN_SLOT_PATIENCE_MS);
   const plan = await ctx.pool
-    .acquire(analysis.model, (candidates) => planSlot({
+    .acquire(analysis.model, (candidates) => pinPlannedFile(ctx, planSlot({
       request: analysis,
       candidates,
       diskMatch: (backend) => ctx.diskMatch(backend, analysis),
       lcpTh: config.lcpTh,
-      ...(smart && { restoreWorthIt: (match, slotLcp) => restoreWorthIt(ctx, analysis.model, match, slotLcp) }),
+      ...(worthIt && { restoreWorthIt: worthIt }),
       skipSave: ctx.skipSave,
-    }), { timeoutMs: config.acquireTimeout * 1000, signal: abort.signal })
+      waitForOwnSlot,
+    })), { timeoutMs: config.acquireTimeout * 1000, signal: abort.signal })
     .catch((err: unknown) => {
       if (abort.signal.aborted) return undefined;
       // Still one line per request: a 503 after ACQUIRE_TIMEOUT is exactly what an operator needs to see.
       const status = (err as { status?: number }).status ?? 500;
       ctx.log.info({ model: analysis.model, key: shortKey(analysis.key), outcome: 'no_slot', status, wait_ms: roundMs(performance.now() - started) }, 'chat');
       throw err;
-    });
+    })
+    .finally(() => clearTimeout(patience));
   if (!plan) {
     ctx.log.info({ model: analysis.model, key: shortKey(analysis.key), outcome: 'client_gone_while_waiting' }, 'chat');
     // Nobody to answer: end the exchange here so the connection does not wait for a reply that never comes.
@@ -75,38 +94,61 @@ async function serve(
   }
 
   const line = new RequestLog(analysis, plan, started);
-  // Another conversation's big content leaves this slot, or this one comes back from disk: the slots are contended.
-  if (plan.restore || (!plan.resident && plan.slot.content?.big)) ctx.idleSaver?.notePressure(plan.slot);
+  const backend = plan.slot.backend;
   try {
+    await confirmResidency(ctx, plan, analysis, line, worthIt);
     await runPlan(ctx, plan, analysis, line);
+    await beforeTaskStart(ctx, plan, line);
     const upstream = upstreamBody(body, { id_slot: plan.slot.id, cache_prompt: analysis.big ? true : undefined });
     line.forwardStarted = performance.now();
     // Its prefill: from now until the first byte of the answer (a stream's first event follows the prompt).
-    const prefill = ctx.activity.begin(plan.slot.backend);
-    const outcome = await forwardChat(ctx.clients[plan.slot.backend]!, upstream, body.stream === true, reply, abort.signal, () => prefill.end())
+    const prefill = ctx.activity.begin(backend);
+    const outcome = await forwardChat(ctx.clients[backend]!, upstream, body.stream === true, reply, abort.signal, () => prefill.end())
       .finally(() => prefill.end());
     line.outcome = outcome;
+    if (outcome.completed) ctx.behaviour.noteContact(backend);
     noticeLostSlot(ctx, plan, outcome);
     recordSlotContent(ctx, plan, analysis, outcome);
-    if (outcome.status < 400) void ctx.checkSlotCount(plan.slot.backend, analysis.model);
+    if (outcome.status < 400) void ctx.checkSlotCount(backend, analysis.model);
     if (smart) learnFromAnswer(ctx, analysis.model, line, outcome, !prefill.alone());
     const content = plan.slot.content;
-    if (content?.big && !content.saved && (!smart || swapComing(ctx, plan.slot.backend, analysis.model))) {
+    if (content?.big && !content.saved && (!smart || swapComing(ctx, backend, analysis.model))) {
       line.save = await ctx.slotCache.save(plan.slot, content);
     }
   } catch (err) {
     line.error = err;
+    // The backend may have started on this prompt before it failed: what the slot held is no longer known.
+    if (line.forwardStarted !== undefined) plan.slot.content = undefined;
     throw err;
   } finally {
     ctx.pool.release(plan.slot);
-    ctx.idleSaver?.slotReleased(plan.slot);
-    ctx.log.info(line.toJSON(ctx.clients[plan.slot.backend]!.url), 'chat');
+    ctx.writeBehind?.slotReleased(plan.slot);
+    ctx.log.info(line.toJSON(ctx.clients[backend]!.url), 'chat');
   }
 }
 
+/** How long a request waits for its own conversation's busy slot before it takes another one (cold or restored). */
+const OWN_SLOT_PATIENCE_MS = 5000;
+
+/**
+ * The file a plan restores must outlive the save that runs before the restore (seconds for a long context): cleanup
+ * and lineage skip pinned files. Pinned in the tick the plan is made, so no await lies between choosing the file and
+ * protecting it; `runPlan` unpins it.
+ */
+function pinPlannedFile(ctx: ProxyContext, plan: SlotPlan | undefined): SlotPlan | undefined {
+  if (plan?.restore) ctx.index.pin(plan.restore.key);
+  return plan;
+}
+
+/** Carry out the disk side of the plan; the planned file's pin is released whatever happens. */
 async function runPlan(ctx: ProxyContext, plan: SlotPlan, analysis: PromptAnalysis, line: RequestLog): Promise<void> {
-  if (plan.saveFirst) line.evictSave = await ctx.slotCache.save(plan.slot, plan.saveFirst);
-  if (plan.restore) line.restore = await ctx.slotCache.restore(plan.slot, plan.restore.key, analysis.model);
+  try {
+    if (plan.saveFirst) line.evictSave = await ctx.slotCache.save(plan.slot, plan.saveFirst);
+    if (plan.restore) line.restore = await ctx.slotCache.restore(plan.slot, plan.restore.key, analysis.model);
+  } finally {
+    // Before the answer: a save after it may retire this entry as the new content's parent (lineage).
+    if (plan.restore) ctx.index.unpin(plan.restore.key);
+  }
 }
 
 /**

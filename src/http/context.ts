@@ -8,10 +8,12 @@ import type { LlamaClient } from '../backend/llama-client.js';
 import type { PrefixIndex } from '../cache/prefix-index.js';
 import type { Config } from '../config/index.js';
 import { describeCause } from '../errors.js';
+import { probeIdleSlotClearing } from '../backend/idle-clearing-probe.js';
 import type { RestoreEconomics } from '../slots/restore-economics.js';
 import type { PromptAnalyzer } from '../prompt/prompt-analyzer.js';
 import type { BackendActivity } from '../backend/backend-activity.js';
-import type { IdleSaver } from '../slots/idle-saver.js';
+import type { ServerBehaviour } from '../backend/server-behaviour.js';
+import type { WriteBehindSaver } from '../slots/write-behind.js';
 import { skipSaveBy } from '../slots/save-skip.js';
 import type { SkipSave } from '../slots/save-skip.js';
 import type { SlotCache } from '../slots/slot-cache.js';
@@ -31,8 +33,10 @@ export interface ProxyContext extends ModelWatch {
   analyzer: PromptAnalyzer;
   /** Prefills and slot actions running on each backend (a prefill that shared the server is not the model's speed). */
   activity: BackendActivity;
-  /** Smart policy with IDLE_SAVE_SECONDS > 0: saves contended slots in their idle moments. */
-  idleSaver?: IdleSaver;
+  /** Smart policy: saves each answer's new state in the backend's idle time (and before a clearing task start). */
+  writeBehind?: WriteBehindSaver;
+  /** How each backend treats idle slots, and when the proxy last heard from it. */
+  behaviour: ServerBehaviour;
   log: Logger;
   /** Requests being handled now, by model (a request for another model behind llama-swap means a swap is coming). */
   pendingByModel: Map<string, number>;
@@ -62,6 +66,8 @@ type Derived = 'ensureBackendKinds' | 'checkSlotCount' | 'diskMatch' | 'pendingB
 export function createProxyContext(deps: Omit<ProxyContext, Derived>): ProxyContext {
   const { clients, pool, index, log, config } = deps;
   const slotChecks = new Map<string, Promise<void>>();
+  /** One idle-slot probe per backend (until it is probed again after being unreachable). */
+  const idleProbes = new Map<number, Promise<void>>();
   const backendIndexByUrl = new Map(clients.map((c, i) => [c.url, i]));
   const skipSave = config.savePolicy === 'smart'
     ? skipSaveBy({ minNewTokens: config.saveMinNewTokens, onDisk: (key) => index.get(key) !== undefined, economics: deps.economics })
@@ -78,6 +84,8 @@ export function createProxyContext(deps: Omit<ProxyContext, Derived>): ProxyCont
             // A backend that was unreachable may have restarted: what we believed its slots held is gone.
             for (const slot of pool.all()) if (slot.backend === i && !slot.busy) slot.content = undefined;
             watch.forgetBackend(i);
+            deps.behaviour.forget(i);
+            idleProbes.delete(i);
           } catch (err) {
             log.warn({ backend: client.url, err: describeCause(err) }, 'backend probe failed');
             return;
@@ -87,9 +95,28 @@ export function createProxyContext(deps: Omit<ProxyContext, Derived>): ProxyCont
         if (client.kind === 'llama-server') {
           await checkSlotCount(i, config.modelId);
           await watch.fingerprint(i, config.modelId);
+          await probeIdleSlots(i);
         }
       }),
     );
+  }
+
+  /** Learn once whether a plain llama-server clears idle slots, while none of its slots is in use. */
+  function probeIdleSlots(backend: number): Promise<void> {
+    const slots = pool.group(backend, config.modelId).filter((s) => !s.disabled);
+    if (deps.behaviour.settled(backend) || slots.length < 2 || slots.some((s) => s.busy)) return Promise.resolve();
+    let probe = idleProbes.get(backend);
+    if (!probe) idleProbes.set(backend, (probe = runIdleProbe(backend)));
+    return probe;
+  }
+
+  async function runIdleProbe(backend: number): Promise<void> {
+    const clears = await probeIdleSlotClearing(clients[backend]!, config.modelId);
+    if (clears === true && deps.behaviour.noteClearsIdleSlots(backend)) {
+      log.info({ backend: clients[backend]!.url }, 'the server clears idle slots when a task starts (llama-server default: unified KV, --cache-idle-slots): saving idle slots before each task and restoring from disk');
+    } else if (clears === false) {
+      deps.behaviour.noteKeepsIdleSlots(backend);
+    }
   }
 
   function checkSlotCount(backend: number, model: string): Promise<void> {
@@ -144,5 +171,9 @@ export function createProxyContext(deps: Omit<ProxyContext, Derived>): ProxyCont
     return best && { key: best.meta.key, backend, lcp: best.lcp, ratio: best.ratio, tokens: best.meta.n_tokens, blockCount: best.meta.blocks.length };
   }
 
-  return { ...deps, ...watch, pendingByModel: new Map(), inflight: new Set(), skipSave, ensureBackendKinds, checkSlotCount, diskMatch };
+  const forgetBackend = (backend: number) => {
+    watch.forgetBackend(backend);
+    deps.behaviour.forget(backend);
+  };
+  return { ...deps, ...watch, forgetBackend, pendingByModel: new Map(), inflight: new Set(), skipSave, ensureBackendKinds, checkSlotCount, diskMatch };
 }

@@ -6,9 +6,16 @@ import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { ProxyError } from '../errors.js';
 
-export function registerErrorHandler(app: FastifyInstance, log: Logger, limits: { maxBodyMb: number }): void {
+/** `onInternalError` hears of every unexpected failure (the proxy's own health counts them). */
+export function registerErrorHandler(
+  app: FastifyInstance,
+  log: Logger,
+  limits: { maxBodyMb: number },
+  onInternalError: (err: unknown) => void = () => undefined,
+): void {
   app.setErrorHandler((error: FastifyError | ProxyError, request, reply) => {
     const proxyError = toProxyError(error, limits.maxBodyMb);
+    if (proxyError.code === 'internal_error') onInternalError(error);
     if (proxyError.status >= 500) logFailure(log, request, proxyError);
     if (reply.sent || reply.raw.headersSent) return;
     void reply.code(proxyError.status).send(proxyError.toJSON());

@@ -1,34 +1,39 @@
 /**
- * GET /health: the proxy's own health with each backend's state, asked from the backend's own `/health`.
+ * GET /health: the proxy's own health and each backend's state, asked from the backend's own `/health`.
  * A backend is `ok` (2xx), `loading` (503: llama-server answers `Loading model` until its model is ready), `error`
  * (any other status) or `unreachable`. The proxy can serve while at least one backend is ok: 200 with status "ok"
- * (all are) or "degraded" (some are not). Otherwise 503 with status "loading" (one is on its way) or "unavailable".
+ * (all are) or "degraded" (some are not). Otherwise 503 with status "loading" (one is on its way) or "unavailable";
+ * and 503 "failing" whenever the proxy itself keeps failing requests (see proxy-health.ts).
  */
 import type { FastifyInstance } from 'fastify';
 import type { Readable } from 'node:stream';
 import type { LlamaClient } from '../backend/llama-client.js';
 import { describeCause } from '../errors.js';
 import type { ProxyContext } from './context.js';
+import type { ProxyHealth } from './proxy-health.js';
 
 const HEALTH_PROBE_TIMEOUT_MS = 2000;
 
 export type BackendState = 'ok' | 'loading' | 'error' | 'unreachable';
-export type HealthStatus = 'ok' | 'degraded' | 'loading' | 'unavailable';
+export type HealthStatus = 'ok' | 'degraded' | 'loading' | 'unavailable' | 'failing';
 
-/** The overall status and HTTP status from the backends' states. */
-export function summariseHealth(states: readonly BackendState[]): { status: HealthStatus; httpStatus: 200 | 503 } {
+/** The overall status and HTTP status from the backends' states and whether the proxy itself keeps failing. */
+export function summariseHealth(states: readonly BackendState[], proxyFailing = false): { status: HealthStatus; httpStatus: 200 | 503 } {
+  if (proxyFailing) return { status: 'failing', httpStatus: 503 };
   const ok = states.filter((s) => s === 'ok').length;
   if (ok > 0) return { status: ok === states.length ? 'ok' : 'degraded', httpStatus: 200 };
   return { status: states.includes('loading') ? 'loading' : 'unavailable', httpStatus: 503 };
 }
 
-export function registerHealthRoute(app: FastifyInstance, ctx: ProxyContext): void {
+export function registerHealthRoute(app: FastifyInstance, ctx: ProxyContext, health: ProxyHealth): void {
   app.get('/health', async (_request, reply) => {
     const backends = await Promise.all(ctx.clients.map(probeBackend));
-    const { status, httpStatus } = summariseHealth(backends.map((b) => b.state));
+    const proxy = health.report();
+    const { status, httpStatus } = summariseHealth(backends.map((b) => b.state), proxy.status === 'failing');
     const slots = ctx.pool.all();
     const body = {
       status,
+      proxy,
       backends,
       slots: { known: slots.length, busy: slots.filter((s) => s.busy).length },
       cache_entries: ctx.index.size,

@@ -86,22 +86,24 @@ const CLOSE_BRACKET = 0x5d;
 const OPEN_BRACE = 0x7b;
 
 /**
- * The body to send upstream: `body` with `fields` set (undefined ones left out). The client's bytes with the fields spliced in when none of
- * them is in the body already (a duplicate key would leave the winner to the backend's parser); otherwise, or for
- * a body that did not come through the parser, a fresh serialisation.
+ * The body to send upstream: `body` with `fields` set; an undefined field is not set, so the client's own value of
+ * it stays. The client's bytes with the fields spliced in when none of them is in the body already (a duplicate key
+ * would leave the winner to the backend's parser); otherwise, or for a body that did not come through the parser, a
+ * fresh serialisation.
  */
 export function upstreamBody(body: Record<string, unknown>, fields: Record<string, unknown>): Buffer | string {
   const raw = rawBodies.get(body);
   const names = Object.keys(fields).filter((name) => fields[name] !== undefined);
+  const set = Object.fromEntries(names.map((name) => [name, fields[name]]));
   if (raw && names.every((name) => !Object.hasOwn(body, name))) {
     const close = lastNonSpace(raw);
     if (close >= 0 && raw[close] === CLOSE_BRACE) {
-      const members = names.map((name) => `${JSON.stringify(name)}:${JSON.stringify(fields[name])}`).join(',');
+      const members = names.map((name) => `${JSON.stringify(name)}:${JSON.stringify(set[name])}`).join(',');
       const empty = Object.keys(body).length === 0;
       return Buffer.concat([raw.subarray(0, close), Buffer.from(`${empty ? '' : ','}${members}`), raw.subarray(close)]);
     }
   }
-  return JSON.stringify({ ...body, ...fields });
+  return JSON.stringify({ ...body, ...set });
 }
 
 const CLOSE_BRACE = 0x7d;

@@ -17,17 +17,28 @@ export function roundMs(n: number): number {
 
 /** Collects what happened to one request for its single log line. */
 export class RequestLog {
+  /** When the request was sent to the backend (`performance.now()`); undefined while it was not. */
   forwardStarted?: number;
   evictSave?: CacheOpResult;
+  /** Saves of other slots before a task start clears them (a backend that clears idle slots). */
+  clearingSaves: CacheOpResult[] = [];
+  /** What `GET /slots` said of a slot believed to hold the conversation, when it was asked. */
+  slotCheck?: string;
   restore?: CacheOpResult;
   save?: CacheOpResult;
   outcome?: ForwardOutcome;
   error?: unknown;
 
+  /**
+   * Created the moment the request got its slot. `started` and `acquired` are `performance.now()` readings: the wait
+   * is their difference, not the time to the forward minus the save and restore durations, which come from
+   * elsewhere and need not add up (that subtraction once logged a negative wait).
+   */
   constructor(
     private readonly analysis: PromptAnalysis,
     private readonly plan: SlotPlan,
     private readonly started: number,
+    private readonly acquired: number = performance.now(),
   ) {}
 
   toJSON(backendUrl: string): Record<string, unknown> {
@@ -43,8 +54,10 @@ export class RequestLog {
       decision,
       ...(plan.restore && { restore_key: shortKey(plan.restore.key), match_ratio: roundMs(plan.restore.ratio) }),
       ...(plan.resident && { match_ratio: roundMs(plan.resident.ratio) }),
-      wait_ms: roundMs((this.forwardStarted ?? performance.now()) - this.started - (this.evictSave?.ms ?? 0) - (this.restore?.ms ?? 0)),
+      wait_ms: roundMs(this.acquired - this.started),
+      ...(this.slotCheck && { slot_check: this.slotCheck }),
       ...(this.evictSave && { evict_save: this.evictSave }),
+      ...(this.clearingSaves.length > 0 && { clearing_saves: this.clearingSaves }),
       ...(plan.skippedSave && { evict_skip: skipSummary(plan.skippedSave) }),
       ...(this.restore && { restore: this.restore }),
       ...(this.save && { save: this.save }),

@@ -40,8 +40,8 @@ export interface ChatOutcome {
   ramHit: boolean;
 }
 
-/** Called for every generated token, before the next one is decoded. */
-export type TokenSink = (piece: string) => void;
+/** Called for every generated token, before the next one is decoded; `sofar` already has the prompt's counts. */
+export type TokenSink = (piece: string, sofar: Readonly<ChatOutcome>) => void;
 
 /** Schedules and runs `task`; never rejects for an abort (the outcome says `aborted`). */
 export async function runChat(inst: ModelInstance, task: ChatTask, onToken: TokenSink, signal: AbortSignal): Promise<ChatOutcome> {
@@ -92,7 +92,7 @@ async function runOnSlot(
     // states into and out of the RAM cache while every other slot waits.
     const prepared = await inst.engine.task(async (hold) => {
       if (signal.aborted) throw new AbortedError();
-      return prepareSlot(inst, slot, how, prompt, task.cachePrompt, hold);
+      return prepareSlot(inst, slot, how, prompt, hold);
     });
     out.ramHit = prepared.ramHit;
     out.cacheN = task.cachePrompt ? Math.min(prepared.lcp, prompt.length - 1) : 0;
@@ -113,7 +113,7 @@ async function runOnSlot(
       const piece = next();
       out.predicted.push(piece);
       slot.nextToken = { ...slot.nextToken, n_decoded: i + 1, n_remain: task.nPredict - i - 1 };
-      onToken(piece);
+      onToken(piece, out);
     });
     out.predictedMs = round3(predictedMs);
     out.finishReason = task.limited || out.predicted.length < task.nPredict ? 'length' : 'stop';

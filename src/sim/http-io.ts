@@ -101,6 +101,13 @@ export function writeSse(ex: Exchange, data: unknown): boolean {
   return true;
 }
 
+/** Writes one `event: …\ndata: …\n\n` event (the Anthropic stream); false when the client is gone. */
+export function writeSseEvent(ex: Exchange, event: string, data: unknown): boolean {
+  if (ex.res.destroyed || ex.res.writableEnded) return false;
+  ex.res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  return true;
+}
+
 /** Ends an SSE answer and hands the connection to the front's policy. */
 export function endSse(ex: Exchange): void {
   if (ex.res.destroyed || ex.res.writableEnded) return;

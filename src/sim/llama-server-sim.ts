@@ -3,7 +3,9 @@
  * one port). llama-swap and the router call `handleLlamaServer` in-process for the instance a request goes to.
  */
 import { handleChat } from './chat-http.js';
+import { handleCompletion } from './completion-http.js';
 import { sendError, sendJson, sendNotFound, type Exchange } from './http-io.js';
+import { handleMessages } from './messages-http.js';
 import { modelsBody, propsBody, slotsBody } from './llama-shapes.js';
 import type { ModelInstance } from './model-instance.js';
 import { handleSlotAction } from './slot-actions-http.js';
@@ -37,6 +39,9 @@ export async function handleLlamaServer(inst: ModelInstance, ex: Exchange): Prom
   }
   if (method === 'POST') {
     if (path === '/v1/chat/completions' || path === '/chat/completions') return handleChat(inst, ex);
+    if (path === '/v1/messages') return handleMessages(inst, ex);
+    if (path === '/completion' || path === '/completions') return handleCompletion(inst, ex, false);
+    if (path === '/v1/completions') return handleCompletion(inst, ex, true);
     const m = SLOT_ACTION_PATH.exec(path);
     if (m) return handleSlotAction(inst, ex, decodeURIComponent(m[1]!));
     if (handleTextEndpoint(inst, ex, path)) return;

@@ -28,6 +28,24 @@ export function samplingParams(overrides: Record<string, unknown> = {}): Record<
   return params;
 }
 
+// The fields `/completion`'s generation_settings has beyond the sampling parameters, and the key they follow.
+const COMPLETION_EXTRAS: Record<string, Record<string, unknown>> = {
+  dry_penalty_last_n: { dry_sequence_breakers: ['\n', ':', '"', '*'] },
+  adaptive_decay: { stop: [] },
+  stream: { logit_bias: [] },
+  min_keep: { grammar: '', grammar_lazy: false, grammar_triggers: [], preserved_tokens: [] },
+};
+
+/** `generation_settings` of a `/completion` answer: the task's sampling parameters plus the extra fields, in order. */
+export function completionSettings(params: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(params)) {
+    out[k] = v;
+    Object.assign(out, COMPLETION_EXTRAS[k]);
+  }
+  return out;
+}
+
 /** `GET /props` (get_props.txt). */
 export function propsBody(inst: ModelInstance): Record<string, unknown> {
   const c = inst.config;

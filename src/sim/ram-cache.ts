@@ -1,26 +1,22 @@
 /**
- * llama-server's host-memory prompt cache (`--cache-ram`, MiB): slot states kept in RAM when a slot is about to
- * be reused for another prompt, and loaded back into whichever slot a later prompt gets when that gives a longer
- * prefix. Least recently used entries are evicted beyond the limit. It belongs to one model instance: `erase`
- * leaves it alone, a restart or unload loses it.
+ * llama-server's host-memory prompt cache (`--cache-ram`, MiB; server_prompt_cache): slot states stored when a
+ * slot is about to be reused for another prompt or sits idle at a task launch, and loaded back into the slot a
+ * later prompt gets. As on the real server: a state already covered by an entry is not stored again, entries it
+ * covers are dropped, the oldest entries go first beyond the limit (FIFO), and a loaded entry leaves the cache
+ * (the slot holds it now). It belongs to one model instance: `erase` leaves it alone, a restart or unload loses it.
  */
 import { commonPrefixLength } from './tokenizer.js';
 
-interface Entry {
-  tokens: readonly string[];
-  lastUsed: number;
-}
-
-/** The best entry for a prompt and how many leading tokens it shares with it. */
+/** The entry chosen for a prompt and how many leading tokens it shares with it. */
 export interface RamMatch {
   tokens: readonly string[];
   lcp: number;
 }
 
-/** An LRU of token lists bounded by modelled KV bytes. */
+/** An insertion-ordered list of token lists bounded by modelled KV bytes. */
 export class RamPromptCache {
-  private entries: Entry[] = [];
-  private clock = 0;
+  /** Oldest first. */
+  private entries: (readonly string[])[] = [];
 
   /**
    * @param limitBytes the budget (`--cache-ram` × 2^20); 0 disables the cache
@@ -38,7 +34,7 @@ export class RamPromptCache {
 
   /** Modelled bytes currently held. */
   get bytes(): number {
-    return this.entries.reduce((sum, e) => sum + this.sizeOf(e.tokens), 0);
+    return this.entries.reduce((sum, e) => sum + this.sizeOf(e), 0);
   }
 
   /** Number of entries held. */
@@ -52,53 +48,49 @@ export class RamPromptCache {
   }
 
   /**
-   * Stores a slot state. When an entry already extends it, that entry is only refreshed; entries that are a prefix
-   * of the new one are dropped (it answers every prompt they would); states larger than the budget are not kept.
+   * Stores a slot state (server_prompt_cache::alloc): skipped when an entry already holds all of it ("prompt is
+   * already in the cache"); entries that are a prefix of it are dropped; states larger than the budget are not kept.
    */
   put(tokens: readonly string[]): void {
     if (!this.enabled || tokens.length === 0 || this.sizeOf(tokens) > this.limitBytes) return;
-    const now = ++this.clock;
-    const covering = this.entries.find(
-      (e) => e.tokens.length >= tokens.length && commonPrefixLength(e.tokens, tokens) === tokens.length,
-    );
-    if (covering) {
-      // An entry at least as long already answers every prompt this one would.
-      covering.lastUsed = now;
-      return;
-    }
-    this.entries = this.entries.filter(
-      (e) => !(e.tokens.length < tokens.length && commonPrefixLength(e.tokens, tokens) === e.tokens.length),
-    );
-    this.entries.push({ tokens, lastUsed: now });
-    this.evict();
+    if (this.entries.some((e) => commonPrefixLength(e, tokens) === tokens.length)) return;
+    this.entries = this.entries.filter((e) => commonPrefixLength(e, tokens) !== e.length);
+    this.entries.push(tokens);
+    let total = this.bytes;
+    while (total > this.limitBytes && this.entries.length > 0) total -= this.sizeOf(this.entries.shift()!);
   }
 
-  /** The entry sharing the longest prefix with `prompt` (most recent on ties), refreshed as used. */
-  best(prompt: readonly string[]): RamMatch | undefined {
-    let best: Entry | undefined;
+  /**
+   * Removes and returns the entry to load for `prompt` into a slot holding `current` (server_prompt_cache::load):
+   * an entry qualifies when the prompt keeps at least a quarter of it, and wins when it keeps a larger fraction of
+   * itself than the slot's state does (an empty slot: any) and covers more of the prompt.
+   */
+  take(prompt: readonly string[], current: readonly string[]): RamMatch | undefined {
+    if (prompt.length === 0) return undefined;
+    const lcpNow = commonPrefixLength(current, prompt);
+    let fKeepBest = current.length > 0 ? lcpNow / current.length : -1;
+    let fSimBest = lcpNow / prompt.length;
+    let best = -1;
     let bestLcp = 0;
-    for (const e of this.entries) {
-      const lcp = commonPrefixLength(e.tokens, prompt);
-      if (lcp > bestLcp || (lcp === bestLcp && lcp > 0 && best !== undefined && e.lastUsed > best.lastUsed)) {
-        best = e;
+    this.entries.forEach((e, i) => {
+      const lcp = commonPrefixLength(e, prompt);
+      const fKeep = lcp / e.length;
+      const fSim = lcp / prompt.length;
+      if (fKeep < 0.25) return; // "don't trash large prompts"
+      if (fKeepBest < fKeep && fSimBest < fSim) {
+        fKeepBest = fKeep;
+        fSimBest = fSim;
+        best = i;
         bestLcp = lcp;
       }
-    }
-    if (!best) return undefined;
-    best.lastUsed = ++this.clock;
-    return { tokens: best.tokens, lcp: bestLcp };
+    });
+    if (best < 0) return undefined;
+    const [tokens] = this.entries.splice(best, 1);
+    return { tokens: tokens!, lcp: bestLcp };
   }
 
   /** Drops everything (restart, unload). */
   clear(): void {
     this.entries = [];
-  }
-
-  private evict(): void {
-    let total = this.bytes;
-    this.entries.sort((a, b) => a.lastUsed - b.lastUsed);
-    while (total > this.limitBytes && this.entries.length > 0) {
-      total -= this.sizeOf(this.entries.shift()!.tokens);
-    }
   }
 }

@@ -37,6 +37,8 @@ export interface CacheOpResult {
   error?: string;
   /** A failed restore made the index and META_DIR forget the key (the backend cannot load that file). */
   dropped?: boolean;
+  /** A save whose token count did not match the slot's believed content: file deleted, no meta written. */
+  unverified?: boolean;
 }
 
 export interface SlotCacheDeps {
@@ -54,6 +56,11 @@ export interface SlotCacheDeps {
   economics?: Pick<RestoreEconomics, 'noteSaveSpeed' | 'noteRestoreSpeed'>;
   /** Saves and restores hold the server's main loop: prefills running meanwhile are not the model's own speed. */
   activity?: BackendActivity;
+  /** `CACHE_DIR` (the server's --slot-save-path), when configured: where a save that failed verification is deleted. */
+  cacheDir?: string;
+  /** The server cleared an idle slot by itself (it saved 0 tokens of a slot believed full): see ServerBehaviour. */
+  onIdleSlotCleared?: (backend: number) => void;
+  /** Milliseconds since the epoch, for meta timestamps; durations use the monotonic `performance.now()`. */
   now?: () => number;
 }
 
@@ -68,7 +75,10 @@ export interface SlotCache {
 }
 
 export function createSlotCache(deps: SlotCacheDeps): SlotCache {
-  const now = deps.now ?? Date.now;
+  const wallClock = deps.now ?? Date.now;
+  // Durations: monotonic (Date.now steps with the wall clock and rounds to whole milliseconds), to 0.01 ms.
+  const now = () => performance.now();
+  const elapsed = (since: number) => Math.round((now() - since) * 100) / 100;
 
   async function heavy<T>(backend: number, action: () => Promise<T>): Promise<T> {
     const phase = deps.activity?.begin(backend);
@@ -87,7 +97,7 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
       const res = await heavy(slot.backend, () => deps.clients[slot.backend]!.slotAction(model, slot.id, 'restore', key));
       if (!res.ok) {
         slot.content = undefined;
-        const result: CacheOpResult = { ok: false, ms: now() - started, error: `HTTP ${res.status} ${errorMessage(res.body)}` };
+        const result: CacheOpResult = { ok: false, ms: elapsed(started), error: `HTTP ${res.status} ${errorMessage(res.body)}` };
         // The server could not load the file (missing, corrupt, another model's, or larger than the context) and
         // never will: stop offering it, or every request with this prefix pays a failed restore. Unless a save
         // re-created the entry meanwhile.
@@ -107,14 +117,15 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
         big: true,
         saved: true,
         nTokens: num(res.body.n_restored),
+        restored: true,
         ...(meta.fingerprint !== undefined && { fingerprint: meta.fingerprint }),
       };
-      const result: CacheOpResult = { ok: true, ms: now() - started, ...serverMs(res.body, 'restore_ms'), tokens: num(res.body.n_restored), bytes: num(res.body.n_read) };
+      const result: CacheOpResult = { ok: true, ms: elapsed(started), ...serverMs(res.body, 'restore_ms'), tokens: num(res.body.n_restored), bytes: num(res.body.n_read) };
       deps.economics?.noteRestoreSpeed(model, result.tokens, actionMs(result));
       return result;
     } catch (err) {
       slot.content = undefined;
-      return { ok: false, ms: now() - started, error: describeCause(err) };
+      return { ok: false, ms: elapsed(started), error: describeCause(err) };
     } finally {
       deps.index.unpin(key);
     }
@@ -130,20 +141,27 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
       if (!(await client.isModelLoaded(content.model))) {
         // Nothing to save: the model's server is gone, and asking would load it again.
         slot.content = undefined;
-        return { ok: false, ms: now() - started, error: 'model not loaded' };
+        return { ok: false, ms: elapsed(started), error: 'model not loaded' };
       }
       const res = await heavy(slot.backend, () => client.slotAction(content.model, slot.id, 'save', content.key));
       result = res.ok
-        ? { ok: true, ms: now() - started, ...serverMs(res.body, 'save_ms'), tokens: num(res.body.n_saved), bytes: num(res.body.n_written) }
-        : { ok: false, ms: now() - started, error: `HTTP ${res.status} ${errorMessage(res.body)}` };
+        ? { ok: true, ms: elapsed(started), ...serverMs(res.body, 'save_ms'), tokens: num(res.body.n_saved), bytes: num(res.body.n_written) }
+        : { ok: false, ms: elapsed(started), error: `HTTP ${res.status} ${errorMessage(res.body)}` };
       if (result.ok && result.tokens === 0 && (content.nTokens ?? 1) > 0) {
         // llama-server cleared the idle slot on its own (--cache-idle-slots with a unified KV buffer): the file
         // holds nothing, so it must not be offered for restores. The content lives on only in its RAM cache.
         slot.content = undefined;
+        deps.onIdleSlotCleared?.(slot.backend);
         result = { ok: false, ms: result.ms, error: 'slot was empty: the server cleared it while idle' };
+      } else if (result.ok && !savedWhatWeThink(result.tokens, content.nTokens)) {
+        // The slot holds something else than we believe: the server restarted, or another client used the slot.
+        // The file is somebody else's conversation under this key: never offer it.
+        slot.content = undefined;
+        result = { ok: false, ms: result.ms, error: `saved ${result.tokens} tokens, expected ${content.nTokens}: the slot holds other content`, unverified: true };
+        await deleteFile(content.key);
       }
     } catch (err) {
-      result = { ok: false, ms: now() - started, error: describeCause(err) };
+      result = { ok: false, ms: elapsed(started), error: describeCause(err) };
     } finally {
       deps.index.unpin(content.key);
     }
@@ -163,7 +181,7 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
       prefix_len: content.prefixLen,
       wpb: deps.wordsPerBlock,
       blocks: [...content.blocks],
-      timestamp: now() / 1000,
+      timestamp: wallClock() / 1000,
       backend: deps.clients[slot.backend]!.url,
       ...(result.tokens !== undefined && { n_tokens: result.tokens }),
       ...(result.bytes !== undefined && { file_bytes: result.bytes }),
@@ -198,6 +216,14 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
     deps.log.debug({ key: parentKey, by: child.key }, 'superseded cache entry removed');
   }
 
+  /** Delete a cache file this proxy wrote but must not keep (a save that did not verify). */
+  async function deleteFile(key: string): Promise<void> {
+    if (!deps.cacheDir) return;
+    await unlink(join(deps.cacheDir, key)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') deps.log.warn({ key, err: describeCause(err) }, 'could not delete an unverified cache file');
+    });
+  }
+
   async function dropMeta(key: string): Promise<void> {
     // The seed removes the meta after a failed save: the file may be partial or stale.
     deps.index.remove(key);
@@ -210,6 +236,18 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
 
   return { restore, save };
 }
+
+/**
+ * A save answers `n_saved` = the tokens in the slot (prompt + generated − 1), which is what we recorded from the
+ * answer's timings. A small slack covers a stop token counted on one side only; a restart or another client's
+ * conversation differs by far more.
+ */
+function savedWhatWeThink(saved: number | undefined, believed: number | undefined): boolean {
+  if (saved === undefined || believed === undefined) return true;
+  return Math.abs(saved - believed) <= SAVE_TOKEN_SLACK;
+}
+
+const SAVE_TOKEN_SLACK = 2;
 
 function num(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isFinite(v) ? v : undefined;

@@ -2,7 +2,7 @@
  * The scheduler's decision, kept pure: given the request, the candidate slots and the disk matches, pick a slot and
  * say whether to restore into it and whether its current content must be saved first. No I/O, no clocks.
  */
-import { lcpBlocks, lcpRatio } from '../prompt/block-match.js';
+import { continuesBlocks, lcpBlocks, lcpRatio } from '../prompt/block-match.js';
 import type { SkipSave } from './save-skip.js';
 import type { DiskMatch, SlotContent, SlotPlan, SlotRequest, SlotState } from './slot-state.js';
 
@@ -23,6 +23,11 @@ export interface PlanInput {
    * overwrite. Absent: every unsaved big content is saved first (the seed).
    */
   skipSave?: SkipSave;
+  /**
+   * Wait for a busy slot that holds this conversation (its last turn is finishing, or it is being saved) rather
+   * than start cold on a free slot. Off once the request has waited long enough (see chat-route's patience).
+   */
+  waitForOwnSlot?: boolean;
 }
 
 /** Pick a slot for the request, or undefined when every candidate is busy (the caller waits). */
@@ -34,6 +39,10 @@ export function planSlot(input: PlanInput): SlotPlan | undefined {
 
   const resident = bestResident(idle, request, lcpTh);
   const disk = bestDisk(idle, diskMatch);
+  if (input.waitForOwnSlot) {
+    const own = busyWithThisConversation(candidates, request);
+    if (own && own.lcp > Math.max(resident?.lcp ?? 0, disk?.lcp ?? 0)) return undefined;
+  }
   if (resident && (!disk || resident.lcp >= disk.lcp)) {
     return { slot: resident.slot, resident: { lcp: resident.lcp, ratio: resident.ratio } };
   }
@@ -80,6 +89,22 @@ function bestResident(idle: readonly SlotState[], request: SlotRequest, lcpTh: n
     const ratio = lcpRatio(lcp, content.blocks, request.blocks);
     if (lcp === 0 || ratio < lcpTh) continue;
     if (!best || lcp > best.lcp || (lcp === best.lcp && slot.lastUsed > best.slot.lastUsed)) best = { slot, lcp, ratio };
+  }
+  return best;
+}
+
+/**
+ * A busy slot whose content this request continues (a later turn of the same conversation, not a copy of it):
+ * it is busy only until its last turn's answer ends or its write-behind save is done.
+ */
+function busyWithThisConversation(candidates: readonly SlotState[], request: SlotRequest): { lcp: number } | undefined {
+  let best: { lcp: number } | undefined;
+  for (const slot of candidates) {
+    const content = slot.content;
+    if (!slot.busy || slot.disabled || !content?.big || content.model !== request.model) continue;
+    if (request.key === content.key || !continuesBlocks(content.blocks, request.blocks)) continue;
+    const lcp = lcpBlocks(content.blocks, request.blocks);
+    if (!best || lcp > best.lcp) best = { lcp };
   }
   return best;
 }

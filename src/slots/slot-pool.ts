@@ -96,6 +96,26 @@ export class SlotPool {
     });
   }
 
+  /**
+   * Take an idle slot for background work (a save) without planning; false when it is busy or disabled. Give it
+   * back with `release(slot, { touch: false })`.
+   */
+  takeForBackground(slot: SlotState): boolean {
+    if (slot.busy || slot.disabled) return false;
+    slot.busy = true;
+    return true;
+  }
+
+  /** No slot of the backend is in use and no request waits for a slot: the server has nothing of ours to do. */
+  backendIdle(backend: number): boolean {
+    return this.waiters.length === 0 && !this.all().some((s) => s.backend === backend && s.busy);
+  }
+
+  /** Plan the waiting requests again (something they depend on changed, e.g. their patience ran out). */
+  retry(): void {
+    this.wake();
+  }
+
   /** Give a slot back and let waiters try again. `touch: false`: background work, the LRU order stays. */
   release(slot: SlotState, opts: { touch?: boolean } = {}): void {
     slot.busy = false;

@@ -22,6 +22,8 @@ export interface SlotContent {
   parentTokens?: number;
   /** Identity of the model that computed it (see LlamaClient.fingerprint). */
   fingerprint?: string;
+  /** Put there by a restore, with no task run on the slot since (GET /slots then shows nothing of it). */
+  restored?: true;
 }
 
 /** One slot of one model on one backend. */

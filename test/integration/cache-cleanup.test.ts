@@ -1,11 +1,12 @@
 /**
  * The cleanup job against real files written by the simulator: the start-up run deletes by age and by size and
  * keeps the index in step (a continuation no longer restores what was deleted), and a file a slot is being
- * restored from is never deleted. Limits by age and size in isolation are unit-tested in test/unit.
+ * restored from, or that a plan will restore once the save before it is done, is never deleted. Limits by age and
+ * size in isolation are unit-tested in test/unit.
  */
 import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { stat, utimes } from 'node:fs/promises';
+import { stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createMetaStore } from '../../src/cache/meta-store.js';
 import { createCacheCleanup } from '../../src/cleanup/cache-cleanup.js';
@@ -136,5 +137,78 @@ describe('cache cleanup', { timeout: 60_000 }, () => {
     assert.equal(restores[0]!.ok, true);
     assert.equal(next.line.restore?.ok, true);
     assert.ok(next.timings.cache_n >= first.timings.prompt_n, `cache_n ${next.timings.cache_n}`);
+  });
+  it('never deletes the file a plan will restore while the save before it runs', async () => {
+    stack = await startStack({ sim: { models: [{ id: MODEL, nSlots: 1 }] }, env: { N_SLOTS: '1', SAVE_POLICY: 'smart' } });
+    tap = await startTap(stack.sim.url);
+    await stack.restartProxy({ LLAMA_URL: tap.url });
+    const a = opening(631);
+    const first = await chat(stack, a);
+    const b = opening(632);
+    await chat(stack, b); // one slot: A is saved before B takes it; B stays unsaved in the slot
+    const heldSave = tap.hold((r) => r.path.includes('action=save'));
+    const simMark = stack.sim.events.length;
+    const cleanup = createCacheCleanup({
+      cacheDir: stack.cacheDir,
+      maxAgeHours: 0,
+      maxSizeGb: 1 / 1024 ** 3,
+      intervalMinutes: 0,
+      index: stack.proxy.ctx.index,
+      metaStore: createMetaStore(stack.metaDir),
+      log: { info: () => undefined, warn: () => undefined },
+    });
+
+    // A comes back: the plan saves B first, then restores A. Cleanup runs while B's save is in flight.
+    const pending = chat(stack, continued(a, first.content, 633));
+    pending.catch(() => undefined); // awaited below
+    let stats;
+    try {
+      const save = await withDeadline(heldSave.arrived, 5000, 'the save before the restore');
+      assert.equal(save.body.filename, keyOf(b));
+      stats = await cleanup.runOnce();
+    } finally {
+      heldSave.release();
+    }
+    assert.equal(stats.skippedPinned, 1, 'the planned file is protected');
+    assert.equal(stats.deletedBySize, 0);
+    assert.equal(await stored(stack, a), true, 'the file the plan restores is kept');
+
+    const next = await pending;
+    const restores = slotFileEvents(stack.sim, 'restore', simMark);
+    assert.equal(restores.length, 1);
+    assert.equal(restores[0]!.ok, true);
+    assert.equal(next.line.restore?.ok, true);
+    assert.ok(next.timings.cache_n >= first.timings.prompt_n, `cache_n ${next.timings.cache_n}`);
+    assert.equal(stack.proxy.ctx.index.isPinned(keyOf(a)), false, 'unpinned once the restore is done');
+  });
+  it('reconciles at start-up: an entry whose file is gone is dropped, a key-named file without a meta is deleted, nothing else is touched', async () => {
+    stack = await startStack(); // SAVE_POLICY=always: each conversation is saved after its answer
+    const a = opening(641);
+    const first = await chat(stack, a);
+    await chat(stack, opening(642)); // stays whole: shows that files of this server are here
+    const c = opening(643);
+    await chat(stack, c);
+    await unlink(join(stack.cacheDir, keyOf(a))); // the file is gone, its meta stays
+    await unlink(metaPath(stack.metaDir, keyOf(c))); // the meta is gone (its write failed), the file stays
+    await age(stack, c, 2);
+    const strangers = ['notes.txt', keyOf(c).toUpperCase()];
+    for (const name of strangers) {
+      await writeFile(join(stack.cacheDir, name), 'not ours');
+      const t = Date.now() / 1000 - 2 * HOUR_S;
+      await utimes(join(stack.cacheDir, name), t, t);
+    }
+    await stack.sim.restart();
+
+    const done = await restartAndClean(stack);
+
+    assert.equal(done.droppedMissing, 1);
+    assert.equal(done.deletedUnindexed, 1);
+    assert.equal(await stored(stack, a), false, 'the entry went with its file');
+    assert.equal(await exists(join(stack.cacheDir, keyOf(c))), false, 'the file without a meta is deleted');
+    for (const name of strangers) assert.equal(await exists(join(stack.cacheDir, name)), true, `${name} is left alone`);
+    const simMark = stack.sim.events.length;
+    const next = await chat(stack, continued(a, first.content, 644));
+    assert.deepEqual(slotFileEvents(stack.sim, 'restore', simMark), [], 'no restore of a file that is gone');
+    assert.equal(next.line.decision, 'cold');
   });
 });

@@ -47,6 +47,7 @@ describe('a small request never destroys an unsaved big cache', () => {
 
   it('saves the big cache first when its slot is the only idle one', async () => {
     const big = await bigUnsaved();
+    const mark = stack.sim.events.length; // after the proxy's start-up probe (one-token chats too)
     // Keep the other slot busy (~500 ms of decoding).
     const busy = await openStream(stack.url, '/v1/chat/completions', {
       model: 'tiny',
@@ -62,7 +63,7 @@ describe('a small request never destroys an unsaved big cache', () => {
     const line = await stack.logs.waitFor((l) => l.msg === 'chat' && l.big === false && l.slot === big.slot, 2000, 'the small request on the big slot');
     assert.equal((line.evict_save as { ok: boolean } | undefined)?.ok, true, 'the proxy saved the big content before');
     const saved = eventIndex(stack.sim, (e) => e.type === 'save' && e.ok && e.filename === big.filename && e.slot === big.slot);
-    const smallChat = eventIndex(stack.sim, (e) => e.type === 'chat' && e.slot === big.slot && e.predicted_n === 1);
+    const smallChat = eventIndex(stack.sim, (e) => stack.sim.events.indexOf(e) >= mark && e.type === 'chat' && e.slot === big.slot && e.predicted_n === 1);
     assert.ok(saved >= 0, 'the big content was saved under its key');
     assert.ok(smallChat > saved, 'the save came before the small chat overwrote the slot');
     const savedEvent = stack.sim.events[saved] as { n_tokens: number };

@@ -1,11 +1,14 @@
 /**
  * A client that goes away mid-stream: the upstream request is aborted at once (llama-server stops generating),
- * and the slot is released, so the next request on a one-slot setup is served without waiting.
+ * and the slot is released, so the next request on a one-slot setup is served without waiting. A client that leaves
+ * a non-streaming request is logged as its own abort (499), not as a backend failure, and the slot is no longer
+ * taken to hold what it held before (the server had started on the new prompt).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { eventually, withDeadline } from '../support/deadline.js';
 import { openStream } from '../support/net.js';
+import { chat, opening, continued } from '../support/cache.js';
 import { decodeOnlyCost, eventsOf } from '../support/sim-helpers.js';
 import { postJson, startStack } from '../support/stack.js';
 import { closeStack } from '../support/teardown.js';
@@ -84,5 +87,30 @@ describe('client disconnect mid-stream', () => {
     );
     assert.equal(res.object, 'chat.completion');
     assert.equal(eventsOf(stack.sim, 'chat', from).filter((e) => e.predicted_n === 1).length, 1, 'only the follow-up reached the backend');
+  });
+  it('a client leaving a non-streaming request: logged as its abort (499), and the slot content is forgotten', async () => {
+    const a = opening(711);
+    const first = await chat(stack, a, { maxTokens: 2 }); // saved after the answer (SAVE_POLICY=always); the slot holds A
+    const held = stack.sim.slotTokens('tiny', 0)!.join(' ');
+    const leaving = new AbortController();
+    const answer = postJson(stack.url, '/v1/chat/completions', {
+      model: 'tiny',
+      messages: opening(712),
+      max_tokens: 300, // ~3 s of decoding
+    }, { signal: leaving.signal }).catch((err: Error) => err);
+    // The backend has started on the new prompt: the slot no longer holds A.
+    await eventually(() => stack.sim.slotTokens('tiny', 0)!.join(' ') !== held, 2000, 'the backend to start on the new prompt');
+    leaving.abort();
+    assert.ok((await answer) instanceof Error);
+    const line = await stack.logs.waitFor((l) => l.msg === 'chat' && l.words === 64 && l.key !== first.line.key, 2000, 'the chat line of the request the client left');
+    assert.equal(line.status, 499);
+    assert.equal(line.client_gone, true);
+    await eventually(() => eventsOf(stack.sim, 'chat_aborted').length > 0, 2000, 'the backend to stop');
+
+    // A comes back: the proxy knows the slot lost it, so it restores A from disk instead of trusting the slot.
+    const next = await chat(stack, continued(a, first.content, 713), { maxTokens: 2 });
+    assert.equal(next.line.decision, 'restore');
+    assert.equal(next.line.restore?.ok, true);
+    assert.ok(next.timings.cache_n >= first.timings.prompt_n, `cache_n ${next.timings.cache_n}`);
   });
 });

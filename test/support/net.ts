@@ -4,13 +4,18 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { withDeadline } from './deadline.js';
 
-/** `http://127.0.0.1:PORT` where PORT was free a moment ago and nothing listens now (connections are refused). */
-export async function closedPortUrl(): Promise<string> {
+/** A loopback port that was free a moment ago (for a server that must be told its port, like llama-server). */
+export async function freePort(): Promise<number> {
   const server = net.createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   await new Promise<void>((resolve) => server.close(() => resolve()));
-  return `http://127.0.0.1:${port}`;
+  return port;
+}
+
+/** `http://127.0.0.1:PORT` where PORT was free a moment ago and nothing listens now (connections are refused). */
+export async function closedPortUrl(): Promise<string> {
+  return `http://127.0.0.1:${await freePort()}`;
 }
 
 export interface OpenStream {

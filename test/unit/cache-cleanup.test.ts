@@ -1,6 +1,6 @@
 import { mock, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, unlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CacheMeta } from '../../src/cache/meta-file.js';
@@ -68,7 +68,8 @@ test('deletes files older than maxAgeHours with their index entries and meta fil
     await f.addFile('new', 200, 2);
     const stats = await f.cleanup({ maxAgeHours: 5 }).runOnce();
     assert.deepEqual(stats, {
-      deletedByAge: 1, deletedBySize: 0, freedBytes: 100, remainingBytes: 200, skippedPinned: 0, orphanEntries: 0,
+      deletedByAge: 1, deletedBySize: 0, freedBytes: 100, remainingBytes: 200, skippedPinned: 0,
+      droppedMissing: 0, deletedUnindexed: 0, orphanEntries: 0,
     });
     assert.deepEqual(await f.cacheFiles(), ['new']);
     assert.deepEqual(await f.metaFiles(), ['new.meta.json']);
@@ -142,16 +143,18 @@ test('unset or missing cache dir: skipped with one log line', async () => {
   });
 });
 
-test('meta files in the cache dir (META_DIR = CACHE_DIR) are not treated as cache files; orphans are only counted', async () => {
+test('meta files in the cache dir (META_DIR = CACHE_DIR) are not treated as cache files; entries that may live elsewhere are only counted', async () => {
   await withFixture(async (f) => {
     await writeFile(join(f.cacheDir, 'k.meta.json'), '{}');
     await writeFile(join(f.cacheDir, 'k.meta.json.corrupt'), '{');
     await f.addFile('present', 10, 1);
-    f.index.add({ key: 'orphan', model_id: 'm', prefix_len: 1, wpb: 100, blocks: ['o'], timestamp: 1 });
+    // Another model: none of its files is in this directory, so its server may save elsewhere.
+    f.index.add({ key: 'orphan', model_id: 'other', prefix_len: 1, wpb: 100, blocks: ['o'], timestamp: 1 });
     const stats = await f.cleanup({ maxSizeGb: 1 / GB }).runOnce();
     assert.equal(stats.deletedBySize, 1);
     assert.equal(stats.remainingBytes, 0);
     assert.equal(stats.orphanEntries, 1);
+    assert.equal(stats.droppedMissing, 0);
     assert.ok(f.index.get('orphan'));
     assert.deepEqual(await f.cacheFiles(), ['k.meta.json', 'k.meta.json.corrupt']);
   });
@@ -197,5 +200,79 @@ test('start repeats every intervalMinutes', async () => {
     } finally {
       mock.timers.reset();
     }
+  });
+});
+
+const KEY_A = 'a'.repeat(64);
+const KEY_B = 'b'.repeat(64);
+const KEY_C = 'c'.repeat(64);
+
+test('an entry whose file is gone is dropped with its meta when its server saves here; others are kept and counted', async () => {
+  await withFixture(async (f) => {
+    await f.addFile(KEY_A, 10, 1);
+    await f.addFile(KEY_B, 10, 1);
+    await unlink(join(f.cacheDir, KEY_B)); // deleted by hand, or lost with the disk
+    // Same backend (none given) but another model, with no file here at all: maybe another --slot-save-path.
+    f.index.add({ key: KEY_C, model_id: 'elsewhere', prefix_len: 1, wpb: 100, blocks: ['c'], timestamp: 1 });
+    const stats = await f.cleanup().runOnce();
+    assert.equal(stats.droppedMissing, 1);
+    assert.equal(stats.orphanEntries, 1);
+    assert.equal(f.index.get(KEY_B), undefined);
+    assert.deepEqual(await f.metaFiles(), [`${KEY_A}.meta.json`]);
+    assert.ok(f.index.get(KEY_A));
+    assert.ok(f.index.get(KEY_C));
+    assert.ok(f.logs.some((l) => l.msg === 'cache entry dropped: its file is gone' && (l.obj as { key: string }).key === KEY_B));
+  });
+});
+
+test('an entry whose file is missing but whose key is pinned (a save is writing it) is kept', async () => {
+  await withFixture(async (f) => {
+    await f.addFile(KEY_A, 10, 1);
+    await f.addFile(KEY_B, 10, 1);
+    await unlink(join(f.cacheDir, KEY_B));
+    f.index.pin(KEY_B);
+    const stats = await f.cleanup().runOnce();
+    assert.equal(stats.droppedMissing, 0);
+    assert.ok(f.index.get(KEY_B));
+  });
+});
+
+test('a key-named file no entry describes is deleted once past the grace; fresh, pinned and other files stay', async () => {
+  await withFixture(async (f) => {
+    const old = new Date(NOW - 2 * HOUR);
+    const fresh = new Date(NOW - 10 * 60_000);
+    const others = ['notes.txt', 'A'.repeat(64), 'a'.repeat(63), `${KEY_A}.bin`];
+    for (const name of [KEY_A, KEY_B, KEY_C, ...others]) {
+      await writeFile(join(f.cacheDir, name), Buffer.alloc(10));
+      await utimes(join(f.cacheDir, name), name === KEY_B ? fresh : old, name === KEY_B ? fresh : old);
+    }
+    f.index.pin(KEY_C); // a save of this key is running
+    const stats = await f.cleanup({ unindexedGraceMs: HOUR }).runOnce();
+    assert.equal(stats.deletedUnindexed, 1);
+    assert.equal(stats.freedBytes, 10);
+    assert.deepEqual(await f.cacheFiles(), [KEY_B, KEY_C, ...others].sort());
+    assert.ok(f.logs.some((l) => l.msg === 'cache file deleted' && (l.obj as { reason: string }).reason === 'unindexed'));
+  });
+});
+
+test('a key-named file with an entry (only in memory: its meta write failed) is never unindexed', async () => {
+  await withFixture(async (f) => {
+    await f.addFile(KEY_A, 10, 5);
+    await rm(join(f.metaDir, `${KEY_A}.meta.json`));
+    const stats = await f.cleanup({ unindexedGraceMs: HOUR }).runOnce();
+    assert.equal(stats.deletedUnindexed, 0);
+    assert.deepEqual(await f.cacheFiles(), [KEY_A]);
+  });
+});
+
+test('the default grace is an hour', async () => {
+  await withFixture(async (f) => {
+    for (const [name, ageMin] of [[KEY_A, 50], [KEY_B, 70]] as const) {
+      await writeFile(join(f.cacheDir, name), Buffer.alloc(10));
+      const t = new Date(NOW - ageMin * 60_000);
+      await utimes(join(f.cacheDir, name), t, t);
+    }
+    await f.cleanup().runOnce();
+    assert.deepEqual(await f.cacheFiles(), [KEY_A]);
   });
 });

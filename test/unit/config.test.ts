@@ -75,7 +75,7 @@ describe('config defaults', () => {
     assert.equal(c.connectTimeout, 5);
     assert.equal(c.acquireTimeout, 300);
     assert.equal(c.savePolicy, 'smart');
-    assert.equal(c.saveMinNewTokens, 256);
+    assert.equal(c.saveMinNewTokens, 0);
     assert.equal(c.logLevel, 'info');
   });
 

@@ -15,3 +15,10 @@ describe('summariseHealth', () => {
     assert.deepEqual(summariseHealth(['error']), { status: 'unavailable', httpStatus: 503 });
   });
 });
+
+describe('summariseHealth with the proxy itself failing', () => {
+  it('503 "failing" whatever the backends say', () => {
+    assert.deepEqual(summariseHealth(['ok'], true), { status: 'failing', httpStatus: 503 });
+    assert.deepEqual(summariseHealth(['loading'], true), { status: 'failing', httpStatus: 503 });
+  });
+});

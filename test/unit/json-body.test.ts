@@ -44,6 +44,12 @@ test('malformed JSON is a 400 invalid_json error', async () => {
   assert.match(error.message, /^invalid JSON body: /);
 });
 
+test("a field left undefined never overrides the client's own value (cache_prompt: false next to id_slot)", async () => {
+  const { text, spliced } = await upstreamFor('{"messages":[],"id_slot":7,"cache_prompt":false}', { id_slot: 1, cache_prompt: undefined });
+  assert.equal(spliced, false);
+  assert.deepEqual(JSON.parse(text), { messages: [], id_slot: 1, cache_prompt: false });
+});
+
 test('JSON nested deeper than MAX_JSON_DEPTH is a 400 invalid_json error; at the limit it is accepted', async () => {
   const nested = (depth: number) => `{"messages":[],"x":${'['.repeat(depth - 1)}${']'.repeat(depth - 1)}}`;
   const deep = await upstreamFor(nested(100_000), {});

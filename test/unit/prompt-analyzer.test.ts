@@ -55,7 +55,7 @@ test('PromptAnalyzer: a repeated conversation is not stored twice, a continued o
   const analyzer = new PromptAnalyzer(OPTS);
   const messages = [{ role: 'user', content: 'one two three four' }, { role: 'assistant', content: 'five six' }];
   analyzer.analyze({ messages });
-  assert.deepEqual(analyzer.size(), { nodes: 2, chars: 'one two three four'.length + 'five six'.length });
+  assert.deepEqual(analyzer.size(), { models: 1, nodes: 2, chars: 'one two three four'.length + 'five six'.length });
   analyzer.analyze({ messages });
   assert.equal(analyzer.size().nodes, 2);
   analyzer.analyze({ messages: [...messages, { role: 'user', content: 'seven' }] });
@@ -83,4 +83,35 @@ test('PromptAnalyzer stays within its limits, drops the least recently used conv
   const byChars = new PromptAnalyzer(OPTS, { maxNodes: 1000, maxChars: 200 });
   for (let i = 0; i < 50; i++) byChars.analyze({ messages: [{ role: 'user', content: `${i} ${'x'.repeat(30)}` }] });
   assert.ok(byChars.size().chars <= 200, `chars ${byChars.size().chars}`);
+});
+
+test('PromptAnalyzer prunes a conversation thousands of messages deep without overflowing the stack (issue 9.1)', () => {
+  const analyzer = new PromptAnalyzer(OPTS, { maxNodes: 9_000, maxChars: 10_000_000 });
+  const messages: unknown[] = [];
+  for (let turn = 0; turn < 12; turn++) {
+    for (let i = 0; i < 1_000; i++) messages.push({ role: i % 2 ? 'assistant' : 'user', content: `m${turn} ${i} w` });
+    const body = { messages: [...messages] };
+    assert.deepEqual(analyzer.analyze(body), reference(body));
+    assert.ok(analyzer.size().nodes <= 9_000, `nodes ${analyzer.size().nodes} after turn ${turn}`);
+  }
+  // And it keeps working for everything after.
+  const after = { messages: [{ role: 'user', content: 'a later, ordinary request with a few words' }] };
+  assert.deepEqual(analyzer.analyze(after), reference(after));
+});
+
+test('PromptAnalyzer: one request with more messages than the memo holds is analysed exactly and leaves it bounded', () => {
+  const analyzer = new PromptAnalyzer(OPTS, { maxNodes: 2_000, maxChars: 10_000_000 });
+  const kept = { messages: [{ role: 'user', content: 'a conversation that should stay memoised' }] };
+  analyzer.analyze(kept);
+  const huge = { messages: Array.from({ length: 20_001 }, (_, i) => ({ role: 'user', content: `short ${i}` })) };
+  assert.deepEqual(analyzer.analyze(huge), reference(huge));
+  assert.deepEqual(analyzer.size(), { models: 1, nodes: 1, chars: 'a conversation that should stay memoised'.length });
+  assert.deepEqual(analyzer.analyze(kept), reference(kept));
+});
+
+test('PromptAnalyzer: distinct model names do not pile up once their conversations are pruned', () => {
+  const analyzer = new PromptAnalyzer(OPTS, { maxNodes: 100, maxChars: 10_000_000 });
+  for (let i = 0; i < 1_000; i++) analyzer.analyze({ model: `model-${i}`, messages: [{ role: 'user', content: 'hi' }] });
+  assert.ok(analyzer.size().nodes <= 100);
+  assert.ok(analyzer.size().models <= 100, `models ${analyzer.size().models}`);
 });

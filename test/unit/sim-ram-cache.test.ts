@@ -1,33 +1,43 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { cacheUpdateWanted } from '../../src/sim/prompt-cache-policy.js';
 import { RamPromptCache } from '../../src/sim/ram-cache.js';
 
 const toks = (prefix: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
 
 describe('sim RAM prompt cache', () => {
-  it('returns the entry with the longest common prefix', () => {
+  it('hands over the entry that covers more of the prompt, and forgets it (the slot holds it now)', () => {
     const ram = new RamPromptCache(1000, 1);
     const a = toks('a', 10);
     const b = toks('b', 10);
     ram.put(a);
     ram.put(b);
-    assert.deepEqual(ram.best([...a.slice(0, 7), 'x']), { tokens: a, lcp: 7 });
-    assert.equal(ram.best(['zzz']), undefined);
+    assert.deepEqual(ram.take([...a.slice(0, 7), 'x'], []), { tokens: a, lcp: 7 });
+    assert.equal(ram.size, 1);
+    assert.equal(ram.take([...a.slice(0, 7), 'x'], []), undefined);
+    assert.equal(ram.take(['zzz'], []), undefined);
   });
 
-  it('evicts the least recently used entries beyond the limit', () => {
+  it('loads nothing that would keep less than a quarter of it, nor what the slot already beats', () => {
+    const ram = new RamPromptCache(1000, 1);
+    const a = toks('a', 40);
+    ram.put(a);
+    assert.equal(ram.take([...a.slice(0, 9), 'x'], []), undefined); // 9/40 < 0.25
+    assert.equal(ram.take([...a.slice(0, 20), 'x'], a.slice(0, 20)), undefined); // the slot keeps 100 %
+    assert.equal(ram.take([...a.slice(0, 20), 'x'], [])?.lcp, 20);
+  });
+
+  it('evicts the oldest entries beyond the limit (FIFO, like the real server)', () => {
     const ram = new RamPromptCache(25, 1);
-    const a = toks('a', 10);
-    const b = toks('b', 10);
-    const c = toks('c', 10);
+    const [a, b, c] = [toks('a', 10), toks('b', 10), toks('c', 10)];
     ram.put(a);
     ram.put(b);
-    ram.best(a); // a is now more recent than b
+    ram.put(a); // already held: not stored again, not refreshed either
     ram.put(c);
     assert.equal(ram.size, 2);
-    assert.equal(ram.best(b), undefined);
-    assert.equal(ram.best(a)?.lcp, 10);
-    assert.equal(ram.best(c)?.lcp, 10);
+    assert.equal(ram.take(a, []), undefined);
+    assert.equal(ram.take(b, [])?.lcp, 10);
+    assert.equal(ram.take(c, [])?.lcp, 10);
   });
 
   it('does not keep states larger than the whole budget, nor anything when off', () => {
@@ -49,5 +59,24 @@ describe('sim RAM prompt cache', () => {
     ram.put(turn1); // already covered by turn2
     assert.equal(ram.size, 1);
     assert.equal(ram.bytes, 12);
+  });
+});
+
+describe('sim prompt-cache update decision (get_available_slot)', () => {
+  const a = toks('a', 100);
+  const b = toks('b', 100);
+  it('always updates for a slot picked by LRU', () => {
+    assert.equal(cacheUpdateWanted('lru', [], a, 0.1), true);
+    assert.equal(cacheUpdateWanted('lru', a, a, 0.1), true);
+  });
+  it('never updates for a pinned empty slot (f_keep = 0/0), nor for any pinned slot without similarity', () => {
+    assert.equal(cacheUpdateWanted('pinned', [], a, 0.1), false);
+    assert.equal(cacheUpdateWanted('pinned', b, a, 0), false);
+  });
+  it('updates a pinned or similar slot when the prompt keeps less than half of it', () => {
+    assert.equal(cacheUpdateWanted('pinned', b, a, 0.1), true);
+    assert.equal(cacheUpdateWanted('pinned', a.slice(0, 60), a, 0.1), false);
+    assert.equal(cacheUpdateWanted('similarity', [...a.slice(0, 20), ...b], a, 0.1), true);
+    assert.equal(cacheUpdateWanted('similarity', [...a.slice(0, 20), ...b.slice(0, 10)], a, 0.1), false);
   });
 });

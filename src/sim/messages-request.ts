@@ -1,0 +1,67 @@
+/**
+ * Validation of `POST /v1/messages` (Anthropic Messages API) bodies as llama-server does it, measured on the real
+ * binary: an unparsable body or a missing `messages` is a 500 `server_error`, a message without `role` a 500
+ * "Failed to parse messages: …"; `system` becomes the first message; text blocks are kept, other blocks dropped.
+ * `id_slot` is IGNORED (the real server's log says "selected slot by LRU" / "by LCP similarity" for it).
+ */
+import type { ChatTask } from './chat-engine.js';
+import { DEFAULT_REPLY_TOKENS } from './chat-request.js';
+import { isObject, parseJsonBody } from './http-io.js';
+import { samplingParams } from './llama-shapes.js';
+import { GENERATION_PROMPT, renderChat, tokenizeChat, type ChatMessage } from './tokenizer.js';
+
+/** A messages request ready to run, or the 500 to answer. */
+export type ParsedMessages = { ok: true; task: ChatTask; stream: boolean } | { ok: false; status: number; message: string };
+
+/** The text of Anthropic content: a string, or the `text` of its text blocks. */
+function blocksText(content: unknown): string {
+  if (typeof content === 'string') return content;
+  if (!Array.isArray(content)) return '';
+  return content.map((b) => (isObject(b) && b.type === 'text' && typeof b.text === 'string' ? b.text : '')).join('');
+}
+
+function intField(body: Record<string, unknown>, key: string): number | undefined {
+  const v = body[key];
+  return typeof v === 'number' && Number.isInteger(v) ? v : undefined;
+}
+
+/** Parses and validates a messages body. */
+export function parseMessagesRequest(raw: Buffer): ParsedMessages {
+  const parsed = parseJsonBody(raw);
+  if (!parsed.ok) return { ok: false, status: 500, message: parsed.message };
+  const body = isObject(parsed.value) ? parsed.value : {};
+  if (!('messages' in body)) return { ok: false, status: 500, message: "'messages' is required" };
+  const messages: ChatMessage[] = [];
+  if (body.system !== undefined) messages.push({ role: 'system', content: blocksText(body.system) });
+  for (const m of Array.isArray(body.messages) ? body.messages : []) {
+    if (!isObject(m) || typeof m.role !== 'string') {
+      return { ok: false, status: 500, message: `Failed to parse messages: Missing 'role' in message: ${JSON.stringify(m)}` };
+    }
+    messages.push({ role: m.role, content: blocksText(m.content) });
+  }
+
+  const requested = intField(body, 'max_tokens');
+  const limited = requested !== undefined && requested >= 0;
+  const nPredict = limited ? requested : DEFAULT_REPLY_TOKENS;
+  const stream = body.stream === true;
+  const task: ChatTask = {
+    prompt: tokenizeChat(messages),
+    promptText: renderChat(messages),
+    cachePrompt: body.cache_prompt !== false,
+    nPredict,
+    limited,
+    idSlot: undefined,
+    params: samplingParams({
+      temperature: typeof body.temperature === 'number' ? body.temperature : undefined,
+      top_k: intField(body, 'top_k'),
+      top_p: typeof body.top_p === 'number' ? body.top_p : undefined,
+      max_tokens: limited ? nPredict : -1,
+      n_predict: limited ? nPredict : -1,
+      stream,
+      chat_format: 'peg-native',
+      reasoning_format: 'deepseek',
+      generation_prompt: GENERATION_PROMPT,
+    }),
+  };
+  return { ok: true, task, stream };
+}

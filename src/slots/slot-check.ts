@@ -1,0 +1,58 @@
+/**
+ * Trust nothing the server did not confirm: before a request is pinned to a slot believed to hold its
+ * conversation, `GET /slots` (cheap) says what the slots really hold, when the backend may have changed behind the
+ * proxy's back (quiet for a while: restarted, slept, used by another client) or when it is not yet known whether
+ * the server keeps idle slots at all (see ServerBehaviour).
+ *
+ * `GET /slots` shows `n_prompt_tokens` (the tokens now in the slot's KV) only for slots that ran a task since the
+ * server started: a slot that was only restored shows nothing, and then nothing can be concluded.
+ */
+import type { SlotState } from './slot-state.js';
+
+/**
+ * What `GET /slots` said of each slot by id: the tokens in its KV, or `null` for the short form (no task ran on
+ * it since the server started). A slot missing from the answer is not in the map.
+ */
+export type ObservedSlots = ReadonlyMap<number, number | null>;
+
+/** Parse `GET /slots` (an array of `{id, n_prompt_tokens?}`); undefined when the answer is not that. */
+export function parseSlots(body: unknown): ObservedSlots | undefined {
+  if (!Array.isArray(body)) return undefined;
+  const slots = new Map<number, number | null>();
+  for (const entry of body) {
+    if (typeof entry !== 'object' || entry === null) continue;
+    const { id, n_prompt_tokens: tokens } = entry as { id?: unknown; n_prompt_tokens?: unknown };
+    if (typeof id === 'number') slots.set(id, typeof tokens === 'number' ? tokens : null);
+  }
+  return slots;
+}
+
+export type SlotVerdict =
+  /** The slot holds what we believe, or the server does not say. */
+  | 'confirmed'
+  /** The slot is empty while another slot we believe full still holds its content: the server clears idle slots. */
+  | 'cleared-idle'
+  /** Every slot we believe full is empty: the server restarted (or erased them all). */
+  | 'restarted'
+  /** The slot holds something else: another client used it. */
+  | 'replaced';
+
+/** Tokens may differ by a stop token counted on one side only. */
+const TOKEN_SLACK = 2;
+
+/**
+ * Judge the target slot (and, for context, the backend's other slots) against what the proxy believes they hold.
+ * Pure: `slots` are the backend's slots for this model with their believed content.
+ */
+export function judgeSlot(target: SlotState, slots: readonly SlotState[], observed: ObservedSlots): SlotVerdict {
+  const content = target.content;
+  const tokens = observed.get(target.id);
+  if (tokens === undefined || content?.nTokens === undefined) return 'confirmed';
+  // The short form: no task ran on the slot since the server started. Fine for a slot we only restored into; a
+  // slot that served our request must have run one, so the server started again since.
+  if (tokens === null) return content.restored ? 'confirmed' : 'restarted';
+  if (Math.abs(tokens - content.nTokens) <= TOKEN_SLACK) return 'confirmed';
+  if (tokens > 0) return 'replaced';
+  const othersStillFull = slots.some((s) => s !== target && s.content?.nTokens && (observed.get(s.id) ?? 0) > 0);
+  return othersStillFull ? 'cleared-idle' : 'restarted';
+}

@@ -1,0 +1,140 @@
+/**
+ * Write-behind saves (smart policy): a conversation's new state is written to disk right after its answer, in the
+ * backend's idle time, so that no request later waits for that write (an eviction finds it on disk already) and a
+ * crash, restart or unload loses at most the last `windowMs` of answers.
+ *
+ * After an answer the slot is armed. The save starts at the first moment, `settleMs` after the answer or later,
+ * when the backend has no request of ours running or waiting (an agent continuing at once skips the save: its
+ * next answer supersedes it). At `windowMs` after the answer it starts whatever the backend is doing, which bounds
+ * the loss. The save follows the eviction's rule (`unsaved`: big, not on disk, not let go by the re-save
+ * economics). A request for the slot arriving meanwhile waits for that one save (see the planner's own-slot wait).
+ */
+import type { Logger } from 'pino';
+import type { CacheOpResult, SlotCache } from './slot-cache.js';
+import type { SlotPool } from './slot-pool.js';
+import type { SlotContent, SlotState } from './slot-state.js';
+
+export interface WriteBehindDeps {
+  pool: SlotPool;
+  slotCache: SlotCache;
+  log: Logger;
+  /** The loss window: the latest state is on disk this long after the answer at the latest; 0 = no write-behind. */
+  windowMs: number;
+  /** The content that would be lost if the slot were overwritten now, if any (the policy's save rule). */
+  unsaved: (slot: SlotState) => SlotContent | undefined;
+  describeBackend: (backend: number) => string;
+}
+
+interface Armed {
+  content: SlotContent;
+  settled: boolean;
+  timers: NodeJS.Timeout[];
+}
+
+export class WriteBehindSaver {
+  private readonly armed = new Map<SlotState, Armed>();
+  private readonly running = new Map<SlotState, Promise<CacheOpResult | undefined>>();
+  private closed = false;
+  private readonly settleMs: number;
+
+  constructor(private readonly deps: WriteBehindDeps) {
+    // Long enough for an agent's immediate next turn to come first, short against the window.
+    this.settleMs = Math.min(deps.windowMs / 4, 250);
+  }
+
+  /** A request released the slot: arm its new content, and use the idle moment for what is settled already. */
+  slotReleased(slot: SlotState): void {
+    this.disarm(slot);
+    this.arm(slot);
+    this.saveSettled(slot.backend);
+  }
+
+  /**
+   * Before a completion task starts on a backend that clears its idle slots (see ServerBehaviour): wait for the
+   * saves running there, then save every other idle slot's unsaved content now, since the task start clears it.
+   */
+  async saveBeforeClearing(backend: number, keep: SlotState): Promise<CacheOpResult[]> {
+    await Promise.allSettled(this.runningOn(backend));
+    const saves: Array<Promise<CacheOpResult | undefined>> = [];
+    for (const slot of this.deps.pool.all()) {
+      if (slot.backend !== backend || slot === keep) continue;
+      const content = this.deps.unsaved(slot);
+      if (content) saves.push(this.save(slot, content, 'before_clearing'));
+    }
+    const results = await Promise.all(saves);
+    return results.filter((r): r is CacheOpResult => r !== undefined);
+  }
+
+  /** Cancel pending saves and wait for running ones (shutdown saves what is left afterwards). */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const slot of [...this.armed.keys()]) this.disarm(slot);
+    await Promise.allSettled(this.running.values());
+  }
+
+  private arm(slot: SlotState): void {
+    if (this.closed || this.deps.windowMs <= 0 || slot.busy) return;
+    const content = this.deps.unsaved(slot);
+    if (!content) return;
+    const armed: Armed = { content, settled: false, timers: [] };
+    const settle = setTimeout(() => {
+      armed.settled = true;
+      this.saveSettled(slot.backend);
+    }, this.settleMs);
+    const deadline = setTimeout(() => void this.saveArmed(slot, 'window'), this.deps.windowMs);
+    for (const timer of [settle, deadline]) timer.unref();
+    armed.timers.push(settle, deadline);
+    this.armed.set(slot, armed);
+  }
+
+  private disarm(slot: SlotState): Armed | undefined {
+    const armed = this.armed.get(slot);
+    for (const timer of armed?.timers ?? []) clearTimeout(timer);
+    this.armed.delete(slot);
+    return armed;
+  }
+
+  /** The backend has nothing of ours to do: save its settled slots, one at a time. */
+  private saveSettled(backend: number): void {
+    if (!this.deps.pool.backendIdle(backend)) return;
+    for (const [slot, armed] of this.armed) {
+      if (slot.backend === backend && armed.settled) {
+        void this.saveArmed(slot, 'idle');
+        return;
+      }
+    }
+  }
+
+  private saveArmed(slot: SlotState, why: 'idle' | 'window'): Promise<CacheOpResult | undefined> {
+    const armed = this.disarm(slot);
+    return armed ? this.save(slot, armed.content, why) : Promise.resolve(undefined);
+  }
+
+  private async save(slot: SlotState, content: SlotContent, why: string): Promise<CacheOpResult | undefined> {
+    // Continued or taken meanwhile (its release re-armed it), or saved by someone else: nothing to do.
+    if (this.closed || this.deps.unsaved(slot) !== content || !this.deps.pool.takeForBackground(slot)) return undefined;
+    const work = this.deps.slotCache.save(slot, content);
+    this.running.set(slot, work);
+    try {
+      const save = await work;
+      this.deps.log.info({
+        backend: this.deps.describeBackend(slot.backend),
+        model: content.model,
+        slot: slot.id,
+        key: content.key.slice(0, 16),
+        why,
+        save,
+      }, 'saved after answer');
+      return save;
+    } finally {
+      this.running.delete(slot);
+      // Not a use of the slot: its place in the LRU order stays where the conversation left it.
+      this.deps.pool.release(slot, { touch: false });
+      this.saveSettled(slot.backend);
+    }
+  }
+
+  private runningOn(backend: number): Array<Promise<unknown>> {
+    return [...this.running].filter(([slot]) => slot.backend === backend).map(([, work]) => work);
+  }
+}

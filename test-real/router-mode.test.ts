@@ -1,0 +1,52 @@
+/**
+ * The proxy in front of a real llama-server in router mode: `--models-dir` with two models (two names for the tiny
+ * model), `--models-max 1`, so a request for one model unloads the other. Pinning goes through the router, and a
+ * conversation survives its model being swapped out and back in.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { locateLlamaServer } from '../test/support/real-server.js';
+import { nextTurn, openingOf, realChat, serverSlots, startRealStack } from '../test/support/real-stack.js';
+import type { RealStack } from '../test/support/real-stack.js';
+
+const where = locateLlamaServer();
+const skip = 'skip' in where ? where.skip : false;
+
+async function loadedModels(stack: RealStack): Promise<string[]> {
+  const res = await fetch(`${stack.server.url}/models`, { signal: AbortSignal.timeout(5000) });
+  const body = (await res.json()) as { data: Array<{ id: string; status: { value: string } }> };
+  return body.data.filter((m) => m.status.value === 'loaded').map((m) => m.id);
+}
+
+describe('proxy in front of a real llama-server in router mode (two models, --models-max 1, -np 2)', { skip }, () => {
+  let stack: RealStack;
+  before(async () => {
+    if ('skip' in where) return;
+    stack = await startRealStack(where, { server: { slots: 2, router: ['alpha', 'beta'], args: ['--models-max', '1', '--cache-ram', '0'] } });
+  });
+  after(() => stack?.close());
+
+  it('detects router mode and pins requests to the model\'s slots', async () => {
+    const a = openingOf(401);
+    const a1 = await realChat(stack, 'proxy', a, { model: 'alpha' });
+    assert.equal(stack.proxy.ctx.clients[0]!.kind, 'router');
+    const slots = await serverSlots(stack.server, 'alpha');
+    assert.equal(slots[a1.line.slot]!.n_prompt_tokens, a1.slotTokens, 'A is in the slot the proxy pinned it to');
+    const a2 = await realChat(stack, 'proxy', nextTurn(a, a1.content, 402), { model: 'alpha' });
+    assert.equal(a2.line.slot, a1.line.slot);
+    assert.ok(a2.timings.cache_n >= a1.promptTokens, `reused ${a2.timings.cache_n} of ${a1.promptTokens}`);
+  });
+
+  it('keeps a conversation across a swap: the other model unloads it, and it comes back restored from disk', async () => {
+    const a = openingOf(411);
+    const a1 = await realChat(stack, 'proxy', a, { model: 'alpha' });
+    const x = await realChat(stack, 'proxy', openingOf(412), { model: 'beta' });
+    assert.equal(x.line.status, 200);
+    assert.deepEqual(await loadedModels(stack), ['beta'], 'beta replaced alpha');
+
+    const a2 = await realChat(stack, 'proxy', nextTurn(a, a1.content, 413), { model: 'alpha' });
+    assert.deepEqual(await loadedModels(stack), ['alpha']);
+    assert.equal(a2.line.decision, 'restore');
+    assert.ok(a2.timings.cache_n >= a1.promptTokens, `A reused ${a2.timings.cache_n} of ${a1.promptTokens} after the swap`);
+  });
+});
