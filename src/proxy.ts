@@ -96,7 +96,8 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
   const ctx = createProxyContext({
     config, clients, pool, index, slotCache, economics, analyzer, activity, behaviour, log, ...(writeBehind && { writeBehind }),
   });
-  const app = createApp(ctx);
+  // Answers in progress get part of the shutdown time; meanwhile new requests get 503 (shutdown-drain.ts).
+  const app = createApp(ctx, { shutdownGraceMs: config.shutdownTimeoutSeconds * 1000 * ANSWERS_SHARE });
   const cleanup = createCacheCleanup({
     cacheDir: config.cacheDir ?? '',
     maxAgeHours: config.cacheMaxAgeHours,

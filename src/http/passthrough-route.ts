@@ -1,14 +1,21 @@
 /**
  * Everything the proxy does not handle itself goes to the first backend unchanged (`/v1/completions`, `/tokenize`,
- * `/props`…), body and answer streamed. Slot actions are the exception: the proxy owns the slots, and a client that
- * saved or restored behind its back would make its picture of them wrong.
+ * `/props`…), body and answer streamed. The slot API and model unloads are the exception (see route-policy.ts): the
+ * proxy owns the slots, and a client acting on them behind its back would make its picture of them wrong.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { once } from 'node:events';
 import { track } from './inflight.js';
 import { ProxyError } from '../errors.js';
 import type { ProxyContext } from './context.js';
+import { refusedRoute } from './route-policy.js';
+import type { Refusal } from './route-policy.js';
 import { requestHeadersForUpstream, responseHeadersForClient } from './upstream-headers.js';
+
+const REFUSAL_MESSAGES: Record<Refusal, string> = {
+  slots_managed_by_proxy: 'the slot API (slot actions and the slot list) is managed by proxycache and is not passed through',
+  models_managed_by_proxy: 'loading and unloading models is managed by proxycache (it saves their slots first) and is not passed through',
+};
 
 export function registerPassthrough(scope: FastifyInstance, ctx: ProxyContext): void {
   // Raw bytes for any content type: the backend, not the proxy, judges these bodies.
@@ -19,9 +26,10 @@ export function registerPassthrough(scope: FastifyInstance, ctx: ProxyContext): 
 
   async function passThrough(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     const path = request.url;
-    if (/^\/(upstream\/[^/]+\/)?slots\/[^/?]+/.test(path) && request.method === 'POST') {
-      throw new ProxyError(403, 'slots_managed_by_proxy', 'slot actions are managed by proxycache and are not passed through');
-    }
+    // Absolute-form targets (`GET http://host/path`) are for forward proxies; the backend expects a path.
+    if (!path.startsWith('/')) throw new ProxyError(400, 'invalid_request', 'the request target must be a path starting with /');
+    const refusal = refusedRoute(path);
+    if (refusal) throw new ProxyError(403, refusal, REFUSAL_MESSAGES[refusal]);
     const abort = new AbortController();
     reply.raw.on('close', () => {
       if (!reply.raw.writableFinished) abort.abort();

@@ -51,3 +51,60 @@ describe('invalid chat requests', () => {
     assert.equal(stack.proxy.ctx.pool.all().filter((s) => s.busy).length, 0);
   });
 });
+
+describe('hostile chat bodies', () => {
+  let stack: Stack;
+  before(async () => {
+    stack = await startStack();
+  });
+  after(() => closeStack(stack));
+
+  it('JSON nested 100,000 deep → 400 invalid_json (the prompt analysis used to overflow its stack: 500)', async () => {
+    const chats = eventsOf(stack.sim, 'chat').length;
+    const depth = 100_000;
+    const body = `{"model":"tiny","messages":[{"role":"user","content":${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}}]}`;
+    const res = await postJson(stack.url, '/v1/chat/completions', body);
+    assert.equal(res.status, 400, JSON.stringify(res.body));
+    assertOpenAiError(res.body, 'invalid_request_error');
+    assert.equal(res.body.error.code, 'invalid_json');
+    assert.equal(eventsOf(stack.sim, 'chat').length, chats);
+  });
+
+  it('the next request is served normally', async () => {
+    const res = await stack.openai.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'hello' }], max_tokens: 2 });
+    assert.equal(res.object, 'chat.completion');
+  });
+});
+
+describe('an unexpected failure inside the proxy', () => {
+  let stack: Stack;
+  before(async () => {
+    stack = await startStack();
+  });
+  after(() => closeStack(stack));
+
+  it('→ 500 internal_error without details for the client; the log line carries the cause and its stack', async () => {
+    // Stands in for a bug: the prompt analysis throws something no code path expects.
+    const analyzer = stack.proxy.ctx.analyzer;
+    const analyze = analyzer.analyze;
+    analyzer.analyze = () => {
+      throw new TypeError('secret detail of an unforeseen bug');
+    };
+    try {
+      const res = await postJson(stack.url, '/v1/chat/completions', { model: 'tiny', messages: [{ role: 'user', content: 'hi' }] });
+      assert.equal(res.status, 500);
+      assertOpenAiError(res.body, 'server_error');
+      assert.equal(res.body.error.code, 'internal_error');
+      assert.doesNotMatch(JSON.stringify(res.body), /secret detail|at /);
+    } finally {
+      analyzer.analyze = analyze;
+    }
+    const line = await stack.logs.waitFor((l) => l.msg === 'internal proxy error', 2000);
+    assert.equal(line.level, 'error');
+    assert.equal(line.status, 500);
+    const err = line.err as { type: string; message: string; stack: string };
+    assert.equal(err.type, 'TypeError');
+    assert.equal(err.message, 'secret detail of an unforeseen bug');
+    assert.match(err.stack, /\n\s+at /);
+  });
+});

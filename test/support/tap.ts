@@ -14,6 +14,8 @@ export interface TapRequest {
   path: string;
   /** Parsed JSON body, the raw text when it was not JSON, undefined when empty. */
   body: any;
+  /** The request headers as received (lower-case names). */
+  headers: IncomingMessage['headers'];
 }
 
 /** A hold on the first request that matches: it is forwarded only after `release()`. */
@@ -49,7 +51,7 @@ export async function startTap(targetUrl: string): Promise<Tap> {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const raw = Buffer.concat(chunks);
-    const entry: TapRequest = { method: req.method ?? 'GET', path: req.url ?? '/', body: parseBody(raw) };
+    const entry: TapRequest = { method: req.method ?? 'GET', path: req.url ?? '/', body: parseBody(raw), headers: req.headers };
     requests.push(entry);
     const hold = holds.find((h) => !h.caught && h.match(entry));
     if (hold) {

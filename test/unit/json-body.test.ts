@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import Fastify from 'fastify';
-import { registerJsonBodyParser, upstreamBody } from '../../src/http/json-body.js';
+import { MAX_JSON_DEPTH, nestingExceeds, registerJsonBodyParser, upstreamBody } from '../../src/http/json-body.js';
 
 /** What the upstream body would be for a request body sent as `raw`, and whether it kept the client's bytes. */
 async function upstreamFor(raw: string, fields: Record<string, unknown>) {
@@ -48,4 +48,35 @@ test("a field left undefined never overrides the client's own value (cache_promp
   const { text, spliced } = await upstreamFor('{"messages":[],"id_slot":7,"cache_prompt":false}', { id_slot: 1, cache_prompt: undefined });
   assert.equal(spliced, false);
   assert.deepEqual(JSON.parse(text), { messages: [], id_slot: 1, cache_prompt: false });
+});
+
+test('JSON nested deeper than MAX_JSON_DEPTH is a 400 invalid_json error; at the limit it is accepted', async () => {
+  const nested = (depth: number) => `{"messages":[],"x":${'['.repeat(depth - 1)}${']'.repeat(depth - 1)}}`;
+  const deep = await upstreamFor(nested(100_000), {});
+  assert.equal(deep.status, 400);
+  assert.equal(deep.error.code, 'invalid_json');
+  assert.match(deep.error.message, /nested deeper than 512 levels/);
+  assert.equal((await upstreamFor(nested(MAX_JSON_DEPTH), {})).status, 200);
+  assert.equal((await upstreamFor(nested(MAX_JSON_DEPTH + 1), {})).status, 400);
+});
+
+test('nestingExceeds counts only brackets outside strings, escaped quotes included', () => {
+  const b = (text: string) => Buffer.from(text);
+  assert.equal(nestingExceeds(b('[[1]]'), 2), false);
+  assert.equal(nestingExceeds(b('[[[1]]]'), 2), true);
+  assert.equal(nestingExceeds(b('{"a":{"b":[1]}}'), 2), true);
+  assert.equal(nestingExceeds(b('["[[[[", "{{{{"]'), 1), false);
+  assert.equal(nestingExceeds(b(String.raw`["\\", [[1]]]`), 2), true, 'an escaped backslash does not escape the quote after it');
+  assert.equal(nestingExceeds(b(String.raw`["\"[[[", 1]`), 1), false, 'an escaped quote does not end the string');
+  assert.equal(nestingExceeds(b('[[], [], {}]'), 2), false, 'siblings do not add up');
+});
+
+test('a text/plain body is parsed as JSON (as llama-server does)', async () => {
+  const app = Fastify();
+  registerJsonBodyParser(app);
+  app.post('/', async (request) => ({ got: request.body }));
+  const res = await app.inject({ method: 'POST', url: '/', headers: { 'content-type': 'text/plain; charset=utf-8' }, payload: '{"messages":[]}' });
+  await app.close();
+  assert.equal(res.statusCode, 200);
+  assert.deepEqual(res.json(), { got: { messages: [] } });
 });
