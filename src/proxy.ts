@@ -17,7 +17,9 @@ import { SlotPool } from './slots/slot-pool.js';
 import { RestoreEconomics } from './slots/restore-economics.js';
 import { PromptAnalyzer } from './prompt/prompt-analyzer.js';
 import { WriteBehindSaver } from './slots/write-behind.js';
+import { skipSaveBy } from './slots/save-skip.js';
 import { ServerBehaviour } from './backend/server-behaviour.js';
+import { ResaveRent } from './slots/resave-rent.js';
 import { BackendActivity } from './backend/backend-activity.js';
 import { unsavedBigContent } from './slots/slot-planner.js';
 import { saveOnShutdown, unsavedAtShutdown } from './slots/shutdown-saves.js';
@@ -61,6 +63,7 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
   const economics = new RestoreEconomics();
   const activity = new BackendActivity();
   const behaviour = new ServerBehaviour();
+  const resaveRent = new ResaveRent();
   const slotCache = createSlotCache({
     clients,
     index,
@@ -82,19 +85,20 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     wordsPerBlock: config.wordsPerBlock,
     bigThresholdWords: config.bigThresholdWords,
   });
+  const floorOnly = skipSaveBy({ minNewTokens: config.saveMinNewTokens, onDisk: (key) => index.get(key) !== undefined });
   const writeBehind = smart
     ? new WriteBehindSaver({
       pool,
       slotCache,
       log,
       windowMs: config.idleSaveSeconds * 1000,
-      // The eviction's own rule: write-behind does early exactly the save an eviction would do.
-      unsaved: (slot) => unsavedBigContent(slot, ctx.skipSave),
+      // When the save would delay someone, the eviction's own rule; in the idle time only the floor (nobody waits).
+      unsaved: (slot, busy) => unsavedBigContent(slot, busy ? ctx.skipSave : floorOnly),
       describeBackend: (backend) => clients[backend]!.url,
     })
     : undefined;
   const ctx = createProxyContext({
-    config, clients, pool, index, slotCache, economics, analyzer, activity, behaviour, log, ...(writeBehind && { writeBehind }),
+    config, clients, pool, index, slotCache, economics, analyzer, activity, behaviour, resaveRent, log, ...(writeBehind && { writeBehind }),
   });
   // Answers in progress get part of the shutdown time; meanwhile new requests get 503 (shutdown-drain.ts).
   const app = createApp(ctx, { shutdownGraceMs: config.shutdownTimeoutSeconds * 1000 * ANSWERS_SHARE });

@@ -6,6 +6,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { PromptAnalysis } from '../prompt/prompt-analysis.js';
 import { planSlot } from '../slots/slot-planner.js';
+import { noteSkipped } from '../slots/save-skip.js';
 import { continuesBlocks } from '../prompt/block-match.js';
 import type { DiskMatch, SlotPlan } from '../slots/slot-state.js';
 import type { ProxyContext } from './context.js';
@@ -98,6 +99,7 @@ async function serve(
   try {
     await confirmResidency(ctx, plan, analysis, line, worthIt);
     await runPlan(ctx, plan, analysis, line);
+    if (plan.skippedSave) noteSkipped(ctx.resaveRent, plan.skippedSave);
     await beforeTaskStart(ctx, plan, line);
     const upstream = upstreamBody(body, { id_slot: plan.slot.id, cache_prompt: analysis.big ? true : undefined });
     line.forwardStarted = performance.now();

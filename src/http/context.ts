@@ -13,6 +13,7 @@ import type { RestoreEconomics } from '../slots/restore-economics.js';
 import type { PromptAnalyzer } from '../prompt/prompt-analyzer.js';
 import type { BackendActivity } from '../backend/backend-activity.js';
 import type { ServerBehaviour } from '../backend/server-behaviour.js';
+import type { ResaveRent } from '../slots/resave-rent.js';
 import type { WriteBehindSaver } from '../slots/write-behind.js';
 import { skipSaveBy } from '../slots/save-skip.js';
 import type { SkipSave } from '../slots/save-skip.js';
@@ -37,6 +38,8 @@ export interface ProxyContext extends ModelWatch {
   writeBehind?: WriteBehindSaver;
   /** How each backend treats idle slots, and when the proxy last heard from it. */
   behaviour: ServerBehaviour;
+  /** Growth given up by evictions that skipped their save, per older entry (smart policy's ski rental). */
+  resaveRent: ResaveRent;
   log: Logger;
   /** Requests being handled now, by model (a request for another model behind llama-swap means a swap is coming). */
   pendingByModel: Map<string, number>;
@@ -70,7 +73,7 @@ export function createProxyContext(deps: Omit<ProxyContext, Derived>): ProxyCont
   const idleProbes = new Map<number, Promise<void>>();
   const backendIndexByUrl = new Map(clients.map((c, i) => [c.url, i]));
   const skipSave = config.savePolicy === 'smart'
-    ? skipSaveBy({ minNewTokens: config.saveMinNewTokens, onDisk: (key) => index.get(key) !== undefined, economics: deps.economics })
+    ? skipSaveBy({ minNewTokens: config.saveMinNewTokens, onDisk: (key) => index.get(key) !== undefined, economics: deps.economics, rent: deps.resaveRent })
     : undefined;
   const watch = createModelWatch({ ...deps, skipSave });
 

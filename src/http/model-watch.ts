@@ -8,7 +8,8 @@ import type { Logger } from 'pino';
 import type { LlamaClient } from '../backend/llama-client.js';
 import type { Config } from '../config/index.js';
 import { describeCause } from '../errors.js';
-import { skipSummary } from '../slots/save-skip.js';
+import { noteSkipped, skipSummary } from '../slots/save-skip.js';
+import type { ResaveRent } from '../slots/resave-rent.js';
 import type { SkipSave } from '../slots/save-skip.js';
 import type { SlotCache } from '../slots/slot-cache.js';
 import { evictionOf, unsavedBigContent } from '../slots/slot-planner.js';
@@ -38,10 +39,12 @@ interface Deps {
   slotCache: SlotCache;
   /** Smart policy: unsaved content let go instead of saved before the swap (see ProxyContext.skipSave). */
   skipSave: SkipSave | undefined;
+  /** Where what the swap gives up is counted (see ProxyContext.resaveRent). */
+  resaveRent: ResaveRent;
   log: Logger;
 }
 
-export function createModelWatch({ config, clients, pool, slotCache, skipSave, log }: Deps): ModelWatch {
+export function createModelWatch({ config, clients, pool, slotCache, skipSave, resaveRent, log }: Deps): ModelWatch {
   const fingerprints = new Map<string, Promise<string | undefined>>();
   const known = new Map<string, string>();
   const id = (backend: number, model: string) => `${backend}\u0000${model}`;
@@ -113,6 +116,7 @@ export function createModelWatch({ config, clients, pool, slotCache, skipSave, l
   function logSkipped(slot: SlotState, forModel: string): void {
     const skipped = evictionOf(slot, skipSave).skippedSave;
     if (!skipped) return;
+    noteSkipped(resaveRent, skipped);
     log.info({ backend: clients[slot.backend]!.url, model: slot.model, slot: slot.id, key: skipped.content.key.slice(0, 16), skip: skipSummary(skipped), for_model: forModel }, 'not saved before model swap');
   }
 

@@ -3,6 +3,7 @@
  * extends an entry still on disk (its parent) may go: if the conversation comes back, that entry is restored and
  * only the growth is prefilled again. Content with no entry on disk is always saved; losing it costs a whole prefill.
  */
+import type { ResaveRent } from './resave-rent.js';
 import type { RestoreEconomics } from './restore-economics.js';
 import type { SlotContent } from './slot-state.js';
 
@@ -21,6 +22,8 @@ export interface SkipRules {
    * cost less than writing the whole slot now. Absent (shutdown, which delays no request): the floor only.
    */
   economics?: Pick<RestoreEconomics, 'resaveWorthIt'>;
+  /** With `economics`: the growth already given up over the same entry counts as rent paid (see resave-rent.ts). */
+  rent?: Pick<ResaveRent, 'paidOver'>;
 }
 
 /** The content's tokens and those it added to its parent entry, when the parent is on disk and both are known. */
@@ -36,9 +39,16 @@ export function skipSaveBy(rules: SkipRules): SkipSave {
     const growth = growthOverParent(content, rules.onDisk);
     if (!growth) return undefined;
     if (growth.unsaved < rules.minNewTokens) return 'below SAVE_MIN_NEW_TOKENS';
-    if (rules.economics && !rules.economics.resaveWorthIt(content.model, growth.tokens, growth.unsaved)) return 'cheaper to prefill';
+    const lost = growth.unsaved + (rules.rent?.paidOver(content.parentKey!) ?? 0);
+    if (rules.economics && !rules.economics.resaveWorthIt(content.model, growth.tokens, lost)) return 'cheaper to prefill';
     return undefined;
   };
+}
+
+/** Record what an eviction that skipped its save gave up (the rent towards the next save of that lineage). */
+export function noteSkipped(rent: ResaveRent, skipped: { content: SlotContent }): void {
+  const { parentKey, parentTokens, nTokens } = skipped.content;
+  if (parentKey !== undefined && parentTokens !== undefined && nTokens !== undefined) rent.note(parentKey, nTokens - parentTokens);
 }
 
 /** A skipped save as the log shows it: the tokens given up, of how many, and why. */

@@ -6,8 +6,10 @@
  * After an answer the slot is armed. The save starts at the first moment, `settleMs` after the answer or later,
  * when the backend has no request of ours running or waiting (an agent continuing at once skips the save: its
  * next answer supersedes it). At `windowMs` after the answer it starts whatever the backend is doing, which bounds
- * the loss. The save follows the eviction's rule (`unsaved`: big, not on disk, not let go by the re-save
- * economics). A request for the slot arriving meanwhile waits for that one save (see the planner's own-slot wait).
+ * the loss. In the idle time nobody waits for the save, so only the SAVE_MIN_NEW_TOKENS floor lets content go; at
+ * the window's end (the backend may be busy) and before a clearing task start (a request waits) the eviction's rule
+ * applies, re-save economics included. A request for the slot arriving during a save waits for that one save (see
+ * the planner's own-slot wait).
  */
 import type { Logger } from 'pino';
 import type { CacheOpResult, SlotCache } from './slot-cache.js';
@@ -20,8 +22,12 @@ export interface WriteBehindDeps {
   log: Logger;
   /** The loss window: the latest state is on disk this long after the answer at the latest; 0 = no write-behind. */
   windowMs: number;
-  /** The content that would be lost if the slot were overwritten now, if any (the policy's save rule). */
-  unsaved: (slot: SlotState) => SlotContent | undefined;
+  /**
+   * The content that would be lost if the slot were overwritten now and is worth a save, if any. `busy`: the save
+   * would delay someone (a request waits for it, or it shares the server with running requests), so the re-save
+   * economics apply; in the backend's idle time only the SAVE_MIN_NEW_TOKENS floor does, as nobody waits.
+   */
+  unsaved: (slot: SlotState, busy: boolean) => SlotContent | undefined;
   describeBackend: (backend: number) => string;
 }
 
@@ -58,7 +64,7 @@ export class WriteBehindSaver {
     const saves: Array<Promise<CacheOpResult | undefined>> = [];
     for (const slot of this.deps.pool.all()) {
       if (slot.backend !== backend || slot === keep) continue;
-      const content = this.deps.unsaved(slot);
+      const content = this.deps.unsaved(slot, true);
       if (content) saves.push(this.save(slot, content, 'before_clearing'));
     }
     const results = await Promise.all(saves);
@@ -74,7 +80,7 @@ export class WriteBehindSaver {
 
   private arm(slot: SlotState): void {
     if (this.closed || this.deps.windowMs <= 0 || slot.busy) return;
-    const content = this.deps.unsaved(slot);
+    const content = this.deps.unsaved(slot, false);
     if (!content) return;
     const armed: Armed = { content, settled: false, timers: [] };
     const settle = setTimeout(() => {
@@ -107,12 +113,16 @@ export class WriteBehindSaver {
 
   private saveArmed(slot: SlotState, why: 'idle' | 'window'): Promise<CacheOpResult | undefined> {
     const armed = this.disarm(slot);
-    return armed ? this.save(slot, armed.content, why) : Promise.resolve(undefined);
+    if (!armed) return Promise.resolve(undefined);
+    // At the window's end the backend may be busy: the save then has to be worth its cost.
+    if (why === 'window' && this.deps.unsaved(slot, true) !== armed.content) return Promise.resolve(undefined);
+    return this.save(slot, armed.content, why);
   }
 
   private async save(slot: SlotState, content: SlotContent, why: string): Promise<CacheOpResult | undefined> {
     // Continued or taken meanwhile (its release re-armed it), or saved by someone else: nothing to do.
-    if (this.closed || this.deps.unsaved(slot) !== content || !this.deps.pool.takeForBackground(slot)) return undefined;
+    if (this.closed || slot.content !== content || content.saved || !this.deps.pool.takeForBackground(slot)) return undefined;
+    this.disarm(slot);
     const work = this.deps.slotCache.save(slot, content);
     this.running.set(slot, work);
     try {

@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { skipSaveBy, skipSummary } from '../../src/slots/save-skip.js';
+import { noteSkipped, skipSaveBy, skipSummary } from '../../src/slots/save-skip.js';
+import { ResaveRent } from '../../src/slots/resave-rent.js';
 import type { SlotContent } from '../../src/slots/slot-state.js';
 
 function content(over: Partial<SlotContent> = {}): SlotContent {
@@ -59,5 +60,33 @@ describe('skipSummary', () => {
   it('gives the tokens given up, of how many, and why', () => {
     assert.deepEqual(skipSummary({ content: content(grown), reason: 'cheaper to prefill' }),
       { unsaved_tokens: 1000, tokens: 11_000, reason: 'cheaper to prefill' });
+  });
+});
+
+describe('resave rent (ski rental over repeated evictions)', () => {
+  it('counts the growth each skipped eviction gave up, and saves once the total reaches one save\'s cost', () => {
+    // Saving the whole 10,000-token slot costs as much as prefilling 2,000 tokens (0.05 vs 0.25 ms per token).
+    const economics = { resaveWorthIt: (_m: string, total: number, lost: number) => lost * 0.25 >= total * 0.05 };
+    const rent = new ResaveRent();
+    const skip = skipSaveBy({ minNewTokens: 0, onDisk: () => true, economics, rent });
+    const evict = (nTokens: number) => {
+      const c = content({ parentKey: 'k1', parentTokens: 10_000, nTokens });
+      const reason = skip(c);
+      if (reason) noteSkipped(rent, { content: c });
+      return reason;
+    };
+    // Each comeback re-prefills the growth over k1 again: 800 tokens are given up first...
+    assert.equal(evict(10_800), 'cheaper to prefill');
+    assert.equal(rent.paidOver('k1'), 800);
+    // ...and 800 already paid + 1,500 at stake reach the save's worth: saved, though 1,500 alone would be skipped.
+    assert.equal(evict(11_500), undefined);
+    assert.equal(skipSaveBy({ minNewTokens: 0, onDisk: () => true, economics })(content({ parentKey: 'k1', parentTokens: 10_000, nTokens: 11_500 })), 'cheaper to prefill');
+  });
+
+  it('keeps a bounded ledger: the oldest entries are forgotten first', () => {
+    const rent = new ResaveRent();
+    for (let i = 0; i < 10_001; i++) rent.note(`k${i}`, 1);
+    assert.equal(rent.paidOver('k0'), 0);
+    assert.equal(rent.paidOver('k10000'), 1);
   });
 });
