@@ -14,6 +14,9 @@ const CLOCK_TICKS_PER_SECOND = 100;
 
 export interface ProxyProcess {
   url: string;
+  pid: number;
+  /** False once the process has exited (a crash shows here). */
+  alive(): boolean;
   /** CPU seconds (user + system) used so far. */
   cpuSeconds(): Promise<number>;
   /** Peak resident set size in MiB. */
@@ -23,17 +26,29 @@ export interface ProxyProcess {
   stop(): Promise<void>;
 }
 
-export async function startProxyProcess(env: Record<string, string>): Promise<ProxyProcess> {
-  const child = spawn(process.execPath, [CLI], {
+export interface ProxyProcessOptions {
+  /** Node flags before the script (the soak preloads its event-loop probe with `--import`). */
+  nodeArgs?: string[];
+  /** Every parsed log line, as it arrives. */
+  onLog?: (entry: Record<string, unknown>) => void;
+}
+
+export async function startProxyProcess(env: Record<string, string>, options: ProxyProcessOptions = {}): Promise<ProxyProcess> {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), CLI], {
     env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const counts: SlotActionCounts = { saves: 0, restores: 0, bytesWritten: 0, bytesRead: 0 };
-  const url = await listeningUrl(child, (entry) => countSlotActions(entry, counts));
+  const url = await listeningUrl(child, (entry) => {
+    countSlotActions(entry, counts);
+    options.onLog?.(entry);
+  });
   // 'close', not 'exit': the last log lines (saves on shutdown) are read by then.
   const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
   return {
     url,
+    pid: child.pid!,
+    alive: () => child.exitCode === null && child.signalCode === null,
     async cpuSeconds() {
       const stat = await readFile(`/proc/${child.pid}/stat`, 'utf8');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
