@@ -2,10 +2,11 @@
  * The proxy killed with SIGKILL while llama-server writes a slot save, then started again on the same directories:
  * it starts cleanly, no meta points at a missing or partial file, the interrupted save is not offered as a cache,
  * and the next turn of that conversation is restored from what really is on disk (the older entry, which lineage
- * had not yet deleted because the new save never completed).
+ * had not yet deleted because the new save never completed). Then the state a kill between lineage's two deletions
+ * would leave (a meta whose file is gone): the restarted proxy drops the entry at start-up instead of offering it.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -45,6 +46,9 @@ describe('proxy killed (SIGKILL) during a save, then restarted', () => {
   let sim: SimHandle;
   const procs: CliProcess[] = [];
   let env: NodeJS.ProcessEnv;
+  /** The proxy of the first test, still running for the second. */
+  let running: Started | undefined;
+  let conversationB: Message[] = [];
 
   before(async () => {
     root = await mkdtemp(join(tmpdir(), 'proxycache-crash-'));
@@ -89,7 +93,8 @@ describe('proxy killed (SIGKILL) during a save, then restarted', () => {
     // saved, A1 restored, the growth prefilled; the slot now holds A2, whose parent entry is A1.
     const a1 = opening(11, 200);
     const a1Answer = await send(first, a1);
-    await send(first, opening(12, 64));
+    conversationB = opening(12, 64);
+    await send(first, conversationB);
     const a2 = [...continued(a1, a1Answer.reply, 13).slice(0, -1), { role: 'user' as const, content: words(2000, 14) }];
     const a2Answer = await send(first, a2);
     assert.equal(a2Answer.line.decision, 'restore', 'A2 came back from A1 on disk');
@@ -134,5 +139,32 @@ describe('proxy killed (SIGKILL) during a save, then restarted', () => {
 
     const atEnd = await checkConsistency(metaDir, cacheDir);
     assert.ok(isConsistent(atEnd), `still consistent: ${JSON.stringify(atEnd)}`);
+    running = second;
+  });
+
+  it('a meta whose file is gone (killed between deleting a superseded file and its meta) is dropped at start-up', async () => {
+    assert.ok(running, 'the first test left a proxy running');
+    const metaDir = join(root, 'meta');
+    const cacheDir = join(root, 'cache');
+    const keyB = keyOf(conversationB);
+    assert.ok(await exists(metaPath(metaDir, keyB)), "B's entry is on disk");
+    running.proc.child.kill('SIGKILL');
+    await running.proc.exit(5000);
+    // Lineage unlinks the superseded file, then removes its meta: a kill in between leaves exactly this.
+    await unlink(join(cacheDir, keyB));
+
+    const third = await startProxy();
+    const cleanup = await eventually(() => third.logs().find((l) => l.msg === 'cache cleanup done'), 5000, 'the start-up cleanup');
+    assert.equal(cleanup.droppedMissing, 1, `the entry without its file was dropped: ${JSON.stringify(cleanup)}`);
+    assert.equal(await exists(metaPath(metaDir, keyB)), false, "B's meta is gone with it");
+    const state = await checkConsistency(metaDir, cacheDir);
+    assert.ok(isConsistent(state), `consistent: ${JSON.stringify(state)}`);
+    const health = (await (await fetch(`${third.url}/health`)).json()) as { cache_entries: number };
+    assert.equal(health.cache_entries, state.metas, 'the index holds what META_DIR holds');
+
+    // B's next turn finds nothing to restore and is answered cold, without a failed restore first.
+    const b2 = await send(third, continued(conversationB, 'ok', 17));
+    assert.equal(b2.line.decision, 'cold');
+    assert.equal(b2.line.restore, undefined, 'no restore of the missing file was tried');
   });
 });
