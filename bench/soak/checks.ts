@@ -70,6 +70,8 @@ export interface FuzzCaseSummary {
   statuses: Record<string, number>;
   expect: number[];
   mismatches: number;
+  /** Error answers that did not come in the OpenAI error envelope. */
+  noEnvelope: number;
   fix?: string;
 }
 
@@ -183,7 +185,7 @@ function summariseChats(outcomes: ChatOutcome[], inWindow: (o: ChatOutcome) => b
 
 function summariseFuzz(outcomes: FuzzOutcome[], inWindow: (o: FuzzOutcome) => boolean): SoakReport['fuzz'] {
   const cases: Record<string, FuzzCaseSummary> = {};
-  for (const c of FUZZ_CASES) cases[c.name] = { sent: 0, statuses: {}, expect: c.expect, mismatches: 0, ...(c.fix && { fix: c.fix }) };
+  for (const c of FUZZ_CASES) cases[c.name] = { sent: 0, statuses: {}, expect: c.expect, mismatches: 0, noEnvelope: 0, ...(c.fix && { fix: c.fix }) };
   const byName = new Map(FUZZ_CASES.map((c) => [c.name, c]));
   for (const o of outcomes) {
     const c = byName.get(o.name)!;
@@ -192,6 +194,7 @@ function summariseFuzz(outcomes: FuzzOutcome[], inWindow: (o: FuzzOutcome) => bo
     s.statuses[String(o.status)] = (s.statuses[String(o.status)] ?? 0) + 1;
     const expected = typeof o.status === 'number' && c.expect.includes(o.status);
     const backendDown = !c.local && typeof o.status === 'number' && BACKEND_DOWN_STATUSES.includes(o.status) && inWindow(o);
+    if (!o.envelope) s.noEnvelope++;
     if ((!expected && !backendDown) || !o.envelope) s.mismatches++;
   }
   return { total: outcomes.length, lost: outcomes.filter((o) => o.status === 'lost').length, cases };
@@ -206,7 +209,7 @@ function criteria(m: Measurements, r: Omit<SoakReport, 'checks' | 'passed'>): Ch
   const heapLimit = round(proc.baseline.heapMb + HEAP_TOLERANCE_MB);
   const externalLimit = round(proc.baseline.externalMb + EXTERNAL_TOLERANCE_MB);
   const checks: Check[] = [
-    check('nothing lost', chats.lost === 0 && fuzz.lost === 0, `${chats.lost} chats and ${fuzz.lost} fuzz requests had no answer within their deadline`),
+    check('nothing lost', chats.lost === 0 && fuzz.lost === 0, `${chats.lost} chats and ${fuzz.lost} fuzz requests had no answer within their deadline${describeLostFuzz(fuzz)}`),
     check('every failure explained', chats.failed === explainedFailures, `${chats.failed} failed, ${explainedFailures} during the backend restart window, ${chats.failed - explainedFailures} unexplained`),
     check('the proxy kept running', m.alive, m.alive ? 'the process was alive at the end of the load' : 'the proxy process exited during the soak'),
     check('slots all free after the load', m.drained, m.drained ? '/health reported 0 busy slots' : 'slots stayed busy after the load (leaked slot or deadlock)'),
@@ -232,7 +235,7 @@ function criteria(m: Measurements, r: Omit<SoakReport, 'checks' | 'passed'>): Ch
     checks.push(check('answers after the backend restart', chats.answeredAfterRestart > 0, `${chats.answeredAfterRestart} chats answered after the backend listened again`));
   }
   for (const [name, s] of fuzzMisses) {
-    checks.push(check(`fuzz ${name}`, false, `expected ${s.expect.join('/')} (OpenAI error envelope), got ${JSON.stringify(s.statuses)}${s.fix ? `; waits for ${s.fix}` : ''}`));
+    checks.push(check(`fuzz ${name}`, false, `expected ${s.expect.join('/')} in the OpenAI error envelope, got ${JSON.stringify(s.statuses)}${s.noEnvelope ? ` (${s.noEnvelope} without the envelope)` : ''}${s.fix ? `; waits for ${s.fix}` : ''}`));
   }
   if (fuzzMisses.length === 0) checks.push(check('fuzz cases answered as expected', fuzz.total > 0, `${fuzz.total} requests over ${Object.values(fuzz.cases).filter((s) => s.sent > 0).length} cases`));
   return checks;
@@ -252,6 +255,12 @@ function timeline(m: Measurements): SoakReport['timeline'] {
   }
   for (const p of m.proc.timeline) Object.assign(row(p.t), { rssMb: p.rssMb, fds: p.fds });
   return [...rows.values()].sort((a, b) => a.s - b.s);
+}
+
+/** The fuzz cases that had lost requests, and the fix each waits for. */
+function describeLostFuzz(fuzz: SoakReport['fuzz']): string {
+  const lost = Object.entries(fuzz.cases).filter(([, s]) => (s.statuses.lost ?? 0) > 0);
+  return lost.length === 0 ? '' : ` (${lost.map(([name, s]) => `${name}${s.fix ? `, waits for ${s.fix}` : ''}`).join('; ')})`;
 }
 
 function describeConsistency(c: Consistency): string {

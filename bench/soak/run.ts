@@ -21,7 +21,7 @@ baseline. Exits 1 when a check fails.
   --slots N          backend slots                                     (default 4)
   --restart-at S     seconds into the load when the backend is killed  (default: half the duration; 0 = never)
   --down-ms MS       how long the backend stays down                   (default 1500)
-  --deadline-ms MS   a request without an answer after this long is lost (default 90000)
+  --deadline-ms MS   a request without an answer after this long is lost (default 60000)
   --time-scale X     the simulator's wall ms per model ms              (default 0.1)
   --seed N                                                             (default 1)
   --skip-fuzz A,B    fuzz cases to leave out (names as in the table)
@@ -56,7 +56,7 @@ function parse(argv: string[]): { options: Omit<SoakOptions, 'log'>; out: string
       slots: Math.max(1, Math.round(num('slots', 4))),
       restartAtS: restartAtS > 0 && restartAtS < durationS ? restartAtS : undefined,
       downMs: num('down-ms', 1500),
-      deadlineMs: num('deadline-ms', 90_000),
+      deadlineMs: num('deadline-ms', 60_000),
       bigWords: { min: 600, max: 1500 },
       timeScale: num('time-scale', 0.1),
       seed: Math.round(num('seed', 1)),

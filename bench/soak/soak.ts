@@ -51,8 +51,8 @@ export interface SoakOptions {
 }
 
 const LAG_PROBE = fileURLToPath(new URL('./lag-probe.js', import.meta.url));
-/** Generous, so that a slot wait never ends in a 503 unless slots leak: then the deadline finds the hang. */
-const ACQUIRE_TIMEOUT_S = 60;
+/** Above any request deadline: a slot wait never ends in a 503; a leaked slot shows as requests lost at their deadline. */
+const ACQUIRE_TIMEOUT_S = 120;
 const SETTLE_DEADLINE_MS = 12_000;
 const SHUTDOWN_DEADLINE_MS = 30_000;
 const SAMPLE_MS = 500;
@@ -75,6 +75,8 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
       // A budget below the working set and a cleanup every 3 s: deletions race with saves and restores.
       CACHE_MAX_SIZE_GB: '20', CACHE_CLEANUP_INTERVAL_MINUTES: '0.05',
       ACQUIRE_TIMEOUT: String(ACQUIRE_TIMEOUT_S), REQUEST_TIMEOUT: '30', CONNECT_TIMEOUT: '2', IDLE_SAVE_SECONDS: '2',
+      // Client limits (issue item 3): short deadlines so that the fuzzer's stalled clients get their 408 quickly.
+      MAX_BODY_MB: '32', CLIENT_HEADERS_TIMEOUT: '2', CLIENT_BODY_TIMEOUT: '2',
       SOAK_LAG_FILE: lagFile,
     }, { nodeArgs: ['--expose-gc', '--import', LAG_PROBE], onLog: (entry) => noteLogLine(logSummary, entry) });
     const { url, pid } = proxy;
@@ -98,7 +100,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     const restart = opts.restartAtS === undefined ? Promise.resolve(undefined) : restartBackend(sim, loadStart + opts.restartAtS * 1000, opts);
     await Promise.all([
       runChatClients({ url, clients: opts.clients, until, deadlineMs: opts.deadlineMs, bigWords: opts.bigWords, seed: opts.seed, onOutcome: (o) => chats.push(o) }),
-      runFuzzer({ url, until, deadlineMs: opts.deadlineMs, gapMs: 25, workers: 2, skip: opts.skipFuzz, onOutcome: (o) => fuzz.push(o) }),
+      runFuzzer({ url, until, onceAt: loadStart + opts.durationS * 250, deadlineMs: opts.deadlineMs, gapMs: 25, workers: 2, skip: opts.skipFuzz, onOutcome: (o) => fuzz.push(o) }),
       probeLatency(url, until, probe),
       restart,
     ]);
