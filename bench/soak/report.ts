@@ -26,7 +26,7 @@ export function formatReport(r: SoakReport): string {
     ['proxy, in process (perf_hooks)', l.inProcessMs.p50, l.inProcessMs.p99, l.inProcessMs.max],
     ['probe from outside (400 answer)', l.probeMs.p50, l.probeMs.p99, l.probeMs.max],
     ['load generator itself', l.driverMs.p50, l.driverMs.p99, l.driverMs.max],
-  ]), `proxy heap used: ${l.heapUsedMb.start} MB at the start of the load, ${l.heapUsedMb.max} MB at most, ${l.heapUsedMb.end} MB at the end`, '');
+  ]), `in process, per half second: median p50 ${l.inProcessMs.p50} ms, median p99 ${l.inProcessMs.p99Median} ms; the p99 above is the worst half second's`, `proxy heap used: ${l.heapUsedMb.start} MB at the start of the load, ${l.heapUsedMb.max} MB at most, ${l.heapUsedMb.end} MB at the end`, '');
 
   const p = r.proc;
   out.push(table(['proxy process', 'rss MiB', 'after GC: rss MiB', 'heap used MB', 'heap committed MB', 'external MB', 'fds', 'sockets'], [
