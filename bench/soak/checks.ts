@@ -47,10 +47,8 @@ export interface Measurements {
   driverLagMs: { p50: number; p99: number; max: number };
   lag: LagSample[];
   proc: { baseline: RestingState; after: RestingState; timeline: Array<ProcSnapshot & { t: number }> };
-  baselineHealth: number;
   drained: boolean;
   finalHealth: number;
-  finalHealthBody: unknown;
   finalChat: { ok: boolean; ms: number; error?: string };
   indexMatches: boolean;
   alive: boolean;

@@ -84,7 +84,6 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
 
     await warmUp(url, opts);
     const baseline = await restingBaseline(pid, lagFile);
-    const baselineHealth = await health(url);
 
     const chats: ChatOutcome[] = [];
     const fuzz: FuzzOutcome[] = [];
@@ -108,6 +107,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     clearInterval(sampler);
     driverLag.disable();
     opts.log(`load done: ${chats.length} chats, ${fuzz.length} fuzz requests in ${((loadEnd - loadStart) / 1000).toFixed(1)} s`);
+    if (!proxy.alive()) throw new Error('the proxy process exited during the load (see its log)');
 
     // Drained: every slot free again (a leaked slot or a deadlock shows here), sockets closed, memory settled.
     const drained = await poll(async () => ((await health(url)).body?.slots?.busy === 0 ? true : undefined), SETTLE_DEADLINE_MS);
@@ -121,7 +121,7 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     }, 5000);
     const alive = proxy.alive();
     const stopStarted = Date.now();
-    const stopped = await withTimeout(proxy.stop(), SHUTDOWN_DEADLINE_MS);
+    const stopped = await stopProxy(proxy, SHUTDOWN_DEADLINE_MS);
     const shutdownMs = Date.now() - stopStarted;
     proxy = undefined;
     const consistency = await checkConsistency(metaDir, cacheDir);
@@ -134,12 +134,11 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
       driverLagMs: { p50: lagMs(driverLag.percentile(50)), p99: lagMs(driverLag.percentile(99)), max: lagMs(driverLag.max) },
       lag: await readLag(lagFile),
       proc: { baseline, after, timeline },
-      baselineHealth: baselineHealth.status, drained: drained === true, finalHealth: finalHealth.status,
-      finalHealthBody: finalHealth.body, finalChat, indexMatches: indexMatches === true,
+      drained: drained === true, finalHealth: finalHealth.status, finalChat, indexMatches: indexMatches === true,
       alive, shutdown: { ok: stopped, ms: shutdownMs }, consistency, proxyLog: logSummary,
     });
   } finally {
-    await proxy?.stop().catch(() => undefined);
+    if (proxy) await stopProxy(proxy, SHUTDOWN_DEADLINE_MS);
     await sim?.close().catch(() => undefined);
     await rm(root, { recursive: true, force: true });
   }
@@ -185,7 +184,7 @@ async function probeLatency(url: string, until: number, out: number[]): Promise<
 
 interface HealthAnswer {
   status: number;
-  body?: { status?: string; slots?: { busy?: number }; cache_entries?: number };
+  body?: { slots?: { busy?: number }; cache_entries?: number };
 }
 
 async function health(url: string): Promise<HealthAnswer> {
@@ -229,11 +228,18 @@ async function poll<T>(check: () => Promise<T | undefined>, ms: number): Promise
   }
 }
 
-async function withTimeout(promise: Promise<void>, ms: number): Promise<boolean> {
+/** SIGTERM and wait for the exit; false (and SIGKILL) when the proxy has not exited within `ms`. */
+async function stopProxy(proxy: ProxyProcess, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
+  const stopping = proxy.stop();
   const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
   try {
-    return await Promise.race([promise.then(() => true), timeout]);
+    const stopped = await Promise.race([stopping.then(() => true), timeout]);
+    if (!stopped) {
+      process.kill(proxy.pid, 'SIGKILL');
+      await stopping;
+    }
+    return stopped;
   } finally {
     clearTimeout(timer);
   }
