@@ -23,16 +23,19 @@ export const FD_TOLERANCE = 4;
 /**
  * Memory the proxy may keep after the load, all measured after a full garbage collection (so garbage V8 has not
  * collected yet does not count), in three views:
- * - live heap: what the proxy keeps by design may grow it, the prompt analyser's trie (up to 16 MiB of message
- *   text plus each message's hashing state) and the index entries of the files saved; 32 MB is above that and far
- *   below what a leak of 10 kB per request would add over the thousands of requests of a run;
+ * - live heap, the leak detector for what the proxy's code holds: what it keeps by design may grow it, the prompt
+ *   analyser's trie (up to 16 MiB of message text plus each message's hashing state) and the index entries of the
+ *   files saved; 32 MB is above that and far below what 10 kB per request would add over a run's thousands;
  * - external (Buffers, outside the V8 heap): request and answer bodies must all be released; 16 MB;
- * - RSS, the kernel's view: on top of those, V8 keeps the heap it grew under load committed (its young generation
- *   at the 2 × 16 MiB maximum, old-space pages; shown as "heap committed") and malloc keeps its arenas; 96 MiB.
+ * - RSS, the kernel's view, only a guard against gross growth: V8 keeps the heap it grew committed (its young
+ *   generation at its maximum, old-space pages: "heap committed"), and the C allocator keeps much of what the
+ *   largest requests used mapped (the 30 MB body is held as bytes, text and parsed object at once; the 20,001-message
+ *   body; 200 concurrent answers). Measured on the development machine: 40 to 100 MiB above the baseline, with the
+ *   live heap 5 to 12 MB and external memory under 1 MB above theirs. 160 MiB.
  */
 export const HEAP_TOLERANCE_MB = 32;
 export const EXTERNAL_TOLERANCE_MB = 16;
-export const RSS_TOLERANCE_MB = 96;
+export const RSS_TOLERANCE_MB = 160;
 /** Requests that overlap the backend's restart may fail for this long after it listens again (re-probe, reconnect). */
 export const RESTART_GRACE_MS = 1000;
 

@@ -101,7 +101,9 @@ export const FUZZ_CASES: readonly FuzzCase[] = [
   // Bodies near and over the limit (MAX_BODY_MB=32 in the soak): the first is parsed on the proxy's event loop
   // (its lag shows in the report) and passed on; the bulk sits in a field the backend ignores.
   chat('body-30mb', json({ model: 'tiny', max_tokens: 2, messages: HI, padding: 'x'.repeat(30 * 1024 * 1024) }), [200, 400], { local: false, once: true }),
-  chat('body-over-limit', () => Buffer.alloc(40 * 1024 * 1024, 0x20), [413], { fix: FIXES.clientLimits, once: true }),
+  // Announces 40 MB and sends the first 64 kB: the proxy must refuse it from its Content-Length, before buffering it
+  // (a client still writing when the proxy closes would see a reset instead of the 413).
+  chat('body-over-limit', () => Buffer.alloc(40 * 1024 * 1024, 0x20), [413], { stallAfterBytes: 64 * 1024, fix: FIXES.clientLimits, once: true }),
   // Clients that stall: the soak gives them CLIENT_HEADERS_TIMEOUT=2 and CLIENT_BODY_TIMEOUT=2.
   chat('stalled-body', json({ model: 'tiny', messages: HI }), [408], { stallAfterBytes: 10, fix: FIXES.clientLimits, once: true }),
   { name: 'stalled-headers', method: '', path: '', raw: text('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n'), expect: [408], local: true, fix: FIXES.clientLimits, once: true },
