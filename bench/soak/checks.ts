@@ -1,7 +1,8 @@
 /**
  * The soak's verdict, from its measurements alone (pure): counts and latencies, every client failure explained
  * or not, the fuzz cases against their expected statuses, the proxy's memory and descriptors against the
- * baseline, and the pass criteria. Each check says what it compared; a fuzz check names the fix it waits for.
+ * baseline, and the pass criteria. Each check says what it compared; a fuzz check names the issue
+ * item whose fix it guards.
  */
 import { percentile } from '../metrics.js';
 import type { ChatOutcome } from './chat-clients.js';
@@ -231,7 +232,7 @@ function criteria(m: Measurements, r: Omit<SoakReport, 'checks' | 'passed'>): Ch
     check('orphan files explained by failed saves', c.orphanFiles.length <= m.proxyLog.saves.failed, `${c.orphanFiles.length} cache files without a meta, ${m.proxyLog.saves.failed} failed saves`),
     check('no slot action reached the backend', foreign.length === 0, foreign.length === 0
       ? 'no file with a client-chosen name in CACHE_DIR'
-      : `files written through a bypass: ${foreign.join(', ')}; waits for ${FIXES.guard}`),
+      : `files written through a bypass: ${foreign.join(', ')}; a regression of ${FIXES.guard}`),
     check('graceful shutdown in time', m.shutdown.ok, `SIGTERM to exit: ${m.shutdown.ms} ms`),
     check('the cache was exercised', m.proxyLog.saves.ok > 0 && m.proxyLog.restores.ok > 0, `${m.proxyLog.saves.ok} saves and ${m.proxyLog.restores.ok} restores succeeded`),
     check('clients disconnected mid-stream', chats.disconnected > 0, `${chats.disconnected} streams cut by their client`),
@@ -240,7 +241,7 @@ function criteria(m: Measurements, r: Omit<SoakReport, 'checks' | 'passed'>): Ch
     checks.push(check('answers after the backend restart', chats.answeredAfterRestart > 0, `${chats.answeredAfterRestart} chats answered after the backend listened again`));
   }
   for (const [name, s] of fuzzMisses) {
-    checks.push(check(`fuzz ${name}`, false, `expected ${s.expect.join('/')} in the OpenAI error envelope, got ${JSON.stringify(s.statuses)}${s.noEnvelope ? ` (${s.noEnvelope} without the envelope)` : ''}${s.fix ? `; waits for ${s.fix}` : ''}`));
+    checks.push(check(`fuzz ${name}`, false, `expected ${s.expect.join('/')} in the OpenAI error envelope, got ${JSON.stringify(s.statuses)}${s.noEnvelope ? ` (${s.noEnvelope} without the envelope)` : ''}${s.fix ? `; guards ${s.fix}` : ''}`));
   }
   if (fuzzMisses.length === 0) checks.push(check('fuzz cases answered as expected', fuzz.total > 0, `${fuzz.total} requests over ${Object.values(fuzz.cases).filter((s) => s.sent > 0).length} cases`));
   return checks;
@@ -262,10 +263,10 @@ function timeline(m: Measurements): SoakReport['timeline'] {
   return [...rows.values()].sort((a, b) => a.s - b.s);
 }
 
-/** The fuzz cases that had lost requests, and the fix each waits for. */
+/** The fuzz cases that had lost requests, and the fix each guards. */
 function describeLostFuzz(fuzz: SoakReport['fuzz']): string {
   const lost = Object.entries(fuzz.cases).filter(([, s]) => (s.statuses.lost ?? 0) > 0);
-  return lost.length === 0 ? '' : ` (${lost.map(([name, s]) => `${name}${s.fix ? `, waits for ${s.fix}` : ''}`).join('; ')})`;
+  return lost.length === 0 ? '' : ` (${lost.map(([name, s]) => `${name}${s.fix ? `, guards ${s.fix}` : ''}`).join('; ')})`;
 }
 
 function describeConsistency(c: Consistency): string {

@@ -1,8 +1,8 @@
 /**
  * The fuzzer's requests: malformed bodies, wrong types, huge and deeply nested JSON, odd content types, odd and
  * percent-encoded paths, slot actions (which must never reach the backend) and unknown routes. Each case says which
- * statuses are right once the fixes of the hostile-input issue are in, and which fix it depends on (`fix`), so a
- * run before they are merged shows exactly which assertions wait for which fix.
+ * statuses are right, and which fix of the hostile-input issue it guards (`fix`), so a failing case names the
+ * behaviour that regressed.
  */
 
 export interface FuzzCase {
@@ -19,7 +19,7 @@ export interface FuzzCase {
    * Other cases may also see the 502/503 of a backend that is down.
    */
   local: boolean;
-  /** The fix of the hostile-input issue this expectation depends on, when main does not behave so yet. */
+  /** The fix of the hostile-input issue this expectation guards (the proxy behaved otherwise before it). */
   fix?: string;
   /** Sent once per run (expensive bodies, slow clients), not on every round. */
   once?: boolean;
