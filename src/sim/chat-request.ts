@@ -5,7 +5,7 @@
  */
 import type { ChatTask } from './chat-engine.js';
 import { isObject, parseJsonBody } from './http-io.js';
-import { samplingParams } from './llama-shapes.js';
+import { bodySampling, intField, replyLength } from './task-params.js';
 import { GENERATION_PROMPT, renderChat, TemplateError, tokenizeChat, type ChatMessage } from './tokenizer.js';
 
 /** Reply length when the request sets neither max_tokens nor n_predict (the sim's stand-in for "until EOS"). */
@@ -15,11 +15,6 @@ export const DEFAULT_REPLY_TOKENS = 16;
 export type ParsedChat =
   | { ok: true; task: ChatTask; stream: boolean; includeUsage: boolean; model: string | undefined }
   | { ok: false; status: number; message: string };
-
-function intField(body: Record<string, unknown>, key: string): number | undefined {
-  const v = body[key];
-  return typeof v === 'number' && Number.isInteger(v) ? v : undefined;
-}
 
 /** The messages of a body, or the message of the 400 llama-server answers. */
 export function parseMessages(body: unknown): ChatMessage[] | string {
@@ -47,9 +42,7 @@ export function parseChatRequest(raw: Buffer): ParsedChat {
     throw err;
   }
 
-  const requested = intField(body, 'max_tokens') ?? intField(body, 'max_completion_tokens') ?? intField(body, 'n_predict');
-  const limited = requested !== undefined && requested >= 0;
-  const nPredict = limited ? requested : DEFAULT_REPLY_TOKENS;
+  const reply = replyLength(body, ['max_tokens', 'max_completion_tokens', 'n_predict'], DEFAULT_REPLY_TOKENS);
   const idSlot = intField(body, 'id_slot');
   const stream = body.stream === true;
   const streamOptions = body.stream_options;
@@ -59,24 +52,10 @@ export function parseChatRequest(raw: Buffer): ParsedChat {
     prompt: tokenizeChat(messages),
     promptText,
     cachePrompt: body.cache_prompt !== false,
-    nPredict,
-    limited,
+    ...reply,
     // -1 is llama-server's "any slot"; other ids wrap modulo the slot count.
     idSlot: idSlot === undefined || idSlot === -1 ? undefined : idSlot,
-    params: samplingParams({
-      seed: intField(body, 'seed'),
-      temperature: typeof body.temperature === 'number' ? body.temperature : undefined,
-      top_k: intField(body, 'top_k'),
-      top_p: typeof body.top_p === 'number' ? body.top_p : undefined,
-      min_p: typeof body.min_p === 'number' ? body.min_p : undefined,
-      n_keep: intField(body, 'n_keep'),
-      max_tokens: limited ? nPredict : -1,
-      n_predict: limited ? nPredict : -1,
-      stream,
-      chat_format: 'peg-native',
-      reasoning_format: 'deepseek',
-      generation_prompt: GENERATION_PROMPT,
-    }),
+    params: bodySampling(body, reply, stream, { chat_format: 'peg-native', reasoning_format: 'deepseek', generation_prompt: GENERATION_PROMPT }),
   };
   return { ok: true, task, stream, includeUsage, model: typeof body.model === 'string' ? body.model : undefined };
 }

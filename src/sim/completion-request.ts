@@ -4,10 +4,10 @@
  * that is neither a string nor a list of token ids the server's own 400. The prompt gets BOS in front (the model
  * adds it), `id_slot` and `cache_prompt` are honoured, `n_predict` or `max_tokens` bound the reply.
  */
+import { bodySampling, intField, replyLength } from './task-params.js';
 import type { ChatTask } from './chat-engine.js';
 import { DEFAULT_REPLY_TOKENS } from './chat-request.js';
 import { missingKeyMessage, parseJsonBody } from './http-io.js';
-import { samplingParams } from './llama-shapes.js';
 import { tokenize, Vocabulary } from './tokenizer.js';
 
 /** A completion request ready to run, or the error to answer. */
@@ -17,11 +17,6 @@ export type ParsedCompletion =
 
 const BAD_PROMPT =
   '"prompt" elements must be a string, a list of tokens, a JSON object containing a prompt string, or a list of mixed strings & tokens.';
-
-function intField(body: Record<string, unknown>, key: string): number | undefined {
-  const v = body[key];
-  return typeof v === 'number' && Number.isInteger(v) ? v : undefined;
-}
 
 /** The prompt's text (token ids are looked up in `vocab`), or undefined when llama-server would refuse it. */
 function promptTextOf(prompt: unknown, vocab: Vocabulary): string | undefined {
@@ -41,30 +36,16 @@ export function parseCompletionRequest(raw: Buffer, vocab: Vocabulary): ParsedCo
   const text = promptTextOf(body.prompt, vocab);
   if (text === undefined) return { ok: false, status: 400, message: BAD_PROMPT };
 
-  const requested = intField(body, 'n_predict') ?? intField(body, 'max_tokens');
-  const limited = requested !== undefined && requested >= 0;
-  const nPredict = limited ? requested : DEFAULT_REPLY_TOKENS;
+  const reply = replyLength(body, ['n_predict', 'max_tokens'], DEFAULT_REPLY_TOKENS);
   const idSlot = intField(body, 'id_slot');
   const stream = body.stream === true;
   const task: ChatTask = {
     prompt: [Vocabulary.BOS.piece, ...tokenize(text)],
     promptText: text,
     cachePrompt: body.cache_prompt !== false,
-    nPredict,
-    limited,
+    ...reply,
     idSlot: idSlot === undefined || idSlot === -1 ? undefined : idSlot,
-    params: samplingParams({
-      seed: intField(body, 'seed'),
-      temperature: typeof body.temperature === 'number' ? body.temperature : undefined,
-      top_k: intField(body, 'top_k'),
-      top_p: typeof body.top_p === 'number' ? body.top_p : undefined,
-      min_p: typeof body.min_p === 'number' ? body.min_p : undefined,
-      n_keep: intField(body, 'n_keep'),
-      max_tokens: limited ? nPredict : -1,
-      n_predict: limited ? nPredict : -1,
-      stream,
-      reasoning_format: 'deepseek',
-    }),
+    params: bodySampling(body, reply, stream, { reasoning_format: 'deepseek' }),
   };
   return { ok: true, task, stream, promptText: text };
 }

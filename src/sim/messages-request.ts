@@ -4,10 +4,10 @@
  * "Failed to parse messages: …"; `system` becomes the first message; text blocks are kept, other blocks dropped.
  * `id_slot` is IGNORED (the real server's log says "selected slot by LRU" / "by LCP similarity" for it).
  */
+import { bodySampling, replyLength } from './task-params.js';
 import type { ChatTask } from './chat-engine.js';
 import { DEFAULT_REPLY_TOKENS } from './chat-request.js';
 import { isObject, parseJsonBody } from './http-io.js';
-import { samplingParams } from './llama-shapes.js';
 import { GENERATION_PROMPT, renderChat, tokenizeChat, type ChatMessage } from './tokenizer.js';
 
 /** A messages request ready to run, or the 500 to answer. */
@@ -18,11 +18,6 @@ function blocksText(content: unknown): string {
   if (typeof content === 'string') return content;
   if (!Array.isArray(content)) return '';
   return content.map((b) => (isObject(b) && b.type === 'text' && typeof b.text === 'string' ? b.text : '')).join('');
-}
-
-function intField(body: Record<string, unknown>, key: string): number | undefined {
-  const v = body[key];
-  return typeof v === 'number' && Number.isInteger(v) ? v : undefined;
 }
 
 /** Parses and validates a messages body. */
@@ -40,28 +35,22 @@ export function parseMessagesRequest(raw: Buffer): ParsedMessages {
     messages.push({ role: m.role, content: blocksText(m.content) });
   }
 
-  const requested = intField(body, 'max_tokens');
-  const limited = requested !== undefined && requested >= 0;
-  const nPredict = limited ? requested : DEFAULT_REPLY_TOKENS;
+  const reply = replyLength(body, ['max_tokens'], DEFAULT_REPLY_TOKENS);
   const stream = body.stream === true;
   const task: ChatTask = {
     prompt: tokenizeChat(messages),
     promptText: renderChat(messages),
     cachePrompt: body.cache_prompt !== false,
-    nPredict,
-    limited,
+    ...reply,
     idSlot: undefined,
-    params: samplingParams({
-      temperature: typeof body.temperature === 'number' ? body.temperature : undefined,
-      top_k: intField(body, 'top_k'),
-      top_p: typeof body.top_p === 'number' ? body.top_p : undefined,
-      max_tokens: limited ? nPredict : -1,
-      n_predict: limited ? nPredict : -1,
-      stream,
-      chat_format: 'peg-native',
-      reasoning_format: 'deepseek',
-      generation_prompt: GENERATION_PROMPT,
+    // llama-server's Anthropic conversion keeps only these sampling fields.
+    params: bodySampling(pick(body, ['temperature', 'top_k', 'top_p']), reply, stream, {
+      chat_format: 'peg-native', reasoning_format: 'deepseek', generation_prompt: GENERATION_PROMPT,
     }),
   };
   return { ok: true, task, stream };
+}
+
+function pick(body: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
+  return Object.fromEntries(keys.filter((k) => k in body).map((k) => [k, body[k]]));
 }
