@@ -55,14 +55,16 @@ export async function confirmResidency(
 }
 
 /**
- * When to ask: the backend may have changed since the proxy last heard from it (quiet for a while: long enough for
- * a restart, a sleep or another client's work), or its idle-slot behaviour is not known yet. Not on every turn: an
- * agent continuing at once would pay a round trip each time, and the save verification and the after-answer check
- * (noticeLostSlot) still catch what slips through.
+ * When to ask: the backend may have changed since the proxy last heard from it (quiet for a while: a restart, a
+ * sleep), its idle-slot behaviour is not known yet, or none of our other requests runs there: then another client
+ * may have used the slot meanwhile, and `GET /slots` answers at once (about a millisecond). Under load from our own
+ * requests the round trip would wait behind their batches; the save verification and the after-answer check
+ * (noticeLostSlot) still catch what slips through there.
  */
 function checkDue(ctx: ProxyContext, plan: SlotPlan): boolean {
   const backend = plan.slot.backend;
-  return ctx.behaviour.quietFor(backend) >= RECHECK_AFTER_QUIET_MS || !ctx.behaviour.settled(backend);
+  if (ctx.behaviour.quietFor(backend) >= RECHECK_AFTER_QUIET_MS || !ctx.behaviour.settled(backend)) return true;
+  return !ctx.pool.all().some((slot) => slot.backend === backend && slot.busy && slot !== plan.slot);
 }
 
 function applyVerdict(ctx: ProxyContext, plan: SlotPlan, verdict: Exclude<SlotVerdict, 'confirmed'>, observed: ObservedSlots): void {
