@@ -162,4 +162,13 @@ describe('completions, infill and responses through the generation flow', { time
     assert.equal(line.decision, 'resident');
     assert.equal(line.slot, turn1.line.slot);
   });
+
+  it('the log line shows the session a chat names in x-session-id (opencode) or x-claude-code-session-id', async () => {
+    for (const [header, id] of [['x-session-id', 'ses_open'], ['x-claude-code-session-id', 'claude-1']] as const) {
+      const mark = stack.logs.lines.length;
+      await stack.openai.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }, { headers: { [header]: id } });
+      const line = await logLineAfter(stack.logs, mark, 'chat');
+      assert.equal(line.session, id);
+    }
+  });
 });
