@@ -36,9 +36,10 @@ export interface LlamaClient {
   readonly kind: BackendKind | undefined;
   /** Probe the backend (once at a time) and remember what it is. Throws a 502 ProxyError when unreachable. */
   detectKind(): Promise<BackendKind>;
-  /** POST a chat completion. The caller owns the returned body stream. `stream` answers close their socket. */
-  /** POST a serialised chat completion request (`stream`: it asks for SSE). */
+  /** POST a serialised chat completion request (`stream`: it asks for SSE). The caller owns the returned body. */
   chat(payload: Buffer | string, opts: { signal: AbortSignal; stream: boolean }): Promise<UpstreamResponse>;
+  /** POST a serialised generation request to `path` (chat, completion, infill, responses; `stream`: SSE). */
+  generate(path: string, payload: Buffer | string, opts: { signal: AbortSignal; stream: boolean }): Promise<UpstreamResponse>;
   /** A slot action for `model`'s slot `slotId`; retried once when the server had closed the pooled connection. */
   slotAction(model: string, slotId: number, action: SlotAction, filename?: string): Promise<SlotActionResult>;
   /** GET a path and parse JSON; undefined on a non-2xx answer. */
@@ -143,10 +144,13 @@ export function createLlamaClient(opts: LlamaClientOptions): LlamaClient {
       });
       return probing;
     },
-    chat(payload, { signal, stream }) {
+    chat(payload, opts) {
+      return this.generate('/v1/chat/completions', payload, opts);
+    },
+    generate(path, payload, { signal, stream }) {
       return send({
         method: 'POST',
-        path: '/v1/chat/completions',
+        path,
         headers: { 'content-type': 'application/json', accept: stream ? 'text/event-stream' : 'application/json' },
         body: payload,
         signal,

@@ -1,15 +1,14 @@
 /**
- * createApp(ctx) builds the HTTP server (never listens): chat completions, models, health, and a passthrough of
- * everything else to the first backend. One error handler renders every failure in the OpenAI error shape.
+ * createApp(ctx) builds the HTTP server (never listens): the generation routes (generation-routes.ts), models,
+ * health, and a passthrough of everything else. One error handler renders every failure in the OpenAI error shape.
  */
 import Fastify from 'fastify';
 import type { FastifyInstance } from 'fastify';
-import { handleChat } from './chat-route.js';
 import { clientErrorHandler, serverOptions } from './client-limits.js';
 import type { ProxyContext } from './context.js';
 import { registerErrorHandler } from './error-handler.js';
+import { registerGenerationRoutes } from './generation-routes.js';
 import { registerHealthRoute } from './health-route.js';
-import { track } from './inflight.js';
 import { registerJsonBodyParser } from './json-body.js';
 import { registerModelsRoute } from './models-route.js';
 import { registerPassthrough } from './passthrough-route.js';
@@ -40,9 +39,7 @@ export function createApp(ctx: ProxyContext, options: { shutdownGraceMs: number 
   registerErrorHandler(app, ctx.log, ctx.config, (err) => health.noteInternalError(err));
   registerShutdownDrain(app, ctx.inflight, options.shutdownGraceMs);
 
-  for (const path of ['/v1/chat/completions', '/chat/completions']) {
-    app.post(path, (request, reply) => track(ctx, handleChat(ctx, request, reply)));
-  }
+  registerGenerationRoutes(app, ctx);
   registerModelsRoute(app, ctx);
   registerHealthRoute(app, ctx, health);
   void app.register(async (scope) => registerPassthrough(scope, ctx));

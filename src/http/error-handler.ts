@@ -1,6 +1,6 @@
 /**
- * One error handler for every route: each failure reaches the client as a ProxyError in the OpenAI error shape,
- * with the right status. The cause of an unexpected failure (message and stack) goes to the log, never to the client.
+ * One error handler for every route: each failure reaches the client as a ProxyError with the right status, in the
+ * OpenAI error shape or in the route's own API's (`config.renderError`, set by the generation routes). The cause of an unexpected failure (message and stack) goes to the log, never to the client.
  */
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -18,11 +18,21 @@ export function registerErrorHandler(
     if (proxyError.code === 'internal_error') onInternalError(error);
     if (proxyError.status >= 500) logFailure(log, request, proxyError);
     if (reply.sent || reply.raw.headersSent) return;
-    void reply.code(proxyError.status).send(proxyError.toJSON());
+    const render = errorRendererOf(request);
+    void reply.code(proxyError.status).send(render ? render(proxyError) : proxyError.toJSON());
   });
   app.setNotFoundHandler((request, reply) => {
     void reply.code(404).send(new ProxyError(404, 'not_found', `no route for ${request.method} ${request.url}`).toJSON());
   });
+}
+
+/** A route's own error shape (its API's), given in the route's `config`; absent: the OpenAI envelope. */
+export interface ErrorShapeConfig {
+  renderError?: (err: ProxyError) => unknown;
+}
+
+function errorRendererOf(request: FastifyRequest): ((err: ProxyError) => unknown) | undefined {
+  return (request.routeOptions?.config as ErrorShapeConfig | undefined)?.renderError;
 }
 
 function logFailure(log: Logger, request: FastifyRequest, error: ProxyError): void {

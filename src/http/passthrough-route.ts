@@ -1,6 +1,7 @@
 /**
- * Everything the proxy does not handle itself goes to the first backend unchanged (`/v1/completions`, `/tokenize`,
- * `/props`…), body and answer streamed. The slot API and model unloads are the exception (see route-policy.ts): the
+ * Everything the proxy does not handle itself goes unchanged (`/v1/embeddings`, `/tokenize`, `/props`…), body and
+ * answer streamed, to the backend serving the model it names (model-routing.ts; the first backend when it names
+ * none). The slot API and model unloads are the exception (see route-policy.ts): the
  * proxy owns the slots, and a client acting on them behind its back would make its picture of them wrong.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -8,6 +9,7 @@ import { once } from 'node:events';
 import { track } from './inflight.js';
 import { ProxyError } from '../errors.js';
 import type { ProxyContext } from './context.js';
+import { createModelRouter } from './model-routing.js';
 import { refusedRoute } from './route-policy.js';
 import type { Refusal } from './route-policy.js';
 import { requestHeadersForUpstream, responseHeadersForClient } from './upstream-headers.js';
@@ -22,6 +24,7 @@ export function registerPassthrough(scope: FastifyInstance, ctx: ProxyContext): 
   scope.removeAllContentTypeParsers();
   scope.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
+  const router = createModelRouter(ctx.clients, ctx.config.connectTimeout * 1000);
   scope.all('/*', (request, reply) => track(ctx, passThrough(request, reply)));
 
   async function passThrough(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
@@ -34,7 +37,8 @@ export function registerPassthrough(scope: FastifyInstance, ctx: ProxyContext): 
     reply.raw.on('close', () => {
       if (!reply.raw.writableFinished) abort.abort();
     });
-    const client = ctx.clients[0]!;
+    const body = Buffer.isBuffer(request.body) ? request.body : undefined;
+    const client = ctx.clients[await router.backendFor(path, body, request.headers['content-type'])]!;
     const res = await client.forward({
       method: request.method,
       path,

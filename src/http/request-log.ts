@@ -1,9 +1,9 @@
-/** The single structured log line of a chat request: what was decided for it and how long each step took. */
+/** The single structured log line of a generation request: what was decided for it and how long each step took. */
 import { skipSummary } from '../slots/save-skip.js';
 import type { CacheOpResult } from '../slots/slot-cache.js';
 import type { PromptAnalysis } from '../prompt/prompt-analysis.js';
 import type { SlotPlan } from '../slots/slot-state.js';
-import type { ForwardOutcome } from './chat-forward.js';
+import type { ForwardOutcome } from '../generation/forward.js';
 
 /** First 16 hex digits of a cache key: enough to follow one conversation through the log. */
 export function shortKey(key: string): string {
@@ -28,6 +28,10 @@ export class RequestLog {
   save?: CacheOpResult;
   outcome?: ForwardOutcome;
   error?: unknown;
+  /** The client API (`chat`, `completion`, `infill`, `responses`…). */
+  api?: string;
+  /** The session the request named (a header or body field), when it named one. */
+  session?: string;
 
   /**
    * Created the moment the request got its slot. `started` and `acquired` are `performance.now()` readings: the wait
@@ -45,8 +49,10 @@ export class RequestLog {
     const { analysis, plan, outcome } = this;
     const decision = plan.resident ? 'resident' : plan.restore ? 'restore' : 'cold';
     return {
+      ...(this.api && { api: this.api }),
       model: analysis.model,
       key: shortKey(analysis.key),
+      ...(this.session !== undefined && { session: this.session }),
       big: analysis.big,
       words: analysis.wordCount,
       backend: backendUrl,

@@ -118,10 +118,13 @@ export function analyzePrompt(
   body: { messages: unknown[]; model?: unknown },
   opts: PromptAnalysisOptions,
 ): PromptAnalysis {
-  const model = requestModel(body, opts.modelId);
-  const parts = canonicalParts(body.messages);
+  return analyzeParts(requestModel(body, opts.modelId), canonicalParts(body.messages), opts);
+}
+
+/** The analysis of canonical parts (see {@link canonicalParts}; empty parts are skipped) for `model`. */
+export function analyzeParts(model: string, parts: readonly string[], opts: PromptAnalysisOptions): PromptAnalysis {
   const state = PromptState.start(model, opts.wordsPerBlock);
-  for (const part of parts) state.add(part);
+  for (const part of parts) if (part !== '') state.add(part);
   return state.finish(model, opts.bigThresholdWords);
 }
 

@@ -14,8 +14,15 @@
  * Should the memo itself ever fail, it is emptied and the request is analysed without it: no input leaves state
  * behind that breaks later requests.
  */
-import { PromptState, analyzePrompt, canonicalParts, requestModel } from './prompt-analysis.js';
+import { PromptState, analyzeParts, canonicalParts, requestModel } from './prompt-analysis.js';
 import type { PromptAnalysis, PromptAnalysisOptions } from './prompt-analysis.js';
+
+/** A chat body (`messages`), or any API's canonical prompt parts. */
+export interface PromptInput {
+  model?: unknown;
+  messages?: unknown[];
+  parts?: readonly string[];
+}
 
 interface MemoNode {
   /** The analysis state after this message, when kept (never fed: a request continues from a fork of it). */
@@ -55,13 +62,16 @@ export class PromptAnalyzer {
     private readonly limits: PromptAnalyzerLimits = DEFAULT_ANALYZER_LIMITS,
   ) {}
 
-  /** Same result as `analyzePrompt(body, opts)`. */
-  analyze(body: { messages: unknown[]; model?: unknown }): PromptAnalysis {
+  /**
+   * Same result as `analyzePrompt(body, opts)`. `parts`, when given, are the canonical parts already (another API's
+   * prompt, see generation/adapter.ts) and `messages` is not read.
+   */
+  analyze(body: PromptInput): PromptAnalysis {
     try {
       return this.analyzeWithMemo(body);
     } catch {
       this.clear();
-      return analyzePrompt(body, this.opts);
+      return analyzeParts(requestModel(body, this.opts.modelId), body.parts ?? canonicalParts(body.messages ?? []), this.opts);
     }
   }
 
@@ -70,9 +80,9 @@ export class PromptAnalyzer {
     return { models: this.roots.size, nodes: this.nodes, chars: this.chars };
   }
 
-  private analyzeWithMemo(body: { messages: unknown[]; model?: unknown }): PromptAnalysis {
+  private analyzeWithMemo(body: PromptInput): PromptAnalysis {
     const model = requestModel(body, this.opts.modelId);
-    const parts = canonicalParts(body.messages);
+    const parts = body.parts ? body.parts.filter((p) => p !== '') : canonicalParts(body.messages ?? []);
     let level = this.roots.get(model) ?? new Map<string, MemoNode>();
     const now = ++this.tick;
     // Walk the known messages; remember the deepest one with a kept state.
@@ -87,7 +97,7 @@ export class PromptAnalyzer {
       if (node.state) resume = node;
       level = node.children;
     }
-    if (parts.length - known > this.limits.maxNodes / 4) return analyzePrompt(body, this.opts);
+    if (parts.length - known > this.limits.maxNodes / 4) return analyzeParts(model, parts, this.opts);
 
     const state = resume?.state ? resume.state.fork() : PromptState.start(model, this.opts.wordsPerBlock);
     for (let i = resume?.depth ?? 0; i < known; i++) state.add(parts[i]!);

@@ -7,15 +7,19 @@
  */
 import type { ChatOutcome } from './chat-engine.js';
 import { parseCompletionRequest } from './completion-request.js';
+import { parseInfillRequest } from './infill-request.js';
 import { endSse, sendError, sendJson, startSse, writeSse, type Exchange } from './http-io.js';
 import { BUILD_INFO, completionSettings } from './llama-shapes.js';
 import type { ModelInstance } from './model-instance.js';
 import { completionId, runTaskFor, timingsOf, usageOf } from './task-http.js';
 import { Vocabulary } from './tokenizer.js';
 
-/** Handles `/completion` (`openai` false) or `/v1/completions` (`openai` true) on `inst`. */
-export async function handleCompletion(inst: ModelInstance, ex: Exchange, openai: boolean): Promise<void> {
-  const parsed = parseCompletionRequest(ex.req.body, inst.vocab);
+/**
+ * Handles `/completion` (`openai` false) or `/v1/completions` (`openai` true) on `inst`; `/infill` is a native
+ * completion whose prompt is built from its fields (infill-request.ts).
+ */
+export async function handleCompletion(inst: ModelInstance, ex: Exchange, openai: boolean, infill = false): Promise<void> {
+  const parsed = infill ? parseInfillRequest(ex.req.body, inst.vocab) : parseCompletionRequest(ex.req.body, inst.vocab);
   if (!parsed.ok) return sendError(ex, parsed.status, parsed.message, parsed.type);
   const { task, stream } = parsed;
   const head = { created: Math.floor(Date.now() / 1000), id: completionId() };
@@ -56,15 +60,15 @@ export async function handleCompletion(inst: ModelInstance, ex: Exchange, openai
     writeSse(ex, '[DONE]');
     return endSse(ex);
   }
-  const body = nativeFinal(inst, outcome, task.params, parsed.promptText, stream ? '' : outcome.predicted.join(''));
+  const body = nativeFinal(inst, outcome, task.params, parsed.promptText, stream ? '' : outcome.predicted.join(''), infill);
   if (!stream) return sendJson(ex, 200, body);
   start();
   writeSse(ex, body);
   endSse(ex);
 }
 
-/** The last object of a `/completion` answer (the whole answer without streaming). */
-function nativeFinal(inst: ModelInstance, o: ChatOutcome, params: Record<string, unknown>, promptText: string, content: string): Record<string, unknown> {
+/** The last object of a `/completion` answer (the whole answer without streaming); `rendered`: an infill's prompt, BOS inside. */
+function nativeFinal(inst: ModelInstance, o: ChatOutcome, params: Record<string, unknown>, promptText: string, content: string, rendered: boolean): Record<string, unknown> {
   const nPrompt = o.cacheN + o.promptN;
   return {
     index: 0,
@@ -76,7 +80,7 @@ function nativeFinal(inst: ModelInstance, o: ChatOutcome, params: Record<string,
     tokens_predicted: o.predicted.length,
     tokens_evaluated: nPrompt,
     generation_settings: completionSettings(params),
-    prompt: `${Vocabulary.BOS.piece} ${promptText}`,
+    prompt: rendered ? promptText : `${Vocabulary.BOS.piece} ${promptText}`,
     has_new_line: o.predicted.some((p) => p.includes('\n')),
     truncated: false,
     stop_type: o.finishReason === 'length' ? 'limit' : 'eos',

@@ -6,6 +6,7 @@ import { handleChat } from './chat-http.js';
 import { handleCompletion } from './completion-http.js';
 import { sendError, sendJson, sendNotFound, type Exchange } from './http-io.js';
 import { handleMessages } from './messages-http.js';
+import { handleResponses } from './responses-http.js';
 import { modelsBody, propsBody, slotsBody } from './llama-shapes.js';
 import type { ModelInstance } from './model-instance.js';
 import { handleSlotAction } from './slot-actions-http.js';
@@ -42,6 +43,8 @@ export async function handleLlamaServer(inst: ModelInstance, ex: Exchange): Prom
     if (path === '/v1/messages') return handleMessages(inst, ex);
     if (path === '/completion' || path === '/completions') return handleCompletion(inst, ex, false);
     if (path === '/v1/completions') return handleCompletion(inst, ex, true);
+    if (path === '/infill') return handleCompletion(inst, ex, false, true);
+    if (path === '/v1/responses' || path === '/responses') return handleResponses(inst, ex);
     const m = SLOT_ACTION_PATH.exec(path);
     if (m) return handleSlotAction(inst, ex, decodeURIComponent(m[1]!));
     if (handleTextEndpoint(inst, ex, path)) return;

@@ -25,7 +25,7 @@ export interface PlanInput {
   skipSave?: SkipSave;
   /**
    * Wait for a busy slot that holds this conversation (its last turn is finishing, or it is being saved) rather
-   * than start cold on a free slot. Off once the request has waited long enough (see chat-route's patience).
+   * than start cold on a free slot. Off once the request has waited long enough (see the generation flow's patience).
    */
   waitForOwnSlot?: boolean;
 }
@@ -88,9 +88,23 @@ function bestResident(idle: readonly SlotState[], request: SlotRequest, lcpTh: n
     const lcp = lcpBlocks(content.blocks, request.blocks);
     const ratio = lcpRatio(lcp, content.blocks, request.blocks);
     if (lcp === 0 || ratio < lcpTh) continue;
-    if (!best || lcp > best.lcp || (lcp === best.lcp && slot.lastUsed > best.slot.lastUsed)) best = { slot, lcp, ratio };
+    if (!best || lcp > best.lcp || (lcp === best.lcp && preferOnTie(slot, best.slot, request))) best = { slot, lcp, ratio };
   }
   return best;
+}
+
+/**
+ * Between two slots holding equally long prefixes: the one the request's session filled (session affinity: two
+ * sessions of one agent share a long system prompt and tools, and each should keep to its own slot), else the most
+ * recently used.
+ */
+function preferOnTie(slot: SlotState, best: SlotState, request: SlotRequest): boolean {
+  const session = request.session;
+  if (session !== undefined) {
+    const mine = slot.content?.session === session;
+    if (mine !== (best.content?.session === session)) return mine;
+  }
+  return slot.lastUsed > best.lastUsed;
 }
 
 /**

@@ -24,6 +24,8 @@ export interface SlotContent {
   fingerprint?: string;
   /** Put there by a restore, with no task run on the slot since (GET /slots then shows nothing of it). */
   restored?: true;
+  /** The session of the request that filled it, when it named one (session affinity). */
+  session?: string;
 }
 
 /** One slot of one model on one backend. */
@@ -47,6 +49,8 @@ export interface SlotRequest {
   key: string;
   blocks: readonly string[];
   big: boolean;
+  /** The client's session id: among equally good resident slots, the one this session filled wins. */
+  session?: string;
 }
 
 /** A disk entry that matches the request (from the prefix index). */

@@ -1,0 +1,23 @@
+/**
+ * `POST /v1/chat/completions`: the body goes to the backend as the client sent it, plus the pin. The canonical
+ * prompt is each message's content (see prompt-analysis.canonicalParts), roles ignored.
+ */
+import { upstreamBody } from '../../http/json-body.js';
+import { canonicalParts } from '../../prompt/prompt-analysis.js';
+import type { GenerationAdapter } from '../adapter.js';
+import { validateChatBody } from '../chat-request.js';
+
+export const chatAdapter: GenerationAdapter = {
+  api: 'chat',
+  read(raw) {
+    const body = validateChatBody(raw);
+    return {
+      model: typeof body.model === 'string' ? body.model : undefined,
+      parts: canonicalParts(body.messages),
+      stream: body.stream === true,
+      cachePromptOff: body.cache_prompt === false,
+      ...(typeof body.prompt_cache_key === 'string' && { session: body.prompt_cache_key }),
+      backendCall: (pin) => ({ path: '/v1/chat/completions', body: upstreamBody(body, { ...pin }) }),
+    };
+  },
+};

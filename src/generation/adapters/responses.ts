@@ -1,0 +1,57 @@
+/**
+ * `POST /v1/responses` (Codex and other Responses clients), stream or not, sent to the backend's `/v1/responses`
+ * pinned. The canonical prompt matches the chat completion the server renders from it, so a conversation keeps its
+ * key and blocks whichever of the two APIs carries it: `instructions` first (a system message), then per input item
+ * the text a chat message would have as content: a message's content (a string, or its `input_text` /
+ * `output_text` / `text` parts joined with "\n"), a `function_call_output`'s output. Function calls and reasoning
+ * items carry no content (as an assistant message with only `tool_calls`). `prompt_cache_key` names the session.
+ */
+import { badRequest } from '../../errors.js';
+import { upstreamBody } from '../../http/json-body.js';
+import type { GenerationAdapter } from '../adapter.js';
+import { commonFields, objectBody, optionalString, partsOf } from '../body-fields.js';
+
+export const responsesAdapter: GenerationAdapter = {
+  api: 'responses',
+  read(raw) {
+    const body = objectBody(raw);
+    const { model, stream } = commonFields(body);
+    const instructions = optionalString(body, 'instructions');
+    const session = optionalString(body, 'prompt_cache_key');
+    return {
+      model,
+      parts: partsOf([instructions, ...inputTexts(body.input)]),
+      stream,
+      cachePromptOff: body.cache_prompt === false,
+      ...(session !== undefined && { session }),
+      backendCall: (pin) => ({ path: '/v1/responses', body: upstreamBody(body, { ...pin }) }),
+    };
+  },
+};
+
+function inputTexts(input: unknown): string[] {
+  if (input === undefined) throw badRequest("'input' is required", 'input');
+  if (typeof input === 'string') return [input];
+  if (!Array.isArray(input)) throw badRequest("'input' must be a string or an array of objects", 'input');
+  return input.map((item, i) => {
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) throw badRequest(`'input[${i}]' must be an object`, `input[${i}]`);
+    return itemText(item as Record<string, unknown>);
+  });
+}
+
+/** What an input item puts into the prompt as message content ('' for none). */
+function itemText(item: Record<string, unknown>): string {
+  const type = item.type;
+  if (type === undefined || type === 'message') return contentText(item.content);
+  if (type === 'function_call_output' || type === 'custom_tool_call_output') return contentText(item.output);
+  return '';
+}
+
+function contentText(content: unknown): string {
+  if (typeof content === 'string') return content;
+  if (!Array.isArray(content)) return '';
+  return content
+    .map((part) => (typeof part === 'object' && part !== null ? (part as { text?: unknown }).text : undefined))
+    .filter((text): text is string => typeof text === 'string')
+    .join('\n');
+}

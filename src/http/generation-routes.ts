@@ -1,0 +1,31 @@
+/**
+ * The managed generation routes: each client API's paths, handled by the shared flow with that API's adapter. A
+ * route's errors (bad input included) are rendered in its API's shape (`renderError` in the route's config).
+ */
+import type { FastifyInstance } from 'fastify';
+import type { GenerationAdapter } from '../generation/adapter.js';
+import { chatAdapter } from '../generation/adapters/chat.js';
+import { completionAdapter } from '../generation/adapters/completion.js';
+import { infillAdapter } from '../generation/adapters/infill.js';
+import { responsesAdapter } from '../generation/adapters/responses.js';
+import { handleGeneration } from '../generation/flow.js';
+import type { ProxyContext } from './context.js';
+import type { ErrorShapeConfig } from './error-handler.js';
+import { track } from './inflight.js';
+
+/** Every managed route: its paths and its adapter. */
+export const GENERATION_ROUTES: ReadonlyArray<{ paths: readonly string[]; adapter: GenerationAdapter }> = [
+  { paths: ['/v1/chat/completions', '/chat/completions'], adapter: chatAdapter },
+  ...['/v1/completions', '/completions', '/completion'].map((path) => ({ paths: [path], adapter: completionAdapter(path) })),
+  { paths: ['/infill'], adapter: infillAdapter },
+  { paths: ['/v1/responses', '/responses'], adapter: responsesAdapter },
+];
+
+export function registerGenerationRoutes(app: FastifyInstance, ctx: ProxyContext): void {
+  for (const { paths, adapter } of GENERATION_ROUTES) {
+    const config: ErrorShapeConfig = adapter.renderError ? { renderError: adapter.renderError } : {};
+    for (const path of paths) {
+      app.post(path, { config }, (request, reply) => track(ctx, handleGeneration(ctx, adapter, request, reply)));
+    }
+  }
+}

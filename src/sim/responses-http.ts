@@ -1,0 +1,114 @@
+/**
+ * `POST /v1/responses`: llama-server converts the request to a chat completion (instructions as a system message,
+ * input items as messages, function call outputs as tool messages), honours `id_slot`, and answers in the Responses
+ * shape, as captured from the binary: a non-streamed answer carries `usage` (with `input_tokens_details.
+ * cached_tokens`) but no `timings`; a stream sends `event:` + `data:` frames (response.created, in_progress,
+ * output_item.added, content_part.added, output_text.delta…, output_text.done, content_part.done,
+ * output_item.done, response.completed with `usage` inside the response and `timings` beside it).
+ */
+import { randomBytes } from 'node:crypto';
+import { parseChatRequest } from './chat-request.js';
+import { endSse, isObject, parseJsonBody, sendError, sendJson, startSse, writeSseEvent, type Exchange } from './http-io.js';
+import type { ModelInstance } from './model-instance.js';
+import { runTaskFor, timingsOf } from './task-http.js';
+import type { ChatOutcome } from './chat-engine.js';
+
+const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+
+function idWith(prefix: string): string {
+  let id = prefix;
+  for (const b of randomBytes(32)) id += ALNUM[b % ALNUM.length];
+  return id;
+}
+
+/** The chat messages the server renders for a Responses body, or the 400 message. */
+function messagesOf(body: Record<string, unknown>): Array<{ role: string; content: string }> | string {
+  const input = body.input;
+  if (input === undefined) return "'input' is required";
+  if (typeof input !== 'string' && !(Array.isArray(input) && input.every(isObject))) return "'input' must be a string or array of objects";
+  const messages: Array<{ role: string; content: string }> = [];
+  if (typeof body.instructions === 'string') messages.push({ role: 'system', content: body.instructions });
+  if (typeof input === 'string') return [...messages, { role: 'user', content: input }];
+  for (const item of input as Array<Record<string, unknown>>) {
+    if (item.type === undefined || item.type === 'message') {
+      messages.push({ role: typeof item.role === 'string' ? item.role : 'user', content: textOf(item.content) });
+    } else if (item.type === 'function_call') {
+      messages.push({ role: 'assistant', content: '' });
+    } else if (item.type === 'function_call_output') {
+      messages.push({ role: 'tool', content: textOf(item.output) });
+    }
+  }
+  return messages;
+}
+
+function textOf(content: unknown): string {
+  if (typeof content === 'string') return content;
+  if (!Array.isArray(content)) return '';
+  return content.map((p) => (isObject(p) && typeof p.text === 'string' ? p.text : '')).join('');
+}
+
+function usage(o: ChatOutcome): Record<string, unknown> {
+  const input = o.cacheN + o.promptN;
+  return { input_tokens: input, output_tokens: o.predicted.length, total_tokens: input + o.predicted.length, input_tokens_details: { cached_tokens: o.cacheN } };
+}
+
+/** Handles one Responses request on `inst`. */
+export async function handleResponses(inst: ModelInstance, ex: Exchange): Promise<void> {
+  const parsedJson = parseJsonBody(ex.req.body);
+  if (!parsedJson.ok) return sendError(ex, 400, parsedJson.message);
+  const body = isObject(parsedJson.value) ? parsedJson.value : {};
+  const messages = messagesOf(body);
+  if (typeof messages === 'string') return sendError(ex, 400, messages);
+  const chatBody = { ...body, messages, ...(typeof body.max_output_tokens === 'number' && { max_tokens: body.max_output_tokens }) };
+  const parsed = parseChatRequest(Buffer.from(JSON.stringify(chatBody)));
+  if (!parsed.ok) return sendError(ex, parsed.status, parsed.message);
+  const { task, stream } = parsed;
+  const respId = idWith('resp_');
+  const msgId = idWith('msg_');
+  const model = parsed.model ?? inst.name;
+  let started = false;
+  const start = (): void => {
+    if (started) return;
+    started = true;
+    startSse(ex);
+    const head = { id: respId, object: 'response', status: 'in_progress' };
+    writeSseEvent(ex, 'response.created', { type: 'response.created', response: head });
+    writeSseEvent(ex, 'response.in_progress', { type: 'response.in_progress', response: head });
+    writeSseEvent(ex, 'response.output_item.added', { type: 'response.output_item.added', item: { content: [], id: msgId, role: 'assistant', status: 'in_progress', type: 'message' } });
+    writeSseEvent(ex, 'response.content_part.added', { type: 'response.content_part.added', item_id: msgId, part: { type: 'output_text', text: '' } });
+  };
+  const onToken = stream
+    ? (piece: string): void => {
+        start();
+        writeSseEvent(ex, 'response.output_text.delta', { type: 'response.output_text.delta', item_id: msgId, delta: piece });
+      }
+    : () => undefined;
+  const outcome = await runTaskFor(inst, ex, task, onToken);
+  if (!outcome) return;
+  const text = outcome.predicted.join('');
+  const part = { type: 'output_text', annotations: [], logprobs: [], text };
+  const created = Math.floor(Date.now() / 1000);
+  if (!stream) {
+    return sendJson(ex, 200, {
+      completed_at: created,
+      created_at: created,
+      id: respId,
+      model,
+      object: 'response',
+      output: [{ content: [part], id: msgId, role: 'assistant', status: 'completed', type: 'message' }],
+      status: 'completed',
+      usage: usage(outcome),
+    });
+  }
+  start();
+  const item = { type: 'message', status: 'completed', id: msgId, content: [part], role: 'assistant' };
+  writeSseEvent(ex, 'response.output_text.done', { type: 'response.output_text.done', item_id: msgId, text });
+  writeSseEvent(ex, 'response.content_part.done', { type: 'response.content_part.done', item_id: msgId, part });
+  writeSseEvent(ex, 'response.output_item.done', { type: 'response.output_item.done', item });
+  writeSseEvent(ex, 'response.completed', {
+    type: 'response.completed',
+    response: { id: respId, object: 'response', created_at: created, status: 'completed', model, output: [item], usage: usage(outcome) },
+    timings: timingsOf(outcome),
+  });
+  endSse(ex);
+}

@@ -1,0 +1,71 @@
+/**
+ * Completions, infill and Responses through the proxy in front of a real llama-server: each request is pinned (the
+ * server logs "selected slot by id" for the slot the proxy chose) and a completion prompt that grows continues in its
+ * slot, reusing its tokens.
+ */
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { locateLlamaServer } from '../test/support/real-server.js';
+import { REAL_MODEL, startRealStack } from '../test/support/real-stack.js';
+import type { RealStack } from '../test/support/real-stack.js';
+import { words } from '../test/support/text.js';
+
+const where = locateLlamaServer();
+const skip = 'skip' in where ? where.skip : false;
+
+/** The slot ids the server says it selected by id, in order. */
+function selectedById(stack: RealStack): number[] {
+  return [...stack.server.output().matchAll(/selected slot by id \((\d+)\)/g)].map((m) => Number(m[1]));
+}
+
+async function lineAfter(stack: RealStack, mark: number): Promise<Record<string, any>> {
+  return stack.logs.waitFor((l) => l.msg === 'chat' && stack.logs.lines.indexOf(l) >= mark, 10_000, "the proxy's log line");
+}
+
+describe('completions, infill and responses pinned on a real llama-server', { skip }, () => {
+  let stack: RealStack;
+  beforeEach(async () => {
+    if ('skip' in where) return;
+    stack = await startRealStack(where, { server: { slots: 2, args: ['--cache-ram', '0'] } });
+  });
+  afterEach(() => stack?.close());
+
+  it('each API is pinned to the slot the proxy chose; a growing completion prompt reuses its slot', async () => {
+    const prompt = words(700, 501);
+    let mark = stack.logs.lines.length;
+    const first = await stack.openai.completions.create({ model: REAL_MODEL, prompt, max_tokens: 4, temperature: 0 });
+    const l1 = await lineAfter(stack, mark);
+    assert.equal(l1.api, 'completion');
+    assert.equal(selectedById(stack).at(-1), l1.slot);
+
+    mark = stack.logs.lines.length;
+    const stream = await stack.openai.completions.create({ model: REAL_MODEL, prompt: `${prompt}${first.choices[0]!.text} ${words(20, 502)}`, max_tokens: 4, temperature: 0, stream: true });
+    for await (const _ of stream) { /* drain */ }
+    const l2 = await lineAfter(stack, mark);
+    assert.equal(l2.decision, 'resident');
+    assert.equal(l2.slot, l1.slot);
+    assert.ok(l2.cache_n >= 700, `reused ${l2.cache_n} tokens`);
+
+    mark = stack.logs.lines.length;
+    const before = selectedById(stack).length;
+    await stack.openai.responses.create({ model: REAL_MODEL, instructions: words(40, 503), input: words(700, 504), max_output_tokens: 4, temperature: 0, stream: false });
+    const l3 = await lineAfter(stack, mark);
+    assert.equal(l3.api, 'responses');
+    assert.equal(selectedById(stack).length, before + 1);
+    assert.equal(selectedById(stack).at(-1), l3.slot);
+    assert.ok(l3.prompt_n > 700, 'the usage of a non-streamed response stands in for timings');
+
+    mark = stack.logs.lines.length;
+    const res = await fetch(`${stack.url}/infill`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ input_prefix: words(300, 505), input_suffix: words(50, 506), input_extra: [{ filename: 'a.py', text: words(300, 507) }], n_predict: 3, temperature: 0 }),
+    });
+    assert.equal(res.status, 200);
+    const infill = (await res.json()) as { id_slot: number };
+    const l4 = await lineAfter(stack, mark);
+    assert.equal(l4.api, 'infill');
+    assert.equal(infill.id_slot, l4.slot);
+    assert.equal(selectedById(stack).at(-1), l4.slot);
+  });
+});
