@@ -1,10 +1,12 @@
 /**
  * createApp(ctx) builds the HTTP server (never listens): chat completions, models, health, and a passthrough of
- * everything else to the first backend. One error handler renders every failure in the OpenAI error shape.
+ * everything else to the first backend. API_KEYS, when set, guards them all but /health. One error handler renders
+ * every failure in its route's error shape.
  */
 import Fastify from 'fastify';
 import type { FastifyInstance } from 'fastify';
 import { handleChat } from './chat-route.js';
+import { registerClientKeys } from './client-keys.js';
 import { clientErrorHandler, serverOptions } from './client-limits.js';
 import type { ProxyContext } from './context.js';
 import { registerErrorHandler } from './error-handler.js';
@@ -39,6 +41,7 @@ export function createApp(ctx: ProxyContext, options: { shutdownGraceMs: number 
   });
   registerErrorHandler(app, ctx.log, ctx.config, (err) => health.noteInternalError(err));
   registerShutdownDrain(app, ctx.inflight, options.shutdownGraceMs);
+  registerClientKeys(app, ctx.config.apiKeys);
 
   for (const path of ['/v1/chat/completions', '/chat/completions']) {
     app.post(path, (request, reply) => track(ctx, handleChat(ctx, request, reply)));

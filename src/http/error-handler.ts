@@ -1,10 +1,12 @@
 /**
- * One error handler for every route: each failure reaches the client as a ProxyError in the OpenAI error shape,
- * with the right status. The cause of an unexpected failure (message and stack) goes to the log, never to the client.
+ * One error handler for every route: each failure reaches the client as a ProxyError in its route's error shape
+ * (error-shape.ts), with the right status. The cause of an unexpected failure (message and stack) goes to the log,
+ * never to the client.
  */
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { ProxyError } from '../errors.js';
+import { errorBodyFor } from './error-shape.js';
 
 /** `onInternalError` hears of every unexpected failure (the proxy's own health counts them). */
 export function registerErrorHandler(
@@ -18,10 +20,10 @@ export function registerErrorHandler(
     if (proxyError.code === 'internal_error') onInternalError(error);
     if (proxyError.status >= 500) logFailure(log, request, proxyError);
     if (reply.sent || reply.raw.headersSent) return;
-    void reply.code(proxyError.status).send(proxyError.toJSON());
+    void reply.code(proxyError.status).send(errorBodyFor(proxyError, request.url));
   });
   app.setNotFoundHandler((request, reply) => {
-    void reply.code(404).send(new ProxyError(404, 'not_found', `no route for ${request.method} ${request.url}`).toJSON());
+    void reply.code(404).send(errorBodyFor(new ProxyError(404, 'not_found', `no route for ${request.method} ${request.url}`), request.url));
   });
 }
 
