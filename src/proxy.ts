@@ -47,6 +47,7 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
       kind: b.type === 'auto' ? undefined : b.type,
       connectTimeoutMs: config.connectTimeout * 1000,
       requestTimeoutMs: config.requestTimeout * 1000,
+      apiKey: config.backendApiKey,
     }),
   );
   const metaStore = createMetaStore(config.metaDir);

@@ -1,11 +1,13 @@
 /**
  * One HTTP client per backend (a keep-alive undici Pool): chat completions (JSON or SSE), slot actions, and the
- * read-only endpoints the proxy needs. It knows which kind of server it talks to and builds paths accordingly.
+ * read-only endpoints the proxy needs. It knows which kind of server it talks to and builds paths accordingly. Every
+ * call goes through one `send`, which adds BACKEND_API_KEY.
  */
 import { Pool, errors as undiciErrors } from 'undici';
 import type { Dispatcher } from 'undici';
 import type { Readable } from 'node:stream';
 import { backendTimeout, backendUnreachable, ProxyError } from '../errors.js';
+import { withBackendKey } from './backend-auth.js';
 import { classifyBackend, modelScopedPath, slotActionRequest } from './backend-kind.js';
 import type { BackendKind, SlotAction } from './backend-kind.js';
 
@@ -15,7 +17,12 @@ export interface LlamaClientOptions {
   kind?: BackendKind;
   connectTimeoutMs: number;
   requestTimeoutMs: number;
+  /** BACKEND_API_KEY: sent on every call (see backend-auth.ts); null = none. */
+  apiKey: string | null;
 }
+
+/** One call to the backend; header names in lower case. */
+type BackendRequest = Omit<Dispatcher.RequestOptions, 'headers'> & { headers?: Record<string, string> };
 
 export interface UpstreamResponse {
   status: number;
@@ -79,9 +86,10 @@ export function createLlamaClient(opts: LlamaClientOptions): LlamaClient {
   let kind: BackendKind | undefined = opts.kind;
   let probing: Promise<BackendKind> | undefined;
 
-  async function send(options: Dispatcher.RequestOptions): Promise<UpstreamResponse> {
+  /** Every call to the backend goes through here, so every one carries the backend's key. */
+  async function send(options: BackendRequest): Promise<UpstreamResponse> {
     try {
-      const res = await pool.request(options);
+      const res = await pool.request({ ...options, headers: withBackendKey(options.headers, opts.apiKey) });
       return { status: res.statusCode, headers: res.headers, body: res.body };
     } catch (err) {
       // The backend is down: when it comes back it may be another kind (or restarted), so probe it again then.

@@ -5,7 +5,8 @@
  */
 import { parseFlags } from './args.js';
 import { ConfigError } from './errors.js';
-import { CONFIG_VARIABLES, ConfigSchema } from './schema.js';
+import { showableKeyValue } from './keys.js';
+import { CONFIG_VARIABLES, ConfigSchema, SECRET_VARIABLES } from './schema.js';
 import type { Config, VariableName } from './schema.js';
 
 export { ConfigError, HelpRequested } from './errors.js';
@@ -16,7 +17,8 @@ export type { BackendConfig, BackendType, Config, ConfigVariable, LogLevel, Save
 /**
  * Build the configuration from `argv` (without node and script: `process.argv.slice(2)`) and `env`.
  * Unset variables take their defaults; an empty environment value counts as set (and so fails for a number),
- * except for the optional BACKENDS and CACHE_DIR where empty means unset. Other environment variables are ignored.
+ * except for the optional BACKENDS, CACHE_DIR, API_KEYS and BACKEND_API_KEY where empty means unset. An inline
+ * key is never shown in an error message. Other environment variables are ignored.
  * @throws ConfigError for an invalid value, an unknown flag or a flag without value
  * @throws HelpRequested for `--help`, `-h` or `--version`
  */
@@ -31,7 +33,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
   if (!result.success) {
     const issue = result.error.issues[0]!;
     const name = String(issue.path[0]) as VariableName;
-    throw new ConfigError(name, raw[name], issue.message, { origin: flags.get(name)?.flag });
+    const value = SECRET_VARIABLES.has(name) && !showableKeyValue(raw[name]) ? undefined : raw[name];
+    throw new ConfigError(name, value, issue.message, { origin: flags.get(name)?.flag });
   }
   // Whether N_SLOTS was given at all is not a value the schema sees; an explicit count is never replaced by the
   // server's total_slots.

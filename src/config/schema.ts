@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { BACKEND_TYPES, backendsList } from './backends.js';
 import type { BackendType } from './backends.js';
+import { apiKeyList, singleApiKey } from './keys.js';
 import { decimal, httpUrl, integer, nonEmpty, oneOf, optionalText } from './values.js';
 
 export const SAVE_POLICIES = ['always', 'smart'] as const;
@@ -33,6 +34,8 @@ const DEFS = {
       '(n_slots defaults to N_SLOTS, type to BACKEND_TYPE)'),
   BACKEND_TYPE: def('auto', oneOf(BACKEND_TYPES),
     `Backend kind: ${BACKEND_TYPES.join(', ')} (auto = probe at start-up)`),
+  BACKEND_API_KEY: def('', singleApiKey(),
+    'Key sent as "Authorization: Bearer KEY" on every backend call (llama-server --api-key), replacing any client credential (see Keys): a key or @/path/to/file; unset: none'),
   HOST: def('0.0.0.0', nonEmpty(),
     'Address proxycache listens on'),
   PORT: def('8081', integer(0, 65535),
@@ -43,6 +46,8 @@ const DEFS = {
     'Seconds a client has to send its request headers before the connection is closed with 408 (> 0)'),
   CLIENT_BODY_TIMEOUT: def('120', decimal(0, { minExclusive: true }),
     'Seconds a client has to send its request body: the whole request must arrive within CLIENT_HEADERS_TIMEOUT + this, else 408 (> 0)'),
+  API_KEYS: def('', apiKeyList(),
+    'Keys clients must send as "Authorization: Bearer KEY" or "x-api-key: KEY", else 401 (/health stays open; see Keys): key1,key2 or @/path/to/file with one key per line; unset: no check'),
   META_DIR: def('./kv_meta', nonEmpty(),
     'Directory for .meta.json files'),
   MODEL_ID: def('llama.cpp', nonEmpty(),
@@ -78,6 +83,9 @@ const DEFS = {
   LOG_LEVEL: def('info', oneOf(LOG_LEVELS, { warning: 'warn', critical: 'fatal' }),
     `Log level: ${LOG_LEVELS.join(', ')} (case-insensitive)`),
 } satisfies Record<string, VariableDef>;
+
+/** Variables whose inline values are secrets: an error message never shows them (see keys.ts). */
+export const SECRET_VARIABLES: ReadonlySet<string> = new Set(['API_KEYS', 'BACKEND_API_KEY']);
 
 /** The name of a configuration environment variable, e.g. `'LLAMA_URL'`. */
 export type VariableName = keyof typeof DEFS;
@@ -135,11 +143,15 @@ export const ConfigSchema = z.object(shape).transform((v) => {
     /** Always at least one entry: BACKENDS when set, else LLAMA_URL with N_SLOTS. */
     backends,
     backendType: v.BACKEND_TYPE,
+    /** null = backend calls carry no key (a client's own credential is passed through on passthrough routes). */
+    backendApiKey: v.BACKEND_API_KEY,
     host: v.HOST,
     port: v.PORT,
     maxBodyMb: v.MAX_BODY_MB,
     clientHeadersTimeout: v.CLIENT_HEADERS_TIMEOUT,
     clientBodyTimeout: v.CLIENT_BODY_TIMEOUT,
+    /** null = clients need no key. */
+    apiKeys: v.API_KEYS,
     metaDir: v.META_DIR,
     modelId: v.MODEL_ID,
     bigThresholdWords: v.BIG_THRESHOLD_WORDS,

@@ -1,9 +1,11 @@
 /**
  * createApp(ctx) builds the HTTP server (never listens): the generation routes (generation-routes.ts), models,
- * health, and a passthrough of everything else. One error handler renders every failure in the OpenAI error shape.
+ * health, and a passthrough of everything else. API_KEYS, when set, guards them all but /health. One error handler
+ * renders every failure in its route's error shape.
  */
 import Fastify from 'fastify';
 import type { FastifyInstance } from 'fastify';
+import { registerClientKeys } from './client-keys.js';
 import { clientErrorHandler, serverOptions } from './client-limits.js';
 import type { ProxyContext } from './context.js';
 import { registerErrorHandler } from './error-handler.js';
@@ -38,6 +40,7 @@ export function createApp(ctx: ProxyContext, options: { shutdownGraceMs: number 
   });
   registerErrorHandler(app, ctx.log, ctx.config, (err) => health.noteInternalError(err));
   registerShutdownDrain(app, ctx.inflight, options.shutdownGraceMs);
+  registerClientKeys(app, ctx.config.apiKeys);
 
   registerGenerationRoutes(app, ctx);
   registerModelsRoute(app, ctx);

@@ -1,10 +1,12 @@
 /**
  * One error handler for every route: each failure reaches the client as a ProxyError with the right status, in the
- * OpenAI error shape or in the route's own API's (`config.renderError`, set by the generation routes). The cause of an unexpected failure (message and stack) goes to the log, never to the client.
+ * route's own API's shape (`config.renderError`, set by the generation routes), else by path (error-shape.ts). The
+ * cause of an unexpected failure (message and stack) goes to the log, never to the client.
  */
 import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { ProxyError } from '../errors.js';
+import { errorBodyFor } from './error-shape.js';
 
 /** `onInternalError` hears of every unexpected failure (the proxy's own health counts them). */
 export function registerErrorHandler(
@@ -19,10 +21,10 @@ export function registerErrorHandler(
     if (proxyError.status >= 500) logFailure(log, request, proxyError);
     if (reply.sent || reply.raw.headersSent) return;
     const render = errorRendererOf(request);
-    void reply.code(proxyError.status).send(render ? render(proxyError) : proxyError.toJSON());
+    void reply.code(proxyError.status).send(render ? render(proxyError) : errorBodyFor(proxyError, request.url));
   });
   app.setNotFoundHandler((request, reply) => {
-    void reply.code(404).send(new ProxyError(404, 'not_found', `no route for ${request.method} ${request.url}`).toJSON());
+    void reply.code(404).send(errorBodyFor(new ProxyError(404, 'not_found', `no route for ${request.method} ${request.url}`), request.url));
   });
 }
 

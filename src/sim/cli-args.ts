@@ -38,6 +38,8 @@ Simulates llama-server, llama-swap or llama-server router mode on loopback (for 
   --restore-gives-no-reuse A,B models whose restores give no reuse (sliding-window)
   --max-running N              llama-swap: models loaded at once             (default 1)
   --models-max N               router: models loaded at once                 (default 4)
+  --api-key KEY[,KEY]          keys every request must send (Authorization: Bearer / X-Api-Key), 401 otherwise;
+                               /health stays open                            (default: none)
   --engine MODE                shared | per-slot                             (default shared)
                                shared: one main loop and GPU per process: prefills share micro-batches of
                                --ubatch-tokens, decodes go in one batch, slot actions stall the other slots;
@@ -58,7 +60,7 @@ function num(value: string | undefined, flag: string): number | undefined {
 /** Parses the flags into simulator options; 'help' when help was asked for. Throws on a bad flag or value. */
 export function parseSimArgs(argv: string[]): SimOptions | 'help' {
   const strings = ['mode', 'models', 'n-slots', 'n-ctx', 'host', 'port', 'slot-save-path', 'cache-ram',
-    'slot-prompt-similarity', 'restore-gives-no-reuse', 'max-running', 'models-max', 'engine', ...Object.keys(COST_FLAGS)];
+    'slot-prompt-similarity', 'restore-gives-no-reuse', 'max-running', 'models-max', 'engine', 'api-key', ...Object.keys(COST_FLAGS)];
   const booleans = ['no-cache-idle-slots', 'kv-unified', 'no-kv-unified', 'no-slots'];
   const { values: v } = parseArgs({
     args: argv,
@@ -104,5 +106,6 @@ export function parseSimArgs(argv: string[]): SimOptions | 'help' {
     slotPromptSimilarity: num(str('slot-prompt-similarity'), 'slot-prompt-similarity'),
     maxRunning: num(str('max-running'), 'max-running'),
     modelsMax: num(str('models-max'), 'models-max'),
+    apiKey: str('api-key'),
   };
 }

@@ -2,6 +2,7 @@
  * The HTTP routes of one llama-server process, and the llama-server mode of the simulator (one process behind
  * one port). llama-swap and the router call `handleLlamaServer` in-process for the instance a request goes to.
  */
+import { refusedForKey } from './api-key.js';
 import { handleChat } from './chat-http.js';
 import { handleCompletion } from './completion-http.js';
 import { sendError, sendJson, sendNotFound, type Exchange } from './http-io.js';
@@ -22,6 +23,7 @@ export async function handleLlamaServer(inst: ModelInstance, ex: Exchange): Prom
     return;
   }
   if (inst.state === 'loading') return sendError(ex, 503, 'Loading model', 'unavailable_error');
+  if (refusedForKey(inst.config.apiKeys, ex.req)) return sendError(ex, 401, 'Invalid API Key', 'authentication_error');
   if (method === 'GET') {
     switch (path) {
       case '/health':

@@ -37,6 +37,8 @@ export interface InstanceConfig {
   cost: CostModel;
   /** How prefill, decode and slot actions share the process's compute (compute-engine.ts). */
   engine: EngineKind;
+  /** `--api-key`: keys a request must present (api-key.ts); empty = no check. */
+  apiKeys: readonly string[];
 }
 
 /** Lifecycle of an instance: loading (503 everywhere), ready, or stopped (killed). */

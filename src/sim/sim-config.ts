@@ -2,6 +2,7 @@
  * The simulator's options and how they become the start-up configuration of each simulated llama-server
  * process (the flags it would have been started with).
  */
+import { parseApiKeys } from './api-key.js';
 import { ENGINE_KINDS, type EngineKind } from './compute-engine.js';
 import { resolveCostModel, type CostModel } from './cost-model.js';
 import type { InstanceConfig } from './model-instance.js';
@@ -58,6 +59,8 @@ export interface SimOptions {
   maxRunning?: number;
   /** router `--models-max` (default 4). */
   modelsMax?: number;
+  /** `--api-key`: a key or a comma list of keys every model process demands (api-key.ts); unset = none. */
+  apiKey?: string;
 }
 
 function positiveInt(value: number | undefined, fallback: number, name: string): number {
@@ -98,6 +101,7 @@ export function instanceConfigs(options: SimOptions): InstanceConfig[] {
       similarity,
       cost,
       engine,
+      apiKeys: parseApiKeys(options.apiKey),
     };
   });
 }
