@@ -52,7 +52,7 @@ export async function calibrate(binary: LlamaServerBinary, saveDir: string, opts
     const save = m((s) => s.saveMs / s.nSaved);
     const restore = m((s) => s.restoreMs / s.nSaved);
     return {
-      method: `llama-server -np 1 -c 16384 --cache-ram 0 -fa off; per sample: a fresh ${opts.words}-word chat prompt (temperature 0, 32 tokens), then save slot 0, erase it, restore the file; medians of ${opts.samples} samples after one warm-up request; per-token costs from timings.prompt_ms / prompt_n, predicted_ms / predicted_n, save_ms / n_saved, restore_ms / n_restored, bytes from n_written / n_saved`,
+      method: `llama-server -np 1 -c 16384 --cache-ram 0 (flash attention at its default, auto); per sample: a fresh ${opts.words}-word chat prompt (temperature 0, 32 tokens), then save slot 0, erase it, restore the file; medians of ${opts.samples} samples after one warm-up request; per-token costs from timings.prompt_ms / prompt_n, predicted_ms / predicted_n, save_ms / n_saved, restore_ms / n_restored, bytes from n_written / n_saved`,
       samples: opts.samples,
       prompt_tokens: Math.round(m((s) => s.promptN)),
       prefill_tokens_per_s: round(1000 / prefill),
