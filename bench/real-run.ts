@@ -107,15 +107,6 @@ export async function runRealBench(options: RealBenchOptions, log: (line: string
       const ideal = (ideals[workload.name] ??= await measureIdeal(options.binary, workload, log));
       const smallMiB = smallCacheMiB(workload.workingSetTokens, results.kv_bytes_per_token);
       const configs: Record<string, RealConfigMetrics> = {};
-      for (const config of options.configs) {
-        const args = serverArgs(mode, REAL_CONFIGS[config]!, smallMiB);
-        const t0 = performance.now();
-        const logFile = options.proxyLogDir && join(options.proxyLogDir, `${mode}-${workload.name}-${config}.log`);
-        const m = await runConfig(options.binary, workload, config, args, results.kv_bytes_per_token, logFile);
-        configs[config] = { ...m, ideal_prefill_tokens: ideal.prefill };
-        const drift = m.prompt_tokens === ideal.promptTokens ? '' : ` (prompts ${m.prompt_tokens - ideal.promptTokens > 0 ? '+' : ''}${m.prompt_tokens - ideal.promptTokens} tokens against the ideal run: other replies)`;
-        log(`[${mode}] ${workload.name} / ${config}: ${((performance.now() - t0) / 1000).toFixed(1)} s, prefill ${(m.prefill_tokens / ideal.prefill).toFixed(3)} × ideal, ttft mean ${Math.round(m.ttft_mean_ms)} ms${drift}`);
-      }
       modeResults.workloads[workload.name] = {
         description: workload.description,
         working_set_tokens_estimate: workload.workingSetTokens,
@@ -127,12 +118,30 @@ export async function runRealBench(options: RealBenchOptions, log: (line: string
         live_cache_bytes: liveCacheBytes(workload, ideal.results, results.kv_bytes_per_token),
         configs,
       };
+      for (const config of options.configs) {
+        const args = serverArgs(mode, REAL_CONFIGS[config]!, smallMiB);
+        const t0 = performance.now();
+        const logFile = options.proxyLogDir && join(options.proxyLogDir, `${mode}-${workload.name}-${config}.log`);
+        const m = await runConfig(options.binary, workload, config, args, results.kv_bytes_per_token, logFile);
+        configs[config] = { ...m, ideal_prefill_tokens: ideal.prefill };
+        await writeResults(options.out, { ...results, wall_s: seconds(started) }); // a long run leaves what it has so far
+        const drift = m.prompt_tokens === ideal.promptTokens ? '' : ` (prompts ${m.prompt_tokens - ideal.promptTokens > 0 ? '+' : ''}${m.prompt_tokens - ideal.promptTokens} tokens against the ideal run: other replies)`;
+        log(`[${mode}] ${workload.name} / ${config}: ${((performance.now() - t0) / 1000).toFixed(1)} s, prefill ${(m.prefill_tokens / ideal.prefill).toFixed(3)} × ideal, ttft mean ${Math.round(m.ttft_mean_ms)} ms${drift}`);
+      }
     }
   }
-  results.wall_s = Math.round((performance.now() - started) / 100) / 10;
-  await mkdir(dirname(options.out), { recursive: true });
-  await writeFile(options.out, `${JSON.stringify(results, null, 2)}\n`);
+  results.wall_s = seconds(started);
+  await writeResults(options.out, results);
   return results;
+}
+
+async function writeResults(out: string, results: RealResults): Promise<void> {
+  await mkdir(dirname(out), { recursive: true });
+  await writeFile(out, `${JSON.stringify(results, null, 2)}\n`);
+}
+
+function seconds(since: number): number {
+  return Math.round((performance.now() - since) / 100) / 10;
 }
 
 /** One fresh llama-server (and proxy) for one workload × config. */

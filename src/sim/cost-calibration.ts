@@ -27,11 +27,11 @@ export interface MeasuredCosts {
  * ms, restore in ~3.5 ms) give ratios of the same order: restore/prefill 0.0055, save/prefill 0.014.
  */
 export const MEASURED_CPU_SERVER: Readonly<MeasuredCosts> = Object.freeze({
-  prefillMsPerToken: 0.4314,
+  prefillMsPerToken: 0.11726,
   decodeMsPerToken: 2.43,
   kvBytesPerToken: 4112,
-  saveMsPerToken: 0.002264,
-  restoreMsPerToken: 0.000997,
+  saveMsPerToken: 0.00179,
+  restoreMsPerToken: 0.000548,
   source: 'bench/calibrate.ts on the shared llama-server build, 2026-11-29, 2 vCPUs shared with other jobs',
 });
 
