@@ -32,6 +32,10 @@ export async function startProxyProcess(env: Record<string, string>, logFile?: s
     env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  // A bench cut short (a test's deadline, an error) must not leave proxies behind.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  child.once('close', () => process.removeListener('exit', killOnExit));
   const counts: SlotActionCounts = { saves: 0, restores: 0, bytesWritten: 0, bytesRead: 0, failedSaves: 0, failedRestores: 0 };
   const decisions: Record<string, number> = {};
   const log = logFile ? createWriteStream(logFile, { flags: 'a' }) : undefined;

@@ -70,9 +70,16 @@ interface Launched {
   stop(): Promise<void>;
 }
 
+/** Servers still running: killed when this process exits, so that a run cut short (a test's deadline) leaves none. */
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
 async function launch(bin: string, args: string[]): Promise<Launched> {
   const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = new Promise<void>((done) => child.once('close', () => done()));
+  running.add(child);
+  const exited = new Promise<void>((done) => child.once('close', () => done(void running.delete(child))));
   try {
     const url = await listeningUrl(child);
     await waitHealthy(url);

@@ -16,6 +16,8 @@ export interface RealSize {
   restartRounds: number;
   /** Idle time after a round's last answer before the server restarts. */
   restartGapMs: number;
+  /** Reply tokens per request (default 48; the overhead workload asks for 64). */
+  maxTokens?: number;
 }
 
 export const FULL_SIZE: RealSize = { startWords: 2600, turnWords: 350, turns: 4, restartRounds: 3, restartGapMs: 5000 };
@@ -103,8 +105,8 @@ function conversations(n: number, size: Pick<RealSize, 'startWords' | 'turnWords
   return Array.from({ length: n }, (_, i) => ({ id: `c${i}`, model: MODEL, startWords: size.startWords, turnWords: size.turnWords }));
 }
 
-function base(name: string, description: string, convs: ConversationSpec[], jobs: Job[], size: Pick<RealSize, 'startWords' | 'turnWords' | 'turns'>, turns = size.turns): RealWorkload {
-  const perConversation = TOKENS_PER_WORD * (size.startWords + (turns - 1) * size.turnWords) + turns * (MAX_TOKENS + TURN_OVERHEAD_TOKENS);
+function base(name: string, description: string, convs: ConversationSpec[], jobs: Job[], size: Pick<RealSize, 'startWords' | 'turnWords' | 'turns' | 'maxTokens'>, turns = size.turns): RealWorkload {
+  const perConversation = TOKENS_PER_WORD * (size.startWords + (turns - 1) * size.turnWords) + turns * ((size.maxTokens ?? MAX_TOKENS) + TURN_OVERHEAD_TOKENS);
   return {
     name,
     description,
@@ -114,7 +116,7 @@ function base(name: string, description: string, convs: ConversationSpec[], jobs
     conversations: convs,
     jobs,
     concurrency: 2,
-    maxTokens: MAX_TOKENS,
+    maxTokens: size.maxTokens ?? MAX_TOKENS,
     requestBody: { temperature: 0 },
     workingSetTokens: Math.round(convs.length * perConversation),
   };

@@ -43,7 +43,7 @@ describe('real bench smoke run', { skip, timeout: 120_000 }, () => {
         modes: ['np2'],
         configs: ['direct-8g', 'proxycache'],
         workloads: ['roundrobin'],
-        size: { startWords: 600, turnWords: 40, turns: 2, restartRounds: 2, restartGapMs: 0 },
+        size: { startWords: 600, turnWords: 30, turns: 2, restartRounds: 2, restartGapMs: 0, maxTokens: 8 },
         sizeName: 'smoke',
         out,
         calibrationSamples: 0,
