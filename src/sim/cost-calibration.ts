@@ -11,7 +11,6 @@ import type { CostModel } from './cost-model.js';
 /** Per-token costs as the real server reports them (model milliseconds = real milliseconds there). */
 export interface MeasuredCosts {
   prefillMsPerToken: number;
-  decodeMsPerToken: number;
   kvBytesPerToken: number;
   saveMsPerToken: number;
   restoreMsPerToken: number;
@@ -21,14 +20,13 @@ export interface MeasuredCosts {
 
 /**
  * The portable llama-server (llama.cpp 3f545bec, CPU, AVX2) with tiny-chat.gguf on the 2-vCPU development machine,
- * measured by bench/calibrate.ts (medians of 5 samples of a ~3.9k-token prompt: timings.prompt_ms / prompt_n,
- * predicted_ms / predicted_n, save_ms / n_saved, restore_ms / n_restored, n_written / n_saved) while other jobs
- * shared the CPU. The quiet-machine figures in the build's VERSION file (6.5k tokens/s, a 4,116-token save in ~9
+ * measured by bench/calibrate.ts at the start of a `--real` run (medians of 5 samples of a ~3.9k-token prompt:
+ * timings.prompt_ms / prompt_n, save_ms / n_saved, restore_ms / n_restored, n_written / n_saved; flash attention
+ * at its default) while other jobs shared the CPU: 8,528 prefill tokens/s. The quiet-machine figures in the build's VERSION file (6.5k tokens/s, a 4,116-token save in ~9
  * ms, restore in ~3.5 ms) give ratios of the same order: restore/prefill 0.0055, save/prefill 0.014.
  */
 export const MEASURED_CPU_SERVER: Readonly<MeasuredCosts> = Object.freeze({
   prefillMsPerToken: 0.11726,
-  decodeMsPerToken: 2.43,
   kvBytesPerToken: 4112,
   saveMsPerToken: 0.00179,
   restoreMsPerToken: 0.000548,
