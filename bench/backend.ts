@@ -27,6 +27,9 @@ export interface SlotActionCounts {
   restores: number;
   bytesWritten: number;
   bytesRead: number;
+  /** Slot actions the proxy logged as failed (counted from its logs only). */
+  failedSaves?: number;
+  failedRestores?: number;
 }
 
 export interface BackendUnderTest {

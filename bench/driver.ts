@@ -23,6 +23,8 @@ export interface Target {
   url: string;
   /** Called between segments of a workload with restarts (backend and proxy). */
   restart?: () => Promise<void>;
+  /** The `id_slot` to send with a job, when the client pins requests itself (the real bench's ideal run). */
+  pin?: (job: Job) => number;
 }
 
 interface Message {
@@ -68,7 +70,7 @@ async function runSegment(
   const runJob = async (index: number) => {
     const job = workload.jobs[index]!;
     if (job.kind === 'small') {
-      state.results[index] = await send(target.url, job, job.model, [{ role: 'user', content: smallPrompt(job.seed) }], workload.maxTokens);
+      state.results[index] = await send(target, job, job.model, [{ role: 'user', content: smallPrompt(job.seed) }], workload);
       return;
     }
     // A conversation's turns never overlap: wait for its previous turn if another client still runs it.
@@ -79,7 +81,7 @@ async function runSegment(
     const spec = state.specs.get(job.conversation)!;
     const history = state.histories.get(job.conversation)!;
     history.push({ role: 'user', content: userMessage(spec, job.turn) });
-    const { result, reply } = await sendTurn(target.url, job, spec.model, history, workload.maxTokens);
+    const { result, reply } = await sendTurn(target, job, spec.model, history, workload);
     history.push({ role: 'assistant', content: reply });
     state.results[index] = result;
     done();
@@ -91,17 +93,18 @@ function sameBurst(a: Job, b: Job): boolean {
   return a.kind === 'turn' && b.kind === 'turn' && a.conversation === b.conversation && a.burst === b.burst;
 }
 
-async function send(url: string, job: Job, model: string, messages: Message[], maxTokens: number): Promise<RequestResult> {
-  return (await sendTurn(url, job, model, messages, maxTokens)).result;
+async function send(target: Target, job: Job, model: string, messages: Message[], workload: Workload): Promise<RequestResult> {
+  return (await sendTurn(target, job, model, messages, workload)).result;
 }
 
-async function sendTurn(url: string, job: Job, model: string, messages: Message[], maxTokens: number) {
+async function sendTurn(target: Target, job: Job, model: string, messages: Message[], workload: Workload) {
+  const pinned = target.pin && { id_slot: target.pin(job) };
   const started = performance.now();
-  const res = await request(`${url}/v1/chat/completions`, {
+  const res = await request(`${target.url}/v1/chat/completions`, {
     method: 'POST',
     dispatcher,
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ model, messages, max_tokens: maxTokens, stream: true, stream_options: { include_usage: true } }),
+    body: JSON.stringify({ ...workload.requestBody, ...pinned, model, messages, max_tokens: workload.maxTokens, stream: true, stream_options: { include_usage: true } }),
   });
   let first = 0;
   let last = 0;

@@ -1,5 +1,6 @@
 /** Turns per-request results into the numbers the benchmark reports. */
 import type { RequestResult } from './driver.js';
+import type { SlotActionCounts } from './backend.js';
 import type { Workload } from './workloads.js';
 
 export interface ConfigMetrics {
@@ -78,4 +79,45 @@ export function percentile(values: readonly number[], p: number): number {
 
 export function mean(values: readonly number[]): number {
   return values.length === 0 ? 0 : values.reduce((a, b) => a + b, 0) / values.length;
+}
+
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** A config's numbers from its results; times are divided by the time scale (model time) unless it is 0. */
+export function summarize(workload: Workload, results: readonly RequestResult[], actions: SlotActionCounts, timeScale: number, wallMs: number, proc: { cpu: number; rss: number; disk: number }): ConfigMetrics {
+  const toModel = (ms: number) => (timeScale > 0 ? ms / timeScale : ms);
+  const ttft = results.map((r) => toModel(r.ttftMs));
+  const totals = tokenTotals(results);
+  const metrics: ConfigMetrics = {
+    prefill_tokens: totals.prefill,
+    reused_tokens: totals.reused,
+    conversation_prefill_tokens: totals.conversation,
+    ttft_mean_ms: round(mean(ttft)),
+    ttft_p50_ms: round(percentile(ttft, 50)),
+    ttft_p95_ms: round(percentile(ttft, 95)),
+    wall_ms: round(toModel(wallMs)),
+    saves: actions.saves,
+    restores: actions.restores,
+    bytes_written: actions.bytesWritten,
+    bytes_read: actions.bytesRead,
+    disk_bytes_final: proc.disk,
+    proxy_cpu_s: round(proc.cpu),
+    proxy_rss_mb: round(proc.rss),
+  };
+  if (workload.name === 'overhead') {
+    metrics.latency_p50_ms = round(percentile(results.map((r) => r.totalMs), 50));
+    const tokens = results.reduce((a, r) => a + r.completionTokens, 0);
+    const streamSeconds = results.reduce((a, r) => a + r.streamMs, 0) / 1000;
+    metrics.stream_tokens_per_s = round(streamSeconds > 0 ? tokens / streamSeconds : 0);
+  }
+  return metrics;
+}
+
+function round(n: number): number {
+  return Math.round(n * 100) / 100;
 }

@@ -4,6 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +24,8 @@ export interface ProxyProcess {
   peakRssMb(): Promise<number>;
   /** Successful saves and restores, and their bytes, as the proxy logged them. */
   slotActions(): SlotActionCounts;
+  /** How the proxy placed its requests, from its `chat` log lines: resident, restore or cold, and how many. */
+  decisions(): Record<string, number>;
   stop(): Promise<void>;
 }
 
@@ -31,6 +34,8 @@ export interface ProxyProcessOptions {
   nodeArgs?: string[];
   /** Every parsed log line, as it arrives. */
   onLog?: (entry: Record<string, unknown>) => void;
+  /** Every line the proxy logs is also appended to this file. */
+  logFile?: string;
 }
 
 export async function startProxyProcess(env: Record<string, string>, options: ProxyProcessOptions = {}): Promise<ProxyProcess> {
@@ -38,9 +43,17 @@ export async function startProxyProcess(env: Record<string, string>, options: Pr
     env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  const counts: SlotActionCounts = { saves: 0, restores: 0, bytesWritten: 0, bytesRead: 0 };
+  // A bench cut short (a test's deadline, an error) must not leave proxies behind.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  child.once('close', () => process.removeListener('exit', killOnExit));
+  const counts: SlotActionCounts = { saves: 0, restores: 0, bytesWritten: 0, bytesRead: 0, failedSaves: 0, failedRestores: 0 };
+  const decisions: Record<string, number> = {};
+  const log = options.logFile ? createWriteStream(options.logFile, { flags: 'a' }) : undefined;
+  if (log) child.stdout!.pipe(log);
   const url = await listeningUrl(child, (entry) => {
     countSlotActions(entry, counts);
+    if (entry.msg === 'chat' && typeof entry.decision === 'string') decisions[entry.decision] = (decisions[entry.decision] ?? 0) + 1;
     options.onLog?.(entry);
   });
   // 'close', not 'exit': the last log lines (saves on shutdown) are read by then.
@@ -60,6 +73,7 @@ export async function startProxyProcess(env: Record<string, string>, options: Pr
       return kb / 1024;
     },
     slotActions: () => ({ ...counts }),
+    decisions: () => ({ ...decisions }),
     async stop() {
       child.kill('SIGTERM');
       await exited;
@@ -72,24 +86,22 @@ interface CacheOp {
   bytes?: number;
 }
 
-/** Log messages that carry a save result besides the per-request `chat` line. */
-const SAVE_MESSAGES = new Set(['saved after answer', 'saved before model swap', 'saved on shutdown']);
-
+/**
+ * Every log line that reports a slot action carries its result as `save` / `evict_save` or `restore` with `ok` and
+ * `bytes` (the per-request `chat` line, idle and write-behind saves, saves before a swap or on shutdown): count
+ * them by field, not by message, so that a new kind of save is counted too.
+ */
 function countSlotActions(entry: Record<string, unknown>, counts: SlotActionCounts): void {
-  const saves: unknown[] = [];
-  const restores: unknown[] = [];
-  if (entry.msg === 'chat') {
-    saves.push(entry.evict_save, entry.save);
-    restores.push(entry.restore);
-  } else if (typeof entry.msg === 'string' && SAVE_MESSAGES.has(entry.msg)) {
-    saves.push(entry.save);
-  }
+  const saves = [entry.evict_save, entry.save, ...(Array.isArray(entry.clearing_saves) ? entry.clearing_saves : [])];
+  const restores = [entry.restore];
   for (const op of saves as Array<CacheOp | undefined>) {
+    if (op?.ok === false) counts.failedSaves = (counts.failedSaves ?? 0) + 1;
     if (!op?.ok) continue;
     counts.saves++;
     counts.bytesWritten += op.bytes ?? 0;
   }
   for (const op of restores as Array<CacheOp | undefined>) {
+    if (op?.ok === false) counts.failedRestores = (counts.failedRestores ?? 0) + 1;
     if (!op?.ok) continue;
     counts.restores++;
     counts.bytesRead += op.bytes ?? 0;

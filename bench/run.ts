@@ -7,16 +7,17 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULT_COST_MODEL } from '../src/sim/index.js';
-import type { CostModel } from '../src/sim/index.js';
+import { DEFAULT_COST_MODEL, costRatioOf, parseCostRatio, withCostRatio } from '../src/sim/index.js';
+import type { CostModel, CostRatio } from '../src/sim/index.js';
 import { externalBackend, simulatorBackend } from './backend.js';
 import type { BackendKind, BackendUnderTest, ExternalBackend, SlotActionCounts } from './backend.js';
 import { runWorkload } from './driver.js';
 import type { Target } from './driver.js';
-import { idealPrefill, liveCacheBytes, mean, percentile, tokenTotals } from './metrics.js';
+import { idealPrefill, liveCacheBytes, summarize } from './metrics.js';
 import type { ConfigMetrics } from './metrics.js';
 import { startProxyProcess } from './proxy-process.js';
 import type { ProxyProcess } from './proxy-process.js';
+import { realMain } from './real-cli.js';
 import { printTable, targetChecks } from './report.js';
 import { allWorkloads } from './workloads.js';
 import type { Workload } from './workloads.js';
@@ -31,6 +32,9 @@ const USAGE = `Usage: npm run bench -- [options]
   --workloads LIST    comma list of ${allWorkloads({ startWords: 1, turnWords: 1 }).map((w) => w.name).join(',')} (default all)
   --configs LIST      comma list of ${Object.keys(CONFIGS).join(',')} (default all)
   --time-scale X      wall time per model millisecond (default 0.04; 0 = do not sleep)
+  --ratio LIST        comma list of restore/prefill cost ratios to run at: numbers (save costs the same as
+                      restore) or cpu (save and restore as measured on the CPU test server); default 0.1, a GPU.
+                      Several: one run each, written to one JSON file keyed by ratio
   --start-words N     words of a conversation's first message, ~tokens (default 16000)
   --turn-words N      words added per turn (default 450)
   --out FILE          JSON results (default bench/results/latest.json)
@@ -43,12 +47,15 @@ const USAGE = `Usage: npm run bench -- [options]
   --slot-save-path D  the server's --slot-save-path, if on this machine: the proxy gets it as CACHE_DIR, the bench
                       measures the files each config wrote there and deletes them afterwards
   --smoke             tiny sizes and no sleeping: checks that the bench runs (used by the tests)
+  --real              run against real llama-servers the bench starts itself (\`--real --help\` for its options)
   -h, --help          this text
 Cost model (model time): prefill ${DEFAULT_COST_MODEL.prefillMsPerToken} ms/token, decode ${DEFAULT_COST_MODEL.decodeMsPerToken} ms/token, KV ${DEFAULT_COST_MODEL.kvBytesPerToken} B/token,
-save/restore ${1000 / DEFAULT_COST_MODEL.saveMsPerMB / 1000} GB/s, --cache-ram 8192 MiB, 2 slots per model.
+save and restore at the ratio (0.1: 4 GB/s; 0.2: 2 GB/s), --cache-ram 8192 MiB, 2 slots per model.
 `;
 
 interface BenchOptions {
+  /** Restore and save cost relative to prefill (default: the default cost model's own, 0.2). */
+  ratio?: CostRatio;
   workloads: string[];
   configs: string[];
   timeScale: number;
@@ -62,6 +69,8 @@ interface BenchOptions {
 }
 
 export interface BenchResults {
+  /** Restore and save cost per token ÷ prefill cost per token in this run (the simulator only). */
+  cost_ratio?: { name: string; restore_to_prefill: number; save_to_prefill: number };
   /** The simulator's cost model, or (against a real server) where it ran. */
   cost_model: (CostModel & { cache_ram_mib: number; time_scale: number }) | { backend_url: string; backend_kind: BackendKind; time_scale: 1 };
   workloads: Record<string, { description: string; ideal_prefill_tokens: number; ideal_conversation_prefill_tokens: number; live_cache_bytes: number; configs: Record<string, ConfigMetrics> }>;
@@ -69,8 +78,11 @@ export interface BenchResults {
 
 /** Run the bench with the given options; returns the results (also written to options.out). */
 export async function runBench(options: BenchOptions, log: (line: string) => void = console.log): Promise<BenchResults> {
-  const cost: CostModel = { ...DEFAULT_COST_MODEL, timeScale: options.backend ? 1 : options.timeScale };
+  const base: CostModel = options.ratio ? withCostRatio(DEFAULT_COST_MODEL, options.ratio) : DEFAULT_COST_MODEL;
+  const cost: CostModel = { ...base, timeScale: options.backend ? 1 : options.timeScale };
+  const ratio = costRatioOf(cost);
   const results: BenchResults = {
+    ...(!options.backend && { cost_ratio: { name: options.ratio?.name ?? 'default', restore_to_prefill: round4(ratio.restoreToPrefill), save_to_prefill: round4(ratio.saveToPrefill) } }),
     cost_model: options.backend
       ? { backend_url: options.backend.url, backend_kind: options.backend.kind, time_scale: 1 }
       : { ...cost, cache_ram_mib: 8192, time_scale: options.timeScale },
@@ -106,6 +118,10 @@ export async function runBench(options: BenchOptions, log: (line: string) => voi
   await mkdir(dirname(options.out), { recursive: true });
   await writeFile(options.out, `${JSON.stringify(results, null, 2)}\n`);
   return results;
+}
+
+function round4(n: number): number {
+  return Math.round(n * 10_000) / 10_000;
 }
 
 /** Why a workload cannot run against this server, if it cannot. */
@@ -194,39 +210,6 @@ async function cacheKeysIn(metaDir: string): Promise<string[]> {
   return names.filter((n) => n.endsWith('.meta.json')).map((n) => n.slice(0, -'.meta.json'.length));
 }
 
-function summarize(workload: Workload, results: Parameters<typeof tokenTotals>[0], actions: SlotActionCounts, timeScale: number, wallMs: number, proc: { cpu: number; rss: number; disk: number }): ConfigMetrics {
-  const toModel = (ms: number) => (timeScale > 0 ? ms / timeScale : ms);
-  const ttft = results.map((r) => toModel(r.ttftMs));
-  const totals = tokenTotals(results);
-  const metrics: ConfigMetrics = {
-    prefill_tokens: totals.prefill,
-    reused_tokens: totals.reused,
-    conversation_prefill_tokens: totals.conversation,
-    ttft_mean_ms: round(mean(ttft)),
-    ttft_p50_ms: round(percentile(ttft, 50)),
-    ttft_p95_ms: round(percentile(ttft, 95)),
-    wall_ms: round(toModel(wallMs)),
-    saves: actions.saves,
-    restores: actions.restores,
-    bytes_written: actions.bytesWritten,
-    bytes_read: actions.bytesRead,
-    disk_bytes_final: proc.disk,
-    proxy_cpu_s: round(proc.cpu),
-    proxy_rss_mb: round(proc.rss),
-  };
-  if (workload.name === 'overhead') {
-    metrics.latency_p50_ms = round(percentile(results.map((r) => r.totalMs), 50));
-    const tokens = results.reduce((a, r) => a + r.completionTokens, 0);
-    const streamSeconds = results.reduce((a, r) => a + r.streamMs, 0) / 1000;
-    metrics.stream_tokens_per_s = round(streamSeconds > 0 ? tokens / streamSeconds : 0);
-  }
-  return metrics;
-}
-
-function round(n: number): number {
-  return Math.round(n * 100) / 100;
-}
-
 function externalOption(values: Record<string, string | boolean | undefined>): ExternalBackend {
   const kind = String(values['backend-kind'] ?? 'llama-server');
   if (kind !== 'llama-server' && kind !== 'llama-swap') throw new Error(`--backend-kind must be llama-server or llama-swap, not ${kind}`);
@@ -237,11 +220,13 @@ function externalOption(values: Record<string, string | boolean | undefined>): E
 }
 
 async function main(): Promise<void> {
+  if (process.argv.includes('--real')) return realMain(process.argv.slice(2));
   const { values } = parseArgs({
     options: {
       workloads: { type: 'string' },
       configs: { type: 'string' },
       'time-scale': { type: 'string' },
+      ratio: { type: 'string' },
       'start-words': { type: 'string' },
       'turn-words': { type: 'string' },
       out: { type: 'string' },
@@ -270,9 +255,19 @@ async function main(): Promise<void> {
     ...(values.models !== undefined && { models: values.models.split(',') }),
   };
   for (const c of options.configs) if (!(c in CONFIGS)) throw new Error(`unknown config ${c}`);
-  const results = await runBench(options);
-  printTable(results, console.log);
-  for (const line of targetChecks(results)) console.log(line);
+  const ratios = options.backend ? [undefined] : (values.ratio ?? '0.1').split(',').map(parseCostRatio);
+  const runs: Record<string, BenchResults> = {};
+  for (const ratio of ratios) {
+    if (ratio) console.log(`\n##### cost ratio ${ratio.name}: restore/prefill ${ratio.restoreToPrefill.toFixed(4)}, save/prefill ${ratio.saveToPrefill.toFixed(4)}`);
+    const results = await runBench({ ...options, ...(ratio && { ratio }), ...(ratios.length > 1 && { out: `${options.out}.part` }) });
+    runs[ratio?.name ?? 'backend'] = results;
+    printTable(results, console.log);
+    for (const line of targetChecks(results)) console.log(line);
+  }
+  if (ratios.length > 1) {
+    await writeFile(options.out, `${JSON.stringify({ ratios: runs }, null, 2)}\n`);
+    await rm(`${options.out}.part`, { force: true });
+  }
   console.log(`\nwritten to ${options.out}`);
 }
 

@@ -38,6 +38,8 @@ export interface Workload {
   cost?: Record<string, number>;
   /** Time scale override (overhead runs in real time). */
   timeScale?: number;
+  /** Extra fields of every request body (the real bench asks for temperature 0: replies of the same length and words). */
+  requestBody?: Record<string, unknown>;
 }
 
 export interface WorkloadSize {

@@ -16,6 +16,8 @@ import { SimRecorder, type Fault, type SimEvent, type SimStats } from './sim-eve
 
 export type { CostModel } from './cost-model.js';
 export { DEFAULT_COST_MODEL } from './cost-model.js';
+export { MEASURED_CPU_SERVER, costRatioOf, parseCostRatio, withCostRatio } from './cost-calibration.js';
+export type { CostRatio, MeasuredCosts } from './cost-calibration.js';
 export type { SimModelOptions, SimOptions } from './sim-config.js';
 export type { ChatEvent, Fault, FaultAction, SimEvent, SimStats, SlotFileEvent } from './sim-events.js';
 

@@ -1,0 +1,73 @@
+/** `npm run bench -- --real [options]`: the options of the real bench, then the run, the tables and the checks. */
+import { parseArgs } from 'node:util';
+import { REAL_CONFIGS, SERVER_MODES } from './real-configs.js';
+import { printRealTables, realTargetChecks } from './real-report.js';
+import { runRealBench } from './real-run.js';
+import { findLlamaServer } from './real-server.js';
+import { FULL_SIZE, QUICK_SIZE, realWorkloads } from './real-workloads.js';
+
+const WORKLOADS = realWorkloads(FULL_SIZE).map((w) => w.name);
+
+const USAGE = `Usage: npm run bench -- --real [options]
+Runs the workloads against a fresh real llama-server per server mode × workload × config (binary from
+LLAMA_SERVER_BIN, else ../shared/llama-server/llama-server; model tiny-chat.gguf beside it or LLAMA_SERVER_MODEL).
+  --quick             smaller conversations, fewer turns and rounds (about a third of the time)
+  --modes LIST        comma list of ${Object.keys(SERVER_MODES).join(',')} (default all)
+  --configs LIST      comma list of ${Object.keys(REAL_CONFIGS).join(',')} (default all)
+  --workloads LIST    comma list of ${WORKLOADS.join(',')} (default all)
+  --gap-seconds S     idle time before each restart in the restart workload (default 5)
+  --calibration-samples N  samples of the cost measurement before the run (default 5; 0 = skip)
+  --out FILE          JSON results (default bench/results/real-latest.json)
+  --proxy-logs DIR    keep every proxy's log lines in DIR (MODE-WORKLOAD-CONFIG.log)
+  -h, --help          this text
+`;
+
+export async function realMain(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      real: { type: 'boolean' },
+      quick: { type: 'boolean' },
+      modes: { type: 'string' },
+      configs: { type: 'string' },
+      workloads: { type: 'string' },
+      'gap-seconds': { type: 'string' },
+      'calibration-samples': { type: 'string' },
+      out: { type: 'string' },
+      'proxy-logs': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const binary = findLlamaServer();
+  if ('missing' in binary) throw new Error(binary.missing);
+  const list = (value: string | undefined, all: string[], what: string) => {
+    const items = value?.split(',') ?? all;
+    for (const item of items) if (!all.includes(item)) throw new Error(`unknown ${what} ${item} (one of ${all.join(', ')})`);
+    return items;
+  };
+  const base = values.quick ? QUICK_SIZE : FULL_SIZE;
+  const gap = Number(values['gap-seconds'] ?? base.restartGapMs / 1000);
+  const samples = Number(values['calibration-samples'] ?? 5);
+  if (!(gap >= 0)) throw new Error(`--gap-seconds must be a number >= 0, not ${values['gap-seconds']}`);
+  if (!Number.isInteger(samples) || samples < 0) throw new Error(`--calibration-samples must be an integer >= 0, not ${values['calibration-samples']}`);
+  const out = values.out ?? 'bench/results/real-latest.json';
+  const results = await runRealBench({
+    binary,
+    modes: list(values.modes, Object.keys(SERVER_MODES), 'mode'),
+    configs: list(values.configs, Object.keys(REAL_CONFIGS), 'config'),
+    workloads: list(values.workloads, WORKLOADS, 'workload'),
+    size: { ...base, restartGapMs: gap * 1000 },
+    sizeName: values.quick ? 'quick' : 'full',
+    out,
+    calibrationSamples: samples,
+    ...(values['proxy-logs'] !== undefined && { proxyLogDir: values['proxy-logs'] }),
+  });
+  printRealTables(results, console.log);
+  for (const line of realTargetChecks(results)) console.log(line);
+  console.log(`\nwall ${results.wall_s} s; written to ${out}`);
+  console.log('Absolute times depend on the machine and on what else runs on it: compare configs within one run.');
+}

@@ -1,0 +1,43 @@
+/**
+ * What the real bench compares: llama-server configurations (its defaults, or `-np 2`) and, on each, five setups,
+ * from llama-server alone with three RAM-cache sizes to proxycache with the Python proxy's policy and with its own
+ * default. Pure: flags and environments only.
+ */
+
+/** How llama-server is started, besides the RAM cache. */
+export const SERVER_MODES: Record<string, { description: string; args: string[] }> = {
+  default: { description: 'llama-server defaults: no -np (4 slots sharing one unified KV buffer, idle slots cached in RAM)', args: [] },
+  np2: { description: '-np 2 (2 slots, KV split per slot)', args: ['-np', '2'] },
+};
+
+/** The RAM cache a config runs with: off, smaller than the working set, or llama-server's default 8 GiB. */
+export type RamCache = 'off' | 'small' | 'default';
+
+export interface RealConfig {
+  description: string;
+  ramCache: RamCache;
+  /** The proxy's environment besides LLAMA_URL, META_DIR and CACHE_DIR; absent: clients talk to llama-server. */
+  proxyEnv?: Record<string, string>;
+}
+
+export const REAL_CONFIGS: Record<string, RealConfig> = {
+  'direct-ram0': { description: 'llama-server alone, --cache-ram 0', ramCache: 'off' },
+  'direct-small': { description: 'llama-server alone, RAM cache smaller than the working set', ramCache: 'small' },
+  'direct-8g': { description: 'llama-server alone, its default 8 GiB RAM cache', ramCache: 'default' },
+  always: { description: 'proxycache with SAVE_POLICY=always (the Python proxy\'s policy), small RAM cache', ramCache: 'small', proxyEnv: { SAVE_POLICY: 'always' } },
+  proxycache: { description: 'proxycache with its defaults, small RAM cache', ramCache: 'small', proxyEnv: {} },
+};
+
+/** Share of the working set the small RAM cache holds. */
+export const SMALL_CACHE_SHARE = 0.25;
+
+/** --cache-ram in MiB for a working set of `tokens` tokens at `kvBytesPerToken`. */
+export function smallCacheMiB(tokens: number, kvBytesPerToken: number): number {
+  return Math.max(1, Math.floor((tokens * kvBytesPerToken * SMALL_CACHE_SHARE) / 2 ** 20));
+}
+
+/** The llama-server flags of a config in a mode. */
+export function serverArgs(mode: string, config: RealConfig, smallMiB: number): string[] {
+  const ram = config.ramCache === 'off' ? ['--cache-ram', '0'] : config.ramCache === 'small' ? ['--cache-ram', String(smallMiB)] : [];
+  return [...SERVER_MODES[mode]!.args, ...ram];
+}
