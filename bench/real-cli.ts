@@ -10,7 +10,7 @@ const WORKLOADS = realWorkloads(FULL_SIZE).map((w) => w.name);
 
 const USAGE = `Usage: npm run bench -- --real [options]
 Runs the workloads against a fresh real llama-server per server mode × workload × config (binary from
-LLAMA_SERVER_BIN, else ../shared/llama-server/llama-server; model tiny-chat.gguf beside it or LLAMA_SERVER_MODEL).
+LLAMA_SERVER_BIN, else ../shared/llama-server/llama-server; model tiny-chat.gguf beside it or LLAMA_MODEL).
   --quick             smaller conversations, fewer turns and rounds (about a third of the time)
   --modes LIST        comma list of ${Object.keys(SERVER_MODES).join(',')} (default all)
   --configs LIST      comma list of ${Object.keys(REAL_CONFIGS).join(',')} (default all)

@@ -28,8 +28,8 @@ export function findLlamaServer(env: NodeJS.ProcessEnv = process.env): LlamaServ
   const bin = env.LLAMA_SERVER_BIN || (existsSync(SHARED_BIN) ? SHARED_BIN : undefined);
   if (!bin) return { missing: `no llama-server: set LLAMA_SERVER_BIN or put one at ${SHARED_BIN}` };
   if (!existsSync(bin)) return { missing: `LLAMA_SERVER_BIN=${bin} does not exist` };
-  const model = env.LLAMA_SERVER_MODEL || join(dirname(bin), 'tiny-chat.gguf');
-  if (!existsSync(model)) return { missing: `no model at ${model} (set LLAMA_SERVER_MODEL)` };
+  const model = env.LLAMA_MODEL || join(dirname(bin), 'tiny-chat.gguf');
+  if (!existsSync(model)) return { missing: `no model at ${model} (set LLAMA_MODEL)` };
   return { bin, model };
 }
 

@@ -8,10 +8,10 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { calibrate } from '../../bench/calibrate.js';
-import { findLlamaServer } from '../../bench/real-server.js';
-import { runRealBench } from '../../bench/real-run.js';
-import { withDeadline } from '../support/deadline.js';
+import { calibrate } from '../bench/calibrate.js';
+import { findLlamaServer } from '../bench/real-server.js';
+import { runRealBench } from '../bench/real-run.js';
+import { withDeadline } from '../test/support/deadline.js';
 
 const binary = findLlamaServer();
 const skip = 'missing' in binary ? `skipped: ${binary.missing}` : false;
