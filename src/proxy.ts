@@ -20,6 +20,7 @@ import { WriteBehindSaver } from './slots/write-behind.js';
 import { skipSaveBy } from './slots/save-skip.js';
 import { ServerBehaviour } from './backend/server-behaviour.js';
 import { ResaveRent } from './slots/resave-rent.js';
+import { LaunchGate } from './slots/launch-gate.js';
 import { BackendActivity } from './backend/backend-activity.js';
 import { unsavedBigContent } from './slots/slot-planner.js';
 import { saveOnShutdown, unsavedAtShutdown } from './slots/shutdown-saves.js';
@@ -65,6 +66,7 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
   const activity = new BackendActivity();
   const behaviour = new ServerBehaviour();
   const resaveRent = new ResaveRent();
+  const launchGate = new LaunchGate();
   const slotCache = createSlotCache({
     clients,
     index,
@@ -99,7 +101,7 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     })
     : undefined;
   const ctx = createProxyContext({
-    config, clients, pool, index, slotCache, economics, analyzer, activity, behaviour, resaveRent, log, ...(writeBehind && { writeBehind }),
+    config, clients, pool, index, slotCache, economics, analyzer, activity, behaviour, resaveRent, launchGate, log, ...(writeBehind && { writeBehind }),
   });
   // Answers in progress get part of the shutdown time; meanwhile new requests get 503 (shutdown-drain.ts).
   const app = createApp(ctx, { shutdownGraceMs: config.shutdownTimeoutSeconds * 1000 * ANSWERS_SHARE });

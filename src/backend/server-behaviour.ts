@@ -18,6 +18,8 @@ export class ServerBehaviour {
   /** Tasks started per backend, and the count when each slot last started one. */
   private readonly tasks = new Map<number, number>();
   private readonly slotTask = new WeakMap<SlotState, number>();
+  /** Slots whose task the server runs now. */
+  private readonly running = new Set<SlotState>();
 
   constructor(private readonly now: () => number = Date.now) {}
 
@@ -54,6 +56,20 @@ export class ServerBehaviour {
     const count = (this.tasks.get(backend) ?? 0) + 1;
     this.tasks.set(backend, count);
     this.slotTask.set(slot, count);
+  }
+
+  /** The slot's task is running on the server (so a launch elsewhere does not clear it). */
+  noteLaunched(slot: SlotState): void {
+    this.running.add(slot);
+  }
+
+  /** The slot's request ended. */
+  noteEnded(slot: SlotState): void {
+    this.running.delete(slot);
+  }
+
+  launched(slot: SlotState): boolean {
+    return this.running.has(slot);
   }
 
   /** The proxy just heard from the backend (an answer ended, a slot action answered). */

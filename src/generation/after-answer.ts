@@ -60,6 +60,8 @@ export function noticeLostSlot(ctx: ProxyContext, plan: SlotPlan, outcome: Forwa
   if (!plan.resident || !outcome.completed || t?.cache_n === undefined || t.prompt_n === undefined) return;
   if (t.prompt_n < LOST_SLOT_MIN_PROMPT || t.cache_n >= LOST_SLOT_MAX_REUSE) return;
   const backend = plan.slot.backend;
+  // A backend that clears idle slots can clear one under a plan made just before (another request's launch).
+  if (ctx.behaviour.clearsIdleSlots(backend)) return;
   ctx.log.warn({ backend: ctx.clients[backend]!.url, slot: plan.slot.id, cache_n: t.cache_n, prompt_n: t.prompt_n },
     'a slot had lost the conversation it was believed to hold (backend restarted?); forgetting what its slots held');
   for (const slot of ctx.pool.all()) if (slot.backend === backend && slot !== plan.slot && !slot.busy) slot.content = undefined;

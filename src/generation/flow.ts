@@ -12,7 +12,8 @@ import { noteSkipped } from '../slots/save-skip.js';
 import type { DiskMatch, SlotPlan } from '../slots/slot-state.js';
 import type { ProxyContext } from '../http/context.js';
 import { RequestLog, roundMs, shortKey } from '../http/request-log.js';
-import { beforeTaskStart, confirmResidency } from '../http/slot-truth.js';
+import { beforeTaskStart, confirmResidency, enterLaunchGate, leaveLaunchGateWhenRunning } from '../http/slot-truth.js';
+import type { GatePass } from '../slots/launch-gate.js';
 import type { GenerationAdapter, GenerationRequest } from './adapter.js';
 import { learnFromAnswer, noticeLostSlot, recordSlotContent, restoreWorthIt, swapComing } from './after-answer.js';
 import { forwardGeneration } from './forward.js';
@@ -82,7 +83,9 @@ async function serve(ctx: ProxyContext, gen: Generation, reply: FastifyReply, ab
   line.api = gen.adapter.api;
   line.session = gen.session;
   const backend = plan.slot.backend;
+  let gate: GatePass | undefined;
   try {
+    gate = await enterLaunchGate(ctx, plan, analysis, worthIt);
     await confirmResidency(ctx, plan, analysis, line, worthIt);
     await runPlan(ctx, plan, analysis, line);
     if (plan.skippedSave) noteSkipped(ctx.resaveRent, plan.skippedSave);
@@ -91,13 +94,15 @@ async function serve(ctx: ProxyContext, gen: Generation, reply: FastifyReply, ab
     line.forwardStarted = performance.now();
     // Its prefill: from now until the first byte of the answer (a stream's first event follows the prompt).
     const prefill = ctx.activity.begin(backend);
-    const outcome = await forwardGeneration(ctx.clients[backend]!, reply, {
+    const answered = forwardGeneration(ctx.clients[backend]!, reply, {
       call,
       stream: gen.request.stream,
       ...(gen.request.answer && { answer: gen.request.answer }),
       signal: abort.signal,
       onFirstByte: () => prefill.end(),
     }).finally(() => prefill.end());
+    if (gate) void leaveLaunchGateWhenRunning(ctx, plan, analysis.model, answered, gate);
+    const outcome = await answered;
     line.outcome = outcome;
     if (outcome.completed) ctx.behaviour.noteContact(backend);
     noticeLostSlot(ctx, plan, outcome);
@@ -114,6 +119,8 @@ async function serve(ctx: ProxyContext, gen: Generation, reply: FastifyReply, ab
     if (line.forwardStarted !== undefined) plan.slot.content = undefined;
     throw err;
   } finally {
+    gate?.release();
+    ctx.behaviour.noteEnded(plan.slot);
     ctx.pool.release(plan.slot);
     ctx.writeBehind?.slotReleased(plan.slot);
     ctx.log.info(line.toJSON(ctx.clients[backend]!.url), 'chat');
@@ -172,7 +179,10 @@ function pinPlannedFile(ctx: ProxyContext, plan: SlotPlan | undefined): SlotPlan
 /** Carry out the disk side of the plan; the planned file's pin is released whatever happens. */
 async function runPlan(ctx: ProxyContext, plan: SlotPlan, analysis: PromptAnalysis, line: RequestLog): Promise<void> {
   try {
-    if (plan.saveFirst) line.evictSave = await ctx.slotCache.save(plan.slot, plan.saveFirst);
+    // Unless a launch elsewhere saved and cleared it meanwhile (a backend that clears idle slots).
+    if (plan.saveFirst && plan.slot.content === plan.saveFirst && !plan.saveFirst.saved) {
+      line.evictSave = await ctx.slotCache.save(plan.slot, plan.saveFirst);
+    }
     if (plan.restore) line.restore = await ctx.slotCache.restore(plan.slot, plan.restore.key, analysis.model);
   } finally {
     // Before the answer: a save after it may retire this entry as the new content's parent (lineage).

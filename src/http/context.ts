@@ -14,6 +14,7 @@ import type { PromptAnalyzer } from '../prompt/prompt-analyzer.js';
 import type { BackendActivity } from '../backend/backend-activity.js';
 import type { ServerBehaviour } from '../backend/server-behaviour.js';
 import type { ResaveRent } from '../slots/resave-rent.js';
+import type { LaunchGate } from '../slots/launch-gate.js';
 import type { WriteBehindSaver } from '../slots/write-behind.js';
 import { skipSaveBy } from '../slots/save-skip.js';
 import type { SkipSave } from '../slots/save-skip.js';
@@ -38,6 +39,8 @@ export interface ProxyContext extends ModelWatch {
   writeBehind?: WriteBehindSaver;
   /** How each backend treats idle slots, and when the proxy last heard from it. */
   behaviour: ServerBehaviour;
+  /** One task launch at a time on backends that clear idle slots. */
+  launchGate: LaunchGate;
   /** Growth given up by evictions that skipped their save, per older entry (smart policy's ski rental). */
   resaveRent: ResaveRent;
   log: Logger;

@@ -4,13 +4,15 @@
  * - `confirmResidency`: before a request is pinned to a slot believed to hold its conversation, ask `GET /slots`
  *   when the backend may have changed; if the slot lost the conversation, turn the plan into a restore from disk.
  * - `beforeTaskStart`: on a backend that clears its idle slots when a task starts (llama-server's default
- *   configuration), save what the other idle slots alone hold, then forget their contents.
+ *   configuration), save what the other idle slots alone hold, then forget their contents; `enterLaunchGate` and
+ *   `leaveLaunchGateWhenRunning` keep such launches one at a time.
  */
 import { modelScopedPath } from '../backend/backend-kind.js';
 import type { PromptAnalysis } from '../prompt/prompt-analysis.js';
-import { judgeSlot, parseSlots } from '../slots/slot-check.js';
+import { judgeSlot, parseSlots, slotProcessing } from '../slots/slot-check.js';
+import type { GatePass } from '../slots/launch-gate.js';
 import type { ObservedSlots, SlotVerdict } from '../slots/slot-check.js';
-import type { DiskMatch, SlotPlan } from '../slots/slot-state.js';
+import type { DiskMatch, SlotPlan, SlotState } from '../slots/slot-state.js';
 import type { ProxyContext } from './context.js';
 import type { RequestLog } from './request-log.js';
 
@@ -96,8 +98,60 @@ export async function beforeTaskStart(ctx: ProxyContext, plan: SlotPlan, line: R
   const backend = plan.slot.backend;
   ctx.behaviour.noteTaskStart(backend, plan.slot);
   if (!ctx.behaviour.clearsIdleSlots(backend)) return;
-  if (ctx.writeBehind) line.clearingSaves = await ctx.writeBehind.saveBeforeClearing(backend, plan.slot);
-  for (const other of ctx.pool.all()) {
-    if (other.backend === backend && other !== plan.slot && !other.busy) other.content = undefined;
+  const running = (slot: SlotState) => slot === plan.slot || ctx.behaviour.launched(slot);
+  if (ctx.writeBehind) line.clearingSaves = await ctx.writeBehind.saveBeforeClearing(backend, running);
+  // Idle at the server: ours too when a request holds the slot but waits at the gate (its task not sent yet).
+  for (const other of ctx.pool.all()) if (other.backend === backend && !running(other)) other.content = undefined;
+}
+
+/**
+ * On a backend that clears idle slots, wait for the launch gate (see launch-gate.ts). Another request's task may
+ * have started meanwhile and cleared this request's slot: a plan that counted on the slot's content becomes a
+ * restore of what that launch saved. Resolves with the pass to give back once the task runs (undefined elsewhere).
+ */
+export async function enterLaunchGate(
+  ctx: ProxyContext,
+  plan: SlotPlan,
+  analysis: PromptAnalysis,
+  restoreWorthIt: ((match: DiskMatch, slotLcp: number) => boolean) | undefined,
+): Promise<GatePass | undefined> {
+  const backend = plan.slot.backend;
+  if (!ctx.behaviour.clearsIdleSlots(backend)) return undefined;
+  const pass = await ctx.launchGate.enter(backend);
+  if (plan.resident && !plan.slot.content) {
+    plan.resident = undefined;
+    const disk = ctx.diskMatch(backend, analysis);
+    if (disk && (!restoreWorthIt || restoreWorthIt(disk, 0))) {
+      ctx.index.pin(disk.key); // as the planner's restores are (runPlan unpins it)
+      plan.restore = disk;
+    }
+  }
+  return pass;
+}
+
+/**
+ * The task was sent: leave the gate once the server shows it running on its slot (GET /slots), or the answer
+ * began or ended, or after a deadline (the gate must never stay shut).
+ */
+export async function leaveLaunchGateWhenRunning(ctx: ProxyContext, plan: SlotPlan, model: string, answered: Promise<unknown>, pass: GatePass): Promise<void> {
+  const { slot } = plan;
+  const client = ctx.clients[slot.backend]!;
+  const path = modelScopedPath(client.kind ?? 'llama-server', model, '/slots');
+  let over = false;
+  answered.then(() => (over = true), () => (over = true));
+  const deadline = performance.now() + LAUNCH_WAIT_MS;
+  try {
+    while (!over && performance.now() < deadline) {
+      const body = await client.getJson(path, LAUNCH_WAIT_MS).catch(() => undefined);
+      if (slotProcessing(body, slot.id) !== false) break; // running, or /slots cannot tell
+      await new Promise((resolve) => setTimeout(resolve, LAUNCH_POLL_MS));
+    }
+    // Not once the answer is over: the request's end has cleared the flag already (or is about to).
+    if (!over) ctx.behaviour.noteLaunched(slot);
+  } finally {
+    pass.release();
   }
 }
+
+const LAUNCH_WAIT_MS = 3000;
+const LAUNCH_POLL_MS = 5;

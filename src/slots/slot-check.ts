@@ -27,6 +27,13 @@ export function parseSlots(body: unknown): ObservedSlots | undefined {
   return slots;
 }
 
+/** Whether `GET /slots` shows the slot processing a task (undefined when the answer is not a slot list). */
+export function slotProcessing(body: unknown, id: number): boolean | undefined {
+  if (!Array.isArray(body)) return undefined;
+  const entry = body.find((e) => typeof e === 'object' && e !== null && (e as { id?: unknown }).id === id) as { is_processing?: unknown } | undefined;
+  return entry?.is_processing === true;
+}
+
 export type SlotVerdict =
   /** The slot holds what we believe, or the server does not say. */
   | 'confirmed'

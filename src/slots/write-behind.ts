@@ -57,15 +57,18 @@ export class WriteBehindSaver {
 
   /**
    * Before a completion task starts on a backend that clears its idle slots (see ServerBehaviour): wait for the
-   * saves running there, then save every other idle slot's unsaved content now, since the task start clears it.
+   * saves running there, then save the unsaved content of every slot whose task is not `running` now, since the
+   * launch clears it. A slot held by a request still waiting at the launch gate is idle at the server: it is saved
+   * in place (its owner waits), the others are taken as background work.
    */
-  async saveBeforeClearing(backend: number, keep: SlotState): Promise<CacheOpResult[]> {
+  async saveBeforeClearing(backend: number, running: (slot: SlotState) => boolean): Promise<CacheOpResult[]> {
     await Promise.allSettled(this.runningOn(backend));
     const saves: Array<Promise<CacheOpResult | undefined>> = [];
     for (const slot of this.deps.pool.all()) {
-      if (slot.backend !== backend || slot === keep) continue;
+      if (slot.backend !== backend || running(slot)) continue;
       const content = this.deps.unsaved(slot, true);
-      if (content) saves.push(this.save(slot, content, 'before_clearing'));
+      if (!content) continue;
+      saves.push(slot.busy ? this.deps.slotCache.save(slot, content) : this.save(slot, content, 'before_clearing'));
     }
     const results = await Promise.all(saves);
     return results.filter((r): r is CacheOpResult => r !== undefined);

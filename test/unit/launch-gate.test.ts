@@ -1,0 +1,24 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { LaunchGate } from '../../src/slots/launch-gate.js';
+
+describe('LaunchGate', () => {
+  it('lets one request per backend through at a time, in arrival order, and other backends freely', async () => {
+    const gate = new LaunchGate();
+    const order: string[] = [];
+    const first = await gate.enter(0);
+    const second = gate.enter(0).then((pass) => (order.push('second'), pass));
+    const other = await gate.enter(1);
+    order.push('other backend');
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(order, ['other backend'], 'the second waits for the first');
+    first.release();
+    first.release(); // idempotent
+    const pass = await second;
+    assert.deepEqual(order, ['other backend', 'second']);
+    pass.release();
+    other.release();
+    const again = await gate.enter(0);
+    again.release();
+  });
+});
