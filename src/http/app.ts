@@ -1,6 +1,6 @@
 /**
- * createApp(ctx) builds the HTTP server (never listens): chat completions, models, health, and a passthrough of
- * everything else to the first backend. One error handler renders every failure in the OpenAI error shape.
+ * createApp(ctx) builds the HTTP server (never listens): chat completions, Anthropic messages, models, health, and a
+ * passthrough of everything else to the first backend. One error handler renders every failure in the OpenAI error shape.
  */
 import Fastify from 'fastify';
 import type { FastifyInstance } from 'fastify';
@@ -11,6 +11,7 @@ import { registerErrorHandler } from './error-handler.js';
 import { registerHealthRoute } from './health-route.js';
 import { track } from './inflight.js';
 import { registerJsonBodyParser } from './json-body.js';
+import { registerMessagesRoutes, registerRootProbe } from './messages-route.js';
 import { registerModelsRoute } from './models-route.js';
 import { registerPassthrough } from './passthrough-route.js';
 import { ProxyHealth } from './proxy-health.js';
@@ -37,12 +38,15 @@ export function createApp(ctx: ProxyContext, options: { shutdownGraceMs: number 
     // Health checks are answered whatever the state; only real requests show that the proxy serves again.
     if (reply.statusCode < 500 && request.routeOptions.url !== '/health') health.noteServed();
   });
-  registerErrorHandler(app, ctx.log, ctx.config, (err) => health.noteInternalError(err));
+  const onInternalError = (err: unknown) => health.noteInternalError(err);
+  registerErrorHandler(app, ctx.log, ctx.config, onInternalError);
   registerShutdownDrain(app, ctx.inflight, options.shutdownGraceMs);
 
   for (const path of ['/v1/chat/completions', '/chat/completions']) {
     app.post(path, (request, reply) => track(ctx, handleChat(ctx, request, reply)));
   }
+  void app.register(async (scope) => registerMessagesRoutes(scope, ctx, onInternalError));
+  registerRootProbe(app);
   registerModelsRoute(app, ctx);
   registerHealthRoute(app, ctx, health);
   void app.register(async (scope) => registerPassthrough(scope, ctx));

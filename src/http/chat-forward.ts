@@ -8,6 +8,7 @@ import type { Readable } from 'node:stream';
 import type { FastifyReply } from 'fastify';
 import type { LlamaClient, UpstreamResponse } from '../backend/llama-client.js';
 import { describeCause } from '../errors.js';
+import type { AnswerConversion, StreamConversion } from '../generation/adapter.js';
 import { SseTap } from './sse-tap.js';
 import type { Timings } from './sse-tap.js';
 
@@ -22,8 +23,9 @@ export interface ForwardOutcome {
 
 /**
  * Forward the serialised request `payload` (`stream`: it asks for SSE) and answer the client. `onFirstByte`: the
- * backend's answer began (for a stream, its prompt was processed). Throws only before anything was sent (the caller
- * renders the error).
+ * backend's answer began (for a stream, its prompt was processed). `conversion`: how the client's API differs from
+ * the backend's chat answer (absent: relayed as it came). Throws only before anything was sent (the caller renders
+ * the error).
  */
 export async function forwardChat(
   client: LlamaClient,
@@ -32,6 +34,7 @@ export async function forwardChat(
   reply: FastifyReply,
   signal: AbortSignal,
   onFirstByte: () => void = () => undefined,
+  conversion?: AnswerConversion,
 ): Promise<ForwardOutcome> {
   let res: UpstreamResponse;
   try {
@@ -43,11 +46,17 @@ export async function forwardChat(
     throw err;
   }
   const isSse = String(res.headers['content-type'] ?? '').startsWith('text/event-stream');
-  if (stream && isSse && res.status < 400) return relayStream(res, reply, signal, onFirstByte);
-  return relayWhole(res, reply, signal, onFirstByte);
+  if (stream && isSse && res.status < 400) return relayStream(res, reply, signal, onFirstByte, conversion?.stream());
+  return relayWhole(res, reply, signal, onFirstByte, conversion);
 }
 
-async function relayWhole(res: UpstreamResponse, reply: FastifyReply, signal: AbortSignal, onFirstByte: () => void): Promise<ForwardOutcome> {
+async function relayWhole(
+  res: UpstreamResponse,
+  reply: FastifyReply,
+  signal: AbortSignal,
+  onFirstByte: () => void,
+  conversion: AnswerConversion | undefined,
+): Promise<ForwardOutcome> {
   let buffer: Buffer;
   try {
     const chunks: Buffer[] = [];
@@ -60,25 +69,30 @@ async function relayWhole(res: UpstreamResponse, reply: FastifyReply, signal: Ab
     if (signal.aborted) return clientLeft(reply);
     throw err;
   }
-  await reply
-    .code(res.status)
-    .header('content-type', String(res.headers['content-type'] ?? 'application/json; charset=utf-8'))
-    .send(buffer);
-  return { status: res.status, completed: true, clientGone: false, timings: timingsOf(buffer) };
+  const contentType = String(res.headers['content-type'] ?? 'application/json; charset=utf-8');
+  const answer = conversion ? conversion.whole({ status: res.status, body: buffer, contentType }) : { status: res.status, body: buffer, contentType };
+  await reply.code(answer.status).header('content-type', answer.contentType).send(answer.body);
+  return { status: answer.status, completed: true, clientGone: false, timings: timingsOf(buffer) };
 }
 
-async function relayStream(res: UpstreamResponse, reply: FastifyReply, signal: AbortSignal, onFirstByte: () => void): Promise<ForwardOutcome> {
+async function relayStream(
+  res: UpstreamResponse,
+  reply: FastifyReply,
+  signal: AbortSignal,
+  onFirstByte: () => void,
+  conversion: StreamConversion | undefined,
+): Promise<ForwardOutcome> {
   const raw = reply.raw;
   reply.hijack();
   raw.writeHead(res.status, {
-    'content-type': String(res.headers['content-type']),
+    'content-type': conversion?.contentType ?? String(res.headers['content-type']),
     'cache-control': 'no-cache',
     'x-accel-buffering': 'no',
   });
   raw.flushHeaders();
   const tap = new SseTap();
   try {
-    await relayChunks(res.body, raw, tap, onFirstByte);
+    await relayChunks(res.body, raw, tap, onFirstByte, conversion);
   } catch (err) {
     if (signal.aborted) {
       raw.destroy();
@@ -86,10 +100,12 @@ async function relayStream(res: UpstreamResponse, reply: FastifyReply, signal: A
     }
     // Headers are out: end the stream with an error event the way llama-server does, never a second status.
     const message = `backend stream broke: ${describeCause(err)}`;
-    raw.end(`data: ${JSON.stringify({ error: { message, type: 'server_error', param: null, code: 'backend_stream_error' } })}\n\n`);
+    raw.end(conversion
+      ? conversion.error(message)
+      : `data: ${JSON.stringify({ error: { message, type: 'server_error', param: null, code: 'backend_stream_error' } })}\n\n`);
     return { status: 502, completed: false, clientGone: false, timings: tap.timings };
   }
-  raw.end();
+  raw.end(conversion?.end() ?? '');
   return { status: res.status, completed: tap.error === undefined, clientGone: false, timings: tap.timings };
 }
 
@@ -97,13 +113,14 @@ async function relayStream(res: UpstreamResponse, reply: FastifyReply, signal: A
  * Copy every chunk to the client as it arrives (event-driven: an async iterator costs a promise per token chunk),
  * pausing the backend while the client's socket is full. Rejects when the backend stream fails or is aborted.
  */
-function relayChunks(body: Readable, raw: ServerResponse, tap: SseTap, onFirstByte: () => void): Promise<void> {
+function relayChunks(body: Readable, raw: ServerResponse, tap: SseTap, onFirstByte: () => void, conversion?: StreamConversion): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const onDrain = () => body.resume();
     body.once('data', onFirstByte);
     body.on('data', (chunk: Buffer) => {
       tap.push(chunk);
-      if (!raw.write(chunk)) {
+      const out = conversion ? conversion.push(chunk) : chunk;
+      if (out.length > 0 && !raw.write(out)) {
         body.pause();
         raw.once('drain', onDrain);
       }

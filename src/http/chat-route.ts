@@ -4,6 +4,8 @@
  * One structured log line per request says what was decided and how long each step took.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { AnswerConversion, GenerationAdapter, Pin } from '../generation/adapter.js';
+import { requestModel } from '../prompt/prompt-analysis.js';
 import type { PromptAnalysis } from '../prompt/prompt-analysis.js';
 import { planSlot } from '../slots/slot-planner.js';
 import { noteSkipped } from '../slots/save-skip.js';
@@ -17,11 +19,45 @@ import { upstreamBody } from './json-body.js';
 import { RequestLog, roundMs, shortKey } from './request-log.js';
 import { beforeTaskStart, confirmResidency } from './slot-truth.js';
 
-/** Handle one chat completion request end to end. */
-export async function handleChat(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply): Promise<void> {
-  const body = validateChatBody(request.body);
+/** A validated request as the flow below needs it, whatever API it came through. */
+interface Incoming {
+  analysis: PromptAnalysis;
+  stream: boolean;
+  /** The chat completions body for the backend, pinned. */
+  upstream(pin: Pin): Buffer | string;
+  /** How the backend's chat answer becomes the client's; absent: relayed as it came. */
+  answer?: AnswerConversion;
+}
+
+function readChat(ctx: ProxyContext, raw: unknown): Incoming {
+  const body = validateChatBody(raw);
+  return {
+    analysis: cacheable(body, ctx.analyzer.analyze(body)),
+    stream: body.stream === true,
+    upstream: (pin) => upstreamBody(body, { ...pin }),
+  };
+}
+
+/** A request of another API, converted to chat completions by its adapter (see generation/adapter.ts). */
+function readWithAdapter(ctx: ProxyContext, adapter: GenerationAdapter, request: FastifyRequest): Incoming {
+  const req = adapter.read(request.body, { headers: request.headers, query: request.query as Record<string, unknown> });
+  const analysis = ctx.analyzer.analyzeParts(requestModel({ model: req.model }, ctx.config.modelId), req.parts);
+  return {
+    analysis: req.cachePromptOff && analysis.big ? { ...analysis, big: false } : analysis,
+    stream: req.stream,
+    upstream: (pin) => req.backendCall(pin).body,
+    ...(req.answer && { answer: req.answer }),
+  };
+}
+
+/**
+ * Handle one generation request end to end: a chat completion, or with `adapter` a request of another API that the
+ * adapter converts to one (the answer converted back).
+ */
+export async function handleChat(ctx: ProxyContext, request: FastifyRequest, reply: FastifyReply, adapter?: GenerationAdapter): Promise<void> {
+  const incoming = adapter ? readWithAdapter(ctx, adapter, request) : readChat(ctx, request.body);
   const { config } = ctx;
-  const analysis = cacheable(body, ctx.analyzer.analyze(body));
+  const { analysis } = incoming;
   const started = performance.now();
   const abort = new AbortController();
   const onClose = () => {
@@ -33,7 +69,7 @@ export async function handleChat(ctx: ProxyContext, request: FastifyRequest, rep
   try {
     await ctx.ensureBackendKinds();
     await ctx.prepareForModel(analysis.model, analysis.big);
-    await serve(ctx, analysis, body, reply, abort, started, smart);
+    await serve(ctx, incoming, reply, abort, started, smart);
   } finally {
     reply.raw.off('close', onClose);
     const left = (ctx.pendingByModel.get(analysis.model) ?? 1) - 1;
@@ -53,14 +89,14 @@ function cacheable(body: Record<string, unknown>, analysis: PromptAnalysis): Pro
 
 async function serve(
   ctx: ProxyContext,
-  analysis: PromptAnalysis,
-  body: Record<string, unknown>,
+  incoming: Incoming,
   reply: FastifyReply,
   abort: AbortController,
   started: number,
   smart: boolean,
 ): Promise<void> {
   const { config } = ctx;
+  const { analysis } = incoming;
   const worthIt = smart ? (match: DiskMatch, slotLcp: number) => restoreWorthIt(ctx, analysis.model, match, slotLcp) : undefined;
   // Wait for the slot that holds this conversation while it is busy only for a moment; past that, go elsewhere.
   let waitForOwnSlot = true;
@@ -101,11 +137,11 @@ async function serve(
     await runPlan(ctx, plan, analysis, line);
     if (plan.skippedSave) noteSkipped(ctx.resaveRent, plan.skippedSave);
     await beforeTaskStart(ctx, plan, line);
-    const upstream = upstreamBody(body, { id_slot: plan.slot.id, cache_prompt: analysis.big ? true : undefined });
+    const upstream = incoming.upstream({ id_slot: plan.slot.id, ...(analysis.big && { cache_prompt: true as const }) });
     line.forwardStarted = performance.now();
     // Its prefill: from now until the first byte of the answer (a stream's first event follows the prompt).
     const prefill = ctx.activity.begin(backend);
-    const outcome = await forwardChat(ctx.clients[backend]!, upstream, body.stream === true, reply, abort.signal, () => prefill.end())
+    const outcome = await forwardChat(ctx.clients[backend]!, upstream, incoming.stream, reply, abort.signal, () => prefill.end(), incoming.answer)
       .finally(() => prefill.end());
     line.outcome = outcome;
     if (outcome.completed) ctx.behaviour.noteContact(backend);

@@ -2,7 +2,7 @@
  * One error handler for every route: each failure reaches the client as a ProxyError in the OpenAI error shape,
  * with the right status. The cause of an unexpected failure (message and stack) goes to the log, never to the client.
  */
-import type { FastifyError, FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { ProxyError } from '../errors.js';
 
@@ -13,16 +13,30 @@ export function registerErrorHandler(
   limits: { maxBodyMb: number },
   onInternalError: (err: unknown) => void = () => undefined,
 ): void {
-  app.setErrorHandler((error: FastifyError | ProxyError, request, reply) => {
+  app.setErrorHandler(errorHandler(log, limits, onInternalError));
+  app.setNotFoundHandler((request, reply) => {
+    void reply.code(404).send(new ProxyError(404, 'not_found', `no route for ${request.method} ${request.url}`).toJSON());
+  });
+}
+
+
+/**
+ * The error handler: logs, counts internal failures and answers with `render` (default: the OpenAI envelope). A
+ * scope whose routes speak another API sets one with that API's error shape.
+ */
+export function errorHandler(
+  log: Logger,
+  limits: { maxBodyMb: number },
+  onInternalError: (err: unknown) => void,
+  render: (err: ProxyError) => unknown = (err) => err.toJSON(),
+): (error: FastifyError | ProxyError, request: FastifyRequest, reply: FastifyReply) => void {
+  return (error, request, reply) => {
     const proxyError = toProxyError(error, limits.maxBodyMb);
     if (proxyError.code === 'internal_error') onInternalError(error);
     if (proxyError.status >= 500) logFailure(log, request, proxyError);
     if (reply.sent || reply.raw.headersSent) return;
-    void reply.code(proxyError.status).send(proxyError.toJSON());
-  });
-  app.setNotFoundHandler((request, reply) => {
-    void reply.code(404).send(new ProxyError(404, 'not_found', `no route for ${request.method} ${request.url}`).toJSON());
-  });
+    void reply.code(proxyError.status).send(render(proxyError));
+  };
 }
 
 function logFailure(log: Logger, request: FastifyRequest, error: ProxyError): void {

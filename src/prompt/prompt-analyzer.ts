@@ -14,7 +14,7 @@
  * Should the memo itself ever fail, it is emptied and the request is analysed without it: no input leaves state
  * behind that breaks later requests.
  */
-import { PromptState, analyzePrompt, canonicalParts, requestModel } from './prompt-analysis.js';
+import { PromptState, canonicalParts, requestModel } from './prompt-analysis.js';
 import type { PromptAnalysis, PromptAnalysisOptions } from './prompt-analysis.js';
 
 interface MemoNode {
@@ -57,11 +57,19 @@ export class PromptAnalyzer {
 
   /** Same result as `analyzePrompt(body, opts)`. */
   analyze(body: { messages: unknown[]; model?: unknown }): PromptAnalysis {
+    return this.analyzeParts(requestModel(body, this.opts.modelId), canonicalParts(body.messages));
+  }
+
+  /**
+   * The analysis of a prompt given as its canonical parts (see prompt-analysis.canonicalParts), for APIs whose
+   * requests are converted before they reach the prompt: the same parts give the same key whatever the API.
+   */
+  analyzeParts(model: string, parts: readonly string[]): PromptAnalysis {
     try {
-      return this.analyzeWithMemo(body);
+      return this.analyzeWithMemo(model, parts);
     } catch {
       this.clear();
-      return analyzePrompt(body, this.opts);
+      return this.analyzeOnce(model, parts);
     }
   }
 
@@ -70,9 +78,13 @@ export class PromptAnalyzer {
     return { models: this.roots.size, nodes: this.nodes, chars: this.chars };
   }
 
-  private analyzeWithMemo(body: { messages: unknown[]; model?: unknown }): PromptAnalysis {
-    const model = requestModel(body, this.opts.modelId);
-    const parts = canonicalParts(body.messages);
+  private analyzeOnce(model: string, parts: readonly string[]): PromptAnalysis {
+    const state = PromptState.start(model, this.opts.wordsPerBlock);
+    for (const part of parts) state.add(part);
+    return state.finish(model, this.opts.bigThresholdWords);
+  }
+
+  private analyzeWithMemo(model: string, parts: readonly string[]): PromptAnalysis {
     let level = this.roots.get(model) ?? new Map<string, MemoNode>();
     const now = ++this.tick;
     // Walk the known messages; remember the deepest one with a kept state.
@@ -87,7 +99,7 @@ export class PromptAnalyzer {
       if (node.state) resume = node;
       level = node.children;
     }
-    if (parts.length - known > this.limits.maxNodes / 4) return analyzePrompt(body, this.opts);
+    if (parts.length - known > this.limits.maxNodes / 4) return this.analyzeOnce(model, parts);
 
     const state = resume?.state ? resume.state.fork() : PromptState.start(model, this.opts.wordsPerBlock);
     for (let i = resume?.depth ?? 0; i < known; i++) state.add(parts[i]!);
