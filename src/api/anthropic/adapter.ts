@@ -5,7 +5,7 @@
  * stream.ts); every error is in Anthropic's shape (errors.ts).
  */
 import { canonicalParts } from '../../prompt/prompt-analysis.js';
-import type { AnswerConversion, GenerationAdapter, GenerationRequest, Pin } from '../../generation/adapter.js';
+import type { AnswerConversion, GenerationAdapter, GenerationRequest, HttpInfo, Pin } from '../../generation/adapter.js';
 import { backendErrorToAnthropic, renderAnthropicError } from './errors.js';
 import { toChatBody, validateMessagesBody } from './request.js';
 import type { ConvertedChat } from './request.js';
@@ -47,9 +47,9 @@ export interface MessagesRequest extends GenerationRequest {
   chat: ConvertedChat;
 }
 
-export const anthropicAdapter: GenerationAdapter & { read(body: unknown): MessagesRequest } = {
+export const anthropicAdapter = {
   api: 'messages',
-  read(body: unknown): MessagesRequest {
+  read(body: unknown, _http?: HttpInfo): MessagesRequest {
     const messages = validateMessagesBody(body);
     const chat = toChatBody(messages);
     const session = sessionOf(messages.metadata);
@@ -65,4 +65,4 @@ export const anthropicAdapter: GenerationAdapter & { read(body: unknown): Messag
     };
   },
   renderError: renderAnthropicError,
-};
+} satisfies GenerationAdapter;
