@@ -1,6 +1,7 @@
 /**
  * createApp(ctx) builds the HTTP server (never listens): chat completions, Anthropic messages, models, health, and a
- * passthrough of everything else to the first backend. One error handler renders every failure in the OpenAI error shape.
+ * passthrough of everything else to the first backend. One error handler renders every failure in the OpenAI error
+ * shape, except on the Messages routes (Anthropic's shape).
  */
 import Fastify from 'fastify';
 import type { FastifyInstance } from 'fastify';
