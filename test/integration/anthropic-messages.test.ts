@@ -158,6 +158,36 @@ describe('Anthropic messages', { timeout: 60_000 }, () => {
     assert.ok(counted.input_tokens > 0);
   });
 
+  it("the session: Claude Code's metadata.user_id, else its x-claude-code-session-id header; the log line names api and session", async () => {
+    stack = await startStack();
+    const anthropic = client(stack);
+    const body = { model: MODEL, max_tokens: 2, messages: [{ role: 'user' as const, content: 'which session is this' }] };
+    const userId = JSON.stringify({ device_id: 'dev', account_uuid: '', session_id: 'cc-sess-1' });
+    const fromBody = await logged(stack, () => anthropic.messages.create({ ...body, metadata: { user_id: userId } }));
+    assert.equal(fromBody.line.api, 'messages');
+    assert.equal(fromBody.line.session, 'cc-sess-1');
+    const fromHeader = await logged(stack, () => anthropic.messages.create(body, { headers: { 'x-claude-code-session-id': 'cc-sess-2' } }));
+    assert.equal(fromHeader.line.session, 'cc-sess-2');
+    const none = await logged(stack, () => anthropic.messages.create(body));
+    assert.equal(none.line.session, undefined);
+  });
+
+  it("a backend failure reaches the SDK in Anthropic's shape with its status (502 unreachable, as an APIError)", async () => {
+    stack = await startStack();
+    await stack.restartProxy({ LLAMA_URL: 'http://127.0.0.1:9', BACKEND_TYPE: 'llama-server', N_SLOTS: '2' });
+    await assert.rejects(
+      client(stack).messages.create({ model: MODEL, max_tokens: 2, messages: [{ role: 'user', content: 'anyone there' }] }),
+      (err: unknown) => {
+        assert.ok(err instanceof Anthropic.APIError, String(err));
+        assert.equal(err.status, 502);
+        const shape = err.error as { type: string; error: { type: string } };
+        assert.equal(shape.type, 'error');
+        assert.equal(shape.error.type, 'api_error');
+        return true;
+      },
+    );
+  });
+
   it('bad input gets a 400 in Anthropic\'s error shape naming the field; so does a failure of the proxy', async () => {
     stack = await startStack();
     const missing = await postJson(stack.url, '/v1/messages', { model: MODEL, max_tokens: 4 });
