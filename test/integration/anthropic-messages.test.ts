@@ -172,6 +172,21 @@ describe('Anthropic messages', { timeout: 60_000 }, () => {
     assert.equal(none.line.session, undefined);
   });
 
+  it("a backend's error answer keeps its status and message in Anthropic's shape, whole and for a stream", async () => {
+    stack = await startStack();
+    const body = { model: MODEL, max_tokens: 2, messages: [{ role: 'user' as const, content: 'this will fail' }] };
+    for (const stream of [false, true]) {
+      stack.sim.injectFault({ action: 'chat', status: 500, message: 'injected chat fault' });
+      const send = stream ? client(stack).messages.stream(body).finalMessage() : client(stack).messages.create(body);
+      await assert.rejects(send, (err: unknown) => {
+        assert.ok(err instanceof Anthropic.InternalServerError, String(err));
+        assert.equal(err.status, 500);
+        assert.deepEqual(err.error, { type: 'error', error: { type: 'api_error', message: 'injected chat fault' } });
+        return true;
+      });
+    }
+  });
+
   it("a backend failure reaches the SDK in Anthropic's shape with its status (502 unreachable, as an APIError)", async () => {
     stack = await startStack();
     await stack.restartProxy({ LLAMA_URL: 'http://127.0.0.1:9', BACKEND_TYPE: 'llama-server', N_SLOTS: '2' });
