@@ -65,10 +65,8 @@ describe('a second client uses the real llama-server behind the proxy\'s back (-
     assert.ok(a2.timings.cache_n >= a1.promptTokens, `A reused ${a2.timings.cache_n} of ${a1.promptTokens} tokens (decision ${a2.line.decision})`);
   });
 
-  it('an Anthropic /v1/messages request through the proxy does not cost a conversation its slot', {
-    todo: 'issue 7: /v1/messages is passed through unpinned and llama-server ignores id_slot there, so it takes the ' +
-      'least recently used slot and overwrites the conversation the proxy believes is in it',
-  }, async () => {
+  // The proxy converts /v1/messages to a pinned chat completion (llama-server's own route ignores id_slot).
+  it('an Anthropic /v1/messages request through the proxy does not cost a conversation its slot', async () => {
     const s = await start();
     const a = openingOf(221);
     const b = openingOf(222);
@@ -87,5 +85,35 @@ describe('a second client uses the real llama-server behind the proxy\'s back (-
     const b2 = await realChat(s, 'proxy', nextTurn(b, b1.content, 225));
     assert.ok(a2.timings.cache_n >= a1.promptTokens, `A reused ${a2.timings.cache_n} of ${a1.promptTokens} (decision ${a2.line.decision})`);
     assert.ok(b2.timings.cache_n >= b1.promptTokens, `B reused ${b2.timings.cache_n} of ${b1.promptTokens} (decision ${b2.line.decision})`);
+  });
+
+  it("a /v1/messages answer through the proxy equals llama-server's own, as JSON and as a stream", async () => {
+    const s = await start();
+    const body = {
+      model: 'tiny', max_tokens: 8, temperature: 0,
+      system: [{ type: 'text', text: 'x-anthropic-billing-header: cc_version=1; cch=ab12c;' }, { type: 'text', text: words(40, 231), cache_control: { type: 'ephemeral' } }],
+      messages: [{ role: 'user', content: [{ type: 'text', text: words(20, 232) }] }, { role: 'system', content: words(10, 233) }],
+    };
+    const post = async (base: string, extra: Record<string, unknown> = {}) => {
+      const res = await fetch(`${base}/v1/messages`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ ...body, ...extra }),
+        signal: AbortSignal.timeout(30_000),
+      });
+      assert.equal(res.status, 200);
+      return res.text();
+    };
+    const own = JSON.parse(await post(s.server.url)) as { content: unknown; stop_reason: string; usage: { output_tokens: number } };
+    const ours = JSON.parse(await post(s.url)) as typeof own;
+    assert.deepEqual(ours.content, own.content);
+    assert.equal(ours.stop_reason, own.stop_reason);
+    assert.equal(ours.usage.output_tokens, own.usage.output_tokens);
+    const text = (sse: string) => [...sse.matchAll(/"text_delta","text":("(?:[^"\\]|\\.)*")/g)].map((m) => JSON.parse(m[1]!) as string).join('');
+    const eventsOf = (sse: string) => [...sse.matchAll(/^event: (\w+)$/gm)].map((m) => m[1]).filter((e) => e !== 'ping');
+    const ownStream = await post(s.server.url, { stream: true });
+    const ourStream = await post(s.url, { stream: true });
+    assert.equal(text(ourStream), text(ownStream));
+    assert.deepEqual(eventsOf(ourStream), eventsOf(ownStream));
   });
 });

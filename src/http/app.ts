@@ -1,7 +1,7 @@
 /**
- * createApp(ctx) builds the HTTP server (never listens): the generation routes (generation-routes.ts), models,
- * health, and a passthrough of everything else. API_KEYS, when set, guards them all but /health. One error handler
- * renders every failure in its route's error shape.
+ * createApp(ctx) builds the HTTP server (never listens): the generation routes (generation-routes.ts, Anthropic
+ * Messages among them), models, health, `HEAD /`, and a passthrough of everything else. API_KEYS, when set, guards
+ * them all but /health and `HEAD /`. One error handler renders every failure in its route's error shape.
  */
 import Fastify from 'fastify';
 import type { FastifyInstance } from 'fastify';
@@ -10,7 +10,7 @@ import { clientErrorHandler, serverOptions } from './client-limits.js';
 import type { ProxyContext } from './context.js';
 import { registerErrorHandler } from './error-handler.js';
 import { registerGenerationRoutes } from './generation-routes.js';
-import { registerHealthRoute } from './health-route.js';
+import { registerHealthRoute, registerRootProbe } from './health-route.js';
 import { registerJsonBodyParser } from './json-body.js';
 import { registerModelsRoute } from './models-route.js';
 import { registerPassthrough } from './passthrough-route.js';
@@ -45,6 +45,7 @@ export function createApp(ctx: ProxyContext, options: { shutdownGraceMs: number 
   registerGenerationRoutes(app, ctx);
   registerModelsRoute(app, ctx);
   registerHealthRoute(app, ctx, health);
+  registerRootProbe(app);
   void app.register(async (scope) => registerPassthrough(scope, ctx));
   return app;
 }

@@ -1,7 +1,8 @@
 /**
  * API_KEYS: every client request presents one of the keys, as `Authorization: Bearer <key>` or `x-api-key: <key>`
  * (the OpenAI and the Anthropic clients' headers), else 401 in its route's error shape. Open without a key:
- * `/health` (monitors and load balancers), CORS preflights (`OPTIONS`: browsers send them without credentials, and
+ * `/health` (monitors and load balancers), `HEAD /` (Claude Code's probe, sent without its key; it answers an empty
+ * 200 and reveals nothing /health does not), CORS preflights (`OPTIONS`: browsers send them without credentials, and
  * llama-server answers them without a key too), and routes the proxy registers under `/proxycache`, its own status
  * and admin API, which has its own access rule (ADMIN_TOKEN). A passed-through path under `/proxycache` matches
  * no such route and so needs a key. A verified credential is removed from the request: it belongs to the proxy, and
@@ -41,7 +42,8 @@ export function presentedKeys(headers: FastifyRequest['headers']): string[] {
 /** Requests that need no key (see the module comment). */
 export function openWithoutKey(request: Pick<FastifyRequest, 'method' | 'routeOptions'>): boolean {
   const route = request.routeOptions.url ?? '';
-  return request.method === 'OPTIONS' || route === '/health' || route === '/proxycache' || route.startsWith('/proxycache/');
+  if (request.method === 'OPTIONS' || route === '/health' || route === '/proxycache' || route.startsWith('/proxycache/')) return true;
+  return request.method === 'HEAD' && route === '/';
 }
 
 /** Add the key check to `app` when API_KEYS is set (null: every request is let through, as before). */

@@ -4,6 +4,9 @@
  * (any other status) or `unreachable`. The proxy can serve while at least one backend is ok: 200 with status "ok"
  * (all are) or "degraded" (some are not). Otherwise 503 with status "loading" (one is on its way) or "unavailable";
  * and 503 "failing" whenever the proxy itself keeps failing requests (see proxy-health.ts).
+ *
+ * HEAD /: 200 with no body, Claude Code's first request, to see that the server is there (llama-server answers it
+ * with 404; an empty 200 is what Anthropic's API gives).
  */
 import type { FastifyInstance } from 'fastify';
 import type { Readable } from 'node:stream';
@@ -81,4 +84,9 @@ async function readCapped(body: Readable, limit = 4096): Promise<string> {
     if (text.length >= limit) break;
   }
   return text.slice(0, limit);
+}
+
+/** Claude Code's connectivity probe (see the module comment). Open without a key, like /health (client-keys.ts). */
+export function registerRootProbe(app: FastifyInstance): void {
+  app.head('/', async (_request, reply) => reply.code(200).send());
 }

@@ -56,6 +56,7 @@ export async function runChat(inst: ModelInstance, task: ChatTask, onToken: Toke
     type: outcome.aborted ? 'chat_aborted' : 'chat',
     model: inst.config.id,
     slot: outcome.slot,
+    pinned: task.idSlot !== undefined,
     cache_n: outcome.cacheN,
     prompt_n: outcome.promptN,
     predicted_n: outcome.predicted.length,

@@ -6,7 +6,7 @@ import { refusedForKey } from './api-key.js';
 import { handleChat } from './chat-http.js';
 import { handleCompletion } from './completion-http.js';
 import { sendError, sendJson, sendNotFound, type Exchange } from './http-io.js';
-import { handleMessages } from './messages-http.js';
+import { handleCountTokens, handleMessages } from './messages-http.js';
 import { handleResponses } from './responses-http.js';
 import { modelsBody, propsBody, slotsBody } from './llama-shapes.js';
 import type { ModelInstance } from './model-instance.js';
@@ -43,6 +43,7 @@ export async function handleLlamaServer(inst: ModelInstance, ex: Exchange): Prom
   if (method === 'POST') {
     if (path === '/v1/chat/completions' || path === '/chat/completions') return handleChat(inst, ex);
     if (path === '/v1/messages') return handleMessages(inst, ex);
+    if (path === '/v1/messages/count_tokens') return handleCountTokens(ex);
     if (path === '/completion' || path === '/completions') return handleCompletion(inst, ex, false);
     if (path === '/v1/completions') return handleCompletion(inst, ex, true);
     if (path === '/infill') return handleCompletion(inst, ex, false, true);

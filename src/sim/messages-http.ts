@@ -60,3 +60,10 @@ export async function handleMessages(inst: ModelInstance, ex: Exchange): Promise
   writeSseEvent(ex, 'message_stop', { type: 'message_stop' });
   endSse(ex);
 }
+
+/** `POST /v1/messages/count_tokens`: `{"input_tokens": N}`, the rendered prompt's token count (as the real server). */
+export function handleCountTokens(ex: Exchange): void {
+  const parsed = parseMessagesRequest(ex.req.body);
+  if (!parsed.ok) return sendError(ex, parsed.status, parsed.message, 'server_error');
+  sendJson(ex, 200, { input_tokens: parsed.task.prompt.length });
+}

@@ -14,6 +14,8 @@ interface EventBase {
 export interface ChatEvent extends EventBase {
   type: 'chat' | 'chat_aborted';
   slot: number;
+  /** The request named its slot (`id_slot`); llama-server's `/v1/messages` never is. */
+  pinned: boolean;
   cache_n: number;
   prompt_n: number;
   predicted_n: number;

@@ -1,10 +1,12 @@
 /**
  * API_KEYS over HTTP with the official OpenAI client: a wrong or missing key gets 401 (AuthenticationError) before
- * anything reaches the backend, a right key works as Bearer and as x-api-key, /health stays open, `/v1/messages`
- * answers in Anthropic's error shape, and the client's key never travels on to the backend.
+ * anything reaches the backend, a right key works as Bearer and as x-api-key, /health and `HEAD /` stay open,
+ * `/v1/messages` answers in Anthropic's error shape (the key check's 401 and the route's 400 alike, seen by the
+ * Anthropic SDK), and the client's key never travels on to the backend.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { MODEL, opening } from '../support/cache.js';
 import { startStack } from '../support/stack.js';
@@ -96,6 +98,35 @@ describe('API_KEYS', { timeout: 60_000 }, () => {
       assert.equal(body.error.type, 'authentication_error');
       assert.match(body.error.message, /API key/);
     }
+  });
+
+  it('Anthropic SDK: a wrong key is AuthenticationError, the right x-api-key is answered (and not forwarded); the route\'s own 400 has the same shape', async () => {
+    const anthropic = (apiKey: string) => new Anthropic({ baseURL: stack.url, apiKey, maxRetries: 0, timeout: 20_000 });
+    const body = { model: MODEL, max_tokens: 4, messages: [{ role: 'user' as const, content: 'hi there' }] };
+    await assert.rejects(anthropic('wrong').messages.create(body), (err: unknown) => {
+      assert.ok(err instanceof Anthropic.AuthenticationError, String(err));
+      assert.deepEqual((err.error as { type: string; error: { type: string } }).error.type, 'authentication_error');
+      return true;
+    });
+    const before = tap.requests.length;
+    const message = await anthropic(KEYS[1]!).messages.create(body);
+    assert.equal(message.type, 'message');
+    const sent = tap.requests.slice(before).filter((r) => r.path === '/v1/chat/completions');
+    assert.equal(sent.length, 1, 'converted to a chat completion');
+    assert.equal(sent[0]!.headers['x-api-key'], undefined, "the client's key stays with the proxy");
+    await assert.rejects(anthropic(KEYS[0]!).messages.create({ ...body, messages: [] }), (err: unknown) => {
+      assert.ok(err instanceof Anthropic.BadRequestError, String(err));
+      const shape = err.error as { type: string; error: { type: string; message: string } };
+      assert.equal(shape.type, 'error');
+      assert.equal(shape.error.type, 'invalid_request_error');
+      assert.match(shape.error.message, /^messages/);
+      return true;
+    });
+  });
+
+  it("HEAD / needs no key (Claude Code's probe carries none); GET / does", async () => {
+    assert.equal((await fetch(`${stack.url}/`, { method: 'HEAD' })).status, 200);
+    assert.equal((await fetch(`${stack.url}/`)).status, 401);
   });
 
   it('passthrough: needs a key (also under /proxycache/, where the proxy has no route), and the key is not forwarded', async () => {

@@ -1,9 +1,11 @@
 /**
  * A passthrough request goes to the backend serving the model it names (JSON body `model`, `?model=`, llama-swap's
- * `/upstream/{model}/…`), not always the first; a model no backend serves is a 404 listing the models.
+ * `/upstream/{model}/…`), not always the first; a model no backend serves is a 404 listing the models. Anthropic's
+ * `/v1/messages/count_tokens` too, with its errors in Anthropic's shape.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import Anthropic from '@anthropic-ai/sdk';
 import { loadConfig } from '../../src/config/index.js';
 import { createLogger } from '../../src/log.js';
 import { createProxy } from '../../src/proxy.js';
@@ -52,5 +54,21 @@ describe('passthrough to the backend serving the model', { timeout: 60_000 }, ()
     assert.equal(body.error.code, 'model_not_found');
     assert.equal(body.error.param, 'model');
     assert.match(body.error.message, /alpha, beta, org\/gamma/);
+  });
+
+  it("Anthropic count_tokens goes to the backend serving its model; an unknown model is a 404 in Anthropic's shape", async () => {
+    const anthropic = new Anthropic({ baseURL: url, apiKey: 'unused', maxRetries: 0, timeout: 20_000 });
+    const counted = await anthropic.messages.countTokens({ model: 'org/gamma', messages: [{ role: 'user', content: 'count these words' }] });
+    assert.ok(counted.input_tokens > 0);
+    const running = (await (await fetch(`${simB.url}/running`)).json()) as { running: Array<{ model: string }> };
+    assert.ok(running.running.some((r) => r.model === 'org/gamma'), 'the second backend served it');
+    await assert.rejects(anthropic.messages.countTokens({ model: 'nope', messages: [{ role: 'user', content: 'x' }] }), (err: unknown) => {
+      assert.ok(err instanceof Anthropic.NotFoundError, String(err));
+      const shape = err.error as { type: string; error: { type: string; message: string } };
+      assert.equal(shape.type, 'error');
+      assert.equal(shape.error.type, 'not_found_error');
+      assert.match(shape.error.message, /alpha, beta, org\/gamma/);
+      return true;
+    });
   });
 });
