@@ -1,25 +1,23 @@
 /**
- * Everything under `/proxycache/` put together from the proxy's state: the read-only status API (observe-routes.ts).
+ * The proxy's own API put together from its state: the read-only status API under `/proxycache/`
+ * (observe-routes.ts) and the Prometheus metrics (metrics-route.ts).
  * Built once by createProxy; the routes get narrow views of the state, never the whole context.
  */
 import type { FastifyInstance } from 'fastify';
-import type { BackendProbe } from '../observe/backend-probe.js';
-import type { Observer } from '../observe/observer.js';
+import type { Observation } from '../observe/observation.js';
 import { buildEntries, buildStatus } from '../observe/status.js';
 import type { StatusSources } from '../observe/status.js';
 import { packageVersion } from '../version.js';
 import { accessCheck } from './access.js';
 import type { ProxyContext } from './context.js';
+import { registerMetricsRoutes } from './metrics-route.js';
 import { registerObserveRoutes } from './observe-routes.js';
 
-export interface ProxycacheApiDeps {
-  observer: Observer;
-  probe: BackendProbe;
-  /** Milliseconds since the epoch when the proxy was created. */
-  startedAt: number;
-}
+export type ProxycacheApiDeps = Pick<Observation, 'observer' | 'probe' | 'startedAt'>;
 
-export function registerProxycacheApi(app: FastifyInstance, ctx: ProxyContext, deps: ProxycacheApiDeps): void {
+/** The status API under /proxycache/ and the metrics (`/metrics`, `/metrics/backends/{index}`). */
+export function registerProxycacheApi(app: FastifyInstance, ctx: ProxyContext, deps: Observation): void {
+  registerMetricsRoutes(app, deps.metrics, ctx.clients);
   const sources = statusSources(ctx, deps);
   registerObserveRoutes(app, {
     access: accessCheck(ctx.config.adminToken),
