@@ -107,8 +107,6 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
   const ctx = createProxyContext({
     config, clients, pool, index, slotCache, economics, analyzer, activity, behaviour, log, observer: observation.observer, ...(writeBehind && { writeBehind }),
   });
-  const app = createApp(ctx);
-  registerProxycacheApi(app, ctx, observation);
   const cleanup = createCacheCleanup({
     cacheDir: config.cacheDir ?? '',
     maxAgeHours: config.cacheMaxAgeHours,
@@ -119,6 +117,8 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     log,
     onRun: (stats) => observation.metrics.noteCleanup(stats),
   });
+  const app = createApp(ctx);
+  registerProxycacheApi(app, ctx, observation, { metaStore, cleanup });
 
   const shutdownSaves: ShutdownSaveDeps = {
     pool,
