@@ -11,6 +11,8 @@ import { createCacheCleanup } from './cleanup/cache-cleanup.js';
 import type { Config } from './config/index.js';
 import { createApp } from './http/app.js';
 import { createProxyContext } from './http/context.js';
+import { registerProxycacheApi } from './http/proxycache-api.js';
+import { createObservation } from './observe/observation.js';
 import type { ProxyContext } from './http/context.js';
 import { createSlotCache } from './slots/slot-cache.js';
 import { SlotPool } from './slots/slot-pool.js';
@@ -63,6 +65,14 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
   );
   const smart = config.savePolicy === 'smart';
   const economics = new RestoreEconomics();
+  const observation = createObservation({
+    clients,
+    slots: () => pool.all(),
+    entries: () => index.entries(),
+    entryCount: () => index.size,
+    unsaved: (slot) => unsavedBigContent(slot, ctx.skipSave) !== undefined,
+    prefillMsPerToken: (model) => economics.prefillMsPerToken(model),
+  });
   const activity = new BackendActivity();
   const behaviour = new ServerBehaviour();
   const resaveRent = new ResaveRent();
@@ -77,6 +87,7 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     ...(smart && { economics }),
     activity,
     ...(config.cacheDir && { cacheDir: config.cacheDir }),
+    onResult: (action, result) => observation.metrics.noteCacheOp(action, result),
     onIdleSlotCleared: (backend) => {
       if (behaviour.noteClearsIdleSlots(backend)) {
         log.warn({ backend: clients[backend]!.url }, 'the server clears idle slots when a task starts (a save found a slot empty); saving idle slots before each task from now on');
@@ -101,10 +112,9 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     })
     : undefined;
   const ctx = createProxyContext({
-    config, clients, pool, index, slotCache, economics, analyzer, activity, behaviour, resaveRent, launchGate, log, ...(writeBehind && { writeBehind }),
+    config, clients, pool, index, slotCache, economics, analyzer, activity, behaviour, resaveRent, launchGate, log,
+    observer: observation.observer, ...(writeBehind && { writeBehind }),
   });
-  // Answers in progress get part of the shutdown time; meanwhile new requests get 503 (shutdown-drain.ts).
-  const app = createApp(ctx, { shutdownGraceMs: config.shutdownTimeoutSeconds * 1000 * ANSWERS_SHARE });
   const cleanup = createCacheCleanup({
     cacheDir: config.cacheDir ?? '',
     maxAgeHours: config.cacheMaxAgeHours,
@@ -113,7 +123,11 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     index,
     metaStore,
     log,
+    onRun: (stats) => observation.metrics.noteCleanup(stats),
   });
+  // Answers in progress get part of the shutdown time; meanwhile new requests get 503 (shutdown-drain.ts).
+  const app = createApp(ctx, { shutdownGraceMs: config.shutdownTimeoutSeconds * 1000 * ANSWERS_SHARE });
+  registerProxycacheApi(app, ctx, observation, { metaStore, cleanup });
 
   const shutdownSaves: ShutdownSaveDeps = {
     pool,

@@ -11,12 +11,13 @@ import { planSlot } from '../slots/slot-planner.js';
 import { noteSkipped } from '../slots/save-skip.js';
 import type { DiskMatch, SlotPlan } from '../slots/slot-state.js';
 import type { ProxyContext } from '../http/context.js';
-import { RequestLog, roundMs, shortKey } from '../http/request-log.js';
+import { RequestLog, unplacedLine } from '../http/request-log.js';
+import type { ChatLogLine } from '../http/request-log.js';
 import { beforeTaskStart, confirmResidency, enterLaunchGate, leaveLaunchGateWhenRunning } from '../http/slot-truth.js';
 import type { GatePass } from '../slots/launch-gate.js';
 import type { GenerationAdapter, GenerationRequest } from './adapter.js';
 import { learnFromAnswer, noticeLostSlot, recordSlotContent, restoreWorthIt, swapComing } from './after-answer.js';
-import { forwardGeneration } from './forward.js';
+import { CLIENT_CLOSED_REQUEST, forwardGeneration } from './forward.js';
 import { sessionOf } from './session.js';
 
 /** One request as the flow sees it: the adapter's description, its analysis, and its session. */
@@ -72,7 +73,7 @@ async function serve(ctx: ProxyContext, gen: Generation, reply: FastifyReply, ab
   const worthIt = smart ? (match: DiskMatch, slotLcp: number) => restoreWorthIt(ctx, analysis.model, match, slotLcp) : undefined;
   const plan = await acquireSlot(ctx, gen, abort, started, worthIt);
   if (!plan) {
-    ctx.log.info({ api: gen.adapter.api, model: analysis.model, key: shortKey(analysis.key), outcome: 'client_gone_while_waiting' }, 'chat');
+    logChat(ctx, { api: gen.adapter.api, ...unplacedLine(analysis, 'client_gone', CLIENT_CLOSED_REQUEST, performance.now() - started) });
     // Nobody to answer: end the exchange here so the connection does not wait for a reply that never comes.
     reply.hijack();
     reply.raw.destroy();
@@ -123,8 +124,14 @@ async function serve(ctx: ProxyContext, gen: Generation, reply: FastifyReply, ab
     ctx.behaviour.noteEnded(plan.slot);
     ctx.pool.release(plan.slot);
     ctx.writeBehind?.slotReleased(plan.slot);
-    ctx.log.info(line.toJSON(ctx.clients[backend]!.url), 'chat');
+    logChat(ctx, line.toJSON(ctx.clients[backend]!.url));
   }
+}
+
+/** The request's one `chat` log line, also kept for the status API and the metrics. */
+function logChat(ctx: ProxyContext, line: ChatLogLine): void {
+  ctx.log.info(line, 'chat');
+  ctx.observer.noteRequest(line);
 }
 
 /** How long a request waits for its own conversation's busy slot before it takes another one (cold or restored). */
@@ -160,7 +167,7 @@ async function acquireSlot(
       if (abort.signal.aborted) return undefined;
       // Still one line per request: a 503 after ACQUIRE_TIMEOUT is exactly what an operator needs to see.
       const status = (err as { status?: number }).status ?? 500;
-      ctx.log.info({ api: gen.adapter.api, model: analysis.model, key: shortKey(analysis.key), outcome: 'no_slot', status, wait_ms: roundMs(performance.now() - started) }, 'chat');
+      logChat(ctx, { api: gen.adapter.api, ...unplacedLine(analysis, 'no_slot', status, performance.now() - started) });
       throw err;
     })
     .finally(() => clearTimeout(patience));
