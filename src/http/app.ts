@@ -7,6 +7,7 @@ import type { FastifyError, FastifyInstance } from 'fastify';
 import { ProxyError } from '../errors.js';
 import { handleChat } from './chat-route.js';
 import type { ProxyContext } from './context.js';
+import { registerDashboardRoute } from './dashboard-route.js';
 import { registerHealthRoute } from './health-route.js';
 import { track } from './inflight.js';
 import { registerJsonBodyParser } from './json-body.js';
@@ -24,8 +25,9 @@ export function createApp(ctx: ProxyContext): FastifyInstance {
   const health = new ProxyHealth();
   registerJsonBodyParser(app);
   app.addHook('onResponse', async (request, reply) => {
-    // Health checks are answered whatever the state; only real requests show that the proxy serves again.
-    if (reply.statusCode < 500 && request.routeOptions.url !== '/health') health.noteServed();
+    // Health checks and the dashboard are answered whatever the state; only real requests show that the proxy serves again.
+    const url = request.routeOptions.url ?? '';
+    if (reply.statusCode < 500 && url !== '/health' && !url.startsWith('/proxycache')) health.noteServed();
   });
   app.setErrorHandler((error: FastifyError | ProxyError, request, reply) => {
     const proxyError = toProxyError(error);
@@ -45,6 +47,7 @@ export function createApp(ctx: ProxyContext): FastifyInstance {
   }
   registerModelsRoute(app, ctx);
   registerHealthRoute(app, ctx, health);
+  registerDashboardRoute(app, ctx.log);
   void app.register(async (scope) => registerPassthrough(scope, ctx));
   return app;
 }
