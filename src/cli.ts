@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 /** The `proxycache` command: configuration from flags and environment, then listen until SIGINT/SIGTERM. */
-import { readFileSync } from 'node:fs';
 import { loadConfig, ConfigError, HelpRequested, helpText } from './config/index.js';
 import type { Config } from './config/index.js';
 import { createLogger } from './log.js';
 import { createProxy } from './proxy.js';
+import { packageVersion } from './version.js';
 
 async function main(): Promise<void> {
   let config: Config;
@@ -21,7 +21,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, undefined, config.logFormat);
   const proxy = await createProxy(config, log);
   await proxy.listen();
 
@@ -49,12 +49,6 @@ async function main(): Promise<void> {
 
 /** How long after the shutdown deadline the process exits even if close() has not finished. */
 const EXIT_MARGIN_MS = 5000;
-
-/** The version in package.json (two levels up from dist/src/cli.js). */
-function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
 
 main().catch((err: unknown) => {
   process.stderr.write(`proxycache: ${err instanceof Error ? err.message : String(err)}\n`);

@@ -6,6 +6,7 @@
 export type OpenAiErrorType =
   | 'invalid_request_error'
   | 'authentication_error'
+  | 'permission_error'
   | 'not_found_error'
   | 'server_error'
   | 'service_unavailable_error'
@@ -14,6 +15,7 @@ export type OpenAiErrorType =
 const TYPE_BY_STATUS: Record<number, OpenAiErrorType> = {
   400: 'invalid_request_error',
   401: 'authentication_error',
+  403: 'permission_error',
   404: 'not_found_error',
   413: 'invalid_request_error',
   415: 'invalid_request_error',

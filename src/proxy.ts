@@ -11,6 +11,9 @@ import { createCacheCleanup } from './cleanup/cache-cleanup.js';
 import type { Config } from './config/index.js';
 import { createApp } from './http/app.js';
 import { createProxyContext } from './http/context.js';
+import { registerProxycacheApi } from './http/proxycache-api.js';
+import { BackendProbe } from './observe/backend-probe.js';
+import { Observer } from './observe/observer.js';
 import type { ProxyContext } from './http/context.js';
 import { createSlotCache } from './slots/slot-cache.js';
 import { SlotPool } from './slots/slot-pool.js';
@@ -93,10 +96,12 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
       describeBackend: (backend) => clients[backend]!.url,
     })
     : undefined;
+  const observer = new Observer({ prefillMsPerToken: (model) => economics.prefillMsPerToken(model) });
   const ctx = createProxyContext({
-    config, clients, pool, index, slotCache, economics, analyzer, activity, behaviour, log, ...(writeBehind && { writeBehind }),
+    config, clients, pool, index, slotCache, economics, analyzer, activity, behaviour, log, observer, ...(writeBehind && { writeBehind }),
   });
   const app = createApp(ctx);
+  registerProxycacheApi(app, ctx, { observer, probe: new BackendProbe(clients), startedAt: Date.now() });
   const cleanup = createCacheCleanup({
     cacheDir: config.cacheDir ?? '',
     maxAgeHours: config.cacheMaxAgeHours,

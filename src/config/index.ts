@@ -10,13 +10,13 @@ import type { Config, VariableName } from './schema.js';
 
 export { ConfigError, HelpRequested } from './errors.js';
 export { helpText } from './help.js';
-export { CONFIG_VARIABLES, LOG_LEVELS, SAVE_POLICIES } from './schema.js';
-export type { BackendConfig, BackendType, Config, ConfigVariable, LogLevel, SavePolicy, VariableName } from './schema.js';
+export { CONFIG_VARIABLES, LOG_FORMATS, LOG_LEVELS, SAVE_POLICIES } from './schema.js';
+export type { BackendConfig, BackendType, Config, ConfigVariable, LogFormat, LogLevel, SavePolicy, VariableName } from './schema.js';
 
 /**
  * Build the configuration from `argv` (without node and script: `process.argv.slice(2)`) and `env`.
  * Unset variables take their defaults; an empty environment value counts as set (and so fails for a number),
- * except for the optional BACKENDS and CACHE_DIR where empty means unset. Other environment variables are ignored.
+ * except for the optional BACKENDS, CACHE_DIR and ADMIN_TOKEN where empty means unset. Other environment variables are ignored.
  * @throws ConfigError for an invalid value, an unknown flag or a flag without value
  * @throws HelpRequested for `--help`, `-h` or `--version`
  */

@@ -8,9 +8,11 @@ import type { BackendType } from './backends.js';
 import { decimal, httpUrl, integer, nonEmpty, oneOf, optionalText } from './values.js';
 
 export const SAVE_POLICIES = ['always', 'smart'] as const;
+export const LOG_FORMATS = ['json', 'pretty'] as const;
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type SavePolicy = (typeof SAVE_POLICIES)[number];
 export type LogLevel = (typeof LOG_LEVELS)[number];
+export type LogFormat = (typeof LOG_FORMATS)[number];
 
 interface VariableDef {
   /** The value used when neither the environment nor a flag sets it; '' = unset. */
@@ -71,6 +73,10 @@ const DEFS = {
     'Longest a shutdown takes (> 0): answers in progress get a third of it, then the saves; what still runs at the end is aborted and logged'),
   LOG_LEVEL: def('info', oneOf(LOG_LEVELS, { warning: 'warn', critical: 'fatal' }),
     `Log level: ${LOG_LEVELS.join(', ')} (case-insensitive)`),
+  LOG_FORMAT: def('json', oneOf(LOG_FORMATS),
+    'Log lines: json (one JSON object per line, for machines) or pretty (coloured, one readable line per event, for a terminal)'),
+  ADMIN_TOKEN: def('', optionalText(),
+    'Bearer token for the status and admin API under /proxycache/ (Authorization: Bearer, or ?token= for the dashboard); unset: that API answers only to clients on loopback'),
 } satisfies Record<string, VariableDef>;
 
 /** The name of a configuration environment variable, e.g. `'LLAMA_URL'`. */
@@ -149,6 +155,9 @@ export const ConfigSchema = z.object(shape).transform((v) => {
     idleSaveSeconds: v.IDLE_SAVE_SECONDS,
     shutdownTimeoutSeconds: v.SHUTDOWN_TIMEOUT_SECONDS,
     logLevel: v.LOG_LEVEL,
+    logFormat: v.LOG_FORMAT,
+    /** null = the /proxycache/ API answers to loopback clients only. */
+    adminToken: v.ADMIN_TOKEN,
   };
 });
 

@@ -9,11 +9,12 @@ import { planSlot } from '../slots/slot-planner.js';
 import { continuesBlocks } from '../prompt/block-match.js';
 import type { DiskMatch, SlotPlan } from '../slots/slot-state.js';
 import type { ProxyContext } from './context.js';
-import { forwardChat } from './chat-forward.js';
+import { CLIENT_CLOSED_REQUEST, forwardChat } from './chat-forward.js';
 import type { ForwardOutcome } from './chat-forward.js';
 import { validateChatBody } from './chat-request.js';
 import { upstreamBody } from './json-body.js';
-import { RequestLog, roundMs, shortKey } from './request-log.js';
+import { RequestLog, unplacedLine } from './request-log.js';
+import type { ChatLogLine } from './request-log.js';
 import { beforeTaskStart, confirmResidency } from './slot-truth.js';
 
 /** Handle one chat completion request end to end. */
@@ -81,12 +82,12 @@ async function serve(
       if (abort.signal.aborted) return undefined;
       // Still one line per request: a 503 after ACQUIRE_TIMEOUT is exactly what an operator needs to see.
       const status = (err as { status?: number }).status ?? 500;
-      ctx.log.info({ model: analysis.model, key: shortKey(analysis.key), outcome: 'no_slot', status, wait_ms: roundMs(performance.now() - started) }, 'chat');
+      logChat(ctx, unplacedLine(analysis, 'no_slot', status, performance.now() - started));
       throw err;
     })
     .finally(() => clearTimeout(patience));
   if (!plan) {
-    ctx.log.info({ model: analysis.model, key: shortKey(analysis.key), outcome: 'client_gone_while_waiting' }, 'chat');
+    logChat(ctx, unplacedLine(analysis, 'client_gone', CLIENT_CLOSED_REQUEST, performance.now() - started));
     // Nobody to answer: end the exchange here so the connection does not wait for a reply that never comes.
     reply.hijack();
     reply.raw.destroy();
@@ -123,8 +124,14 @@ async function serve(
   } finally {
     ctx.pool.release(plan.slot);
     ctx.writeBehind?.slotReleased(plan.slot);
-    ctx.log.info(line.toJSON(ctx.clients[backend]!.url), 'chat');
+    logChat(ctx, line.toJSON(ctx.clients[backend]!.url));
   }
+}
+
+/** The request's one `chat` log line, also kept for the status API and the metrics. */
+function logChat(ctx: ProxyContext, line: ChatLogLine): void {
+  ctx.log.info(line, 'chat');
+  ctx.observer.noteRequest(line);
 }
 
 /** How long a request waits for its own conversation's busy slot before it takes another one (cold or restored). */

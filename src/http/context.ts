@@ -21,6 +21,7 @@ import type { SlotPool } from '../slots/slot-pool.js';
 import type { DiskMatch } from '../slots/slot-state.js';
 import { createModelWatch } from './model-watch.js';
 import type { ModelWatch } from './model-watch.js';
+import type { Observer } from '../observe/observer.js';
 
 export interface ProxyContext extends ModelWatch {
   config: Config;
@@ -38,6 +39,8 @@ export interface ProxyContext extends ModelWatch {
   /** How each backend treats idle slots, and when the proxy last heard from it. */
   behaviour: ServerBehaviour;
   log: Logger;
+  /** Keeps each request's `chat` line for the status API, the dashboard and the metrics (src/observe/). */
+  observer: Pick<Observer, 'noteRequest'>;
   /** Requests being handled now, by model (a request for another model behind llama-swap means a swap is coming). */
   pendingByModel: Map<string, number>;
   /** Chat handlers still running, including their work after the reply (saves); shutdown waits for them. */

@@ -22,6 +22,8 @@ export interface ModelWatch {
   knownFingerprint(backend: number, model: string): string | undefined;
   /** Forget what was learnt about a backend (it restarted or was unreachable). */
   forgetBackend(backend: number): void;
+  /** Every model identity known on the backend now, by model name (for the status API). */
+  knownFingerprints(backend: number): Record<string, string>;
   /**
    * Before a request for `model` is planned: on llama-swap and router backends, forget the slot contents of models
    * that are no longer loaded; if `model` is not loaded, save what the loaded models' idle slots alone hold (the
@@ -148,6 +150,14 @@ export function createModelWatch({ config, clients, pool, slotCache, skipSave, l
     fingerprint,
     knownFingerprint: (backend, model) => known.get(id(backend, model)) ?? (clients[backend]!.kind === 'llama-server' ? known.get(id(backend, config.modelId)) : undefined),
     forgetBackend: (backend) => forget(backend),
+    knownFingerprints(backend) {
+      const out: Record<string, string> = {};
+      for (const [key, fp] of known) {
+        const [b, m] = key.split('\u0000') as [string, string];
+        if (Number(b) === backend) out[m] = fp;
+      }
+      return out;
+    },
     async prepareForModel(model, big) {
       await Promise.all(clients.map((_, i) => prepareOn(i, model, big)));
     },

@@ -5,6 +5,62 @@ import type { PromptAnalysis } from '../prompt/prompt-analysis.js';
 import type { SlotPlan } from '../slots/slot-state.js';
 import type { ForwardOutcome } from './chat-forward.js';
 
+/**
+ * What the proxy decided for a request: the slot held its conversation (`resident`), an entry was restored into
+ * it (`restore`), a big prompt started from nothing (`cold`), a prompt too small to cache (`small`), no slot
+ * became free in time (`no_slot`), or the client left while waiting for one (`client_gone`).
+ */
+export type ChatDecision = 'resident' | 'restore' | 'cold' | 'small' | 'no_slot' | 'client_gone';
+
+/** The `chat` log line: one per request. The observation module (src/observe/) records exactly these. */
+export interface ChatLogLine {
+  model: string;
+  /** First 16 hex digits of the prompt's key. */
+  key: string;
+  decision: ChatDecision;
+  status: number;
+  big?: boolean;
+  words?: number;
+  /** URL of the backend that served it (absent when no slot was found). */
+  backend?: string;
+  slot?: number;
+  /** Kept from before `decision` existed on these lines: 'no_slot' or 'client_gone_while_waiting'. */
+  outcome?: string;
+  restore_key?: string;
+  match_ratio?: number;
+  wait_ms?: number;
+  slot_check?: string;
+  evict_save?: CacheOpResult;
+  clearing_saves?: CacheOpResult[];
+  evict_skip?: Record<string, unknown>;
+  restore?: CacheOpResult;
+  save?: CacheOpResult;
+  client_gone?: true;
+  cache_n?: number;
+  prompt_n?: number;
+  prompt_ms?: number;
+  total_ms?: number;
+}
+
+/** The line of a request that never got a slot: it waited `waitMs`, then timed out or its client left. */
+export function unplacedLine(
+  analysis: Pick<PromptAnalysis, 'model' | 'key' | 'big'>,
+  decision: 'no_slot' | 'client_gone',
+  status: number,
+  waitMs: number,
+): ChatLogLine {
+  return {
+    model: analysis.model,
+    key: shortKey(analysis.key),
+    decision,
+    outcome: decision === 'no_slot' ? 'no_slot' : 'client_gone_while_waiting',
+    status,
+    big: analysis.big,
+    wait_ms: roundMs(waitMs),
+    total_ms: roundMs(waitMs),
+  };
+}
+
 /** First 16 hex digits of a cache key: enough to follow one conversation through the log. */
 export function shortKey(key: string): string {
   return key.slice(0, 16);
@@ -41,9 +97,9 @@ export class RequestLog {
     private readonly acquired: number = performance.now(),
   ) {}
 
-  toJSON(backendUrl: string): Record<string, unknown> {
+  toJSON(backendUrl: string): ChatLogLine {
     const { analysis, plan, outcome } = this;
-    const decision = plan.resident ? 'resident' : plan.restore ? 'restore' : 'cold';
+    const decision: ChatDecision = plan.resident ? 'resident' : plan.restore ? 'restore' : analysis.big ? 'cold' : 'small';
     return {
       model: analysis.model,
       key: shortKey(analysis.key),
@@ -63,7 +119,7 @@ export class RequestLog {
       ...(this.save && { save: this.save }),
       status: outcome?.status ?? (this.error as { status?: number } | undefined)?.status ?? 500,
       ...(outcome?.clientGone && { client_gone: true }),
-      ...(outcome?.timings && { cache_n: outcome.timings.cache_n, prompt_n: outcome.timings.prompt_n }),
+      ...(outcome?.timings && { cache_n: outcome.timings.cache_n, prompt_n: outcome.timings.prompt_n, prompt_ms: outcome.timings.prompt_ms }),
       total_ms: roundMs(performance.now() - this.started),
     };
   }

@@ -98,6 +98,25 @@ export class RestoreEconomics {
     return 'useless';
   }
 
+  /** The speeds learnt so far (ms per token), per model, for the status API. */
+  speeds(): Map<string, { prefillMsPerToken?: number; saveMsPerToken?: number; restoreMsPerToken?: number; restoresEnabled: boolean }> {
+    const out = new Map<string, { prefillMsPerToken?: number; saveMsPerToken?: number; restoreMsPerToken?: number; restoresEnabled: boolean }>();
+    for (const [model, s] of this.models) {
+      out.set(model, {
+        ...(s.prefillMsPerToken !== undefined && { prefillMsPerToken: s.prefillMsPerToken }),
+        ...(s.saveMsPerToken !== undefined && { saveMsPerToken: s.saveMsPerToken }),
+        ...(s.restoreMsPerToken !== undefined && { restoreMsPerToken: s.restoreMsPerToken }),
+        restoresEnabled: !s.disabled,
+      });
+    }
+    return out;
+  }
+
+  /** The measured prefill speed of the model in ms per token, if any. */
+  prefillMsPerToken(model: string): number | undefined {
+    return this.models.get(model)?.prefillMsPerToken;
+  }
+
   /** Restores are worth trying for this model at all. */
   restoresEnabled(model: string): boolean {
     return !this.models.get(model)?.disabled;

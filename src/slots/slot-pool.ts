@@ -119,7 +119,10 @@ export class SlotPool {
   /** Give a slot back and let waiters try again. `touch: false`: background work, the LRU order stays. */
   release(slot: SlotState, opts: { touch?: boolean } = {}): void {
     slot.busy = false;
-    if (opts.touch !== false) slot.lastUsed = ++this.tick;
+    if (opts.touch !== false) {
+      slot.lastUsed = ++this.tick;
+      slot.lastUsedAt = Date.now();
+    }
     this.wake();
   }
 
@@ -148,6 +151,7 @@ export class SlotPool {
     if (chosen) {
       chosen.slot.busy = true;
       chosen.slot.lastUsed = ++this.tick;
+      chosen.slot.lastUsedAt = Date.now();
     }
     return chosen;
   }

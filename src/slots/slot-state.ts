@@ -38,6 +38,8 @@ export interface SlotState {
   disabled: boolean;
   /** Monotonic tick of the last acquire or release (LRU order). */
   lastUsed: number;
+  /** When a request last took or gave back the slot (milliseconds since the epoch), for the status API. */
+  lastUsedAt?: number;
   content?: SlotContent;
 }
 

@@ -1,5 +1,6 @@
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
 import { createLogger } from '../../src/log.js';
 
 function capture(): { lines: string[]; destination: { write(line: string): void } } {
@@ -25,4 +26,23 @@ it('createLogger("silent") writes nothing', () => {
   const { lines, destination } = capture();
   createLogger('silent', destination).fatal('nothing');
   assert.deepEqual(lines, []);
+});
+
+it('createLogger with LOG_FORMAT=pretty writes one readable line per event: time, level, message and decision first, fields after', () => {
+  const lines: string[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(chunk.toString('utf8'));
+      done();
+    },
+  });
+  const log = createLogger('info', destination, 'pretty');
+  log.debug('hidden');
+  log.info({ model: 'm', decision: 'restore', wait_ms: 1.5 }, 'chat');
+  const text = lines.join('');
+  assert.equal(text.trim().split('\n').length, 1, text);
+  assert.throws(() => JSON.parse(text), 'not JSON');
+  assert.match(text, /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: chat restore /);
+  assert.match(text, /"wait_ms":1\.5/);
+  assert.doesNotMatch(text, /\u001b\[/, 'no colour codes when writing to a stream that is not a terminal');
 });
