@@ -48,11 +48,16 @@ function renderAbout(status) {
   $('about').textContent = `v${status.version ?? '?'} · up ${f.span(status.uptime_s)} · ${status.policy ?? '?'} save policy`;
 }
 
+/** "resident 3 · restore 1 · cold 2" from totals.decisions. */
+function decisionCounts(decisions = {}) {
+  return Object.entries(decisions).filter(([, n]) => n > 0).map(([d, n]) => `${d.replace(/_/g, ' ')} ${f.count(n)}`).join(' · ');
+}
+
 function renderTotals(totals = {}) {
   const card = (label, value, hint) => h('div', { class: 'card', title: hint }, h('div', { class: 'card-value' }, value), h('div', { class: 'card-label' }, label));
   show($('totals'), JSON.stringify(totals), () => [
     card('requests', f.count(totals.requests), 'Chat requests since the proxy started'),
-    card('hit rate', f.percent(totals.hit_rate), 'Share of requests that found their conversation resident or restored it'),
+    card('hit rate', f.percent(totals.hit_rate), `Share of big requests that found their conversation resident or restored it. ${decisionCounts(totals.decisions)}`),
     card('tokens reused', f.count(totals.tokens_reused), 'Prompt tokens the backend did not have to prefill'),
     card('tokens prefilled', f.count(totals.tokens_prefilled), 'Prompt tokens the backend prefilled'),
     card('prefill time saved', f.seconds(totals.prefill_seconds_saved), 'Estimated from the learned prefill speed'),
@@ -69,7 +74,8 @@ function slotRow(slot, now) {
     num(c ? f.count(c.tokens) : ''),
     h('td', {}, c ? h('span', { class: `pill ${c.saved ? 'saved' : 'unsaved'}` }, c.saved ? 'saved' : 'unsaved') : '', c && !c.big ? h('span', { class: 'muted' }, ' small') : ''),
     h('td', { class: 'muted' }, slot.last_used ? f.ago(slot.last_used, now) : 'never'),
-    h('td', {}, slot.model ?? '–'),
+    // A plain llama-server's slots form one group (model null): the content still knows its model.
+    h('td', {}, slot.model ?? c?.model ?? '–'),
   );
 }
 
@@ -79,10 +85,10 @@ function backendCard(backend, slots, now) {
     h('span', { class: `pill ${backend.reachable ? 'ok' : 'bad'}` }, backend.reachable ? 'reachable' : 'unreachable'),
     backend.clears_idle_slots ? h('span', { class: 'pill warn', title: 'llama-server clears idle slots itself (--cache-idle-slots)' }, 'clears idle slots') : null,
   ];
-  const models = backend.loaded_models?.length ? backend.loaded_models.join(', ') : 'none';
+  const models = backend.loaded_models?.length ? `loaded: ${backend.loaded_models.join(', ')} · ` : '';
   return h('article', { class: 'backend', 'data-backend': backend.index },
     h('header', {}, h('h3', {}, `#${backend.index} `, h('span', { class: 'url' }, backend.url ?? '')), ...badges),
-    h('p', { class: 'muted' }, `loaded: ${models} · ${f.count(backend.slot_count)} slot${backend.slot_count === 1 ? '' : 's'}`),
+    h('p', { class: 'muted' }, `${models}${f.count(backend.slot_count)} slot${backend.slot_count === 1 ? '' : 's'}`),
     h('div', { class: 'scroll' }, h('table', { class: 'slots' },
       h('thead', {}, h('tr', {}, ['Slot', 'State', 'Holds', 'Tokens', 'On disk', 'Last used', 'Model'].map((t) => h('th', t === 'Tokens' ? { class: 'num' } : {}, t)))),
       h('tbody', {}, slots.length ? slots.map((slot) => slotRow(slot, now)) : h('tr', {}, h('td', { colspan: 7, class: 'muted' }, 'no slots known yet'))),
@@ -132,14 +138,13 @@ function renderRequests(list) {
 
 function renderCacheSummary(cache = {}) {
   const used = cache.budget_bytes ? `${f.bytes(cache.bytes)} of ${f.bytes(cache.budget_bytes)}` : `${f.bytes(cache.bytes)} (no size limit)`;
-  const use = typeof cache.use === 'number' ? cache.use : cache.budget_bytes ? cache.bytes / cache.budget_bytes : null;
+  // The exact ratio where both sizes are known: a few MiB of a 50 GiB budget should read "<1%", not "0%".
+  const use = cache.budget_bytes > 0 && typeof cache.bytes === 'number' ? cache.bytes / cache.budget_bytes : typeof cache.use === 'number' ? cache.use : null;
   const oldest = cache.oldest_entry;
-  const oldestText = oldest === null || oldest === undefined ? null
-    : typeof oldest === 'object' ? `oldest ${f.span(oldest.age_s)} old` : `oldest from ${f.ago(oldest)}`;
+  const oldestText = oldest === null || oldest === undefined ? null : `oldest written ${f.ago(oldest)}`;
   show($('cache-summary'), JSON.stringify([cache, Math.floor(Date.now() / 10_000)]), () => [
     h('span', {}, `${f.count(cache.entries)} entries · ${used}`),
-    use === null ? null : h('meter', { min: 0, max: 1, value: Math.min(1, use), title: f.percent(use) }),
-    use === null ? null : h('span', {}, f.percent(use)),
+    use === null ? null : h('span', { class: 'use' }, h('meter', { min: 0, max: 1, value: Math.min(1, use) }), ` ${f.percent(use)} used`),
     oldestText ? h('span', { class: 'muted' }, oldestText) : null,
     cache.dir ? h('span', { class: 'muted url' }, cache.dir) : h('span', { class: 'muted' }, 'no CACHE_DIR'),
   ]);
@@ -161,12 +166,15 @@ function renderEntries(list) {
   ]);
 }
 
-function renderEconomics(economics = {}) {
+function renderEconomics(economics = {}, policy) {
   const models = Object.entries(economics);
   const speed = (v) => (typeof v === 'number' ? v.toFixed(3) : 'not measured');
-  show($('economics').tBodies[0], JSON.stringify(economics), () => models.length
-    ? models.map(([model, e]) => h('tr', {}, h('td', {}, model), num(speed(e.prefill_ms_per_token)), num(speed(e.save_ms_per_token)), num(speed(e.restore_ms_per_token))))
-    : h('tr', {}, h('td', { colspan: 4, class: 'muted' }, 'nothing measured yet')));
+  const none = policy === 'smart' ? 'nothing measured yet' : 'learned only under SAVE_POLICY=smart';
+  show($('economics').tBodies[0], JSON.stringify([economics, policy]), () => models.length
+    ? models.map(([model, e]) => h('tr', {},
+      h('td', {}, model, e.restores_enabled === false ? h('span', { class: 'pill warn', title: 'Restores reused almost nothing twice in a row (a sliding-window or hybrid model?)' }, 'restores off') : null),
+      num(speed(e.prefill_ms_per_token)), num(speed(e.save_ms_per_token)), num(speed(e.restore_ms_per_token))))
+    : h('tr', {}, h('td', { colspan: 4, class: 'muted' }, none)));
 }
 
 const chartState = { windowS: 3600, history: null };
@@ -208,7 +216,7 @@ function renderState(errors) {
 
 async function refresh() {
   const [status, requests, entries, history] = await Promise.allSettled([
-    getJson('status'), getJson(`requests?limit=${REQUESTS_SHOWN}`), getJson('entries'), getJson('history'),
+    getJson('status'), getJson(`requests?limit=${REQUESTS_SHOWN}`), getJson('entries'), getJson(`history?minutes=${chartState.windowS / 60}`),
   ]);
   if (status.status === 'fulfilled') {
     backendIndexByUrl = new Map((status.value.backends ?? []).map((b) => [b.url, b.index]));
@@ -216,7 +224,7 @@ async function refresh() {
     renderTotals(status.value.totals);
     renderBackends(status.value);
     renderCacheSummary(status.value.cache);
-    renderEconomics(status.value.economics);
+    renderEconomics(status.value.economics, status.value.policy);
   }
   if (requests.status === 'fulfilled') renderRequests(requests.value.requests ?? []);
   if (entries.status === 'fulfilled') renderEntries(entries.value.entries ?? []);
@@ -245,6 +253,7 @@ for (const button of document.querySelectorAll('#chart-window button')) {
     chartState.windowS = Number(button.dataset.window);
     for (const b of document.querySelectorAll('#chart-window button')) b.setAttribute('aria-pressed', String(b === button));
     renderChart();
+    void refreshOnce();
   });
 }
 document.addEventListener('visibilitychange', () => { if (!document.hidden) void refreshOnce(); });

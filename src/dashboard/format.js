@@ -46,7 +46,8 @@ export function span(seconds) {
 
 /** A ratio 0..1 as "63%". */
 export function percent(ratio) {
-  return isNum(ratio) ? `${Math.round(ratio * 100)}%` : DASH;
+  if (!isNum(ratio)) return DASH;
+  return ratio > 0 && ratio < 0.01 ? '<1%' : `${Math.round(ratio * 100)}%`;
 }
 
 /** Seconds with one decimal below a minute, else as a span: "4.2 s", "3 h 5 min". */

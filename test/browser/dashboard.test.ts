@@ -118,4 +118,21 @@ describe('the dashboard in a browser', { skip: noBrowserReason(), timeout: 90_00
     assert.deepEqual(problems, [], 'no script ran and nothing failed');
     await page.close();
   });
+
+  it('with ADMIN_TOKEN, says how to open it without the token and shows the data with #token=…', async () => {
+    await stack.restartProxy({ ADMIN_TOKEN: 'dashboard-secret' });
+    const refused = await openDashboard(context, `${stack.url}/proxycache/`);
+    const alert = refused.page.locator('#alert');
+    await alert.waitFor({ state: 'visible', timeout: WAIT_MS });
+    assert.match(await alert.innerText(), /ADMIN_TOKEN.*#token=/);
+    assert.match(await refused.page.locator('#live').innerText(), /not updating/);
+    await refused.page.close();
+
+    const allowed = await openDashboard(context, `${stack.url}/proxycache/#token=dashboard-secret`);
+    await allowed.page.locator('#live.ok').waitFor({ timeout: WAIT_MS });
+    await allowed.page.locator('#backends tr[data-slot]').first().waitFor({ timeout: WAIT_MS });
+    assert.equal(await allowed.page.locator('#alert').isVisible(), false);
+    assert.deepEqual(allowed.problems, [], 'every call of the page was answered');
+    await allowed.page.close();
+  });
 });
