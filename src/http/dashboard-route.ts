@@ -34,7 +34,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const ASSET_DIRS = [join(here, '..', 'dashboard'), join(here, '..', '..', '..', 'src', 'dashboard')];
 
 /** The asset directory, or undefined when neither candidate holds the page. */
-export function findDashboardDir(dirs: readonly string[] = ASSET_DIRS): string | undefined {
+function findDashboardDir(dirs: readonly string[] = ASSET_DIRS): string | undefined {
   return dirs.find((dir) => existsSync(join(dir, 'index.html')));
 }
 
