@@ -3,9 +3,10 @@
  * per event (LOG_FORMAT=pretty, for a terminal, through pino-pretty in the same process). Either way to stdout
  * unless a destination is given (tests).
  */
+import { createRequire } from 'node:module';
 import { pino } from 'pino';
 import type { DestinationStream, Logger } from 'pino';
-import { PinoPretty } from 'pino-pretty';
+import type PinoPrettyModule from 'pino-pretty';
 import type { LogFormat, LogLevel } from './config/index.js';
 
 export type { Logger };
@@ -17,6 +18,8 @@ export type { Logger };
  */
 export function createLogger(level: LogLevel, destination?: DestinationStream, format: LogFormat = 'json'): Logger {
   if (format === 'pretty') {
+    // Loaded only when asked for: JSON logging (the default, and production) does not carry it.
+    const { PinoPretty } = createRequire(import.meta.url)('pino-pretty') as typeof PinoPrettyModule;
     const pretty = PinoPretty({
       sync: true,
       singleLine: true,

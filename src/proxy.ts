@@ -12,8 +12,7 @@ import type { Config } from './config/index.js';
 import { createApp } from './http/app.js';
 import { createProxyContext } from './http/context.js';
 import { registerProxycacheApi } from './http/proxycache-api.js';
-import { BackendProbe } from './observe/backend-probe.js';
-import { Observer } from './observe/observer.js';
+import { createObservation } from './observe/observation.js';
 import type { ProxyContext } from './http/context.js';
 import { createSlotCache } from './slots/slot-cache.js';
 import { SlotPool } from './slots/slot-pool.js';
@@ -62,6 +61,14 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
   );
   const smart = config.savePolicy === 'smart';
   const economics = new RestoreEconomics();
+  const observation = createObservation({
+    clients,
+    slots: () => pool.all(),
+    entries: () => index.entries(),
+    entryCount: () => index.size,
+    unsaved: (slot) => unsavedBigContent(slot, ctx.skipSave) !== undefined,
+    prefillMsPerToken: (model) => economics.prefillMsPerToken(model),
+  });
   const activity = new BackendActivity();
   const behaviour = new ServerBehaviour();
   const slotCache = createSlotCache({
@@ -74,6 +81,7 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     ...(smart && { economics }),
     activity,
     ...(config.cacheDir && { cacheDir: config.cacheDir }),
+    onResult: (action, result) => observation.metrics.noteCacheOp(action, result),
     onIdleSlotCleared: (backend) => {
       if (behaviour.noteClearsIdleSlots(backend)) {
         log.warn({ backend: clients[backend]!.url }, 'the server clears idle slots when a task starts (a save found a slot empty); saving idle slots before each task from now on');
@@ -96,12 +104,9 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
       describeBackend: (backend) => clients[backend]!.url,
     })
     : undefined;
-  const observer = new Observer({ prefillMsPerToken: (model) => economics.prefillMsPerToken(model) });
   const ctx = createProxyContext({
-    config, clients, pool, index, slotCache, economics, analyzer, activity, behaviour, log, observer, ...(writeBehind && { writeBehind }),
+    config, clients, pool, index, slotCache, economics, analyzer, activity, behaviour, log, observer: observation.observer, ...(writeBehind && { writeBehind }),
   });
-  const app = createApp(ctx);
-  registerProxycacheApi(app, ctx, { observer, probe: new BackendProbe(clients), startedAt: Date.now() });
   const cleanup = createCacheCleanup({
     cacheDir: config.cacheDir ?? '',
     maxAgeHours: config.cacheMaxAgeHours,
@@ -110,7 +115,10 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     index,
     metaStore,
     log,
+    onRun: (stats) => observation.metrics.noteCleanup(stats),
   });
+  const app = createApp(ctx);
+  registerProxycacheApi(app, ctx, observation, { metaStore, cleanup });
 
   const shutdownSaves: ShutdownSaveDeps = {
     pool,

@@ -28,6 +28,8 @@ export interface CacheCleanupOptions {
   now?: () => number;
   /** A key-named file with no index entry is deleted once unmodified this long (default UNINDEXED_GRACE_MS). */
   unindexedGraceMs?: number;
+  /** Told the stats of every run that looked at the directory (the metrics). Must not throw. */
+  onRun?: (stats: CleanupStats) => void;
 }
 
 /** Far longer than any save takes to write its file and record its entry. */
@@ -39,6 +41,8 @@ export interface CleanupStats {
   freedBytes: number;
   /** Total size of the cache files left, pinned ones included. */
   remainingBytes: number;
+  /** Number of cache files left. */
+  remainingFiles: number;
   /** Files that were due for deletion but pinned (a slot is restoring or saving them). */
   skippedPinned: number;
   /** Entries dropped (with their meta) because their file is gone from cacheDir. */
@@ -76,7 +80,7 @@ export function createCacheCleanup(opts: CacheCleanupOptions): CacheCleanup {
 
   async function run(): Promise<CleanupStats> {
     const stats: CleanupStats = {
-      deletedByAge: 0, deletedBySize: 0, freedBytes: 0, remainingBytes: 0, skippedPinned: 0,
+      deletedByAge: 0, deletedBySize: 0, freedBytes: 0, remainingBytes: 0, remainingFiles: 0, skippedPinned: 0,
       droppedMissing: 0, deletedUnindexed: 0, orphanEntries: 0,
     };
     const listed = opts.cacheDir ? await listCacheFiles(opts.cacheDir) : undefined;
@@ -105,7 +109,9 @@ export function createCacheCleanup(opts: CacheCleanupOptions): CacheCleanup {
       }
     }
     stats.remainingBytes = total;
+    stats.remainingFiles = kept.length - stats.deletedBySize;
     opts.log.info({ ...stats, cacheDir: opts.cacheDir }, 'cache cleanup done');
+    opts.onRun?.(stats);
     return stats;
   }
 

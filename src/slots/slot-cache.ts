@@ -62,6 +62,8 @@ export interface SlotCacheDeps {
   onIdleSlotCleared?: (backend: number) => void;
   /** Milliseconds since the epoch, for meta timestamps; durations use the monotonic `performance.now()`. */
   now?: () => number;
+  /** Told of every save and restore once it is over, whoever asked for it (the metrics). Must not throw. */
+  onResult?: (action: 'save' | 'restore', result: CacheOpResult) => void;
 }
 
 export interface SlotCache {
@@ -234,7 +236,14 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
     }
   }
 
-  return { restore, save };
+  const report = (action: 'save' | 'restore', result: CacheOpResult): CacheOpResult => {
+    deps.onResult?.(action, result);
+    return result;
+  };
+  return {
+    restore: async (slot, key, model) => report('restore', await restore(slot, key, model)),
+    save: async (slot, content) => report('save', await save(slot, content)),
+  };
 }
 
 /**

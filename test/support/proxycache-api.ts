@@ -20,3 +20,31 @@ export async function api(baseUrl: string, method: string, path: string, opts: {
   }
   return { status: res.status, body, headers: res.headers };
 }
+
+/**
+ * A request whose path and headers are sent exactly as given (fetch would resolve `..` and `%2E%2E` segments first,
+ * and never sends a Host header of our choosing).
+ */
+export async function rawApi(baseUrl: string, method: string, path: string, headers: Record<string, string> = {}): Promise<ApiAnswer> {
+  const { request } = await import('node:http');
+  const url = new URL(baseUrl);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: url.hostname, port: url.port, method, path, headers, timeout: 10_000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let body: unknown = text;
+        try {
+          body = JSON.parse(text);
+        } catch {
+          // keep text
+        }
+        resolve({ status: res.statusCode ?? 0, body, headers: new Headers(res.headers as Record<string, string>) });
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`${method} ${path} timed out`)));
+    req.on('error', reject);
+    req.end();
+  });
+}

@@ -68,7 +68,7 @@ test('deletes files older than maxAgeHours with their index entries and meta fil
     await f.addFile('new', 200, 2);
     const stats = await f.cleanup({ maxAgeHours: 5 }).runOnce();
     assert.deepEqual(stats, {
-      deletedByAge: 1, deletedBySize: 0, freedBytes: 100, remainingBytes: 200, skippedPinned: 0,
+      deletedByAge: 1, deletedBySize: 0, freedBytes: 100, remainingBytes: 200, remainingFiles: 1, skippedPinned: 0,
       droppedMissing: 0, deletedUnindexed: 0, orphanEntries: 0,
     });
     assert.deepEqual(await f.cacheFiles(), ['new']);
