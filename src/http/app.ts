@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { registerClientKeys } from './client-keys.js';
 import { clientErrorHandler, serverOptions } from './client-limits.js';
 import type { ProxyContext } from './context.js';
+import { registerDashboardRoute } from './dashboard-route.js';
 import { registerErrorHandler } from './error-handler.js';
 import { registerGenerationRoutes } from './generation-routes.js';
 import { registerHealthRoute, registerRootProbe } from './health-route.js';
@@ -35,8 +36,10 @@ export function createApp(ctx: ProxyContext, options: { shutdownGraceMs: number 
   const health = new ProxyHealth();
   registerJsonBodyParser(app);
   app.addHook('onResponse', async (request, reply) => {
-    // Health checks are answered whatever the state; only real requests show that the proxy serves again.
-    if (reply.statusCode < 500 && request.routeOptions.url !== '/health') health.noteServed();
+    // Health checks, scrapes and the dashboard are answered whatever the state; only real requests show that the
+    // proxy serves again.
+    const url = request.routeOptions.url ?? '';
+    if (reply.statusCode < 500 && url !== '/health' && !url.startsWith('/metrics') && !url.startsWith('/proxycache')) health.noteServed();
   });
   registerErrorHandler(app, ctx.log, ctx.config, (err) => health.noteInternalError(err));
   registerShutdownDrain(app, ctx.inflight, options.shutdownGraceMs);
@@ -46,6 +49,7 @@ export function createApp(ctx: ProxyContext, options: { shutdownGraceMs: number 
   registerModelsRoute(app, ctx);
   registerHealthRoute(app, ctx, health);
   registerRootProbe(app);
+  registerDashboardRoute(app, ctx.log);
   void app.register(async (scope) => registerPassthrough(scope, ctx));
   return app;
 }
