@@ -129,10 +129,10 @@ describe('API_KEYS', { timeout: 60_000 }, () => {
     assert.equal((await fetch(`${stack.url}/`)).status, 401);
   });
 
-  it('passthrough: needs a key (also under /proxycache/, where the proxy has no route), and the key is not forwarded', async () => {
+  it('passthrough: needs a key, and the key is not forwarded; /proxycache/ is the proxy\'s own (its own access rule, never passed through)', async () => {
     const before = tap.requests.length;
     assert.equal((await fetch(`${stack.url}/tokenize`, { method: 'POST', body: '{"content":"hi"}' })).status, 401);
-    assert.equal((await fetch(`${stack.url}/proxycache/anything`)).status, 401);
+    assert.equal((await fetch(`${stack.url}/proxycache/anything`)).status, 404);
     assert.equal(tap.requests.length, before, 'no request reached the backend');
 
     const res = await fetch(`${stack.url}/tokenize`, {

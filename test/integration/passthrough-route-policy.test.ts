@@ -84,7 +84,7 @@ for (const { mode, models } of MODES) {
         const res = await rawRequest(stack.url, method, path, body);
         assert.equal(res.status, 403, JSON.stringify(res.body));
         assert.equal(res.body.error.code, expected);
-        assert.equal(res.body.error.type, 'invalid_request_error');
+        assert.equal(res.body.error.type, 'permission_error');
         // (The proxy's own background requests, such as its slot-count check after the first chat, may arrive.)
         const forwarded = tap.requests.slice(seen).filter((r) => r.method === method && r.path === path);
         assert.deepEqual(forwarded, [], 'the backend never received it');
