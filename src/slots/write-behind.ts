@@ -68,7 +68,8 @@ export class WriteBehindSaver {
       if (slot.backend !== backend || running(slot)) continue;
       const content = this.deps.unsaved(slot, true);
       if (!content) continue;
-      saves.push(slot.busy ? this.deps.slotCache.save(slot, content) : this.save(slot, content, 'before_clearing'));
+      // Reported on the launching request's log line (clearing_saves), not on a line of their own.
+      saves.push(slot.busy ? this.deps.slotCache.save(slot, content) : this.save(slot, content, 'before_clearing', false));
     }
     const results = await Promise.all(saves);
     return results.filter((r): r is CacheOpResult => r !== undefined);
@@ -122,7 +123,7 @@ export class WriteBehindSaver {
     return this.save(slot, armed.content, why);
   }
 
-  private async save(slot: SlotState, content: SlotContent, why: string): Promise<CacheOpResult | undefined> {
+  private async save(slot: SlotState, content: SlotContent, why: string, logLine = true): Promise<CacheOpResult | undefined> {
     // Continued or taken meanwhile (its release re-armed it), or saved by someone else: nothing to do.
     if (this.closed || slot.content !== content || content.saved || !this.deps.pool.takeForBackground(slot)) return undefined;
     this.disarm(slot);
@@ -130,14 +131,10 @@ export class WriteBehindSaver {
     this.running.set(slot, work);
     try {
       const save = await work;
-      this.deps.log.info({
-        backend: this.deps.describeBackend(slot.backend),
-        model: content.model,
-        slot: slot.id,
-        key: content.key.slice(0, 16),
-        why,
-        save,
-      }, 'saved after answer');
+      if (logLine) {
+        const where = { backend: this.deps.describeBackend(slot.backend), model: content.model, slot: slot.id };
+        this.deps.log.info({ ...where, key: content.key.slice(0, 16), why, save }, 'saved after answer');
+      }
       return save;
     } finally {
       this.running.delete(slot);
