@@ -18,8 +18,9 @@ export class ServerBehaviour {
   /** Tasks started per backend, and the count when each slot last started one. */
   private readonly tasks = new Map<number, number>();
   private readonly slotTask = new WeakMap<SlotState, number>();
-  /** Slots whose task the server runs now. */
+  /** Slots whose request is in flight (sent, its end not yet read by the proxy). */
   private readonly running = new Set<SlotState>();
+  private readonly endWaiters = new Map<SlotState, Array<() => void>>();
 
   constructor(private readonly now: () => number = Date.now) {}
 
@@ -58,7 +59,7 @@ export class ServerBehaviour {
     this.slotTask.set(slot, count);
   }
 
-  /** The slot's task is running on the server (so a launch elsewhere does not clear it). */
+  /** The slot's request was sent to the server: its task runs, or is about to, or has just ended there. */
   noteLaunched(slot: SlotState): void {
     this.running.add(slot);
   }
@@ -66,6 +67,21 @@ export class ServerBehaviour {
   /** The slot's request ended. */
   noteEnded(slot: SlotState): void {
     this.running.delete(slot);
+    for (const wake of this.endWaiters.get(slot) ?? []) wake();
+    this.endWaiters.delete(slot);
+  }
+
+  /** Resolves when the slot's request has ended at the proxy (at once if none runs), or after `ms`. */
+  whenEnded(slot: SlotState, ms: number): Promise<void> {
+    if (!this.running.has(slot)) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      const wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.endWaiters.set(slot, [...(this.endWaiters.get(slot) ?? []), wake]);
+    });
   }
 
   launched(slot: SlotState): boolean {

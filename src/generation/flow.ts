@@ -90,11 +90,13 @@ async function serve(ctx: ProxyContext, gen: Generation, reply: FastifyReply, ab
     await confirmResidency(ctx, plan, analysis, line, worthIt);
     await runPlan(ctx, plan, analysis, line);
     if (plan.skippedSave) noteSkipped(ctx.resaveRent, plan.skippedSave);
-    await beforeTaskStart(ctx, plan, line);
+    await beforeTaskStart(ctx, plan, line, analysis.model);
     const call = gen.request.backendCall({ id_slot: plan.slot.id, ...(analysis.big && { cache_prompt: true as const }) });
     line.forwardStarted = performance.now();
     // Its prefill: from now until the first byte of the answer (a stream's first event follows the prompt).
     const prefill = ctx.activity.begin(backend);
+    // In flight from now until its end (noteEnded below): a launch elsewhere must not count its slot as idle.
+    ctx.behaviour.noteLaunched(plan.slot);
     const answered = forwardGeneration(ctx.clients[backend]!, reply, {
       call,
       stream: gen.request.stream,

@@ -94,15 +94,35 @@ function applyVerdict(ctx: ProxyContext, plan: SlotPlan, verdict: Exclude<SlotVe
  * The request's task is about to start on `plan.slot`. On a backend that clears its other idle slots then, their
  * unsaved content is saved first (write-behind normally did it already) and their contents forgotten.
  */
-export async function beforeTaskStart(ctx: ProxyContext, plan: SlotPlan, line: RequestLog): Promise<void> {
+export async function beforeTaskStart(ctx: ProxyContext, plan: SlotPlan, line: RequestLog, model: string): Promise<void> {
   const backend = plan.slot.backend;
   ctx.behaviour.noteTaskStart(backend, plan.slot);
   if (!ctx.behaviour.clearsIdleSlots(backend)) return;
+  await letFinishedTasksEnd(ctx, plan, model);
   const running = (slot: SlotState) => slot === plan.slot || ctx.behaviour.launched(slot);
   if (ctx.writeBehind) line.clearingSaves = await ctx.writeBehind.saveBeforeClearing(backend, running);
   // Idle at the server: ours too when a request holds the slot but waits at the gate (its task not sent yet).
   for (const other of ctx.pool.all()) if (other.backend === backend && !running(other)) other.content = undefined;
 }
+
+/**
+ * A task of ours may have ended on the server a moment before the proxy has read the end of its answer: the launch
+ * about to happen would clear that slot before its content could be recorded and saved. `GET /slots` shows such
+ * tasks (no longer processing); their requests are given a moment to end, so that the saves before the launch
+ * include them.
+ */
+async function letFinishedTasksEnd(ctx: ProxyContext, plan: SlotPlan, model: string): Promise<void> {
+  const backend = plan.slot.backend;
+  const ours = ctx.pool.all().filter((slot) => slot.backend === backend && slot !== plan.slot && ctx.behaviour.launched(slot));
+  if (ours.length === 0) return;
+  const client = ctx.clients[backend]!;
+  const body = await client.getJson(modelScopedPath(client.kind ?? 'llama-server', model, '/slots'), SLOTS_TIMEOUT_MS).catch(() => undefined);
+  const finished = ours.filter((slot) => slotProcessing(body, slot.id) === false);
+  await Promise.all(finished.map((slot) => ctx.behaviour.whenEnded(slot, FINISHING_WAIT_MS)));
+}
+
+/** How long a request whose task the server has finished may take to reach its end at the proxy. */
+const FINISHING_WAIT_MS = 500;
 
 /**
  * On a backend that clears idle slots, wait for the launch gate (see launch-gate.ts). Another request's task may
@@ -146,8 +166,6 @@ export async function leaveLaunchGateWhenRunning(ctx: ProxyContext, plan: SlotPl
       if (slotProcessing(body, slot.id) !== false) break; // running, or /slots cannot tell
       await new Promise((resolve) => setTimeout(resolve, LAUNCH_POLL_MS));
     }
-    // Not once the answer is over: the request's end has cleared the flag already (or is about to).
-    if (!over) ctx.behaviour.noteLaunched(slot);
   } finally {
     pass.release();
   }
