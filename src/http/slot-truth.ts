@@ -46,10 +46,20 @@ export async function confirmResidency(
     return;
   }
   applyVerdict(ctx, plan, verdict, observed);
-  plan.resident = undefined;
   // A restarted server may run another model file: learn its identity again before matching entries to it.
   if (verdict === 'restarted') await ctx.fingerprint(backend, analysis.model);
-  const disk = ctx.diskMatch(backend, analysis);
+  restoreInstead(ctx, plan, analysis, restoreWorthIt);
+}
+
+/** The slot no longer holds the conversation: restore it from disk into the slot when an entry is worth it. */
+function restoreInstead(
+  ctx: ProxyContext,
+  plan: SlotPlan,
+  analysis: PromptAnalysis,
+  restoreWorthIt: ((match: DiskMatch, slotLcp: number) => boolean) | undefined,
+): void {
+  plan.resident = undefined;
+  const disk = ctx.diskMatch(plan.slot.backend, analysis);
   if (disk && (!restoreWorthIt || restoreWorthIt(disk, 0))) {
     ctx.index.pin(disk.key); // as the planner's restores are (runPlan unpins it)
     plan.restore = disk;
@@ -138,14 +148,7 @@ export async function enterLaunchGate(
   const backend = plan.slot.backend;
   if (!ctx.behaviour.clearsIdleSlots(backend)) return undefined;
   const pass = await ctx.launchGate.enter(backend);
-  if (plan.resident && !plan.slot.content) {
-    plan.resident = undefined;
-    const disk = ctx.diskMatch(backend, analysis);
-    if (disk && (!restoreWorthIt || restoreWorthIt(disk, 0))) {
-      ctx.index.pin(disk.key); // as the planner's restores are (runPlan unpins it)
-      plan.restore = disk;
-    }
-  }
+  if (plan.resident && !plan.slot.content) restoreInstead(ctx, plan, analysis, restoreWorthIt);
   return pass;
 }
 
