@@ -19,7 +19,7 @@ export async function probeIdleSlotClearing(client: LlamaClient, model: string):
       await readText(res.body);
       if (res.status !== 200) return undefined;
     }
-    const observed = parseSlots(await client.getJson('/slots', PROBE_TIMEOUT_MS));
+    const observed = parseSlots(await client.slots(model, PROBE_TIMEOUT_MS));
     const first = observed?.get(0);
     if (typeof first !== 'number' || !observed?.get(1)) return undefined;
     return first === 0;

@@ -65,6 +65,8 @@ export interface LlamaClient {
    * a request for it is being served anyway.
    */
   fingerprint(model: string): Promise<string | undefined>;
+  /** The body of `GET /slots` for `model`'s server, or undefined when it did not answer in `timeoutMs` or failed. */
+  slots(model: string, timeoutMs: number): Promise<unknown>;
   /** `total_slots` from `/props` for `model` (only asked when the model is loaded), or undefined. */
   totalSlots(model: string): Promise<number | undefined>;
   /** Wait for the requests in flight, then close the connections. */
@@ -218,6 +220,9 @@ export function createLlamaClient(opts: LlamaClientOptions): LlamaClient {
       };
       if (fields.path === undefined && fields.size === undefined) return undefined;
       return Object.entries(fields).filter(([, v]) => v !== undefined).map(([n, v]) => `${n}=${String(v)}`).join(';');
+    },
+    slots(model, timeoutMs) {
+      return getJson(modelScopedPath(kind ?? 'llama-server', model, '/slots'), timeoutMs).catch(() => undefined);
     },
     async totalSlots(model) {
       const props = (await getJson(modelScopedPath(kind ?? 'llama-server', model, '/props'))) as

@@ -7,7 +7,6 @@
  *   configuration), save what the other idle slots alone hold, then forget their contents; `enterLaunchGate` and
  *   `leaveLaunchGateWhenRunning` keep such launches one at a time.
  */
-import { modelScopedPath } from '../backend/backend-kind.js';
 import type { PromptAnalysis } from '../prompt/prompt-analysis.js';
 import { judgeSlot, parseSlots, slotProcessing } from '../slots/slot-check.js';
 import type { GatePass } from '../slots/launch-gate.js';
@@ -33,10 +32,7 @@ export async function confirmResidency(
   const { slot } = plan;
   const backend = slot.backend;
   if (!plan.resident || !checkDue(ctx, plan)) return;
-  const client = ctx.clients[backend]!;
-  const observed = await client
-    .getJson(modelScopedPath(client.kind ?? 'llama-server', analysis.model, '/slots'), SLOTS_TIMEOUT_MS)
-    .then(parseSlots, () => undefined);
+  const observed = parseSlots(await ctx.clients[backend]!.slots(analysis.model, SLOTS_TIMEOUT_MS));
   if (!observed) return;
   const group = ctx.pool.group(backend, slot.model);
   const verdict = judgeSlot(slot, group, observed);
@@ -125,8 +121,7 @@ async function letFinishedTasksEnd(ctx: ProxyContext, plan: SlotPlan, model: str
   const backend = plan.slot.backend;
   const ours = ctx.pool.all().filter((slot) => slot.backend === backend && slot !== plan.slot && ctx.behaviour.launched(slot));
   if (ours.length === 0) return;
-  const client = ctx.clients[backend]!;
-  const body = await client.getJson(modelScopedPath(client.kind ?? 'llama-server', model, '/slots'), SLOTS_TIMEOUT_MS).catch(() => undefined);
+  const body = await ctx.clients[backend]!.slots(model, SLOTS_TIMEOUT_MS);
   const finished = ours.filter((slot) => slotProcessing(body, slot.id) === false);
   await Promise.all(finished.map((slot) => ctx.behaviour.whenEnded(slot, FINISHING_WAIT_MS)));
 }
@@ -159,13 +154,12 @@ export async function enterLaunchGate(
 export async function leaveLaunchGateWhenRunning(ctx: ProxyContext, plan: SlotPlan, model: string, answered: Promise<unknown>, pass: GatePass): Promise<void> {
   const { slot } = plan;
   const client = ctx.clients[slot.backend]!;
-  const path = modelScopedPath(client.kind ?? 'llama-server', model, '/slots');
   let over = false;
   answered.then(() => (over = true), () => (over = true));
   const deadline = performance.now() + LAUNCH_WAIT_MS;
   try {
     while (!over && performance.now() < deadline) {
-      const body = await client.getJson(path, LAUNCH_WAIT_MS).catch(() => undefined);
+      const body = await client.slots(model, LAUNCH_WAIT_MS);
       if (slotProcessing(body, slot.id) !== false) break; // running, or /slots cannot tell
       await new Promise((resolve) => setTimeout(resolve, LAUNCH_POLL_MS));
     }

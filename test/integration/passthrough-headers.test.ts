@@ -7,11 +7,9 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { withDeadline } from '../support/deadline.js';
-import { startStack } from '../support/stack.js';
 import type { Stack } from '../support/stack.js';
-import { startTap } from '../support/tap.js';
 import type { Tap } from '../support/tap.js';
-import { closeStack } from '../support/teardown.js';
+import { closeTappedStack, startTappedStack } from '../support/tapped-stack.js';
 
 /**
  * POST `body` the way curl does with `Expect: 100-continue`: send the headers, wait for the interim
@@ -45,14 +43,9 @@ describe('client connection headers', () => {
   let stack: Stack;
   let tap: Tap;
   before(async () => {
-    stack = await startStack();
-    tap = await startTap(stack.sim.url);
-    await stack.restartProxy({ LLAMA_URL: tap.url, BACKEND_TYPE: 'llama-server' });
+    ({ stack, tap } = await startTappedStack());
   });
-  after(async () => {
-    await closeStack(stack);
-    await tap.close();
-  });
+  after(() => closeTappedStack({ stack, tap }));
 
   it('Expect: 100-continue on a passed-through path: 100, then the backend\'s 200; no expect header upstream', async () => {
     const res = await postExpectingContinue(stack.url, '/tokenize', JSON.stringify({ content: 'hello world' }));

@@ -6,24 +6,17 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { withDeadline } from '../support/deadline.js';
-import { startStack } from '../support/stack.js';
 import type { Stack } from '../support/stack.js';
-import { startTap } from '../support/tap.js';
 import type { Tap } from '../support/tap.js';
-import { closeStack } from '../support/teardown.js';
+import { closeTappedStack, startTappedStack } from '../support/tapped-stack.js';
 
 describe('a new request while the proxy shuts down', () => {
   let stack: Stack;
   let tap: Tap;
   before(async () => {
-    stack = await startStack();
-    tap = await startTap(stack.sim.url);
-    await stack.restartProxy({ LLAMA_URL: tap.url, BACKEND_TYPE: 'llama-server' });
+    ({ stack, tap } = await startTappedStack());
   });
-  after(async () => {
-    await closeStack(stack);
-    await tap.close();
-  });
+  after(() => closeTappedStack({ stack, tap }));
 
   it('gets 503 shutting_down with Retry-After while an answer is in progress, which still completes', async () => {
     const hold = tap.hold((r) => r.path === '/tokenize');

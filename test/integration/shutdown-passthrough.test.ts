@@ -5,24 +5,17 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { withDeadline } from '../support/deadline.js';
-import { startStack } from '../support/stack.js';
 import type { Stack } from '../support/stack.js';
-import { startTap } from '../support/tap.js';
 import type { Tap } from '../support/tap.js';
-import { closeStack } from '../support/teardown.js';
+import { closeTappedStack, startTappedStack } from '../support/tapped-stack.js';
 
 describe('shutdown while a passed-through request is in flight', () => {
   let stack: Stack;
   let tap: Tap;
   before(async () => {
-    stack = await startStack();
-    tap = await startTap(stack.sim.url);
-    await stack.restartProxy({ LLAMA_URL: tap.url, BACKEND_TYPE: 'llama-server' });
+    ({ stack, tap } = await startTappedStack());
   });
-  after(async () => {
-    await closeStack(stack);
-    await tap.close();
-  });
+  after(() => closeTappedStack({ stack, tap }));
 
   it('lets it finish before the connections are closed', async () => {
     const hold = tap.hold((r) => r.path === '/tokenize');
