@@ -47,6 +47,7 @@ export function recordSlotContent(
     ...(parentTokens !== undefined && { parentTokens }),
     ...(fingerprint !== undefined && { fingerprint }),
     ...(session !== undefined && { session }),
+    turns: continues ? (previous.turns ?? 1) + 1 : 1,
   };
 }
 

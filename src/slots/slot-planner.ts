@@ -72,12 +72,30 @@ function withSaveFirst(slot: SlotState, skipSave: SkipSave | undefined): SlotPla
 }
 
 /**
- * The slot to overwrite: an empty one first, then one whose content is small, already on disk or let go, then (only
- * if nothing else is idle) one whose big content must be saved first. Least recently used first within each class.
+ * The slot to overwrite, cheapest loss first (least recently used first within a rank):
+ * 0. empty;
+ * 1. small content: nothing worth keeping;
+ * 2. a big one-off that needs no save: content no later request has continued (a title, Qwen Code's memory
+ *    extraction, an IDE completion), saved or let go. Its owner has not come back so far; a conversation has;
+ * 3. a big conversation that needs no save (on disk, or let go): its next turn pays a restore;
+ * 4. a big one-off that must be saved first;
+ * 5. a big conversation that must be saved first (only when nothing else is idle).
+ * So a side request sharing no prefix with anything takes an empty slot, a small one or a previous one-off before it
+ * pushes out an agent's live conversation, and a conversation coming back takes the one-off's slot too.
  */
+export function evictionRank(slot: SlotState, skipSave?: SkipSave): number {
+  const content = slot.content;
+  if (!content) return 0;
+  if (!content.big) return 1;
+  const oneOff = content.turns === 1;
+  if (unsavedBigContent(slot, skipSave)) return oneOff ? 4 : 5;
+  return oneOff ? 2 : 3;
+}
+
 function chooseVictim(slots: readonly SlotState[], skipSave: SkipSave | undefined): SlotState {
-  const rank = (s: SlotState) => (!s.content ? 0 : unsavedBigContent(s, skipSave) ? 2 : 1);
-  return [...slots].sort((a, b) => rank(a) - rank(b) || a.lastUsed - b.lastUsed || a.backend - b.backend || a.id - b.id)[0]!;
+  const ranked = slots.map((slot) => ({ slot, rank: evictionRank(slot, skipSave) }));
+  ranked.sort((a, b) => a.rank - b.rank || a.slot.lastUsed - b.slot.lastUsed || a.slot.backend - b.slot.backend || a.slot.id - b.slot.id);
+  return ranked[0]!.slot;
 }
 
 function bestResident(idle: readonly SlotState[], request: SlotRequest, lcpTh: number) {

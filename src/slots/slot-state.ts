@@ -26,6 +26,12 @@ export interface SlotContent {
   restored?: true;
   /** The session of the request that filled it, when it named one (session affinity). */
   session?: string;
+  /**
+   * Requests of this conversation answered on this slot in a row: 1 for content no later request has continued yet
+   * (a one-off such as a title or Qwen Code's memory extraction, or a conversation's first turn), more once it was
+   * extended. Absent (content put there by a restore): treated as a conversation. See chooseVictim.
+   */
+  turns?: number;
 }
 
 /** One slot of one model on one backend. */
