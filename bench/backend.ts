@@ -7,7 +7,7 @@ import { readdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { startSimulator } from '../src/sim/index.js';
-import type { CostModel } from '../src/sim/index.js';
+import type { CostModel, SimEvent } from '../src/sim/index.js';
 import type { Workload } from './workloads.js';
 
 export type BackendKind = 'llama-server' | 'llama-swap';
@@ -38,6 +38,8 @@ export interface BackendUnderTest {
   cacheDir?: string;
   /** Slots per model, when the bench decides it (the simulator); a real server says so in /props. */
   slotsPerModel?: number;
+  /** The simulator's event log (what ran on which slot); undefined for a server the user runs. */
+  events?: () => readonly SimEvent[];
   /** Slot actions as the server counted them; undefined when only the proxy's logs can tell. */
   counts(): SlotActionCounts | undefined;
   /** Lose slots and RAM cache, keep files (undefined: not possible with this backend). */
@@ -62,6 +64,7 @@ export async function simulatorBackend(workload: Workload, cost: CostModel, root
     cacheDir,
     slotsPerModel: workload.slotsPerModel,
     counts: () => sim.stats(),
+    events: () => sim.events,
     restart: () => sim.restart(),
     diskBytes: () => dirBytes(cacheDir),
     close: () => sim.close(),

@@ -5,6 +5,7 @@
 import { Agent, request } from 'undici';
 import type { ConversationSpec, Job, Workload } from './workloads.js';
 import { smallPrompt, userMessage } from './workloads.js';
+import { runAgentWorkload } from './agent-driver.js';
 
 export interface RequestResult {
   job: Job;
@@ -37,6 +38,7 @@ const dispatcher = new Agent({ pipelining: 0, headersTimeout: 600_000, bodyTimeo
 
 /** Run every job of the workload against the target; results are in job order. */
 export async function runWorkload(workload: Workload, target: Target): Promise<RequestResult[]> {
+  if (workload.agents) return runAgentWorkload(workload, target, workload.agents(workload.models[0]!));
   const histories = new Map<string, Message[]>(workload.conversations.map((c) => [c.id, []]));
   const specs = new Map(workload.conversations.map((c) => [c.id, c]));
   const results: RequestResult[] = new Array(workload.jobs.length);

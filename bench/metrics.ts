@@ -2,6 +2,7 @@
 import type { RequestResult } from './driver.js';
 import type { SlotActionCounts } from './backend.js';
 import type { Workload } from './workloads.js';
+import type { AgentMetrics } from './agent-metrics.js';
 
 export interface ConfigMetrics {
   prefill_tokens: number;
@@ -18,6 +19,8 @@ export interface ConfigMetrics {
   disk_bytes_final: number;
   proxy_cpu_s: number;
   proxy_rss_mb: number;
+  /** agents workload only (simulator): the main conversations' prefill and what side requests displaced. */
+  agents?: AgentMetrics;
   /** overhead workload only: wall-clock ms per request and streamed tokens per second. */
   latency_p50_ms?: number;
   stream_tokens_per_s?: number;

@@ -14,6 +14,7 @@ import type { BackendKind, BackendUnderTest, ExternalBackend, SlotActionCounts }
 import { runWorkload } from './driver.js';
 import type { Target } from './driver.js';
 import { idealPrefill, liveCacheBytes, summarize } from './metrics.js';
+import { agentMetrics } from './agent-metrics.js';
 import type { ConfigMetrics } from './metrics.js';
 import { startProxyProcess } from './proxy-process.js';
 import type { ProxyProcess } from './proxy-process.js';
@@ -189,6 +190,10 @@ async function runConfig(workload: Workload, config: string, baseCost: CostModel
     const actions = backend.counts() ?? usage.actions;
     const disk = await backend.diskBytes(ownFiles);
     const metrics = summarize(workload, results, actions, cost.timeScale, wall, { cpu: usage.cpu, rss: usage.rss, disk });
+    if (workload.agents) {
+      const events = backend.events?.();
+      metrics.agents = events ? agentMetrics(workload, results, events) : agentMetrics(workload, results, []);
+    }
     return { results, metrics };
   } finally {
     await retireProxy();

@@ -4,6 +4,7 @@
  * (titles, autocomplete). Replies come from the backend, so a conversation's history is built while it runs.
  */
 import { words } from '../test/support/text.js';
+import { agentsWorkload } from './agents.js';
 
 export interface ConversationSpec {
   id: string;
@@ -16,8 +17,12 @@ export interface ConversationSpec {
 
 export type Job =
   /** `burst`: consecutive turns of one conversation with the same burst number are sent by one client in a row. */
-  | { kind: 'turn'; conversation: string; turn: number; burst?: number }
-  | { kind: 'small'; model: string; seed: number };
+  | { kind: 'turn'; conversation: string; turn: number; burst?: number; group?: string }
+  /** A small one-off request; in `agents`, any side request (`side`) of an agent (`agent`), big or not. */
+  | { kind: 'small'; model: string; seed: number; group?: string; agent?: string; side?: SideKind };
+
+/** The `agents` workload's side requests: opencode's title, Qwen Code's memory extraction, an IDE's /infill. */
+export type SideKind = 'title' | 'memory' | 'infill';
 
 export interface Workload {
   name: string;
@@ -40,6 +45,25 @@ export interface Workload {
   timeScale?: number;
   /** Extra fields of every request body (the real bench asks for temperature 0: replies of the same length and words). */
   requestBody?: Record<string, unknown>;
+  /**
+   * `agents` only: the agent sessions that build each job's request from the captured traces (loaded when the
+   * workload runs, not when it is listed). Jobs with the same `group` are sent by one client in a row.
+   */
+  agents?: (model: string) => AgentSessions;
+}
+
+/** Builds the requests of the `agents` workload's jobs and takes their answers (see agents.ts). */
+export interface AgentSessions {
+  request(job: Job): AgentRequest;
+  answered(job: Job, reply: string): void;
+}
+
+/** One request of an agent: the API it speaks, where it goes and what it sends. */
+export interface AgentRequest {
+  api: 'chat' | 'messages' | 'responses' | 'infill';
+  path: string;
+  headers: Record<string, string>;
+  body: Record<string, unknown>;
 }
 
 export interface WorkloadSize {
@@ -129,7 +153,7 @@ function base(name: string, description: string, convs: ConversationSpec[], jobs
 
 /** Every workload by name. */
 export function allWorkloads(size: WorkloadSize): Workload[] {
-  return [contention(size), roundrobin(size), swap(size), restart(size), noise(size), overhead()];
+  return [contention(size), roundrobin(size), swap(size), restart(size), noise(size), overhead(), agentsWorkload(size)];
 }
 
 /** The user message of turn `turn` of a conversation (seeded by conversation and turn). */

@@ -1,7 +1,8 @@
 /**
  * Validation of `POST /v1/messages` (Anthropic Messages API) bodies as llama-server does it, measured on the real
  * binary: an unparsable body or a missing `messages` is a 500 `server_error`, a message without `role` a 500
- * "Failed to parse messages: …"; `system` becomes the first message; text blocks are kept, other blocks dropped.
+ * "Failed to parse messages: …"; `system` becomes the first message; text blocks are kept, `tool_result` blocks
+ * become `tool` messages, other blocks are dropped (tool calls are not rendered by the simulator's template).
  * `id_slot` is IGNORED (the real server's log says "selected slot by LRU" / "by LCP similarity" for it).
  */
 import { bodySampling, replyLength } from './task-params.js';
@@ -20,6 +21,21 @@ function blocksText(content: unknown): string {
   return content.map((b) => (isObject(b) && b.type === 'text' && typeof b.text === 'string' ? b.text : '')).join('');
 }
 
+/**
+ * One Anthropic message → chat messages, as llama-server's conversion does: its text (and `tool_use` blocks, which
+ * become `tool_calls` that this template does not render) as one message, then one `tool` message per
+ * `tool_result` block, whose content is a string or the text of its blocks. A message of tool results alone gives
+ * only the tool messages.
+ */
+function convertMessage(role: string, content: unknown): ChatMessage[] {
+  if (!Array.isArray(content)) return [{ role, content: blocksText(content) }];
+  const results = content.filter((b) => isObject(b) && b.type === 'tool_result') as Array<Record<string, unknown>>;
+  const rest = content.filter((b) => !(isObject(b) && b.type === 'tool_result'));
+  const out: ChatMessage[] = rest.length > 0 || results.length === 0 ? [{ role, content: blocksText(rest) }] : [];
+  for (const r of results) out.push({ role: 'tool', content: blocksText(r.content) });
+  return out;
+}
+
 /** Parses and validates a messages body. */
 export function parseMessagesRequest(raw: Buffer): ParsedMessages {
   const parsed = parseJsonBody(raw);
@@ -32,7 +48,7 @@ export function parseMessagesRequest(raw: Buffer): ParsedMessages {
     if (!isObject(m) || typeof m.role !== 'string') {
       return { ok: false, status: 500, message: `Failed to parse messages: Missing 'role' in message: ${JSON.stringify(m)}` };
     }
-    messages.push({ role: m.role, content: blocksText(m.content) });
+    messages.push(...convertMessage(m.role, m.content));
   }
 
   const reply = replyLength(body, ['max_tokens'], DEFAULT_REPLY_TOKENS);
