@@ -11,7 +11,7 @@ import type { PromptAnalysis } from '../prompt/prompt-analysis.js';
 import { judgeSlot, parseSlots, slotProcessing } from '../slots/slot-check.js';
 import type { GatePass } from '../slots/launch-gate.js';
 import type { ObservedSlots, SlotVerdict } from '../slots/slot-check.js';
-import type { DiskMatch, SlotPlan, SlotState } from '../slots/slot-state.js';
+import type { DiskMatch, SlotContent, SlotPlan, SlotState } from '../slots/slot-state.js';
 import type { ProxyContext } from './context.js';
 import type { RequestLog } from './request-log.js';
 
@@ -99,31 +99,43 @@ function applyVerdict(ctx: ProxyContext, plan: SlotPlan, verdict: Exclude<SlotVe
 /**
  * The request's task is about to start on `plan.slot`. On a backend that clears its other idle slots then, their
  * unsaved content is saved first (write-behind normally did it already) and their contents forgotten.
+ *
+ * The check for tasks of ours that the server has just finished comes after the saves, right before the launch: a
+ * task that finished while the saves ran would otherwise be cleared unsaved (seen on the real server: a 5 ms save
+ * was enough). So the two alternate until a round finds nothing new to save and no task of ours just finished.
  */
 export async function beforeTaskStart(ctx: ProxyContext, plan: SlotPlan, line: RequestLog, model: string): Promise<void> {
   const backend = plan.slot.backend;
   ctx.behaviour.noteTaskStart(backend, plan.slot);
   if (!ctx.behaviour.clearsIdleSlots(backend)) return;
-  await letFinishedTasksEnd(ctx, plan, model);
   const running = (slot: SlotState) => slot === plan.slot || ctx.behaviour.launched(slot);
-  if (ctx.writeBehind) line.clearingSaves = await ctx.writeBehind.saveBeforeClearing(backend, running);
+  const tried = new Set<SlotContent>();
+  for (let round = 0; round < MAX_SAVE_ROUNDS; round++) {
+    const triedBefore = tried.size;
+    if (ctx.writeBehind) line.clearingSaves.push(...(await ctx.writeBehind.saveBeforeClearing(backend, running, tried)));
+    const someJustFinished = await letFinishedTasksEnd(ctx, plan, model);
+    if (!someJustFinished && tried.size === triedBefore) break;
+  }
   // Idle at the server: ours too when a request holds the slot but waits at the gate (its task not sent yet).
   for (const other of ctx.pool.all()) if (other.backend === backend && !running(other)) other.content = undefined;
 }
 
+/** Rounds of "save, then look for tasks that finished meanwhile" before a launch (each round is a few ms). */
+const MAX_SAVE_ROUNDS = 4;
+
 /**
  * A task of ours may have ended on the server a moment before the proxy has read the end of its answer: the launch
  * about to happen would clear that slot before its content could be recorded and saved. `GET /slots` shows such
- * tasks (no longer processing); their requests are given a moment to end, so that the saves before the launch
- * include them.
+ * tasks (no longer processing); their requests are given a moment to end. True when there were some.
  */
-async function letFinishedTasksEnd(ctx: ProxyContext, plan: SlotPlan, model: string): Promise<void> {
+async function letFinishedTasksEnd(ctx: ProxyContext, plan: SlotPlan, model: string): Promise<boolean> {
   const backend = plan.slot.backend;
   const ours = ctx.pool.all().filter((slot) => slot.backend === backend && slot !== plan.slot && ctx.behaviour.launched(slot));
-  if (ours.length === 0) return;
+  if (ours.length === 0) return false;
   const body = await ctx.clients[backend]!.slots(model, SLOTS_TIMEOUT_MS);
   const finished = ours.filter((slot) => slotProcessing(body, slot.id) === false);
   await Promise.all(finished.map((slot) => ctx.behaviour.whenEnded(slot, FINISHING_WAIT_MS)));
+  return finished.length > 0;
 }
 
 /** How long a request whose task the server has finished may take to reach its end at the proxy. */

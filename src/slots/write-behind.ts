@@ -59,15 +59,17 @@ export class WriteBehindSaver {
    * Before a completion task starts on a backend that clears its idle slots (see ServerBehaviour): wait for the
    * saves running there, then save the unsaved content of every slot whose task is not `running` now, since the
    * launch clears it. A slot held by a request still waiting at the launch gate is idle at the server: it is saved
-   * in place (its owner waits), the others are taken as background work.
+   * in place (its owner waits), the others are taken as background work. Content in `tried` (an earlier round of
+   * the same launch) is not tried again; what is tried now is added to it.
    */
-  async saveBeforeClearing(backend: number, running: (slot: SlotState) => boolean): Promise<CacheOpResult[]> {
+  async saveBeforeClearing(backend: number, running: (slot: SlotState) => boolean, tried: Set<SlotContent>): Promise<CacheOpResult[]> {
     await Promise.allSettled(this.runningOn(backend));
     const saves: Array<Promise<CacheOpResult | undefined>> = [];
     for (const slot of this.deps.pool.all()) {
       if (slot.backend !== backend || running(slot)) continue;
       const content = this.deps.unsaved(slot, true);
-      if (!content) continue;
+      if (!content || tried.has(content)) continue;
+      tried.add(content);
       // Reported on the launching request's log line (clearing_saves), not on a line of their own.
       saves.push(slot.busy ? this.deps.slotCache.save(slot, content) : this.save(slot, content, 'before_clearing', false));
     }

@@ -11,16 +11,34 @@ import { chat, continued, exists, keyOf, logLineAfter, metaPath, opening, slotFi
 import { postJson, startStack } from '../support/stack.js';
 import type { Stack } from '../support/stack.js';
 import { closeStack } from '../support/teardown.js';
+import { closeTappedStack, startTappedStack } from '../support/tapped-stack.js';
+import type { TappedStack } from '../support/tapped-stack.js';
 import { RECHECK_AFTER_QUIET_MS } from '../../src/http/slot-truth.js';
 import { words } from '../support/text.js';
+
+/** The simulator's own GET /slots (not through the proxy, which refuses slot routes). */
+async function simSlots(simUrl: string): Promise<Array<{ id: number; is_processing: boolean }>> {
+  return (await fetch(`${simUrl}/slots`)).json() as Promise<Array<{ id: number; is_processing: boolean }>>;
+}
+
+/** Poll `check` until it holds, failing after `ms`. */
+async function waitFor(check: () => Promise<boolean>, what: string, ms = 10_000): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (!(await check())) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
 
 const short = (messages: Parameters<typeof keyOf>[0]) => keyOf(messages).slice(0, 16);
 
 describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, () => {
   let stack: Stack | undefined;
+  let tapped: TappedStack | undefined;
   afterEach(async () => {
     if (stack) await closeStack(stack);
-    stack = undefined;
+    if (tapped) await closeTappedStack(tapped);
+    stack = tapped = undefined;
   });
 
   it('a save of a slot another client overwrote is discarded: file deleted, no meta, nothing restored from it', async () => {
@@ -77,5 +95,44 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
     }
     const failedSaves = slotFileEvents(stack.sim, 'save').filter((e) => !e.ok || e.n_tokens === 0);
     assert.deepEqual(failedSaves, [], 'no save found its slot already cleared');
+  });
+
+  it('on a clearing server, a task that ends while the saves before another launch run is saved before that launch', async () => {
+    // Real time in the simulator (20 ms a generated token) so that a task can still be running when another starts;
+    // write-behind far away: only the saves before a launch keep an idle slot's conversation.
+    tapped = await startTappedStack({
+      sim: { models: [{ id: 'tiny' }], cacheRamMiB: 8192, cost: { timeScale: 1, kvBytesPerToken: 1000, prefillMsPerToken: 0.01, modelLoadMs: 0 } },
+      env: { SAVE_POLICY: 'smart', N_SLOTS: '4', IDLE_SAVE_SECONDS: '600' },
+    });
+    const { stack: s, tap } = tapped;
+    await logLineAfter(s.logs, 0, 'the server clears idle slots when a task starts (llama-server default: unified KV, --cache-idle-slots): saving idle slots before each task and restoring from disk', () => true, 15_000);
+    const [a, b, c] = [opening(3501), opening(3502), opening(3503)];
+    const isChatWith = (m: typeof a) => (r: { path: string; body: any }) => r.path === '/v1/chat/completions' && r.body?.messages?.[0]?.content === m[0]!.content;
+    // a generates for about a second; b starts meanwhile and finishes on the server, but the proxy sees the end of
+    // b's answer only when the test says so.
+    const aDone = chat(s, a, { maxTokens: 50 });
+    await waitFor(async () => (await simSlots(s.sim.url)).some((slot) => slot.is_processing), 'a running on the server');
+    const bAnswer = tap.holdAnswer(isChatWith(b));
+    const markB = s.logs.lines.length;
+    const bDone = s.openai.chat.completions.create({ model: 'tiny', messages: b, max_tokens: 2 });
+    await bAnswer.arrived;
+    await aDone; // a's conversation is now idle on its slot, unsaved
+    // c's launch saves a first; b's answer ends while that save runs.
+    const aSave = tap.hold((r) => r.path.includes('action=save'));
+    const markC = s.logs.lines.length;
+    const cDone = s.openai.chat.completions.create({ model: 'tiny', messages: c, max_tokens: 2 });
+    await aSave.arrived;
+    bAnswer.release();
+    const bReply = await bDone;
+    await logLineAfter(s.logs, markB, 'chat', (l) => l.key === short(b));
+    aSave.release();
+    await cDone;
+    const cLine = await logLineAfter(s.logs, markC, 'chat', (l) => l.key === short(c));
+    assert.equal((cLine.clearing_saves as unknown[] | undefined)?.length, 2, JSON.stringify(cLine));
+    const bSaves = slotFileEvents(s.sim, 'save').filter((e) => e.filename.includes(keyOf(b)));
+    assert.ok(bSaves.some((e) => e.ok && e.n_tokens > 0), `b was saved before c's launch cleared it: ${JSON.stringify(bSaves)}`);
+    const next = await chat(s, continued(b, bReply.choices[0]?.message.content ?? '', 3504), { maxTokens: 2 });
+    assert.equal(next.line.decision, 'restore', JSON.stringify(next.line));
+    assert.ok(next.timings.cache_n > 64, JSON.stringify(next.timings));
   });
 });

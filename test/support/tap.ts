@@ -30,6 +30,11 @@ export interface Tap {
   readonly requests: TapRequest[];
   /** Hold the next request matching `match` (the first one not caught by an earlier hold). */
   hold(match: (r: TapRequest) => boolean): Hold;
+  /**
+   * Forward the next request matching `match` at once, but hold its whole answer: `arrived` resolves when the
+   * upstream answer is complete (the server has finished), the proxy gets it only after `release()`.
+   */
+  holdAnswer(match: (r: TapRequest) => boolean): Hold;
   close(): Promise<void>;
 }
 
@@ -46,6 +51,7 @@ export async function startTap(targetUrl: string): Promise<Tap> {
   const target = new URL(targetUrl);
   const requests: TapRequest[] = [];
   const holds: PendingHold[] = [];
+  const answerHolds: PendingHold[] = [];
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const chunks: Buffer[] = [];
@@ -59,6 +65,8 @@ export async function startTap(targetUrl: string): Promise<Tap> {
       hold.onArrive(entry);
       await hold.released;
     }
+    const answerHold = answerHolds.find((h) => !h.caught && h.match(entry));
+    if (answerHold) answerHold.caught = true;
     const upstream = httpRequest(
       {
         host: target.hostname,
@@ -69,8 +77,17 @@ export async function startTap(targetUrl: string): Promise<Tap> {
         agent: false,
       },
       (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
+        if (!answerHold) {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+          return;
+        }
+        const body: Buffer[] = [];
+        up.on('data', (chunk: Buffer) => body.push(chunk));
+        up.on('end', () => {
+          answerHold.onArrive(entry);
+          void answerHold.released.then(() => res.writeHead(up.statusCode ?? 502, up.headers).end(Buffer.concat(body)));
+        });
       },
     );
     res.on('close', () => {
@@ -100,9 +117,17 @@ export async function startTap(targetUrl: string): Promise<Tap> {
       holds.push({ match, caught: false, onArrive, released, release });
       return { arrived, release };
     },
+    holdAnswer(match) {
+      let release!: () => void;
+      let onArrive!: (r: TapRequest) => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      const arrived = new Promise<TapRequest>((resolve) => (onArrive = resolve));
+      answerHolds.push({ match, caught: false, onArrive, released, release });
+      return { arrived, release };
+    },
     /** Releases every hold (so nothing waits on the tap any more), then drops all connections. */
     async close() {
-      for (const h of holds) h.release();
+      for (const h of [...holds, ...answerHolds]) h.release();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
