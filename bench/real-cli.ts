@@ -18,7 +18,8 @@ LLAMA_SERVER_BIN, else ../shared/llama-server/llama-server; model tiny-chat.gguf
   --gap-seconds S     idle time before each restart in the restart workload (default 5)
   --calibration-samples N  samples of the cost measurement before the run (default 5; 0 = skip)
   --out FILE          JSON results (default bench/results/real-latest.json)
-  --proxy-logs DIR    keep every proxy's log lines in DIR (MODE-WORKLOAD-CONFIG.log)
+  --proxy-logs DIR    keep every proxy's log lines in DIR (MODE-WORKLOAD-CONFIG.log), and each llama-server's
+                      own log at verbosity 3 beside them (MODE-WORKLOAD-CONFIG.server.log)
   -h, --help          this text
 `;
 

@@ -122,7 +122,9 @@ export async function runRealBench(options: RealBenchOptions, log: (line: string
         const args = serverArgs(mode, REAL_CONFIGS[config]!, smallMiB);
         const t0 = performance.now();
         const logFile = options.proxyLogDir && join(options.proxyLogDir, `${mode}-${workload.name}-${config}.log`);
-        const m = await runConfig(options.binary, workload, config, args, results.kv_bytes_per_token, logFile);
+        // The server's own log beside it, at the level that shows each slot's launch and release (races show there).
+        const serverLog = options.proxyLogDir ? ['--log-file', join(options.proxyLogDir, `${mode}-${workload.name}-${config}.server.log`), '-lv', '3'] : [];
+        const m = await runConfig(options.binary, workload, config, [...args, ...serverLog], results.kv_bytes_per_token, logFile);
         configs[config] = { ...m, ideal_prefill_tokens: ideal.prefill };
         await writeResults(options.out, { ...results, wall_s: seconds(started) }); // a long run leaves what it has so far
         const drift = m.prompt_tokens === ideal.promptTokens ? '' : ` (prompts ${m.prompt_tokens - ideal.promptTokens > 0 ? '+' : ''}${m.prompt_tokens - ideal.promptTokens} tokens against the ideal run: other replies)`;
