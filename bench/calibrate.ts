@@ -75,11 +75,11 @@ async function sample(url: string, i: number, count: number): Promise<Sample> {
   const answer = await chat(url, words(count, 9000 + i));
   const file = `calibration-${i}`;
   let started = performance.now();
-  const saved = await slotAction(url, 'save', file);
+  const saved = await slotAction<SaveAnswer>(url, 'save', file);
   const saveWallMs = performance.now() - started;
   await slotAction(url, 'erase');
   started = performance.now();
-  const restored = await slotAction(url, 'restore', file);
+  const restored = await slotAction<RestoreAnswer>(url, 'restore', file);
   const restoreWallMs = performance.now() - started;
   if (restored.n_restored !== saved.n_saved) throw new Error(`restored ${restored.n_restored} tokens of ${saved.n_saved} saved`);
   return {
@@ -107,8 +107,19 @@ async function chat(url: string, content: string): Promise<{ timings: Timings }>
   return post(url, '/v1/chat/completions', body) as Promise<{ timings: Timings }>;
 }
 
-async function slotAction(url: string, action: 'save' | 'restore' | 'erase', filename?: string): Promise<any> {
-  return post(url, `/slots/0?action=${action}`, filename ? { filename } : {});
+/** The fields of the slot actions' answers used here (llama-server's shapes; erase's answer is not read). */
+interface SaveAnswer {
+  n_saved: number;
+  n_written: number;
+  timings: { save_ms: number };
+}
+interface RestoreAnswer {
+  n_restored: number;
+  timings: { restore_ms: number };
+}
+
+async function slotAction<T = unknown>(url: string, action: 'save' | 'restore' | 'erase', filename?: string): Promise<T> {
+  return post(url, `/slots/0?action=${action}`, filename ? { filename } : {}) as Promise<T>;
 }
 
 async function post(url: string, path: string, body: unknown): Promise<unknown> {

@@ -78,6 +78,18 @@ export interface LlamaClient {
 const RETRYABLE_CODES = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE', 'UND_ERR_CLOSED']);
 
 /** Create the client for one backend. */
+/** The fields of GET /props and of a GET /v1/models entry that identify a model file (see fingerprint()). */
+interface ServerProps {
+  model_path?: unknown;
+  model_ftype?: unknown;
+  model_alias?: unknown;
+  default_generation_settings?: { n_ctx?: unknown };
+}
+interface ModelEntry {
+  id?: unknown;
+  meta?: { n_ctx?: unknown; size?: unknown; n_params?: unknown };
+}
+
 export function createLlamaClient(opts: LlamaClientOptions): LlamaClient {
   const url = opts.url.replace(/\/+$/, '');
   const pool = new Pool(url, {
@@ -207,9 +219,9 @@ export function createLlamaClient(opts: LlamaClientOptions): LlamaClient {
     },
     async fingerprint(model) {
       const k = kind ?? 'llama-server';
-      const props = (await getJson(modelScopedPath(k, model, '/props'))) as Record<string, any> | undefined;
+      const props = (await getJson(modelScopedPath(k, model, '/props'))) as ServerProps | undefined;
       if (!props || typeof props !== 'object') return undefined;
-      const models = (await getJson(k === 'llama-swap' ? modelScopedPath(k, model, '/v1/models') : '/v1/models')) as { data?: Array<Record<string, any>> } | undefined;
+      const models = (await getJson(k === 'llama-swap' ? modelScopedPath(k, model, '/v1/models') : '/v1/models')) as { data?: ModelEntry[] } | undefined;
       const entry = models?.data?.find((m) => m.id === model || m.id === props.model_alias) ?? (k === 'llama-server' ? models?.data?.[0] : undefined);
       const fields = {
         path: props.model_path,

@@ -26,9 +26,19 @@ export function timingsOf(event: unknown): Timings | undefined {
   return timingsOfUsage(e.usage ?? e.response?.usage);
 }
 
+/** The usage fields read, in the OpenAI (`prompt_tokens`) and Responses (`input_tokens`) shapes. */
+interface UsageFields {
+  prompt_tokens?: unknown;
+  input_tokens?: unknown;
+  prompt_tokens_details?: { cached_tokens?: unknown };
+  input_tokens_details?: { cached_tokens?: unknown };
+  completion_tokens?: unknown;
+  output_tokens?: unknown;
+}
+
 function timingsOfUsage(usage: unknown): Timings | undefined {
   if (typeof usage !== 'object' || usage === null) return undefined;
-  const u = usage as Record<string, any>;
+  const u = usage as UsageFields;
   const prompt = num(u.prompt_tokens) ?? num(u.input_tokens);
   if (prompt === undefined) return undefined;
   const cached = num(u.prompt_tokens_details?.cached_tokens) ?? num(u.input_tokens_details?.cached_tokens) ?? 0;

@@ -16,6 +16,7 @@ export interface WordBlocks {
 }
 
 const WORD_CHAR = /^[\p{L}\p{N}_]$/u;
+// eslint-disable-next-line no-control-regex -- the ASCII range starts at NUL on purpose
 const NON_ASCII = /[^\x00-\x7f]/;
 const SPACE = 0x20;
 const NO_BYTES = new Uint8Array(0);

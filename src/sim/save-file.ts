@@ -31,6 +31,7 @@ export function modelFingerprint(modelPath: string, alias: string | undefined): 
 export function isValidFilename(name: string): boolean {
   if (name.length === 0 || Buffer.byteLength(name) > 255) return false;
   if (name.includes('/') || name.includes('\\') || name.includes('..')) return false;
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what the real server refuses
   if (/[\u0000-\u001f\u007f:*?"<>|]/.test(name)) return false;
   return !(name.startsWith(' ') || name.endsWith(' ') || name.endsWith('.'));
 }

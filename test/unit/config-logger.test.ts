@@ -44,5 +44,6 @@ it('createLogger with LOG_FORMAT=pretty writes one readable line per event: time
   assert.throws(() => JSON.parse(text), 'not JSON');
   assert.match(text, /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO: chat restore /);
   assert.match(text, /"wait_ms":1\.5/);
+  // eslint-disable-next-line no-control-regex -- ESC is what a colour code starts with
   assert.doesNotMatch(text, /\u001b\[/, 'no colour codes when writing to a stream that is not a terminal');
 });
