@@ -18,14 +18,13 @@ import { createSlotCache } from './slots/slot-cache.js';
 import { SlotPool } from './slots/slot-pool.js';
 import { RestoreEconomics } from './slots/restore-economics.js';
 import { PromptAnalyzer } from './prompt/prompt-analyzer.js';
-import { WriteBehindSaver } from './slots/write-behind.js';
-import { skipSaveBy } from './slots/save-skip.js';
+import { createSavePolicy } from './slots/save-policy.js';
 import { ServerBehaviour } from './backend/server-behaviour.js';
 import { ResaveRent } from './slots/resave-rent.js';
 import { LaunchGate } from './slots/launch-gate.js';
 import { BackendActivity } from './backend/backend-activity.js';
 import { unsavedBigContent } from './slots/slot-planner.js';
-import { saveOnShutdown, unsavedAtShutdown } from './slots/shutdown-saves.js';
+import { unsavedAtShutdown } from './slots/shutdown-saves.js';
 import type { ShutdownSaveDeps } from './slots/shutdown-saves.js';
 
 export interface Proxy {
@@ -63,19 +62,28 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
   const pool = new SlotPool(
     config.backends.map((b, i) => ({ nSlots: b.nSlots, sharedAcrossModels: () => (clients[i]!.kind ?? 'llama-server') === 'llama-server' })),
   );
-  const smart = config.savePolicy === 'smart';
   const economics = new RestoreEconomics();
+  const resaveRent = new ResaveRent();
+  const onDisk = (key: string) => index.get(key) !== undefined;
+  const policy = createSavePolicy(config.savePolicy, {
+    minNewTokens: config.saveMinNewTokens,
+    wordsPerBlock: config.wordsPerBlock,
+    cacheDir: config.cacheDir,
+    economics,
+    rent: resaveRent,
+    onDisk,
+    log,
+  });
   const observation = createObservation({
     clients,
     slots: () => pool.all(),
     entries: () => index.entries(),
     entryCount: () => index.size,
-    unsaved: (slot) => unsavedBigContent(slot, ctx.skipSave) !== undefined,
+    unsaved: (slot) => unsavedBigContent(slot, policy.skipSave) !== undefined,
     prefillMsPerToken: (model) => economics.prefillMsPerToken(model),
   });
   const activity = new BackendActivity();
   const behaviour = new ServerBehaviour();
-  const resaveRent = new ResaveRent();
   const launchGate = new LaunchGate();
   const slotCache = createSlotCache({
     clients,
@@ -83,8 +91,7 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     metaStore,
     wordsPerBlock: config.wordsPerBlock,
     log,
-    ...(smart && config.cacheDir && { lineage: { cacheDir: config.cacheDir } }),
-    ...(smart && { economics }),
+    policy,
     activity,
     ...(config.cacheDir && { cacheDir: config.cacheDir }),
     onResult: (action, result) => observation.metrics.noteCacheOp(action, result),
@@ -99,21 +106,16 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     wordsPerBlock: config.wordsPerBlock,
     bigThresholdWords: config.bigThresholdWords,
   });
-  const floorOnly = skipSaveBy({ minNewTokens: config.saveMinNewTokens, onDisk: (key) => index.get(key) !== undefined });
-  const writeBehind = smart
-    ? new WriteBehindSaver({
-      pool,
-      slotCache,
-      log,
-      windowMs: config.idleSaveSeconds * 1000,
-      // When the save would delay someone, the eviction's own rule; in the idle time only the floor (nobody waits).
-      unsaved: (slot, busy) => unsavedBigContent(slot, busy ? ctx.skipSave : floorOnly),
-      describeBackend: (backend) => clients[backend]!.url,
-    })
-    : undefined;
+  const answerSaver = policy.createAnswerSaver({
+    pool,
+    slotCache,
+    log,
+    windowMs: config.idleSaveSeconds * 1000,
+    describeBackend: (backend) => clients[backend]!.url,
+  });
   const ctx = createProxyContext({
     config, clients, pool, index, slotCache, economics, analyzer, activity, behaviour, resaveRent, launchGate, log,
-    observer: observation.observer, ...(writeBehind && { writeBehind }),
+    observer: observation.observer, policy, answerSaver,
   });
   const cleanup = createCacheCleanup({
     cacheDir: config.cacheDir ?? '',
@@ -134,7 +136,7 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     slotCache,
     log,
     minNewTokens: config.saveMinNewTokens,
-    onDisk: (key) => index.get(key) !== undefined,
+    onDisk,
     describeBackend: (backend) => clients[backend]!.url,
   };
   let closing: Promise<void> | undefined;
@@ -189,7 +191,7 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     await app.close();
     // Replies are out, but a handler may still be saving; wait for it, then keep what only the slots hold.
     await Promise.allSettled([...ctx.inflight]);
-    await writeBehind?.close();
-    if (smart) await saveOnShutdown(shutdownSaves, signal);
+    await answerSaver.close();
+    await policy.saveOnShutdown(shutdownSaves, signal);
   }
 }

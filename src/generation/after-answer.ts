@@ -1,13 +1,11 @@
 /**
  * What the flow does with a finished answer: record what the slot now holds (with its parent entry and session),
- * notice a slot that had lost its conversation, learn speeds and restore outcomes (smart policy), and say whether a
- * model swap is coming. Also the smart policy's restore test used while planning.
+ * notice a slot that had lost its conversation, and say whether a model swap is coming.
  */
 import { continuesBlocks } from '../prompt/block-match.js';
 import type { PromptAnalysis } from '../prompt/prompt-analysis.js';
-import type { DiskMatch, SlotPlan } from '../slots/slot-state.js';
+import type { SlotPlan } from '../slots/slot-state.js';
 import type { ProxyContext } from '../http/context.js';
-import type { RequestLog } from '../http/request-log.js';
 import type { ForwardOutcome } from './forward.js';
 
 /**
@@ -72,26 +70,6 @@ export function noticeLostSlot(ctx: ProxyContext, plan: SlotPlan, outcome: Forwa
 const LOST_SLOT_MAX_REUSE = 16;
 /** Only a prompt this long makes the missing reuse meaningful. */
 const LOST_SLOT_MIN_PROMPT = 64;
-
-/** Restore only for a longer prefix than the slot has, and only when it is cheaper than prefilling the gain. */
-export function restoreWorthIt(ctx: ProxyContext, model: string, match: DiskMatch, slotLcp: number): boolean {
-  if (match.lcp <= slotLcp) return false;
-  const tokensPerBlock = match.tokens ? match.tokens / Math.max(1, match.blockCount) : ctx.config.wordsPerBlock * 1.3;
-  const restoreTokens = match.tokens ?? match.blockCount * tokensPerBlock;
-  return ctx.economics.restoreWorthIt(model, restoreTokens, (match.lcp - slotLcp) * tokensPerBlock);
-}
-
-/** The measured prefill speed, and whether the restore brought the reuse it promised. */
-export function learnFromAnswer(ctx: ProxyContext, model: string, line: RequestLog, outcome: ForwardOutcome, shared: boolean): void {
-  const t = outcome.timings;
-  ctx.economics.notePrefill(model, t?.prompt_n, t?.prompt_ms, shared);
-  const restore = line.restore;
-  if (!restore?.ok || restore.tokens === undefined) return;
-  if (ctx.economics.noteRestoreOutcome(model, restore.tokens, t?.cache_n) === 'disabled') {
-    ctx.log.warn({ model, restored_tokens: restore.tokens, cache_n: t?.cache_n },
-      'restores of this model bring no reuse (sliding-window or hybrid model?); not restoring it any more');
-  }
-}
 
 /** Behind llama-swap or router mode, a request for another model is waiting: this model is about to be unloaded. */
 export function swapComing(ctx: ProxyContext, backend: number, model: string): boolean {

@@ -16,7 +16,7 @@ import type { ChatLogLine } from '../http/request-log.js';
 import { beforeTaskStart, confirmResidency, enterLaunchGate, leaveLaunchGateWhenRunning } from '../http/slot-truth.js';
 import type { GatePass } from '../slots/launch-gate.js';
 import type { GenerationAdapter, GenerationRequest } from './adapter.js';
-import { learnFromAnswer, noticeLostSlot, recordSlotContent, restoreWorthIt, swapComing } from './after-answer.js';
+import { noticeLostSlot, recordSlotContent, swapComing } from './after-answer.js';
 import { CLIENT_CLOSED_REQUEST, forwardGeneration } from './forward.js';
 import { sessionOf } from './session.js';
 
@@ -69,8 +69,7 @@ function cacheable(request: GenerationRequest, analysis: PromptAnalysis): Prompt
 
 async function serve(ctx: ProxyContext, gen: Generation, reply: FastifyReply, abort: AbortController, started: number): Promise<void> {
   const { analysis } = gen;
-  const smart = ctx.config.savePolicy === 'smart';
-  const worthIt = smart ? (match: DiskMatch, slotLcp: number) => restoreWorthIt(ctx, analysis.model, match, slotLcp) : undefined;
+  const worthIt = (match: DiskMatch, slotLcp: number) => ctx.policy.restoreWorthIt(analysis.model, match, slotLcp);
   const plan = await acquireSlot(ctx, gen, abort, started, worthIt);
   if (!plan) {
     logChat(ctx, { api: gen.adapter.api, ...unplacedLine(analysis, 'client_gone', CLIENT_CLOSED_REQUEST, performance.now() - started) });
@@ -111,9 +110,9 @@ async function serve(ctx: ProxyContext, gen: Generation, reply: FastifyReply, ab
     noticeLostSlot(ctx, plan, outcome);
     recordSlotContent(ctx, plan, analysis, outcome, gen.session);
     if (outcome.status < 400) void ctx.checkSlotCount(backend, analysis.model);
-    if (smart) learnFromAnswer(ctx, analysis.model, line, outcome, !prefill.alone());
+    ctx.policy.learnFromAnswer(analysis.model, { timings: outcome.timings, restore: line.restore, shared: !prefill.alone() });
     const content = plan.slot.content;
-    if (content?.big && !content.saved && (!smart || swapComing(ctx, backend, analysis.model))) {
+    if (content?.big && !content.saved && ctx.policy.savesAfterAnswer(() => swapComing(ctx, backend, analysis.model))) {
       line.save = await ctx.slotCache.save(plan.slot, content);
     }
   } catch (err) {
@@ -125,7 +124,7 @@ async function serve(ctx: ProxyContext, gen: Generation, reply: FastifyReply, ab
     gate?.release();
     ctx.behaviour.noteEnded(plan.slot);
     ctx.pool.release(plan.slot);
-    ctx.writeBehind?.slotReleased(plan.slot);
+    ctx.answerSaver.slotReleased(plan.slot);
     logChat(ctx, line.toJSON(ctx.clients[backend]!.url));
   }
 }
@@ -145,7 +144,7 @@ async function acquireSlot(
   gen: Generation,
   abort: AbortController,
   started: number,
-  worthIt: ((match: DiskMatch, slotLcp: number) => boolean) | undefined,
+  worthIt: (match: DiskMatch, slotLcp: number) => boolean,
 ): Promise<SlotPlan | undefined> {
   const { analysis } = gen;
   // Wait for the slot that holds this conversation while it is busy only for a moment; past that, go elsewhere.
@@ -161,8 +160,8 @@ async function acquireSlot(
       candidates,
       diskMatch: (backend) => ctx.diskMatch(backend, analysis),
       lcpTh: ctx.config.lcpTh,
-      ...(worthIt && { restoreWorthIt: worthIt }),
-      skipSave: ctx.skipSave,
+      restoreWorthIt: worthIt,
+      skipSave: ctx.policy.skipSave,
       waitForOwnSlot,
     })), { timeoutMs: ctx.config.acquireTimeout * 1000, signal: abort.signal })
     .catch((err: unknown) => {

@@ -15,9 +15,8 @@ import type { BackendActivity } from '../backend/backend-activity.js';
 import type { ServerBehaviour } from '../backend/server-behaviour.js';
 import type { ResaveRent } from '../slots/resave-rent.js';
 import type { LaunchGate } from '../slots/launch-gate.js';
-import type { WriteBehindSaver } from '../slots/write-behind.js';
-import { skipSaveBy } from '../slots/save-skip.js';
-import type { SkipSave } from '../slots/save-skip.js';
+import type { AnswerSaver } from '../slots/write-behind.js';
+import type { SavePolicy } from '../slots/save-policy.js';
 import type { SlotCache } from '../slots/slot-cache.js';
 import type { SlotPool } from '../slots/slot-pool.js';
 import type { DiskMatch } from '../slots/slot-state.js';
@@ -36,8 +35,10 @@ export interface ProxyContext extends ModelWatch {
   analyzer: PromptAnalyzer;
   /** Prefills and slot actions running on each backend (a prefill that shared the server is not the model's speed). */
   activity: BackendActivity;
-  /** Smart policy: saves each answer's new state in the backend's idle time (and before a clearing task start). */
-  writeBehind?: WriteBehindSaver;
+  /** SAVE_POLICY, chosen once (see save-policy.ts). */
+  policy: SavePolicy;
+  /** Saves each answer's new state in the backend's idle time, and before a clearing task start (smart), or nothing. */
+  answerSaver: AnswerSaver;
   /** How each backend treats idle slots, and when the proxy last heard from it. */
   behaviour: ServerBehaviour;
   /** One task launch at a time on backends that clear idle slots. */
@@ -52,11 +53,6 @@ export interface ProxyContext extends ModelWatch {
   /** Chat handlers still running, including their work after the reply (saves); shutdown waits for them. */
   inflight: Set<Promise<unknown>>;
   /**
-   * Smart policy, where a request waits for the save (eviction, model swap): which unsaved content is let go
-   * instead (SAVE_MIN_NEW_TOKENS, then the measured save and prefill costs). Undefined under `always`.
-   */
-  skipSave: SkipSave | undefined;
-  /**
    * Probe every backend whose kind is not known yet (start-up, or after it was unreachable), and make sure the
    * slot count of every plain llama-server was checked before a request is pinned. Never throws.
    */
@@ -70,7 +66,7 @@ export interface ProxyContext extends ModelWatch {
   diskMatch(backend: number, prompt: { model: string; blocks: readonly string[] }): DiskMatch | undefined;
 }
 
-type Derived = 'ensureBackendKinds' | 'checkSlotCount' | 'diskMatch' | 'pendingByModel' | 'inflight' | 'skipSave' | keyof ModelWatch;
+type Derived = 'ensureBackendKinds' | 'checkSlotCount' | 'diskMatch' | 'pendingByModel' | 'inflight' | keyof ModelWatch;
 
 export function createProxyContext(deps: Omit<ProxyContext, Derived>): ProxyContext {
   const { clients, pool, index, log, config } = deps;
@@ -78,10 +74,7 @@ export function createProxyContext(deps: Omit<ProxyContext, Derived>): ProxyCont
   /** One idle-slot probe per backend (until it is probed again after being unreachable). */
   const idleProbes = new Map<number, Promise<void>>();
   const backendIndexByUrl = new Map(clients.map((c, i) => [c.url, i]));
-  const skipSave = config.savePolicy === 'smart'
-    ? skipSaveBy({ minNewTokens: config.saveMinNewTokens, onDisk: (key) => index.get(key) !== undefined, economics: deps.economics, rent: deps.resaveRent })
-    : undefined;
-  const watch = createModelWatch({ ...deps, skipSave });
+  const watch = createModelWatch({ ...deps, skipSave: deps.policy.skipSave });
 
   async function ensureBackendKinds(): Promise<void> {
     await Promise.all(
@@ -162,15 +155,14 @@ export function createProxyContext(deps: Omit<ProxyContext, Derived>): ProxyCont
   }
 
   function diskMatch(backend: number, prompt: { model: string; blocks: readonly string[] }): DiskMatch | undefined {
-    const smart = config.savePolicy === 'smart';
-    if (smart && !deps.economics.restoresEnabled(prompt.model)) return undefined;
+    if (!deps.policy.restoresEnabled(prompt.model)) return undefined;
     const current = watch.knownFingerprint(backend, prompt.model);
     const best = index.findBest({
       model: prompt.model,
       wpb: config.wordsPerBlock,
       blocks: prompt.blocks,
       lcpTh: config.lcpTh,
-      prefer: smart ? 'lcp' : 'ratio',
+      prefer: deps.policy.prefer,
       accept: (meta) =>
         // Seed-written metas name no backend: their files were written by the first (then only) backend.
         (meta.backend === undefined ? 0 : backendIndexByUrl.get(meta.backend)) === backend &&
@@ -184,5 +176,5 @@ export function createProxyContext(deps: Omit<ProxyContext, Derived>): ProxyCont
     watch.forgetBackend(backend);
     deps.behaviour.forget(backend);
   };
-  return { ...deps, ...watch, forgetBackend, pendingByModel: new Map(), inflight: new Set(), skipSave, ensureBackendKinds, checkSlotCount, diskMatch };
+  return { ...deps, ...watch, forgetBackend, pendingByModel: new Map(), inflight: new Set(), ensureBackendKinds, checkSlotCount, diskMatch };
 }

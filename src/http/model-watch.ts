@@ -39,8 +39,8 @@ interface Deps {
   clients: readonly LlamaClient[];
   pool: SlotPool;
   slotCache: SlotCache;
-  /** Smart policy: unsaved content let go instead of saved before the swap (see ProxyContext.skipSave). */
-  skipSave: SkipSave | undefined;
+  /** Unsaved content let go instead of saved before the swap (SavePolicy.skipSave). */
+  skipSave: SkipSave;
   /** Where what the swap gives up is counted (see ProxyContext.resaveRent). */
   resaveRent: ResaveRent;
   log: Logger;

@@ -27,7 +27,7 @@ export async function confirmResidency(
   plan: SlotPlan,
   analysis: PromptAnalysis,
   line: RequestLog,
-  restoreWorthIt: ((match: DiskMatch, slotLcp: number) => boolean) | undefined,
+  restoreWorthIt: (match: DiskMatch, slotLcp: number) => boolean,
 ): Promise<void> {
   const { slot } = plan;
   const backend = slot.backend;
@@ -52,11 +52,11 @@ function restoreInstead(
   ctx: ProxyContext,
   plan: SlotPlan,
   analysis: PromptAnalysis,
-  restoreWorthIt: ((match: DiskMatch, slotLcp: number) => boolean) | undefined,
+  restoreWorthIt: (match: DiskMatch, slotLcp: number) => boolean,
 ): void {
   plan.resident = undefined;
   const disk = ctx.diskMatch(plan.slot.backend, analysis);
-  if (disk && (!restoreWorthIt || restoreWorthIt(disk, 0))) {
+  if (disk && restoreWorthIt(disk, 0)) {
     ctx.index.pin(disk.key); // as the planner's restores are (runPlan unpins it)
     plan.restore = disk;
   }
@@ -106,7 +106,7 @@ export async function beforeTaskStart(ctx: ProxyContext, plan: SlotPlan, line: R
   if (!ctx.behaviour.clearsIdleSlots(backend)) return;
   await letFinishedTasksEnd(ctx, plan, model);
   const running = (slot: SlotState) => slot === plan.slot || ctx.behaviour.launched(slot);
-  if (ctx.writeBehind) line.clearingSaves = await ctx.writeBehind.saveBeforeClearing(backend, running);
+  line.clearingSaves = await ctx.answerSaver.saveBeforeClearing(backend, running);
   // Idle at the server: ours too when a request holds the slot but waits at the gate (its task not sent yet).
   for (const other of ctx.pool.all()) if (other.backend === backend && !running(other)) other.content = undefined;
 }
@@ -138,7 +138,7 @@ export async function enterLaunchGate(
   ctx: ProxyContext,
   plan: SlotPlan,
   analysis: PromptAnalysis,
-  restoreWorthIt: ((match: DiskMatch, slotLcp: number) => boolean) | undefined,
+  restoreWorthIt: (match: DiskMatch, slotLcp: number) => boolean,
 ): Promise<GatePass | undefined> {
   const backend = plan.slot.backend;
   if (!ctx.behaviour.clearsIdleSlots(backend)) return undefined;

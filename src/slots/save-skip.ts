@@ -33,6 +33,9 @@ export function growthOverParent(content: SlotContent, onDisk: (key: string) => 
   return { tokens: nTokens, unsaved: nTokens - parentTokens };
 }
 
+/** Every unsaved big content is saved before it is overwritten (the seed, and an operator's "save now"). */
+export const NEVER_SKIP: SkipSave = () => undefined;
+
 /** The smart policy's SkipSave under these rules. */
 export function skipSaveBy(rules: SkipRules): SkipSave {
   return (content) => {

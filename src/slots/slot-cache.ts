@@ -41,19 +41,25 @@ export interface CacheOpResult {
   unverified?: boolean;
 }
 
+/** The save policy's part in the cache's work (SavePolicy). */
+export interface CachePolicy {
+  /** Told the speed of every successful save and restore, whoever asked for it (smart: RestoreEconomics). */
+  readonly speeds: Pick<RestoreEconomics, 'noteSaveSpeed' | 'noteRestoreSpeed'>;
+  /**
+   * Lineage: once a save succeeds, the older entry the content extends is deleted (file, meta and index entry), so
+   * a conversation keeps one file, not one per turn. Takes effect only with `cacheDir`, where the files are.
+   */
+  readonly retiresParents: boolean;
+}
+
 export interface SlotCacheDeps {
   clients: readonly LlamaClient[];
   index: PrefixIndex;
   metaStore: MetaWriter;
   wordsPerBlock: number;
   log: Logger;
-  /**
-   * Lineage (smart policy): once a save succeeds, the older entry the content extends is deleted — file, meta and
-   * index entry — so a conversation keeps one file, not one per turn. Needs the cache directory to delete files.
-   */
-  lineage?: { cacheDir: string };
-  /** Learns save and restore speeds from every successful one, whoever asked for it (smart policy). */
-  economics?: Pick<RestoreEconomics, 'noteSaveSpeed' | 'noteRestoreSpeed'>;
+  /** What the save policy asks of the cache: learn speeds or not, retire parents or not (see save-policy.ts). */
+  policy: CachePolicy;
   /** Saves and restores hold the server's main loop: prefills running meanwhile are not the model's own speed. */
   activity?: BackendActivity;
   /** `CACHE_DIR` (the server's --slot-save-path), when configured: where a save that failed verification is deleted. */
@@ -78,6 +84,7 @@ export interface SlotCache {
 
 export function createSlotCache(deps: SlotCacheDeps): SlotCache {
   const wallClock = deps.now ?? Date.now;
+  const lineageDir = deps.policy.retiresParents ? deps.cacheDir : undefined;
   // Durations: monotonic (Date.now steps with the wall clock and rounds to whole milliseconds), to 0.01 ms.
   const now = () => performance.now();
   const elapsed = (since: number) => Math.round((now() - since) * 100) / 100;
@@ -123,7 +130,7 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
         ...(meta.fingerprint !== undefined && { fingerprint: meta.fingerprint }),
       };
       const result: CacheOpResult = { ok: true, ms: elapsed(started), ...serverMs(res.body, 'restore_ms'), tokens: num(res.body.n_restored), bytes: num(res.body.n_read) };
-      deps.economics?.noteRestoreSpeed(model, result.tokens, actionMs(result));
+      deps.policy.speeds.noteRestoreSpeed(model, result.tokens, actionMs(result));
       return result;
     } catch (err) {
       slot.content = undefined;
@@ -168,7 +175,7 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
       deps.index.unpin(content.key);
     }
     if (result.ok) {
-      deps.economics?.noteSaveSpeed(content.model, result.tokens, actionMs(result));
+      deps.policy.speeds.noteSaveSpeed(content.model, result.tokens, actionMs(result));
       await recordMeta(slot, content, result);
     } else {
       await dropMeta(content.key);
@@ -198,7 +205,7 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
       deps.log.warn({ key: content.key, err: describeCause(err) }, 'meta write failed; entry kept in memory only');
       return;
     }
-    if (deps.lineage && content.parentKey && content.parentKey !== content.key) await retireParent(content.parentKey, meta, deps.lineage.cacheDir);
+    if (lineageDir && content.parentKey && content.parentKey !== content.key) await retireParent(content.parentKey, meta, lineageDir);
   }
 
   /** Delete the older entry a successful save made redundant: same conversation, same disk, a prefix of the new. */

@@ -31,13 +31,33 @@ export interface WriteBehindDeps {
   describeBackend: (backend: number) => string;
 }
 
+/** What the generation flow tells the saver of answers' states (SavePolicy.createAnswerSaver). */
+export interface AnswerSaver {
+  /** A request released the slot: its new content may need saving. */
+  slotReleased(slot: SlotState): void;
+  /**
+   * Before a completion task starts on a backend that clears its idle slots: save what the slots not `running` now
+   * alone hold, and resolve with the results.
+   */
+  saveBeforeClearing(backend: number, running: (slot: SlotState) => boolean): Promise<CacheOpResult[]>;
+  /** Cancel pending saves and wait for running ones. */
+  close(): Promise<void>;
+}
+
+/** The `always` policy's: every answer was saved by its own request already. */
+export const NO_ANSWER_SAVER: AnswerSaver = {
+  slotReleased: () => undefined,
+  saveBeforeClearing: () => Promise.resolve([]),
+  close: () => Promise.resolve(),
+};
+
 interface Armed {
   content: SlotContent;
   settled: boolean;
   timers: NodeJS.Timeout[];
 }
 
-export class WriteBehindSaver {
+export class WriteBehindSaver implements AnswerSaver {
   private readonly armed = new Map<SlotState, Armed>();
   private readonly running = new Map<SlotState, Promise<CacheOpResult | undefined>>();
   private closed = false;
