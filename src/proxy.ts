@@ -87,6 +87,7 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
   const launchGate = new LaunchGate();
   const slotCache = createSlotCache({
     clients,
+    slots: pool,
     index,
     metaStore,
     wordsPerBlock: config.wordsPerBlock,

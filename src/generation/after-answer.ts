@@ -21,7 +21,7 @@ export function recordSlotContent(
   session: string | undefined,
 ): void {
   if (outcome.clientGone || !outcome.completed) {
-    plan.slot.content = undefined;
+    ctx.pool.forget(plan.slot);
     return;
   }
   if (outcome.status >= 400) return;
@@ -33,7 +33,7 @@ export function recordSlotContent(
   const parentKey = continues ? (previous.saved ? previous.key : previous.parentKey) : undefined;
   const parentTokens = continues ? (previous.saved ? previous.nTokens : previous.parentTokens) : undefined;
   const fingerprint = ctx.knownFingerprint(plan.slot.backend, analysis.model);
-  plan.slot.content = {
+  ctx.pool.fill(plan.slot, {
     key: analysis.key,
     model: analysis.model,
     blocks: analysis.blocks,
@@ -45,7 +45,7 @@ export function recordSlotContent(
     ...(parentTokens !== undefined && { parentTokens }),
     ...(fingerprint !== undefined && { fingerprint }),
     ...(session !== undefined && { session }),
-  };
+  });
 }
 
 /**
@@ -62,7 +62,7 @@ export function noticeLostSlot(ctx: ProxyContext, plan: SlotPlan, outcome: Forwa
   if (ctx.behaviour.clearsIdleSlots(backend)) return;
   ctx.log.warn({ backend: ctx.clients[backend]!.url, slot: plan.slot.id, cache_n: t.cache_n, prompt_n: t.prompt_n },
     'a slot had lost the conversation it was believed to hold (backend restarted?); forgetting what its slots held');
-  for (const slot of ctx.pool.all()) if (slot.backend === backend && slot !== plan.slot && !slot.busy) slot.content = undefined;
+  ctx.pool.forgetIdleOn(backend); // not plan.slot: its request holds it
   ctx.forgetBackend(backend);
 }
 

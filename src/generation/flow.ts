@@ -118,7 +118,7 @@ async function serve(ctx: ProxyContext, gen: Generation, reply: FastifyReply, ab
   } catch (err) {
     line.error = err;
     // The backend may have started on this prompt before it failed: what the slot held is no longer known.
-    if (line.forwardStarted !== undefined) plan.slot.content = undefined;
+    if (line.forwardStarted !== undefined) ctx.pool.forget(plan.slot);
     throw err;
   } finally {
     gate?.release();

@@ -84,7 +84,7 @@ export function createProxyContext(deps: Omit<ProxyContext, Derived>): ProxyCont
             const kind = await client.detectKind();
             log.info({ backend: client.url, kind }, 'backend kind detected');
             // A backend that was unreachable may have restarted: what we believed its slots held is gone.
-            for (const slot of pool.all()) if (slot.backend === i && !slot.busy) slot.content = undefined;
+            pool.forgetIdleOn(i);
             watch.forgetBackend(i);
             deps.behaviour.forget(i);
             idleProbes.delete(i);

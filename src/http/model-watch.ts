@@ -95,7 +95,7 @@ export function createModelWatch({ config, clients, pool, slotCache, skipSave, r
           .catch(() => undefined);
         if (!got) continue;
       } else if (unsavedBigContent(slot, skipSave)) {
-        slot.busy = true;
+        if (!pool.takeForBackground(slot)) continue;
       } else {
         logSkipped(slot, model);
         continue;
@@ -133,9 +133,7 @@ export function createModelWatch({ config, clients, pool, slotCache, skipSave, r
       return;
     }
     if (!loaded) return;
-    for (const slot of pool.all()) {
-      if (slot.backend === backend && !slot.busy && slot.content && !loaded.has(slot.model)) slot.content = undefined;
-    }
+    pool.forgetIdleOn(backend, (slot) => !loaded.has(slot.model));
     for (const key of [...known.keys()]) {
       const [b, m] = key.split('\u0000') as [string, string];
       if (Number(b) === backend && !loaded.has(m)) forget(backend, m);

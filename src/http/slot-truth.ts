@@ -79,17 +79,17 @@ function applyVerdict(ctx: ProxyContext, plan: SlotPlan, verdict: Exclude<SlotVe
   const { slot } = plan;
   const backend = slot.backend;
   const url = ctx.clients[backend]!.url;
-  slot.content = undefined;
+  ctx.pool.forget(slot);
   if (verdict === 'cleared-idle') {
     if (ctx.behaviour.noteClearsIdleSlots(backend)) {
       ctx.log.warn({ backend: url },
         'the server clears idle slots when a task starts (llama-server default: unified KV, --cache-idle-slots); ' +
         'saving idle slots before each task and restoring from disk from now on');
     }
-    for (const other of ctx.pool.group(backend, slot.model)) if (!other.busy && observed.get(other.id) === 0) other.content = undefined;
+    ctx.pool.forgetIdleOn(backend, (other) => other.model === slot.model && observed.get(other.id) === 0);
   } else if (verdict === 'restarted') {
     ctx.log.warn({ backend: url, slot: slot.id }, 'the server lost every slot (restarted?); forgetting what its slots held');
-    for (const other of ctx.pool.all()) if (other.backend === backend && !other.busy) other.content = undefined;
+    ctx.pool.forgetIdleOn(backend);
     ctx.forgetBackend(backend);
   } else {
     ctx.log.warn({ backend: url, slot: slot.id }, 'the slot holds another conversation (another client?); forgetting it');
@@ -108,7 +108,7 @@ export async function beforeTaskStart(ctx: ProxyContext, plan: SlotPlan, line: R
   const running = (slot: SlotState) => slot === plan.slot || ctx.behaviour.launched(slot);
   line.clearingSaves = await ctx.answerSaver.saveBeforeClearing(backend, running);
   // Idle at the server: ours too when a request holds the slot but waits at the gate (its task not sent yet).
-  for (const other of ctx.pool.all()) if (other.backend === backend && !running(other)) other.content = undefined;
+  ctx.pool.forgetClearedOn(backend, running);
 }
 
 /**

@@ -13,6 +13,7 @@ import { describeCause } from '../errors.js';
 import { continuesBlocks } from '../prompt/block-match.js';
 import type { BackendActivity } from '../backend/backend-activity.js';
 import type { RestoreEconomics } from './restore-economics.js';
+import type { SlotPool } from './slot-pool.js';
 import type { SlotContent, SlotState } from './slot-state.js';
 
 export interface MetaWriter {
@@ -54,6 +55,8 @@ export interface CachePolicy {
 
 export interface SlotCacheDeps {
   clients: readonly LlamaClient[];
+  /** Where what a save or restore did to a slot is recorded (the slot pool, the only writer of slot state). */
+  slots: Pick<SlotPool, 'fill' | 'forget' | 'markSaved'>;
   index: PrefixIndex;
   metaStore: MetaWriter;
   wordsPerBlock: number;
@@ -105,7 +108,7 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
     try {
       const res = await heavy(slot.backend, () => deps.clients[slot.backend]!.slotAction(model, slot.id, 'restore', key));
       if (!res.ok) {
-        slot.content = undefined;
+        deps.slots.forget(slot);
         const result: CacheOpResult = { ok: false, ms: elapsed(started), error: `HTTP ${res.status} ${errorMessage(res.body)}` };
         // The server could not load the file (missing, corrupt, another model's, or larger than the context) and
         // never will: stop offering it, or every request with this prefix pays a failed restore. Unless a save
@@ -118,7 +121,8 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
         return result;
       }
       const meta = deps.index.get(key);
-      slot.content = meta && {
+      if (!meta) deps.slots.forget(slot);
+      else deps.slots.fill(slot, {
         key,
         model,
         blocks: meta.blocks,
@@ -128,12 +132,12 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
         nTokens: num(res.body.n_restored),
         restored: true,
         ...(meta.fingerprint !== undefined && { fingerprint: meta.fingerprint }),
-      };
+      });
       const result: CacheOpResult = { ok: true, ms: elapsed(started), ...serverMs(res.body, 'restore_ms'), tokens: num(res.body.n_restored), bytes: num(res.body.n_read) };
       deps.policy.speeds.noteRestoreSpeed(model, result.tokens, actionMs(result));
       return result;
     } catch (err) {
-      slot.content = undefined;
+      deps.slots.forget(slot);
       return { ok: false, ms: elapsed(started), error: describeCause(err) };
     } finally {
       deps.index.unpin(key);
@@ -149,7 +153,7 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
     try {
       if (!(await client.isModelLoaded(content.model))) {
         // Nothing to save: the model's server is gone, and asking would load it again.
-        slot.content = undefined;
+        deps.slots.forget(slot);
         return { ok: false, ms: elapsed(started), error: 'model not loaded' };
       }
       const res = await heavy(slot.backend, () => client.slotAction(content.model, slot.id, 'save', content.key));
@@ -159,13 +163,13 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
       if (result.ok && result.tokens === 0 && (content.nTokens ?? 1) > 0) {
         // llama-server cleared the idle slot on its own (--cache-idle-slots with a unified KV buffer): the file
         // holds nothing, so it must not be offered for restores. The content lives on only in its RAM cache.
-        slot.content = undefined;
+        deps.slots.forget(slot);
         deps.onIdleSlotCleared?.(slot.backend);
         result = { ok: false, ms: result.ms, error: 'slot was empty: the server cleared it while idle' };
       } else if (result.ok && !savedWhatWeThink(result.tokens, content.nTokens)) {
         // The slot holds something else than we believe: the server restarted, or another client used the slot.
         // The file is somebody else's conversation under this key: never offer it.
-        slot.content = undefined;
+        deps.slots.forget(slot);
         result = { ok: false, ms: result.ms, error: `saved ${result.tokens} tokens, expected ${content.nTokens}: the slot holds other content`, unverified: true };
         await deleteFile(content.key);
       }
@@ -197,7 +201,7 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
       ...(content.fingerprint !== undefined && { fingerprint: content.fingerprint }),
     };
     deps.index.add(meta);
-    if (slot.content === content) content.saved = true;
+    deps.slots.markSaved(slot, content);
     try {
       await deps.metaStore.write(meta);
     } catch (err) {
