@@ -1,25 +1,29 @@
 /**
- * createProxy(config) wires the modules together (clients, index, slot pool, cache operations, cleanup job, HTTP
- * app) without listening, so tests and main share one construction path. `close()` stops everything in order.
+ * createProxy(config) wires the modules together without listening, so tests and main share one construction
+ * path: the backends and their slot pool, the index and meta store, the save policy (chosen here, once), the slot
+ * cache, the generation flow's collaborators, the HTTP app and the cleanup job. `close()` stops everything in order.
  */
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { createLlamaClient } from './backend/llama-client.js';
+import { createBackends } from './backend/backends.js';
+import type { Backends } from './backend/backends.js';
+import { createDiskMatcher } from './cache/disk-match.js';
 import { createMetaStore } from './cache/meta-store.js';
 import { PrefixIndex } from './cache/prefix-index.js';
 import { createCacheCleanup } from './cleanup/cache-cleanup.js';
 import type { Config } from './config/index.js';
+import type { GenerationDeps } from './generation/deps.js';
+import { prepareForModel } from './generation/model-swap.js';
+import { PendingModels } from './generation/pending-models.js';
 import { createApp } from './http/app.js';
-import { createProxyContext } from './http/context.js';
+import type { Inflight } from './http/inflight.js';
 import { registerProxycacheApi } from './http/proxycache-api.js';
 import { createObservation } from './observe/observation.js';
-import type { ProxyContext } from './http/context.js';
 import { createSlotCache } from './slots/slot-cache.js';
-import { SlotPool } from './slots/slot-pool.js';
+import type { SlotPool } from './slots/slot-pool.js';
 import { RestoreEconomics } from './slots/restore-economics.js';
 import { PromptAnalyzer } from './prompt/prompt-analyzer.js';
 import { createSavePolicy } from './slots/save-policy.js';
-import { ServerBehaviour } from './backend/server-behaviour.js';
 import { ResaveRent } from './slots/resave-rent.js';
 import { LaunchGate } from './slots/launch-gate.js';
 import { BackendActivity } from './backend/backend-activity.js';
@@ -29,7 +33,8 @@ import type { ShutdownSaveDeps } from './slots/shutdown-saves.js';
 
 export interface Proxy {
   app: FastifyInstance;
-  ctx: ProxyContext;
+  /** The state tests may inspect (read): slots, index, prompt analyzer, learnt speeds. */
+  state: { backends: Backends; pool: SlotPool; index: PrefixIndex; analyzer: PromptAnalyzer; economics: RestoreEconomics };
   /** Listen on config.host:config.port (or the given port); resolves with the base URL. */
   listen(port?: number): Promise<string>;
   /**
@@ -43,15 +48,8 @@ export interface Proxy {
 const ANSWERS_SHARE = 1 / 3;
 
 export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
-  const clients = config.backends.map((b) =>
-    createLlamaClient({
-      url: b.url,
-      kind: b.type === 'auto' ? undefined : b.type,
-      connectTimeoutMs: config.connectTimeout * 1000,
-      requestTimeoutMs: config.requestTimeout * 1000,
-      apiKey: config.backendApiKey,
-    }),
-  );
+  const { backends, pool } = createBackends(config, log);
+  const clients = backends.clients;
   const metaStore = createMetaStore(config.metaDir);
   const index = new PrefixIndex();
   const { metas, problems } = await metaStore.loadAll();
@@ -59,18 +57,15 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
   for (const problem of problems) log.warn(problem, 'unreadable meta file set aside');
   log.info({ meta_dir: config.metaDir, entries: index.size }, 'cache index loaded');
 
-  const pool = new SlotPool(
-    config.backends.map((b, i) => ({ nSlots: b.nSlots, sharedAcrossModels: () => (clients[i]!.kind ?? 'llama-server') === 'llama-server' })),
-  );
   const economics = new RestoreEconomics();
-  const resaveRent = new ResaveRent();
+  const rent = new ResaveRent();
   const onDisk = (key: string) => index.get(key) !== undefined;
   const policy = createSavePolicy(config.savePolicy, {
     minNewTokens: config.saveMinNewTokens,
     wordsPerBlock: config.wordsPerBlock,
     cacheDir: config.cacheDir,
     economics,
-    rent: resaveRent,
+    rent,
     onDisk,
     log,
   });
@@ -83,8 +78,6 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     prefillMsPerToken: (model) => economics.prefillMsPerToken(model),
   });
   const activity = new BackendActivity();
-  const behaviour = new ServerBehaviour();
-  const launchGate = new LaunchGate();
   const slotCache = createSlotCache({
     clients,
     slots: pool,
@@ -97,7 +90,7 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     ...(config.cacheDir && { cacheDir: config.cacheDir }),
     onResult: (action, result) => observation.metrics.noteCacheOp(action, result),
     onIdleSlotCleared: (backend) => {
-      if (behaviour.noteClearsIdleSlots(backend)) {
+      if (backends.at(backend).behaviour.noteClearsIdleSlots()) {
         log.warn({ backend: clients[backend]!.url }, 'the server clears idle slots when a task starts (a save found a slot empty); saving idle slots before each task from now on');
       }
     },
@@ -114,10 +107,21 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     windowMs: config.idleSaveSeconds * 1000,
     describeBackend: (backend) => clients[backend]!.url,
   });
-  const ctx = createProxyContext({
-    config, clients, pool, index, slotCache, economics, analyzer, activity, behaviour, resaveRent, launchGate, log,
-    observer: observation.observer, policy, answerSaver,
-  });
+  const swapDeps = {
+    backends, pool, slotCache, skipSave: policy.skipSave, rent, log,
+    acquireTimeoutMs: config.acquireTimeout * 1000,
+    loadTimeoutMs: config.requestTimeout * 1000,
+  };
+  const generation: GenerationDeps = {
+    analyzer, backends, pool, index, slotCache, policy, answerSaver, activity, rent, log,
+    diskMatch: createDiskMatcher({ index, backends, policy, wordsPerBlock: config.wordsPerBlock, lcpTh: config.lcpTh }),
+    prepareForModel: (model, big) => prepareForModel(swapDeps, model, big),
+    pending: new PendingModels(),
+    launchGate: new LaunchGate(),
+    observer: observation.observer,
+    lcpTh: config.lcpTh,
+    acquireTimeoutMs: config.acquireTimeout * 1000,
+  };
   const cleanup = createCacheCleanup({
     cacheDir: config.cacheDir ?? '',
     maxAgeHours: config.cacheMaxAgeHours,
@@ -128,9 +132,15 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     log,
     onRun: (stats) => observation.metrics.noteCleanup(stats),
   });
-  // Answers in progress get part of the shutdown time; meanwhile new requests get 503 (shutdown-drain.ts).
-  const app = createApp(ctx, { shutdownGraceMs: config.shutdownTimeoutSeconds * 1000 * ANSWERS_SHARE });
-  registerProxycacheApi(app, ctx, observation, { metaStore, cleanup });
+  const inflight: Inflight = new Set();
+  const app = createApp({
+    config, log, generation, clients, inflight,
+    slots: () => pool.all(),
+    entryCount: () => index.size,
+    // Answers in progress get part of the shutdown time; meanwhile new requests get 503 (shutdown-drain.ts).
+    shutdownGraceMs: config.shutdownTimeoutSeconds * 1000 * ANSWERS_SHARE,
+  });
+  registerProxycacheApi(app, { config, backends, pool, index, slotCache, economics, metaStore, cleanup, log }, observation);
 
   const shutdownSaves: ShutdownSaveDeps = {
     pool,
@@ -143,9 +153,9 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
   let closing: Promise<void> | undefined;
   return {
     app,
-    ctx,
+    state: { backends, pool, index, analyzer, economics },
     async listen(port = config.port) {
-      await ctx.ensureBackendKinds();
+      await backends.ensureReady();
       cleanup.start();
       const address = await app.listen({ host: config.host, port });
       log.info({ address, backends: clients.map((c) => ({ url: c.url, kind: c.kind ?? 'unknown' })) }, 'proxycache listening');
@@ -169,7 +179,7 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     // A keep-alive socket whose answer ends after close() began would otherwise linger until its timeout; once no
     // chat answer is in progress, whatever is left (half-read requests, stray sockets) is closed too.
     const sweep = setInterval(() => {
-      if (ctx.inflight.size === 0) app.server.closeAllConnections();
+      if (inflight.size === 0) app.server.closeAllConnections();
       else app.server.closeIdleConnections();
     }, 50);
     try {
@@ -180,7 +190,7 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     }
     if (deadline.signal.aborted) {
       app.server.closeAllConnections();
-      log.warn({ timeout_s: config.shutdownTimeoutSeconds, not_saved: unsavedAtShutdown(shutdownSaves), handlers_running: ctx.inflight.size },
+      log.warn({ timeout_s: config.shutdownTimeoutSeconds, not_saved: unsavedAtShutdown(shutdownSaves), handlers_running: inflight.size },
         'shutdown deadline reached; aborting what is still running');
     }
     await cleanup.stop();
@@ -191,7 +201,7 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
   async function drainAndSave(signal: AbortSignal): Promise<void> {
     await app.close();
     // Replies are out, but a handler may still be saving; wait for it, then keep what only the slots hold.
-    await Promise.allSettled([...ctx.inflight]);
+    await Promise.allSettled([...inflight]);
     await answerSaver.close();
     await policy.saveOnShutdown(shutdownSaves, signal);
   }

@@ -9,6 +9,7 @@ import { NEVER_SKIP } from './save-skip.js';
 import { unsavedBigContent } from './slot-planner.js';
 import type { SlotPool } from './slot-pool.js';
 import type { SlotState } from './slot-state.js';
+import { shortKey } from '../cache/meta-file.js';
 
 export interface SaveNowResult {
   backend: number;
@@ -31,7 +32,7 @@ export async function saveAllNow(pool: SlotPool, slotCache: SlotCache): Promise<
     for (const slot of slots) {
       const content = unsavedBigContent(slot, NEVER_SKIP);
       if (!content) continue; // saved meanwhile (write-behind, an eviction)
-      const entry = { backend: slot.backend, model: content.model, slot: slot.id, key: content.key.slice(0, 16) };
+      const entry = { backend: slot.backend, model: content.model, slot: slot.id, key: shortKey(content.key) };
       if (!pool.takeForBackground(slot)) {
         done.push({ ...entry, result: 'busy' });
         continue;

@@ -8,6 +8,7 @@
  *   time, shutdown), let go of growth cheaper to prefill again, restore only what pays off, and learn the speeds.
  */
 import type { Logger } from 'pino';
+import type { Config } from '../config/index.js';
 import type { ResaveRent } from './resave-rent.js';
 import type { RestoreEconomics } from './restore-economics.js';
 import { NEVER_SKIP, skipSaveBy } from './save-skip.js';
@@ -20,7 +21,8 @@ import type { DiskMatch } from './slot-state.js';
 import { NO_ANSWER_SAVER, WriteBehindSaver } from './write-behind.js';
 import type { AnswerSaver, WriteBehindDeps } from './write-behind.js';
 
-export type SavePolicyName = 'always' | 'smart';
+/** SAVE_POLICY's values. */
+export type SavePolicyName = Config['savePolicy'];
 
 /** The figures of an answer the policy may learn from (llama.cpp's `timings`). */
 export interface AnswerTimings {

@@ -7,6 +7,7 @@ import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { LlamaClient } from '../backend/llama-client.js';
+import { buildMeta } from '../cache/meta-file.js';
 import type { CacheMeta } from '../cache/meta-file.js';
 import type { PrefixIndex } from '../cache/prefix-index.js';
 import { describeCause } from '../errors.js';
@@ -188,18 +189,18 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
   }
 
   async function recordMeta(slot: SlotState, content: SlotContent, result: CacheOpResult): Promise<void> {
-    const meta: CacheMeta = {
+    const meta = buildMeta({
       key: content.key,
-      model_id: content.model,
-      prefix_len: content.prefixLen,
+      model: content.model,
+      prefixLen: content.prefixLen,
+      blocks: content.blocks,
       wpb: deps.wordsPerBlock,
-      blocks: [...content.blocks],
       timestamp: wallClock() / 1000,
       backend: deps.clients[slot.backend]!.url,
-      ...(result.tokens !== undefined && { n_tokens: result.tokens }),
-      ...(result.bytes !== undefined && { file_bytes: result.bytes }),
-      ...(content.fingerprint !== undefined && { fingerprint: content.fingerprint }),
-    };
+      n_tokens: result.tokens,
+      file_bytes: result.bytes,
+      fingerprint: content.fingerprint,
+    });
     deps.index.add(meta);
     deps.slots.markSaved(slot, content);
     try {

@@ -7,7 +7,7 @@
  * what changed through the named methods below (`fill`, `forget`, `markSaved`…).
  */
 import { noSlotAvailable } from '../errors.js';
-import { groupKey } from './group-key.js';
+import { groupKey } from '../backend/group-key.js';
 import type { SlotContent, SlotPlan, SlotState } from './slot-state.js';
 
 type Writable<T> = { -readonly [K in keyof T]: T[K] };

@@ -15,6 +15,7 @@ import type { Logger } from 'pino';
 import type { CacheOpResult, SlotCache } from './slot-cache.js';
 import type { SlotPool } from './slot-pool.js';
 import type { SlotContent, SlotState } from './slot-state.js';
+import { shortKey } from '../cache/meta-file.js';
 
 export interface WriteBehindDeps {
   pool: SlotPool;
@@ -153,7 +154,7 @@ export class WriteBehindSaver implements AnswerSaver {
       const save = await work;
       if (logLine) {
         const where = { backend: this.deps.describeBackend(slot.backend), model: content.model, slot: slot.id };
-        this.deps.log.info({ ...where, key: content.key.slice(0, 16), why, save }, 'saved after answer');
+        this.deps.log.info({ ...where, key: shortKey(content.key), why, save }, 'saved after answer');
       }
       return save;
     } finally {

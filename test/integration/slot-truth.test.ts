@@ -11,7 +11,7 @@ import { chat, continued, exists, keyOf, logLineAfter, metaPath, opening, slotFi
 import { postJson, startStack } from '../support/stack.js';
 import type { Stack } from '../support/stack.js';
 import { closeStack } from '../support/teardown.js';
-import { RECHECK_AFTER_QUIET_MS } from '../../src/http/slot-truth.js';
+import { RECHECK_AFTER_QUIET_MS } from '../../src/generation/slot-truth.js';
 import { words } from '../support/text.js';
 
 const short = (messages: Parameters<typeof keyOf>[0]) => keyOf(messages).slice(0, 16);
