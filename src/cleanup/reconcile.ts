@@ -16,7 +16,7 @@ export interface CacheFile {
 /** A key is the SHA-256 hex of the prompt (the seed's and ours): the only names the proxy ever saves under. */
 const KEY_NAME = /^[0-9a-f]{64}$/;
 
-export function isKeyName(name: string): boolean {
+function isKeyName(name: string): boolean {
   return KEY_NAME.test(name);
 }
 

@@ -17,7 +17,7 @@ import { track } from './inflight.js';
 import type { Inflight } from './inflight.js';
 
 /** Every managed route: its paths and its adapter. */
-export const GENERATION_ROUTES: ReadonlyArray<{ paths: readonly string[]; adapter: GenerationAdapter }> = [
+const GENERATION_ROUTES: ReadonlyArray<{ paths: readonly string[]; adapter: GenerationAdapter }> = [
   { paths: ['/v1/chat/completions', '/chat/completions'], adapter: chatAdapter },
   ...['/v1/completions', '/completions', '/completion'].map((path) => ({ paths: [path], adapter: completionAdapter(path) })),
   { paths: ['/infill'], adapter: infillAdapter },

@@ -67,7 +67,7 @@ export function unplacedLine(
 }
 
 /** Milliseconds with two decimals. */
-export function roundMs(n: number): number {
+function roundMs(n: number): number {
   return Math.round(n * 100) / 100;
 }
 

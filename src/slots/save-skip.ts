@@ -27,7 +27,7 @@ export interface SkipRules {
 }
 
 /** The content's tokens and those it added to its parent entry, when the parent is on disk and both are known. */
-export function growthOverParent(content: SlotContent, onDisk: (key: string) => boolean): { tokens: number; unsaved: number } | undefined {
+function growthOverParent(content: SlotContent, onDisk: (key: string) => boolean): { tokens: number; unsaved: number } | undefined {
   const { parentKey, parentTokens, nTokens } = content;
   if (parentKey === undefined || parentTokens === undefined || nTokens === undefined || !onDisk(parentKey)) return undefined;
   return { tokens: nTokens, unsaved: nTokens - parentTokens };

@@ -281,7 +281,7 @@ function serverMs(body: Record<string, unknown>, field: 'save_ms' | 'restore_ms'
 }
 
 /** How long the action itself took: the server's own figure when it reports one, else the wall time. */
-export function actionMs(result: CacheOpResult): number {
+function actionMs(result: CacheOpResult): number {
   return result.serverMs ?? result.ms;
 }
 
