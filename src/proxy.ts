@@ -1,36 +1,40 @@
 /**
- * createProxy(config) wires the modules together (clients, index, slot pool, cache operations, cleanup job, HTTP
- * app) without listening, so tests and main share one construction path. `close()` stops everything in order.
+ * createProxy(config) wires the modules together without listening, so tests and main share one construction
+ * path: the backends and their slot pool, the index and meta store, the save policy (chosen here, once), the slot
+ * cache, the generation flow's collaborators, the HTTP app and the cleanup job. `close()` stops everything in order.
  */
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import { createLlamaClient } from './backend/llama-client.js';
+import { createBackends } from './backend/backends.js';
+import type { Backends } from './backend/backends.js';
+import { createDiskMatcher } from './cache/disk-match.js';
 import { createMetaStore } from './cache/meta-store.js';
 import { PrefixIndex } from './cache/prefix-index.js';
 import { createCacheCleanup } from './cleanup/cache-cleanup.js';
 import type { Config } from './config/index.js';
+import type { GenerationDeps } from './generation/deps.js';
+import { prepareForModel } from './generation/model-swap.js';
+import { PendingModels } from './generation/pending-models.js';
 import { createApp } from './http/app.js';
-import { createProxyContext } from './http/context.js';
+import type { Inflight } from './http/inflight.js';
 import { registerProxycacheApi } from './http/proxycache-api.js';
 import { createObservation } from './observe/observation.js';
-import type { ProxyContext } from './http/context.js';
 import { createSlotCache } from './slots/slot-cache.js';
-import { SlotPool } from './slots/slot-pool.js';
+import type { SlotPool } from './slots/slot-pool.js';
 import { RestoreEconomics } from './slots/restore-economics.js';
 import { PromptAnalyzer } from './prompt/prompt-analyzer.js';
-import { WriteBehindSaver } from './slots/write-behind.js';
-import { skipSaveBy } from './slots/save-skip.js';
-import { ServerBehaviour } from './backend/server-behaviour.js';
+import { createSavePolicy } from './slots/save-policy.js';
 import { ResaveRent } from './slots/resave-rent.js';
 import { LaunchGate } from './slots/launch-gate.js';
 import { BackendActivity } from './backend/backend-activity.js';
 import { unsavedBigContent } from './slots/slot-planner.js';
-import { saveOnShutdown, unsavedAtShutdown } from './slots/shutdown-saves.js';
+import { unsavedAtShutdown } from './slots/shutdown-saves.js';
 import type { ShutdownSaveDeps } from './slots/shutdown-saves.js';
 
 export interface Proxy {
   app: FastifyInstance;
-  ctx: ProxyContext;
+  /** The state tests may inspect (read): slots, index, prompt analyzer, learnt speeds. */
+  state: { backends: Backends; pool: SlotPool; index: PrefixIndex; analyzer: PromptAnalyzer; economics: RestoreEconomics };
   /** Listen on config.host:config.port (or the given port); resolves with the base URL. */
   listen(port?: number): Promise<string>;
   /**
@@ -44,15 +48,8 @@ export interface Proxy {
 const ANSWERS_SHARE = 1 / 3;
 
 export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
-  const clients = config.backends.map((b) =>
-    createLlamaClient({
-      url: b.url,
-      kind: b.type === 'auto' ? undefined : b.type,
-      connectTimeoutMs: config.connectTimeout * 1000,
-      requestTimeoutMs: config.requestTimeout * 1000,
-      apiKey: config.backendApiKey,
-    }),
-  );
+  const { backends, pool } = createBackends(config, log);
+  const clients = backends.clients;
   const metaStore = createMetaStore(config.metaDir);
   const index = new PrefixIndex();
   const { metas, problems } = await metaStore.loadAll();
@@ -60,36 +57,40 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
   for (const problem of problems) log.warn(problem, 'unreadable meta file set aside');
   log.info({ meta_dir: config.metaDir, entries: index.size }, 'cache index loaded');
 
-  const pool = new SlotPool(
-    config.backends.map((b, i) => ({ nSlots: b.nSlots, sharedAcrossModels: () => (clients[i]!.kind ?? 'llama-server') === 'llama-server' })),
-  );
-  const smart = config.savePolicy === 'smart';
   const economics = new RestoreEconomics();
+  const rent = new ResaveRent();
+  const onDisk = (key: string) => index.get(key) !== undefined;
+  const policy = createSavePolicy(config.savePolicy, {
+    minNewTokens: config.saveMinNewTokens,
+    wordsPerBlock: config.wordsPerBlock,
+    cacheDir: config.cacheDir,
+    economics,
+    rent,
+    onDisk,
+    log,
+  });
   const observation = createObservation({
     clients,
     slots: () => pool.all(),
     entries: () => index.entries(),
     entryCount: () => index.size,
-    unsaved: (slot) => unsavedBigContent(slot, ctx.skipSave) !== undefined,
+    unsaved: (slot) => unsavedBigContent(slot, policy.skipSave) !== undefined,
     prefillMsPerToken: (model) => economics.prefillMsPerToken(model),
   });
   const activity = new BackendActivity();
-  const behaviour = new ServerBehaviour();
-  const resaveRent = new ResaveRent();
-  const launchGate = new LaunchGate();
   const slotCache = createSlotCache({
     clients,
+    slots: pool,
     index,
     metaStore,
     wordsPerBlock: config.wordsPerBlock,
     log,
-    ...(smart && config.cacheDir && { lineage: { cacheDir: config.cacheDir } }),
-    ...(smart && { economics }),
+    policy,
     activity,
     ...(config.cacheDir && { cacheDir: config.cacheDir }),
     onResult: (action, result) => observation.metrics.noteCacheOp(action, result),
     onIdleSlotCleared: (backend) => {
-      if (behaviour.noteClearsIdleSlots(backend)) {
+      if (backends.at(backend).behaviour.noteClearsIdleSlots()) {
         log.warn({ backend: clients[backend]!.url }, 'the server clears idle slots when a task starts (a save found a slot empty); saving idle slots before each task from now on');
       }
     },
@@ -99,22 +100,28 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     wordsPerBlock: config.wordsPerBlock,
     bigThresholdWords: config.bigThresholdWords,
   });
-  const floorOnly = skipSaveBy({ minNewTokens: config.saveMinNewTokens, onDisk: (key) => index.get(key) !== undefined });
-  const writeBehind = smart
-    ? new WriteBehindSaver({
-      pool,
-      slotCache,
-      log,
-      windowMs: config.idleSaveSeconds * 1000,
-      // When the save would delay someone, the eviction's own rule; in the idle time only the floor (nobody waits).
-      unsaved: (slot, busy) => unsavedBigContent(slot, busy ? ctx.skipSave : floorOnly),
-      describeBackend: (backend) => clients[backend]!.url,
-    })
-    : undefined;
-  const ctx = createProxyContext({
-    config, clients, pool, index, slotCache, economics, analyzer, activity, behaviour, resaveRent, launchGate, log,
-    observer: observation.observer, ...(writeBehind && { writeBehind }),
+  const answerSaver = policy.createAnswerSaver({
+    pool,
+    slotCache,
+    log,
+    windowMs: config.idleSaveSeconds * 1000,
+    describeBackend: (backend) => clients[backend]!.url,
   });
+  const swapDeps = {
+    backends, pool, slotCache, skipSave: policy.skipSave, rent, log,
+    acquireTimeoutMs: config.acquireTimeout * 1000,
+    loadTimeoutMs: config.requestTimeout * 1000,
+  };
+  const generation: GenerationDeps = {
+    analyzer, backends, pool, index, slotCache, policy, answerSaver, activity, rent, log,
+    diskMatch: createDiskMatcher({ index, backends, policy, wordsPerBlock: config.wordsPerBlock, lcpTh: config.lcpTh }),
+    prepareForModel: (model, big) => prepareForModel(swapDeps, model, big),
+    pending: new PendingModels(),
+    launchGate: new LaunchGate(),
+    observer: observation.observer,
+    lcpTh: config.lcpTh,
+    acquireTimeoutMs: config.acquireTimeout * 1000,
+  };
   const cleanup = createCacheCleanup({
     cacheDir: config.cacheDir ?? '',
     maxAgeHours: config.cacheMaxAgeHours,
@@ -125,24 +132,30 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     log,
     onRun: (stats) => observation.metrics.noteCleanup(stats),
   });
-  // Answers in progress get part of the shutdown time; meanwhile new requests get 503 (shutdown-drain.ts).
-  const app = createApp(ctx, { shutdownGraceMs: config.shutdownTimeoutSeconds * 1000 * ANSWERS_SHARE });
-  registerProxycacheApi(app, ctx, observation, { metaStore, cleanup });
+  const inflight: Inflight = new Set();
+  const app = createApp({
+    config, log, generation, clients, inflight,
+    slots: () => pool.all(),
+    entryCount: () => index.size,
+    // Answers in progress get part of the shutdown time; meanwhile new requests get 503 (shutdown-drain.ts).
+    shutdownGraceMs: config.shutdownTimeoutSeconds * 1000 * ANSWERS_SHARE,
+  });
+  registerProxycacheApi(app, { config, backends, pool, index, slotCache, economics, metaStore, cleanup, log }, observation);
 
   const shutdownSaves: ShutdownSaveDeps = {
     pool,
     slotCache,
     log,
     minNewTokens: config.saveMinNewTokens,
-    onDisk: (key) => index.get(key) !== undefined,
+    onDisk,
     describeBackend: (backend) => clients[backend]!.url,
   };
   let closing: Promise<void> | undefined;
   return {
     app,
-    ctx,
+    state: { backends, pool, index, analyzer, economics },
     async listen(port = config.port) {
-      await ctx.ensureBackendKinds();
+      await backends.ensureReady();
       cleanup.start();
       const address = await app.listen({ host: config.host, port });
       log.info({ address, backends: clients.map((c) => ({ url: c.url, kind: c.kind ?? 'unknown' })) }, 'proxycache listening');
@@ -166,7 +179,7 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     // A keep-alive socket whose answer ends after close() began would otherwise linger until its timeout; once no
     // chat answer is in progress, whatever is left (half-read requests, stray sockets) is closed too.
     const sweep = setInterval(() => {
-      if (ctx.inflight.size === 0) app.server.closeAllConnections();
+      if (inflight.size === 0) app.server.closeAllConnections();
       else app.server.closeIdleConnections();
     }, 50);
     try {
@@ -177,7 +190,7 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     }
     if (deadline.signal.aborted) {
       app.server.closeAllConnections();
-      log.warn({ timeout_s: config.shutdownTimeoutSeconds, not_saved: unsavedAtShutdown(shutdownSaves), handlers_running: ctx.inflight.size },
+      log.warn({ timeout_s: config.shutdownTimeoutSeconds, not_saved: unsavedAtShutdown(shutdownSaves), handlers_running: inflight.size },
         'shutdown deadline reached; aborting what is still running');
     }
     await cleanup.stop();
@@ -188,8 +201,8 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
   async function drainAndSave(signal: AbortSignal): Promise<void> {
     await app.close();
     // Replies are out, but a handler may still be saving; wait for it, then keep what only the slots hold.
-    await Promise.allSettled([...ctx.inflight]);
-    await writeBehind?.close();
-    if (smart) await saveOnShutdown(shutdownSaves, signal);
+    await Promise.allSettled([...inflight]);
+    await answerSaver.close();
+    await policy.saveOnShutdown(shutdownSaves, signal);
   }
 }

@@ -29,7 +29,7 @@ describe('proxy in front of a real llama-server in router mode (two models, --mo
   it('detects router mode and pins requests to the model\'s slots', async () => {
     const a = openingOf(401);
     const a1 = await realChat(stack, 'proxy', a, { model: 'alpha' });
-    assert.equal(stack.proxy.ctx.clients[0]!.kind, 'router');
+    assert.equal(stack.proxy.state.backends.at(0).client.kind, 'router');
     const slots = await serverSlots(stack.server, 'alpha');
     assert.equal(slots[a1.line.slot]!.n_prompt_tokens, a1.slotTokens, 'A is in the slot the proxy pinned it to');
     const a2 = await realChat(stack, 'proxy', nextTurn(a, a1.content, 402), { model: 'alpha' });

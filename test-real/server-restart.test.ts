@@ -4,7 +4,7 @@
  * prefill them, including a conversation answered only a moment before the restart (bounded loss).
  */
 import assert from 'node:assert/strict';
-import { RECHECK_AFTER_QUIET_MS } from '../src/http/slot-truth.js';
+import { RECHECK_AFTER_QUIET_MS } from '../src/generation/slot-truth.js';
 import { afterEach, describe, it } from 'node:test';
 import { APIError } from 'openai';
 import { exists, keyOf, metaPath } from '../test/support/cache.js';

@@ -10,8 +10,6 @@
 export type BackendKind = 'llama-server' | 'llama-swap' | 'router';
 export type SlotAction = 'save' | 'restore' | 'erase';
 
-export const BACKEND_KINDS: readonly BackendKind[] = ['llama-server', 'llama-swap', 'router'];
-
 /** The request path and JSON body for one slot action. */
 export function slotActionRequest(
   kind: BackendKind,

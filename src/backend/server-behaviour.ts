@@ -11,12 +11,13 @@
  */
 import type { SlotState } from '../slots/slot-state.js';
 
+/** One backend's behaviour (each `Backend` has its own). */
 export class ServerBehaviour {
-  private readonly clearing = new Set<number>();
-  private readonly keeping = new Set<number>();
-  private readonly lastContact = new Map<number, number>();
-  /** Tasks started per backend, and the count when each slot last started one. */
-  private readonly tasks = new Map<number, number>();
+  /** How the server treats idle slots: seen clearing them, seen keeping them, or not known yet. */
+  private idleSlots: 'clears' | 'keeps' | undefined;
+  private lastContact: number | undefined;
+  /** Tasks started on the backend, and the count when each slot last started one. */
+  private tasks = 0;
   private readonly slotTask = new WeakMap<SlotState, number>();
   /** Slots whose request is in flight (sent, its end not yet read by the proxy). */
   private readonly running = new Set<SlotState>();
@@ -25,38 +26,35 @@ export class ServerBehaviour {
   constructor(private readonly now: () => number = Date.now) {}
 
   /** True once the backend was seen clearing idle slots by itself. */
-  clearsIdleSlots(backend: number): boolean {
-    return this.clearing.has(backend);
+  clearsIdleSlots(): boolean {
+    return this.idleSlots === 'clears';
   }
 
   /** Whether the backend's treatment of idle slots is known (clears them, or was seen keeping them). */
-  settled(backend: number): boolean {
-    return this.clearing.has(backend) || this.keeping.has(backend);
+  settled(): boolean {
+    return this.idleSlots !== undefined;
   }
 
   /** Returns true when this is news (worth a log line). */
-  noteClearsIdleSlots(backend: number): boolean {
-    if (this.clearing.has(backend)) return false;
-    this.keeping.delete(backend);
-    this.clearing.add(backend);
+  noteClearsIdleSlots(): boolean {
+    if (this.idleSlots === 'clears') return false;
+    this.idleSlots = 'clears';
     return true;
   }
 
   /** The start-up probe saw the server keep an idle slot. */
-  noteKeepsIdleSlots(backend: number): void {
-    if (!this.clearing.has(backend)) this.keeping.add(backend);
+  noteKeepsIdleSlots(): void {
+    if (this.idleSlots !== 'clears') this.idleSlots = 'keeps';
   }
 
   /** `GET /slots` showed the slot still holding its content: proof of keeping if another task ran since its own. */
-  noteSlotKept(backend: number, slot: SlotState): void {
-    if ((this.tasks.get(backend) ?? 0) > (this.slotTask.get(slot) ?? 0) && !this.clearing.has(backend)) this.keeping.add(backend);
+  noteSlotKept(slot: SlotState): void {
+    if (this.tasks > (this.slotTask.get(slot) ?? 0) && this.idleSlots !== 'clears') this.idleSlots = 'keeps';
   }
 
   /** A completion task is about to start on the slot. */
-  noteTaskStart(backend: number, slot: SlotState): void {
-    const count = (this.tasks.get(backend) ?? 0) + 1;
-    this.tasks.set(backend, count);
-    this.slotTask.set(slot, count);
+  noteTaskStart(slot: SlotState): void {
+    this.slotTask.set(slot, ++this.tasks);
   }
 
   /** The slot's request was sent to the server: its task runs, or is about to, or has just ended there. */
@@ -89,19 +87,17 @@ export class ServerBehaviour {
   }
 
   /** The proxy just heard from the backend (an answer ended, a slot action answered). */
-  noteContact(backend: number): void {
-    this.lastContact.set(backend, this.now());
+  noteContact(): void {
+    this.lastContact = this.now();
   }
 
   /** Milliseconds since the proxy last heard from the backend (Infinity if never). */
-  quietFor(backend: number): number {
-    const at = this.lastContact.get(backend);
-    return at === undefined ? Infinity : this.now() - at;
+  quietFor(): number {
+    return this.lastContact === undefined ? Infinity : this.now() - this.lastContact;
   }
 
   /** The backend restarted or was unreachable: it may come back configured differently. */
-  forget(backend: number): void {
-    this.clearing.delete(backend);
-    this.keeping.delete(backend);
+  forget(): void {
+    this.idleSlots = undefined;
   }
 }

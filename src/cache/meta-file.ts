@@ -2,8 +2,6 @@
  * The meta file format: `{META_DIR}/{key}.meta.json`, one per saved KV cache file, in the seed's JSON shape so
  * both proxies can read each other's files. Parsing, validation, serialisation and file naming; no disk access.
  */
-import { codePointLength } from '../prompt/python-compat.js';
-
 /**
  * One saved prompt prefix. The first six fields are the seed's; the optional ones are ours and absent from
  * seed-written metas. Fields we do not know are kept at run time (and written back) but are not typed.
@@ -102,22 +100,31 @@ export function serializeMeta(meta: CacheMeta): string {
   return JSON.stringify({ key, model_id, prefix_len, wpb, blocks, timestamp, ...rest }, null, 2);
 }
 
-/** Builds a fresh meta for a prompt just saved; `timestamp` defaults to now. */
+/** First 16 hex digits of a cache key: enough to follow one conversation through the log and the status API. */
+export function shortKey(key: string): string {
+  return key.slice(0, 16);
+}
+
+/**
+ * The meta of a prompt prefix just saved: the seed's fields in the seed's order, then ours where known (an
+ * undefined one is left out, as the seed's metas lack them). `timestamp` defaults to now.
+ */
 export function buildMeta(input: {
   key: string;
   model: string;
-  text: string;
-  blocks: string[];
+  /** Length of the canonical prompt text in code points (PromptAnalysis.prefixLen). */
+  prefixLen: number;
+  blocks: readonly string[];
   wpb: number;
   timestamp?: number;
-  backend?: string;
-  n_tokens?: number;
-  file_bytes?: number;
-  fingerprint?: string;
+  backend?: string | undefined;
+  n_tokens?: number | undefined;
+  file_bytes?: number | undefined;
+  fingerprint?: string | undefined;
 }): CacheMeta {
-  const { key, model, text, blocks, wpb, timestamp = Date.now() / 1000, ...ours } = input;
-  const extra = Object.fromEntries(Object.entries(ours).filter(([, v]) => v !== undefined));
-  return parseMeta({ key, model_id: model, prefix_len: codePointLength(text), wpb, blocks, timestamp, ...extra });
+  const { key, model, prefixLen, blocks, wpb, timestamp = Date.now() / 1000, ...ours } = input;
+  const known = Object.fromEntries(Object.entries(ours).filter(([, v]) => v !== undefined));
+  return { key, model_id: model, prefix_len: prefixLen, wpb, blocks: [...blocks], timestamp, ...known };
 }
 
 function isCount(v: unknown): v is number {

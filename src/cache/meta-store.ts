@@ -29,7 +29,7 @@ export interface MetaStore {
   remove(key: string): Promise<void>;
 }
 
-export const CORRUPT_SUFFIX = '.corrupt';
+const CORRUPT_SUFFIX = '.corrupt';
 const TMP_SUFFIX = '.tmp';
 const STALE_TMP_MS = 60 * 60 * 1000;
 // Enough parallel reads to hide disk latency without exhausting file descriptors on a big META_DIR.

@@ -33,7 +33,7 @@ export interface CacheCleanupOptions {
 }
 
 /** Far longer than any save takes to write its file and record its entry. */
-export const UNINDEXED_GRACE_MS = 60 * 60_000;
+const UNINDEXED_GRACE_MS = 60 * 60_000;
 
 export interface CleanupStats {
   deletedByAge: number;

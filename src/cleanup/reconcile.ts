@@ -4,6 +4,7 @@
  * files named like a cache key are ever considered; anything else in CACHE_DIR is not ours.
  */
 import type { CacheMeta } from '../cache/meta-file.js';
+import { groupKey } from '../backend/group-key.js';
 
 /** A cache file as listed: basename, size and last modification. */
 export interface CacheFile {
@@ -15,7 +16,7 @@ export interface CacheFile {
 /** A key is the SHA-256 hex of the prompt (the seed's and ours): the only names the proxy ever saves under. */
 const KEY_NAME = /^[0-9a-f]{64}$/;
 
-export function isKeyName(name: string): boolean {
+function isKeyName(name: string): boolean {
   return KEY_NAME.test(name);
 }
 
@@ -42,5 +43,5 @@ export function unindexedFiles(files: readonly CacheFile[], indexed: (key: strin
 
 /** Which server wrote the entry's file: its backend (absent in the Python proxy's metas) and model. */
 function saverOf(meta: CacheMeta): string {
-  return `${meta.backend ?? ''}\u0000${meta.model_id}`;
+  return groupKey(meta.backend ?? '', meta.model_id);
 }

@@ -42,7 +42,7 @@ function parseEntry(value: unknown): BackendEntry | string {
 }
 
 /** Parse the JSON text of BACKENDS into entries, or a one-line reason naming the failing entry. */
-export function parseBackendsJson(text: string): BackendEntry[] | string {
+function parseBackendsJson(text: string): BackendEntry[] | string {
   let list: unknown;
   try {
     list = JSON.parse(text);

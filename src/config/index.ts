@@ -11,7 +11,7 @@ import type { Config, VariableName } from './schema.js';
 
 export { ConfigError, HelpRequested } from './errors.js';
 export { helpText } from './help.js';
-export { CONFIG_VARIABLES, LOG_FORMATS, LOG_LEVELS, SAVE_POLICIES } from './schema.js';
+export { CONFIG_VARIABLES } from './schema.js';
 export type { BackendConfig, BackendType, Config, ConfigVariable, LogFormat, LogLevel, SavePolicy, VariableName } from './schema.js';
 
 /**

@@ -106,9 +106,9 @@ export interface ConfigVariable {
 }
 
 /** `LLAMA_URL` → `--llama-url`. */
-export const flagOf = (env: string): string => `--${env.toLowerCase().replaceAll('_', '-')}`;
+const flagOf = (env: string): string => `--${env.toLowerCase().replaceAll('_', '-')}`;
 /** `LLAMA_URL` → `llamaUrl`. */
-export const fieldOf = (env: string): string => env.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+const fieldOf = (env: string): string => env.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 
 /** Every variable, in documentation order; the source of `--help` and of the README's configuration table. */
 export const CONFIG_VARIABLES: readonly ConfigVariable[] = Object.freeze(

@@ -1,13 +1,11 @@
 /**
  * What the flow does with a finished answer: record what the slot now holds (with its parent entry and session),
- * notice a slot that had lost its conversation, learn speeds and restore outcomes (smart policy), and say whether a
- * model swap is coming. Also the smart policy's restore test used while planning.
+ * notice a slot that had lost its conversation, and say whether a model swap is coming.
  */
 import { continuesBlocks } from '../prompt/block-match.js';
 import type { PromptAnalysis } from '../prompt/prompt-analysis.js';
-import type { DiskMatch, SlotPlan } from '../slots/slot-state.js';
-import type { ProxyContext } from '../http/context.js';
-import type { RequestLog } from '../http/request-log.js';
+import type { SlotPlan } from '../slots/slot-state.js';
+import type { GenerationDeps } from './deps.js';
 import type { ForwardOutcome } from './forward.js';
 
 /**
@@ -16,14 +14,14 @@ import type { ForwardOutcome } from './forward.js';
  * state becomes this content's parent: the save that supersedes it replaces it (lineage).
  */
 export function recordSlotContent(
-  ctx: ProxyContext,
+  deps: Pick<GenerationDeps, 'pool' | 'backends'>,
   plan: SlotPlan,
   analysis: PromptAnalysis,
   outcome: ForwardOutcome,
   session: string | undefined,
 ): void {
   if (outcome.clientGone || !outcome.completed) {
-    plan.slot.content = undefined;
+    deps.pool.forget(plan.slot);
     return;
   }
   if (outcome.status >= 400) return;
@@ -34,8 +32,8 @@ export function recordSlotContent(
   const nTokens = t?.cache_n !== undefined && t.prompt_n !== undefined ? t.cache_n + t.prompt_n + Math.max(0, (t.predicted_n ?? 1) - 1) : undefined;
   const parentKey = continues ? (previous.saved ? previous.key : previous.parentKey) : undefined;
   const parentTokens = continues ? (previous.saved ? previous.nTokens : previous.parentTokens) : undefined;
-  const fingerprint = ctx.knownFingerprint(plan.slot.backend, analysis.model);
-  plan.slot.content = {
+  const fingerprint = deps.backends.at(plan.slot.backend).knownFingerprint(analysis.model);
+  deps.pool.fill(plan.slot, {
     key: analysis.key,
     model: analysis.model,
     blocks: analysis.blocks,
@@ -48,7 +46,7 @@ export function recordSlotContent(
     ...(fingerprint !== undefined && { fingerprint }),
     ...(session !== undefined && { session }),
     turns: continues ? (previous.turns ?? 1) + 1 : 1,
-  };
+  });
 }
 
 /**
@@ -56,17 +54,16 @@ export function recordSlotContent(
  * the slot itself. Whatever the other slots of that backend were believed to hold is then doubtful too, and so is
  * the model identity: forget both, so the next requests restore from disk instead of trusting empty slots.
  */
-export function noticeLostSlot(ctx: ProxyContext, plan: SlotPlan, outcome: ForwardOutcome): void {
+export function noticeLostSlot(deps: Pick<GenerationDeps, 'backends' | 'log'>, plan: SlotPlan, outcome: ForwardOutcome): void {
   const t = outcome.timings;
   if (!plan.resident || !outcome.completed || t?.cache_n === undefined || t.prompt_n === undefined) return;
   if (t.prompt_n < LOST_SLOT_MIN_PROMPT || t.cache_n >= LOST_SLOT_MAX_REUSE) return;
-  const backend = plan.slot.backend;
+  const backend = deps.backends.at(plan.slot.backend);
   // A backend that clears idle slots can clear one under a plan made just before (another request's launch).
-  if (ctx.behaviour.clearsIdleSlots(backend)) return;
-  ctx.log.warn({ backend: ctx.clients[backend]!.url, slot: plan.slot.id, cache_n: t.cache_n, prompt_n: t.prompt_n },
+  if (backend.behaviour.clearsIdleSlots()) return;
+  deps.log.warn({ backend: backend.url, slot: plan.slot.id, cache_n: t.cache_n, prompt_n: t.prompt_n },
     'a slot had lost the conversation it was believed to hold (backend restarted?); forgetting what its slots held');
-  for (const slot of ctx.pool.all()) if (slot.backend === backend && slot !== plan.slot && !slot.busy) slot.content = undefined;
-  ctx.forgetBackend(backend);
+  backend.forget(); // its idle slots: not plan.slot, which its request holds
 }
 
 /** Reuse below this many tokens on a resident slot means it was empty (a template prefix can match by chance). */
@@ -74,30 +71,8 @@ const LOST_SLOT_MAX_REUSE = 16;
 /** Only a prompt this long makes the missing reuse meaningful. */
 const LOST_SLOT_MIN_PROMPT = 64;
 
-/** Restore only for a longer prefix than the slot has, and only when it is cheaper than prefilling the gain. */
-export function restoreWorthIt(ctx: ProxyContext, model: string, match: DiskMatch, slotLcp: number): boolean {
-  if (match.lcp <= slotLcp) return false;
-  const tokensPerBlock = match.tokens ? match.tokens / Math.max(1, match.blockCount) : ctx.config.wordsPerBlock * 1.3;
-  const restoreTokens = match.tokens ?? match.blockCount * tokensPerBlock;
-  return ctx.economics.restoreWorthIt(model, restoreTokens, (match.lcp - slotLcp) * tokensPerBlock);
-}
-
-/** The measured prefill speed, and whether the restore brought the reuse it promised. */
-export function learnFromAnswer(ctx: ProxyContext, model: string, line: RequestLog, outcome: ForwardOutcome, shared: boolean): void {
-  const t = outcome.timings;
-  ctx.economics.notePrefill(model, t?.prompt_n, t?.prompt_ms, shared);
-  const restore = line.restore;
-  if (!restore?.ok || restore.tokens === undefined) return;
-  if (ctx.economics.noteRestoreOutcome(model, restore.tokens, t?.cache_n) === 'disabled') {
-    ctx.log.warn({ model, restored_tokens: restore.tokens, cache_n: t?.cache_n },
-      'restores of this model bring no reuse (sliding-window or hybrid model?); not restoring it any more');
-  }
-}
-
 /** Behind llama-swap or router mode, a request for another model is waiting: this model is about to be unloaded. */
-export function swapComing(ctx: ProxyContext, backend: number, model: string): boolean {
-  const kind = ctx.clients[backend]!.kind;
-  if (kind !== 'llama-swap' && kind !== 'router') return false;
-  for (const [other, count] of ctx.pendingByModel) if (other !== model && count > 0) return true;
-  return false;
+export function swapComing(deps: Pick<GenerationDeps, 'backends' | 'pending'>, backend: number, model: string): boolean {
+  const kind = deps.backends.at(backend).client.kind;
+  return (kind === 'llama-swap' || kind === 'router') && deps.pending.anyOtherThan(model);
 }

@@ -10,13 +10,13 @@ import type { PromptAnalysis } from '../prompt/prompt-analysis.js';
 import { planSlot } from '../slots/slot-planner.js';
 import { noteSkipped } from '../slots/save-skip.js';
 import type { DiskMatch, SlotPlan } from '../slots/slot-state.js';
-import type { ProxyContext } from '../http/context.js';
 import { RequestLog, unplacedLine } from '../http/request-log.js';
 import type { ChatLogLine } from '../http/request-log.js';
-import { beforeTaskStart, confirmResidency, enterLaunchGate, leaveLaunchGateWhenRunning } from '../http/slot-truth.js';
+import type { GenerationDeps } from './deps.js';
+import { beforeTaskStart, confirmResidency, enterLaunchGate, leaveLaunchGateWhenRunning } from './slot-truth.js';
 import type { GatePass } from '../slots/launch-gate.js';
 import type { GenerationAdapter, GenerationRequest } from './adapter.js';
-import { learnFromAnswer, noticeLostSlot, recordSlotContent, restoreWorthIt, swapComing } from './after-answer.js';
+import { noticeLostSlot, recordSlotContent, swapComing } from './after-answer.js';
 import { CLIENT_CLOSED_REQUEST, forwardGeneration } from './forward.js';
 import { sessionOf } from './session.js';
 
@@ -30,14 +30,14 @@ interface Generation {
 
 /** Handle one generation request of `adapter`'s API end to end. */
 export async function handleGeneration(
-  ctx: ProxyContext,
+  deps: GenerationDeps,
   adapter: GenerationAdapter,
   request: FastifyRequest,
   reply: FastifyReply,
 ): Promise<void> {
   const http = { headers: request.headers, query: (request.query ?? {}) as Record<string, unknown> };
   const described = adapter.read(request.body, http);
-  const analysis = cacheable(described, ctx.analyzer.analyze({ model: described.model, parts: described.parts }));
+  const analysis = cacheable(described, deps.analyzer.analyze({ model: described.model, parts: described.parts }));
   const gen: Generation = { adapter, request: described, analysis, session: sessionOf(described.session, http) };
   const started = performance.now();
   const abort = new AbortController();
@@ -45,16 +45,14 @@ export async function handleGeneration(
     if (!reply.raw.writableFinished) abort.abort(new Error('client disconnected'));
   };
   reply.raw.on('close', onClose);
-  ctx.pendingByModel.set(analysis.model, (ctx.pendingByModel.get(analysis.model) ?? 0) + 1);
+  deps.pending.enter(analysis.model);
   try {
-    await ctx.ensureBackendKinds();
-    await ctx.prepareForModel(analysis.model, analysis.big);
-    await serve(ctx, gen, reply, abort, started);
+    await deps.backends.ensureReady();
+    await deps.prepareForModel(analysis.model, analysis.big);
+    await serve(deps, gen, reply, abort, started);
   } finally {
     reply.raw.off('close', onClose);
-    const left = (ctx.pendingByModel.get(analysis.model) ?? 1) - 1;
-    if (left > 0) ctx.pendingByModel.set(analysis.model, left);
-    else ctx.pendingByModel.delete(analysis.model);
+    deps.pending.leave(analysis.model);
   }
 }
 
@@ -67,13 +65,12 @@ function cacheable(request: GenerationRequest, analysis: PromptAnalysis): Prompt
   return request.cachePromptOff && analysis.big ? { ...analysis, big: false } : analysis;
 }
 
-async function serve(ctx: ProxyContext, gen: Generation, reply: FastifyReply, abort: AbortController, started: number): Promise<void> {
+async function serve(deps: GenerationDeps, gen: Generation, reply: FastifyReply, abort: AbortController, started: number): Promise<void> {
   const { analysis } = gen;
-  const smart = ctx.config.savePolicy === 'smart';
-  const worthIt = smart ? (match: DiskMatch, slotLcp: number) => restoreWorthIt(ctx, analysis.model, match, slotLcp) : undefined;
-  const plan = await acquireSlot(ctx, gen, abort, started, worthIt);
+  const worthIt = (match: DiskMatch, slotLcp: number) => deps.policy.restoreWorthIt(analysis.model, match, slotLcp);
+  const plan = await acquireSlot(deps, gen, abort, started, worthIt);
   if (!plan) {
-    logChat(ctx, { api: gen.adapter.api, ...unplacedLine(analysis, 'client_gone', CLIENT_CLOSED_REQUEST, performance.now() - started) });
+    logChat(deps, { api: gen.adapter.api, ...unplacedLine(analysis, 'client_gone', CLIENT_CLOSED_REQUEST, performance.now() - started) });
     // Nobody to answer: end the exchange here so the connection does not wait for a reply that never comes.
     reply.hijack();
     reply.raw.destroy();
@@ -83,57 +80,57 @@ async function serve(ctx: ProxyContext, gen: Generation, reply: FastifyReply, ab
   const line = new RequestLog(analysis, plan, started);
   line.api = gen.adapter.api;
   line.session = gen.session;
-  const backend = plan.slot.backend;
+  const backend = deps.backends.at(plan.slot.backend);
   let gate: GatePass | undefined;
   try {
-    gate = await enterLaunchGate(ctx, plan, analysis, worthIt);
-    await confirmResidency(ctx, plan, analysis, line, worthIt);
-    await runPlan(ctx, plan, analysis, line);
-    if (plan.skippedSave) noteSkipped(ctx.resaveRent, plan.skippedSave);
-    await beforeTaskStart(ctx, plan, line, analysis.model);
+    gate = await enterLaunchGate(deps, plan, analysis, worthIt);
+    await confirmResidency(deps, plan, analysis, line, worthIt);
+    await runPlan(deps, plan, analysis, line);
+    if (plan.skippedSave) noteSkipped(deps.rent, plan.skippedSave);
+    await beforeTaskStart(deps, plan, line, analysis.model);
     const call = gen.request.backendCall({ id_slot: plan.slot.id, ...(analysis.big && { cache_prompt: true as const }) });
     line.forwardStarted = performance.now();
     // Its prefill: from now until the first byte of the answer (a stream's first event follows the prompt).
-    const prefill = ctx.activity.begin(backend);
+    const prefill = deps.activity.begin(backend.index);
     // In flight from now until its end (noteEnded below): a launch elsewhere must not count its slot as idle.
-    ctx.behaviour.noteLaunched(plan.slot);
-    const answered = forwardGeneration(ctx.clients[backend]!, reply, {
+    backend.behaviour.noteLaunched(plan.slot);
+    const answered = forwardGeneration(backend.client, reply, {
       call,
       stream: gen.request.stream,
       ...(gen.request.answer && { answer: gen.request.answer }),
       signal: abort.signal,
       onFirstByte: () => prefill.end(),
     }).finally(() => prefill.end());
-    if (gate) void leaveLaunchGateWhenRunning(ctx, plan, analysis.model, answered, gate);
+    if (gate) void leaveLaunchGateWhenRunning(deps, plan, analysis.model, answered, gate);
     const outcome = await answered;
     line.outcome = outcome;
-    if (outcome.completed) ctx.behaviour.noteContact(backend);
-    noticeLostSlot(ctx, plan, outcome);
-    recordSlotContent(ctx, plan, analysis, outcome, gen.session);
-    if (outcome.status < 400) void ctx.checkSlotCount(backend, analysis.model);
-    if (smart) learnFromAnswer(ctx, analysis.model, line, outcome, !prefill.alone());
+    if (outcome.completed) backend.behaviour.noteContact();
+    noticeLostSlot(deps, plan, outcome);
+    recordSlotContent(deps, plan, analysis, outcome, gen.session);
+    if (outcome.status < 400) void backend.checkSlotCount(analysis.model);
+    deps.policy.learnFromAnswer(analysis.model, { timings: outcome.timings, restore: line.restore, shared: !prefill.alone() });
     const content = plan.slot.content;
-    if (content?.big && !content.saved && (!smart || swapComing(ctx, backend, analysis.model))) {
-      line.save = await ctx.slotCache.save(plan.slot, content);
+    if (content?.big && !content.saved && deps.policy.savesAfterAnswer(() => swapComing(deps, backend.index, analysis.model))) {
+      line.save = await deps.slotCache.save(plan.slot, content);
     }
   } catch (err) {
     line.error = err;
     // The backend may have started on this prompt before it failed: what the slot held is no longer known.
-    if (line.forwardStarted !== undefined) plan.slot.content = undefined;
+    if (line.forwardStarted !== undefined) deps.pool.forget(plan.slot);
     throw err;
   } finally {
     gate?.release();
-    ctx.behaviour.noteEnded(plan.slot);
-    ctx.pool.release(plan.slot);
-    ctx.writeBehind?.slotReleased(plan.slot);
-    logChat(ctx, line.toJSON(ctx.clients[backend]!.url));
+    backend.behaviour.noteEnded(plan.slot);
+    deps.pool.release(plan.slot);
+    deps.answerSaver.slotReleased(plan.slot);
+    logChat(deps, line.toJSON(backend.url));
   }
 }
 
 /** The request's one `chat` log line, also kept for the status API and the metrics. */
-function logChat(ctx: ProxyContext, line: ChatLogLine): void {
-  ctx.log.info(line, 'chat');
-  ctx.observer.noteRequest(line);
+function logChat(deps: GenerationDeps, line: ChatLogLine): void {
+  deps.log.info(line, 'chat');
+  deps.observer.noteRequest(line);
 }
 
 /** How long a request waits for its own conversation's busy slot before it takes another one (cold or restored). */
@@ -141,35 +138,35 @@ const OWN_SLOT_PATIENCE_MS = 5000;
 
 /** The scheduler's plan with its slot taken, or undefined when the client left while waiting. */
 async function acquireSlot(
-  ctx: ProxyContext,
+  deps: GenerationDeps,
   gen: Generation,
   abort: AbortController,
   started: number,
-  worthIt: ((match: DiskMatch, slotLcp: number) => boolean) | undefined,
+  worthIt: (match: DiskMatch, slotLcp: number) => boolean,
 ): Promise<SlotPlan | undefined> {
   const { analysis } = gen;
   // Wait for the slot that holds this conversation while it is busy only for a moment; past that, go elsewhere.
   let waitForOwnSlot = true;
   const patience = setTimeout(() => {
     waitForOwnSlot = false;
-    ctx.pool.retry();
+    deps.pool.retry();
   }, OWN_SLOT_PATIENCE_MS);
   const request = { ...analysis, ...(gen.session !== undefined && { session: gen.session }) };
-  return ctx.pool
-    .acquire(analysis.model, (candidates) => pinPlannedFile(ctx, planSlot({
+  return deps.pool
+    .acquire(analysis.model, (candidates) => pinPlannedFile(deps, planSlot({
       request,
       candidates,
-      diskMatch: (backend) => ctx.diskMatch(backend, analysis),
-      lcpTh: ctx.config.lcpTh,
-      ...(worthIt && { restoreWorthIt: worthIt }),
-      skipSave: ctx.skipSave,
+      diskMatch: (backend) => deps.diskMatch(backend, analysis),
+      lcpTh: deps.lcpTh,
+      restoreWorthIt: worthIt,
+      skipSave: deps.policy.skipSave,
       waitForOwnSlot,
-    })), { timeoutMs: ctx.config.acquireTimeout * 1000, signal: abort.signal })
+    })), { timeoutMs: deps.acquireTimeoutMs, signal: abort.signal })
     .catch((err: unknown) => {
       if (abort.signal.aborted) return undefined;
       // Still one line per request: a 503 after ACQUIRE_TIMEOUT is exactly what an operator needs to see.
       const status = (err as { status?: number }).status ?? 500;
-      logChat(ctx, { api: gen.adapter.api, ...unplacedLine(analysis, 'no_slot', status, performance.now() - started) });
+      logChat(deps, { api: gen.adapter.api, ...unplacedLine(analysis, 'no_slot', status, performance.now() - started) });
       throw err;
     })
     .finally(() => clearTimeout(patience));
@@ -180,21 +177,21 @@ async function acquireSlot(
  * and lineage skip pinned files. Pinned in the tick the plan is made, so no await lies between choosing the file and
  * protecting it; `runPlan` unpins it.
  */
-function pinPlannedFile(ctx: ProxyContext, plan: SlotPlan | undefined): SlotPlan | undefined {
-  if (plan?.restore) ctx.index.pin(plan.restore.key);
+function pinPlannedFile(deps: GenerationDeps, plan: SlotPlan | undefined): SlotPlan | undefined {
+  if (plan?.restore) deps.index.pin(plan.restore.key);
   return plan;
 }
 
 /** Carry out the disk side of the plan; the planned file's pin is released whatever happens. */
-async function runPlan(ctx: ProxyContext, plan: SlotPlan, analysis: PromptAnalysis, line: RequestLog): Promise<void> {
+async function runPlan(deps: GenerationDeps, plan: SlotPlan, analysis: PromptAnalysis, line: RequestLog): Promise<void> {
   try {
     // Unless a launch elsewhere saved and cleared it meanwhile (a backend that clears idle slots).
     if (plan.saveFirst && plan.slot.content === plan.saveFirst && !plan.saveFirst.saved) {
-      line.evictSave = await ctx.slotCache.save(plan.slot, plan.saveFirst);
+      line.evictSave = await deps.slotCache.save(plan.slot, plan.saveFirst);
     }
-    if (plan.restore) line.restore = await ctx.slotCache.restore(plan.slot, plan.restore.key, analysis.model);
+    if (plan.restore) line.restore = await deps.slotCache.restore(plan.slot, plan.restore.key, analysis.model);
   } finally {
     // Before the answer: a save after it may retire this entry as the new content's parent (lineage).
-    if (plan.restore) ctx.index.unpin(plan.restore.key);
+    if (plan.restore) deps.index.unpin(plan.restore.key);
   }
 }

@@ -7,10 +7,10 @@
 import type { HttpInfo } from './adapter.js';
 
 /** The headers that carry a session id, in order of preference. */
-export const SESSION_HEADERS = ['x-session-id', 'x-claude-code-session-id'] as const;
+const SESSION_HEADERS = ['x-session-id', 'x-claude-code-session-id'] as const;
 
 /** A client controls the id: kept to this many characters (it lives in slot state and in every log line). */
-export const MAX_SESSION_LENGTH = 128;
+const MAX_SESSION_LENGTH = 128;
 
 /** The request's session id, or undefined when it names none. */
 export function sessionOf(fromBody: string | undefined, http: HttpInfo): string | undefined {

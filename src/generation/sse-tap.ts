@@ -19,7 +19,7 @@ export interface Timings {
  * cached tokens are `cache_n`, the rest of the prompt `prompt_n`. OpenAI (`prompt_tokens`) and Responses
  * (`input_tokens`, also under `response`) usage shapes.
  */
-export function timingsOf(event: unknown): Timings | undefined {
+function timingsOf(event: unknown): Timings | undefined {
   if (typeof event !== 'object' || event === null) return undefined;
   const e = event as { timings?: Timings; usage?: unknown; response?: { usage?: unknown } };
   if (e.timings && typeof e.timings === 'object') return e.timings;

@@ -47,7 +47,7 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminRouteDeps):
           throw new ProxyError(500, 'entry_not_removed', `the cache file could not be deleted (${removal.error}); entry kept`);
       }
       // A slot still holds that content: it is no longer on disk, so it is saved again before being overwritten.
-      for (const slot of deps.pool.all()) if (slot.content?.key === removal.key) slot.content.saved = false;
+      deps.pool.markUnsaved(removal.key);
       if (!removal.metaRemoved) deps.log.warn({ key: removal.key, err: removal.metaError }, 'meta removal failed; the entry comes back at the next start');
       deps.log.info({ key: removal.key, file_removed: removal.fileRemoved }, 'cache entry deleted by the admin API');
       return { deleted: removal.key, file_removed: removal.fileRemoved, meta_removed: removal.metaRemoved };

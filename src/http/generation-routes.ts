@@ -10,13 +10,14 @@ import { completionAdapter } from '../generation/adapters/completion.js';
 import { infillAdapter } from '../generation/adapters/infill.js';
 import { messagesAdapter } from '../generation/adapters/messages.js';
 import { responsesAdapter } from '../generation/adapters/responses.js';
+import type { GenerationDeps } from '../generation/deps.js';
 import { handleGeneration } from '../generation/flow.js';
-import type { ProxyContext } from './context.js';
 import type { ErrorShapeConfig } from './error-handler.js';
 import { track } from './inflight.js';
+import type { Inflight } from './inflight.js';
 
 /** Every managed route: its paths and its adapter. */
-export const GENERATION_ROUTES: ReadonlyArray<{ paths: readonly string[]; adapter: GenerationAdapter }> = [
+const GENERATION_ROUTES: ReadonlyArray<{ paths: readonly string[]; adapter: GenerationAdapter }> = [
   { paths: ['/v1/chat/completions', '/chat/completions'], adapter: chatAdapter },
   ...['/v1/completions', '/completions', '/completion'].map((path) => ({ paths: [path], adapter: completionAdapter(path) })),
   { paths: ['/infill'], adapter: infillAdapter },
@@ -25,11 +26,11 @@ export const GENERATION_ROUTES: ReadonlyArray<{ paths: readonly string[]; adapte
   { paths: ['/v1/messages'], adapter: messagesAdapter },
 ];
 
-export function registerGenerationRoutes(app: FastifyInstance, ctx: ProxyContext): void {
+export function registerGenerationRoutes(app: FastifyInstance, deps: GenerationDeps, inflight: Inflight): void {
   for (const { paths, adapter } of GENERATION_ROUTES) {
     const config: ErrorShapeConfig = adapter.renderError ? { renderError: adapter.renderError } : {};
     for (const path of paths) {
-      app.post(path, { config }, (request, reply) => track(ctx, handleGeneration(ctx, adapter, request, reply)));
+      app.post(path, { config }, (request, reply) => track(inflight, handleGeneration(deps, adapter, request, reply)));
     }
   }
 }

@@ -12,7 +12,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Readable } from 'node:stream';
 import type { LlamaClient } from '../backend/llama-client.js';
 import { describeCause } from '../errors.js';
-import type { ProxyContext } from './context.js';
+import type { SlotState } from '../slots/slot-state.js';
 import type { ProxyHealth } from './proxy-health.js';
 
 const HEALTH_PROBE_TIMEOUT_MS = 2000;
@@ -28,18 +28,27 @@ export function summariseHealth(states: readonly BackendState[], proxyFailing = 
   return { status: states.includes('loading') ? 'loading' : 'unavailable', httpStatus: 503 };
 }
 
-export function registerHealthRoute(app: FastifyInstance, ctx: ProxyContext, health: ProxyHealth): void {
+export interface HealthRouteDeps {
+  clients: readonly LlamaClient[];
+  slots: () => readonly SlotState[];
+  entryCount: () => number;
+  /** The proxy's own failures. */
+  health: ProxyHealth;
+}
+
+export function registerHealthRoute(app: FastifyInstance, deps: HealthRouteDeps): void {
+  const { health } = deps;
   app.get('/health', async (_request, reply) => {
-    const backends = await Promise.all(ctx.clients.map(probeBackend));
+    const backends = await Promise.all(deps.clients.map(probeBackend));
     const proxy = health.report();
     const { status, httpStatus } = summariseHealth(backends.map((b) => b.state), proxy.status === 'failing');
-    const slots = ctx.pool.all();
+    const slots = deps.slots();
     const body = {
       status,
       proxy,
       backends,
       slots: { known: slots.length, busy: slots.filter((s) => s.busy).length },
-      cache_entries: ctx.index.size,
+      cache_entries: deps.entryCount(),
     };
     return reply.code(httpStatus).send(body);
   });

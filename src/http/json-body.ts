@@ -36,7 +36,7 @@ export function registerJsonBodyParser(app: FastifyInstance): void {
 }
 
 /** The parsed body, its bytes remembered; a ProxyError 400 `invalid_json` for malformed or too deeply nested JSON. */
-export function parseJsonBody(raw: Buffer): unknown {
+function parseJsonBody(raw: Buffer): unknown {
   let parsed: unknown;
   try {
     parsed = JSON.parse(raw.toString('utf8'));

@@ -19,7 +19,7 @@ export interface BackendModels {
  * name) or backend whose list is unknown (it did not answer: let it answer this request, or fail with a 502);
  * else a 404 `model_not_found` listing the models there are. No model named: the first backend.
  */
-export function chooseBackend(model: string | undefined, backends: readonly BackendModels[]): number {
+function chooseBackend(model: string | undefined, backends: readonly BackendModels[]): number {
   if (model === undefined) return 0;
   const listing = backends.findIndex((b) => b.ids?.has(model));
   if (listing >= 0) return listing;
@@ -30,7 +30,7 @@ export function chooseBackend(model: string | undefined, backends: readonly Back
 }
 
 /** The model a passthrough request names, if any. */
-export function requestedModel(target: string, body: Buffer | undefined, contentType: string | undefined, knownIds: ReadonlySet<string>): string | undefined {
+function requestedModel(target: string, body: Buffer | undefined, contentType: string | undefined, knownIds: ReadonlySet<string>): string | undefined {
   const url = new URL(target, 'http://x');
   const upstream = upstreamModel(url.pathname, knownIds);
   if (upstream !== undefined) return upstream;

@@ -5,24 +5,24 @@
 import type { FastifyInstance } from 'fastify';
 import { readText } from '../backend/llama-client.js';
 import { ProxyError } from '../errors.js';
-import type { ProxyContext } from './context.js';
+import type { LlamaClient } from '../backend/llama-client.js';
 
-export function registerModelsRoute(app: FastifyInstance, ctx: ProxyContext): void {
+export function registerModelsRoute(app: FastifyInstance, clients: readonly LlamaClient[], timeoutMs: number): void {
   for (const path of ['/v1/models', '/models']) {
     app.get(path, async (_request, reply) => {
       const abort = new AbortController();
-      if (ctx.clients.length === 1) {
-        const res = await ctx.clients[0]!.forward({ method: 'GET', path, headers: {}, signal: abort.signal });
+      if (clients.length === 1) {
+        const res = await clients[0]!.forward({ method: 'GET', path, headers: {}, signal: abort.signal });
         const type = String(res.headers['content-type'] ?? 'application/json; charset=utf-8');
         return reply.code(res.status).header('content-type', type).send(await readText(res.body));
       }
-      return mergedModels(ctx, path);
+      return mergedModels(clients, path, timeoutMs);
     });
   }
 }
 
-async function mergedModels(ctx: ProxyContext, path: string): Promise<Record<string, unknown>> {
-  const lists = await Promise.all(ctx.clients.map((c) => c.getJson(path, ctx.config.connectTimeout * 1000).catch(() => undefined)));
+async function mergedModels(clients: readonly LlamaClient[], path: string, timeoutMs: number): Promise<Record<string, unknown>> {
+  const lists = await Promise.all(clients.map((c) => c.getJson(path, timeoutMs).catch(() => undefined)));
   const answered = lists.filter((l): l is { data?: unknown[] } => typeof l === 'object' && l !== null);
   if (answered.length === 0) throw new ProxyError(502, 'backend_unreachable', 'no backend answered /v1/models');
   const seen = new Set<string>();

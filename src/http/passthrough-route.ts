@@ -6,9 +6,10 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { once } from 'node:events';
+import type { LlamaClient } from '../backend/llama-client.js';
 import { track } from './inflight.js';
+import type { Inflight } from './inflight.js';
 import { ProxyError } from '../errors.js';
-import type { ProxyContext } from './context.js';
 import { createModelRouter } from './model-routing.js';
 import { refusedRoute } from './route-policy.js';
 import type { Refusal } from './route-policy.js';
@@ -19,13 +20,20 @@ const REFUSAL_MESSAGES: Record<Refusal, string> = {
   models_managed_by_proxy: 'loading and unloading models is managed by proxycache (it saves their slots first) and is not passed through',
 };
 
-export function registerPassthrough(scope: FastifyInstance, ctx: ProxyContext): void {
+export interface PassthroughDeps {
+  clients: readonly LlamaClient[];
+  /** CONNECT_TIMEOUT: how long a backend's model list may take (model-routing.ts). */
+  connectTimeoutMs: number;
+  inflight: Inflight;
+}
+
+export function registerPassthrough(scope: FastifyInstance, deps: PassthroughDeps): void {
   // Raw bytes for any content type: the backend, not the proxy, judges these bodies.
   scope.removeAllContentTypeParsers();
   scope.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
-  const router = createModelRouter(ctx.clients, ctx.config.connectTimeout * 1000);
-  scope.all('/*', (request, reply) => track(ctx, passThrough(request, reply)));
+  const router = createModelRouter(deps.clients, deps.connectTimeoutMs);
+  scope.all('/*', (request, reply) => track(deps.inflight, passThrough(request, reply)));
 
   async function passThrough(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     const path = request.url;
@@ -38,7 +46,7 @@ export function registerPassthrough(scope: FastifyInstance, ctx: ProxyContext): 
       if (!reply.raw.writableFinished) abort.abort();
     });
     const body = Buffer.isBuffer(request.body) ? request.body : undefined;
-    const client = ctx.clients[await router.backendFor(path, body, request.headers['content-type'])]!;
+    const client = deps.clients[await router.backendFor(path, body, request.headers['content-type'])]!;
     const res = await client.forward({
       method: request.method,
       path,

@@ -9,61 +9,79 @@ import { buildEntries, buildStatus } from '../observe/status.js';
 import type { StatusSources } from '../observe/status.js';
 import { packageVersion } from '../version.js';
 import { accessCheck } from './access.js';
-import type { ProxyContext } from './context.js';
+import type { Backends } from '../backend/backends.js';
+import type { PrefixIndex } from '../cache/prefix-index.js';
 import type { CacheCleanup } from '../cleanup/cache-cleanup.js';
+import type { Config } from '../config/index.js';
+import type { RestoreEconomics } from '../slots/restore-economics.js';
+import type { SlotCache } from '../slots/slot-cache.js';
+import type { SlotPool } from '../slots/slot-pool.js';
+import type { Logger } from 'pino';
 import { registerAdminRoutes } from './admin-routes.js';
 import { registerMetricsRoutes } from './metrics-route.js';
 import { registerObserveRoutes } from './observe-routes.js';
 
 export type ProxycacheApiDeps = Pick<Observation, 'observer' | 'probe' | 'startedAt'>;
 
-/** What the admin API needs beyond the context. */
-export interface AdminDeps {
+/** The proxy's state the status and admin API read and act through. */
+export interface ProxycacheState {
+  config: Pick<Config, 'adminToken' | 'cacheDir' | 'modelId' | 'savePolicy' | 'backends' | 'cacheMaxSizeGb'>;
+  backends: Backends;
+  pool: SlotPool;
+  index: PrefixIndex;
+  slotCache: SlotCache;
+  economics: Pick<RestoreEconomics, 'speeds'>;
   metaStore: { remove(key: string): Promise<void> };
   cleanup: Pick<CacheCleanup, 'runOnce'>;
+  log: Logger;
 }
 
 /** How long an erase waits for the request using the slot. */
 const ERASE_WAIT_MS = 30_000;
 
 /** The status and admin API under /proxycache/ and the metrics (`/metrics`, `/metrics/backends/{index}`). */
-export function registerProxycacheApi(app: FastifyInstance, ctx: ProxyContext, deps: Observation, admin: AdminDeps): void {
-  registerMetricsRoutes(app, deps.metrics, ctx.clients);
-  const access = accessCheck(ctx.config.adminToken);
+export function registerProxycacheApi(app: FastifyInstance, state: ProxycacheState, deps: Observation): void {
+  const clients = state.backends.clients;
+  registerMetricsRoutes(app, deps.metrics, clients);
+  const access = accessCheck(state.config.adminToken);
   registerAdminRoutes(app, {
     access,
-    index: ctx.index,
-    metaStore: admin.metaStore,
-    cacheDir: ctx.config.cacheDir,
-    pool: ctx.pool,
-    slotCache: ctx.slotCache,
-    clients: ctx.clients,
-    cleanup: admin.cleanup,
-    defaultModel: ctx.config.modelId,
+    index: state.index,
+    metaStore: state.metaStore,
+    cacheDir: state.config.cacheDir,
+    pool: state.pool,
+    slotCache: state.slotCache,
+    clients,
+    cleanup: state.cleanup,
+    defaultModel: state.config.modelId,
     eraseWaitMs: ERASE_WAIT_MS,
-    log: ctx.log,
+    log: state.log,
   });
-  const sources = statusSources(ctx, deps);
+  const sources = statusSources(state, deps);
   registerObserveRoutes(app, {
     access,
     observer: deps.observer,
     status: async () => buildStatus(sources, await deps.probe.reports()),
-    entries: () => buildEntries(ctx.index.entries(), Date.now()),
+    entries: () => buildEntries(state.index.entries(), Date.now()),
   });
 }
 
 /** The status API's narrow view of the proxy's state. */
-export function statusSources(ctx: ProxyContext, deps: ProxycacheApiDeps): StatusSources {
+function statusSources(state: ProxycacheState, deps: ProxycacheApiDeps): StatusSources {
+  const { backends } = state;
   return {
     version: packageVersion(),
     startedAt: deps.startedAt,
-    config: ctx.config,
-    clients: ctx.clients,
-    slots: () => ctx.pool.all(),
-    entries: () => ctx.index.entries(),
-    clearsIdleSlots: (backend) => (ctx.behaviour.settled(backend) ? ctx.behaviour.clearsIdleSlots(backend) : undefined),
-    knownFingerprints: (backend) => ctx.knownFingerprints(backend),
-    speeds: () => ctx.economics.speeds(),
+    config: state.config,
+    clients: backends.clients,
+    slots: () => state.pool.all(),
+    entries: () => state.index.entries(),
+    clearsIdleSlots: (index) => {
+      const { behaviour } = backends.at(index);
+      return behaviour.settled() ? behaviour.clearsIdleSlots() : undefined;
+    },
+    knownFingerprints: (index) => backends.at(index).knownFingerprints(),
+    speeds: () => state.economics.speeds(),
     totals: () => deps.observer.totalsSinceStart(),
   };
 }

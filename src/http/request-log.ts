@@ -4,6 +4,7 @@ import type { CacheOpResult } from '../slots/slot-cache.js';
 import type { PromptAnalysis } from '../prompt/prompt-analysis.js';
 import type { SlotPlan } from '../slots/slot-state.js';
 import type { ForwardOutcome } from '../generation/forward.js';
+import { shortKey } from '../cache/meta-file.js';
 
 /**
  * What the proxy decided for a request: the slot held its conversation (`resident`), an entry was restored into
@@ -65,13 +66,8 @@ export function unplacedLine(
   };
 }
 
-/** First 16 hex digits of a cache key: enough to follow one conversation through the log. */
-export function shortKey(key: string): string {
-  return key.slice(0, 16);
-}
-
 /** Milliseconds with two decimals. */
-export function roundMs(n: number): number {
+function roundMs(n: number): number {
   return Math.round(n * 100) / 100;
 }
 

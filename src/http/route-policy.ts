@@ -42,7 +42,7 @@ function unloadsModels(segments: readonly string[]): boolean {
  * The path's segments as each reader may see them: the raw path and each further percent-decoding of it, each with
  * empty segments dropped (`//` collapsed), both as is and with dot segments resolved. `\` counts as `/` too.
  */
-export function pathReadings(target: string): string[][] {
+function pathReadings(target: string): string[][] {
   const query = target.indexOf('?');
   let path = query === -1 ? target : target.slice(0, query);
   const readings: string[][] = [];

@@ -9,6 +9,7 @@ import type { SlotState } from '../slots/slot-state.js';
 import type { BackendReport } from './backend-probe.js';
 import { round3 } from './minute-history.js';
 import type { Totals } from './observer.js';
+import { shortKey } from '../cache/meta-file.js';
 
 /** Speeds learnt per model (see RestoreEconomics.speeds). */
 type Speeds = ReadonlyMap<string, { prefillMsPerToken?: number; saveMsPerToken?: number; restoreMsPerToken?: number; restoresEnabled: boolean }>;
@@ -84,7 +85,7 @@ function slotView(slot: SlotState): Record<string, unknown> {
     disabled: slot.disabled,
     last_used: slot.lastUsedAt === undefined ? null : new Date(slot.lastUsedAt).toISOString(),
     content: content
-      ? { key: content.key.slice(0, 16), model: content.model, tokens: content.nTokens ?? null, big: content.big, saved: content.saved }
+      ? { key: shortKey(content.key), model: content.model, tokens: content.nTokens ?? null, big: content.big, saved: content.saved }
       : null,
   };
 }

@@ -33,7 +33,7 @@ export interface PromptAnalysisOptions {
 const WORD = /[\p{L}\p{N}_]+/gu;
 
 /** The separator between two messages' texts in the canonical text. It holds no word character. */
-export const PART_SEPARATOR = '\n\n';
+const PART_SEPARATOR = '\n\n';
 
 /**
  * The seed's `raw_prefix`: each message's content, stripped (Python `str.strip`), empty ones dropped, joined with
@@ -104,7 +104,10 @@ export function blockHashes(words: readonly string[], wordsPerBlock: number): st
   return hashes;
 }
 
-/** The cache key: SHA-256 hex of `modelId + "\n" + text`. Always 64 lowercase hex digits, a safe file name. */
+/**
+ * The cache key: SHA-256 hex of `modelId + "\n" + text`. Always 64 lowercase hex digits, a safe file name. The
+ * reference definition (as `promptWords` is for words); `PromptState` computes the same key incrementally.
+ */
 export function cacheKey(modelId: string, text: string): string {
   return sha256Hex(`${modelId}\n${text}`);
 }

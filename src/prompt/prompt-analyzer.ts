@@ -45,7 +45,7 @@ export interface PromptAnalyzerLimits {
 }
 
 /** About 32 long conversations' worth; a few tens of MB at most. */
-export const DEFAULT_ANALYZER_LIMITS: PromptAnalyzerLimits = { maxNodes: 20_000, maxChars: 16 * 1024 * 1024 };
+const DEFAULT_ANALYZER_LIMITS: PromptAnalyzerLimits = { maxNodes: 20_000, maxChars: 16 * 1024 * 1024 };
 
 /** A state is kept every this many messages: resuming re-hashes at most this many known messages. */
 const CHECKPOINT_EVERY = 16;

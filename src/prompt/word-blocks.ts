@@ -33,13 +33,6 @@ function isWordCodePoint(cp: number): boolean {
   return v === 1;
 }
 
-/** Word count and block hashes of one text. */
-export function hashWordBlocks(text: string, wordsPerBlock: number): WordBlocks {
-  const hasher = new WordBlockHasher(wordsPerBlock);
-  hasher.feed(text);
-  return hasher.result();
-}
-
 /**
  * Hashes the words of texts fed one after the other as if they were one text with a separator between each (a
  * word never spans two `feed` calls). Lower-cases, finds `[\p{L}\p{N}_]+` runs and hashes each run of

@@ -5,9 +5,11 @@
  * server runs slot actions on its main loop anyway), backends side by side.
  */
 import type { CacheOpResult, SlotCache } from './slot-cache.js';
+import { NEVER_SKIP } from './save-skip.js';
 import { unsavedBigContent } from './slot-planner.js';
 import type { SlotPool } from './slot-pool.js';
 import type { SlotState } from './slot-state.js';
+import { shortKey } from '../cache/meta-file.js';
 
 export interface SaveNowResult {
   backend: number;
@@ -23,14 +25,14 @@ export interface SaveNowResult {
 export async function saveAllNow(pool: SlotPool, slotCache: SlotCache): Promise<SaveNowResult[]> {
   const byBackend = new Map<number, SlotState[]>();
   for (const slot of pool.all()) {
-    if (unsavedBigContent(slot)) byBackend.set(slot.backend, [...(byBackend.get(slot.backend) ?? []), slot]);
+    if (unsavedBigContent(slot, NEVER_SKIP)) byBackend.set(slot.backend, [...(byBackend.get(slot.backend) ?? []), slot]);
   }
   const results = await Promise.all([...byBackend.values()].map(async (slots) => {
     const done: SaveNowResult[] = [];
     for (const slot of slots) {
-      const content = unsavedBigContent(slot);
+      const content = unsavedBigContent(slot, NEVER_SKIP);
       if (!content) continue; // saved meanwhile (write-behind, an eviction)
-      const entry = { backend: slot.backend, model: content.model, slot: slot.id, key: content.key.slice(0, 16) };
+      const entry = { backend: slot.backend, model: content.model, slot: slot.id, key: shortKey(content.key) };
       if (!pool.takeForBackground(slot)) {
         done.push({ ...entry, result: 'busy' });
         continue;

@@ -27,11 +27,14 @@ export interface SkipRules {
 }
 
 /** The content's tokens and those it added to its parent entry, when the parent is on disk and both are known. */
-export function growthOverParent(content: SlotContent, onDisk: (key: string) => boolean): { tokens: number; unsaved: number } | undefined {
+function growthOverParent(content: SlotContent, onDisk: (key: string) => boolean): { tokens: number; unsaved: number } | undefined {
   const { parentKey, parentTokens, nTokens } = content;
   if (parentKey === undefined || parentTokens === undefined || nTokens === undefined || !onDisk(parentKey)) return undefined;
   return { tokens: nTokens, unsaved: nTokens - parentTokens };
 }
+
+/** Every unsaved big content is saved before it is overwritten (the seed, and an operator's "save now"). */
+export const NEVER_SKIP: SkipSave = () => undefined;
 
 /** The smart policy's SkipSave under these rules. */
 export function skipSaveBy(rules: SkipRules): SkipSave {

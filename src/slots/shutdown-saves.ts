@@ -11,6 +11,7 @@ import type { SlotCache } from './slot-cache.js';
 import { unsavedBigContent } from './slot-planner.js';
 import type { SlotPool } from './slot-pool.js';
 import type { SlotState } from './slot-state.js';
+import { shortKey } from '../cache/meta-file.js';
 
 export interface ShutdownSaveDeps {
   pool: SlotPool;
@@ -43,7 +44,7 @@ export async function saveOnShutdown(deps: ShutdownSaveDeps, signal: AbortSignal
       const content = unsavedBigContent(slot, skipSave);
       if (!content || slot.busy) continue;
       const save = await deps.slotCache.save(slot, content);
-      deps.log.info({ backend: deps.describeBackend(slot.backend), slot: slot.id, key: content.key.slice(0, 16), save }, 'saved on shutdown');
+      deps.log.info({ backend: deps.describeBackend(slot.backend), slot: slot.id, key: shortKey(content.key), save }, 'saved on shutdown');
     }
   }));
 }
@@ -54,7 +55,7 @@ export function unsavedAtShutdown(deps: ShutdownSaveDeps): UnsavedSlot[] {
   return deps.pool.all().flatMap((slot) => {
     const content = unsavedBigContent(slot, skipSave);
     return content
-      ? [{ backend: deps.describeBackend(slot.backend), model: content.model, slot: slot.id, key: content.key.slice(0, 16) }]
+      ? [{ backend: deps.describeBackend(slot.backend), model: content.model, slot: slot.id, key: shortKey(content.key) }]
       : [];
   });
 }

@@ -7,12 +7,14 @@ import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { LlamaClient } from '../backend/llama-client.js';
+import { buildMeta } from '../cache/meta-file.js';
 import type { CacheMeta } from '../cache/meta-file.js';
 import type { PrefixIndex } from '../cache/prefix-index.js';
 import { describeCause } from '../errors.js';
 import { continuesBlocks } from '../prompt/block-match.js';
 import type { BackendActivity } from '../backend/backend-activity.js';
 import type { RestoreEconomics } from './restore-economics.js';
+import type { SlotPool } from './slot-pool.js';
 import type { SlotContent, SlotState } from './slot-state.js';
 
 export interface MetaWriter {
@@ -41,19 +43,27 @@ export interface CacheOpResult {
   unverified?: boolean;
 }
 
+/** The save policy's part in the cache's work (SavePolicy). */
+export interface CachePolicy {
+  /** Told the speed of every successful save and restore, whoever asked for it (smart: RestoreEconomics). */
+  readonly speeds: Pick<RestoreEconomics, 'noteSaveSpeed' | 'noteRestoreSpeed'>;
+  /**
+   * Lineage: once a save succeeds, the older entry the content extends is deleted (file, meta and index entry), so
+   * a conversation keeps one file, not one per turn. Takes effect only with `cacheDir`, where the files are.
+   */
+  readonly retiresParents: boolean;
+}
+
 export interface SlotCacheDeps {
   clients: readonly LlamaClient[];
+  /** Where what a save or restore did to a slot is recorded (the slot pool, the only writer of slot state). */
+  slots: Pick<SlotPool, 'fill' | 'forget' | 'markSaved'>;
   index: PrefixIndex;
   metaStore: MetaWriter;
   wordsPerBlock: number;
   log: Logger;
-  /**
-   * Lineage (smart policy): once a save succeeds, the older entry the content extends is deleted — file, meta and
-   * index entry — so a conversation keeps one file, not one per turn. Needs the cache directory to delete files.
-   */
-  lineage?: { cacheDir: string };
-  /** Learns save and restore speeds from every successful one, whoever asked for it (smart policy). */
-  economics?: Pick<RestoreEconomics, 'noteSaveSpeed' | 'noteRestoreSpeed'>;
+  /** What the save policy asks of the cache: learn speeds or not, retire parents or not (see save-policy.ts). */
+  policy: CachePolicy;
   /** Saves and restores hold the server's main loop: prefills running meanwhile are not the model's own speed. */
   activity?: BackendActivity;
   /** `CACHE_DIR` (the server's --slot-save-path), when configured: where a save that failed verification is deleted. */
@@ -78,6 +88,7 @@ export interface SlotCache {
 
 export function createSlotCache(deps: SlotCacheDeps): SlotCache {
   const wallClock = deps.now ?? Date.now;
+  const lineageDir = deps.policy.retiresParents ? deps.cacheDir : undefined;
   // Durations: monotonic (Date.now steps with the wall clock and rounds to whole milliseconds), to 0.01 ms.
   const now = () => performance.now();
   const elapsed = (since: number) => Math.round((now() - since) * 100) / 100;
@@ -98,7 +109,7 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
     try {
       const res = await heavy(slot.backend, () => deps.clients[slot.backend]!.slotAction(model, slot.id, 'restore', key));
       if (!res.ok) {
-        slot.content = undefined;
+        deps.slots.forget(slot);
         const result: CacheOpResult = { ok: false, ms: elapsed(started), error: `HTTP ${res.status} ${errorMessage(res.body)}` };
         // The server could not load the file (missing, corrupt, another model's, or larger than the context) and
         // never will: stop offering it, or every request with this prefix pays a failed restore. Unless a save
@@ -111,7 +122,8 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
         return result;
       }
       const meta = deps.index.get(key);
-      slot.content = meta && {
+      if (!meta) deps.slots.forget(slot);
+      else deps.slots.fill(slot, {
         key,
         model,
         blocks: meta.blocks,
@@ -121,12 +133,12 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
         nTokens: num(res.body.n_restored),
         restored: true,
         ...(meta.fingerprint !== undefined && { fingerprint: meta.fingerprint }),
-      };
+      });
       const result: CacheOpResult = { ok: true, ms: elapsed(started), ...serverMs(res.body, 'restore_ms'), tokens: num(res.body.n_restored), bytes: num(res.body.n_read) };
-      deps.economics?.noteRestoreSpeed(model, result.tokens, actionMs(result));
+      deps.policy.speeds.noteRestoreSpeed(model, result.tokens, actionMs(result));
       return result;
     } catch (err) {
-      slot.content = undefined;
+      deps.slots.forget(slot);
       return { ok: false, ms: elapsed(started), error: describeCause(err) };
     } finally {
       deps.index.unpin(key);
@@ -142,7 +154,7 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
     try {
       if (!(await client.isModelLoaded(content.model))) {
         // Nothing to save: the model's server is gone, and asking would load it again.
-        slot.content = undefined;
+        deps.slots.forget(slot);
         return { ok: false, ms: elapsed(started), error: 'model not loaded' };
       }
       const res = await heavy(slot.backend, () => client.slotAction(content.model, slot.id, 'save', content.key));
@@ -152,13 +164,13 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
       if (result.ok && result.tokens === 0 && (content.nTokens ?? 1) > 0) {
         // llama-server cleared the idle slot on its own (--cache-idle-slots with a unified KV buffer): the file
         // holds nothing, so it must not be offered for restores. The content lives on only in its RAM cache.
-        slot.content = undefined;
+        deps.slots.forget(slot);
         deps.onIdleSlotCleared?.(slot.backend);
         result = { ok: false, ms: result.ms, error: 'slot was empty: the server cleared it while idle' };
       } else if (result.ok && !savedWhatWeThink(result.tokens, content.nTokens)) {
         // The slot holds something else than we believe: the server restarted, or another client used the slot.
         // The file is somebody else's conversation under this key: never offer it.
-        slot.content = undefined;
+        deps.slots.forget(slot);
         result = { ok: false, ms: result.ms, error: `saved ${result.tokens} tokens, expected ${content.nTokens}: the slot holds other content`, unverified: true };
         await deleteFile(content.key);
       }
@@ -168,7 +180,7 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
       deps.index.unpin(content.key);
     }
     if (result.ok) {
-      deps.economics?.noteSaveSpeed(content.model, result.tokens, actionMs(result));
+      deps.policy.speeds.noteSaveSpeed(content.model, result.tokens, actionMs(result));
       await recordMeta(slot, content, result);
     } else {
       await dropMeta(content.key);
@@ -177,20 +189,20 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
   }
 
   async function recordMeta(slot: SlotState, content: SlotContent, result: CacheOpResult): Promise<void> {
-    const meta: CacheMeta = {
+    const meta = buildMeta({
       key: content.key,
-      model_id: content.model,
-      prefix_len: content.prefixLen,
+      model: content.model,
+      prefixLen: content.prefixLen,
+      blocks: content.blocks,
       wpb: deps.wordsPerBlock,
-      blocks: [...content.blocks],
       timestamp: wallClock() / 1000,
       backend: deps.clients[slot.backend]!.url,
-      ...(result.tokens !== undefined && { n_tokens: result.tokens }),
-      ...(result.bytes !== undefined && { file_bytes: result.bytes }),
-      ...(content.fingerprint !== undefined && { fingerprint: content.fingerprint }),
-    };
+      n_tokens: result.tokens,
+      file_bytes: result.bytes,
+      fingerprint: content.fingerprint,
+    });
     deps.index.add(meta);
-    if (slot.content === content) content.saved = true;
+    deps.slots.markSaved(slot, content);
     try {
       await deps.metaStore.write(meta);
     } catch (err) {
@@ -198,7 +210,7 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
       deps.log.warn({ key: content.key, err: describeCause(err) }, 'meta write failed; entry kept in memory only');
       return;
     }
-    if (deps.lineage && content.parentKey && content.parentKey !== content.key) await retireParent(content.parentKey, meta, deps.lineage.cacheDir);
+    if (lineageDir && content.parentKey && content.parentKey !== content.key) await retireParent(content.parentKey, meta, lineageDir);
   }
 
   /** Delete the older entry a successful save made redundant: same conversation, same disk, a prefix of the new. */
@@ -269,7 +281,7 @@ function serverMs(body: Record<string, unknown>, field: 'save_ms' | 'restore_ms'
 }
 
 /** How long the action itself took: the server's own figure when it reports one, else the wall time. */
-export function actionMs(result: CacheOpResult): number {
+function actionMs(result: CacheOpResult): number {
   return result.serverMs ?? result.ms;
 }
 

@@ -24,7 +24,7 @@ export async function eraseSlot(
 ): Promise<EraseResult> {
   await pool.acquire(slot.model, () => (slot.busy || slot.disabled ? undefined : { slot }), { timeoutMs: opts.timeoutMs });
   try {
-    slot.content = undefined;
+    pool.forget(slot);
     if (!(await client.isModelLoaded(model))) return { erased: false };
     const res = await client.slotAction(model, slot.id, 'erase');
     return { erased: res.ok, status: res.status, body: res.body };

@@ -13,16 +13,13 @@ export interface PlanInput {
   /** The best disk entry restorable on `backend`, if any (LCP_TH already applied). */
   diskMatch: (backend: number) => DiskMatch | undefined;
   lcpTh: number;
+  /** Whether to restore the entry into a slot that already holds `slotLcp` blocks of the prompt (SavePolicy). */
+  restoreWorthIt: (match: DiskMatch, slotLcp: number) => boolean;
   /**
-   * Smart policy: a restore happens only when the entry shares more blocks with the prompt than the slot that would
-   * receive it, and this says it is cheaper than prefilling the difference. Absent: always restore (the seed).
+   * Unsaved big content this lets go is overwritten without a save, and its slot ranks as cheap to overwrite
+   * (SavePolicy; NEVER_SKIP saves every unsaved big content first, as the seed does).
    */
-  restoreWorthIt?: (match: DiskMatch, slotLcp: number) => boolean;
-  /**
-   * Smart policy: unsaved big content this lets go is overwritten without a save, and its slot ranks as cheap to
-   * overwrite. Absent: every unsaved big content is saved first (the seed).
-   */
-  skipSave?: SkipSave;
+  skipSave: SkipSave;
   /**
    * Wait for a busy slot that holds this conversation (its last turn is finishing, or it is being saved) rather
    * than start cold on a free slot. Off once the request has waited long enough (see the generation flow's patience).
@@ -49,25 +46,25 @@ export function planSlot(input: PlanInput): SlotPlan | undefined {
   if (disk) {
     const slot = chooseVictim(idle.filter((s) => s.backend === disk.backend), skipSave);
     const slotLcp = slot.content?.model === request.model ? lcpBlocks(slot.content.blocks, request.blocks) : 0;
-    if (!input.restoreWorthIt || input.restoreWorthIt(disk, slotLcp)) return { ...withSaveFirst(slot, skipSave), restore: disk };
+    if (input.restoreWorthIt(disk, slotLcp)) return { ...withSaveFirst(slot, skipSave), restore: disk };
   }
   return withSaveFirst(chooseVictim(idle, skipSave), skipSave);
 }
 
 /** What overwriting the slot now means for its content: save it first, let it go (and why), or nothing to keep. */
-export function evictionOf(slot: SlotState, skipSave?: SkipSave): Pick<SlotPlan, 'saveFirst' | 'skippedSave'> {
+export function evictionOf(slot: SlotState, skipSave: SkipSave): Pick<SlotPlan, 'saveFirst' | 'skippedSave'> {
   const content = slot.content;
   if (!content?.big || content.saved) return {};
-  const reason = skipSave?.(content);
+  const reason = skipSave(content);
   return reason ? { skippedSave: { content, reason } } : { saveFirst: content };
 }
 
 /** Content that would be lost if the slot were overwritten now and must be saved first: big, not on disk, not let go. */
-export function unsavedBigContent(slot: SlotState, skipSave?: SkipSave): SlotContent | undefined {
+export function unsavedBigContent(slot: SlotState, skipSave: SkipSave): SlotContent | undefined {
   return evictionOf(slot, skipSave).saveFirst;
 }
 
-function withSaveFirst(slot: SlotState, skipSave: SkipSave | undefined): SlotPlan {
+function withSaveFirst(slot: SlotState, skipSave: SkipSave): SlotPlan {
   return { slot, ...evictionOf(slot, skipSave) };
 }
 
@@ -83,7 +80,7 @@ function withSaveFirst(slot: SlotState, skipSave: SkipSave | undefined): SlotPla
  * So a side request sharing no prefix with anything takes an empty slot, a small one or a previous one-off before it
  * pushes out an agent's live conversation, and a conversation coming back takes the one-off's slot too.
  */
-export function evictionRank(slot: SlotState, skipSave?: SkipSave): number {
+export function evictionRank(slot: SlotState, skipSave: SkipSave): number {
   const content = slot.content;
   if (!content) return 0;
   if (!content.big) return 1;
@@ -92,7 +89,7 @@ export function evictionRank(slot: SlotState, skipSave?: SkipSave): number {
   return oneOff ? 2 : 3;
 }
 
-function chooseVictim(slots: readonly SlotState[], skipSave: SkipSave | undefined): SlotState {
+function chooseVictim(slots: readonly SlotState[], skipSave: SkipSave): SlotState {
   const ranked = slots.map((slot) => ({ slot, rank: evictionRank(slot, skipSave) }));
   ranked.sort((a, b) => a.rank - b.rank || a.slot.lastUsed - b.slot.lastUsed || a.slot.backend - b.slot.backend || a.slot.id - b.slot.id);
   return ranked[0]!.slot;

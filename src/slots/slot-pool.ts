@@ -2,9 +2,17 @@
  * Slot bookkeeping: the state of every (backend, model, slot), exclusive acquisition with a FIFO wait queue and a
  * deadline, and release. What to pick is decided by a plan function (see slot-planner.ts); this module only makes
  * sure a slot serves one request at a time and that waiters are woken when slots free up.
+ *
+ * The pool is the only writer of slot state: everyone else reads `SlotState` (its fields are readonly) and says
+ * what changed through the named methods below (`fill`, `forget`, `markSaved`…).
  */
 import { noSlotAvailable } from '../errors.js';
-import type { SlotPlan, SlotState } from './slot-state.js';
+import { groupKey } from '../backend/group-key.js';
+import type { SlotContent, SlotPlan, SlotState } from './slot-state.js';
+
+type Writable<T> = { -readonly [K in keyof T]: T[K] };
+/** The pool's own view of a slot: the same object, writable. */
+const w = (slot: SlotState) => slot as Writable<SlotState>;
 
 export interface PoolBackend {
   /** Slots the proxy may use on this backend (per model). */
@@ -36,7 +44,7 @@ export class SlotPool {
   /** The slots of one backend for `model`. */
   group(backend: number, model: string): SlotState[] {
     const groupModel = this.backends[backend]!.sharedAcrossModels() ? '' : model;
-    const key = `${backend}\u0000${groupModel}`;
+    const key = groupKey(backend, groupModel);
     let slots = this.groups.get(key);
     if (!slots) {
       slots = Array.from({ length: this.backends[backend]!.nSlots }, (_, id) => ({
@@ -102,7 +110,7 @@ export class SlotPool {
    */
   takeForBackground(slot: SlotState): boolean {
     if (slot.busy || slot.disabled) return false;
-    slot.busy = true;
+    w(slot).busy = true;
     return true;
   }
 
@@ -118,17 +126,17 @@ export class SlotPool {
 
   /** Give a slot back and let waiters try again. `touch: false`: background work, the LRU order stays. */
   release(slot: SlotState, opts: { touch?: boolean } = {}): void {
-    slot.busy = false;
+    w(slot).busy = false;
     if (opts.touch !== false) {
-      slot.lastUsed = ++this.tick;
-      slot.lastUsedAt = Date.now();
+      w(slot).lastUsed = ++this.tick;
+      w(slot).lastUsedAt = Date.now();
     }
     this.wake();
   }
 
   /** Disable slots at or beyond the server's real slot count (ids would wrap onto other slots otherwise). */
   limitSlots(backend: number, model: string, total: number): void {
-    for (const slot of this.group(backend, model)) slot.disabled = slot.id >= total;
+    for (const slot of this.group(backend, model)) w(slot).disabled = slot.id >= total;
     this.wake();
   }
 
@@ -141,17 +149,48 @@ export class SlotPool {
     this.limitSlots(backend, model, total);
   }
 
-  /** Forget the content of a model's slots (its server was unloaded or restarted). */
-  forgetContent(backend: number, model: string): void {
-    for (const slot of this.group(backend, model)) if (!slot.busy) slot.content = undefined;
+  /** The slot now holds `content` (an answer ended, or a restore loaded it). */
+  fill(slot: SlotState, content: SlotContent): void {
+    w(slot).content = content;
+  }
+
+  /** What the slot holds is no longer known (an abort, a failed action, the server cleared or replaced it). */
+  forget(slot: SlotState): void {
+    w(slot).content = undefined;
+  }
+
+  /**
+   * Forget what the idle slots of a backend held (it restarted, was unreachable, or unloaded their model), or only
+   * those `which` names. A busy slot's content is its request's to record.
+   */
+  forgetIdleOn(backend: number, which: (slot: SlotState) => boolean = () => true): void {
+    for (const slot of this.all()) if (slot.backend === backend && !slot.busy && which(slot)) this.forget(slot);
+  }
+
+  /**
+   * A task started on a backend that clears its idle slots: every slot there whose task is not `running` lost its
+   * content, busy or not (a request still waiting at the launch gate holds its slot, yet the server sees it idle).
+   */
+  forgetClearedOn(backend: number, running: (slot: SlotState) => boolean): void {
+    for (const slot of this.all()) if (slot.backend === backend && !running(slot)) this.forget(slot);
+  }
+
+  /** A save of `content` succeeded: if the slot still holds it, it is on disk now. */
+  markSaved(slot: SlotState, content: SlotContent): void {
+    if (slot.content === content) (content as Writable<SlotContent>).saved = true;
+  }
+
+  /** The entry `key` left the disk: a slot that still holds that content must be saved again before it is overwritten. */
+  markUnsaved(key: string): void {
+    for (const slot of this.all()) if (slot.content?.key === key) (slot.content as Writable<SlotContent>).saved = false;
   }
 
   private tryPlan(model: string, plan: PlanFn): SlotPlan | undefined {
     const chosen = plan(this.candidates(model));
     if (chosen) {
-      chosen.slot.busy = true;
-      chosen.slot.lastUsed = ++this.tick;
-      chosen.slot.lastUsedAt = Date.now();
+      w(chosen.slot).busy = true;
+      w(chosen.slot).lastUsed = ++this.tick;
+      w(chosen.slot).lastUsedAt = Date.now();
     }
     return chosen;
   }

@@ -1,4 +1,4 @@
-/** What the proxy believes about each backend slot. Mutated only by the slot pool and the chat flow. */
+/** What the proxy believes about each backend slot. Written only by the slot pool (slot-pool.ts); read everywhere. */
 import type { SkipReason } from './save-skip.js';
 
 /** The conversation state a slot holds, as far as the proxy knows. */
@@ -12,8 +12,8 @@ export interface SlotContent {
   prefixLen: number;
   /** Big prompts are worth keeping; small ones are not. */
   big: boolean;
-  /** A cache file on this slot's backend holds exactly this content. */
-  saved: boolean;
+  /** A cache file on this slot's backend holds exactly this content (SlotPool.markSaved / markUnsaved). */
+  readonly saved: boolean;
   /** Tokens in the slot (prompt + reply), when the backend said. */
   nTokens?: number;
   /** The entry on disk this content extends (same conversation, earlier): replaced once this content is saved. */
@@ -41,14 +41,14 @@ export interface SlotState {
   /** Model whose server owns this slot ('' on a plain llama-server, where every model name maps to one server). */
   readonly model: string;
   readonly id: number;
-  busy: boolean;
+  readonly busy: boolean;
   /** Beyond the server's real `total_slots`: never used (ids would wrap onto another slot). */
-  disabled: boolean;
+  readonly disabled: boolean;
   /** Monotonic tick of the last acquire or release (LRU order). */
-  lastUsed: number;
+  readonly lastUsed: number;
   /** When a request last took or gave back the slot (milliseconds since the epoch), for the status API. */
-  lastUsedAt?: number;
-  content?: SlotContent;
+  readonly lastUsedAt?: number;
+  readonly content?: SlotContent;
 }
 
 /** The slot a request needs, described without HTTP. */

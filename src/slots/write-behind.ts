@@ -15,6 +15,7 @@ import type { Logger } from 'pino';
 import type { CacheOpResult, SlotCache } from './slot-cache.js';
 import type { SlotPool } from './slot-pool.js';
 import type { SlotContent, SlotState } from './slot-state.js';
+import { shortKey } from '../cache/meta-file.js';
 
 export interface WriteBehindDeps {
   pool: SlotPool;
@@ -31,13 +32,33 @@ export interface WriteBehindDeps {
   describeBackend: (backend: number) => string;
 }
 
+/** What the generation flow tells the saver of answers' states (SavePolicy.createAnswerSaver). */
+export interface AnswerSaver {
+  /** A request released the slot: its new content may need saving. */
+  slotReleased(slot: SlotState): void;
+  /**
+   * Before a completion task starts on a backend that clears its idle slots: save what the slots not `running` now
+   * alone hold, and resolve with the results.
+   */
+  saveBeforeClearing(backend: number, running: (slot: SlotState) => boolean, tried: Set<SlotContent>): Promise<CacheOpResult[]>;
+  /** Cancel pending saves and wait for running ones. */
+  close(): Promise<void>;
+}
+
+/** The `always` policy's: every answer was saved by its own request already. */
+export const NO_ANSWER_SAVER: AnswerSaver = {
+  slotReleased: () => undefined,
+  saveBeforeClearing: () => Promise.resolve([]),
+  close: () => Promise.resolve(),
+};
+
 interface Armed {
   content: SlotContent;
   settled: boolean;
   timers: NodeJS.Timeout[];
 }
 
-export class WriteBehindSaver {
+export class WriteBehindSaver implements AnswerSaver {
   private readonly armed = new Map<SlotState, Armed>();
   private readonly running = new Map<SlotState, Promise<CacheOpResult | undefined>>();
   private closed = false;
@@ -135,7 +156,7 @@ export class WriteBehindSaver {
       const save = await work;
       if (logLine) {
         const where = { backend: this.deps.describeBackend(slot.backend), model: content.model, slot: slot.id };
-        this.deps.log.info({ ...where, key: content.key.slice(0, 16), why, save }, 'saved after answer');
+        this.deps.log.info({ ...where, key: shortKey(content.key), why, save }, 'saved after answer');
       }
       return save;
     } finally {

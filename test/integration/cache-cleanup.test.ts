@@ -111,7 +111,7 @@ describe('cache cleanup', { timeout: 60_000 }, () => {
       maxAgeHours: 0,
       maxSizeGb: 1 / 1024 ** 3,
       intervalMinutes: 0,
-      index: stack.proxy.ctx.index,
+      index: stack.proxy.state.index,
       metaStore: createMetaStore(stack.metaDir),
       log: { info: () => undefined, warn: () => undefined },
     });
@@ -153,7 +153,7 @@ describe('cache cleanup', { timeout: 60_000 }, () => {
       maxAgeHours: 0,
       maxSizeGb: 1 / 1024 ** 3,
       intervalMinutes: 0,
-      index: stack.proxy.ctx.index,
+      index: stack.proxy.state.index,
       metaStore: createMetaStore(stack.metaDir),
       log: { info: () => undefined, warn: () => undefined },
     });
@@ -179,7 +179,7 @@ describe('cache cleanup', { timeout: 60_000 }, () => {
     assert.equal(restores[0]!.ok, true);
     assert.equal(next.line.restore?.ok, true);
     assert.ok(next.timings.cache_n >= first.timings.prompt_n, `cache_n ${next.timings.cache_n}`);
-    assert.equal(stack.proxy.ctx.index.isPinned(keyOf(a)), false, 'unpinned once the restore is done');
+    assert.equal(stack.proxy.state.index.isPinned(keyOf(a)), false, 'unpinned once the restore is done');
   });
   it('reconciles at start-up: an entry whose file is gone is dropped, a key-named file without a meta is deleted, nothing else is touched', async () => {
     stack = await startStack(); // SAVE_POLICY=always: each conversation is saved after its answer

@@ -105,7 +105,7 @@ describe('restore from disk', { timeout: 60_000 }, () => {
     pending.catch(() => undefined); // awaited below
     try {
       await withDeadline(held.arrived, 5000, 'the chat after the failed restore');
-      const busy = stack.proxy.ctx.pool.all().filter((s) => s.busy);
+      const busy = stack.proxy.state.pool.all().filter((s) => s.busy);
       assert.equal(busy.length, 1);
       assert.equal(busy[0]!.content, undefined, 'after a failed restore the proxy no longer believes the slot holds anything');
     } finally {

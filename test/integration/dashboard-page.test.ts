@@ -66,7 +66,7 @@ describe('/health while a dashboard polls a failing proxy', () => {
   after(() => closeStack(stack));
 
   it('stays "failing": loading the dashboard is not a served request', async () => {
-    const analyzer = stack.proxy.ctx.analyzer;
+    const analyzer = stack.proxy.state.analyzer;
     analyzer.analyze = () => {
       throw new Error('injected analyser fault');
     };

@@ -44,7 +44,7 @@ describe('backend unreachable', () => {
         return true;
       },
     );
-    assert.equal(stack.proxy.ctx.pool.all().filter((s) => s.busy).length, 0, 'the slot was released');
+    assert.equal(stack.proxy.state.pool.all().filter((s) => s.busy).length, 0, 'the slot was released');
   });
 });
 

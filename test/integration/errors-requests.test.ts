@@ -48,7 +48,7 @@ describe('invalid chat requests', () => {
     assertOpenAiError(res.body, 'invalid_request_error');
     assert.equal(res.body.error.param, 'messages');
     assert.equal(eventsOf(stack.sim, 'chat', startup).length, 0);
-    assert.equal(stack.proxy.ctx.pool.all().filter((s) => s.busy).length, 0);
+    assert.equal(stack.proxy.state.pool.all().filter((s) => s.busy).length, 0);
   });
 });
 
@@ -85,7 +85,7 @@ describe('an unexpected failure inside the proxy', () => {
 
   it('→ 500 internal_error without details for the client; the log line carries the cause and its stack', async () => {
     // Stands in for a bug: the prompt analysis throws something no code path expects.
-    const analyzer = stack.proxy.ctx.analyzer;
+    const analyzer = stack.proxy.state.analyzer;
     const analyze = analyzer.analyze;
     analyzer.analyze = () => {
       throw new TypeError('secret detail of an unforeseen bug');

@@ -39,7 +39,7 @@ describe('/health when the proxy itself keeps failing', () => {
   after(() => closeStack(stack));
 
   it('says "failing" with the last error and 503, and "ok" again once a request is served', async () => {
-    const analyzer = stack.proxy.ctx.analyzer;
+    const analyzer = stack.proxy.state.analyzer;
     const analyze = analyzer.analyze.bind(analyzer);
     analyzer.analyze = () => {
       throw new Error('injected analyser fault');

@@ -13,7 +13,7 @@ import type { Stack } from '../support/stack.js';
 import { closeStack } from '../support/teardown.js';
 import { closeTappedStack, startTappedStack } from '../support/tapped-stack.js';
 import type { TappedStack } from '../support/tapped-stack.js';
-import { RECHECK_AFTER_QUIET_MS } from '../../src/http/slot-truth.js';
+import { RECHECK_AFTER_QUIET_MS } from '../../src/generation/slot-truth.js';
 import { words } from '../support/text.js';
 
 /** The simulator's own GET /slots (not through the proxy, which refuses slot routes). */

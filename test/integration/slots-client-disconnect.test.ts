@@ -72,7 +72,7 @@ describe('client disconnect mid-stream', () => {
       max_tokens: 1,
     }, { signal: waiting.signal }).catch((err: Error) => err);
     // The pool's queue is private; reading its length is the only way to know, without sleeping, that the request waits.
-    const pool = stack.proxy.ctx.pool as unknown as { waiters: unknown[] };
+    const pool = stack.proxy.state.pool as unknown as { waiters: unknown[] };
     await eventually(() => pool.waiters.length === 1, 1000, 'the second request to queue for the slot');
     waiting.abort();
     assert.ok((await queued) instanceof Error);

@@ -85,7 +85,7 @@ describe('smart policy: eviction re-saves weighed against re-prefilling', { time
     assert.ok(skip.unsaved_tokens >= MIN_NEW_TOKENS, `a2 grew by ${skip.unsaved_tokens} tokens: above the floor`);
     assert.deepEqual(await fileAndMeta(stack, keyOf(a2)), [false, false], 'no entry for a2');
     assert.deepEqual(await fileAndMeta(stack, keyOf(a)), [true, true], "a's entry stays on disk");
-    assert.equal(stack.proxy.ctx.index.get(keyOf(a))?.key, keyOf(a), 'and in the index');
+    assert.equal(stack.proxy.state.index.get(keyOf(a))?.key, keyOf(a), 'and in the index');
 
     const restoreMark = stack.sim.events.length;
     const a3 = continuedBy(a2, grown.content, 3102, 6);
@@ -111,7 +111,7 @@ describe('smart policy: eviction re-saves weighed against re-prefilling', { time
     assert.deepEqual(slotFileEvents(stack.sim, 'save', mark).map((s) => [s.filename, s.ok]), [[keyOf(a2), true]]);
     assert.deepEqual(await fileAndMeta(stack, keyOf(a2)), [true, true], 'a2 is on disk');
     assert.deepEqual(await fileAndMeta(stack, keyOf(a)), [false, false], "a's older file and meta are gone");
-    assert.equal(stack.proxy.ctx.index.get(keyOf(a)), undefined, 'and so is its index entry');
+    assert.equal(stack.proxy.state.index.get(keyOf(a)), undefined, 'and so is its index entry');
   });
 
   it('save slow: content with no entry on disk is saved at eviction all the same', async () => {
@@ -120,7 +120,7 @@ describe('smart policy: eviction re-saves weighed against re-prefilling', { time
     const b = opening(3302);
     const bTurn = await chat(stack, b); // b evicts a: a is saved, and the save speed measured
     const bTokens = bTurn.timings.cache_n + bTurn.timings.prompt_n;
-    assert.equal(stack.proxy.ctx.economics.resaveWorthIt(MODEL, bTokens, bTokens), false,
+    assert.equal(stack.proxy.state.economics.resaveWorthIt(MODEL, bTokens, bTokens), false,
       'the measured costs alone would let b go: prefilling all of it is cheaper than writing it');
     const mark = stack.sim.events.length;
 
@@ -152,7 +152,7 @@ describe('smart policy: eviction re-saves weighed against re-prefilling', { time
     assert.deepEqual(slotFileEvents(stack.sim, 'save', mark).map((e) => [e.model, e.filename]), [], 'nothing saved before the swap');
     const skipped = stack.logs.lines.slice(logMark).find((l) => l.msg === 'not saved before model swap');
     assert.deepEqual([skipped?.model, skipped?.for_model, (skipped?.skip as { reason?: string })?.reason], [A, B, 'cheaper to prefill']);
-    assert.ok(stack.proxy.ctx.index.get(keyOf(a, A)), "a's entry stays");
+    assert.ok(stack.proxy.state.index.get(keyOf(a, A)), "a's entry stays");
 
     const restoreMark = stack.sim.events.length;
     const back = await chat(stack, continuedBy(a2, grown.content, 3505, 6), { model: A });

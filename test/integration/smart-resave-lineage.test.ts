@@ -98,7 +98,7 @@ describe('smart policy: tiny re-saves and lineage', { timeout: 60_000 }, () => {
     assert.equal(third.line.evict_save?.ok, true, JSON.stringify(third.line.evict_save));
     assert.deepEqual(await fileAndMeta(stack, keyOf(a2)), [true, true], "turn 2's entry");
     assert.deepEqual(await fileAndMeta(stack, keyOf(a)), [false, false], "turn 1's file and meta are gone");
-    assert.equal(stack.proxy.ctx.index.get(keyOf(a)), undefined, 'and so is its index entry');
+    assert.equal(stack.proxy.state.index.get(keyOf(a)), undefined, 'and so is its index entry');
   });
 
   it("lineage: when turn 2's save fails, turn 1's file and meta stay, and the conversation is still restored from it", async () => {

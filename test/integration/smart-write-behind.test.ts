@@ -85,7 +85,7 @@ describe('smart policy: write-behind saves', { timeout: 60_000 }, () => {
     const proxy = stack.proxy;
     const a = opening(2401);
     const first = await chat(stack, a);
-    await eventually(() => proxy.ctx.pool.all().some((s) => s.busy) || undefined, 3000, 'the write-behind save to start');
+    await eventually(() => proxy.state.pool.all().some((s) => s.busy) || undefined, 3000, 'the write-behind save to start');
     const next = await chat(stack, continued(a, first.content, 2402));
     assert.equal(next.line.decision, 'resident');
     assert.equal(next.line.slot, first.line.slot);

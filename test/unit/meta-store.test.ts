@@ -144,10 +144,14 @@ test('parseMeta names the bad field', () => {
   assert.throws(() => parseMeta({ ...sample(), model_id: null }), (e: unknown) => e instanceof MetaFormatError && e.field === 'model_id');
 });
 
-test('buildMeta counts prefix_len in code points and omits unset optional fields', () => {
-  const m = buildMeta({ key: 'k', model: 'm', text: 'a😀b', blocks: ['x'], wpb: 100, timestamp: 1.5, backend: undefined });
+test('buildMeta writes the seed fields, omits unset optional ones, and passes its own validation', () => {
+  const m = buildMeta({ key: 'k', model: 'm', prefixLen: 3, blocks: ['x'], wpb: 100, timestamp: 1.5, backend: undefined, n_tokens: undefined });
   assert.deepEqual(m, { key: 'k', model_id: 'm', prefix_len: 3, wpb: 100, blocks: ['x'], timestamp: 1.5 });
-  const now = buildMeta({ key: 'k', model: 'm', text: '', blocks: [], wpb: 1, backend: 'http://b' });
+  assert.deepEqual(parseMeta(JSON.parse(serializeMeta(m))), m);
+  const now = buildMeta({ key: 'k', model: 'm', prefixLen: 0, blocks: [], wpb: 1, backend: 'http://b', n_tokens: 7, fingerprint: 'f' });
   assert.ok(Math.abs(now.timestamp - Date.now() / 1000) < 5);
   assert.equal(now.backend, 'http://b');
+  assert.equal(now.n_tokens, 7);
+  assert.equal(now.fingerprint, 'f');
+  assert.equal('file_bytes' in now, false);
 });

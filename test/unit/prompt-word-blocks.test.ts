@@ -1,7 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { blockHashes, promptWords } from '../../src/prompt/prompt-analysis.js';
-import { WordBlockHasher, hashWordBlocks } from '../../src/prompt/word-blocks.js';
+import { WordBlockHasher } from '../../src/prompt/word-blocks.js';
+import type { WordBlocks } from '../../src/prompt/word-blocks.js';
+
+/** Word count and block hashes of one text, fed at once. */
+function hashWordBlocks(text: string, wordsPerBlock: number): WordBlocks {
+  const hasher = new WordBlockHasher(wordsPerBlock);
+  hasher.feed(text);
+  return hasher.result();
+}
 import { PIECES, prng, randomText } from '../support/unicode-text.js';
 
 test('hashWordBlocks equals promptWords + blockHashes on random Unicode text', () => {

@@ -1,6 +1,7 @@
 /** Session affinity: among slots holding equally long prefixes, a request takes the one its own session filled. */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { SEED } from '../support/seed-plan.js';
 import { planSlot } from '../../src/slots/slot-planner.js';
 import type { SlotContent, SlotRequest, SlotState } from '../../src/slots/slot-state.js';
 import { sessionOf } from '../../src/generation/session.js';
@@ -17,18 +18,18 @@ const request = (session?: string): SlotRequest => ({ model: 'm', key: 'k-next',
 
 describe('session affinity in the planner', () => {
   it('prefers the slot its session filled when matches tie, though another was used more recently', () => {
-    assert.equal(planSlot({ request: request('beta'), candidates: candidates(), diskMatch: () => undefined, lcpTh: 0.6 })?.slot.id, 1);
-    assert.equal(planSlot({ request: request('alpha'), candidates: candidates(), diskMatch: () => undefined, lcpTh: 0.6 })?.slot.id, 0);
+    assert.equal(planSlot({ ...SEED, request: request('beta'), candidates: candidates(), diskMatch: () => undefined, lcpTh: 0.6 })?.slot.id, 1);
+    assert.equal(planSlot({ ...SEED, request: request('alpha'), candidates: candidates(), diskMatch: () => undefined, lcpTh: 0.6 })?.slot.id, 0);
   });
 
   it('without a session (or with one no slot knows), the most recently used of the tied slots, as before', () => {
-    assert.equal(planSlot({ request: request(), candidates: candidates(), diskMatch: () => undefined, lcpTh: 0.6 })?.slot.id, 0);
-    assert.equal(planSlot({ request: request('gamma'), candidates: candidates(), diskMatch: () => undefined, lcpTh: 0.6 })?.slot.id, 0);
+    assert.equal(planSlot({ ...SEED, request: request(), candidates: candidates(), diskMatch: () => undefined, lcpTh: 0.6 })?.slot.id, 0);
+    assert.equal(planSlot({ ...SEED, request: request('gamma'), candidates: candidates(), diskMatch: () => undefined, lcpTh: 0.6 })?.slot.id, 0);
   });
 
   it('a longer match wins over the session', () => {
     const c = [slot(0, 9, { ...shared('k0', 'alpha'), blocks: ['a', 'b', 'c'] }), slot(1, 3, shared('k1', 'beta'))];
-    assert.equal(planSlot({ request: request('beta'), candidates: c, diskMatch: () => undefined, lcpTh: 0.6 })?.slot.id, 0);
+    assert.equal(planSlot({ ...SEED, request: request('beta'), candidates: c, diskMatch: () => undefined, lcpTh: 0.6 })?.slot.id, 0);
   });
 });
 

@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { judgeSlot, parseSlots } from '../../src/slots/slot-check.js';
+import { SEED } from '../support/seed-plan.js';
 import { planSlot } from '../../src/slots/slot-planner.js';
 import type { SlotContent, SlotRequest, SlotState } from '../../src/slots/slot-state.js';
 
@@ -65,18 +66,18 @@ describe('planSlot waitForOwnSlot', () => {
   const own = () => slot(0, { busy: true, content: held(700, { blocks: ['a', 'b'] }) });
 
   it('waits for the busy slot whose content this request continues, rather than starting cold', () => {
-    const plan = planSlot({ request, candidates: [own(), slot(1)], diskMatch: () => undefined, lcpTh: 0.6, waitForOwnSlot: true });
+    const plan = planSlot({ ...SEED, request, candidates: [own(), slot(1)], diskMatch: () => undefined, lcpTh: 0.6, waitForOwnSlot: true });
     assert.equal(plan, undefined);
   });
 
   it('goes elsewhere once patience ran out, or when the busy slot holds a copy of the same prompt', () => {
-    assert.equal(planSlot({ request, candidates: [own(), slot(1)], diskMatch: () => undefined, lcpTh: 0.6 })?.slot.id, 1);
+    assert.equal(planSlot({ ...SEED, request, candidates: [own(), slot(1)], diskMatch: () => undefined, lcpTh: 0.6 })?.slot.id, 1);
     const copy = slot(0, { busy: true, content: held(700, { key: 'k-next', blocks: ['a', 'b', 'c'] }) });
-    assert.equal(planSlot({ request, candidates: [copy, slot(1)], diskMatch: () => undefined, lcpTh: 0.6, waitForOwnSlot: true })?.slot.id, 1);
+    assert.equal(planSlot({ ...SEED, request, candidates: [copy, slot(1)], diskMatch: () => undefined, lcpTh: 0.6, waitForOwnSlot: true })?.slot.id, 1);
   });
 
   it('does not wait for a busy slot that shares only a common prefix (another conversation)', () => {
     const sibling = slot(0, { busy: true, content: held(700, { blocks: ['a', 'x', 'y'] }) });
-    assert.equal(planSlot({ request, candidates: [sibling, slot(1)], diskMatch: () => undefined, lcpTh: 0.6, waitForOwnSlot: true })?.slot.id, 1);
+    assert.equal(planSlot({ ...SEED, request, candidates: [sibling, slot(1)], diskMatch: () => undefined, lcpTh: 0.6, waitForOwnSlot: true })?.slot.id, 1);
   });
 });

@@ -7,9 +7,13 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { recordSlotContent } from '../../src/generation/after-answer.js';
 import type { ForwardOutcome } from '../../src/generation/forward.js';
-import type { ProxyContext } from '../../src/http/context.js';
+import type { GenerationDeps } from '../../src/generation/deps.js';
 import type { PromptAnalysis } from '../../src/prompt/prompt-analysis.js';
+import { NEVER_SKIP } from '../../src/slots/save-skip.js';
+import type { SkipSave } from '../../src/slots/save-skip.js';
 import { evictionRank, planSlot } from '../../src/slots/slot-planner.js';
+import { SlotPool } from '../../src/slots/slot-pool.js';
+import { SEED } from '../support/seed-plan.js';
 import type { SlotContent, SlotPlan, SlotRequest, SlotState } from '../../src/slots/slot-state.js';
 
 function slot(id: number, over: Partial<SlotState> = {}): SlotState {
@@ -25,8 +29,8 @@ const oneOff = (key: string, over: Partial<SlotContent> = {}) => content(key, { 
 /** A big request sharing no prefix with anything (Qwen Code's memory extraction). */
 const sideRequest: SlotRequest = { model: 'm', key: 'memory', blocks: ['z1', 'z2', 'z3'], big: true };
 const noDisk = () => undefined;
-const victim = (candidates: SlotState[], skipSave?: (c: SlotContent) => 'cheaper to prefill' | undefined) =>
-  planSlot({ request: sideRequest, candidates, diskMatch: noDisk, lcpTh: 0.6, ...(skipSave && { skipSave }) });
+const victim = (candidates: SlotState[], skipSave: SkipSave = NEVER_SKIP) =>
+  planSlot({ ...SEED, request: sideRequest, candidates, diskMatch: noDisk, lcpTh: 0.6, skipSave });
 
 describe('evictionRank', () => {
   it('orders empty, small, one-off, conversation; needing a save demotes each big kind below those that need none', () => {
@@ -37,12 +41,12 @@ describe('evictionRank', () => {
       slot(0, { content: live('l', { saved: true }) }),
       slot(0, { content: oneOff('o2') }),
       slot(0, { content: live('l2') }),
-    ].map((s) => evictionRank(s));
+    ].map((s) => evictionRank(s, NEVER_SKIP));
     assert.deepEqual(ranks, [0, 1, 2, 3, 4, 5]);
   });
 
   it('takes content without a turn count (put there by a restore) for a conversation', () => {
-    assert.equal(evictionRank(slot(0, { content: content('restored', { saved: true, restored: true }) })), 3);
+    assert.equal(evictionRank(slot(0, { content: content('restored', { saved: true, restored: true }) }), NEVER_SKIP), 3);
   });
 
   it('ranks content the policy lets go as needing no save', () => {
@@ -85,6 +89,7 @@ describe('a big side request among idle slots', () => {
     const disk = { key: 'agent-2', backend: 0, lcp: 2, ratio: 1, blockCount: 2 };
     const request: SlotRequest = { model: 'm', key: 'agent-3', blocks: ['c1', 'c2', 'c3'], big: true };
     const plan = planSlot({
+      ...SEED,
       request,
       candidates: [slot(0, { lastUsed: 1, content: live('other', { saved: true }) }), slot(1, { lastUsed: 9, content: oneOff('memory', { saved: true }) })],
       diskMatch: () => disk,
@@ -96,26 +101,30 @@ describe('a big side request among idle slots', () => {
 });
 
 describe('recordSlotContent counts the turns of a conversation in its slot', () => {
-  const ctx = { knownFingerprint: () => undefined } as unknown as ProxyContext;
+  const pool = () => new SlotPool([{ nSlots: 1, sharedAcrossModels: () => true }]);
+  const depsOf = (p: SlotPool) => ({ pool: p, backends: { at: () => ({ knownFingerprint: () => undefined }) } }) as unknown as Pick<GenerationDeps, 'pool' | 'backends'>;
   const outcome = { completed: true, status: 200, clientGone: false, timings: { cache_n: 0, prompt_n: 100, predicted_n: 8 } } as unknown as ForwardOutcome;
   const analysis = (key: string, blocks: string[]) => ({ key, model: 'm', blocks, prefixLen: 100, big: true }) as unknown as PromptAnalysis;
-  const record = (s: SlotState, a: PromptAnalysis) => recordSlotContent(ctx, { slot: s } as SlotPlan, a, outcome, undefined);
+  const record = (p: SlotPool, s: SlotState, a: PromptAnalysis) => recordSlotContent(depsOf(p), { slot: s } as SlotPlan, a, outcome, undefined);
 
   it('1 for a prompt that does not extend the slot, +1 for each that does, 1 again after a different prompt', () => {
-    const s = slot(0);
-    record(s, analysis('t1', ['a', 'b']));
+    const p = pool();
+    const s = p.group(0, 'm')[0]!;
+    record(p, s, analysis('t1', ['a', 'b']));
     assert.equal(s.content?.turns, 1);
-    record(s, analysis('t2', ['a', 'b', 'c']));
+    record(p, s, analysis('t2', ['a', 'b', 'c']));
     assert.equal(s.content?.turns, 2);
-    record(s, analysis('t3', ['a', 'b', 'c', 'd']));
+    record(p, s, analysis('t3', ['a', 'b', 'c', 'd']));
     assert.equal(s.content?.turns, 3);
-    record(s, analysis('memory', ['x', 'y']));
+    record(p, s, analysis('memory', ['x', 'y']));
     assert.equal(s.content?.turns, 1, 'a side request sharing no prefix is a one-off');
   });
 
   it('continues a restored entry (no count) as its second turn', () => {
-    const s = slot(0, { content: content('entry', { blocks: ['a', 'b'], saved: true, restored: true }) });
-    record(s, analysis('next', ['a', 'b', 'c']));
+    const p = pool();
+    const s = p.group(0, 'm')[0]!;
+    p.fill(s, content('entry', { blocks: ['a', 'b'], saved: true, restored: true }));
+    record(p, s, analysis('next', ['a', 'b', 'c']));
     assert.equal(s.content?.turns, 2);
   });
 });

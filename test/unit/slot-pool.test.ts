@@ -2,12 +2,13 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { SlotPool } from '../../src/slots/slot-pool.js';
 import { planSlot } from '../../src/slots/slot-planner.js';
+import { SEED } from '../support/seed-plan.js';
 import type { SlotState } from '../../src/slots/slot-state.js';
 import { ProxyError } from '../../src/errors.js';
 import { withDeadline } from '../support/deadline.js';
 
 const request = { model: 'm', key: 'k', blocks: [], big: false };
-const plan = (c: readonly SlotState[]) => planSlot({ request, candidates: c, diskMatch: () => undefined, lcpTh: 0.6 });
+const plan = (c: readonly SlotState[]) => planSlot({ ...SEED, request, candidates: c, diskMatch: () => undefined, lcpTh: 0.6 });
 
 describe('SlotPool', () => {
   it('hands out every slot before reusing one (LRU updated on each use)', async () => {

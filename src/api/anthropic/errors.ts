@@ -36,7 +36,7 @@ const TYPE_BY_STATUS: Record<number, AnthropicErrorType> = {
 };
 
 /** The Anthropic error type for an HTTP status (Anthropic's documented table; other 4xx are invalid requests). */
-export function anthropicErrorType(status: number): AnthropicErrorType {
+function anthropicErrorType(status: number): AnthropicErrorType {
   return TYPE_BY_STATUS[status] ?? (status >= 500 ? 'api_error' : 'invalid_request_error');
 }
 

@@ -29,7 +29,7 @@ export interface ConvertedChat extends Json {
 }
 
 /** llama-server's default when a request names no `max_tokens` (Anthropic requires it; llama-server does not). */
-export const DEFAULT_MAX_TOKENS = 4096;
+const DEFAULT_MAX_TOKENS = 4096;
 
 const ROLES = new Set(['user', 'assistant', 'system']);
 

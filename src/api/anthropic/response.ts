@@ -34,7 +34,7 @@ export function usageOf(timings: unknown, usage: unknown): AnthropicUsage {
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
 
 /** A tool call's arguments as the `input` object; unparsable arguments give `{}` (as llama-server does). */
-export function toolInput(args: unknown): unknown {
+function toolInput(args: unknown): unknown {
   if (typeof args !== 'string') return {};
   try {
     const parsed = JSON.parse(args) as unknown;

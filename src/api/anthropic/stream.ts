@@ -23,7 +23,7 @@ interface OpenBlock {
 }
 
 /** Format one Anthropic SSE event. */
-export function sseEvent(type: string, data: unknown): string {
+function sseEvent(type: string, data: unknown): string {
   return `event: ${type}\ndata: ${JSON.stringify(data)}\n\n`;
 }
 

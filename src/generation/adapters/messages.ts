@@ -16,7 +16,7 @@ import type { AnswerConversion, GenerationAdapter } from '../adapter.js';
 const JSON_TYPE = 'application/json; charset=utf-8';
 
 /** Whole answers: a chat completion becomes a message; an error status keeps its status in Anthropic's shape. */
-export const messagesAnswer: AnswerConversion = {
+const messagesAnswer: AnswerConversion = {
   whole({ status, body }) {
     if (status >= 400) return { status, body: JSON.stringify(backendErrorToAnthropic(status, body)), contentType: JSON_TYPE };
     let chat: Record<string, unknown>;

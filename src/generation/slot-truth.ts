@@ -12,8 +12,12 @@ import { judgeSlot, parseSlots, slotProcessing } from '../slots/slot-check.js';
 import type { GatePass } from '../slots/launch-gate.js';
 import type { ObservedSlots, SlotVerdict } from '../slots/slot-check.js';
 import type { DiskMatch, SlotContent, SlotPlan, SlotState } from '../slots/slot-state.js';
-import type { ProxyContext } from './context.js';
-import type { RequestLog } from './request-log.js';
+import type { RequestLog } from '../http/request-log.js';
+import type { GenerationDeps } from './deps.js';
+
+/** What keeping the picture true needs. */
+export type SlotTruthDeps = Pick<GenerationDeps, 'backends' | 'pool' | 'index' | 'diskMatch' | 'answerSaver' | 'launchGate' | 'log'>;
+type RestoreWorthIt = (match: DiskMatch, slotLcp: number) => boolean;
 
 /**
  * A backend the proxy has not heard from for this long may have restarted (a real model takes longer than this to
@@ -23,41 +27,41 @@ export const RECHECK_AFTER_QUIET_MS = 1000;
 const SLOTS_TIMEOUT_MS = 2000;
 
 export async function confirmResidency(
-  ctx: ProxyContext,
+  deps: SlotTruthDeps,
   plan: SlotPlan,
   analysis: PromptAnalysis,
   line: RequestLog,
-  restoreWorthIt: ((match: DiskMatch, slotLcp: number) => boolean) | undefined,
+  restoreWorthIt: RestoreWorthIt,
 ): Promise<void> {
   const { slot } = plan;
-  const backend = slot.backend;
-  if (!plan.resident || !checkDue(ctx, plan)) return;
-  const observed = parseSlots(await ctx.clients[backend]!.slots(analysis.model, SLOTS_TIMEOUT_MS));
+  const backend = deps.backends.at(slot.backend);
+  if (!plan.resident || !checkDue(deps, plan)) return;
+  const observed = parseSlots(await backend.client.slots(analysis.model, SLOTS_TIMEOUT_MS));
   if (!observed) return;
-  const group = ctx.pool.group(backend, slot.model);
+  const group = deps.pool.group(slot.backend, slot.model);
   const verdict = judgeSlot(slot, group, observed);
   line.slotCheck = verdict;
   if (verdict === 'confirmed') {
-    if (typeof observed.get(slot.id) === 'number') ctx.behaviour.noteSlotKept(backend, slot);
+    if (typeof observed.get(slot.id) === 'number') backend.behaviour.noteSlotKept(slot);
     return;
   }
-  applyVerdict(ctx, plan, verdict, observed);
+  applyVerdict(deps, plan, verdict, observed);
   // A restarted server may run another model file: learn its identity again before matching entries to it.
-  if (verdict === 'restarted') await ctx.fingerprint(backend, analysis.model);
-  restoreInstead(ctx, plan, analysis, restoreWorthIt);
+  if (verdict === 'restarted') await backend.fingerprint(analysis.model);
+  restoreInstead(deps, plan, analysis, restoreWorthIt);
 }
 
 /** The slot no longer holds the conversation: restore it from disk into the slot when an entry is worth it. */
 function restoreInstead(
-  ctx: ProxyContext,
+  deps: SlotTruthDeps,
   plan: SlotPlan,
   analysis: PromptAnalysis,
-  restoreWorthIt: ((match: DiskMatch, slotLcp: number) => boolean) | undefined,
+  restoreWorthIt: RestoreWorthIt,
 ): void {
   plan.resident = undefined;
-  const disk = ctx.diskMatch(plan.slot.backend, analysis);
-  if (disk && (!restoreWorthIt || restoreWorthIt(disk, 0))) {
-    ctx.index.pin(disk.key); // as the planner's restores are (runPlan unpins it)
+  const disk = deps.diskMatch(plan.slot.backend, analysis);
+  if (disk && restoreWorthIt(disk, 0)) {
+    deps.index.pin(disk.key); // as the planner's restores are (runPlan unpins it)
     plan.restore = disk;
   }
 }
@@ -69,30 +73,30 @@ function restoreInstead(
  * requests the round trip would wait behind their batches; the save verification and the after-answer check
  * (noticeLostSlot) still catch what slips through there.
  */
-function checkDue(ctx: ProxyContext, plan: SlotPlan): boolean {
+function checkDue(deps: SlotTruthDeps, plan: SlotPlan): boolean {
   const backend = plan.slot.backend;
-  if (ctx.behaviour.quietFor(backend) >= RECHECK_AFTER_QUIET_MS || !ctx.behaviour.settled(backend)) return true;
-  return !ctx.pool.all().some((slot) => slot.backend === backend && slot.busy && slot !== plan.slot);
+  const { behaviour } = deps.backends.at(backend);
+  if (behaviour.quietFor() >= RECHECK_AFTER_QUIET_MS || !behaviour.settled()) return true;
+  return !deps.pool.all().some((slot) => slot.backend === backend && slot.busy && slot !== plan.slot);
 }
 
-function applyVerdict(ctx: ProxyContext, plan: SlotPlan, verdict: Exclude<SlotVerdict, 'confirmed'>, observed: ObservedSlots): void {
+function applyVerdict(deps: SlotTruthDeps, plan: SlotPlan, verdict: Exclude<SlotVerdict, 'confirmed'>, observed: ObservedSlots): void {
   const { slot } = plan;
-  const backend = slot.backend;
-  const url = ctx.clients[backend]!.url;
-  slot.content = undefined;
+  const backend = deps.backends.at(slot.backend);
+  const url = backend.url;
+  deps.pool.forget(slot);
   if (verdict === 'cleared-idle') {
-    if (ctx.behaviour.noteClearsIdleSlots(backend)) {
-      ctx.log.warn({ backend: url },
+    if (backend.behaviour.noteClearsIdleSlots()) {
+      deps.log.warn({ backend: url },
         'the server clears idle slots when a task starts (llama-server default: unified KV, --cache-idle-slots); ' +
         'saving idle slots before each task and restoring from disk from now on');
     }
-    for (const other of ctx.pool.group(backend, slot.model)) if (!other.busy && observed.get(other.id) === 0) other.content = undefined;
+    deps.pool.forgetIdleOn(slot.backend, (other) => other.model === slot.model && observed.get(other.id) === 0);
   } else if (verdict === 'restarted') {
-    ctx.log.warn({ backend: url, slot: slot.id }, 'the server lost every slot (restarted?); forgetting what its slots held');
-    for (const other of ctx.pool.all()) if (other.backend === backend && !other.busy) other.content = undefined;
-    ctx.forgetBackend(backend);
+    deps.log.warn({ backend: url, slot: slot.id }, 'the server lost every slot (restarted?); forgetting what its slots held');
+    backend.forget();
   } else {
-    ctx.log.warn({ backend: url, slot: slot.id }, 'the slot holds another conversation (another client?); forgetting it');
+    deps.log.warn({ backend: url, slot: slot.id }, 'the slot holds another conversation (another client?); forgetting it');
   }
 }
 
@@ -104,20 +108,21 @@ function applyVerdict(ctx: ProxyContext, plan: SlotPlan, verdict: Exclude<SlotVe
  * task that finished while the saves ran would otherwise be cleared unsaved (seen on the real server: a 5 ms save
  * was enough). So the two alternate until a round finds nothing new to save and no task of ours just finished.
  */
-export async function beforeTaskStart(ctx: ProxyContext, plan: SlotPlan, line: RequestLog, model: string): Promise<void> {
+export async function beforeTaskStart(deps: SlotTruthDeps, plan: SlotPlan, line: RequestLog, model: string): Promise<void> {
   const backend = plan.slot.backend;
-  ctx.behaviour.noteTaskStart(backend, plan.slot);
-  if (!ctx.behaviour.clearsIdleSlots(backend)) return;
-  const running = (slot: SlotState) => slot === plan.slot || ctx.behaviour.launched(slot);
+  const { behaviour } = deps.backends.at(backend);
+  behaviour.noteTaskStart(plan.slot);
+  if (!behaviour.clearsIdleSlots()) return;
+  const running = (slot: SlotState) => slot === plan.slot || behaviour.launched(slot);
   const tried = new Set<SlotContent>();
   for (let round = 0; round < MAX_SAVE_ROUNDS; round++) {
     const triedBefore = tried.size;
-    if (ctx.writeBehind) line.clearingSaves.push(...(await ctx.writeBehind.saveBeforeClearing(backend, running, tried)));
-    const someJustFinished = await letFinishedTasksEnd(ctx, plan, model);
+    line.clearingSaves.push(...(await deps.answerSaver.saveBeforeClearing(backend, running, tried)));
+    const someJustFinished = await letFinishedTasksEnd(deps, plan, model);
     if (!someJustFinished && tried.size === triedBefore) break;
   }
   // Idle at the server: ours too when a request holds the slot but waits at the gate (its task not sent yet).
-  for (const other of ctx.pool.all()) if (other.backend === backend && !running(other)) other.content = undefined;
+  deps.pool.forgetClearedOn(backend, running);
 }
 
 /** Rounds of "save, then look for tasks that finished meanwhile" before a launch (each round is a few ms). */
@@ -128,13 +133,13 @@ const MAX_SAVE_ROUNDS = 4;
  * about to happen would clear that slot before its content could be recorded and saved. `GET /slots` shows such
  * tasks (no longer processing); their requests are given a moment to end. True when there were some.
  */
-async function letFinishedTasksEnd(ctx: ProxyContext, plan: SlotPlan, model: string): Promise<boolean> {
-  const backend = plan.slot.backend;
-  const ours = ctx.pool.all().filter((slot) => slot.backend === backend && slot !== plan.slot && ctx.behaviour.launched(slot));
+async function letFinishedTasksEnd(deps: SlotTruthDeps, plan: SlotPlan, model: string): Promise<boolean> {
+  const backend = deps.backends.at(plan.slot.backend);
+  const ours = deps.pool.all().filter((slot) => slot.backend === backend.index && slot !== plan.slot && backend.behaviour.launched(slot));
   if (ours.length === 0) return false;
-  const body = await ctx.clients[backend]!.slots(model, SLOTS_TIMEOUT_MS);
+  const body = await backend.client.slots(model, SLOTS_TIMEOUT_MS);
   const finished = ours.filter((slot) => slotProcessing(body, slot.id) === false);
-  await Promise.all(finished.map((slot) => ctx.behaviour.whenEnded(slot, FINISHING_WAIT_MS)));
+  await Promise.all(finished.map((slot) => backend.behaviour.whenEnded(slot, FINISHING_WAIT_MS)));
   return finished.length > 0;
 }
 
@@ -147,15 +152,15 @@ const FINISHING_WAIT_MS = 500;
  * restore of what that launch saved. Resolves with the pass to give back once the task runs (undefined elsewhere).
  */
 export async function enterLaunchGate(
-  ctx: ProxyContext,
+  deps: SlotTruthDeps,
   plan: SlotPlan,
   analysis: PromptAnalysis,
-  restoreWorthIt: ((match: DiskMatch, slotLcp: number) => boolean) | undefined,
+  restoreWorthIt: RestoreWorthIt,
 ): Promise<GatePass | undefined> {
   const backend = plan.slot.backend;
-  if (!ctx.behaviour.clearsIdleSlots(backend)) return undefined;
-  const pass = await ctx.launchGate.enter(backend);
-  if (plan.resident && !plan.slot.content) restoreInstead(ctx, plan, analysis, restoreWorthIt);
+  if (!deps.backends.at(backend).behaviour.clearsIdleSlots()) return undefined;
+  const pass = await deps.launchGate.enter(backend);
+  if (plan.resident && !plan.slot.content) restoreInstead(deps, plan, analysis, restoreWorthIt);
   return pass;
 }
 
@@ -163,9 +168,9 @@ export async function enterLaunchGate(
  * The task was sent: leave the gate once the server shows it running on its slot (GET /slots), or the answer
  * began or ended, or after a deadline (the gate must never stay shut).
  */
-export async function leaveLaunchGateWhenRunning(ctx: ProxyContext, plan: SlotPlan, model: string, answered: Promise<unknown>, pass: GatePass): Promise<void> {
+export async function leaveLaunchGateWhenRunning(deps: SlotTruthDeps, plan: SlotPlan, model: string, answered: Promise<unknown>, pass: GatePass): Promise<void> {
   const { slot } = plan;
-  const client = ctx.clients[slot.backend]!;
+  const client = deps.backends.at(slot.backend).client;
   let over = false;
   answered.then(() => (over = true), () => (over = true));
   const deadline = performance.now() + LAUNCH_WAIT_MS;

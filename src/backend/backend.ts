@@ -1,0 +1,191 @@
+/**
+ * One configured backend and what the proxy knows about it: its client and kind, its real slot count, the identity
+ * of each model file behind it, the models it has loaded, and how it treats idle slots. A backend that restarted or
+ * was unreachable is forgotten as a whole (`forget`), so no piece of that knowledge outlives the others.
+ */
+import type { Logger } from 'pino';
+import type { BackendConfig } from '../config/index.js';
+import { describeCause } from '../errors.js';
+import type { SlotPool } from '../slots/slot-pool.js';
+import { probeIdleSlotClearing } from './idle-clearing-probe.js';
+import type { LlamaClient } from './llama-client.js';
+import { ServerBehaviour } from './server-behaviour.js';
+
+export interface BackendDeps {
+  /** Its position in BACKENDS: slots and meta files name it by this index and its URL. */
+  index: number;
+  client: LlamaClient;
+  settings: Pick<BackendConfig, 'nSlots' | 'nSlotsConfigured'>;
+  /** MODEL_ID: the model a plain llama-server serves under every name. */
+  modelId: string;
+  /** Its slots: resized or limited to the server's real count, forgotten when the server is. */
+  pool: Pick<SlotPool, 'group' | 'resize' | 'limitSlots' | 'forgetIdleOn'>;
+  log: Logger;
+}
+
+export class Backend {
+  readonly index: number;
+  readonly client: LlamaClient;
+  /** How the server treats idle slots, its tasks in flight, and when the proxy last heard from it. */
+  readonly behaviour = new ServerBehaviour();
+  /** Model identities being fetched or known, by model name. */
+  private readonly fingerprints = new Map<string, Promise<string | undefined>>();
+  private readonly known = new Map<string, string>();
+  /** Slot-count checks done or running, by slot group ('' on a plain llama-server). */
+  private readonly slotChecks = new Map<string, Promise<void>>();
+  /** The one idle-slot probe (until the backend is probed again after being unreachable). */
+  private idleProbe: Promise<void> | undefined;
+
+  constructor(private readonly deps: BackendDeps) {
+    this.index = deps.index;
+    this.client = deps.client;
+  }
+
+  get url(): string {
+    return this.client.url;
+  }
+
+  /**
+   * Probe the kind if it is not known yet (start-up, or after the backend was unreachable), and on a plain
+   * llama-server check the slot count, learn the model identity and probe idle-slot clearing before any request
+   * is pinned (the first requests after start-up would otherwise use wrapping ids). Never throws.
+   */
+  async ensureReady(): Promise<void> {
+    const { client, log, modelId } = this.deps;
+    if (!client.kind) {
+      try {
+        const kind = await client.detectKind();
+        log.info({ backend: client.url, kind }, 'backend kind detected');
+        // A backend that was unreachable may have restarted: what we believed about it is gone.
+        this.forget();
+        this.idleProbe = undefined;
+      } catch (err) {
+        log.warn({ backend: client.url, err: describeCause(err) }, 'backend probe failed');
+        return;
+      }
+    }
+    if (client.kind === 'llama-server') {
+      await this.checkSlotCount(modelId);
+      await this.fingerprint(modelId);
+      await this.probeIdleSlots();
+    }
+  }
+
+  /**
+   * The backend restarted or was unreachable: forget what its idle slots held, the model identities and how it
+   * treats idle slots (it may come back configured differently).
+   */
+  forget(): void {
+    this.deps.pool.forgetIdleOn(this.index);
+    this.fingerprints.clear();
+    this.known.clear();
+    this.behaviour.forget();
+  }
+
+  /**
+   * Check the server's real slot count for a model once it is loaded (ids wrap silently otherwise). Resolves when
+   * the check is done, or failed (then the next call tries again); concurrent callers share one check. Never rejects.
+   */
+  checkSlotCount(model: string): Promise<void> {
+    const { client, pool, log, settings } = this.deps;
+    const group = client.kind === 'llama-server' ? '' : model;
+    const pending = this.slotChecks.get(group);
+    if (pending) return pending;
+    const { nSlots: configured, nSlotsConfigured } = settings;
+    const check = client
+      .totalSlots(model)
+      .then((total) => {
+        if (total === undefined) {
+          this.slotChecks.delete(group);
+          return;
+        }
+        if (!nSlotsConfigured) {
+          if (total !== configured) log.info({ backend: client.url, model, total_slots: total }, 'slot count taken from the server');
+          pool.resize(this.index, model, total);
+        } else if (total < configured) {
+          log.warn({ backend: client.url, model, configured, total_slots: total },
+            'configured slot count exceeds the server\'s total_slots; using only the real slots');
+          pool.limitSlots(this.index, model, total);
+        } else if (total > configured) {
+          log.info({ backend: client.url, model, configured, total_slots: total },
+            'server has more slots than configured; using the configured count');
+        }
+      })
+      .catch(() => {
+        this.slotChecks.delete(group);
+      });
+    this.slotChecks.set(group, check);
+    return check;
+  }
+
+  /** The model file's identity here (fetched once; see LlamaClient.fingerprint). */
+  fingerprint(model: string): Promise<string | undefined> {
+    let pending = this.fingerprints.get(model);
+    if (!pending) {
+      pending = this.client.fingerprint(model).then(
+        (fp) => {
+          if (fp === undefined) this.fingerprints.delete(model);
+          else this.known.set(model, fp);
+          return fp;
+        },
+        () => {
+          this.fingerprints.delete(model);
+          return undefined;
+        },
+      );
+      this.fingerprints.set(model, pending);
+    }
+    return pending;
+  }
+
+  /** The identity if already known, without asking the backend (a plain llama-server has one model under every name). */
+  knownFingerprint(model: string): string | undefined {
+    return this.known.get(model) ?? (this.client.kind === 'llama-server' ? this.known.get(this.deps.modelId) : undefined);
+  }
+
+  /** Every model identity known here now, by model name (for the status API). */
+  knownFingerprints(): Record<string, string> {
+    return Object.fromEntries(this.known);
+  }
+
+  /**
+   * The models loaded now behind llama-swap or router mode (undefined on a plain llama-server, or when they could
+   * not be read). What belonged to models no longer loaded is forgotten: their idle slots' contents (their server
+   * is gone, and its slots with it) and their identities (the name may point at another file when it loads again).
+   */
+  async loadedModels(): Promise<Set<string> | undefined> {
+    const { client, log, pool } = this.deps;
+    let loaded: Set<string> | undefined;
+    try {
+      loaded = await client.loadedModels();
+    } catch (err) {
+      log.warn({ backend: client.url, err: describeCause(err) }, 'could not read the loaded models');
+      return undefined;
+    }
+    if (!loaded) return undefined;
+    pool.forgetIdleOn(this.index, (slot) => !loaded.has(slot.model));
+    for (const model of [...this.known.keys()]) {
+      if (loaded.has(model)) continue;
+      this.fingerprints.delete(model);
+      this.known.delete(model);
+    }
+    return loaded;
+  }
+
+  /** Learn once whether a plain llama-server clears idle slots, while none of its slots is in use. */
+  private probeIdleSlots(): Promise<void> {
+    const slots = this.deps.pool.group(this.index, this.deps.modelId).filter((s) => !s.disabled);
+    if (this.behaviour.settled() || slots.length < 2 || slots.some((s) => s.busy)) return Promise.resolve();
+    this.idleProbe ??= this.runIdleProbe();
+    return this.idleProbe;
+  }
+
+  private async runIdleProbe(): Promise<void> {
+    const clears = await probeIdleSlotClearing(this.client, this.deps.modelId);
+    if (clears === true && this.behaviour.noteClearsIdleSlots()) {
+      this.deps.log.info({ backend: this.url }, 'the server clears idle slots when a task starts (llama-server default: unified KV, --cache-idle-slots): saving idle slots before each task and restoring from disk');
+    } else if (clears === false) {
+      this.behaviour.noteKeepsIdleSlots();
+    }
+  }
+}
