@@ -82,6 +82,15 @@ export class ServerBehaviour {
     });
   }
 
+  /**
+   * Another task started on the backend after the slot's own. On a backend that clears idle slots, that start may
+   * have reached the server a moment after the slot's task ended there, before the proxy read that end, and cleared
+   * the slot (the check before each start cannot see a task that ends during the server's next iteration).
+   */
+  otherTaskStartedSince(slot: SlotState): boolean {
+    return this.tasks > (this.slotTask.get(slot) ?? 0);
+  }
+
   launched(slot: SlotState): boolean {
     return this.running.has(slot);
   }

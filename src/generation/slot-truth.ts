@@ -39,7 +39,7 @@ export async function confirmResidency(
   const observed = parseSlots(await backend.client.slots(analysis.model, SLOTS_TIMEOUT_MS));
   if (!observed) return;
   const group = deps.pool.group(slot.backend, slot.model);
-  const verdict = judgeSlot(slot, group, observed);
+  const verdict = judgeSlot(slot, group, observed, backend.behaviour.clearsIdleSlots());
   line.slotCheck = verdict;
   if (verdict === 'confirmed') {
     if (typeof observed.get(slot.id) === 'number') backend.behaviour.noteSlotKept(slot);
@@ -68,15 +68,17 @@ function restoreInstead(
 
 /**
  * When to ask: the backend may have changed since the proxy last heard from it (quiet for a while: a restart, a
- * sleep), its idle-slot behaviour is not known yet, or none of our other requests runs there: then another client
- * may have used the slot meanwhile, and `GET /slots` answers at once (about a millisecond). Under load from our own
- * requests the round trip would wait behind their batches; the save verification and the after-answer check
- * (noticeLostSlot) still catch what slips through there.
+ * sleep), its idle-slot behaviour is not known yet, another task started there after the slot's own on a backend
+ * that clears idle slots (it may have cleared the slot, see otherTaskStartedSince), or none of our other requests
+ * runs there: then another client may have used the slot meanwhile, and `GET /slots` answers at once (about a
+ * millisecond). Under load from our own requests the round trip would wait behind their batches; the save
+ * verification and the after-answer check (noticeLostSlot) still catch what slips through there.
  */
 function checkDue(deps: SlotTruthDeps, plan: SlotPlan): boolean {
   const backend = plan.slot.backend;
   const { behaviour } = deps.backends.at(backend);
   if (behaviour.quietFor() >= RECHECK_AFTER_QUIET_MS || !behaviour.settled()) return true;
+  if (behaviour.clearsIdleSlots() && behaviour.otherTaskStartedSince(plan.slot)) return true;
   return !deps.pool.all().some((slot) => slot.backend === backend && slot.busy && slot !== plan.slot);
 }
 

@@ -49,9 +49,11 @@ const TOKEN_SLACK = 2;
 
 /**
  * Judge the target slot (and, for context, the backend's other slots) against what the proxy believes they hold.
- * Pure: `slots` are the backend's slots for this model with their believed content.
+ * Pure: `slots` are the backend's slots for this model with their believed content; `clearsIdleSlots`: the backend
+ * is known to clear idle slots, where an emptied slot is what a task start does (a restart shows slots that ran no
+ * task since, the short form).
  */
-export function judgeSlot(target: SlotState, slots: readonly SlotState[], observed: ObservedSlots): SlotVerdict {
+export function judgeSlot(target: SlotState, slots: readonly SlotState[], observed: ObservedSlots, clearsIdleSlots = false): SlotVerdict {
   const content = target.content;
   const tokens = observed.get(target.id);
   if (tokens === undefined || content?.nTokens === undefined) return 'confirmed';
@@ -60,6 +62,7 @@ export function judgeSlot(target: SlotState, slots: readonly SlotState[], observ
   if (tokens === null) return content.restored ? 'confirmed' : 'restarted';
   if (Math.abs(tokens - content.nTokens) <= TOKEN_SLACK) return 'confirmed';
   if (tokens > 0) return 'replaced';
+  if (clearsIdleSlots) return 'cleared-idle';
   const othersStillFull = slots.some((s) => s !== target && s.content?.nTokens && (observed.get(s.id) ?? 0) > 0);
   return othersStillFull ? 'cleared-idle' : 'restarted';
 }

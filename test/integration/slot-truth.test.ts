@@ -135,4 +135,34 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
     assert.equal(next.line.decision, 'restore', JSON.stringify(next.line));
     assert.ok(next.timings.cache_n > 64, JSON.stringify(next.timings));
   });
+
+  it('on a clearing server, a slot whose task ended just before another task started is checked before it is trusted', async () => {
+    tapped = await startTappedStack({ sim: { models: [{ id: 'tiny' }], cacheRamMiB: 8192 }, env: { SAVE_POLICY: 'smart', N_SLOTS: '4', IDLE_SAVE_SECONDS: '600' } });
+    const { stack: s, tap } = tapped;
+    await logLineAfter(s.logs, 0, 'the server clears idle slots when a task starts (llama-server default: unified KV, --cache-idle-slots): saving idle slots before each task and restoring from disk');
+    const x1 = opening(3601);
+    const first = await chat(s, x1);
+    await chat(s, opening(3602)); // its start saves x1 (clearing_saves) and clears x1's slot
+    const x2 = continued(x1, first.content, 3603);
+    const lastUser = x2.at(-1)!.content;
+    // x2's task ends on the server, but the proxy reads that end only after another task has started there.
+    const x2Answer = tap.holdAnswer((r) => r.path === '/v1/chat/completions' && r.body?.messages?.at(-1)?.content === lastUser);
+    const markX2 = s.logs.lines.length;
+    const x2Done = s.openai.chat.completions.create({ model: 'tiny', messages: x2, max_tokens: 8 });
+    await x2Answer.arrived;
+    // This start clears x2's slot on the server; its request is still running when x2's next turn comes.
+    const other = opening(3604);
+    const otherAnswer = tap.holdAnswer((r) => r.path === '/v1/chat/completions' && r.body?.messages?.[0]?.content === other[0]!.content);
+    const otherDone = s.openai.chat.completions.create({ model: 'tiny', messages: other, max_tokens: 8 });
+    await otherAnswer.arrived;
+    x2Answer.release();
+    const x2Reply = await x2Done;
+    await logLineAfter(s.logs, markX2, 'chat', (l) => l.key === short(x2));
+    const x3 = await chat(s, continued(x2, x2Reply.choices[0]?.message.content ?? '', 3605));
+    otherAnswer.release();
+    await otherDone;
+    assert.equal(x3.line.slot_check, 'cleared-idle', JSON.stringify(x3.line));
+    assert.equal(x3.line.decision, 'restore', JSON.stringify(x3.line));
+    assert.ok(x3.timings.cache_n >= first.timings.cache_n + first.timings.prompt_n, JSON.stringify(x3.timings));
+  });
 });

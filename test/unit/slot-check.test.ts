@@ -41,6 +41,10 @@ describe('judgeSlot', () => {
     const other = slot(1, { content: held(500) });
     assert.equal(judgeSlot(target, [target, other], parseSlots(answer(0, 0))!), 'restarted');
     assert.equal(judgeSlot(target, [target, other], parseSlots(answer(null, null))!), 'restarted');
+    // On a backend known to clear idle slots, every idle slot empty is what a task start leaves; a restart still
+    // shows the short form for slots that ran no task since.
+    assert.equal(judgeSlot(target, [target, other], parseSlots(answer(0, 0))!, true), 'cleared-idle');
+    assert.equal(judgeSlot(target, [target, other], parseSlots(answer(null, null))!, true), 'restarted');
   });
 
   it('a slot only restored into shows the short form: trusted', () => {
