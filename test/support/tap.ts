@@ -109,22 +109,8 @@ export async function startTap(targetUrl: string): Promise<Tap> {
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
-    hold(match) {
-      let release!: () => void;
-      let onArrive!: (r: TapRequest) => void;
-      const released = new Promise<void>((resolve) => (release = resolve));
-      const arrived = new Promise<TapRequest>((resolve) => (onArrive = resolve));
-      holds.push({ match, caught: false, onArrive, released, release });
-      return { arrived, release };
-    },
-    holdAnswer(match) {
-      let release!: () => void;
-      let onArrive!: (r: TapRequest) => void;
-      const released = new Promise<void>((resolve) => (release = resolve));
-      const arrived = new Promise<TapRequest>((resolve) => (onArrive = resolve));
-      answerHolds.push({ match, caught: false, onArrive, released, release });
-      return { arrived, release };
-    },
+    hold: (match) => addHold(holds, match),
+    holdAnswer: (match) => addHold(answerHolds, match),
     /** Releases every hold (so nothing waits on the tap any more), then drops all connections. */
     async close() {
       for (const h of [...holds, ...answerHolds]) h.release();
@@ -132,6 +118,16 @@ export async function startTap(targetUrl: string): Promise<Tap> {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** Register a hold on the first request matching `match` in `list`; the test gets its arrival and its release. */
+function addHold(list: PendingHold[], match: (r: TapRequest) => boolean): Hold {
+  let release!: () => void;
+  let onArrive!: (r: TapRequest) => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const arrived = new Promise<TapRequest>((resolve) => (onArrive = resolve));
+  list.push({ match, caught: false, onArrive, released, release });
+  return { arrived, release };
 }
 
 function parseBody(raw: Buffer): unknown {
