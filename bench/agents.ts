@@ -57,6 +57,36 @@ export function agentsWorkload(size: WorkloadSize): Workload {
   };
 }
 
+/**
+ * `sidecheap` (issue 8, item 4): Qwen Code on 2 slots with one client, and before each of its memory extractions an
+ * IDE completion, so when the big side request arrives a cheaper slot than the live conversation exists (the one-off
+ * completion's), and that slot is the more recently used one: least-recently-used picks the conversation's. Each
+ * user turn is its 3 steps, one /infill, then (from the 2nd) the memory extraction; the conversation has turns
+ * still to come after every side request but the last.
+ */
+export function sidecheapWorkload(size: WorkloadSize): Workload {
+  const model = 'model-a';
+  const jobs: Job[] = [];
+  let seed = 1;
+  for (let round = 0; round < AGENT_ROUNDS; round++) {
+    for (let step = 0; step < STEPS_PER_TURN; step++) jobs.push({ kind: 'turn', conversation: 'qwen', turn: round * STEPS_PER_TURN + step, group: `qwen/${round}` });
+    jobs.push({ kind: 'small', model, seed: infillSeed(round, 0), group: `ide/${round}`, agent: 'ide', side: 'infill' });
+    jobs.push({ kind: 'small', model, seed: seed++, group: `qwen-memory/${round}`, agent: 'qwen', side: 'memory' });
+  }
+  return {
+    name: 'sidecheap',
+    description: `Qwen Code (chat + memory extraction) from the agent traces, ${AGENT_ROUNDS} user turns × ${STEPS_PER_TURN} steps, an /infill before each memory extraction, 1 client on 2 slots`,
+    mode: 'llama-server',
+    models: [model],
+    slotsPerModel: 2,
+    conversations: [{ id: 'qwen', model, startWords: 0, turnWords: size.turnWords }],
+    jobs,
+    concurrency: 1,
+    maxTokens: 48,
+    agents: (name) => new Agents(loadAgentTraces(), name, size.turnWords, 48),
+  };
+}
+
 /** A seeded tool output of `n` words in lines, like a command's or a file's. */
 function toolOutput(n: number, seed: number): string {
   const text = words(n, seed).split(' ');

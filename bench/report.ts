@@ -41,7 +41,7 @@ function printAgents(configs: Record<string, any>, print: (line: string) => void
   });
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const fmt = (cells: string[]) => cells.map((c, i) => c.padStart(widths[i]!)).join('  ');
-  print('  main conversations (Claude, Codex, opencode, Qwen) and side requests (title, memory extraction, infill):');
+  print('  main conversations and side requests (title, memory extraction, infill):');
   print(fmt(header));
   for (const r of rows) print(fmt(r));
 }
@@ -95,6 +95,8 @@ export function targetChecks(results: BenchResults): string[] {
   const agents = (config: string) => cfg('agents', config)?.agents;
   check('agents: smart main-conversation prefill / ideal', div(agents('smart')?.main_prefill_tokens, agents('smart')?.ideal_main_prefill_tokens), 1.05);
   check('agents: direct main-conversation prefill / smart', div(agents('direct')?.main_prefill_tokens, agents('smart')?.main_prefill_tokens), 2, true);
+  // Item 4: with a cheaper slot idle, no side request takes the live conversation's.
+  check('sidecheap: smart side evictions of a live conversation', cfg('sidecheap', 'smart')?.agents?.side_evictions, 0);
   const oSmart = cfg('overhead', 'smart');
   const oDirect = cfg('overhead', 'direct');
   if (oSmart && oDirect) {

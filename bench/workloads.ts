@@ -4,7 +4,7 @@
  * (titles, autocomplete). Replies come from the backend, so a conversation's history is built while it runs.
  */
 import { words } from '../test/support/text.js';
-import { agentsWorkload } from './agents.js';
+import { agentsWorkload, sidecheapWorkload } from './agents.js';
 
 export interface ConversationSpec {
   id: string;
@@ -153,7 +153,7 @@ function base(name: string, description: string, convs: ConversationSpec[], jobs
 
 /** Every workload by name. */
 export function allWorkloads(size: WorkloadSize): Workload[] {
-  return [contention(size), roundrobin(size), swap(size), restart(size), noise(size), overhead(), agentsWorkload(size)];
+  return [contention(size), roundrobin(size), swap(size), restart(size), noise(size), overhead(), agentsWorkload(size), sidecheapWorkload(size)];
 }
 
 /** The user message of turn `turn` of a conversation (seeded by conversation and turn). */

@@ -1,9 +1,10 @@
 /**
  * Validation of `POST /v1/chat/completions` bodies as llama-server does it, and the fields it honours:
- * `messages`, `max_tokens` / `n_predict`, `id_slot`, `cache_prompt`, `stream`, `stream_options.include_usage`
+ * `messages`, `tools` (rendered into the system part, chat-tools.ts), `max_tokens` / `n_predict`, `id_slot`, `cache_prompt`, `stream`, `stream_options.include_usage`
  * and the sampling fields shown later in `/slots`. Unknown fields are ignored.
  */
 import type { ChatTask } from './chat-engine.js';
+import { parseChatTools } from './chat-tools.js';
 import { isObject, parseJsonBody } from './http-io.js';
 import { bodySampling, intField, replyLength } from './task-params.js';
 import { GENERATION_PROMPT, renderChat, TemplateError, tokenizeChat, type ChatMessage } from './tokenizer.js';
@@ -34,9 +35,11 @@ export function parseChatRequest(raw: Buffer): ParsedChat {
   const messages = parseMessages(parsed.value);
   if (typeof messages === 'string') return { ok: false, status: 400, message: messages };
   const body = parsed.value as Record<string, unknown>;
+  const tools = parseChatTools(body.tools);
+  if (typeof tools === 'string') return { ok: false, status: 500, message: tools };
   let promptText: string;
   try {
-    promptText = renderChat(messages);
+    promptText = renderChat(messages, tools);
   } catch (err) {
     if (err instanceof TemplateError) return { ok: false, status: 400, message: err.message };
     throw err;
@@ -49,7 +52,7 @@ export function parseChatRequest(raw: Buffer): ParsedChat {
   const includeUsage = stream && isObject(streamOptions) && streamOptions.include_usage === true;
 
   const task: ChatTask = {
-    prompt: tokenizeChat(messages),
+    prompt: tokenizeChat(messages, tools),
     promptText,
     cachePrompt: body.cache_prompt !== false,
     ...reply,

@@ -66,7 +66,7 @@ export function propsBody(inst: ModelInstance): Record<string, unknown> {
     chat_template_caps: {
       supports_object_arguments: false, supports_parallel_tool_calls: false, supports_preserve_reasoning: false,
       supports_reasoning_effort: false, supports_string_content: true, supports_system_role: true,
-      supports_tool_calls: false, supports_tools: false, supports_typed_content: false,
+      supports_tool_calls: false, supports_tools: true, supports_typed_content: false,
     },
     bos_token: '<s>',
     eos_token: '</s>',

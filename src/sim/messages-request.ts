@@ -2,12 +2,14 @@
  * Validation of `POST /v1/messages` (Anthropic Messages API) bodies as llama-server does it, measured on the real
  * binary: an unparsable body or a missing `messages` is a 500 `server_error`, a message without `role` a 500
  * "Failed to parse messages: …"; `system` becomes the first message; text blocks are kept, `tool_result` blocks
- * become `tool` messages, other blocks are dropped (tool calls are not rendered by the simulator's template).
+ * become `tool` messages, other blocks are dropped (tool calls are not rendered by the simulator's template); `tools`
+ * become chat function tools, rendered in the system part (chat-tools.ts).
  * `id_slot` is IGNORED (the real server's log says "selected slot by LRU" / "by LCP similarity" for it).
  */
 import { bodySampling, replyLength } from './task-params.js';
 import type { ChatTask } from './chat-engine.js';
 import { DEFAULT_REPLY_TOKENS } from './chat-request.js';
+import { anthropicToChatTools } from './chat-tools.js';
 import { isObject, parseJsonBody } from './http-io.js';
 import { GENERATION_PROMPT, renderChat, tokenizeChat, type ChatMessage } from './tokenizer.js';
 
@@ -51,11 +53,12 @@ export function parseMessagesRequest(raw: Buffer): ParsedMessages {
     messages.push(...convertMessage(m.role, m.content));
   }
 
+  const tools = anthropicToChatTools(body.tools);
   const reply = replyLength(body, ['max_tokens'], DEFAULT_REPLY_TOKENS);
   const stream = body.stream === true;
   const task: ChatTask = {
-    prompt: tokenizeChat(messages),
-    promptText: renderChat(messages),
+    prompt: tokenizeChat(messages, tools),
+    promptText: renderChat(messages, tools),
     cachePrompt: body.cache_prompt !== false,
     ...reply,
     idSlot: undefined,

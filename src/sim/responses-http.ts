@@ -1,6 +1,7 @@
 /**
  * `POST /v1/responses`: llama-server converts the request to a chat completion (instructions as a system message,
- * input items as messages, function call outputs as tool messages), honours `id_slot`, and answers in the Responses
+ * input items as messages, function call outputs as tool messages, function tools as chat tools: others such as
+ * `namespace` and `web_search` are skipped), honours `id_slot`, and answers in the Responses
  * shape, as captured from the binary: a non-streamed answer carries `usage` (with `input_tokens_details.
  * cached_tokens`) but no `timings`; a stream sends `event:` + `data:` frames (response.created, in_progress,
  * output_item.added, content_part.added, output_text.delta…, output_text.done, content_part.done,
@@ -8,6 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { parseChatRequest } from './chat-request.js';
+import { responsesToChatTools } from './chat-tools.js';
 import { endSse, isObject, parseJsonBody, sendError, sendJson, startSse, writeSseEvent, type Exchange } from './http-io.js';
 import type { ModelInstance } from './model-instance.js';
 import { runTaskFor, timingsOf } from './task-http.js';
@@ -59,7 +61,10 @@ export async function handleResponses(inst: ModelInstance, ex: Exchange): Promis
   const body = isObject(parsedJson.value) ? parsedJson.value : {};
   const messages = messagesOf(body);
   if (typeof messages === 'string') return sendError(ex, 400, messages);
-  const chatBody = { ...body, messages, ...(typeof body.max_output_tokens === 'number' && { max_tokens: body.max_output_tokens }) };
+  if (body.tools !== undefined && !Array.isArray(body.tools)) return sendError(ex, 400, "'tools' must be an array of objects");
+  const { tools: _responsesTools, ...rest } = body;
+  const tools = responsesToChatTools(body.tools);
+  const chatBody = { ...rest, messages, ...(tools.length > 0 && { tools }), ...(typeof body.max_output_tokens === 'number' && { max_tokens: body.max_output_tokens }) };
   const parsed = parseChatRequest(Buffer.from(JSON.stringify(chatBody)));
   if (!parsed.ok) return sendError(ex, parsed.status, parsed.message);
   const { task, stream } = parsed;

@@ -3,6 +3,7 @@
  * tokenize_template.txt. Ids come from the instance's vocabulary; `add_special` prepends BOS `<s>` (id 1).
  */
 import { parseMessages } from './chat-request.js';
+import { parseChatTools } from './chat-tools.js';
 import { isObject, parseJsonBody, sendError, sendJson, type Exchange } from './http-io.js';
 import type { ModelInstance } from './model-instance.js';
 import { renderChat, TemplateError, tokenize, Vocabulary } from './tokenizer.js';
@@ -24,8 +25,13 @@ function renderedChat(ex: Exchange): string | undefined {
     sendError(ex, 400, messages);
     return undefined;
   }
+  const tools = parseChatTools((parsed.ok && isObject(parsed.value) ? parsed.value : {}).tools);
+  if (typeof tools === 'string') {
+    sendError(ex, 500, tools);
+    return undefined;
+  }
   try {
-    return renderChat(messages);
+    return renderChat(messages, tools);
   } catch (err) {
     if (!(err instanceof TemplateError)) throw err;
     sendError(ex, 400, err.message);

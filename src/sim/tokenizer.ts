@@ -6,6 +6,8 @@
  * milliseconds; it only has to be stable, not linguistically meaningful.
  */
 
+import { systemWithTools, type ChatTool } from './chat-tools.js';
+
 /** One OpenAI chat message as the simulator understands it. */
 export interface ChatMessage {
   role: string;
@@ -15,9 +17,18 @@ export interface ChatMessage {
 /** Thrown for message content llama-server would refuse (the text becomes a 400 `invalid_request_error`). */
 export class TemplateError extends Error {}
 
-/** The Jinja template llama-server reports in `/props` for the ChatML-style rendering below. */
+/**
+ * The Jinja template llama-server reports in `/props` for the rendering below: ChatML with a Qwen-style tools section
+ * (chat-tools.ts). Checked on the real binary with this template (`--chat-template-file`), see README.md.
+ */
 export const CHAT_TEMPLATE =
-  "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+  "{%- if tools %}{{- '<|im_start|>system\\n' }}{%- if messages[0].role == 'system' %}{{- messages[0].content + '\\n\\n' }}{%- endif %}" +
+  "{{- \"# Tools\\n\\nYou may call one or more functions to assist with the user query.\\n\\nYou are provided with function signatures within <tools></tools> XML tags:\\n<tools>\" }}" +
+  "{%- for tool in tools %}{{- '\\n' }}{{- tool | tojson }}{%- endfor %}" +
+  "{{- \"\\n</tools>\\n\\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\\n<tool_call>\\n{\\\"name\\\": <function-name>, \\\"arguments\\\": <args-json-object>}\\n</tool_call><|im_end|>\\n\" }}" +
+  "{%- elif messages[0].role == 'system' %}{{- '<|im_start|>system\\n' + messages[0].content + '<|im_end|>\\n' }}{%- endif %}" +
+  "{%- for message in messages %}{%- if not (loop.first and message.role == 'system') %}{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}{%- endif %}{%- endfor %}" +
+  "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}";
 
 /** The generation prompt appended after the last message. */
 export const GENERATION_PROMPT = '<|im_start|>assistant\n';
@@ -49,13 +60,26 @@ export function contentText(content: unknown): string {
   throw new TemplateError("Invalid 'content' type");
 }
 
-/** Renders messages with the ChatML-style template and the generation prompt, as `/apply-template` does. */
-export function renderChat(messages: readonly ChatMessage[], addGenerationPrompt = true): string {
-  let out = '';
-  for (const m of messages) {
-    out += `<|im_start|>${String(m.role)}\n${contentText(m.content)}<|im_end|>\n`;
+/**
+ * Each message as the template renders it; with tools, the first part is the system part with the tools section
+ * (the first message's content before it when that message is a system message). Every part ends with a newline.
+ */
+export function renderedMessages(messages: readonly ChatMessage[], tools: readonly ChatTool[] = []): string[] {
+  const parts: string[] = [];
+  let rest = messages;
+  if (tools.length > 0) {
+    const first = messages[0];
+    const system = first?.role === 'system' ? contentText(first.content) : undefined;
+    parts.push(`<|im_start|>system\n${systemWithTools(system, tools)}<|im_end|>\n`);
+    if (system !== undefined) rest = messages.slice(1);
   }
-  return addGenerationPrompt ? out + GENERATION_PROMPT : out;
+  for (const m of rest) parts.push(`<|im_start|>${String(m.role)}\n${contentText(m.content)}<|im_end|>\n`);
+  return parts;
+}
+
+/** Renders messages (and tools) with the template and the generation prompt, as `/apply-template` does. */
+export function renderChat(messages: readonly ChatMessage[], tools: readonly ChatTool[] = []): string {
+  return renderedMessages(messages, tools).join('') + GENERATION_PROMPT;
 }
 
 // Rendered message → its tokens. Conversations resend their whole history every turn; tokenizing only the new
@@ -64,13 +88,12 @@ const MESSAGE_TOKENS = new Map<string, string[]>();
 const MESSAGE_TOKENS_MAX = 1024;
 
 /**
- * Tokens of `renderChat(messages)`, tokenized message by message. Equal to `tokenize(renderChat(messages))`
+ * Tokens of `renderChat(messages, tools)`, tokenized message by message. Equal to `tokenize(renderChat(…))`
  * because every rendered message ends with a newline, which is always a token of its own.
  */
-export function tokenizeChat(messages: readonly ChatMessage[]): string[] {
+export function tokenizeChat(messages: readonly ChatMessage[], tools: readonly ChatTool[] = []): string[] {
   const out: string[] = [];
-  for (const m of messages) {
-    const rendered = `<|im_start|>${String(m.role)}\n${contentText(m.content)}<|im_end|>\n`;
+  for (const rendered of renderedMessages(messages, tools)) {
     let tokens = MESSAGE_TOKENS.get(rendered);
     if (!tokens) {
       tokens = tokenize(rendered);

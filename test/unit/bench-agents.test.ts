@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { agentMetrics } from '../../bench/agent-metrics.js';
 import { loadAgentTraces } from '../../bench/agent-traces.js';
+import { sidecheapWorkload } from '../../bench/agents.js';
 import type { RequestResult } from '../../bench/driver.js';
 import type { Job, Workload } from '../../bench/workloads.js';
 import type { SimEvent } from '../../src/sim/index.js';
@@ -44,5 +45,24 @@ describe('agents workload', () => {
     assert.equal(m.displaced_by_side, 1);
     assert.equal(m.unmatched, 0);
     assert.equal(m.main_prefill_tokens, 100 + 200 + 150 + 50);
+  });
+
+  it('sidecheap: a one-off completion runs between the conversation and each memory extraction, on one client', () => {
+    const w = sidecheapWorkload({ startWords: 0, turnWords: 50 });
+    assert.equal(w.concurrency, 1);
+    assert.equal(w.slotsPerModel, 2);
+    const sides = w.jobs.flatMap((j, i) => (j.kind === 'small' && j.side === 'memory' ? [i] : []));
+    assert.ok(sides.length >= 3);
+    for (const i of sides) {
+      assert.deepEqual([w.jobs[i - 2]!.kind, (w.jobs[i - 1] as { side?: string }).side], ['turn', 'infill']);
+      // The conversation has turns after every memory extraction but the last.
+      if (i !== sides.at(-1)) assert.ok(w.jobs.slice(i).some((j) => j.kind === 'turn'));
+    }
+    // Every request builds from the traces: the memory extraction shares no prefix with the conversation.
+    const sessions = w.agents!('m');
+    const main = sessions.request(w.jobs[0]!);
+    const memory = sessions.request(w.jobs[sides[0]!]!);
+    assert.equal(main.api, 'chat');
+    assert.notEqual((memory.body.messages as Array<{ content: unknown }>)[0]!.content, (main.body.messages as Array<{ content: unknown }>)[0]!.content);
   });
 });
