@@ -15,11 +15,17 @@
 import { words } from '../test/support/text.js';
 import { loadAgentTraces } from './agent-traces.js';
 import type { AgentTraces } from './agent-traces.js';
-import type { AgentRequest, AgentSessions, ConversationSpec, Job, Workload, WorkloadSize } from './workloads.js';
+import type { AgentRequest, AgentSessions, ConversationSpec, Job, Workload } from './workloads.js';
 
 /** User turns per agent, main requests per user turn (the first prompt, then one per tool result). */
-export const AGENT_ROUNDS = 4;
+export const AGENT_ROUNDS = 6;
 export const STEPS_PER_TURN = 3;
+/**
+ * Words of each tool result (a file read, a test run): about 1.5k tokens, so the sessions grow the way agents' do
+ * (20-60k tokens). With the other workloads' 450 the four sessions stayed inside llama-server's default 8 GiB RAM
+ * cache, where the server alone loses nothing and the bench compares nothing.
+ */
+const TOOL_RESULT_WORDS = 1500;
 /** /infill requests per IDE burst. */
 const INFILL_BURST = 4;
 const MAIN_AGENTS = ['claude', 'codex', 'opencode', 'qwen'] as const;
@@ -29,7 +35,7 @@ type Json = Record<string, any>;
 const clone = <T>(v: T): T => structuredClone(v);
 
 /** The jobs: per round, one user turn of each agent (its steps and side requests as one group), then an IDE burst. */
-export function agentsWorkload(size: WorkloadSize): Workload {
+export function agentsWorkload(): Workload {
   const model = 'model-a';
   const jobs: Job[] = [];
   let seed = 1;
@@ -42,7 +48,7 @@ export function agentsWorkload(size: WorkloadSize): Workload {
     }
     for (let i = 0; i < INFILL_BURST; i++) jobs.push({ kind: 'small', model, seed: infillSeed(round, i), group: `ide/${round}`, agent: 'ide', side: 'infill' });
   }
-  const conversations: ConversationSpec[] = MAIN_AGENTS.map((id) => ({ id, model, startWords: 0, turnWords: size.turnWords }));
+  const conversations: ConversationSpec[] = MAIN_AGENTS.map((id) => ({ id, model, startWords: 0, turnWords: TOOL_RESULT_WORDS }));
   return {
     name: 'agents',
     description: `Claude Code (messages), Codex (responses), opencode (chat + title) and Qwen Code (chat + memory extraction) from the agent traces, ${AGENT_ROUNDS} user turns × ${STEPS_PER_TURN} steps each, and /infill bursts, on 2 slots`,
@@ -53,7 +59,7 @@ export function agentsWorkload(size: WorkloadSize): Workload {
     jobs,
     concurrency: 2,
     maxTokens: 48,
-    agents: (name) => new Agents(loadAgentTraces(), name, size.turnWords, 48),
+    agents: (name) => new Agents(loadAgentTraces(), name, TOOL_RESULT_WORDS, 48),
   };
 }
 
@@ -64,7 +70,7 @@ export function agentsWorkload(size: WorkloadSize): Workload {
  * user turn is its 3 steps, one /infill, then (from the 2nd) the memory extraction; the conversation has turns
  * still to come after every side request but the last.
  */
-export function sidecheapWorkload(size: WorkloadSize): Workload {
+export function sidecheapWorkload(): Workload {
   const model = 'model-a';
   const jobs: Job[] = [];
   let seed = 1;
@@ -79,11 +85,11 @@ export function sidecheapWorkload(size: WorkloadSize): Workload {
     mode: 'llama-server',
     models: [model],
     slotsPerModel: 2,
-    conversations: [{ id: 'qwen', model, startWords: 0, turnWords: size.turnWords }],
+    conversations: [{ id: 'qwen', model, startWords: 0, turnWords: TOOL_RESULT_WORDS }],
     jobs,
     concurrency: 1,
     maxTokens: 48,
-    agents: (name) => new Agents(loadAgentTraces(), name, size.turnWords, 48),
+    agents: (name) => new Agents(loadAgentTraces(), name, TOOL_RESULT_WORDS, 48),
   };
 }
 

@@ -62,16 +62,24 @@ export function idealPrefill(workload: Workload, results: readonly RequestResult
   return { total, conversations };
 }
 
-/** KV bytes of every conversation's final state: what a perfect disk tier would hold at the end. */
+/**
+ * KV bytes of every conversation's final state: what a perfect disk tier would hold at the end. An agent's big side
+ * request (a memory extraction, an IDE completion with its context) counts as a conversation of one turn: when it is
+ * answered nobody can tell it from a conversation's first turn, so its state is kept within the loss window too.
+ */
 export function liveCacheBytes(workload: Workload, results: readonly RequestResult[], kvBytesPerToken: number): number {
   const last = new Map<string, RequestResult>();
   workload.jobs.forEach((job, i) => {
     if (job.kind === 'turn') last.set(job.conversation, results[i]!);
+    else if (job.side !== undefined && results[i]!.promptTokens >= BIG_SIDE_REQUEST_TOKENS) last.set(`side ${i}`, results[i]!);
   });
   let tokens = 0;
   for (const r of last.values()) tokens += r.promptTokens + r.completionTokens - 1;
   return tokens * kvBytesPerToken;
 }
+
+/** The proxy's default BIG_THRESHOLD_WORDS (500), in the simulator's tokens (about one a word): smaller is not kept. */
+const BIG_SIDE_REQUEST_TOKENS = 500;
 
 export function percentile(values: readonly number[], p: number): number {
   if (values.length === 0) return 0;

@@ -153,7 +153,7 @@ function base(name: string, description: string, convs: ConversationSpec[], jobs
 
 /** Every workload by name. */
 export function allWorkloads(size: WorkloadSize): Workload[] {
-  return [contention(size), roundrobin(size), swap(size), restart(size), noise(size), overhead(), agentsWorkload(size), sidecheapWorkload(size)];
+  return [contention(size), roundrobin(size), swap(size), restart(size), noise(size), overhead(), agentsWorkload(), sidecheapWorkload()];
 }
 
 /** The user message of turn `turn` of a conversation (seeded by conversation and turn). */

@@ -75,10 +75,11 @@ function withSaveFirst(slot: SlotState, skipSave: SkipSave): SlotPlan {
  * 2. a big one-off that needs no save: content no later request has continued (a title, Qwen Code's memory
  *    extraction, an IDE completion), saved or let go. Its owner has not come back so far; a conversation has;
  * 3. a big conversation that needs no save (on disk, or let go): its next turn pays a restore;
- * 4. a big one-off that must be saved first;
+ * 4. a big one-off that must be saved first: the save is paid now;
  * 5. a big conversation that must be saved first (only when nothing else is idle).
- * So a side request sharing no prefix with anything takes an empty slot, a small one or a previous one-off before it
- * pushes out an agent's live conversation, and a conversation coming back takes the one-off's slot too.
+ * Between 3 and 4 the smaller transfer goes first (see chooseVictim). So a side request sharing no prefix with
+ * anything takes an empty slot, a small one or a previous one-off before it pushes out an agent's live
+ * conversation, and a conversation coming back takes the one-off's slot too.
  */
 export function evictionRank(slot: SlotState, skipSave: SkipSave): number {
   const content = slot.content;
@@ -89,10 +90,19 @@ export function evictionRank(slot: SlotState, skipSave: SkipSave): number {
   return oneOff ? 2 : 3;
 }
 
+/**
+ * The cheapest slot to overwrite: the lowest rank, least recently used first. Ranks 3 and 4 cost the same kind of
+ * work, a transfer between slot and disk (a restore when the conversation comes back, a save of the one-off now;
+ * taken as alike per token, as on a GPU): when the best is a conversation on disk, a one-off to save that moves
+ * fewer blocks goes instead (a 1k-token IDE completion is saved rather than a 40k-token conversation restored later).
+ */
 function chooseVictim(slots: readonly SlotState[], skipSave: SkipSave): SlotState {
   const ranked = slots.map((slot) => ({ slot, rank: evictionRank(slot, skipSave) }));
   ranked.sort((a, b) => a.rank - b.rank || a.slot.lastUsed - b.slot.lastUsed || a.slot.backend - b.slot.backend || a.slot.id - b.slot.id);
-  return ranked[0]!.slot;
+  const best = ranked[0]!;
+  const oneOffToSave = best.rank === 3 ? ranked.find((r) => r.rank === 4) : undefined;
+  const blocks = (r: { slot: SlotState }) => r.slot.content!.blocks.length;
+  return oneOffToSave && blocks(oneOffToSave) < blocks(best) ? oneOffToSave.slot : best.slot;
 }
 
 function bestResident(idle: readonly SlotState[], request: SlotRequest, lcpTh: number) {

@@ -48,7 +48,7 @@ describe('agents workload', () => {
   });
 
   it('sidecheap: a one-off completion runs between the conversation and each memory extraction, on one client', () => {
-    const w = sidecheapWorkload({ startWords: 0, turnWords: 50 });
+    const w = sidecheapWorkload();
     assert.equal(w.concurrency, 1);
     assert.equal(w.slotsPerModel, 2);
     const sides = w.jobs.flatMap((j, i) => (j.kind === 'small' && j.side === 'memory' ? [i] : []));

@@ -62,9 +62,18 @@ describe('a big side request among idle slots', () => {
     assert.equal(plan?.saveFirst, undefined);
   });
 
-  it('prefers a conversation on disk to a one-off that must be saved first (a restore later, not a save now)', () => {
-    const plan = victim([slot(0, { lastUsed: 1, content: live('agent', { saved: true }) }), slot(1, { lastUsed: 0, content: oneOff('memory-1') })]);
-    assert.equal(plan?.slot.id, 0, 'a conversation on disk costs a restore later; the unsaved one-off a save now');
+  it('between a conversation on disk and a one-off to save first, moves fewer blocks (a restore later or a save now)', () => {
+    const conversation = live('agent', { saved: true, blocks: ['a1', 'a2', 'a3', 'a4'] });
+    const smallOneOff = oneOff('infill', { blocks: ['i1'] });
+    let plan = victim([slot(0, { lastUsed: 1, content: conversation }), slot(1, { lastUsed: 9, content: smallOneOff })]);
+    assert.equal(plan?.slot.id, 1, 'saving a 1-block one-off now is cheaper than restoring a 4-block conversation');
+    assert.equal(plan?.saveFirst, smallOneOff);
+    const bigOneOff = oneOff('memory', { blocks: ['m1', 'm2', 'm3', 'm4', 'm5'] });
+    plan = victim([slot(0, { lastUsed: 9, content: conversation }), slot(1, { lastUsed: 1, content: bigOneOff })]);
+    assert.equal(plan?.slot.id, 0, 'a 4-block restore later is cheaper than a 5-block save now');
+    const sameSize = oneOff('memory-1', { blocks: ['m1', 'm2', 'm3', 'm4'] });
+    plan = victim([slot(0, { lastUsed: 9, content: conversation }), slot(1, { lastUsed: 0, content: sameSize })]);
+    assert.equal(plan?.slot.id, 0, 'on a tie, the conversation on disk (a restore later, nothing paid now)');
   });
 
   it('with both unsaved (the smart policy between saves), saves and overwrites the one-off, not the conversation', () => {
