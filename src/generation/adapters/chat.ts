@@ -1,9 +1,11 @@
 /**
  * `POST /v1/chat/completions`: the body goes to the backend as the client sent it, plus the pin. The canonical
- * prompt is each message's content (see prompt-analysis.canonicalParts), roles ignored.
+ * prompt is each message's content (see prompt-analysis.canonicalParts), roles ignored, with the tool definitions
+ * after a leading system message (see tools-part.ts).
  */
 import { upstreamBody } from '../../http/json-body.js';
 import { canonicalParts } from '../../prompt/prompt-analysis.js';
+import { startsWithSystemText, withToolsPart } from '../../prompt/tools-part.js';
 import type { GenerationAdapter } from '../adapter.js';
 import { validateChatBody } from '../chat-request.js';
 
@@ -13,7 +15,7 @@ export const chatAdapter: GenerationAdapter = {
     const body = validateChatBody(raw);
     return {
       model: typeof body.model === 'string' ? body.model : undefined,
-      parts: canonicalParts(body.messages),
+      parts: withToolsPart(canonicalParts(body.messages), startsWithSystemText(body.messages), body.tools),
       stream: body.stream === true,
       cachePromptOff: body.cache_prompt === false,
       ...(typeof body.prompt_cache_key === 'string' && { session: body.prompt_cache_key }),

@@ -11,6 +11,7 @@ import { toChatBody, validateMessagesBody } from '../../api/anthropic/request.js
 import { chatToMessage } from '../../api/anthropic/response.js';
 import { AnthropicStream } from '../../api/anthropic/stream.js';
 import { canonicalParts } from '../../prompt/prompt-analysis.js';
+import { startsWithSystemText, withToolsPart } from '../../prompt/tools-part.js';
 import type { AnswerConversion, GenerationAdapter } from '../adapter.js';
 
 const JSON_TYPE = 'application/json; charset=utf-8';
@@ -54,7 +55,7 @@ export const messagesAdapter: GenerationAdapter = {
     const session = messagesSession(body.metadata);
     return {
       model: body.model,
-      parts: canonicalParts(chat.messages),
+      parts: withToolsPart(canonicalParts(chat.messages), startsWithSystemText(chat.messages), chat.tools),
       stream: body.stream === true,
       // The conversion drops `cache_prompt` (llama-server's route does too): the server's default applies.
       cachePromptOff: false,

@@ -4,12 +4,14 @@
  * key and blocks whichever of the two APIs carries it: `instructions` first (a system message), then per input item
  * the text a chat message would have as content: a message's content (a string, or its `input_text` /
  * `output_text` / `text` parts joined with "\n"), a `function_call_output`'s output. Function calls and reasoning
- * items carry no content (as an assistant message with only `tool_calls`). `prompt_cache_key` names the session.
+ * items carry no content (as an assistant message with only `tool_calls`); function tools go after `instructions`
+ * as in chat (tools-part.ts). `prompt_cache_key` names the session.
  */
 import { badRequest } from '../../errors.js';
 import { upstreamBody } from '../../http/json-body.js';
 import type { GenerationAdapter } from '../adapter.js';
 import { commonFields, objectBody, optionalString, partsOf } from '../body-fields.js';
+import { withToolsPart } from '../../prompt/tools-part.js';
 
 export const responsesAdapter: GenerationAdapter = {
   api: 'responses',
@@ -20,7 +22,7 @@ export const responsesAdapter: GenerationAdapter = {
     const session = optionalString(body, 'prompt_cache_key');
     return {
       model,
-      parts: partsOf([instructions, ...inputTexts(body.input)]),
+      parts: withToolsPart(partsOf([instructions, ...inputTexts(body.input)]), instructions !== undefined && instructions.trim() !== '', body.tools),
       stream,
       cachePromptOff: body.cache_prompt === false,
       ...(session !== undefined && { session }),
