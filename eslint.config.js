@@ -32,7 +32,10 @@ export default tseslint.config(
   },
   // Tests and benches read arbitrary JSON (answers, captured agent requests, result files) field by field; narrowing
   // each one would say nothing their assertions and checks don't. The proxy itself (src/) gets no `any`.
-  { files: ['test/**/*.ts', 'test-real/**/*.ts', 'bench/**/*.ts'], rules: { '@typescript-eslint/no-explicit-any': 'off' } },
+  {
+    files: ['test/**/*.ts', 'test-real/**/*.ts', 'bench/**/*.ts'],
+    rules: { '@typescript-eslint/no-explicit-any': 'off' },
+  },
   { files: ['src/dashboard/**/*.js'], languageOptions: { globals: globals.browser } },
   { files: ['*.js'], languageOptions: { globals: globals.node } },
 );

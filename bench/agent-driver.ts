@@ -18,7 +18,11 @@ interface Answer {
   completionTokens: number;
 }
 
-export async function runAgentWorkload(workload: Workload, target: Target, sessions: AgentSessions): Promise<RequestResult[]> {
+export async function runAgentWorkload(
+  workload: Workload,
+  target: Target,
+  sessions: AgentSessions,
+): Promise<RequestResult[]> {
   const results: RequestResult[] = new Array(workload.jobs.length);
   const lastGroup = new Map<string, Promise<void>>();
   let next = 0;
@@ -65,7 +69,8 @@ async function runJob(job: Job, target: Target, sessions: AgentSessions): Promis
     if (!first) first = last;
     text += (chunk as Buffer).toString('utf8');
   }
-  if (res.statusCode !== 200) throw new Error(`${req.api} ${req.path} answered HTTP ${res.statusCode}: ${text.slice(0, 300)}`);
+  if (res.statusCode !== 200)
+    throw new Error(`${req.api} ${req.path} answered HTTP ${res.statusCode}: ${text.slice(0, 300)}`);
   const answer = req.body.stream === true ? readStream(req.api, text) : readWhole(text);
   sessions.answered(job, answer.reply.trim());
   return {
@@ -91,7 +96,12 @@ interface Timings {
 function readWhole(text: string): Answer {
   const body = JSON.parse(text) as { content?: string; timings?: Timings };
   const t = body.timings ?? {};
-  return { reply: body.content ?? '', cacheN: t.cache_n ?? 0, promptN: t.prompt_n ?? 0, completionTokens: t.predicted_n ?? 0 };
+  return {
+    reply: body.content ?? '',
+    cacheN: t.cache_n ?? 0,
+    promptN: t.prompt_n ?? 0,
+    completionTokens: t.predicted_n ?? 0,
+  };
 }
 
 /**
@@ -115,7 +125,8 @@ function readStream(api: AgentRequest['api'], text: string): Answer {
       const usage = e.type === 'message_start' ? e.message?.usage : e.type === 'message_delta' ? e.usage : undefined;
       if (usage?.input_tokens !== undefined) answer.promptN = usage.input_tokens;
       if (usage?.cache_read_input_tokens !== undefined) answer.cacheN = usage.cache_read_input_tokens;
-      if (e.type === 'message_delta' && usage?.output_tokens !== undefined) answer.completionTokens = usage.output_tokens;
+      if (e.type === 'message_delta' && usage?.output_tokens !== undefined)
+        answer.completionTokens = usage.output_tokens;
     } else if (api === 'responses') {
       if (e.type === 'response.output_text.delta') answer.reply += e.delta;
       if (e.type === 'response.completed') {

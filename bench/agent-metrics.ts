@@ -23,15 +23,22 @@ export interface AgentMetrics {
   unmatched: number;
 }
 
-export function agentMetrics(workload: Workload, results: readonly RequestResult[], events: readonly SimEvent[]): AgentMetrics {
+export function agentMetrics(
+  workload: Workload,
+  results: readonly RequestResult[],
+  events: readonly SimEvent[],
+): AgentMetrics {
   const ideal = idealPrefill(workload, results);
   let main = 0;
   for (const r of results) if (r.job.kind === 'turn') main += r.promptN;
 
   // Each request's chat event: same counts, not yet taken; a pair that several requests share is not attributed.
-  const chats = events.flatMap((e, at) => (e.type === 'chat' ? [{ at, slot: e.slot, pair: `${e.cache_n}/${e.prompt_n}` }] : []));
+  const chats = events.flatMap((e, at) =>
+    e.type === 'chat' ? [{ at, slot: e.slot, pair: `${e.cache_n}/${e.prompt_n}` }] : [],
+  );
   const pairCount = new Map<string, number>();
-  for (const r of results) pairCount.set(`${r.cacheN}/${r.promptN}`, (pairCount.get(`${r.cacheN}/${r.promptN}`) ?? 0) + 1);
+  for (const r of results)
+    pairCount.set(`${r.cacheN}/${r.promptN}`, (pairCount.get(`${r.cacheN}/${r.promptN}`) ?? 0) + 1);
   const byPair = new Map<string, typeof chats>();
   for (const c of chats) byPair.set(c.pair, [...(byPair.get(c.pair) ?? []), c]);
   const runs: Array<{ at: number; slot: number; job: number }> = [];
@@ -49,7 +56,8 @@ export function agentMetrics(workload: Workload, results: readonly RequestResult
 
   const jobs = workload.jobs;
   const lastTurnOf = new Map<string, number>();
-  for (const j of jobs) if (j.kind === 'turn') lastTurnOf.set(j.conversation, Math.max(lastTurnOf.get(j.conversation) ?? 0, j.turn));
+  for (const j of jobs)
+    if (j.kind === 'turn') lastTurnOf.set(j.conversation, Math.max(lastTurnOf.get(j.conversation) ?? 0, j.turn));
   const occupant = new Map<number, number>();
   const history = new Map<number, number[]>();
   const lastRun = new Map<string, { slot: number; job: number }>();
@@ -60,7 +68,8 @@ export function agentMetrics(workload: Workload, results: readonly RequestResult
     const job = jobs[run.job]!;
     const before = occupant.get(run.slot);
     const held = before === undefined ? undefined : jobs[before]!;
-    if (job.kind === 'small' && held?.kind === 'turn' && held.turn < lastTurnOf.get(held.conversation)!) sideEvictions++;
+    if (job.kind === 'small' && held?.kind === 'turn' && held.turn < lastTurnOf.get(held.conversation)!)
+      sideEvictions++;
     if (job.kind === 'turn') {
       const previous = lastRun.get(job.conversation);
       if (previous && occupant.get(previous.slot) !== previous.job) {

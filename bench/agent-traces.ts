@@ -32,20 +32,30 @@ export interface AgentTraces {
 const FILES = {
   claude: ['claude-tool/002-v1_messages.json', 'claude-tool/003-v1_messages.json'],
   codex: ['codex/001-v1_responses.json', 'codex/002-v1_responses.json'],
-  opencode: ['opencode/001-v1_chat_completions.json', 'opencode/002-v1_chat_completions.json', 'opencode/003-v1_chat_completions.json'],
+  opencode: [
+    'opencode/001-v1_chat_completions.json',
+    'opencode/002-v1_chat_completions.json',
+    'opencode/003-v1_chat_completions.json',
+  ],
   qwen: ['qwen/001-v1_chat_completions.json', 'qwen/002-v1_chat_completions.json'],
 } as const;
 
 /** Where the traces are: AGENT_TRACES_DIR, else `../shared/agent-traces` next to the repository (dist/bench/ → ../../..). */
 export function tracesDir(): string {
-  return process.env.AGENT_TRACES_DIR ?? resolve(fileURLToPath(new URL('../../../shared/agent-traces', import.meta.url)));
+  return (
+    process.env.AGENT_TRACES_DIR ?? resolve(fileURLToPath(new URL('../../../shared/agent-traces', import.meta.url)))
+  );
 }
 
 /** Load every template, or throw naming the missing files and the directory. */
 export function loadAgentTraces(dir = tracesDir()): AgentTraces {
-  const missing = Object.values(FILES).flat().filter((f) => !existsSync(join(dir, f)));
+  const missing = Object.values(FILES)
+    .flat()
+    .filter((f) => !existsSync(join(dir, f)));
   if (missing.length > 0) {
-    throw new Error(`the agents workload needs the agent traces in ${dir} (set AGENT_TRACES_DIR to move it); missing: ${missing.join(', ')}`);
+    throw new Error(
+      `the agents workload needs the agent traces in ${dir} (set AGENT_TRACES_DIR to move it); missing: ${missing.join(', ')}`,
+    );
   }
   const read = (f: string): TraceRequest => {
     const t = JSON.parse(readFileSync(join(dir, f), 'utf8')) as TraceRequest;

@@ -42,13 +42,29 @@ export function agentsWorkload(): Workload {
   for (let round = 0; round < AGENT_ROUNDS; round++) {
     for (const agent of MAIN_AGENTS) {
       const group = `${agent}/${round}`;
-      if (agent === 'opencode' && round === 0) jobs.push({ kind: 'small', model, seed: seed++, group, agent, side: 'title' });
-      for (let step = 0; step < STEPS_PER_TURN; step++) jobs.push({ kind: 'turn', conversation: agent, turn: round * STEPS_PER_TURN + step, group });
-      if (agent === 'qwen' && round >= 1) jobs.push({ kind: 'small', model, seed: seed++, group, agent, side: 'memory' });
+      if (agent === 'opencode' && round === 0)
+        jobs.push({ kind: 'small', model, seed: seed++, group, agent, side: 'title' });
+      for (let step = 0; step < STEPS_PER_TURN; step++)
+        jobs.push({ kind: 'turn', conversation: agent, turn: round * STEPS_PER_TURN + step, group });
+      if (agent === 'qwen' && round >= 1)
+        jobs.push({ kind: 'small', model, seed: seed++, group, agent, side: 'memory' });
     }
-    for (let i = 0; i < INFILL_BURST; i++) jobs.push({ kind: 'small', model, seed: infillSeed(round, i), group: `ide/${round}`, agent: 'ide', side: 'infill' });
+    for (let i = 0; i < INFILL_BURST; i++)
+      jobs.push({
+        kind: 'small',
+        model,
+        seed: infillSeed(round, i),
+        group: `ide/${round}`,
+        agent: 'ide',
+        side: 'infill',
+      });
   }
-  const conversations: ConversationSpec[] = MAIN_AGENTS.map((id) => ({ id, model, startWords: 0, turnWords: TOOL_RESULT_WORDS }));
+  const conversations: ConversationSpec[] = MAIN_AGENTS.map((id) => ({
+    id,
+    model,
+    startWords: 0,
+    turnWords: TOOL_RESULT_WORDS,
+  }));
   return {
     name: 'agents',
     description: `Claude Code (messages), Codex (responses), opencode (chat + title) and Qwen Code (chat + memory extraction) from the agent traces, ${AGENT_ROUNDS} user turns × ${STEPS_PER_TURN} steps each, and /infill bursts, on 2 slots`,
@@ -75,8 +91,16 @@ export function sidecheapWorkload(): Workload {
   const jobs: Job[] = [];
   let seed = 1;
   for (let round = 0; round < AGENT_ROUNDS; round++) {
-    for (let step = 0; step < STEPS_PER_TURN; step++) jobs.push({ kind: 'turn', conversation: 'qwen', turn: round * STEPS_PER_TURN + step, group: `qwen/${round}` });
-    jobs.push({ kind: 'small', model, seed: infillSeed(round, 0), group: `ide/${round}`, agent: 'ide', side: 'infill' });
+    for (let step = 0; step < STEPS_PER_TURN; step++)
+      jobs.push({ kind: 'turn', conversation: 'qwen', turn: round * STEPS_PER_TURN + step, group: `qwen/${round}` });
+    jobs.push({
+      kind: 'small',
+      model,
+      seed: infillSeed(round, 0),
+      group: `ide/${round}`,
+      agent: 'ide',
+      side: 'infill',
+    });
     jobs.push({ kind: 'small', model, seed: seed++, group: `qwen-memory/${round}`, agent: 'qwen', side: 'memory' });
   }
   return {
@@ -107,7 +131,12 @@ const userPrompt = (agent: string, round: number) => `${words(25, hash(`${agent}
 class Agents implements AgentSessions {
   private readonly sessions: Record<MainAgent, Session>;
 
-  constructor(traces: AgentTraces, private readonly model: string, toolWords: number, maxTokens: number) {
+  constructor(
+    traces: AgentTraces,
+    private readonly model: string,
+    toolWords: number,
+    maxTokens: number,
+  ) {
     this.sessions = {
       claude: new ClaudeSession(traces, model, toolWords, maxTokens),
       codex: new CodexSession(traces, model, toolWords, maxTokens),
@@ -129,13 +158,22 @@ class Agents implements AgentSessions {
 
   answered(job: Job, reply: string): void {
     if (job.kind !== 'turn') return;
-    this.sessions[job.conversation as MainAgent].answered(Math.floor(job.turn / STEPS_PER_TURN), job.turn % STEPS_PER_TURN, reply);
+    this.sessions[job.conversation as MainAgent].answered(
+      Math.floor(job.turn / STEPS_PER_TURN),
+      job.turn % STEPS_PER_TURN,
+      reply,
+    );
   }
 }
 
 /** One agent's conversation: the request of a step, and what the client appends once it is answered. */
 abstract class Session {
-  constructor(protected readonly model: string, protected readonly toolWords: number, protected readonly maxTokens: number, protected readonly name: string) {}
+  constructor(
+    protected readonly model: string,
+    protected readonly toolWords: number,
+    protected readonly maxTokens: number,
+    protected readonly name: string,
+  ) {}
 
   request(round: number, step: number): AgentRequest {
     if (step === 0 && round > 0) this.appendUser(userPrompt(this.name, round));
@@ -170,7 +208,9 @@ class ClaudeSession extends Session {
     const [first, followUp] = traces.claude;
     this.base = clone(first.body);
     this.messages = clone(first.body.messages as Json[]);
-    this.toolUse = (followUp.body.messages as Json[]).find((m) => m.role === 'assistant')!.content.find((b: Json) => b.type === 'tool_use');
+    this.toolUse = (followUp.body.messages as Json[])
+      .find((m) => m.role === 'assistant')!
+      .content.find((b: Json) => b.type === 'tool_use');
     this.headers = pick(first.headers, ['anthropic-version', 'anthropic-beta', 'x-claude-code-session-id', 'x-app']);
   }
 
@@ -194,7 +234,13 @@ class ClaudeSession extends Session {
   protected appendToolStep(reply: string, id: string, output: string): void {
     const toolUseId = `toolu_${id}`;
     this.messages.push(
-      { role: 'assistant', content: [{ type: 'text', text: reply }, { ...clone(this.toolUse), id: toolUseId }] },
+      {
+        role: 'assistant',
+        content: [
+          { type: 'text', text: reply },
+          { ...clone(this.toolUse), id: toolUseId },
+        ],
+      },
       { role: 'user', content: [{ type: 'tool_result', tool_use_id: toolUseId, content: output }] },
     );
   }
@@ -225,7 +271,13 @@ class CodexSession extends Session {
       api: 'responses',
       path: '/v1/responses',
       headers: this.headers,
-      body: { ...this.base, model: this.model, input: clone(this.input), stream: true, max_output_tokens: this.maxTokens },
+      body: {
+        ...this.base,
+        model: this.model,
+        input: clone(this.input),
+        stream: true,
+        max_output_tokens: this.maxTokens,
+      },
     };
   }
 
@@ -236,7 +288,10 @@ class CodexSession extends Session {
   protected appendToolStep(reply: string, id: string, output: string): void {
     this.appendFinal(reply);
     const callId = `call_${id}`;
-    this.input.push({ ...clone(this.call), id: `fc_${id}`, call_id: callId }, { type: 'function_call_output', call_id: callId, output });
+    this.input.push(
+      { ...clone(this.call), id: `fc_${id}`, call_id: callId },
+      { type: 'function_call_output', call_id: callId, output },
+    );
   }
 
   protected appendFinal(reply: string): void {
@@ -251,7 +306,15 @@ abstract class ChatSession extends Session {
   private readonly call: Json;
   protected readonly headers: Record<string, string>;
 
-  constructor(first: Json, followUp: Json, headers: Record<string, string>, model: string, toolWords: number, maxTokens: number, name: string) {
+  constructor(
+    first: Json,
+    followUp: Json,
+    headers: Record<string, string>,
+    model: string,
+    toolWords: number,
+    maxTokens: number,
+    name: string,
+  ) {
     super(model, toolWords, maxTokens, name);
     this.base = clone(first.body);
     this.messages = clone(first.body.messages as Json[]);
@@ -264,13 +327,23 @@ abstract class ChatSession extends Session {
       api: 'chat',
       path: '/v1/chat/completions',
       headers: this.headers,
-      body: { ...this.base, model: this.model, messages: clone(this.messages), max_tokens: this.maxTokens, stream: true, stream_options: { include_usage: true } },
+      body: {
+        ...this.base,
+        model: this.model,
+        messages: clone(this.messages),
+        max_tokens: this.maxTokens,
+        stream: true,
+        stream_options: { include_usage: true },
+      },
     };
   }
 
   protected appendToolStep(reply: string, id: string, output: string): void {
     const callId = `call_${id}`;
-    this.messages.push({ role: 'assistant', content: reply, tool_calls: [{ ...clone(this.call), id: callId }] }, this.toolMessage(callId, output));
+    this.messages.push(
+      { role: 'assistant', content: reply, tool_calls: [{ ...clone(this.call), id: callId }] },
+      this.toolMessage(callId, output),
+    );
   }
 
   protected appendFinal(reply: string): void {
@@ -285,13 +358,32 @@ class OpencodeSession extends ChatSession {
 
   constructor(traces: AgentTraces, model: string, toolWords: number, maxTokens: number) {
     const [title, first, followUp] = traces.opencode;
-    super(first, followUp, pick(first.headers, ['x-session-id', 'x-session-affinity']), model, toolWords, maxTokens, 'opencode');
+    super(
+      first,
+      followUp,
+      pick(first.headers, ['x-session-id', 'x-session-affinity']),
+      model,
+      toolWords,
+      maxTokens,
+      'opencode',
+    );
     this.titleBody = clone(title.body);
   }
 
   /** The small title request opencode sends when a session starts: its own system prompt, the first prompt. */
   title(): AgentRequest {
-    return { api: 'chat', path: '/v1/chat/completions', headers: this.headers, body: { ...this.titleBody, model: this.model, max_tokens: this.maxTokens, stream: true, stream_options: { include_usage: true } } };
+    return {
+      api: 'chat',
+      path: '/v1/chat/completions',
+      headers: this.headers,
+      body: {
+        ...this.titleBody,
+        model: this.model,
+        max_tokens: this.maxTokens,
+        stream: true,
+        stream_options: { include_usage: true },
+      },
+    };
   }
 
   protected appendUser(text: string): void {
@@ -326,7 +418,10 @@ class QwenSession extends ChatSession {
    * as text in one user message, so it shares no prefix with the main request.
    */
   memoryExtraction(seed: number): AgentRequest {
-    const history = this.messages.slice(1).map((m) => `[${m.role}] ${textOf(m.content)}${m.tool_calls ? ` ${JSON.stringify(m.tool_calls)}` : ''}`).join('\n');
+    const history = this.messages
+      .slice(1)
+      .map((m) => `[${m.role}] ${textOf(m.content)}${m.tool_calls ? ` ${JSON.stringify(m.tool_calls)}` : ''}`)
+      .join('\n');
     return {
       api: 'chat',
       path: '/v1/chat/completions',
@@ -335,9 +430,21 @@ class QwenSession extends ChatSession {
         model: this.model,
         messages: [
           { role: 'system', content: words(MEMORY_SYSTEM_WORDS, 424242) },
-          { role: 'user', content: [{ type: 'text', text: `Extract what is worth remembering from this conversation (${seed}):\n${history}` }] },
+          {
+            role: 'user',
+            content: [
+              { type: 'text', text: `Extract what is worth remembering from this conversation (${seed}):\n${history}` },
+            ],
+          },
         ],
-        tools: MEMORY_TOOLS.map((name) => ({ type: 'function', function: { name, description: words(30, hash(name)), parameters: { type: 'object', properties: { key: { type: 'string' }, value: { type: 'string' } } } } })),
+        tools: MEMORY_TOOLS.map((name) => ({
+          type: 'function',
+          function: {
+            name,
+            description: words(30, hash(name)),
+            parameters: { type: 'object', properties: { key: { type: 'string' }, value: { type: 'string' } } },
+          },
+        })),
         max_tokens: this.maxTokens,
         stream: true,
         stream_options: { include_usage: true },

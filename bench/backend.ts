@@ -100,9 +100,13 @@ async function reset(backend: ExternalBackend): Promise<void> {
 }
 
 async function call(url: string, method: 'GET' | 'POST', path: string, tolerated: number[] = []): Promise<void> {
-  const res = await request(`${url}${path}`, { method, ...(method === 'POST' && { body: '{}', headers: { 'content-type': 'application/json' } }) });
+  const res = await request(`${url}${path}`, {
+    method,
+    ...(method === 'POST' && { body: '{}', headers: { 'content-type': 'application/json' } }),
+  });
   await res.body.text();
-  if (res.statusCode >= 400 && !tolerated.includes(res.statusCode)) throw new Error(`${method} ${url}${path} answered ${res.statusCode}`);
+  if (res.statusCode >= 400 && !tolerated.includes(res.statusCode))
+    throw new Error(`${method} ${url}${path} answered ${res.statusCode}`);
 }
 
 async function dirBytes(dir: string): Promise<number> {

@@ -41,7 +41,11 @@ interface Sample {
 }
 
 /** Start a one-slot server without RAM cache in `saveDir`, take `samples` samples of a `words`-word prompt. */
-export async function calibrate(binary: LlamaServerBinary, saveDir: string, opts: { samples: number; words: number }): Promise<Calibration> {
+export async function calibrate(
+  binary: LlamaServerBinary,
+  saveDir: string,
+  opts: { samples: number; words: number },
+): Promise<Calibration> {
   const server = await startRealServer(binary, saveDir, ['-np', '1', '-c', '16384', '--cache-ram', '0']);
   try {
     await chat(server.url, words(64, 7)); // warm-up: the first request pays one-off allocations
@@ -57,12 +61,24 @@ export async function calibrate(binary: LlamaServerBinary, saveDir: string, opts
       prompt_tokens: Math.round(m((s) => s.promptN)),
       prefill_tokens_per_s: round(1000 / prefill),
       prefill_ms_per_token: round(prefill, 5),
-      decode_ms_per_token: round(m((s) => s.decodeMsPerToken), 4),
-      kv_bytes_per_token: round(m((s) => s.nWritten / s.nSaved), 1),
+      decode_ms_per_token: round(
+        m((s) => s.decodeMsPerToken),
+        4,
+      ),
+      kv_bytes_per_token: round(
+        m((s) => s.nWritten / s.nSaved),
+        1,
+      ),
       save_ms_per_token: round(save, 6),
       restore_ms_per_token: round(restore, 6),
-      save_wall_ms_per_token: round(m((s) => s.saveWallMs / s.nSaved), 6),
-      restore_wall_ms_per_token: round(m((s) => s.restoreWallMs / s.nSaved), 6),
+      save_wall_ms_per_token: round(
+        m((s) => s.saveWallMs / s.nSaved),
+        6,
+      ),
+      restore_wall_ms_per_token: round(
+        m((s) => s.restoreWallMs / s.nSaved),
+        6,
+      ),
       restore_to_prefill_ratio: round(restore / prefill, 4),
       save_to_prefill_ratio: round(save / prefill, 4),
     };
@@ -81,7 +97,8 @@ async function sample(url: string, i: number, count: number): Promise<Sample> {
   started = performance.now();
   const restored = await slotAction<RestoreAnswer>(url, 'restore', file);
   const restoreWallMs = performance.now() - started;
-  if (restored.n_restored !== saved.n_saved) throw new Error(`restored ${restored.n_restored} tokens of ${saved.n_saved} saved`);
+  if (restored.n_restored !== saved.n_saved)
+    throw new Error(`restored ${restored.n_restored} tokens of ${saved.n_saved} saved`);
   return {
     promptN: answer.timings.prompt_n,
     promptMs: answer.timings.prompt_ms,
@@ -118,12 +135,22 @@ interface RestoreAnswer {
   timings: { restore_ms: number };
 }
 
-async function slotAction<T = unknown>(url: string, action: 'save' | 'restore' | 'erase', filename?: string): Promise<T> {
+async function slotAction<T = unknown>(
+  url: string,
+  action: 'save' | 'restore' | 'erase',
+  filename?: string,
+): Promise<T> {
   return post(url, `/slots/0?action=${action}`, filename ? { filename } : {}) as Promise<T>;
 }
 
 async function post(url: string, path: string, body: unknown): Promise<unknown> {
-  const res = await request(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), headersTimeout: 120_000, bodyTimeout: 120_000 });
+  const res = await request(`${url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+    headersTimeout: 120_000,
+    bodyTimeout: 120_000,
+  });
   const text = await res.body.text();
   if (res.statusCode !== 200) throw new Error(`POST ${path} answered ${res.statusCode}: ${text.slice(0, 300)}`);
   return JSON.parse(text);

@@ -86,7 +86,13 @@ async function getJson(url: string): Promise<unknown> {
   return res.ok ? res.json() : undefined;
 }
 
-async function chat(base: string, model: string | undefined, messages: Message[], maxTokens: number, label: string): Promise<Step> {
+async function chat(
+  base: string,
+  model: string | undefined,
+  messages: Message[],
+  maxTokens: number,
+  label: string,
+): Promise<Step> {
   const started = performance.now();
   const res = await fetch(`${base}/v1/chat/completions`, {
     method: 'POST',
@@ -129,11 +135,14 @@ async function waitForBackends(base: string): Promise<Health> {
       problem = `backends not ready: ${JSON.stringify(backends)}`;
     } catch (err) {
       if (Date.now() - started > PROXY_WAIT_MS) {
-        throw new Error(`no proxy at ${base} (${(err as Error).message}); start it first (README: "Try it without a GPU")`);
+        throw new Error(
+          `no proxy at ${base} (${(err as Error).message}); start it first (README: "Try it without a GPU")`,
+        );
       }
       problem = `no proxy at ${base} yet`;
     }
-    if (Date.now() - started > READY_TIMEOUT_MS) throw new Error(`gave up after ${READY_TIMEOUT_MS / 1000} s: ${problem}`);
+    if (Date.now() - started > READY_TIMEOUT_MS)
+      throw new Error(`gave up after ${READY_TIMEOUT_MS / 1000} s: ${problem}`);
     if (!said) console.log(`waiting for the proxy and its backend (${problem})…`);
     said = true;
     await new Promise((resolve) => setTimeout(resolve, 500));
@@ -148,7 +157,9 @@ function row(cells: Array<string | number>): string {
 function printStep(n: number, step: Step): void {
   const t = step.timings;
   const ms = (v: number | undefined) => (v === undefined ? '-' : v.toFixed(1));
-  console.log(row([n, step.label, step.words, t.cache_n ?? '-', t.prompt_n ?? '-', ms(t.prompt_ms), step.wallMs.toFixed(0)]));
+  console.log(
+    row([n, step.label, step.words, t.cache_n ?? '-', t.prompt_n ?? '-', ms(t.prompt_ms), step.wallMs.toFixed(0)]),
+  );
 }
 
 function positive(value: string | undefined, flag: string): number | undefined {
@@ -180,14 +191,17 @@ async function main(argv: string[]): Promise<number> {
   const maxTokens = positive(values['max-tokens'], 'max-tokens') ?? 16;
 
   const health = await waitForBackends(base);
-  const models = (await getJson(`${base}/v1/models`).catch(() => undefined)) as { data?: Array<{ id?: string }> } | undefined;
+  const models = (await getJson(`${base}/v1/models`).catch(() => undefined)) as
+    { data?: Array<{ id?: string }> } | undefined;
   const model = values.model ?? models?.data?.[0]?.id;
   // /props is passed through to the (first) backend; llama-swap has none without a model, hence the fallback.
   const props = (await getJson(`${base}/props`).catch(() => undefined)) as { total_slots?: number } | undefined;
   const others = positive(values.others, 'others') ?? props?.total_slots ?? 4;
 
-  console.log(`proxycache demo: ${base}, model ${model ?? '(proxy default)'}, ${others} other conversations, ` +
-    `${words} words each; cache entries before: ${health.cache_entries ?? '?'}`);
+  console.log(
+    `proxycache demo: ${base}, model ${model ?? '(proxy default)'}, ${others} other conversations, ` +
+      `${words} words each; cache entries before: ${health.cache_entries ?? '?'}`,
+  );
   console.log(row(['step', 'conversation', 'words', 'cache_n', 'prompt_n', 'prompt_ms', 'wall_ms']));
 
   // Different seeds per run, so a second run does not just find the first run's files.
@@ -199,11 +213,17 @@ async function main(argv: string[]): Promise<number> {
   printStep(++n, first);
 
   for (let i = 1; i <= others; i++) {
-    const other = [system, { role: 'user' as const, content: longText(runSeed + i * 7919, words, `Conversation ${i}, run ${runSeed}`) }];
+    const other = [
+      system,
+      { role: 'user' as const, content: longText(runSeed + i * 7919, words, `Conversation ${i}, run ${runSeed}`) },
+    ];
     printStep(++n, await chat(base, model, other, maxTokens, `other ${i} (takes a slot)`));
   }
 
-  a.push({ role: 'assistant', content: first.reply }, { role: 'user', content: 'Now list the three most important points.' });
+  a.push(
+    { role: 'assistant', content: first.reply },
+    { role: 'user', content: 'Now list the three most important points.' },
+  );
   const cont = await chat(base, model, a, maxTokens, 'A (continued)');
   printStep(++n, cont);
 
@@ -215,13 +235,17 @@ async function main(argv: string[]): Promise<number> {
   }
   const total = reused + (cont.timings.prompt_n ?? 0);
   if (reused >= firstPrompt / 2) {
-    console.log(`A's continuation REUSED its cache after ${others} other conversations had taken the slots: ` +
-      `cache_n ${reused} of ${total} prompt tokens, only ${cont.timings.prompt_n ?? '?'} prefilled ` +
-      `(the first turn prefilled ${first.timings.prompt_n}). The proxy's log line for it says "decision":"restore".`);
+    console.log(
+      `A's continuation REUSED its cache after ${others} other conversations had taken the slots: ` +
+        `cache_n ${reused} of ${total} prompt tokens, only ${cont.timings.prompt_n ?? '?'} prefilled ` +
+        `(the first turn prefilled ${first.timings.prompt_n}). The proxy's log line for it says "decision":"restore".`,
+    );
     return 0;
   }
-  console.log(`A's continuation did NOT reuse its cache: cache_n ${reused} of ${total} prompt tokens ` +
-    '(is the backend started with --slot-save-path, and the prompt above BIG_THRESHOLD_WORDS?).');
+  console.log(
+    `A's continuation did NOT reuse its cache: cache_n ${reused} of ${total} prompt tokens ` +
+      '(is the backend started with --slot-save-path, and the prompt above BIG_THRESHOLD_WORDS?).',
+  );
   return 1;
 }
 

@@ -64,7 +64,8 @@ async function runSegment(
       // Claim a whole burst (an agent's tool loop) at once: one client sends its turns back to back.
       const first = next++;
       const head = workload.jobs[first]!;
-      while (next < to && head.kind === 'turn' && head.burst !== undefined && sameBurst(head, workload.jobs[next]!)) next++;
+      while (next < to && head.kind === 'turn' && head.burst !== undefined && sameBurst(head, workload.jobs[next]!))
+        next++;
       const end = next;
       for (let index = first; index < end; index++) await runJob(index);
     }
@@ -72,7 +73,13 @@ async function runSegment(
   const runJob = async (index: number) => {
     const job = workload.jobs[index]!;
     if (job.kind === 'small') {
-      state.results[index] = await send(target, job, job.model, [{ role: 'user', content: smallPrompt(job.seed) }], workload);
+      state.results[index] = await send(
+        target,
+        job,
+        job.model,
+        [{ role: 'user', content: smallPrompt(job.seed) }],
+        workload,
+      );
       return;
     }
     // A conversation's turns never overlap: wait for its previous turn if another client still runs it.
@@ -95,7 +102,13 @@ function sameBurst(a: Job, b: Job): boolean {
   return a.kind === 'turn' && b.kind === 'turn' && a.conversation === b.conversation && a.burst === b.burst;
 }
 
-async function send(target: Target, job: Job, model: string, messages: Message[], workload: Workload): Promise<RequestResult> {
+async function send(
+  target: Target,
+  job: Job,
+  model: string,
+  messages: Message[],
+  workload: Workload,
+): Promise<RequestResult> {
   return (await sendTurn(target, job, model, messages, workload)).result;
 }
 
@@ -106,7 +119,15 @@ async function sendTurn(target: Target, job: Job, model: string, messages: Messa
     method: 'POST',
     dispatcher,
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ ...workload.requestBody, ...pinned, model, messages, max_tokens: workload.maxTokens, stream: true, stream_options: { include_usage: true } }),
+    body: JSON.stringify({
+      ...workload.requestBody,
+      ...pinned,
+      model,
+      messages,
+      max_tokens: workload.maxTokens,
+      stream: true,
+      stream_options: { include_usage: true },
+    }),
   });
   let first = 0;
   let last = 0;

@@ -43,7 +43,10 @@ export function tokenTotals(results: readonly RequestResult[]) {
  * The least any setup must prefill: each conversation's first prompt once, then only what each turn adds beyond
  * the previous prompt and reply; small requests in full. Derived from usage, which is the same for every setup.
  */
-export function idealPrefill(workload: Workload, results: readonly RequestResult[]): { total: number; conversations: number } {
+export function idealPrefill(
+  workload: Workload,
+  results: readonly RequestResult[],
+): { total: number; conversations: number } {
   const previous = new Map<string, RequestResult>();
   let total = 0;
   let conversations = 0;
@@ -54,7 +57,9 @@ export function idealPrefill(workload: Workload, results: readonly RequestResult
       return;
     }
     const before = previous.get(job.conversation);
-    const fresh = before ? Math.max(1, r.promptTokens - (before.promptTokens + before.completionTokens - 1)) : r.promptTokens;
+    const fresh = before
+      ? Math.max(1, r.promptTokens - (before.promptTokens + before.completionTokens - 1))
+      : r.promptTokens;
     total += fresh;
     conversations += fresh;
     previous.set(job.conversation, r);
@@ -71,7 +76,8 @@ export function liveCacheBytes(workload: Workload, results: readonly RequestResu
   const last = new Map<string, RequestResult>();
   workload.jobs.forEach((job, i) => {
     if (job.kind === 'turn') last.set(job.conversation, results[i]!);
-    else if (job.side !== undefined && results[i]!.promptTokens >= BIG_SIDE_REQUEST_TOKENS) last.set(`side ${i}`, results[i]!);
+    else if (job.side !== undefined && results[i]!.promptTokens >= BIG_SIDE_REQUEST_TOKENS)
+      last.set(`side ${i}`, results[i]!);
   });
   let tokens = 0;
   for (const r of last.values()) tokens += r.promptTokens + r.completionTokens - 1;
@@ -100,7 +106,14 @@ export function median(values: readonly number[]): number {
 }
 
 /** A config's numbers from its results; times are divided by the time scale (model time) unless it is 0. */
-export function summarize(workload: Workload, results: readonly RequestResult[], actions: SlotActionCounts, timeScale: number, wallMs: number, proc: { cpu: number; rss: number; disk: number }): ConfigMetrics {
+export function summarize(
+  workload: Workload,
+  results: readonly RequestResult[],
+  actions: SlotActionCounts,
+  timeScale: number,
+  wallMs: number,
+  proc: { cpu: number; rss: number; disk: number },
+): ConfigMetrics {
   const toModel = (ms: number) => (timeScale > 0 ? ms / timeScale : ms);
   const ttft = results.map((r) => toModel(r.ttftMs));
   const totals = tokenTotals(results);
@@ -121,7 +134,12 @@ export function summarize(workload: Workload, results: readonly RequestResult[],
     proxy_rss_mb: round(proc.rss),
   };
   if (workload.name === 'overhead') {
-    metrics.latency_p50_ms = round(percentile(results.map((r) => r.totalMs), 50));
+    metrics.latency_p50_ms = round(
+      percentile(
+        results.map((r) => r.totalMs),
+        50,
+      ),
+    );
     const tokens = results.reduce((a, r) => a + r.completionTokens, 0);
     const streamSeconds = results.reduce((a, r) => a + r.streamMs, 0) / 1000;
     metrics.stream_tokens_per_s = round(streamSeconds > 0 ? tokens / streamSeconds : 0);

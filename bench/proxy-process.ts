@@ -38,7 +38,10 @@ export interface ProxyProcessOptions {
   logFile?: string;
 }
 
-export async function startProxyProcess(env: Record<string, string>, options: ProxyProcessOptions = {}): Promise<ProxyProcess> {
+export async function startProxyProcess(
+  env: Record<string, string>,
+  options: ProxyProcessOptions = {},
+): Promise<ProxyProcess> {
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), CLI], {
     env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -47,13 +50,21 @@ export async function startProxyProcess(env: Record<string, string>, options: Pr
   const killOnExit = () => child.kill('SIGKILL');
   process.once('exit', killOnExit);
   child.once('close', () => process.removeListener('exit', killOnExit));
-  const counts: SlotActionCounts = { saves: 0, restores: 0, bytesWritten: 0, bytesRead: 0, failedSaves: 0, failedRestores: 0 };
+  const counts: SlotActionCounts = {
+    saves: 0,
+    restores: 0,
+    bytesWritten: 0,
+    bytesRead: 0,
+    failedSaves: 0,
+    failedRestores: 0,
+  };
   const decisions: Record<string, number> = {};
   const log = options.logFile ? createWriteStream(options.logFile, { flags: 'a' }) : undefined;
   if (log) child.stdout!.pipe(log);
   const url = await listeningUrl(child, (entry) => {
     countSlotActions(entry, counts);
-    if (entry.msg === 'chat' && typeof entry.decision === 'string') decisions[entry.decision] = (decisions[entry.decision] ?? 0) + 1;
+    if (entry.msg === 'chat' && typeof entry.decision === 'string')
+      decisions[entry.decision] = (decisions[entry.decision] ?? 0) + 1;
     options.onLog?.(entry);
   });
   // 'close', not 'exit': the last log lines (saves on shutdown) are read by then.

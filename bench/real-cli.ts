@@ -47,14 +47,16 @@ export async function realMain(argv: string[]): Promise<void> {
   if ('missing' in binary) throw new Error(binary.missing);
   const list = (value: string | undefined, all: string[], what: string) => {
     const items = value?.split(',') ?? all;
-    for (const item of items) if (!all.includes(item)) throw new Error(`unknown ${what} ${item} (one of ${all.join(', ')})`);
+    for (const item of items)
+      if (!all.includes(item)) throw new Error(`unknown ${what} ${item} (one of ${all.join(', ')})`);
     return items;
   };
   const base = values.quick ? QUICK_SIZE : FULL_SIZE;
   const gap = Number(values['gap-seconds'] ?? base.restartGapMs / 1000);
   const samples = Number(values['calibration-samples'] ?? 5);
   if (!(gap >= 0)) throw new Error(`--gap-seconds must be a number >= 0, not ${values['gap-seconds']}`);
-  if (!Number.isInteger(samples) || samples < 0) throw new Error(`--calibration-samples must be an integer >= 0, not ${values['calibration-samples']}`);
+  if (!Number.isInteger(samples) || samples < 0)
+    throw new Error(`--calibration-samples must be an integer >= 0, not ${values['calibration-samples']}`);
   const out = values.out ?? 'bench/results/real-latest.json';
   const results = await runRealBench({
     binary,

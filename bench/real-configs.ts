@@ -6,7 +6,10 @@
 
 /** How llama-server is started, besides the RAM cache. */
 export const SERVER_MODES: Record<string, { description: string; args: string[] }> = {
-  default: { description: 'llama-server defaults: no -np (4 slots sharing one unified KV buffer, idle slots cached in RAM)', args: [] },
+  default: {
+    description: 'llama-server defaults: no -np (4 slots sharing one unified KV buffer, idle slots cached in RAM)',
+    args: [],
+  },
   np2: { description: '-np 2 (2 slots, KV split per slot)', args: ['-np', '2'] },
 };
 
@@ -24,7 +27,11 @@ export const REAL_CONFIGS: Record<string, RealConfig> = {
   'direct-ram0': { description: 'llama-server alone, --cache-ram 0', ramCache: 'off' },
   'direct-small': { description: 'llama-server alone, RAM cache smaller than the working set', ramCache: 'small' },
   'direct-8g': { description: 'llama-server alone, its default 8 GiB RAM cache', ramCache: 'default' },
-  always: { description: 'proxycache with SAVE_POLICY=always (the Python proxy\'s policy), small RAM cache', ramCache: 'small', proxyEnv: { SAVE_POLICY: 'always' } },
+  always: {
+    description: "proxycache with SAVE_POLICY=always (the Python proxy's policy), small RAM cache",
+    ramCache: 'small',
+    proxyEnv: { SAVE_POLICY: 'always' },
+  },
   proxycache: { description: 'proxycache with its defaults, small RAM cache', ramCache: 'small', proxyEnv: {} },
 };
 
@@ -38,6 +45,11 @@ export function smallCacheMiB(tokens: number, kvBytesPerToken: number): number {
 
 /** The llama-server flags of a config in a mode. */
 export function serverArgs(mode: string, config: RealConfig, smallMiB: number): string[] {
-  const ram = config.ramCache === 'off' ? ['--cache-ram', '0'] : config.ramCache === 'small' ? ['--cache-ram', String(smallMiB)] : [];
+  const ram =
+    config.ramCache === 'off'
+      ? ['--cache-ram', '0']
+      : config.ramCache === 'small'
+        ? ['--cache-ram', String(smallMiB)]
+        : [];
   return [...SERVER_MODES[mode]!.args, ...ram];
 }

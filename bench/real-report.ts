@@ -19,21 +19,41 @@ const COLUMNS: Column[] = [
   ['written MB', (m) => mb(m.bytes_written)],
   ['disk MB', (m) => mb(m.disk_bytes_final)],
   ['server wrote MB', (m) => mb(m.server_write_bytes)],
-  ['placements', (m) => Object.entries(m.decisions).map(([k, v]) => `${k} ${v}`).join(', ')],
+  [
+    'placements',
+    (m) =>
+      Object.entries(m.decisions)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', '),
+  ],
 ];
 
 export function printRealTables(results: RealResults, print: (line: string) => void): void {
   const c = results.calibration;
-  if (c) print(`\ncalibration: prefill ${c.prefill_tokens_per_s} tok/s, decode ${c.decode_ms_per_token} ms/token, KV ${c.kv_bytes_per_token} B/token, save ${c.save_ms_per_token} ms/token, restore ${c.restore_ms_per_token} ms/token (restore/prefill ${c.restore_to_prefill_ratio}, save/prefill ${c.save_to_prefill_ratio})`);
+  if (c)
+    print(
+      `\ncalibration: prefill ${c.prefill_tokens_per_s} tok/s, decode ${c.decode_ms_per_token} ms/token, KV ${c.kv_bytes_per_token} B/token, save ${c.save_ms_per_token} ms/token, restore ${c.restore_ms_per_token} ms/token (restore/prefill ${c.restore_to_prefill_ratio}, save/prefill ${c.save_to_prefill_ratio})`,
+    );
   for (const [mode, m] of Object.entries(results.modes)) {
     print(`\n=== llama-server ${mode}: ${m.description}`);
     for (const [name, w] of Object.entries(m.workloads)) {
-      print(`\n${name}: ${w.description} (ideal ${w.ideal_prefill_tokens} tokens, text-level ideal ${w.text_ideal_prefill_tokens}, live ${mb(w.live_cache_bytes)} MB, small RAM cache ${w.small_cache_mib} MiB)`);
+      print(
+        `\n${name}: ${w.description} (ideal ${w.ideal_prefill_tokens} tokens, text-level ideal ${w.text_ideal_prefill_tokens}, live ${mb(w.live_cache_bytes)} MB, small RAM cache ${w.small_cache_mib} MiB)`,
+      );
       const extra = name === 'overhead' ? ['p50 latency ms / stream tok/s'] : [];
       const header = ['config', ...COLUMNS.map(([h]) => h), ...extra];
-      const rows = Object.entries(w.configs).map(([config, cm]) => [config, ...COLUMNS.map(([, f]) => f(cm)), ...(extra.length ? [`${cm.latency_p50_ms} / ${cm.stream_tokens_per_s}`] : [])]);
+      const rows = Object.entries(w.configs).map(([config, cm]) => [
+        config,
+        ...COLUMNS.map(([, f]) => f(cm)),
+        ...(extra.length ? [`${cm.latency_p50_ms} / ${cm.stream_tokens_per_s}`] : []),
+      ]);
       const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-      const fmt = (cells: string[]) => cells.map((cell, i) => (i === cells.length - 1 && !extra.length ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ');
+      const fmt = (cells: string[]) =>
+        cells
+          .map((cell, i) =>
+            i === cells.length - 1 && !extra.length ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!),
+          )
+          .join('  ');
       print(fmt(header));
       for (const r of rows) print(fmt(r));
     }
@@ -78,8 +98,12 @@ function sameServerChecks(at: string, name: string, w: RealWorkloadResults, poli
   const lines: string[] = [];
   const prefill = div(p.prefill_tokens, direct.prefill_tokens);
   const ttft = div(p.ttft_mean_ms, direct.ttft_mean_ms);
-  if (prefill !== undefined) lines.push(`  ${prefill <= 1 ? 'PASS' : 'MISS'}  ${at}: prefill / direct-small (item 6): ${prefill.toFixed(3)} (≤ 1)`);
-  if (ttft !== undefined) lines.push(`  ${ttft <= 1 ? 'PASS' : 'MISS'}  ${at}: ttft mean / direct-small (item 6): ${ttft.toFixed(3)} (≤ 1)`);
+  if (prefill !== undefined)
+    lines.push(
+      `  ${prefill <= 1 ? 'PASS' : 'MISS'}  ${at}: prefill / direct-small (item 6): ${prefill.toFixed(3)} (≤ 1)`,
+    );
+  if (ttft !== undefined)
+    lines.push(`  ${ttft <= 1 ? 'PASS' : 'MISS'}  ${at}: ttft mean / direct-small (item 6): ${ttft.toFixed(3)} (≤ 1)`);
   return lines;
 }
 

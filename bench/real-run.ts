@@ -80,7 +80,10 @@ export interface RealResults {
   modes: Record<string, { description: string; args: string[]; workloads: Record<string, RealWorkloadResults> }>;
 }
 
-export async function runRealBench(options: RealBenchOptions, log: (line: string) => void = console.log): Promise<RealResults> {
+export async function runRealBench(
+  options: RealBenchOptions,
+  log: (line: string) => void = console.log,
+): Promise<RealResults> {
   const started = performance.now();
   const results: RealResults = {
     backend: { bin: options.binary.bin, model: options.binary.model },
@@ -92,10 +95,14 @@ export async function runRealBench(options: RealBenchOptions, log: (line: string
   };
   if (options.calibrationSamples > 0) {
     log('calibrating: prefill, decode, save and restore on a one-slot server …');
-    const calibration = await inTempDir('calibrate', (dir) => calibrate(options.binary, dir, { samples: options.calibrationSamples, words: 3800 }));
+    const calibration = await inTempDir('calibrate', (dir) =>
+      calibrate(options.binary, dir, { samples: options.calibrationSamples, words: 3800 }),
+    );
     results.calibration = calibration;
     results.kv_bytes_per_token = calibration.kv_bytes_per_token;
-    log(`  prefill ${calibration.prefill_tokens_per_s} tok/s, save ${calibration.save_ms_per_token} ms/token, restore ${calibration.restore_ms_per_token} ms/token, KV ${calibration.kv_bytes_per_token} B/token`);
+    log(
+      `  prefill ${calibration.prefill_tokens_per_s} tok/s, save ${calibration.save_ms_per_token} ms/token, restore ${calibration.restore_ms_per_token} ms/token, KV ${calibration.kv_bytes_per_token} B/token`,
+    );
   }
   if (options.proxyLogDir) await mkdir(options.proxyLogDir, { recursive: true });
   const workloads = realWorkloads(options.size).filter((w) => options.workloads.includes(w.name));
@@ -123,12 +130,26 @@ export async function runRealBench(options: RealBenchOptions, log: (line: string
         const t0 = performance.now();
         const logFile = options.proxyLogDir && join(options.proxyLogDir, `${mode}-${workload.name}-${config}.log`);
         // The server's own log beside it, at the level that shows each slot's launch and release (races show there).
-        const serverLog = options.proxyLogDir ? ['--log-file', join(options.proxyLogDir, `${mode}-${workload.name}-${config}.server.log`), '-lv', '3'] : [];
-        const m = await runConfig(options.binary, workload, config, [...args, ...serverLog], results.kv_bytes_per_token, logFile);
+        const serverLog = options.proxyLogDir
+          ? ['--log-file', join(options.proxyLogDir, `${mode}-${workload.name}-${config}.server.log`), '-lv', '3']
+          : [];
+        const m = await runConfig(
+          options.binary,
+          workload,
+          config,
+          [...args, ...serverLog],
+          results.kv_bytes_per_token,
+          logFile,
+        );
         configs[config] = { ...m, ideal_prefill_tokens: ideal.prefill };
         await writeResults(options.out, { ...results, wall_s: seconds(started) }); // a long run leaves what it has so far
-        const drift = m.prompt_tokens === ideal.promptTokens ? '' : ` (prompts ${m.prompt_tokens - ideal.promptTokens > 0 ? '+' : ''}${m.prompt_tokens - ideal.promptTokens} tokens against the ideal run: other replies)`;
-        log(`[${mode}] ${workload.name} / ${config}: ${((performance.now() - t0) / 1000).toFixed(1)} s, prefill ${(m.prefill_tokens / ideal.prefill).toFixed(3)} × ideal, ttft mean ${Math.round(m.ttft_mean_ms)} ms${drift}`);
+        const drift =
+          m.prompt_tokens === ideal.promptTokens
+            ? ''
+            : ` (prompts ${m.prompt_tokens - ideal.promptTokens > 0 ? '+' : ''}${m.prompt_tokens - ideal.promptTokens} tokens against the ideal run: other replies)`;
+        log(
+          `[${mode}] ${workload.name} / ${config}: ${((performance.now() - t0) / 1000).toFixed(1)} s, prefill ${(m.prefill_tokens / ideal.prefill).toFixed(3)} × ideal, ttft mean ${Math.round(m.ttft_mean_ms)} ms${drift}`,
+        );
       }
     }
   }
@@ -147,7 +168,14 @@ function seconds(since: number): number {
 }
 
 /** One fresh llama-server (and proxy) for one workload × config. */
-async function runConfig(binary: LlamaServerBinary, workload: RealWorkload, config: string, args: string[], kvBytesPerToken: number, logFile: string | undefined): Promise<Omit<RealConfigMetrics, 'ideal_prefill_tokens'>> {
+async function runConfig(
+  binary: LlamaServerBinary,
+  workload: RealWorkload,
+  config: string,
+  args: string[],
+  kvBytesPerToken: number,
+  logFile: string | undefined,
+): Promise<Omit<RealConfigMetrics, 'ideal_prefill_tokens'>> {
   return inTempDir(`${workload.name}-${config}`, async (root) => {
     const saveDir = join(root, 'slots');
     await mkdir(saveDir);
@@ -155,7 +183,12 @@ async function runConfig(binary: LlamaServerBinary, workload: RealWorkload, conf
     let proxy: ProxyProcess | undefined;
     try {
       const env = REAL_CONFIGS[config]!.proxyEnv;
-      proxy = env && (await startProxyProcess({ ...env, LLAMA_URL: server.url, META_DIR: join(root, 'kv_meta'), CACHE_DIR: saveDir }, { ...(logFile && { logFile }) }));
+      proxy =
+        env &&
+        (await startProxyProcess(
+          { ...env, LLAMA_URL: server.url, META_DIR: join(root, 'kv_meta'), CACHE_DIR: saveDir },
+          { ...(logFile && { logFile }) },
+        ));
       const gap = workload.restartGapMs ?? 0;
       const target: Target = {
         url: proxy?.url ?? server.url,
@@ -173,7 +206,15 @@ async function runConfig(binary: LlamaServerBinary, workload: RealWorkload, conf
       await proxy?.stop(); // SIGTERM: a graceful stop, so its shutdown saves are counted and on disk
       const actions = proxy?.slotActions() ?? { saves: 0, restores: 0, bytesWritten: 0, bytesRead: 0 };
       const metrics = summarize(workload, results, actions, 0, wall, { cpu, rss, disk: await dirBytes(saveDir) });
-      return { ...metrics, ...extras(workload, results, kvBytesPerToken), server_args: args, failed_saves: actions.failedSaves ?? 0, failed_restores: actions.failedRestores ?? 0, decisions: proxy?.decisions() ?? {}, server_write_bytes: await server.writtenChars() };
+      return {
+        ...metrics,
+        ...extras(workload, results, kvBytesPerToken),
+        server_args: args,
+        failed_saves: actions.failedSaves ?? 0,
+        failed_restores: actions.failedRestores ?? 0,
+        decisions: proxy?.decisions() ?? {},
+        server_write_bytes: await server.writtenChars(),
+      };
     } finally {
       await proxy?.stop();
       await server.stop();
@@ -203,7 +244,11 @@ interface Ideal {
  * of its previous turn is decided by the server's tokenizer (a reply re-sent as text does not always tokenize back
  * to the tokens generated), so the ideal is measured rather than computed from the text.
  */
-async function measureIdeal(binary: LlamaServerBinary, workload: RealWorkload, log: (line: string) => void): Promise<Ideal> {
+async function measureIdeal(
+  binary: LlamaServerBinary,
+  workload: RealWorkload,
+  log: (line: string) => void,
+): Promise<Ideal> {
   const slots = workload.conversations.length + 1;
   const index = new Map(workload.conversations.map((c, i) => [c.id, i]));
   const args = ['-np', String(slots), '-c', String(slots * IDEAL_CTX_PER_SLOT), '--cache-ram', '0'];
@@ -211,13 +256,22 @@ async function measureIdeal(binary: LlamaServerBinary, workload: RealWorkload, l
   const results = await inTempDir(`${workload.name}-ideal`, async (dir) => {
     const server = await startRealServer(binary, dir, args);
     try {
-      return await runWorkload(run, { url: server.url, pin: (job) => (job.kind === 'turn' ? index.get(job.conversation)! : slots - 1) });
+      return await runWorkload(run, {
+        url: server.url,
+        pin: (job) => (job.kind === 'turn' ? index.get(job.conversation)! : slots - 1),
+      });
     } finally {
       await server.stop();
     }
   });
   const totals = tokenTotals(results);
-  const ideal = { prefill: totals.prefill, conversationPrefill: totals.conversation, promptTokens: promptTokens(results), textIdeal: idealPrefill(workload, results).total, results };
+  const ideal = {
+    prefill: totals.prefill,
+    conversationPrefill: totals.conversation,
+    promptTokens: promptTokens(results),
+    textIdeal: idealPrefill(workload, results).total,
+    results,
+  };
   log(`${workload.name}: ideal run prefilled ${ideal.prefill} tokens (text-level ideal ${ideal.textIdeal})`);
   return ideal;
 }

@@ -43,10 +43,25 @@ export interface RealServer {
 }
 
 /** Start llama-server with `args` (besides model, host, port and --slot-save-path) and wait until it is healthy. */
-export async function startRealServer(binary: LlamaServerBinary, saveDir: string, args: readonly string[]): Promise<RealServer> {
+export async function startRealServer(
+  binary: LlamaServerBinary,
+  saveDir: string,
+  args: readonly string[],
+): Promise<RealServer> {
   // Flash attention stays at llama-server's default (auto, on for the CPU): with -fa off, the default configuration's
   // unified KV buffer makes every token attend over all slots' cells, several times slower with this small model.
-  const base = ['-m', binary.model, '-a', 'tiny-chat', '--host', '127.0.0.1', '--slot-save-path', saveDir, '--jinja', ...args];
+  const base = [
+    '-m',
+    binary.model,
+    '-a',
+    'tiny-chat',
+    '--host',
+    '127.0.0.1',
+    '--slot-save-path',
+    saveDir,
+    '--jinja',
+    ...args,
+  ];
   let child = await launch(binary.bin, [...base, '--port', '0']);
   const url = child.url;
   const port = new URL(url).port;
@@ -119,7 +134,9 @@ function listeningUrl(child: ChildProcess): Promise<string> {
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
-    child.once('close', (code) => reject(new Error(`llama-server exited with ${code} before listening:\n${output.slice(-2000)}`)));
+    child.once('close', (code) =>
+      reject(new Error(`llama-server exited with ${code} before listening:\n${output.slice(-2000)}`)),
+    );
     child.once('error', reject);
   });
   return withTimeout(found, START_DEADLINE_MS, 'llama-server to listen');
@@ -128,7 +145,10 @@ function listeningUrl(child: ChildProcess): Promise<string> {
 async function waitHealthy(url: string): Promise<void> {
   const deadline = Date.now() + START_DEADLINE_MS;
   while (Date.now() < deadline) {
-    const status = await request(`${url}/health`).then(async (r) => (await r.body.text(), r.statusCode), () => 0);
+    const status = await request(`${url}/health`).then(
+      async (r) => (await r.body.text(), r.statusCode),
+      () => 0,
+    );
     if (status === 200) return;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -137,6 +157,8 @@ async function waitHealthy(url: string): Promise<void> {
 
 function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms)));
+  const timeout = new Promise<never>(
+    (_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms)),
+  );
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

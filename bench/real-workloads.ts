@@ -21,7 +21,13 @@ export interface RealSize {
 }
 
 export const FULL_SIZE: RealSize = { startWords: 2600, turnWords: 350, turns: 4, restartRounds: 3, restartGapMs: 5000 };
-export const QUICK_SIZE: RealSize = { startWords: 1500, turnWords: 250, turns: 3, restartRounds: 2, restartGapMs: 5000 };
+export const QUICK_SIZE: RealSize = {
+  startWords: 1500,
+  turnWords: 250,
+  turns: 3,
+  restartRounds: 2,
+  restartGapMs: 5000,
+};
 
 /** Tokens of template and reply per turn besides the user's words; and tokens per word, both for this model. */
 const TURN_OVERHEAD_TOKENS = 12;
@@ -44,8 +50,15 @@ export function realWorkloads(size: RealSize): RealWorkload[] {
 function roundrobin(size: RealSize): RealWorkload {
   const convs = conversations(6, size);
   const jobs: Job[] = [];
-  for (let turn = 0; turn < size.turns; turn++) for (const c of convs) jobs.push({ kind: 'turn', conversation: c.id, turn });
-  return base('roundrobin', `${convs.length} conversations × ${size.turns} turns, strict round robin, 2 clients`, convs, jobs, size);
+  for (let turn = 0; turn < size.turns; turn++)
+    for (const c of convs) jobs.push({ kind: 'turn', conversation: c.id, turn });
+  return base(
+    'roundrobin',
+    `${convs.length} conversations × ${size.turns} turns, strict round robin, 2 clients`,
+    convs,
+    jobs,
+    size,
+  );
 }
 
 /** 8 agents working in bursts of 2 back-to-back turns, bursts of different agents interleaved. */
@@ -55,7 +68,8 @@ function bursty(size: RealSize): RealWorkload {
   const bursts = Math.ceil(size.turns / 2);
   for (let burst = 0; burst < bursts; burst++) {
     for (const c of convs) {
-      for (let turn = burst * 2; turn < Math.min(size.turns, burst * 2 + 2); turn++) jobs.push({ kind: 'turn', conversation: c.id, turn, burst });
+      for (let turn = burst * 2; turn < Math.min(size.turns, burst * 2 + 2); turn++)
+        jobs.push({ kind: 'turn', conversation: c.id, turn, burst });
     }
   }
   return base('bursty', `${convs.length} agents × ${size.turns} turns in bursts of 2, 2 clients`, convs, jobs, size);
@@ -72,7 +86,14 @@ function restartWithGap(size: RealSize): RealWorkload {
   }
   const gap = `${size.restartGapMs / 1000} s`;
   return {
-    ...base('restart', `${convs.length} conversations, ${size.restartRounds} rounds of 1 turn; llama-server killed and restarted ${gap} after each round (the proxy keeps running)`, convs, jobs, size, size.restartRounds),
+    ...base(
+      'restart',
+      `${convs.length} conversations, ${size.restartRounds} rounds of 1 turn; llama-server killed and restarted ${gap} after each round (the proxy keeps running)`,
+      convs,
+      jobs,
+      size,
+      size.restartRounds,
+    ),
     restartsBefore,
     restartGapMs: size.restartGapMs,
   };
@@ -89,7 +110,13 @@ function noise(size: RealSize): RealWorkload {
       jobs.push({ kind: 'small', model: MODEL, seed: seed++ }, { kind: 'small', model: MODEL, seed: seed++ });
     }
   }
-  return base('noise', `${convs.length} conversations × ${size.turns} turns, 2 small requests after every turn, 2 clients`, convs, jobs, size);
+  return base(
+    'noise',
+    `${convs.length} conversations × ${size.turns} turns, 2 small requests after every turn, 2 clients`,
+    convs,
+    jobs,
+    size,
+  );
 }
 
 /** One conversation, one client: nothing to gain, so this measures what the proxy adds. */
@@ -98,15 +125,39 @@ function overhead(): RealWorkload {
   const convs = [{ id: 'c0', model: MODEL, ...size }];
   const turns = 20;
   const jobs: Job[] = Array.from({ length: turns }, (_, turn) => ({ kind: 'turn' as const, conversation: 'c0', turn }));
-  return { ...base('overhead', `1 conversation × ${turns} turns, 1 client: latency and streaming throughput the proxy adds`, convs, jobs, { ...size, turns }), concurrency: 1, maxTokens: 64 };
+  return {
+    ...base(
+      'overhead',
+      `1 conversation × ${turns} turns, 1 client: latency and streaming throughput the proxy adds`,
+      convs,
+      jobs,
+      { ...size, turns },
+    ),
+    concurrency: 1,
+    maxTokens: 64,
+  };
 }
 
 function conversations(n: number, size: Pick<RealSize, 'startWords' | 'turnWords'>): ConversationSpec[] {
-  return Array.from({ length: n }, (_, i) => ({ id: `c${i}`, model: MODEL, startWords: size.startWords, turnWords: size.turnWords }));
+  return Array.from({ length: n }, (_, i) => ({
+    id: `c${i}`,
+    model: MODEL,
+    startWords: size.startWords,
+    turnWords: size.turnWords,
+  }));
 }
 
-function base(name: string, description: string, convs: ConversationSpec[], jobs: Job[], size: Pick<RealSize, 'startWords' | 'turnWords' | 'turns' | 'maxTokens'>, turns = size.turns): RealWorkload {
-  const perConversation = TOKENS_PER_WORD * (size.startWords + (turns - 1) * size.turnWords) + turns * ((size.maxTokens ?? MAX_TOKENS) + TURN_OVERHEAD_TOKENS);
+function base(
+  name: string,
+  description: string,
+  convs: ConversationSpec[],
+  jobs: Job[],
+  size: Pick<RealSize, 'startWords' | 'turnWords' | 'turns' | 'maxTokens'>,
+  turns = size.turns,
+): RealWorkload {
+  const perConversation =
+    TOKENS_PER_WORD * (size.startWords + (turns - 1) * size.turnWords) +
+    turns * ((size.maxTokens ?? MAX_TOKENS) + TURN_OVERHEAD_TOKENS);
   return {
     name,
     description,

@@ -30,7 +30,9 @@ const CONFIGS: Record<string, Record<string, string> | null> = {
 };
 
 const USAGE = `Usage: npm run bench -- [options]
-  --workloads LIST    comma list of ${allWorkloads({ startWords: 1, turnWords: 1 }).map((w) => w.name).join(',')} (default all)
+  --workloads LIST    comma list of ${allWorkloads({ startWords: 1, turnWords: 1 })
+    .map((w) => w.name)
+    .join(',')} (default all)
   --configs LIST      comma list of ${Object.keys(CONFIGS).join(',')} (default all)
   --time-scale X      wall time per model millisecond (default 0.04; 0 = do not sleep)
   --ratio LIST        comma list of restore/prefill cost ratios to run at: numbers (save costs the same as
@@ -73,23 +75,45 @@ export interface BenchResults {
   /** Restore and save cost per token ÷ prefill cost per token in this run (the simulator only). */
   cost_ratio?: { name: string; restore_to_prefill: number; save_to_prefill: number };
   /** The simulator's cost model, or (against a real server) where it ran. */
-  cost_model: (CostModel & { cache_ram_mib: number; time_scale: number }) | { backend_url: string; backend_kind: BackendKind; time_scale: 1 };
-  workloads: Record<string, { description: string; ideal_prefill_tokens: number; ideal_conversation_prefill_tokens: number; live_cache_bytes: number; configs: Record<string, ConfigMetrics> }>;
+  cost_model:
+    | (CostModel & { cache_ram_mib: number; time_scale: number })
+    | { backend_url: string; backend_kind: BackendKind; time_scale: 1 };
+  workloads: Record<
+    string,
+    {
+      description: string;
+      ideal_prefill_tokens: number;
+      ideal_conversation_prefill_tokens: number;
+      live_cache_bytes: number;
+      configs: Record<string, ConfigMetrics>;
+    }
+  >;
 }
 
 /** Run the bench with the given options; returns the results (also written to options.out). */
-export async function runBench(options: BenchOptions, log: (line: string) => void = console.log): Promise<BenchResults> {
+export async function runBench(
+  options: BenchOptions,
+  log: (line: string) => void = console.log,
+): Promise<BenchResults> {
   const base: CostModel = options.ratio ? withCostRatio(DEFAULT_COST_MODEL, options.ratio) : DEFAULT_COST_MODEL;
   const cost: CostModel = { ...base, timeScale: options.backend ? 1 : options.timeScale };
   const ratio = costRatioOf(cost);
   const results: BenchResults = {
-    ...(!options.backend && { cost_ratio: { name: options.ratio?.name ?? 'default', restore_to_prefill: round4(ratio.restoreToPrefill), save_to_prefill: round4(ratio.saveToPrefill) } }),
+    ...(!options.backend && {
+      cost_ratio: {
+        name: options.ratio?.name ?? 'default',
+        restore_to_prefill: round4(ratio.restoreToPrefill),
+        save_to_prefill: round4(ratio.saveToPrefill),
+      },
+    }),
     cost_model: options.backend
       ? { backend_url: options.backend.url, backend_kind: options.backend.kind, time_scale: 1 }
       : { ...cost, cache_ram_mib: 8192, time_scale: options.timeScale },
     workloads: {},
   };
-  const all = allWorkloads({ startWords: options.startWords, turnWords: options.turnWords }).filter((w) => options.workloads.includes(w.name));
+  const all = allWorkloads({ startWords: options.startWords, turnWords: options.turnWords }).filter((w) =>
+    options.workloads.includes(w.name),
+  );
   for (const workload of all.map((w) => withModelNames(w, options.models))) {
     const skip = options.backend && unsupported(workload, options.backend, options.models);
     if (skip) {
@@ -128,7 +152,8 @@ function round4(n: number): number {
 /** Why a workload cannot run against this server, if it cannot. */
 function unsupported(workload: Workload, backend: ExternalBackend, models: string[] | undefined): string | undefined {
   if (workload.restartsBefore?.length) return 'the bench cannot restart a server it did not start';
-  if (workload.mode === 'llama-swap' && backend.kind !== 'llama-swap') return 'it needs llama-swap (--backend-kind llama-swap)';
+  if (workload.mode === 'llama-swap' && backend.kind !== 'llama-swap')
+    return 'it needs llama-swap (--backend-kind llama-swap)';
   if (workload.models.length > 1 && (models?.length ?? 0) < 2) return 'it needs two model names (--models A,B)';
   return undefined;
 }
@@ -136,7 +161,8 @@ function unsupported(workload: Workload, backend: ExternalBackend, models: strin
 /** The workload with its model names replaced (model-a → names[0], model-b → names[1]). */
 function withModelNames(workload: Workload, names: string[] | undefined): Workload {
   if (!names?.length) return workload;
-  const rename = (model: string) => (model === 'model-a' ? names[0]! : model === 'model-b' ? (names[1] ?? model) : model);
+  const rename = (model: string) =>
+    model === 'model-a' ? names[0]! : model === 'model-b' ? (names[1] ?? model) : model;
   return {
     ...workload,
     models: workload.models.map(rename),
@@ -145,11 +171,22 @@ function withModelNames(workload: Workload, names: string[] | undefined): Worklo
   };
 }
 
-async function runConfig(workload: Workload, config: string, baseCost: CostModel, external: ExternalBackend | undefined) {
-  const cost = { ...baseCost, ...(external ? {} : workload.cost), timeScale: external ? 1 : (workload.timeScale ?? baseCost.timeScale) };
+async function runConfig(
+  workload: Workload,
+  config: string,
+  baseCost: CostModel,
+  external: ExternalBackend | undefined,
+) {
+  const cost = {
+    ...baseCost,
+    ...(external ? {} : workload.cost),
+    timeScale: external ? 1 : (workload.timeScale ?? baseCost.timeScale),
+  };
   const root = await mkdtemp(join(tmpdir(), `proxycache-bench-${workload.name}-`));
   const metaDir = join(root, 'kv_meta');
-  const backend: BackendUnderTest = external ? await externalBackend(external) : await simulatorBackend(workload, cost, root);
+  const backend: BackendUnderTest = external
+    ? await externalBackend(external)
+    : await simulatorBackend(workload, cost, root);
   const proxyEnv = CONFIGS[config] && {
     ...CONFIGS[config],
     LLAMA_URL: backend.url,
@@ -189,7 +226,11 @@ async function runConfig(workload: Workload, config: string, baseCost: CostModel
     ownFiles = await cacheKeysIn(metaDir);
     const actions = backend.counts() ?? usage.actions;
     const disk = await backend.diskBytes(ownFiles);
-    const metrics = summarize(workload, results, actions, cost.timeScale, wall, { cpu: usage.cpu, rss: usage.rss, disk });
+    const metrics = summarize(workload, results, actions, cost.timeScale, wall, {
+      cpu: usage.cpu,
+      rss: usage.rss,
+      disk,
+    });
     if (workload.agents) {
       const events = backend.events?.();
       metrics.agents = events ? agentMetrics(workload, results, events) : agentMetrics(workload, results, []);
@@ -217,11 +258,18 @@ async function cacheKeysIn(metaDir: string): Promise<string[]> {
 
 function externalOption(values: Record<string, string | boolean | undefined>): ExternalBackend {
   const kind = String(values['backend-kind'] ?? 'llama-server');
-  if (kind !== 'llama-server' && kind !== 'llama-swap') throw new Error(`--backend-kind must be llama-server or llama-swap, not ${kind}`);
+  if (kind !== 'llama-server' && kind !== 'llama-swap')
+    throw new Error(`--backend-kind must be llama-server or llama-swap, not ${kind}`);
   const slots = Number(values.slots ?? 2);
-  if (!Number.isInteger(slots) || slots < 1) throw new Error(`--slots must be a positive integer, not ${String(values.slots)}`);
+  if (!Number.isInteger(slots) || slots < 1)
+    throw new Error(`--slots must be a positive integer, not ${String(values.slots)}`);
   const path = values['slot-save-path'];
-  return { url: String(values.backend).replace(/\/+$/, ''), kind, slots, ...(typeof path === 'string' && { slotSavePath: path }) };
+  return {
+    url: String(values.backend).replace(/\/+$/, ''),
+    kind,
+    slots,
+    ...(typeof path === 'string' && { slotSavePath: path }),
+  };
 }
 
 async function main(): Promise<void> {
@@ -263,8 +311,15 @@ async function main(): Promise<void> {
   const ratios = options.backend ? [undefined] : (values.ratio ?? '0.1').split(',').map(parseCostRatio);
   const runs: Record<string, BenchResults> = {};
   for (const ratio of ratios) {
-    if (ratio) console.log(`\n##### cost ratio ${ratio.name}: restore/prefill ${ratio.restoreToPrefill.toFixed(4)}, save/prefill ${ratio.saveToPrefill.toFixed(4)}`);
-    const results = await runBench({ ...options, ...(ratio && { ratio }), ...(ratios.length > 1 && { out: `${options.out}.part` }) });
+    if (ratio)
+      console.log(
+        `\n##### cost ratio ${ratio.name}: restore/prefill ${ratio.restoreToPrefill.toFixed(4)}, save/prefill ${ratio.saveToPrefill.toFixed(4)}`,
+      );
+    const results = await runBench({
+      ...options,
+      ...(ratio && { ratio }),
+      ...(ratios.length > 1 && { out: `${options.out}.part` }),
+    });
     runs[ratio?.name ?? 'backend'] = results;
     printTable(results, console.log);
     for (const line of targetChecks(results)) console.log(line);

@@ -76,8 +76,17 @@ export interface WorkloadSize {
 const TURNS_PER_BURST = 4;
 const BURSTS = 3;
 
-function conversations(n: number, size: WorkloadSize, model: (i: number) => string = () => 'model-a'): ConversationSpec[] {
-  return Array.from({ length: n }, (_, i) => ({ id: `c${i}`, model: model(i), startWords: size.startWords, turnWords: size.turnWords }));
+function conversations(
+  n: number,
+  size: WorkloadSize,
+  model: (i: number) => string = () => 'model-a',
+): ConversationSpec[] {
+  return Array.from({ length: n }, (_, i) => ({
+    id: `c${i}`,
+    model: model(i),
+    startWords: size.startWords,
+    turnWords: size.turnWords,
+  }));
 }
 
 /** 8 agents on 2 slots, each working in bursts of 4 consecutive turns, bursts of different agents interleaved. */
@@ -86,7 +95,8 @@ function contention(size: WorkloadSize): Workload {
   const jobs: Job[] = [];
   for (let burst = 0; burst < BURSTS; burst++) {
     for (const c of convs) {
-      for (let t = 0; t < TURNS_PER_BURST; t++) jobs.push({ kind: 'turn', conversation: c.id, turn: burst * TURNS_PER_BURST + t, burst });
+      for (let t = 0; t < TURNS_PER_BURST; t++)
+        jobs.push({ kind: 'turn', conversation: c.id, turn: burst * TURNS_PER_BURST + t, burst });
     }
   }
   return base('contention', '8 agent conversations on 2 slots, bursts of 4 turns interleaved', convs, jobs, 2);
@@ -105,7 +115,11 @@ function swap(size: WorkloadSize): Workload {
   const convs = conversations(4, size, (i) => (i % 2 === 0 ? 'model-a' : 'model-b'));
   const jobs: Job[] = [];
   for (let turn = 0; turn < 3; turn++) for (const c of convs) jobs.push({ kind: 'turn', conversation: c.id, turn });
-  return { ...base('swap', '4 conversations on 2 models behind llama-swap, alternating', convs, jobs, 1), mode: 'llama-swap', models: ['model-a', 'model-b'] };
+  return {
+    ...base('swap', '4 conversations on 2 models behind llama-swap, alternating', convs, jobs, 1),
+    mode: 'llama-swap',
+    models: ['model-a', 'model-b'],
+  };
 }
 
 /** Backend and proxy restarted between rounds. */
@@ -115,9 +129,13 @@ function restart(size: WorkloadSize): Workload {
   const restartsBefore: number[] = [];
   for (let round = 0; round < 3; round++) {
     if (round > 0) restartsBefore.push(jobs.length);
-    for (let t = 0; t < 2; t++) for (const c of convs) jobs.push({ kind: 'turn', conversation: c.id, turn: round * 2 + t });
+    for (let t = 0; t < 2; t++)
+      for (const c of convs) jobs.push({ kind: 'turn', conversation: c.id, turn: round * 2 + t });
   }
-  return { ...base('restart', '4 conversations, backend and proxy restarted between 3 rounds', convs, jobs, 2), restartsBefore };
+  return {
+    ...base('restart', '4 conversations, backend and proxy restarted between 3 rounds', convs, jobs, 2),
+    restartsBefore,
+  };
 }
 
 /** Big conversations with many small requests (titles, autocomplete) interleaved. */
@@ -147,13 +165,38 @@ function overhead(): Workload {
   };
 }
 
-function base(name: string, description: string, convs: ConversationSpec[], jobs: Job[], concurrency: number): Workload {
-  return { name, description, mode: 'llama-server', models: ['model-a'], slotsPerModel: 2, conversations: convs, jobs, concurrency, maxTokens: 48 };
+function base(
+  name: string,
+  description: string,
+  convs: ConversationSpec[],
+  jobs: Job[],
+  concurrency: number,
+): Workload {
+  return {
+    name,
+    description,
+    mode: 'llama-server',
+    models: ['model-a'],
+    slotsPerModel: 2,
+    conversations: convs,
+    jobs,
+    concurrency,
+    maxTokens: 48,
+  };
 }
 
 /** Every workload by name. */
 export function allWorkloads(size: WorkloadSize): Workload[] {
-  return [contention(size), roundrobin(size), swap(size), restart(size), noise(size), overhead(), agentsWorkload(), sidecheapWorkload()];
+  return [
+    contention(size),
+    roundrobin(size),
+    swap(size),
+    restart(size),
+    noise(size),
+    overhead(),
+    agentsWorkload(),
+    sidecheapWorkload(),
+  ];
 }
 
 /** The user message of turn `turn` of a conversation (seeded by conversation and turn). */

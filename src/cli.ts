@@ -31,10 +31,13 @@ async function main(): Promise<void> {
     stopping = true;
     log.info({ signal }, 'shutting down');
     // close() ends by SHUTDOWN_TIMEOUT_SECONDS; this only guards against something unforeseen keeping it open.
-    setTimeout(() => {
-      log.error({ timeout_s: config.shutdownTimeoutSeconds }, 'shutdown did not finish after its deadline; exiting');
-      process.exit(1);
-    }, config.shutdownTimeoutSeconds * 1000 + EXIT_MARGIN_MS).unref();
+    setTimeout(
+      () => {
+        log.error({ timeout_s: config.shutdownTimeoutSeconds }, 'shutdown did not finish after its deadline; exiting');
+        process.exit(1);
+      },
+      config.shutdownTimeoutSeconds * 1000 + EXIT_MARGIN_MS,
+    ).unref();
     proxy.close().then(
       () => process.exit(0),
       (err: unknown) => {

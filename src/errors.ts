@@ -58,7 +58,9 @@ export function badRequest(message: string, param?: string): ProxyError {
 
 /** 502: the backend could not be reached or broke the connection. */
 export function backendUnreachable(url: string, cause: unknown): ProxyError {
-  return new ProxyError(502, 'backend_unreachable', `backend ${url} is unreachable: ${describeCause(cause)}`, { cause });
+  return new ProxyError(502, 'backend_unreachable', `backend ${url} is unreachable: ${describeCause(cause)}`, {
+    cause,
+  });
 }
 
 /** 504: the backend did not answer in time. */
@@ -68,7 +70,11 @@ export function backendTimeout(url: string, cause: unknown): ProxyError {
 
 /** 503: no slot became free within ACQUIRE_TIMEOUT. */
 export function noSlotAvailable(waitedSeconds: number): ProxyError {
-  return new ProxyError(503, 'no_slot_available', `all slots stayed busy for ${waitedSeconds} s (ACQUIRE_TIMEOUT); retry later`);
+  return new ProxyError(
+    503,
+    'no_slot_available',
+    `all slots stayed busy for ${waitedSeconds} s (ACQUIRE_TIMEOUT); retry later`,
+  );
 }
 
 /** A short, log-safe description of an unknown thrown value (its code and message, never a stack). */

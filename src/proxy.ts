@@ -34,7 +34,13 @@ import type { ShutdownSaveDeps } from './slots/shutdown-saves.js';
 export interface Proxy {
   app: FastifyInstance;
   /** The state tests may inspect (read): slots, index, prompt analyzer, learnt speeds. */
-  state: { backends: Backends; pool: SlotPool; index: PrefixIndex; analyzer: PromptAnalyzer; economics: RestoreEconomics };
+  state: {
+    backends: Backends;
+    pool: SlotPool;
+    index: PrefixIndex;
+    analyzer: PromptAnalyzer;
+    economics: RestoreEconomics;
+  };
   /** Listen on config.host:config.port (or the given port); resolves with the base URL. */
   listen(port?: number): Promise<string>;
   /**
@@ -91,7 +97,10 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     onResult: (action, result) => observation.metrics.noteCacheOp(action, result),
     onIdleSlotCleared: (backend) => {
       if (backends.at(backend).behaviour.noteClearsIdleSlots()) {
-        log.warn({ backend: clients[backend]!.url }, 'the server clears idle slots when a task starts (a save found a slot empty); saving idle slots before each task from now on');
+        log.warn(
+          { backend: clients[backend]!.url },
+          'the server clears idle slots when a task starts (a save found a slot empty); saving idle slots before each task from now on',
+        );
       }
     },
   });
@@ -108,12 +117,26 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     describeBackend: (backend) => clients[backend]!.url,
   });
   const swapDeps = {
-    backends, pool, slotCache, skipSave: policy.skipSave, rent, log,
+    backends,
+    pool,
+    slotCache,
+    skipSave: policy.skipSave,
+    rent,
+    log,
     acquireTimeoutMs: config.acquireTimeout * 1000,
     loadTimeoutMs: config.requestTimeout * 1000,
   };
   const generation: GenerationDeps = {
-    analyzer, backends, pool, index, slotCache, policy, answerSaver, activity, rent, log,
+    analyzer,
+    backends,
+    pool,
+    index,
+    slotCache,
+    policy,
+    answerSaver,
+    activity,
+    rent,
+    log,
     diskMatch: createDiskMatcher({ index, backends, policy, wordsPerBlock: config.wordsPerBlock, lcpTh: config.lcpTh }),
     prepareForModel: (model, big) => prepareForModel(swapDeps, model, big),
     pending: new PendingModels(),
@@ -134,13 +157,21 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
   });
   const inflight: Inflight = new Set();
   const app = createApp({
-    config, log, generation, clients, inflight,
+    config,
+    log,
+    generation,
+    clients,
+    inflight,
     slots: () => pool.all(),
     entryCount: () => index.size,
     // Answers in progress get part of the shutdown time; meanwhile new requests get 503 (shutdown-drain.ts).
     shutdownGraceMs: config.shutdownTimeoutSeconds * 1000 * ANSWERS_SHARE,
   });
-  registerProxycacheApi(app, { config, backends, pool, index, slotCache, economics, metaStore, cleanup, log }, observation);
+  registerProxycacheApi(
+    app,
+    { config, backends, pool, index, slotCache, economics, metaStore, cleanup, log },
+    observation,
+  );
 
   const shutdownSaves: ShutdownSaveDeps = {
     pool,
@@ -158,7 +189,10 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
       await backends.ensureReady();
       cleanup.start();
       const address = await app.listen({ host: config.host, port });
-      log.info({ address, backends: clients.map((c) => ({ url: c.url, kind: c.kind ?? 'unknown' })) }, 'proxycache listening');
+      log.info(
+        { address, backends: clients.map((c) => ({ url: c.url, kind: c.kind ?? 'unknown' })) },
+        'proxycache listening',
+      );
       return address;
     },
     close() {
@@ -170,7 +204,9 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
   async function shutdown(): Promise<void> {
     const timeoutMs = config.shutdownTimeoutSeconds * 1000;
     const deadline = new AbortController();
-    const expired = new Promise<void>((resolve) => deadline.signal.addEventListener('abort', () => resolve(), { once: true }));
+    const expired = new Promise<void>((resolve) =>
+      deadline.signal.addEventListener('abort', () => resolve(), { once: true }),
+    );
     const timers = [
       // Answers in progress get part of the time to finish (their slots are then saved), then are cut.
       setTimeout(() => app.server.closeAllConnections(), timeoutMs * ANSWERS_SHARE),
@@ -190,8 +226,14 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     }
     if (deadline.signal.aborted) {
       app.server.closeAllConnections();
-      log.warn({ timeout_s: config.shutdownTimeoutSeconds, not_saved: unsavedAtShutdown(shutdownSaves), handlers_running: inflight.size },
-        'shutdown deadline reached; aborting what is still running');
+      log.warn(
+        {
+          timeout_s: config.shutdownTimeoutSeconds,
+          not_saved: unsavedAtShutdown(shutdownSaves),
+          handlers_running: inflight.size,
+        },
+        'shutdown deadline reached; aborting what is still running',
+      );
     }
     await cleanup.stop();
     // At the deadline, requests still waiting on a backend (a hung save) are aborted rather than awaited.

@@ -29,15 +29,22 @@ describe('a real llama-server with --api-key, BACKEND_API_KEY and API_KEYS set',
       // No write-behind: A is saved when C evicts it, and C always takes the least recently used slot (A's).
       env: { BACKEND_API_KEY: SERVER_KEY, API_KEYS: CLIENT_KEY, IDLE_SAVE_SECONDS: '0' },
     });
-    keyed = { ...stack, openai: new OpenAI({ baseURL: `${stack.url}/v1`, apiKey: CLIENT_KEY, maxRetries: 0, timeout: 30_000 }) };
+    keyed = {
+      ...stack,
+      openai: new OpenAI({ baseURL: `${stack.url}/v1`, apiKey: CLIENT_KEY, maxRetries: 0, timeout: 30_000 }),
+    };
   });
   after(() => stack?.close());
 
-  it('the server refuses a call without its key, and the proxy refuses a client without the proxy\'s key', async () => {
+  it("the server refuses a call without its key, and the proxy refuses a client without the proxy's key", async () => {
     const direct = await fetch(`${stack.server.url}/props`, { signal: AbortSignal.timeout(5000) });
     assert.equal(direct.status, 401);
     await assert.rejects(
-      stack.openai.chat.completions.create({ model: REAL_MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }),
+      stack.openai.chat.completions.create({
+        model: REAL_MODEL,
+        messages: [{ role: 'user', content: 'hi' }],
+        max_tokens: 2,
+      }),
       OpenAI.AuthenticationError,
     );
   });
@@ -49,12 +56,19 @@ describe('a real llama-server with --api-key, BACKEND_API_KEY and API_KEYS set',
     await realChat(keyed, 'proxy', openingOf(202));
     await realChat(keyed, 'proxy', openingOf(203)); // two slots, three conversations: A is saved, then evicted
     const path = metaPath(stack.metaDir, keyOf(a));
-    await eventually(() => exists(path), 5000, 'A\'s meta file');
-    assert.equal((JSON.parse(await readFile(path, 'utf8')) as { n_tokens: number }).n_tokens, a1.slotTokens, 'the save holds A');
+    await eventually(() => exists(path), 5000, "A's meta file");
+    assert.equal(
+      (JSON.parse(await readFile(path, 'utf8')) as { n_tokens: number }).n_tokens,
+      a1.slotTokens,
+      'the save holds A',
+    );
 
     const a2 = await realChat(keyed, 'proxy', nextTurn(a, a1.content, 204), { stream: true });
     assert.equal(a2.line.decision, 'restore');
     assert.equal(a2.line.restore.ok, true);
-    assert.ok(a2.timings.cache_n >= a1.promptTokens, `A reused ${a2.timings.cache_n} of ${a1.promptTokens} tokens after the restore`);
+    assert.ok(
+      a2.timings.cache_n >= a1.promptTokens,
+      `A reused ${a2.timings.cache_n} of ${a1.promptTokens} tokens after the restore`,
+    );
   });
 });

@@ -28,7 +28,12 @@ describe('real bench smoke run', { skip, timeout: 120_000 }, () => {
     const c = await withDeadline(calibrate(binary, root, { samples: 1, words: 800 }), 60_000, 'the calibration');
     assert.ok(c.prompt_tokens > 700, JSON.stringify(c));
     assert.ok(c.kv_bytes_per_token > 0 && c.prefill_tokens_per_s > 0 && c.decode_ms_per_token > 0, JSON.stringify(c));
-    if (binary.model.endsWith('tiny-chat.gguf')) assert.equal(Math.round(c.kv_bytes_per_token), 4112, 'the shared model: 4,112 bytes per token (plus a small file header)');
+    if (binary.model.endsWith('tiny-chat.gguf'))
+      assert.equal(
+        Math.round(c.kv_bytes_per_token),
+        4112,
+        'the shared model: 4,112 bytes per token (plus a small file header)',
+      );
     assert.ok(c.restore_to_prefill_ratio < 0.5, `restore/prefill ${c.restore_to_prefill_ratio}`);
   });
 
@@ -38,20 +43,27 @@ describe('real bench smoke run', { skip, timeout: 120_000 }, () => {
     const out = join(root, 'real.json');
     const lines: string[] = [];
     const results = await withDeadline(
-      runRealBench({
-        binary,
-        modes: ['np2'],
-        configs: ['direct-8g', 'proxycache'],
-        workloads: ['roundrobin'],
-        size: { startWords: 600, turnWords: 30, turns: 2, restartRounds: 2, restartGapMs: 0, maxTokens: 8 },
-        sizeName: 'smoke',
-        out,
-        calibrationSamples: 0,
-      }, (line) => lines.push(line)),
+      runRealBench(
+        {
+          binary,
+          modes: ['np2'],
+          configs: ['direct-8g', 'proxycache'],
+          workloads: ['roundrobin'],
+          size: { startWords: 600, turnWords: 30, turns: 2, restartRounds: 2, restartGapMs: 0, maxTokens: 8 },
+          sizeName: 'smoke',
+          out,
+          calibrationSamples: 0,
+        },
+        (line) => lines.push(line),
+      ),
       100_000,
       'the real bench',
     );
-    assert.deepEqual(JSON.parse(await readFile(out, 'utf8')), JSON.parse(JSON.stringify(results)), 'the file holds what runRealBench returned');
+    assert.deepEqual(
+      JSON.parse(await readFile(out, 'utf8')),
+      JSON.parse(JSON.stringify(results)),
+      'the file holds what runRealBench returned',
+    );
 
     const w = results.modes.np2!.workloads.roundrobin!;
     assert.ok(w.ideal_prefill_tokens > 0 && w.ideal_prefill_tokens <= w.ideal_prompt_tokens, JSON.stringify(w));
@@ -71,8 +83,14 @@ describe('real bench smoke run', { skip, timeout: 120_000 }, () => {
     // write count (files, plus its HTTP answers and logs) must agree within those few hundred kilobytes.
     assert.ok(proxycache.saves > 0 && proxycache.bytes_written > 0, JSON.stringify(proxycache));
     const unexplained = proxycache.server_write_bytes - proxycache.bytes_written;
-    assert.ok(unexplained >= 0 && unexplained < 2e6, `server wrote ${proxycache.server_write_bytes} bytes, the proxy logged ${proxycache.bytes_written}`);
+    assert.ok(
+      unexplained >= 0 && unexplained < 2e6,
+      `server wrote ${proxycache.server_write_bytes} bytes, the proxy logged ${proxycache.bytes_written}`,
+    );
     assert.ok(proxycache.disk_bytes_final > 0 && proxycache.disk_bytes_final <= proxycache.bytes_written);
-    assert.ok(lines.some((l) => l.startsWith('[np2] roundrobin / proxycache:')), lines.join('\n'));
+    assert.ok(
+      lines.some((l) => l.startsWith('[np2] roundrobin / proxycache:')),
+      lines.join('\n'),
+    );
   });
 });

@@ -45,38 +45,48 @@ async function roundRobin(stack: RealStack, via: 'proxy' | 'direct'): Promise<Tu
 function poorReuse(turns: readonly Turn[]): string[] {
   return turns
     .filter((t) => t.previous && t.result.timings.cache_n < t.previous.promptTokens)
-    .map((t) => `conversation ${t.conversation} turn ${t.turn}: cache_n ${t.result.timings.cache_n} of ${t.previous!.promptTokens}` +
-      (t.result.line.decision ? ` (${t.result.line.decision})` : ''));
+    .map(
+      (t) =>
+        `conversation ${t.conversation} turn ${t.turn}: cache_n ${t.result.timings.cache_n} of ${t.previous!.promptTokens}` +
+        (t.result.line.decision ? ` (${t.result.line.decision})` : ''),
+    );
 }
 
 function prefilled(turns: readonly Turn[]): number {
   return turns.reduce((sum, t) => sum + t.result.timings.prompt_n, 0);
 }
 
-describe('llama-server with its default configuration (no -np: 4 unified slots, idle slots cached in RAM)', { skip }, () => {
-  let direct: Turn[];
-  let proxied: Turn[];
-  before(async () => {
-    if ('skip' in where) return;
-    // A fresh server for each run, so the second does not find the first one's prompts in the RAM cache.
-    for (const via of ['direct', 'proxy'] as const) {
-      const stack = await startRealStack(where, { server: { slots: 'auto' } });
-      try {
-        const turns = await roundRobin(stack, via);
-        if (via === 'direct') direct = turns;
-        else proxied = turns;
-      } finally {
-        await stack.close();
+describe(
+  'llama-server with its default configuration (no -np: 4 unified slots, idle slots cached in RAM)',
+  { skip },
+  () => {
+    let direct: Turn[];
+    let proxied: Turn[];
+    before(async () => {
+      if ('skip' in where) return;
+      // A fresh server for each run, so the second does not find the first one's prompts in the RAM cache.
+      for (const via of ['direct', 'proxy'] as const) {
+        const stack = await startRealStack(where, { server: { slots: 'auto' } });
+        try {
+          const turns = await roundRobin(stack, via);
+          if (via === 'direct') direct = turns;
+          else proxied = turns;
+        } finally {
+          await stack.close();
+        }
       }
-    }
-  });
+    });
 
-  it('alone, the server brings every later turn back from its RAM cache', () => {
-    assert.deepEqual(poorReuse(direct), []);
-  });
+    it('alone, the server brings every later turn back from its RAM cache', () => {
+      assert.deepEqual(poorReuse(direct), []);
+    });
 
-  it('through the proxy every later turn reuses its conversation as well, and nothing is prefilled beyond the server alone', () => {
-    assert.deepEqual(poorReuse(proxied), []);
-    assert.ok(prefilled(proxied) <= 1.03 * prefilled(direct), `prefilled ${prefilled(proxied)} tokens, the server alone ${prefilled(direct)}`);
-  });
-});
+    it('through the proxy every later turn reuses its conversation as well, and nothing is prefilled beyond the server alone', () => {
+      assert.deepEqual(poorReuse(proxied), []);
+      assert.ok(
+        prefilled(proxied) <= 1.03 * prefilled(direct),
+        `prefilled ${prefilled(proxied)} tokens, the server alone ${prefilled(direct)}`,
+      );
+    });
+  },
+);

@@ -19,7 +19,11 @@ function selectedById(stack: RealStack): number[] {
 }
 
 async function lineAfter(stack: RealStack, mark: number): Promise<Record<string, any>> {
-  return stack.logs.waitFor((l) => l.msg === 'chat' && stack.logs.lines.indexOf(l) >= mark, 10_000, "the proxy's log line");
+  return stack.logs.waitFor(
+    (l) => l.msg === 'chat' && stack.logs.lines.indexOf(l) >= mark,
+    10_000,
+    "the proxy's log line",
+  );
 }
 
 describe('completions, infill and responses pinned on a real llama-server', { skip }, () => {
@@ -39,8 +43,16 @@ describe('completions, infill and responses pinned on a real llama-server', { sk
     assert.equal(selectedById(stack).at(-1), l1.slot);
 
     mark = stack.logs.lines.length;
-    const stream = await stack.openai.completions.create({ model: REAL_MODEL, prompt: `${prompt}${first.choices[0]!.text} ${words(20, 502)}`, max_tokens: 4, temperature: 0, stream: true });
-    for await (const _ of stream) { /* drain */ }
+    const stream = await stack.openai.completions.create({
+      model: REAL_MODEL,
+      prompt: `${prompt}${first.choices[0]!.text} ${words(20, 502)}`,
+      max_tokens: 4,
+      temperature: 0,
+      stream: true,
+    });
+    for await (const _ of stream) {
+      /* drain */
+    }
     const l2 = await lineAfter(stack, mark);
     assert.equal(l2.decision, 'resident');
     assert.equal(l2.slot, l1.slot);
@@ -48,7 +60,14 @@ describe('completions, infill and responses pinned on a real llama-server', { sk
 
     mark = stack.logs.lines.length;
     const before = selectedById(stack).length;
-    await stack.openai.responses.create({ model: REAL_MODEL, instructions: words(40, 503), input: words(700, 504), max_output_tokens: 4, temperature: 0, stream: false });
+    await stack.openai.responses.create({
+      model: REAL_MODEL,
+      instructions: words(40, 503),
+      input: words(700, 504),
+      max_output_tokens: 4,
+      temperature: 0,
+      stream: false,
+    });
     const l3 = await lineAfter(stack, mark);
     assert.equal(l3.api, 'responses');
     assert.equal(selectedById(stack).length, before + 1);
@@ -59,7 +78,13 @@ describe('completions, infill and responses pinned on a real llama-server', { sk
     const res = await fetch(`${stack.url}/infill`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ input_prefix: words(300, 505), input_suffix: words(50, 506), input_extra: [{ filename: 'a.py', text: words(300, 507) }], n_predict: 3, temperature: 0 }),
+      body: JSON.stringify({
+        input_prefix: words(300, 505),
+        input_suffix: words(50, 506),
+        input_extra: [{ filename: 'a.py', text: words(300, 507) }],
+        n_predict: 3,
+        temperature: 0,
+      }),
     });
     assert.equal(res.status, 200);
     const infill = (await res.json()) as { id_slot: number };

@@ -31,7 +31,7 @@ async function evictA(stack: RealStack): Promise<{ a: Message[]; a1: RealChat; b
   const b1 = await realChat(stack, 'proxy', openingOf(102));
   await realChat(stack, 'proxy', openingOf(103));
   const meta = await savedMeta(stack, a);
-  assert.equal(meta.n_tokens, a1.slotTokens, 'the save holds A\'s prompt and reply');
+  assert.equal(meta.n_tokens, a1.slotTokens, "the save holds A's prompt and reply");
   return { a, a1, b1 };
 }
 
@@ -55,10 +55,13 @@ describe('proxy in front of a real llama-server (-np 2, no RAM cache)', { skip }
     const a2 = await realChat(stack, 'proxy', nextTurn(a, a1.content, 3));
     assert.equal(a2.line.slot, a1.line.slot);
     assert.equal(a2.line.decision, 'resident');
-    assert.ok(a2.timings.cache_n >= a1.promptTokens, `A's second turn reused ${a2.timings.cache_n} of ${a1.promptTokens} tokens`);
+    assert.ok(
+      a2.timings.cache_n >= a1.promptTokens,
+      `A's second turn reused ${a2.timings.cache_n} of ${a1.promptTokens} tokens`,
+    );
     const after = await serverSlots(stack.server);
     assert.equal(after[a1.line.slot]!.n_prompt_tokens, a2.slotTokens);
-    assert.equal(after[b1.line.slot]!.id_task, slots[b1.line.slot]!.id_task, 'B\'s slot was not touched');
+    assert.equal(after[b1.line.slot]!.id_task, slots[b1.line.slot]!.id_task, "B's slot was not touched");
   });
 
   it('serves small requests without losing the big conversations in the slots', async () => {
@@ -78,7 +81,8 @@ describe('proxy in front of a real llama-server (-np 2, no RAM cache)', { skip }
     const b2 = await realChat(stack, 'proxy', nextTurn(b, b1.content, 14));
     assert.ok(a2.timings.cache_n >= a1.promptTokens, `A reused ${a2.timings.cache_n} of ${a1.promptTokens}`);
     assert.ok(b2.timings.cache_n >= b1.promptTokens, `B reused ${b2.timings.cache_n} of ${b1.promptTokens}`);
-    for (const small of smalls) assert.equal(await exists(join(stack.cacheDir, keyOf(small))), false, 'small requests are never saved');
+    for (const small of smalls)
+      assert.equal(await exists(join(stack.cacheDir, keyOf(small))), false, 'small requests are never saved');
   });
 
   it('streams answers through, byte for byte what the server answers, and continues a streamed conversation', async () => {
@@ -101,7 +105,10 @@ describe('proxy in front of a real llama-server (-np 2, no RAM cache)', { skip }
     assert.equal(a2.line.restore.ok, true);
     assert.equal(a2.line.restore.tokens, a1.slotTokens);
     assert.equal(a2.line.restore.bytes, file.size);
-    assert.ok(a2.timings.cache_n >= a1.promptTokens, `A reused ${a2.timings.cache_n} of ${a1.promptTokens} tokens after the restore`);
+    assert.ok(
+      a2.timings.cache_n >= a1.promptTokens,
+      `A reused ${a2.timings.cache_n} of ${a1.promptTokens} tokens after the restore`,
+    );
   });
 
   for (const damage of ['corrupt', 'missing'] as const) {
@@ -121,7 +128,10 @@ describe('proxy in front of a real llama-server (-np 2, no RAM cache)', { skip }
       // The slot the failed restore emptied now holds A's new turn, and nothing else was disturbed.
       const a3 = await realChat(stack, 'proxy', nextTurn(nextTurn(a, a1.content, 105), a2.content, 106));
       assert.equal(a3.line.restore, undefined, 'no second attempt at the dropped file');
-      assert.ok(a3.timings.cache_n >= a2.promptTokens, `A's next turn reused ${a3.timings.cache_n} of ${a2.promptTokens}`);
+      assert.ok(
+        a3.timings.cache_n >= a2.promptTokens,
+        `A's next turn reused ${a3.timings.cache_n} of ${a2.promptTokens}`,
+      );
       const b2 = await realChat(stack, 'proxy', nextTurn(openingOf(102), b1.content, 107));
       assert.ok(b2.timings.cache_n >= b1.promptTokens, `B reused ${b2.timings.cache_n} of ${b1.promptTokens}`);
     });

@@ -22,11 +22,13 @@ describe('proxy in front of a real llama-server in router mode (two models, --mo
   let stack: RealStack;
   before(async () => {
     if ('skip' in where) return;
-    stack = await startRealStack(where, { server: { slots: 2, router: ['alpha', 'beta'], args: ['--models-max', '1', '--cache-ram', '0'] } });
+    stack = await startRealStack(where, {
+      server: { slots: 2, router: ['alpha', 'beta'], args: ['--models-max', '1', '--cache-ram', '0'] },
+    });
   });
   after(() => stack?.close());
 
-  it('detects router mode and pins requests to the model\'s slots', async () => {
+  it("detects router mode and pins requests to the model's slots", async () => {
     const a = openingOf(401);
     const a1 = await realChat(stack, 'proxy', a, { model: 'alpha' });
     assert.equal(stack.proxy.state.backends.at(0).client.kind, 'router');
@@ -47,6 +49,9 @@ describe('proxy in front of a real llama-server in router mode (two models, --mo
     const a2 = await realChat(stack, 'proxy', nextTurn(a, a1.content, 413), { model: 'alpha' });
     assert.deepEqual(await loadedModels(stack), ['alpha']);
     assert.equal(a2.line.decision, 'restore');
-    assert.ok(a2.timings.cache_n >= a1.promptTokens, `A reused ${a2.timings.cache_n} of ${a1.promptTokens} after the swap`);
+    assert.ok(
+      a2.timings.cache_n >= a1.promptTokens,
+      `A reused ${a2.timings.cache_n} of ${a1.promptTokens} after the swap`,
+    );
   });
 });

@@ -21,10 +21,17 @@ if ('skip' in where) {
   process.exit(0);
 }
 const here = dirname(fileURLToPath(import.meta.url));
-const files = readdirSync(here).filter((f) => f.endsWith('.test.js')).sort().map((f) => join(here, f));
+const files = readdirSync(here)
+  .filter((f) => f.endsWith('.test.js'))
+  .sort()
+  .map((f) => join(here, f));
 console.log(`test:real: ${where.bin} with ${where.model}`);
-const child = spawn(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=120000', ...process.argv.slice(2), ...files], {
-  stdio: 'inherit',
-  env: { ...process.env, LLAMA_SERVER_BIN: where.bin, LLAMA_MODEL: where.model },
-});
+const child = spawn(
+  process.execPath,
+  ['--test', '--test-concurrency=1', '--test-timeout=120000', ...process.argv.slice(2), ...files],
+  {
+    stdio: 'inherit',
+    env: { ...process.env, LLAMA_SERVER_BIN: where.bin, LLAMA_MODEL: where.model },
+  },
+);
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

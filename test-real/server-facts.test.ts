@@ -27,16 +27,40 @@ type Kind = 'llama-server' | 'simulator';
 async function startTarget(kind: Kind, slots: number | 'auto'): Promise<Target> {
   const saveDir = await mkdtemp(join(tmpdir(), 'proxycache-facts-'));
   if (kind === 'simulator') {
-    const sim = await startSimulator({ mode: 'llama-server', models: [{ id: 'tiny', ...(slots !== 'auto' && { nSlots: slots }) }], slotSavePath: saveDir, cost: { timeScale: 0 } });
-    return { url: sim.url, saveDir, close: async () => { await sim.close(); await rm(saveDir, { recursive: true, force: true }); } };
+    const sim = await startSimulator({
+      mode: 'llama-server',
+      models: [{ id: 'tiny', ...(slots !== 'auto' && { nSlots: slots }) }],
+      slotSavePath: saveDir,
+      cost: { timeScale: 0 },
+    });
+    return {
+      url: sim.url,
+      saveDir,
+      close: async () => {
+        await sim.close();
+        await rm(saveDir, { recursive: true, force: true });
+      },
+    };
   }
   if ('skip' in where) throw new Error(where.skip);
   const server = await startRealServer({ bin: where.bin, model: where.model, slots, saveDir });
-  return { url: server.url, saveDir, close: async () => { await server.stop(); await rm(saveDir, { recursive: true, force: true }); } };
+  return {
+    url: server.url,
+    saveDir,
+    close: async () => {
+      await server.stop();
+      await rm(saveDir, { recursive: true, force: true });
+    },
+  };
 }
 
 async function post(t: Target, path: string, body: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${t.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal: AbortSignal.timeout(30_000) });
+  const res = await fetch(`${t.url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(30_000),
+  });
   const text = await res.text();
   try {
     return { status: res.status, body: JSON.parse(text) };
@@ -45,8 +69,19 @@ async function post(t: Target, path: string, body: unknown): Promise<{ status: n
   }
 }
 
-async function chat(t: Target, seed: number, extra: Record<string, unknown> = {}, count = 700): Promise<{ cache_n: number; prompt_n: number; predicted_n: number }> {
-  const res = await post(t, '/v1/chat/completions', { model: 'tiny', messages: [{ role: 'user', content: words(count, seed) }], max_tokens: 8, temperature: 0, ...extra });
+async function chat(
+  t: Target,
+  seed: number,
+  extra: Record<string, unknown> = {},
+  count = 700,
+): Promise<{ cache_n: number; prompt_n: number; predicted_n: number }> {
+  const res = await post(t, '/v1/chat/completions', {
+    model: 'tiny',
+    messages: [{ role: 'user', content: words(count, seed) }],
+    max_tokens: 8,
+    temperature: 0,
+    ...extra,
+  });
   assert.equal(res.status, 200, JSON.stringify(res.body));
   return res.body.timings;
 }
@@ -87,25 +122,33 @@ for (const kind of ['llama-server', 'simulator'] as const) {
       const timings = await chat(t, 3, { id_slot: 3 }, 200); // 3 mod 2 = slot 1
       const after3 = await slotTokens(t);
       assert.equal(after3[0], short, 'slot 0 untouched');
-      assert.equal(after3[1], timings.cache_n + timings.prompt_n + timings.predicted_n - 1, 'slot 1 holds the task sent to id 3');
+      assert.equal(
+        after3[1],
+        timings.cache_n + timings.prompt_n + timings.predicted_n - 1,
+        'slot 1 holds the task sent to id 3',
+      );
       const save = await post(t, '/slots/-1?action=save', { filename: 'wrap-fact' });
       assert.equal(save.status, 200);
       assert.equal(save.body.id_slot, -1);
       assert.equal(save.body.n_saved, after3[1], '-1 is the last slot');
     });
 
-    it('a failed restore (missing or corrupt file) answers 400 and leaves the slot empty', { todo: todo('pinnedEmptySkipsRam') }, async () => {
-      await writeFile(join(t.saveDir, 'corrupt-fact'), Buffer.alloc(4096, 7));
-      for (const filename of ['missing-fact', 'corrupt-fact']) {
-        await chat(t, 4, { id_slot: 0 });
-        assert.ok((await slotTokens(t))[0]! > 700);
-        const res = await post(t, '/slots/0?action=restore', { filename });
-        assert.equal(res.status, 400);
-        assert.match(res.body.error.message, /^Unable to restore slot/);
-        assert.equal((await slotTokens(t))[0], 0, `${filename}: the slot is empty`);
-        assert.equal((await chat(t, 4, { id_slot: 0 })).cache_n, 0, `${filename}: nothing to reuse`);
-      }
-    });
+    it(
+      'a failed restore (missing or corrupt file) answers 400 and leaves the slot empty',
+      { todo: todo('pinnedEmptySkipsRam') },
+      async () => {
+        await writeFile(join(t.saveDir, 'corrupt-fact'), Buffer.alloc(4096, 7));
+        for (const filename of ['missing-fact', 'corrupt-fact']) {
+          await chat(t, 4, { id_slot: 0 });
+          assert.ok((await slotTokens(t))[0]! > 700);
+          const res = await post(t, '/slots/0?action=restore', { filename });
+          assert.equal(res.status, 400);
+          assert.match(res.body.error.message, /^Unable to restore slot/);
+          assert.equal((await slotTokens(t))[0], 0, `${filename}: the slot is empty`);
+          assert.equal((await chat(t, 4, { id_slot: 0 })).cache_n, 0, `${filename}: nothing to reuse`);
+        }
+      },
+    );
 
     it('GET /slots cannot confirm a restore: a slot filled only by a restore shows no n_prompt_tokens', async () => {
       const fresh = await startTarget(kind, 2);
@@ -128,16 +171,26 @@ for (const kind of ['llama-server', 'simulator'] as const) {
       assert.equal(save.body.n_saved, 0);
     });
 
-    it('/v1/messages ignores id_slot: the task goes to the least recently used slot', { todo: todo('messagesIgnoreIdSlot') }, async () => {
-      await chat(t, 5, { id_slot: 0 }, 300);
-      await chat(t, 6, { id_slot: 1 }, 310); // slot 1 most recently used
-      const before = await slotTokens(t);
-      const res = await post(t, '/v1/messages', { model: 'tiny', max_tokens: 4, temperature: 0, id_slot: 1, messages: [{ role: 'user', content: words(200, 7) }] });
-      assert.equal(res.status, 200);
-      const now = await slotTokens(t);
-      assert.equal(now[1], before[1], 'the pinned slot was not used');
-      assert.notEqual(now[0], before[0], 'the LRU slot was');
-    });
+    it(
+      '/v1/messages ignores id_slot: the task goes to the least recently used slot',
+      { todo: todo('messagesIgnoreIdSlot') },
+      async () => {
+        await chat(t, 5, { id_slot: 0 }, 300);
+        await chat(t, 6, { id_slot: 1 }, 310); // slot 1 most recently used
+        const before = await slotTokens(t);
+        const res = await post(t, '/v1/messages', {
+          model: 'tiny',
+          max_tokens: 4,
+          temperature: 0,
+          id_slot: 1,
+          messages: [{ role: 'user', content: words(200, 7) }],
+        });
+        assert.equal(res.status, 200);
+        const now = await slotTokens(t);
+        assert.equal(now[1], before[1], 'the pinned slot was not used');
+        assert.notEqual(now[0], before[0], 'the LRU slot was');
+      },
+    );
   });
 
   describe(`${kind} with its default slots (no -np): unified KV, idle slots cached in RAM`, { skip }, () => {
@@ -162,12 +215,16 @@ for (const kind of ['llama-server', 'simulator'] as const) {
       assert.ok(timings.cache_n > 700, `cache_n ${timings.cache_n}`);
     });
 
-    it('a task pinned to an empty slot skips the RAM-cache lookup and prefills everything', { todo: todo('pinnedEmptySkipsRam') }, async () => {
-      await chat(t, 13, { id_slot: 3 });
-      await chat(t, 14, { id_slot: 2 }); // clears slot 3; 13 is in the RAM cache
-      assert.equal((await slotTokens(t))[3], 0);
-      const timings = await chat(t, 13, { id_slot: 3 });
-      assert.ok(timings.cache_n < 16, `cache_n ${timings.cache_n}`);
-    });
+    it(
+      'a task pinned to an empty slot skips the RAM-cache lookup and prefills everything',
+      { todo: todo('pinnedEmptySkipsRam') },
+      async () => {
+        await chat(t, 13, { id_slot: 3 });
+        await chat(t, 14, { id_slot: 2 }); // clears slot 3; 13 is in the RAM cache
+        assert.equal((await slotTokens(t))[3], 0);
+        const timings = await chat(t, 13, { id_slot: 3 });
+        assert.ok(timings.cache_n < 16, `cache_n ${timings.cache_n}`);
+      },
+    );
   });
 }

@@ -37,7 +37,10 @@ describe('the real llama-server restarts behind the proxy (-np 2, no RAM cache)'
     const b1 = await realChat(s, 'proxy', b);
 
     await s.server.stop();
-    const down = await realChat(s, 'proxy', nextTurn(a, a1.content, 303)).then(() => undefined, (err: unknown) => err);
+    const down = await realChat(s, 'proxy', nextTurn(a, a1.content, 303)).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
     assert.ok(down instanceof APIError, `an API error, got ${String(down)}`);
     assert.equal(down.status, 502);
     assert.equal((down.error as { code?: string }).code, 'backend_unreachable');
@@ -45,9 +48,15 @@ describe('the real llama-server restarts behind the proxy (-np 2, no RAM cache)'
     await s.server.restart();
     const a2 = await realChat(s, 'proxy', nextTurn(a, a1.content, 303));
     const b2 = await realChat(s, 'proxy', nextTurn(b, b1.content, 304));
-    for (const [name, first, next] of [['A', a1, a2], ['B', b1, b2]] as const) {
+    for (const [name, first, next] of [
+      ['A', a1, a2],
+      ['B', b1, b2],
+    ] as const) {
       assert.equal(next.line.decision, 'restore', `${name} is restored, not trusted to be in its slot`);
-      assert.ok(next.timings.cache_n >= first.promptTokens, `${name} reused ${next.timings.cache_n} of ${first.promptTokens}`);
+      assert.ok(
+        next.timings.cache_n >= first.promptTokens,
+        `${name} reused ${next.timings.cache_n} of ${first.promptTokens}`,
+      );
     }
   });
 
@@ -72,7 +81,10 @@ describe('the real llama-server restarts behind the proxy (-np 2, no RAM cache)'
     await s.server.restart();
     await asLongAsARealRestart(answered);
     const a2 = await realChat(s, 'proxy', nextTurn(a, a1.content, 322));
-    assert.ok(a2.timings.cache_n >= a1.promptTokens, `A reused ${a2.timings.cache_n} of ${a1.promptTokens} (decision ${a2.line.decision})`);
+    assert.ok(
+      a2.timings.cache_n >= a1.promptTokens,
+      `A reused ${a2.timings.cache_n} of ${a1.promptTokens} (decision ${a2.line.decision})`,
+    );
   });
 
   it('bounded loss: with default settings, a conversation answered a moment before the restart comes back from disk', async () => {
@@ -80,11 +92,18 @@ describe('the real llama-server restarts behind the proxy (-np 2, no RAM cache)'
     const a = openingOf(331);
     const a1 = await realChat(s, 'proxy', a);
     const answered = Date.now();
-    await eventually(() => exists(metaPath(s.metaDir, keyOf(a))), BOUNDED_LOSS_WINDOW_MS, 'A on disk within the bounded-loss window');
+    await eventually(
+      () => exists(metaPath(s.metaDir, keyOf(a))),
+      BOUNDED_LOSS_WINDOW_MS,
+      'A on disk within the bounded-loss window',
+    );
     await s.server.restart();
     await asLongAsARealRestart(answered);
     const a2 = await realChat(s, 'proxy', nextTurn(a, a1.content, 332));
-    assert.ok(a2.timings.cache_n >= a1.promptTokens, `A reused ${a2.timings.cache_n} of ${a1.promptTokens} (decision ${a2.line.decision})`);
+    assert.ok(
+      a2.timings.cache_n >= a1.promptTokens,
+      `A reused ${a2.timings.cache_n} of ${a1.promptTokens} (decision ${a2.line.decision})`,
+    );
   });
 });
 

@@ -95,13 +95,26 @@ async function runClient(openai: OpenAI, client: number, opts: ChatClientsOption
       conversation = [{ role: 'user', content: words(min + Math.floor(random() * (max - min)), ++seed) }];
       turns = 0;
     }
-    const messages: Message[] = big ? conversation : [{ role: 'user', content: words(5 + Math.floor(random() * 40), ++seed) }];
+    const messages: Message[] = big
+      ? conversation
+      : [{ role: 'user', content: words(5 + Math.floor(random() * 40), ++seed) }];
     const cutAfterChunks = disconnects ? 1 + Math.floor(random() * 3) : undefined;
-    const { outcome, reply } = await oneChat(openai, messages, { client, big, stream, cutAfterChunks, deadlineMs: opts.deadlineMs, maxTokens: disconnects ? 48 : 8 + Math.floor(random() * 16) });
+    const { outcome, reply } = await oneChat(openai, messages, {
+      client,
+      big,
+      stream,
+      cutAfterChunks,
+      deadlineMs: opts.deadlineMs,
+      maxTokens: disconnects ? 48 : 8 + Math.floor(random() * 16),
+    });
     opts.onOutcome(outcome);
     if (outcome.result === 'failed') await new Promise((r) => setTimeout(r, BACKOFF_MS * (0.5 + random())));
     if (big && outcome.result === 'answered' && reply !== undefined) {
-      conversation = [...conversation, { role: 'assistant', content: reply }, { role: 'user', content: words(20 + Math.floor(random() * 60), ++seed) }];
+      conversation = [
+        ...conversation,
+        { role: 'assistant', content: reply },
+        { role: 'user', content: words(20 + Math.floor(random() * 60), ++seed) },
+      ];
       turns++;
     }
   }
@@ -118,7 +131,11 @@ export interface ChatPlan {
 }
 
 /** One chat request with its deadline; the reply text when it was answered. */
-export async function oneChat(openai: OpenAI, messages: Message[], plan: ChatPlan): Promise<{ outcome: ChatOutcome; reply?: string }> {
+export async function oneChat(
+  openai: OpenAI,
+  messages: Message[],
+  plan: ChatPlan,
+): Promise<{ outcome: ChatOutcome; reply?: string }> {
   const startedAt = Date.now();
   const abort = new AbortController();
   let why: 'deadline' | 'disconnect' | undefined;
@@ -127,7 +144,12 @@ export async function oneChat(openai: OpenAI, messages: Message[], plan: ChatPla
     abort.abort();
   }, plan.deadlineMs);
   const base = { client: plan.client, big: plan.big, stream: plan.stream, startedAt };
-  const done = (result: ChatResult, extra: Partial<ChatOutcome> = {}): ChatOutcome => ({ ...base, endedAt: Date.now(), result, ...extra });
+  const done = (result: ChatResult, extra: Partial<ChatOutcome> = {}): ChatOutcome => ({
+    ...base,
+    endedAt: Date.now(),
+    result,
+    ...extra,
+  });
   try {
     const params = { model: 'tiny', messages, max_tokens: plan.maxTokens };
     if (!plan.stream) {
@@ -154,7 +176,10 @@ export async function oneChat(openai: OpenAI, messages: Message[], plan: ChatPla
     // The SDK ends an aborted stream quietly: the reason is ours to tell.
     if (why === 'disconnect') return { outcome: done('disconnected', { ...(ttftMs !== undefined && { ttftMs }) }) };
     if (why === 'deadline') return { outcome: done('lost', { ...(ttftMs !== undefined && { ttftMs }) }) };
-    if (!finished) return { outcome: done('failed', { status: 'stream', code: 'incomplete', ...(ttftMs !== undefined && { ttftMs }) }) };
+    if (!finished)
+      return {
+        outcome: done('failed', { status: 'stream', code: 'incomplete', ...(ttftMs !== undefined && { ttftMs }) }),
+      };
     return { outcome: done('answered', { ...(ttftMs !== undefined && { ttftMs }) }), reply };
   } catch (err) {
     if (why === 'deadline') return { outcome: done('lost') };
@@ -171,7 +196,10 @@ function describeFailure(err: unknown): Pick<ChatOutcome, 'status' | 'code'> {
   }
   if (err instanceof OpenAI.APIError) {
     const code = typeof err.code === 'string' ? err.code : (err.error as { code?: unknown } | undefined)?.code;
-    return { status: err.status === undefined ? 'stream' : String(err.status), code: String(code ?? err.type ?? 'unknown') };
+    return {
+      status: err.status === undefined ? 'stream' : String(err.status),
+      code: String(code ?? err.type ?? 'unknown'),
+    };
   }
   return { status: 'connection', code: causeCode(err) };
 }

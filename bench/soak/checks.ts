@@ -120,7 +120,8 @@ export interface SoakReport {
 
 export function evaluate(m: Measurements): SoakReport {
   const window = m.restart && { from: m.restart.killAt, to: m.restart.readyAt + RESTART_GRACE_MS };
-  const inWindow = (o: { startedAt: number; endedAt: number }) => window !== undefined && o.startedAt <= window.to && o.endedAt >= window.from;
+  const inWindow = (o: { startedAt: number; endedAt: number }) =>
+    window !== undefined && o.startedAt <= window.to && o.endedAt >= window.from;
   const chats = summariseChats(m.chats, inWindow, m.restart?.readyAt);
   const fuzz = summariseFuzz(m.fuzz, inWindow);
   const lagInLoad = m.lag.filter((s) => !s.gc && s.t >= m.loadStart && s.t <= m.loadEnd + 500);
@@ -128,14 +129,24 @@ export function evaluate(m: Measurements): SoakReport {
     options: m.options,
     loadSeconds: round((m.loadEnd - m.loadStart) / 1000),
     ...(m.restart && {
-      restart: { killAtS: round((m.restart.killAt - m.loadStart) / 1000), readyAtS: round((m.restart.readyAt - m.loadStart) / 1000), downMs: m.restart.readyAt - m.restart.killAt },
+      restart: {
+        killAtS: round((m.restart.killAt - m.loadStart) / 1000),
+        readyAtS: round((m.restart.readyAt - m.loadStart) / 1000),
+        downMs: m.restart.readyAt - m.restart.killAt,
+      },
     }),
     chats,
     fuzz,
     lag: {
       inProcessMs: {
-        p50: percentile(lagInLoad.map((s) => s.p50), 50),
-        p99Median: percentile(lagInLoad.map((s) => s.p99), 50),
+        p50: percentile(
+          lagInLoad.map((s) => s.p50),
+          50,
+        ),
+        p99Median: percentile(
+          lagInLoad.map((s) => s.p99),
+          50,
+        ),
         p99: Math.max(0, ...lagInLoad.map((s) => s.p99)),
         max: Math.max(0, ...lagInLoad.map((s) => s.max)),
       },
@@ -162,7 +173,11 @@ export function evaluate(m: Measurements): SoakReport {
   return { ...report, checks, passed: checks.every((c) => c.ok) };
 }
 
-function summariseChats(outcomes: ChatOutcome[], inWindow: (o: ChatOutcome) => boolean, readyAt: number | undefined): SoakReport['chats'] {
+function summariseChats(
+  outcomes: ChatOutcome[],
+  inWindow: (o: ChatOutcome) => boolean,
+  readyAt: number | undefined,
+): SoakReport['chats'] {
   const failedBy: SoakReport['chats']['failedBy'] = {};
   const unexplained: ChatOutcome[] = [];
   for (const o of outcomes.filter((x) => x.result === 'failed')) {
@@ -191,7 +206,15 @@ function summariseChats(outcomes: ChatOutcome[], inWindow: (o: ChatOutcome) => b
 
 function summariseFuzz(outcomes: FuzzOutcome[], inWindow: (o: FuzzOutcome) => boolean): SoakReport['fuzz'] {
   const cases: Record<string, FuzzCaseSummary> = {};
-  for (const c of FUZZ_CASES) cases[c.name] = { sent: 0, statuses: {}, expect: c.expect, mismatches: 0, noEnvelope: 0, ...(c.fix && { fix: c.fix }) };
+  for (const c of FUZZ_CASES)
+    cases[c.name] = {
+      sent: 0,
+      statuses: {},
+      expect: c.expect,
+      mismatches: 0,
+      noEnvelope: 0,
+      ...(c.fix && { fix: c.fix }),
+    };
   const byName = new Map(FUZZ_CASES.map((c) => [c.name, c]));
   for (const o of outcomes) {
     const c = byName.get(o.name)!;
@@ -199,7 +222,8 @@ function summariseFuzz(outcomes: FuzzOutcome[], inWindow: (o: FuzzOutcome) => bo
     s.sent++;
     s.statuses[String(o.status)] = (s.statuses[String(o.status)] ?? 0) + 1;
     const expected = typeof o.status === 'number' && c.expect.includes(o.status);
-    const backendDown = !c.local && typeof o.status === 'number' && BACKEND_DOWN_STATUSES.includes(o.status) && inWindow(o);
+    const backendDown =
+      !c.local && typeof o.status === 'number' && BACKEND_DOWN_STATUSES.includes(o.status) && inWindow(o);
     if (!o.envelope) s.noEnvelope++;
     if ((!expected && !backendDown) || !o.envelope) s.mismatches++;
   }
@@ -215,35 +239,109 @@ function criteria(m: Measurements, r: Omit<SoakReport, 'checks' | 'passed'>): Ch
   const heapLimit = round(proc.baseline.heapMb + HEAP_TOLERANCE_MB);
   const externalLimit = round(proc.baseline.externalMb + EXTERNAL_TOLERANCE_MB);
   const checks: Check[] = [
-    check('nothing lost', chats.lost === 0 && fuzz.lost === 0, `${chats.lost} chats and ${fuzz.lost} fuzz requests had no answer within their deadline${describeLostFuzz(fuzz)}`),
-    check('every failure explained', chats.failed === explainedFailures, `${chats.failed} failed, ${explainedFailures} during the backend restart window, ${chats.failed - explainedFailures} unexplained`),
-    check('the proxy kept running', m.alive, m.alive ? 'the process was alive at the end of the load' : 'the proxy process exited during the soak'),
-    check('slots all free after the load', m.drained, m.drained ? '/health reported 0 busy slots' : 'slots stayed busy after the load (leaked slot or deadlock)'),
-    check('final health and chat', m.finalHealth === 200 && m.finalChat.ok, `/health ${m.finalHealth}, chat ${m.finalChat.ok ? 'answered' : m.finalChat.error} in ${m.finalChat.ms} ms`),
-    check('fds back near baseline', proc.after.fds <= proc.baseline.fds + FD_TOLERANCE, `${proc.baseline.fds} before, ${proc.after.fds} after (peak ${proc.maxFds}; tolerance +${FD_TOLERANCE})`),
-    check('RSS back near baseline', proc.after.rssMb <= rssLimit,
-      `after a full GC ${proc.baseline.rssMb} MiB before, ${proc.after.rssMb} MiB after (${proc.after.rssBeforeGcMb} before that GC, peak ${proc.maxRssMb}; limit ${rssLimit} = baseline + ${RSS_TOLERANCE_MB})`),
-    check('live heap back near baseline', proc.after.heapMb <= heapLimit,
-      `after a full GC ${proc.baseline.heapMb} MB before, ${proc.after.heapMb} MB after (limit ${heapLimit} = baseline + ${HEAP_TOLERANCE_MB})`),
-    check('external memory back near baseline', proc.after.externalMb <= externalLimit,
-      `after a full GC ${proc.baseline.externalMb} MB before, ${proc.after.externalMb} MB after (limit ${externalLimit} = baseline + ${EXTERNAL_TOLERANCE_MB})`),
-    check('index equals META_DIR', m.indexMatches, m.indexMatches ? "/health's cache_entries equals the meta files on disk" : "/health's cache_entries never matched the meta files on disk"),
+    check(
+      'nothing lost',
+      chats.lost === 0 && fuzz.lost === 0,
+      `${chats.lost} chats and ${fuzz.lost} fuzz requests had no answer within their deadline${describeLostFuzz(fuzz)}`,
+    ),
+    check(
+      'every failure explained',
+      chats.failed === explainedFailures,
+      `${chats.failed} failed, ${explainedFailures} during the backend restart window, ${chats.failed - explainedFailures} unexplained`,
+    ),
+    check(
+      'the proxy kept running',
+      m.alive,
+      m.alive ? 'the process was alive at the end of the load' : 'the proxy process exited during the soak',
+    ),
+    check(
+      'slots all free after the load',
+      m.drained,
+      m.drained ? '/health reported 0 busy slots' : 'slots stayed busy after the load (leaked slot or deadlock)',
+    ),
+    check(
+      'final health and chat',
+      m.finalHealth === 200 && m.finalChat.ok,
+      `/health ${m.finalHealth}, chat ${m.finalChat.ok ? 'answered' : m.finalChat.error} in ${m.finalChat.ms} ms`,
+    ),
+    check(
+      'fds back near baseline',
+      proc.after.fds <= proc.baseline.fds + FD_TOLERANCE,
+      `${proc.baseline.fds} before, ${proc.after.fds} after (peak ${proc.maxFds}; tolerance +${FD_TOLERANCE})`,
+    ),
+    check(
+      'RSS back near baseline',
+      proc.after.rssMb <= rssLimit,
+      `after a full GC ${proc.baseline.rssMb} MiB before, ${proc.after.rssMb} MiB after (${proc.after.rssBeforeGcMb} before that GC, peak ${proc.maxRssMb}; limit ${rssLimit} = baseline + ${RSS_TOLERANCE_MB})`,
+    ),
+    check(
+      'live heap back near baseline',
+      proc.after.heapMb <= heapLimit,
+      `after a full GC ${proc.baseline.heapMb} MB before, ${proc.after.heapMb} MB after (limit ${heapLimit} = baseline + ${HEAP_TOLERANCE_MB})`,
+    ),
+    check(
+      'external memory back near baseline',
+      proc.after.externalMb <= externalLimit,
+      `after a full GC ${proc.baseline.externalMb} MB before, ${proc.after.externalMb} MB after (limit ${externalLimit} = baseline + ${EXTERNAL_TOLERANCE_MB})`,
+    ),
+    check(
+      'index equals META_DIR',
+      m.indexMatches,
+      m.indexMatches
+        ? "/health's cache_entries equals the meta files on disk"
+        : "/health's cache_entries never matched the meta files on disk",
+    ),
     check('META_DIR and CACHE_DIR consistent after shutdown', isConsistent(c), describeConsistency(c)),
-    check('orphan files explained by failed saves', c.orphanFiles.length <= m.proxyLog.saves.failed, `${c.orphanFiles.length} cache files without a meta, ${m.proxyLog.saves.failed} failed saves`),
-    check('no slot action reached the backend', foreign.length === 0, foreign.length === 0
-      ? 'no file with a client-chosen name in CACHE_DIR'
-      : `files written through a bypass: ${foreign.join(', ')}; a regression of ${FIXES.guard}`),
+    check(
+      'orphan files explained by failed saves',
+      c.orphanFiles.length <= m.proxyLog.saves.failed,
+      `${c.orphanFiles.length} cache files without a meta, ${m.proxyLog.saves.failed} failed saves`,
+    ),
+    check(
+      'no slot action reached the backend',
+      foreign.length === 0,
+      foreign.length === 0
+        ? 'no file with a client-chosen name in CACHE_DIR'
+        : `files written through a bypass: ${foreign.join(', ')}; a regression of ${FIXES.guard}`,
+    ),
     check('graceful shutdown in time', m.shutdown.ok, `SIGTERM to exit: ${m.shutdown.ms} ms`),
-    check('the cache was exercised', m.proxyLog.saves.ok > 0 && m.proxyLog.restores.ok > 0, `${m.proxyLog.saves.ok} saves and ${m.proxyLog.restores.ok} restores succeeded`),
-    check('clients disconnected mid-stream', chats.disconnected > 0, `${chats.disconnected} streams cut by their client`),
+    check(
+      'the cache was exercised',
+      m.proxyLog.saves.ok > 0 && m.proxyLog.restores.ok > 0,
+      `${m.proxyLog.saves.ok} saves and ${m.proxyLog.restores.ok} restores succeeded`,
+    ),
+    check(
+      'clients disconnected mid-stream',
+      chats.disconnected > 0,
+      `${chats.disconnected} streams cut by their client`,
+    ),
   ];
   if (r.restart) {
-    checks.push(check('answers after the backend restart', chats.answeredAfterRestart > 0, `${chats.answeredAfterRestart} chats answered after the backend listened again`));
+    checks.push(
+      check(
+        'answers after the backend restart',
+        chats.answeredAfterRestart > 0,
+        `${chats.answeredAfterRestart} chats answered after the backend listened again`,
+      ),
+    );
   }
   for (const [name, s] of fuzzMisses) {
-    checks.push(check(`fuzz ${name}`, false, `expected ${s.expect.join('/')} in the OpenAI error envelope, got ${JSON.stringify(s.statuses)}${s.noEnvelope ? ` (${s.noEnvelope} without the envelope)` : ''}${s.fix ? `; guards ${s.fix}` : ''}`));
+    checks.push(
+      check(
+        `fuzz ${name}`,
+        false,
+        `expected ${s.expect.join('/')} in the OpenAI error envelope, got ${JSON.stringify(s.statuses)}${s.noEnvelope ? ` (${s.noEnvelope} without the envelope)` : ''}${s.fix ? `; guards ${s.fix}` : ''}`,
+      ),
+    );
   }
-  if (fuzzMisses.length === 0) checks.push(check('fuzz cases answered as expected', fuzz.total > 0, `${fuzz.total} requests over ${Object.values(fuzz.cases).filter((s) => s.sent > 0).length} cases`));
+  if (fuzzMisses.length === 0)
+    checks.push(
+      check(
+        'fuzz cases answered as expected',
+        fuzz.total > 0,
+        `${fuzz.total} requests over ${Object.values(fuzz.cases).filter((s) => s.sent > 0).length} cases`,
+      ),
+    );
   return checks;
 }
 
@@ -266,7 +364,9 @@ function timeline(m: Measurements): SoakReport['timeline'] {
 /** The fuzz cases that had lost requests, and the fix each guards. */
 function describeLostFuzz(fuzz: SoakReport['fuzz']): string {
   const lost = Object.entries(fuzz.cases).filter(([, s]) => (s.statuses.lost ?? 0) > 0);
-  return lost.length === 0 ? '' : ` (${lost.map(([name, s]) => `${name}${s.fix ? `, guards ${s.fix}` : ''}`).join('; ')})`;
+  return lost.length === 0
+    ? ''
+    : ` (${lost.map(([name, s]) => `${name}${s.fix ? `, guards ${s.fix}` : ''}`).join('; ')})`;
 }
 
 function describeConsistency(c: Consistency): string {

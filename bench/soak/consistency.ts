@@ -31,7 +31,12 @@ export interface Consistency {
 
 /** True when no meta points at a missing, partial or unreadable file and META_DIR holds nothing else. */
 export function isConsistent(c: Consistency): boolean {
-  return c.missingFiles.length === 0 && c.sizeMismatches.length === 0 && c.badMetas.length === 0 && c.otherMetaDirFiles.length === 0;
+  return (
+    c.missingFiles.length === 0 &&
+    c.sizeMismatches.length === 0 &&
+    c.badMetas.length === 0 &&
+    c.otherMetaDirFiles.length === 0
+  );
 }
 
 export async function checkConsistency(metaDir: string, cacheDir: string): Promise<Consistency> {
@@ -42,8 +47,14 @@ export async function checkConsistency(metaDir: string, cacheDir: string): Promi
     if (s?.isFile()) cacheSizes.set(name, s.size);
   }
   const result: Consistency = {
-    metas: 0, cacheFiles: cacheSizes.size, missingFiles: [], sizeMismatches: [], badMetas: [], otherMetaDirFiles: [],
-    orphanFiles: [], foreignFiles: [],
+    metas: 0,
+    cacheFiles: cacheSizes.size,
+    missingFiles: [],
+    sizeMismatches: [],
+    badMetas: [],
+    otherMetaDirFiles: [],
+    orphanFiles: [],
+    foreignFiles: [],
   };
   const described = new Set<string>();
   for (const name of metaNames) {
@@ -75,7 +86,9 @@ export async function checkConsistency(metaDir: string, cacheDir: string): Promi
 async function readMeta(path: string): Promise<{ key?: unknown; file_bytes?: unknown } | undefined> {
   try {
     const parsed = JSON.parse(await readFile(path, 'utf8')) as unknown;
-    return parsed !== null && typeof parsed === 'object' ? (parsed as { key?: unknown; file_bytes?: unknown }) : undefined;
+    return parsed !== null && typeof parsed === 'object'
+      ? (parsed as { key?: unknown; file_bytes?: unknown })
+      : undefined;
   } catch {
     return undefined;
   }

@@ -48,7 +48,9 @@ export async function runFuzzer(opts: FuzzerOptions): Promise<void> {
   };
   const once = async () => {
     await new Promise((r) => setTimeout(r, Math.max(0, opts.onceAt - Date.now())));
-    await Promise.all(cases.filter((c) => c.once).map(async (c) => opts.onOutcome(await send(opts.url, c, opts.deadlineMs))));
+    await Promise.all(
+      cases.filter((c) => c.once).map(async (c) => opts.onOutcome(await send(opts.url, c, opts.deadlineMs))),
+    );
   };
   await Promise.all([once(), ...Array.from({ length: opts.workers }, worker)]);
 }

@@ -55,7 +55,20 @@ if (file) {
     if (!gc) return;
     gc();
     gc();
-    writeSync(fd, JSON.stringify({ t: Date.now(), p50: 0, p99: 0, max: 0, mean: 0, heapUsedMb: heapMb(), gc: true, heapCommittedMb: mb(getHeapStatistics().total_heap_size), externalMb: mb(process.memoryUsage().external) }) + '\n');
+    writeSync(
+      fd,
+      JSON.stringify({
+        t: Date.now(),
+        p50: 0,
+        p99: 0,
+        max: 0,
+        mean: 0,
+        heapUsedMb: heapMb(),
+        gc: true,
+        heapCommittedMb: mb(getHeapStatistics().total_heap_size),
+        externalMb: mb(process.memoryUsage().external),
+      }) + '\n',
+    );
   });
 }
 

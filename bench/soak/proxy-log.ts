@@ -20,7 +20,15 @@ export interface ProxyLogSummary {
 const SAVE_LINES = new Set(['saved idle slot', 'saved before model swap', 'saved on shutdown']);
 
 export function emptyLogSummary(): ProxyLogSummary {
-  return { chats: 0, decisions: {}, outcomes: {}, saves: { ok: 0, failed: 0 }, restores: { ok: 0, failed: 0 }, failedByStatus: {}, warnings: {} };
+  return {
+    chats: 0,
+    decisions: {},
+    outcomes: {},
+    saves: { ok: 0, failed: 0 },
+    restores: { ok: 0, failed: 0 },
+    failedByStatus: {},
+    warnings: {},
+  };
 }
 
 /** Fold one parsed log line into the summary. */
@@ -40,7 +48,12 @@ export function noteLogLine(summary: ProxyLogSummary, entry: Record<string, unkn
   if (entry.level === 'warn' || entry.level === 'error' || entry.level === 'fatal') {
     const w = (summary.warnings[msg] ??= { count: 0 });
     w.count++;
-    w.example ??= typeof entry.err === 'string' ? entry.err.slice(0, 200) : typeof entry.url === 'string' ? entry.url.slice(0, 120) : undefined;
+    w.example ??=
+      typeof entry.err === 'string'
+        ? entry.err.slice(0, 200)
+        : typeof entry.url === 'string'
+          ? entry.url.slice(0, 120)
+          : undefined;
   }
 }
 

@@ -33,8 +33,18 @@ function parse(argv: string[]): { options: Omit<SoakOptions, 'log'>; out: string
   const { values: v } = parseArgs({
     args: argv,
     options: Object.fromEntries([
-      ...['duration', 'clients', 'slots', 'restart-at', 'down-ms', 'deadline-ms', 'time-scale', 'seed', 'skip-fuzz', 'out']
-        .map((k) => [k, { type: 'string' as const }]),
+      ...[
+        'duration',
+        'clients',
+        'slots',
+        'restart-at',
+        'down-ms',
+        'deadline-ms',
+        'time-scale',
+        'seed',
+        'skip-fuzz',
+        'out',
+      ].map((k) => [k, { type: 'string' as const }]),
       ['help', { type: 'boolean' as const, short: 'h' }],
     ]),
     strict: true,
@@ -44,7 +54,8 @@ function parse(argv: string[]): { options: Omit<SoakOptions, 'log'>; out: string
     const raw = v[key] as string | undefined;
     if (raw === undefined) return fallback;
     const n = Number(raw);
-    if (raw.trim() === '' || !Number.isFinite(n) || n < 0) throw new RangeError(`--${key} must be a number >= 0, got '${raw}'`);
+    if (raw.trim() === '' || !Number.isFinite(n) || n < 0)
+      throw new RangeError(`--${key} must be a number >= 0, got '${raw}'`);
     return n;
   };
   const durationS = num('duration', 60);
@@ -60,7 +71,12 @@ function parse(argv: string[]): { options: Omit<SoakOptions, 'log'>; out: string
       bigWords: { min: 600, max: 1500 },
       timeScale: num('time-scale', 0.1),
       seed: Math.round(num('seed', 1)),
-      skipFuzz: new Set(String(v['skip-fuzz'] ?? '').split(',').map((s) => s.trim()).filter(Boolean)),
+      skipFuzz: new Set(
+        String(v['skip-fuzz'] ?? '')
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean),
+      ),
     },
     out: String(v.out ?? 'bench/results/soak-latest.json'),
   };
@@ -91,7 +107,7 @@ main().then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    process.stderr.write(`soak: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    process.stderr.write(`soak: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     process.exitCode = 1;
   },
 );

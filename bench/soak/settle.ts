@@ -37,7 +37,12 @@ export async function restingBaseline(pid: number, lagFile: string): Promise<Res
  * After the load: wait until the fds are back at the baseline (idle backend connections close after the
  * backend's keep-alive timeout) or `deadlineMs` passed, then measure.
  */
-export async function restingAfter(pid: number, lagFile: string, baselineFds: number, deadlineMs: number): Promise<RestingState> {
+export async function restingAfter(
+  pid: number,
+  lagFile: string,
+  baselineFds: number,
+  deadlineMs: number,
+): Promise<RestingState> {
   const end = Date.now() + deadlineMs;
   while ((await procSnapshot(pid)).fds > baselineFds && Date.now() < end) await sleep(100);
   return atRest(pid, lagFile);
@@ -47,7 +52,13 @@ async function atRest(pid: number, lagFile: string): Promise<RestingState> {
   const before = await procSnapshot(pid);
   const heap = await collectGarbage(pid, lagFile);
   const after = await procSnapshot(pid);
-  return { ...after, heapMb: heap?.heapUsedMb ?? NaN, heapCommittedMb: heap?.heapCommittedMb ?? NaN, externalMb: heap?.externalMb ?? NaN, rssBeforeGcMb: before.rssMb };
+  return {
+    ...after,
+    heapMb: heap?.heapUsedMb ?? NaN,
+    heapCommittedMb: heap?.heapCommittedMb ?? NaN,
+    externalMb: heap?.externalMb ?? NaN,
+    rssBeforeGcMb: before.rssMb,
+  };
 }
 
 /** SIGUSR2 to the probe, then its `gc` line (undefined when none came within the deadline). */
@@ -65,7 +76,11 @@ async function collectGarbage(pid: number, lagFile: string): Promise<LagSample |
 
 async function gcLines(file: string): Promise<LagSample[]> {
   const text = await readFile(file, 'utf8').catch(() => '');
-  return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as LagSample).filter((s) => s.gc);
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as LagSample)
+    .filter((s) => s.gc);
 }
 
 function sleep(ms: number): Promise<void> {

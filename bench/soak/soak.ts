@@ -67,20 +67,44 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
   let proxy: ProxyProcess | undefined;
   try {
     sim = await startSimProcess([
-      '--n-slots', String(opts.slots), '--slot-save-path', cacheDir, '--cache-ram', '0', '--n-ctx', '32768',
-      '--time-scale', String(opts.timeScale), '--model-load-ms', '10000',
+      '--n-slots',
+      String(opts.slots),
+      '--slot-save-path',
+      cacheDir,
+      '--cache-ram',
+      '0',
+      '--n-ctx',
+      '32768',
+      '--time-scale',
+      String(opts.timeScale),
+      '--model-load-ms',
+      '10000',
     ]);
-    proxy = await startProxyProcess({
-      LLAMA_URL: sim.url, N_SLOTS: String(opts.slots), META_DIR: metaDir, CACHE_DIR: cacheDir,
-      // A budget below the working set and a cleanup every 3 s: deletions race with saves and restores.
-      CACHE_MAX_SIZE_GB: '20', CACHE_CLEANUP_INTERVAL_MINUTES: '0.05',
-      ACQUIRE_TIMEOUT: String(ACQUIRE_TIMEOUT_S), REQUEST_TIMEOUT: '30', CONNECT_TIMEOUT: '2', IDLE_SAVE_SECONDS: '2',
-      // Client limits (issue item 3): short deadlines so that the fuzzer's stalled clients get their 408 quickly.
-      MAX_BODY_MB: '32', CLIENT_HEADERS_TIMEOUT: '2', CLIENT_BODY_TIMEOUT: '2',
-      SOAK_LAG_FILE: lagFile,
-    }, { nodeArgs: ['--expose-gc', '--import', LAG_PROBE], onLog: (entry) => noteLogLine(logSummary, entry) });
+    proxy = await startProxyProcess(
+      {
+        LLAMA_URL: sim.url,
+        N_SLOTS: String(opts.slots),
+        META_DIR: metaDir,
+        CACHE_DIR: cacheDir,
+        // A budget below the working set and a cleanup every 3 s: deletions race with saves and restores.
+        CACHE_MAX_SIZE_GB: '20',
+        CACHE_CLEANUP_INTERVAL_MINUTES: '0.05',
+        ACQUIRE_TIMEOUT: String(ACQUIRE_TIMEOUT_S),
+        REQUEST_TIMEOUT: '30',
+        CONNECT_TIMEOUT: '2',
+        IDLE_SAVE_SECONDS: '2',
+        // Client limits (issue item 3): short deadlines so that the fuzzer's stalled clients get their 408 quickly.
+        MAX_BODY_MB: '32',
+        CLIENT_HEADERS_TIMEOUT: '2',
+        CLIENT_BODY_TIMEOUT: '2',
+        SOAK_LAG_FILE: lagFile,
+      },
+      { nodeArgs: ['--expose-gc', '--import', LAG_PROBE], onLog: (entry) => noteLogLine(logSummary, entry) },
+    );
     const { url, pid } = proxy;
-    opts.log(`proxy ${url} (pid ${pid}) in front of the simulator ${sim.url}; ${opts.clients} clients on ${opts.slots} slots for ${opts.durationS} s`);
+    opts.log(
+      `proxy ${url} (pid ${pid}) in front of the simulator ${sim.url}; ${opts.clients} clients on ${opts.slots} slots for ${opts.durationS} s`,
+    );
 
     await warmUp(url, opts);
     const baseline = await restingBaseline(pid, lagFile);
@@ -94,23 +118,51 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
     const loadStart = Date.now();
     const until = loadStart + opts.durationS * 1000;
     const sampler = setInterval(() => {
-      procSnapshot(pid).then((s) => timeline.push({ t: Date.now(), ...s }), () => undefined);
+      procSnapshot(pid).then(
+        (s) => timeline.push({ t: Date.now(), ...s }),
+        () => undefined,
+      );
     }, SAMPLE_MS);
-    const restart = opts.restartAtS === undefined ? Promise.resolve(undefined) : restartBackend(sim, loadStart + opts.restartAtS * 1000, opts);
+    const restart =
+      opts.restartAtS === undefined
+        ? Promise.resolve(undefined)
+        : restartBackend(sim, loadStart + opts.restartAtS * 1000, opts);
     await Promise.all([
-      runChatClients({ url, clients: opts.clients, until, deadlineMs: opts.deadlineMs, bigWords: opts.bigWords, seed: opts.seed, onOutcome: (o) => chats.push(o) }),
-      runFuzzer({ url, until, onceAt: loadStart + opts.durationS * 250, deadlineMs: opts.deadlineMs, gapMs: 25, workers: 2, skip: opts.skipFuzz, onOutcome: (o) => fuzz.push(o) }),
+      runChatClients({
+        url,
+        clients: opts.clients,
+        until,
+        deadlineMs: opts.deadlineMs,
+        bigWords: opts.bigWords,
+        seed: opts.seed,
+        onOutcome: (o) => chats.push(o),
+      }),
+      runFuzzer({
+        url,
+        until,
+        onceAt: loadStart + opts.durationS * 250,
+        deadlineMs: opts.deadlineMs,
+        gapMs: 25,
+        workers: 2,
+        skip: opts.skipFuzz,
+        onOutcome: (o) => fuzz.push(o),
+      }),
       probeLatency(url, until, probe),
       restart,
     ]);
     const loadEnd = Date.now();
     clearInterval(sampler);
     driverLag.disable();
-    opts.log(`load done: ${chats.length} chats, ${fuzz.length} fuzz requests in ${((loadEnd - loadStart) / 1000).toFixed(1)} s`);
+    opts.log(
+      `load done: ${chats.length} chats, ${fuzz.length} fuzz requests in ${((loadEnd - loadStart) / 1000).toFixed(1)} s`,
+    );
     if (!proxy.alive()) throw new Error('the proxy process exited during the load (see its log)');
 
     // Drained: every slot free again (a leaked slot or a deadlock shows here), sockets closed, memory settled.
-    const drained = await poll(async () => ((await health(url)).body?.slots?.busy === 0 ? true : undefined), SETTLE_DEADLINE_MS);
+    const drained = await poll(
+      async () => ((await health(url)).body?.slots?.busy === 0 ? true : undefined),
+      SETTLE_DEADLINE_MS,
+    );
     const after = await restingAfter(pid, lagFile, baseline.fds, SETTLE_DEADLINE_MS);
     const finalHealth = await health(url);
     const finalChat = await finalChatRequest(url, opts.deadlineMs);
@@ -128,14 +180,27 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
 
     return evaluate({
       options: { ...opts, skipFuzz: [...opts.skipFuzz] },
-      loadStart, loadEnd,
+      loadStart,
+      loadEnd,
       restart: await restart,
-      chats, fuzz, probeMs: probe,
-      driverLagMs: { p50: lagMs(driverLag.percentile(50)), p99: lagMs(driverLag.percentile(99)), max: lagMs(driverLag.max) },
+      chats,
+      fuzz,
+      probeMs: probe,
+      driverLagMs: {
+        p50: lagMs(driverLag.percentile(50)),
+        p99: lagMs(driverLag.percentile(99)),
+        max: lagMs(driverLag.max),
+      },
       lag: await readLag(lagFile),
       proc: { baseline, after, timeline },
-      drained: drained === true, finalHealth: finalHealth.status, finalChat, indexMatches: indexMatches === true,
-      alive, shutdown: { ok: stopped, ms: shutdownMs }, consistency, proxyLog: logSummary,
+      drained: drained === true,
+      finalHealth: finalHealth.status,
+      finalChat,
+      indexMatches: indexMatches === true,
+      alive,
+      shutdown: { ok: stopped, ms: shutdownMs },
+      consistency,
+      proxyLog: logSummary,
     });
   } finally {
     if (proxy) await stopProxy(proxy, SHUTDOWN_DEADLINE_MS);
@@ -146,11 +211,23 @@ export async function runSoak(opts: SoakOptions): Promise<SoakReport> {
 
 /** A few requests of every kind, one after another, so that the baseline is taken from a warm process. */
 async function warmUp(url: string, opts: SoakOptions): Promise<void> {
-  await runChatClients({ url, clients: 4, until: Date.now() + 1500, deadlineMs: opts.deadlineMs, bigWords: opts.bigWords, seed: opts.seed + 1, onOutcome: () => undefined });
+  await runChatClients({
+    url,
+    clients: 4,
+    until: Date.now() + 1500,
+    deadlineMs: opts.deadlineMs,
+    bigWords: opts.bigWords,
+    seed: opts.seed + 1,
+    onOutcome: () => undefined,
+  });
 }
 
 /** Kill the backend at `at`, start it again `downMs` later; the window in which requests may fail because of it. */
-async function restartBackend(sim: SimProcess, at: number, opts: SoakOptions): Promise<{ killAt: number; readyAt: number }> {
+async function restartBackend(
+  sim: SimProcess,
+  at: number,
+  opts: SoakOptions,
+): Promise<{ killAt: number; readyAt: number }> {
   await new Promise((r) => setTimeout(r, Math.max(0, at - Date.now())));
   const killAt = Date.now();
   await sim.kill();
@@ -171,7 +248,11 @@ async function probeLatency(url: string, until: number, out: number[]): Promise<
     const started = performance.now();
     try {
       const res = await request(`${url}/v1/chat/completions`, {
-        method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}', headersTimeout: 10_000, bodyTimeout: 10_000,
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+        headersTimeout: 10_000,
+        bodyTimeout: 10_000,
       });
       await res.body.dump();
       out.push(performance.now() - started);
@@ -201,8 +282,19 @@ async function finalChatRequest(url: string, deadlineMs: number): Promise<{ ok: 
   const client = createChatClient(url, deadlineMs);
   try {
     const messages = [{ role: 'user' as const, content: words(700, 424242) }];
-    const { outcome: o } = await oneChat(client.openai, messages, { client: -1, big: true, stream: false, cutAfterChunks: undefined, deadlineMs, maxTokens: 8 });
-    return { ok: o.result === 'answered', ms: o.endedAt - o.startedAt, ...(o.result !== 'answered' && { error: `${o.result} ${o.status ?? ''} ${o.code ?? ''}`.trim() }) };
+    const { outcome: o } = await oneChat(client.openai, messages, {
+      client: -1,
+      big: true,
+      stream: false,
+      cutAfterChunks: undefined,
+      deadlineMs,
+      maxTokens: 8,
+    });
+    return {
+      ok: o.result === 'answered',
+      ms: o.endedAt - o.startedAt,
+      ...(o.result !== 'answered' && { error: `${o.result} ${o.status ?? ''} ${o.code ?? ''}`.trim() }),
+    };
   } finally {
     await client.close();
   }
@@ -210,7 +302,10 @@ async function finalChatRequest(url: string, deadlineMs: number): Promise<{ ok: 
 
 async function readLag(file: string): Promise<LagSample[]> {
   const text = await readFile(file, 'utf8').catch(() => '');
-  return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as LagSample);
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as LagSample);
 }
 
 /** Lag in ms from the driver's own delay histogram (resolution 10 ms, which the histogram includes). */

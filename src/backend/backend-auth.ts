@@ -8,7 +8,10 @@
 const CREDENTIAL_HEADERS = ['authorization', 'x-api-key'];
 
 /** `headers` for a backend call: with the key set, its credential replaces any other; without, unchanged. */
-export function withBackendKey(headers: Record<string, string> | undefined, key: string | null): Record<string, string> | undefined {
+export function withBackendKey(
+  headers: Record<string, string> | undefined,
+  key: string | null,
+): Record<string, string> | undefined {
   if (key === null) return headers;
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers ?? {})) {

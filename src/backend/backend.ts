@@ -100,15 +100,20 @@ export class Backend {
           return;
         }
         if (!nSlotsConfigured) {
-          if (total !== configured) log.info({ backend: client.url, model, total_slots: total }, 'slot count taken from the server');
+          if (total !== configured)
+            log.info({ backend: client.url, model, total_slots: total }, 'slot count taken from the server');
           pool.resize(this.index, model, total);
         } else if (total < configured) {
-          log.warn({ backend: client.url, model, configured, total_slots: total },
-            'configured slot count exceeds the server\'s total_slots; using only the real slots');
+          log.warn(
+            { backend: client.url, model, configured, total_slots: total },
+            "configured slot count exceeds the server's total_slots; using only the real slots",
+          );
           pool.limitSlots(this.index, model, total);
         } else if (total > configured) {
-          log.info({ backend: client.url, model, configured, total_slots: total },
-            'server has more slots than configured; using the configured count');
+          log.info(
+            { backend: client.url, model, configured, total_slots: total },
+            'server has more slots than configured; using the configured count',
+          );
         }
       })
       .catch(() => {
@@ -140,7 +145,9 @@ export class Backend {
 
   /** The identity if already known, without asking the backend (a plain llama-server has one model under every name). */
   knownFingerprint(model: string): string | undefined {
-    return this.known.get(model) ?? (this.client.kind === 'llama-server' ? this.known.get(this.deps.modelId) : undefined);
+    return (
+      this.known.get(model) ?? (this.client.kind === 'llama-server' ? this.known.get(this.deps.modelId) : undefined)
+    );
   }
 
   /** Every model identity known here now, by model name (for the status API). */
@@ -183,7 +190,10 @@ export class Backend {
   private async runIdleProbe(): Promise<void> {
     const clears = await probeIdleSlotClearing(this.client, this.deps.modelId);
     if (clears === true && this.behaviour.noteClearsIdleSlots()) {
-      this.deps.log.info({ backend: this.url }, 'the server clears idle slots when a task starts (llama-server default: unified KV, --cache-idle-slots): saving idle slots before each task and restoring from disk');
+      this.deps.log.info(
+        { backend: this.url },
+        'the server clears idle slots when a task starts (llama-server default: unified KV, --cache-idle-slots): saving idle slots before each task and restoring from disk',
+      );
     } else if (clears === false) {
       this.behaviour.noteKeepsIdleSlots();
     }

@@ -52,10 +52,16 @@ export function createBackends(config: Config, log: Logger): { backends: Backend
     }),
   );
   const pool = new SlotPool(
-    config.backends.map((b, i) => ({ nSlots: b.nSlots, sharedAcrossModels: () => (clients[i]!.kind ?? 'llama-server') === 'llama-server' })),
+    config.backends.map((b, i) => ({
+      nSlots: b.nSlots,
+      sharedAcrossModels: () => (clients[i]!.kind ?? 'llama-server') === 'llama-server',
+    })),
   );
   const backends = new Backends(
-    clients.map((client, index) => new Backend({ index, client, settings: config.backends[index]!, modelId: config.modelId, pool, log })),
+    clients.map(
+      (client, index) =>
+        new Backend({ index, client, settings: config.backends[index]!, modelId: config.modelId, pool, log }),
+    ),
   );
   return { backends, pool };
 }

@@ -14,7 +14,13 @@ const PROBE_TIMEOUT_MS = 5000;
 export async function probeIdleSlotClearing(client: LlamaClient, model: string): Promise<boolean | undefined> {
   try {
     for (const slot of [0, 1]) {
-      const body = JSON.stringify({ model, messages: [{ role: 'user', content: 'probe' }], max_tokens: 1, id_slot: slot, cache_prompt: true });
+      const body = JSON.stringify({
+        model,
+        messages: [{ role: 'user', content: 'probe' }],
+        max_tokens: 1,
+        id_slot: slot,
+        cache_prompt: true,
+      });
       const res = await client.chat(body, { signal: AbortSignal.timeout(PROBE_TIMEOUT_MS), stream: false });
       await readText(res.body);
       if (res.status !== 200) return undefined;

@@ -46,13 +46,23 @@ export interface LlamaClient {
   /** POST a serialised chat completion request (`stream`: it asks for SSE). The caller owns the returned body. */
   chat(payload: Buffer | string, opts: { signal: AbortSignal; stream: boolean }): Promise<UpstreamResponse>;
   /** POST a serialised generation request to `path` (chat, completion, infill, responses; `stream`: SSE). */
-  generate(path: string, payload: Buffer | string, opts: { signal: AbortSignal; stream: boolean }): Promise<UpstreamResponse>;
+  generate(
+    path: string,
+    payload: Buffer | string,
+    opts: { signal: AbortSignal; stream: boolean },
+  ): Promise<UpstreamResponse>;
   /** A slot action for `model`'s slot `slotId`; retried once when the server had closed the pooled connection. */
   slotAction(model: string, slotId: number, action: SlotAction, filename?: string): Promise<SlotActionResult>;
   /** GET a path and parse JSON; undefined on a non-2xx answer. */
   getJson(path: string, timeoutMs?: number): Promise<unknown>;
   /** Forward any request unchanged (used for passthrough routes). */
-  forward(req: { method: string; path: string; headers: Record<string, string>; body?: Buffer; signal: AbortSignal }): Promise<UpstreamResponse>;
+  forward(req: {
+    method: string;
+    path: string;
+    headers: Record<string, string>;
+    body?: Buffer;
+    signal: AbortSignal;
+  }): Promise<UpstreamResponse>;
   /** Whether `model` is loaded now, without loading it. Plain llama-server: always true. */
   isModelLoaded(model: string): Promise<boolean>;
   /** The models loaded now (llama-swap `/running`, router `/models`); undefined on a plain llama-server. */
@@ -151,7 +161,8 @@ export function createLlamaClient(opts: LlamaClientOptions): LlamaClient {
   }
 
   async function routerLoaded(): Promise<Set<string>> {
-    const models = (await getJson('/models')) as { data?: Array<{ id?: string; status?: { value?: string } }> } | undefined;
+    const models = (await getJson('/models')) as
+      { data?: Array<{ id?: string; status?: { value?: string } }> } | undefined;
     return new Set((models?.data ?? []).filter((m) => m.status?.value === 'loaded').map((m) => String(m.id)));
   }
 
@@ -200,7 +211,8 @@ export function createLlamaClient(opts: LlamaClientOptions): LlamaClient {
       const k = kind ?? 'llama-server';
       if (k === 'llama-server') return undefined;
       if (k === 'llama-swap') {
-        const running = (await getJson('/running')) as { running?: Array<{ model?: string; state?: string }> } | undefined;
+        const running = (await getJson('/running')) as
+          { running?: Array<{ model?: string; state?: string }> } | undefined;
         return new Set((running?.running ?? []).filter((r) => r.state === 'ready').map((r) => String(r.model)));
       }
       return routerLoaded();
@@ -208,7 +220,12 @@ export function createLlamaClient(opts: LlamaClientOptions): LlamaClient {
     async loadModel(model, timeoutMs) {
       if (kind !== 'router') return true;
       if ((await routerLoaded()).has(model)) return true;
-      const res = await send({ method: 'POST', path: '/models/load', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model }) });
+      const res = await send({
+        method: 'POST',
+        path: '/models/load',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model }),
+      });
       await readText(res.body);
       const deadline = Date.now() + timeoutMs;
       while (Date.now() < deadline) {
@@ -221,8 +238,11 @@ export function createLlamaClient(opts: LlamaClientOptions): LlamaClient {
       const k = kind ?? 'llama-server';
       const props = (await getJson(modelScopedPath(k, model, '/props'))) as ServerProps | undefined;
       if (!props || typeof props !== 'object') return undefined;
-      const models = (await getJson(k === 'llama-swap' ? modelScopedPath(k, model, '/v1/models') : '/v1/models')) as { data?: ModelEntry[] } | undefined;
-      const entry = models?.data?.find((m) => m.id === model || m.id === props.model_alias) ?? (k === 'llama-server' ? models?.data?.[0] : undefined);
+      const models = (await getJson(k === 'llama-swap' ? modelScopedPath(k, model, '/v1/models') : '/v1/models')) as
+        { data?: ModelEntry[] } | undefined;
+      const entry =
+        models?.data?.find((m) => m.id === model || m.id === props.model_alias) ??
+        (k === 'llama-server' ? models?.data?.[0] : undefined);
       const fields = {
         path: props.model_path,
         ftype: props.model_ftype,
@@ -231,15 +251,17 @@ export function createLlamaClient(opts: LlamaClientOptions): LlamaClient {
         n_params: entry?.meta?.n_params,
       };
       if (fields.path === undefined && fields.size === undefined) return undefined;
-      return Object.entries(fields).filter(([, v]) => v !== undefined).map(([n, v]) => `${n}=${String(v)}`).join(';');
+      return Object.entries(fields)
+        .filter(([, v]) => v !== undefined)
+        .map(([n, v]) => `${n}=${String(v)}`)
+        .join(';');
     },
     slots(model, timeoutMs) {
       return getJson(modelScopedPath(kind ?? 'llama-server', model, '/slots'), timeoutMs).catch(() => undefined);
     },
     async totalSlots(model) {
       const props = (await getJson(modelScopedPath(kind ?? 'llama-server', model, '/props'))) as
-        | { total_slots?: unknown }
-        | undefined;
+        { total_slots?: unknown } | undefined;
       return typeof props?.total_slots === 'number' ? props.total_slots : undefined;
     },
     close() {

@@ -8,7 +8,10 @@ import type { SavePolicy } from '../slots/save-policy.js';
 import type { DiskMatch } from '../slots/slot-state.js';
 import type { PrefixIndex } from './prefix-index.js';
 
-export type DiskMatcher = (backend: number, prompt: { model: string; blocks: readonly string[] }) => DiskMatch | undefined;
+export type DiskMatcher = (
+  backend: number,
+  prompt: { model: string; blocks: readonly string[] },
+) => DiskMatch | undefined;
 
 export interface DiskMatchDeps {
   index: Pick<PrefixIndex, 'findBest'>;
@@ -34,6 +37,15 @@ export function createDiskMatcher(deps: DiskMatchDeps): DiskMatcher {
         // Never restore a cache into another model file: an entry that says which model wrote it must match.
         (meta.fingerprint === undefined || meta.fingerprint === current),
     });
-    return best && { key: best.meta.key, backend, lcp: best.lcp, ratio: best.ratio, tokens: best.meta.n_tokens, blockCount: best.meta.blocks.length };
+    return (
+      best && {
+        key: best.meta.key,
+        backend,
+        lcp: best.lcp,
+        ratio: best.ratio,
+        tokens: best.meta.n_tokens,
+        blockCount: best.meta.blocks.length,
+      }
+    );
   };
 }

@@ -133,5 +133,8 @@ function isCount(v: unknown): v is number {
 
 function bad(field: string, expected: string, got: unknown): MetaFormatError {
   const shown = JSON.stringify(got) ?? String(got);
-  return new MetaFormatError(field, `${field} must be ${expected}, got ${shown.length > 60 ? shown.slice(0, 60) + '…' : shown}`);
+  return new MetaFormatError(
+    field,
+    `${field} must be ${expected}, got ${shown.length > 60 ? shown.slice(0, 60) + '…' : shown}`,
+  );
 }

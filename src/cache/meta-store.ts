@@ -5,7 +5,14 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { assertSafeKey, keyFromMetaFileName, META_SUFFIX, metaFileName, parseMeta, serializeMeta } from './meta-file.js';
+import {
+  assertSafeKey,
+  keyFromMetaFileName,
+  META_SUFFIX,
+  metaFileName,
+  parseMeta,
+  serializeMeta,
+} from './meta-file.js';
 import type { CacheMeta } from './meta-file.js';
 
 /** A meta file that could not be used, and why. */

@@ -80,8 +80,15 @@ export function createCacheCleanup(opts: CacheCleanupOptions): CacheCleanup {
 
   async function run(): Promise<CleanupStats> {
     const stats: CleanupStats = {
-      deletedByAge: 0, deletedBySize: 0, freedBytes: 0, remainingBytes: 0, remainingFiles: 0, skippedPinned: 0,
-      droppedMissing: 0, deletedUnindexed: 0, orphanEntries: 0,
+      deletedByAge: 0,
+      deletedBySize: 0,
+      freedBytes: 0,
+      remainingBytes: 0,
+      remainingFiles: 0,
+      skippedPinned: 0,
+      droppedMissing: 0,
+      deletedUnindexed: 0,
+      orphanEntries: 0,
     };
     const listed = opts.cacheDir ? await listCacheFiles(opts.cacheDir) : undefined;
     if (!listed) {
@@ -126,7 +133,12 @@ export function createCacheCleanup(opts: CacheCleanupOptions): CacheCleanup {
     const deleted = new Set<string>();
     for (const file of unindexedFiles(files, (key) => opts.index.get(key) !== undefined, now(), unindexedGraceMs)) {
       // Checked again just before the unlink: a save of this key may have recorded its entry meanwhile.
-      if (await remove(file, 'unindexed', stats, { stillDue: () => opts.index.get(file.name) === undefined, dropEntry: false })) {
+      if (
+        await remove(file, 'unindexed', stats, {
+          stillDue: () => opts.index.get(file.name) === undefined,
+          dropEntry: false,
+        })
+      ) {
         stats.deletedUnindexed++;
         deleted.add(file.name);
       }
@@ -146,7 +158,10 @@ export function createCacheCleanup(opts: CacheCleanupOptions): CacheCleanup {
     // A save that re-created the key replaced the entry object; a pin means one is writing it now.
     if (opts.index.get(meta.key) !== meta || opts.index.isPinned(meta.key)) return false;
     await dropMeta(meta.key);
-    opts.log.info({ key: meta.key, model: meta.model_id, backend: meta.backend }, 'cache entry dropped: its file is gone');
+    opts.log.info(
+      { key: meta.key, model: meta.model_id, backend: meta.backend },
+      'cache entry dropped: its file is gone',
+    );
     return true;
   }
 

@@ -25,7 +25,10 @@ function isKeyName(name: string): boolean {
  * another disk. A file is expected in CACHE_DIR when files of the same backend and model are there: other backends,
  * or behind llama-swap other models' servers, may save to another directory, and their entries are left alone.
  */
-export function entriesWithoutFile(entries: Iterable<CacheMeta>, listed: ReadonlySet<string>): { gone: CacheMeta[]; elsewhere: number } {
+export function entriesWithoutFile(
+  entries: Iterable<CacheMeta>,
+  listed: ReadonlySet<string>,
+): { gone: CacheMeta[]; elsewhere: number } {
   const all = [...entries];
   const savesHere = new Set(all.filter((meta) => listed.has(meta.key)).map(saverOf));
   const without = all.filter((meta) => !listed.has(meta.key));
@@ -37,7 +40,12 @@ export function entriesWithoutFile(entries: Iterable<CacheMeta>, listed: Readonl
  * Key-named files that no entry describes and that nobody has written for `graceMs`: a save in progress writes its
  * file before its entry exists, so a fresh file is never judged.
  */
-export function unindexedFiles(files: readonly CacheFile[], indexed: (key: string) => boolean, now: number, graceMs: number): CacheFile[] {
+export function unindexedFiles(
+  files: readonly CacheFile[],
+  indexed: (key: string) => boolean,
+  now: number,
+  graceMs: number,
+): CacheFile[] {
   return files.filter((f) => isKeyName(f.name) && !indexed(f.name) && now - f.mtimeMs > graceMs);
 }
 

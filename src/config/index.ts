@@ -12,7 +12,16 @@ import type { Config, VariableName } from './schema.js';
 export { ConfigError, HelpRequested } from './errors.js';
 export { helpText } from './help.js';
 export { CONFIG_VARIABLES } from './schema.js';
-export type { BackendConfig, BackendType, Config, ConfigVariable, LogFormat, LogLevel, SavePolicy, VariableName } from './schema.js';
+export type {
+  BackendConfig,
+  BackendType,
+  Config,
+  ConfigVariable,
+  LogFormat,
+  LogLevel,
+  SavePolicy,
+  VariableName,
+} from './schema.js';
 
 /**
  * Build the configuration from `argv` (without node and script: `process.argv.slice(2)`) and `env`.

@@ -24,14 +24,20 @@ function fileLines(path: string): string[] | { reason: string } {
   } catch (err) {
     return { reason: `cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? String(err)})` };
   }
-  return text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+  return text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
 }
 
 /** The keys named by one raw value: `@file` → its lines, else the comma-separated list. */
 function keysOf(raw: string): string[] | { reason: string } {
   const text = raw.trim();
   if (text.startsWith('@')) return fileLines(text.slice(1).trim());
-  return text.split(',').map((k) => k.trim()).filter((k) => k !== '');
+  return text
+    .split(',')
+    .map((k) => k.trim())
+    .filter((k) => k !== '');
 }
 
 /** The reason `keys` cannot be used, or undefined when they can. */
@@ -39,7 +45,8 @@ function problemOf(keys: string[] | { reason: string }, where: string): string |
   if (!Array.isArray(keys)) return keys.reason;
   if (keys.length === 0) return `expected at least one key ${where}`;
   const bad = keys.findIndex((k) => !KEY_CHARS.test(k));
-  if (bad >= 0) return `key ${bad + 1} holds a space or a character other than visible ASCII, which a header cannot carry`;
+  if (bad >= 0)
+    return `key ${bad + 1} holds a space or a character other than visible ASCII, which a header cannot carry`;
   return undefined;
 }
 

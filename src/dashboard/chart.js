@@ -59,18 +59,44 @@ export function chartSvg(binned, width) {
   const columns = bars.map((b, i) => {
     const x = PAD.left + i * slot;
     const tip = `${hhmm(b.t)}–${hhmm(b.t + barS)}: ${f.count(b.reused)} tokens reused, ${f.count(b.prefilled)} prefilled`;
-    return s('g', {},
+    return s(
+      'g',
+      {},
       s('title', {}, tip),
       s('rect', { class: 'bar-reused', x, width: barW, y: y(b.reused), height: y(0) - y(b.reused) }),
-      s('rect', { class: 'bar-prefilled', x, width: barW, y: y(b.reused + b.prefilled), height: y(b.reused) - y(b.reused + b.prefilled) }),
+      s('rect', {
+        class: 'bar-prefilled',
+        x,
+        width: barW,
+        y: y(b.reused + b.prefilled),
+        height: y(b.reused) - y(b.reused + b.prefilled),
+      }),
     );
   });
-  const labels = [0, Math.floor(bars.length / 2), bars.length].map((i, n) => s('text', {
-    class: 'axis', y: HEIGHT - 6, x: PAD.left + i * slot, 'text-anchor': ['start', 'middle', 'end'][n],
-  }, i === bars.length ? 'now' : hhmm(bars[i].t)));
+  const labels = [0, Math.floor(bars.length / 2), bars.length].map((i, n) =>
+    s(
+      'text',
+      {
+        class: 'axis',
+        y: HEIGHT - 6,
+        x: PAD.left + i * slot,
+        'text-anchor': ['start', 'middle', 'end'][n],
+      },
+      i === bars.length ? 'now' : hhmm(bars[i].t),
+    ),
+  );
 
-  return s('svg', {
-    width, height: HEIGHT, viewBox: `0 0 ${width} ${HEIGHT}`, role: 'img',
-    'aria-label': `Prefill tokens avoided per ${f.span(barS)}: ${f.count(reused)} in this window`,
-  }, grid, columns, labels);
+  return s(
+    'svg',
+    {
+      width,
+      height: HEIGHT,
+      viewBox: `0 0 ${width} ${HEIGHT}`,
+      role: 'img',
+      'aria-label': `Prefill tokens avoided per ${f.span(barS)}: ${f.count(reused)} in this window`,
+    },
+    grid,
+    columns,
+    labels,
+  );
 }

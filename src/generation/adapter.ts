@@ -62,7 +62,11 @@ export interface GenerationRequest {
  */
 export interface AnswerConversion {
   /** A whole answer (JSON, or any error status): what the client gets. */
-  whole(answer: { status: number; body: Buffer; contentType: string }): { status: number; body: Buffer | string; contentType: string };
+  whole(answer: { status: number; body: Buffer; contentType: string }): {
+    status: number;
+    body: Buffer | string;
+    contentType: string;
+  };
   /** A stream: a fresh converter per answer. */
   stream(): StreamConversion;
 }

@@ -26,10 +26,13 @@ export function recordSlotContent(
   }
   if (outcome.status >= 400) return;
   const previous = plan.slot.content;
-  const continues = previous?.big === true && previous.model === analysis.model &&
-    continuesBlocks(previous.blocks, analysis.blocks);
+  const continues =
+    previous?.big === true && previous.model === analysis.model && continuesBlocks(previous.blocks, analysis.blocks);
   const t = outcome.timings;
-  const nTokens = t?.cache_n !== undefined && t.prompt_n !== undefined ? t.cache_n + t.prompt_n + Math.max(0, (t.predicted_n ?? 1) - 1) : undefined;
+  const nTokens =
+    t?.cache_n !== undefined && t.prompt_n !== undefined
+      ? t.cache_n + t.prompt_n + Math.max(0, (t.predicted_n ?? 1) - 1)
+      : undefined;
   const parentKey = continues ? (previous.saved ? previous.key : previous.parentKey) : undefined;
   const parentTokens = continues ? (previous.saved ? previous.nTokens : previous.parentTokens) : undefined;
   const fingerprint = deps.backends.at(plan.slot.backend).knownFingerprint(analysis.model);
@@ -54,15 +57,21 @@ export function recordSlotContent(
  * the slot itself. Whatever the other slots of that backend were believed to hold is then doubtful too, and so is
  * the model identity: forget both, so the next requests restore from disk instead of trusting empty slots.
  */
-export function noticeLostSlot(deps: Pick<GenerationDeps, 'backends' | 'log'>, plan: SlotPlan, outcome: ForwardOutcome): void {
+export function noticeLostSlot(
+  deps: Pick<GenerationDeps, 'backends' | 'log'>,
+  plan: SlotPlan,
+  outcome: ForwardOutcome,
+): void {
   const t = outcome.timings;
   if (!plan.resident || !outcome.completed || t?.cache_n === undefined || t.prompt_n === undefined) return;
   if (t.prompt_n < LOST_SLOT_MIN_PROMPT || t.cache_n >= LOST_SLOT_MAX_REUSE) return;
   const backend = deps.backends.at(plan.slot.backend);
   // A backend that clears idle slots can clear one under a plan made just before (another request's launch).
   if (backend.behaviour.clearsIdleSlots()) return;
-  deps.log.warn({ backend: backend.url, slot: plan.slot.id, cache_n: t.cache_n, prompt_n: t.prompt_n },
-    'a slot had lost the conversation it was believed to hold (backend restarted?); forgetting what its slots held');
+  deps.log.warn(
+    { backend: backend.url, slot: plan.slot.id, cache_n: t.cache_n, prompt_n: t.prompt_n },
+    'a slot had lost the conversation it was believed to hold (backend restarted?); forgetting what its slots held',
+  );
   backend.forget(); // its idle slots: not plan.slot, which its request holds
 }
 
@@ -72,7 +81,11 @@ const LOST_SLOT_MAX_REUSE = 16;
 const LOST_SLOT_MIN_PROMPT = 64;
 
 /** Behind llama-swap or router mode, a request for another model is waiting: this model is about to be unloaded. */
-export function swapComing(deps: Pick<GenerationDeps, 'backends' | 'pending'>, backend: number, model: string): boolean {
+export function swapComing(
+  deps: Pick<GenerationDeps, 'backends' | 'pending'>,
+  backend: number,
+  model: string,
+): boolean {
   const kind = deps.backends.at(backend).client.kind;
   return (kind === 'llama-swap' || kind === 'router') && deps.pending.anyOtherThan(model);
 }

@@ -4,7 +4,8 @@ import { pyStrip } from '../prompt/python-compat.js';
 
 /** The body as an object, or a 400. */
 export function objectBody(body: unknown): Record<string, unknown> {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest('request body must be a JSON object');
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw badRequest('request body must be a JSON object');
   return body as Record<string, unknown>;
 }
 

@@ -65,12 +65,21 @@ function cacheable(request: GenerationRequest, analysis: PromptAnalysis): Prompt
   return request.cachePromptOff && analysis.big ? { ...analysis, big: false } : analysis;
 }
 
-async function serve(deps: GenerationDeps, gen: Generation, reply: FastifyReply, abort: AbortController, started: number): Promise<void> {
+async function serve(
+  deps: GenerationDeps,
+  gen: Generation,
+  reply: FastifyReply,
+  abort: AbortController,
+  started: number,
+): Promise<void> {
   const { analysis } = gen;
   const worthIt = (match: DiskMatch, slotLcp: number) => deps.policy.restoreWorthIt(analysis.model, match, slotLcp);
   const plan = await acquireSlot(deps, gen, abort, started, worthIt);
   if (!plan) {
-    logChat(deps, { api: gen.adapter.api, ...unplacedLine(analysis, 'client_gone', CLIENT_CLOSED_REQUEST, performance.now() - started) });
+    logChat(deps, {
+      api: gen.adapter.api,
+      ...unplacedLine(analysis, 'client_gone', CLIENT_CLOSED_REQUEST, performance.now() - started),
+    });
     // Nobody to answer: end the exchange here so the connection does not wait for a reply that never comes.
     reply.hijack();
     reply.raw.destroy();
@@ -88,7 +97,10 @@ async function serve(deps: GenerationDeps, gen: Generation, reply: FastifyReply,
     await runPlan(deps, plan, analysis, line);
     if (plan.skippedSave) noteSkipped(deps.rent, plan.skippedSave);
     await beforeTaskStart(deps, plan, line, analysis.model);
-    const call = gen.request.backendCall({ id_slot: plan.slot.id, ...(analysis.big && { cache_prompt: true as const }) });
+    const call = gen.request.backendCall({
+      id_slot: plan.slot.id,
+      ...(analysis.big && { cache_prompt: true as const }),
+    });
     line.forwardStarted = performance.now();
     // Its prefill: from now until the first byte of the answer (a stream's first event follows the prompt).
     const prefill = deps.activity.begin(backend.index);
@@ -108,9 +120,17 @@ async function serve(deps: GenerationDeps, gen: Generation, reply: FastifyReply,
     noticeLostSlot(deps, plan, outcome);
     recordSlotContent(deps, plan, analysis, outcome, gen.session);
     if (outcome.status < 400) void backend.checkSlotCount(analysis.model);
-    deps.policy.learnFromAnswer(analysis.model, { timings: outcome.timings, restore: line.restore, shared: !prefill.alone() });
+    deps.policy.learnFromAnswer(analysis.model, {
+      timings: outcome.timings,
+      restore: line.restore,
+      shared: !prefill.alone(),
+    });
     const content = plan.slot.content;
-    if (content?.big && !content.saved && deps.policy.savesAfterAnswer(() => swapComing(deps, backend.index, analysis.model))) {
+    if (
+      content?.big &&
+      !content.saved &&
+      deps.policy.savesAfterAnswer(() => swapComing(deps, backend.index, analysis.model))
+    ) {
       line.save = await deps.slotCache.save(plan.slot, content);
     }
   } catch (err) {
@@ -153,20 +173,31 @@ async function acquireSlot(
   }, OWN_SLOT_PATIENCE_MS);
   const request = { ...analysis, ...(gen.session !== undefined && { session: gen.session }) };
   return deps.pool
-    .acquire(analysis.model, (candidates) => pinPlannedFile(deps, planSlot({
-      request,
-      candidates,
-      diskMatch: (backend) => deps.diskMatch(backend, analysis),
-      lcpTh: deps.lcpTh,
-      restoreWorthIt: worthIt,
-      skipSave: deps.policy.skipSave,
-      waitForOwnSlot,
-    })), { timeoutMs: deps.acquireTimeoutMs, signal: abort.signal })
+    .acquire(
+      analysis.model,
+      (candidates) =>
+        pinPlannedFile(
+          deps,
+          planSlot({
+            request,
+            candidates,
+            diskMatch: (backend) => deps.diskMatch(backend, analysis),
+            lcpTh: deps.lcpTh,
+            restoreWorthIt: worthIt,
+            skipSave: deps.policy.skipSave,
+            waitForOwnSlot,
+          }),
+        ),
+      { timeoutMs: deps.acquireTimeoutMs, signal: abort.signal },
+    )
     .catch((err: unknown) => {
       if (abort.signal.aborted) return undefined;
       // Still one line per request: a 503 after ACQUIRE_TIMEOUT is exactly what an operator needs to see.
       const status = (err as { status?: number }).status ?? 500;
-      logChat(deps, { api: gen.adapter.api, ...unplacedLine(analysis, 'no_slot', status, performance.now() - started) });
+      logChat(deps, {
+        api: gen.adapter.api,
+        ...unplacedLine(analysis, 'no_slot', status, performance.now() - started),
+      });
       throw err;
     })
     .finally(() => clearTimeout(patience));
@@ -183,7 +214,12 @@ function pinPlannedFile(deps: GenerationDeps, plan: SlotPlan | undefined): SlotP
 }
 
 /** Carry out the disk side of the plan; the planned file's pin is released whatever happens. */
-async function runPlan(deps: GenerationDeps, plan: SlotPlan, analysis: PromptAnalysis, line: RequestLog): Promise<void> {
+async function runPlan(
+  deps: GenerationDeps,
+  plan: SlotPlan,
+  analysis: PromptAnalysis,
+  line: RequestLog,
+): Promise<void> {
   try {
     // Unless a launch elsewhere saved and cleared it meanwhile (a backend that clears idle slots).
     if (plan.saveFirst && plan.slot.content === plan.saveFirst && !plan.saveFirst.saved) {

@@ -33,7 +33,11 @@ export interface Forwarding {
 }
 
 /** Forward and answer the client. Throws only before anything was sent (the caller renders the error). */
-export async function forwardGeneration(client: LlamaClient, reply: FastifyReply, f: Forwarding): Promise<ForwardOutcome> {
+export async function forwardGeneration(
+  client: LlamaClient,
+  reply: FastifyReply,
+  f: Forwarding,
+): Promise<ForwardOutcome> {
   const onFirstByte = f.onFirstByte ?? (() => undefined);
   let res: UpstreamResponse;
   try {
@@ -69,7 +73,9 @@ async function relayWhole(
     throw err;
   }
   const contentType = String(res.headers['content-type'] ?? 'application/json; charset=utf-8');
-  const out = answer ? answer.whole({ status: res.status, body: buffer, contentType }) : { status: res.status, body: buffer, contentType };
+  const out = answer
+    ? answer.whole({ status: res.status, body: buffer, contentType })
+    : { status: res.status, body: buffer, contentType };
   await reply.code(out.status).header('content-type', out.contentType).send(out.body);
   return { status: res.status, completed: true, clientGone: false, timings: timingsOfAnswer(buffer) };
 }
@@ -99,7 +105,11 @@ async function relayStream(
     }
     // Headers are out: end the stream with an error event the way llama-server does, never a second status.
     const message = `backend stream broke: ${describeCause(err)}`;
-    raw.end(convert ? convert.error(message) : `data: ${JSON.stringify({ error: { message, type: 'server_error', param: null, code: 'backend_stream_error' } })}\n\n`);
+    raw.end(
+      convert
+        ? convert.error(message)
+        : `data: ${JSON.stringify({ error: { message, type: 'server_error', param: null, code: 'backend_stream_error' } })}\n\n`,
+    );
     return { status: 502, completed: false, clientGone: false, timings: tap.timings };
   }
   raw.end(convert?.end() ?? '');
@@ -111,7 +121,13 @@ async function relayStream(
  * token chunk), pausing the backend while the client's socket is full. Rejects when the backend stream fails or is
  * aborted.
  */
-function relayChunks(body: Readable, raw: ServerResponse, tap: SseTap, onFirstByte: () => void, convert: StreamConversion | undefined): Promise<void> {
+function relayChunks(
+  body: Readable,
+  raw: ServerResponse,
+  tap: SseTap,
+  onFirstByte: () => void,
+  convert: StreamConversion | undefined,
+): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const onDrain = () => body.resume();
     body.once('data', onFirstByte);

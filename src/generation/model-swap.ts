@@ -49,14 +49,20 @@ async function prepareOn(deps: ModelSwapDeps, backend: Backend, model: string, b
   if (!loaded.has(model)) await saveBeforeSwap(deps, backend, loaded, model);
   // Asking for the identity loads the model; only a big request (which may restore) on the only backend asks.
   if (big && deps.backends.all.length === 1) {
-    if (client.kind === 'router' && !loaded.has(model)) await client.loadModel(model, deps.loadTimeoutMs).catch(() => false);
+    if (client.kind === 'router' && !loaded.has(model))
+      await client.loadModel(model, deps.loadTimeoutMs).catch(() => false);
     await backend.fingerprint(model);
   } else if (loaded.has(model)) {
     await backend.fingerprint(model);
   }
 }
 
-async function saveBeforeSwap(deps: ModelSwapDeps, backend: Backend, loaded: Set<string>, model: string): Promise<void> {
+async function saveBeforeSwap(
+  deps: ModelSwapDeps,
+  backend: Backend,
+  loaded: Set<string>,
+  model: string,
+): Promise<void> {
   const { pool, skipSave } = deps;
   // llama-swap finishes the running model's requests in flight before it swaps, and from then on any slot action
   // sent to that model would load it again. So a busy slot is waited for (its content is only known once its
@@ -83,7 +89,17 @@ async function saveBeforeSwap(deps: ModelSwapDeps, backend: Backend, loaded: Set
         continue;
       }
       const result = await deps.slotCache.save(slot, content);
-      deps.log.info({ backend: backend.url, model: slot.model, slot: slot.id, key: shortKey(content.key), save: result, for_model: model }, 'saved before model swap');
+      deps.log.info(
+        {
+          backend: backend.url,
+          model: slot.model,
+          slot: slot.id,
+          key: shortKey(content.key),
+          save: result,
+          for_model: model,
+        },
+        'saved before model swap',
+      );
     } finally {
       pool.release(slot);
     }
@@ -95,5 +111,15 @@ function logSkipped(deps: ModelSwapDeps, backend: Backend, slot: SlotState, forM
   const skipped = evictionOf(slot, deps.skipSave).skippedSave;
   if (!skipped) return;
   noteSkipped(deps.rent, skipped);
-  deps.log.info({ backend: backend.url, model: slot.model, slot: slot.id, key: shortKey(skipped.content.key), skip: skipSummary(skipped), for_model: forModel }, 'not saved before model swap');
+  deps.log.info(
+    {
+      backend: backend.url,
+      model: slot.model,
+      slot: slot.id,
+      key: shortKey(skipped.content.key),
+      skip: skipSummary(skipped),
+      for_model: forModel,
+    },
+    'not saved before model swap',
+  );
 }

@@ -16,7 +16,10 @@ import type { RequestLog } from '../http/request-log.js';
 import type { GenerationDeps } from './deps.js';
 
 /** What keeping the picture true needs. */
-export type SlotTruthDeps = Pick<GenerationDeps, 'backends' | 'pool' | 'index' | 'diskMatch' | 'answerSaver' | 'launchGate' | 'log'>;
+export type SlotTruthDeps = Pick<
+  GenerationDeps,
+  'backends' | 'pool' | 'index' | 'diskMatch' | 'answerSaver' | 'launchGate' | 'log'
+>;
 type RestoreWorthIt = (match: DiskMatch, slotLcp: number) => boolean;
 
 /**
@@ -82,23 +85,36 @@ function checkDue(deps: SlotTruthDeps, plan: SlotPlan): boolean {
   return !deps.pool.all().some((slot) => slot.backend === backend && slot.busy && slot !== plan.slot);
 }
 
-function applyVerdict(deps: SlotTruthDeps, plan: SlotPlan, verdict: Exclude<SlotVerdict, 'confirmed'>, observed: ObservedSlots): void {
+function applyVerdict(
+  deps: SlotTruthDeps,
+  plan: SlotPlan,
+  verdict: Exclude<SlotVerdict, 'confirmed'>,
+  observed: ObservedSlots,
+): void {
   const { slot } = plan;
   const backend = deps.backends.at(slot.backend);
   const url = backend.url;
   deps.pool.forget(slot);
   if (verdict === 'cleared-idle') {
     if (backend.behaviour.noteClearsIdleSlots()) {
-      deps.log.warn({ backend: url },
+      deps.log.warn(
+        { backend: url },
         'the server clears idle slots when a task starts (llama-server default: unified KV, --cache-idle-slots); ' +
-        'saving idle slots before each task and restoring from disk from now on');
+          'saving idle slots before each task and restoring from disk from now on',
+      );
     }
     deps.pool.forgetIdleOn(slot.backend, (other) => other.model === slot.model && observed.get(other.id) === 0);
   } else if (verdict === 'restarted') {
-    deps.log.warn({ backend: url, slot: slot.id }, 'the server lost every slot (restarted?); forgetting what its slots held');
+    deps.log.warn(
+      { backend: url, slot: slot.id },
+      'the server lost every slot (restarted?); forgetting what its slots held',
+    );
     backend.forget();
   } else {
-    deps.log.warn({ backend: url, slot: slot.id }, 'the slot holds another conversation (another client?); forgetting it');
+    deps.log.warn(
+      { backend: url, slot: slot.id },
+      'the slot holds another conversation (another client?); forgetting it',
+    );
   }
 }
 
@@ -110,7 +126,12 @@ function applyVerdict(deps: SlotTruthDeps, plan: SlotPlan, verdict: Exclude<Slot
  * task that finished while the saves ran would otherwise be cleared unsaved (seen on the real server: a 5 ms save
  * was enough). So the two alternate until a round finds nothing new to save and no task of ours just finished.
  */
-export async function beforeTaskStart(deps: SlotTruthDeps, plan: SlotPlan, line: RequestLog, model: string): Promise<void> {
+export async function beforeTaskStart(
+  deps: SlotTruthDeps,
+  plan: SlotPlan,
+  line: RequestLog,
+  model: string,
+): Promise<void> {
   const backend = plan.slot.backend;
   const { behaviour } = deps.backends.at(backend);
   behaviour.noteTaskStart(plan.slot);
@@ -137,7 +158,9 @@ const MAX_SAVE_ROUNDS = 4;
  */
 async function letFinishedTasksEnd(deps: SlotTruthDeps, plan: SlotPlan, model: string): Promise<boolean> {
   const backend = deps.backends.at(plan.slot.backend);
-  const ours = deps.pool.all().filter((slot) => slot.backend === backend.index && slot !== plan.slot && backend.behaviour.launched(slot));
+  const ours = deps.pool
+    .all()
+    .filter((slot) => slot.backend === backend.index && slot !== plan.slot && backend.behaviour.launched(slot));
   if (ours.length === 0) return false;
   const body = await backend.client.slots(model, SLOTS_TIMEOUT_MS);
   const finished = ours.filter((slot) => slotProcessing(body, slot.id) === false);
@@ -170,11 +193,20 @@ export async function enterLaunchGate(
  * The task was sent: leave the gate once the server shows it running on its slot (GET /slots), or the answer
  * began or ended, or after a deadline (the gate must never stay shut).
  */
-export async function leaveLaunchGateWhenRunning(deps: SlotTruthDeps, plan: SlotPlan, model: string, answered: Promise<unknown>, pass: GatePass): Promise<void> {
+export async function leaveLaunchGateWhenRunning(
+  deps: SlotTruthDeps,
+  plan: SlotPlan,
+  model: string,
+  answered: Promise<unknown>,
+  pass: GatePass,
+): Promise<void> {
   const { slot } = plan;
   const client = deps.backends.at(slot.backend).client;
   let over = false;
-  answered.then(() => (over = true), () => (over = true));
+  answered.then(
+    () => (over = true),
+    () => (over = true),
+  );
   const deadline = performance.now() + LAUNCH_WAIT_MS;
   try {
     while (!over && performance.now() < deadline) {

@@ -43,7 +43,11 @@ function timingsOfUsage(usage: unknown): Timings | undefined {
   if (prompt === undefined) return undefined;
   const cached = num(u.prompt_tokens_details?.cached_tokens) ?? num(u.input_tokens_details?.cached_tokens) ?? 0;
   const predicted = num(u.completion_tokens) ?? num(u.output_tokens);
-  return { cache_n: cached, prompt_n: Math.max(0, prompt - cached), ...(predicted !== undefined && { predicted_n: predicted }) };
+  return {
+    cache_n: cached,
+    prompt_n: Math.max(0, prompt - cached),
+    ...(predicted !== undefined && { predicted_n: predicted }),
+  };
 }
 
 function num(v: unknown): number | undefined {

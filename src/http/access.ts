@@ -21,12 +21,21 @@ export function accessCheck(adminToken: string | null): AccessCheck {
         throw new ProxyError(401, 'missing_token', 'this API needs ADMIN_TOKEN: send "Authorization: Bearer <token>"');
       }
       // Digests have one length, so the comparison neither fails on length nor leaks it through its timing.
-      if (!timingSafeEqual(digest(presented), expected)) throw new ProxyError(401, 'invalid_token', 'wrong admin token');
+      if (!timingSafeEqual(digest(presented), expected))
+        throw new ProxyError(401, 'invalid_token', 'wrong admin token');
     };
   }
   return (request) => {
-    if (!isLoopbackAddress(request.socket.remoteAddress) || !isLoopbackHost(request.headers.host) || crossOrigin(request)) {
-      throw new ProxyError(403, 'loopback_only', 'without ADMIN_TOKEN this API answers only to clients on this machine (set ADMIN_TOKEN to reach it from elsewhere)');
+    if (
+      !isLoopbackAddress(request.socket.remoteAddress) ||
+      !isLoopbackHost(request.headers.host) ||
+      crossOrigin(request)
+    ) {
+      throw new ProxyError(
+        403,
+        'loopback_only',
+        'without ADMIN_TOKEN this API answers only to clients on this machine (set ADMIN_TOKEN to reach it from elsewhere)',
+      );
     }
   };
 }

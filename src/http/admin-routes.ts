@@ -44,11 +44,19 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminRouteDeps):
         case 'in_use':
           throw new ProxyError(409, 'entry_in_use', 'a save or restore is using this entry now; try again');
         case 'file_error':
-          throw new ProxyError(500, 'entry_not_removed', `the cache file could not be deleted (${removal.error}); entry kept`);
+          throw new ProxyError(
+            500,
+            'entry_not_removed',
+            `the cache file could not be deleted (${removal.error}); entry kept`,
+          );
       }
       // A slot still holds that content: it is no longer on disk, so it is saved again before being overwritten.
       deps.pool.markUnsaved(removal.key);
-      if (!removal.metaRemoved) deps.log.warn({ key: removal.key, err: removal.metaError }, 'meta removal failed; the entry comes back at the next start');
+      if (!removal.metaRemoved)
+        deps.log.warn(
+          { key: removal.key, err: removal.metaError },
+          'meta removal failed; the entry comes back at the next start',
+        );
       deps.log.info({ key: removal.key, file_removed: removal.fileRemoved }, 'cache entry deleted by the admin API');
       return { deleted: removal.key, file_removed: removal.fileRemoved, meta_removed: removal.metaRemoved };
     });
@@ -69,33 +77,73 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminRouteDeps):
       };
     });
 
-    scope.post<{ Params: { backend: string; id: string }; Querystring: { model?: string } }>('/proxycache/slots/:backend/:id/erase', async (request) => {
-      const backend = index(request.params.backend, deps.clients.length, 'backend');
-      const id = index(request.params.id, Number.MAX_SAFE_INTEGER, 'id');
-      const model = request.query.model;
-      const matches = deps.pool.all().filter((s) => s.backend === backend && s.id === id && !s.disabled && (model === undefined || s.model === '' || s.model === model));
-      if (matches.length === 0) throw new ProxyError(404, 'slot_not_found', `backend ${backend} has no slot ${id}${model === undefined ? '' : ` for model ${model}`} in use by the proxy`);
-      if (matches.length > 1) throw badRequest(`slot ${id} of backend ${backend} exists for several models: name one with ?model=`, 'model');
-      const slot = matches[0]!;
-      const slotModel = slot.model === '' ? (model ?? deps.defaultModel) : slot.model;
-      const result = await eraseSlot(deps.pool, deps.clients[backend]!, slot, slotModel, { timeoutMs: deps.eraseWaitMs }).catch((err: unknown) => {
-        if (err instanceof ProxyError && err.code === 'no_slot_available') {
-          throw new ProxyError(503, 'slot_busy', `slot ${id} stayed busy for ${deps.eraseWaitMs / 1000} s; try again`);
+    scope.post<{ Params: { backend: string; id: string }; Querystring: { model?: string } }>(
+      '/proxycache/slots/:backend/:id/erase',
+      async (request) => {
+        const backend = index(request.params.backend, deps.clients.length, 'backend');
+        const id = index(request.params.id, Number.MAX_SAFE_INTEGER, 'id');
+        const model = request.query.model;
+        const matches = deps.pool
+          .all()
+          .filter(
+            (s) =>
+              s.backend === backend &&
+              s.id === id &&
+              !s.disabled &&
+              (model === undefined || s.model === '' || s.model === model),
+          );
+        if (matches.length === 0)
+          throw new ProxyError(
+            404,
+            'slot_not_found',
+            `backend ${backend} has no slot ${id}${model === undefined ? '' : ` for model ${model}`} in use by the proxy`,
+          );
+        if (matches.length > 1)
+          throw badRequest(
+            `slot ${id} of backend ${backend} exists for several models: name one with ?model=`,
+            'model',
+          );
+        const slot = matches[0]!;
+        const slotModel = slot.model === '' ? (model ?? deps.defaultModel) : slot.model;
+        const result = await eraseSlot(deps.pool, deps.clients[backend]!, slot, slotModel, {
+          timeoutMs: deps.eraseWaitMs,
+        }).catch((err: unknown) => {
+          if (err instanceof ProxyError && err.code === 'no_slot_available') {
+            throw new ProxyError(
+              503,
+              'slot_busy',
+              `slot ${id} stayed busy for ${deps.eraseWaitMs / 1000} s; try again`,
+            );
+          }
+          throw err;
+        });
+        if (result.status !== undefined && !result.erased) {
+          throw new ProxyError(
+            502,
+            'erase_failed',
+            `the backend answered ${result.status} to the erase: ${JSON.stringify(result.body).slice(0, 200)}`,
+          );
         }
-        throw err;
-      });
-      if (result.status !== undefined && !result.erased) {
-        throw new ProxyError(502, 'erase_failed', `the backend answered ${result.status} to the erase: ${JSON.stringify(result.body).slice(0, 200)}`);
-      }
-      deps.log.info({ backend: deps.clients[backend]!.url, slot: id, model: slotModel, erased: result.erased }, 'slot erased by the admin API');
-      return { backend, slot: id, model: slotModel, erased: result.erased, ...(result.body && { response: result.body }) };
-    });
+        deps.log.info(
+          { backend: deps.clients[backend]!.url, slot: id, model: slotModel, erased: result.erased },
+          'slot erased by the admin API',
+        );
+        return {
+          backend,
+          slot: id,
+          model: slotModel,
+          erased: result.erased,
+          ...(result.body && { response: result.body }),
+        };
+      },
+    );
   });
 }
 
 /** A path segment that must be a non-negative integer below `limit`; 404 otherwise (no such thing to address). */
 function index(raw: string, limit: number, what: string): number {
   const n = /^\d{1,9}$/.test(raw) ? Number(raw) : NaN;
-  if (!(n < limit)) throw new ProxyError(404, `${what === 'backend' ? 'backend' : 'slot'}_not_found`, `no ${what} ${raw}`);
+  if (!(n < limit))
+    throw new ProxyError(404, `${what === 'backend' ? 'backend' : 'slot'}_not_found`, `no ${what} ${raw}`);
   return n;
 }

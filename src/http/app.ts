@@ -57,7 +57,8 @@ export function createApp(deps: AppDeps): FastifyInstance {
     // Health checks, scrapes and the dashboard are answered whatever the state; only real requests show that the
     // proxy serves again.
     const url = request.routeOptions.url ?? '';
-    if (reply.statusCode < 500 && url !== '/health' && !url.startsWith('/metrics') && !url.startsWith('/proxycache')) health.noteServed();
+    if (reply.statusCode < 500 && url !== '/health' && !url.startsWith('/metrics') && !url.startsWith('/proxycache'))
+      health.noteServed();
   });
   registerErrorHandler(app, log, config, (err) => health.noteInternalError(err));
   registerShutdownDrain(app, inflight, deps.shutdownGraceMs);

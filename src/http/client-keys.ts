@@ -42,7 +42,13 @@ export function presentedKeys(headers: FastifyRequest['headers']): string[] {
 /** Requests that need no key (see the module comment). */
 export function openWithoutKey(request: Pick<FastifyRequest, 'method' | 'routeOptions'>): boolean {
   const route = request.routeOptions.url ?? '';
-  if (request.method === 'OPTIONS' || route === '/health' || route === '/proxycache' || route.startsWith('/proxycache/')) return true;
+  if (
+    request.method === 'OPTIONS' ||
+    route === '/health' ||
+    route === '/proxycache' ||
+    route.startsWith('/proxycache/')
+  )
+    return true;
   return request.method === 'HEAD' && route === '/';
 }
 
@@ -55,7 +61,11 @@ export function registerClientKeys(app: FastifyInstance, keys: readonly string[]
     if (openWithoutKey(request)) return;
     const presented = presentedKeys(request.headers);
     if (presented.length === 0) {
-      throw new ProxyError(401, 'missing_api_key', 'an API key is required: send "Authorization: Bearer <key>" or "x-api-key: <key>"');
+      throw new ProxyError(
+        401,
+        'missing_api_key',
+        'an API key is required: send "Authorization: Bearer <key>" or "x-api-key: <key>"',
+      );
     }
     if (!presented.some(matches)) throw new ProxyError(401, 'invalid_api_key', 'invalid API key');
     // request.headers is the raw message's header object (a view of it when Fastify added headers).

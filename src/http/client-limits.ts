@@ -53,13 +53,21 @@ export function clientErrorHandler(log: Logger) {
   };
 }
 
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  408: 'Request Timeout',
+  431: 'Request Header Fields Too Large',
+};
 
 function clientError(err: Error & { code?: string }): ProxyError {
   if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-    return new ProxyError(408, 'request_timeout',
-      'the request was not received in time (CLIENT_HEADERS_TIMEOUT for the headers, CLIENT_BODY_TIMEOUT for the body)');
+    return new ProxyError(
+      408,
+      'request_timeout',
+      'the request was not received in time (CLIENT_HEADERS_TIMEOUT for the headers, CLIENT_BODY_TIMEOUT for the body)',
+    );
   }
-  if (err.code === 'HPE_HEADER_OVERFLOW') return new ProxyError(431, 'headers_too_large', 'the request headers are too large');
+  if (err.code === 'HPE_HEADER_OVERFLOW')
+    return new ProxyError(431, 'headers_too_large', 'the request headers are too large');
   return new ProxyError(400, 'bad_request', 'malformed HTTP request');
 }

@@ -23,7 +23,8 @@ const ASSETS: Record<string, string> = {
 
 /** The page builds its DOM from text nodes; this policy is the second line: no inline or foreign script at all. */
 const SECURITY_HEADERS = {
-  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  'content-security-policy':
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
   'cache-control': 'no-cache',
@@ -61,8 +62,12 @@ export function registerDashboardRoute(app: FastifyInstance, log: Logger): void 
     const path = name === 'index.html' ? '/proxycache/' : `/proxycache/${name}`;
     app.get(path, (_request, reply) => {
       const body = assets?.get(name);
-      if (!body) throw new ProxyError(404, 'not_found', 'the dashboard files are not installed (see the log at start-up)');
-      return reply.code(200).headers({ ...SECURITY_HEADERS, 'content-type': ASSETS[name]! }).send(body);
+      if (!body)
+        throw new ProxyError(404, 'not_found', 'the dashboard files are not installed (see the log at start-up)');
+      return reply
+        .code(200)
+        .headers({ ...SECURITY_HEADERS, 'content-type': ASSETS[name]! })
+        .send(body);
     });
   }
 }

@@ -24,7 +24,11 @@ export function registerErrorHandler(
     void reply.code(proxyError.status).send(render ? render(proxyError) : errorBodyFor(proxyError, request.url));
   });
   app.setNotFoundHandler((request, reply) => {
-    void reply.code(404).send(errorBodyFor(new ProxyError(404, 'not_found', `no route for ${request.method} ${request.url}`), request.url));
+    void reply
+      .code(404)
+      .send(
+        errorBodyFor(new ProxyError(404, 'not_found', `no route for ${request.method} ${request.url}`), request.url),
+      );
   });
 }
 
@@ -50,10 +54,16 @@ function toProxyError(error: FastifyError | ProxyError, maxBodyMb: number): Prox
   const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 600 ? error.statusCode : 500;
   if (status >= 500) return new ProxyError(status, 'internal_error', 'internal proxy error', { cause: error });
   if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-    return new ProxyError(413, 'body_too_large', `the request body is larger than MAX_BODY_MB (${maxBodyMb} MB)`, { cause: error });
+    return new ProxyError(413, 'body_too_large', `the request body is larger than MAX_BODY_MB (${maxBodyMb} MB)`, {
+      cause: error,
+    });
   }
-  const code = error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? 'unsupported_media_type'
-    : error.code?.startsWith('FST_ERR_CTP') ? 'invalid_json' : 'invalid_request';
+  const code =
+    error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
+      ? 'unsupported_media_type'
+      : error.code?.startsWith('FST_ERR_CTP')
+        ? 'invalid_json'
+        : 'invalid_request';
   const message = code === 'invalid_json' ? `invalid JSON body: ${error.message}` : error.message;
   return new ProxyError(status, code, message, { cause: error });
 }

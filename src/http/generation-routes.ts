@@ -19,7 +19,10 @@ import type { Inflight } from './inflight.js';
 /** Every managed route: its paths and its adapter. */
 const GENERATION_ROUTES: ReadonlyArray<{ paths: readonly string[]; adapter: GenerationAdapter }> = [
   { paths: ['/v1/chat/completions', '/chat/completions'], adapter: chatAdapter },
-  ...['/v1/completions', '/completions', '/completion'].map((path) => ({ paths: [path], adapter: completionAdapter(path) })),
+  ...['/v1/completions', '/completions', '/completion'].map((path) => ({
+    paths: [path],
+    adapter: completionAdapter(path),
+  })),
   { paths: ['/infill'], adapter: infillAdapter },
   { paths: ['/v1/responses', '/responses'], adapter: responsesAdapter },
   // llama-server serves Messages only under /v1 (and /v1/messages/count_tokens, passed through).

@@ -21,7 +21,10 @@ export type BackendState = 'ok' | 'loading' | 'error' | 'unreachable';
 export type HealthStatus = 'ok' | 'degraded' | 'loading' | 'unavailable' | 'failing';
 
 /** The overall status and HTTP status from the backends' states and whether the proxy itself keeps failing. */
-export function summariseHealth(states: readonly BackendState[], proxyFailing = false): { status: HealthStatus; httpStatus: 200 | 503 } {
+export function summariseHealth(
+  states: readonly BackendState[],
+  proxyFailing = false,
+): { status: HealthStatus; httpStatus: 200 | 503 } {
   if (proxyFailing) return { status: 'failing', httpStatus: 503 };
   const ok = states.filter((s) => s === 'ok').length;
   if (ok > 0) return { status: ok === states.length ? 'ok' : 'degraded', httpStatus: 200 };
@@ -41,7 +44,10 @@ export function registerHealthRoute(app: FastifyInstance, deps: HealthRouteDeps)
   app.get('/health', async (_request, reply) => {
     const backends = await Promise.all(deps.clients.map(probeBackend));
     const proxy = health.report();
-    const { status, httpStatus } = summariseHealth(backends.map((b) => b.state), proxy.status === 'failing');
+    const { status, httpStatus } = summariseHealth(
+      backends.map((b) => b.state),
+      proxy.status === 'failing',
+    );
     const slots = deps.slots();
     const body = {
       status,
@@ -58,7 +64,12 @@ async function probeBackend(client: LlamaClient) {
   const started = performance.now();
   const base = { url: client.url, kind: client.kind ?? 'unknown' };
   try {
-    const res = await client.forward({ method: 'GET', path: '/health', headers: {}, signal: AbortSignal.timeout(HEALTH_PROBE_TIMEOUT_MS) });
+    const res = await client.forward({
+      method: 'GET',
+      path: '/health',
+      headers: {},
+      signal: AbortSignal.timeout(HEALTH_PROBE_TIMEOUT_MS),
+    });
     const text = await readCapped(res.body);
     const state: BackendState = res.status >= 200 && res.status < 300 ? 'ok' : res.status === 503 ? 'loading' : 'error';
     return {

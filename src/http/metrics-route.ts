@@ -11,7 +11,11 @@ import type { ProxyMetrics } from '../observe/metrics.js';
 import { CLIENT_CLOSED_REQUEST } from '../generation/forward.js';
 import { responseHeadersForClient } from './upstream-headers.js';
 
-export function registerMetricsRoutes(app: FastifyInstance, metrics: ProxyMetrics, clients: readonly LlamaClient[]): void {
+export function registerMetricsRoutes(
+  app: FastifyInstance,
+  metrics: ProxyMetrics,
+  clients: readonly LlamaClient[],
+): void {
   app.addHook('onRequest', (request, reply, done) => {
     // On the socket's close, not onResponse: streamed chat answers are hijacked and never reach onResponse.
     reply.raw.once('close', () => {
@@ -29,7 +33,12 @@ export function registerMetricsRoutes(app: FastifyInstance, metrics: ProxyMetric
   app.get<{ Params: { index: string } }>('/metrics/backends/:index', async (request, reply) => {
     const index = /^\d+$/.test(request.params.index) ? Number(request.params.index) : NaN;
     const client = clients[index];
-    if (!client) throw new ProxyError(404, 'not_found', `no backend ${request.params.index}: backends are numbered 0 to ${clients.length - 1}`);
+    if (!client)
+      throw new ProxyError(
+        404,
+        'not_found',
+        `no backend ${request.params.index}: backends are numbered 0 to ${clients.length - 1}`,
+      );
     const abort = new AbortController();
     reply.raw.once('close', () => abort.abort());
     const res = await client.forward({ method: 'GET', path: '/metrics', headers: {}, signal: abort.signal });

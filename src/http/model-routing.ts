@@ -26,11 +26,21 @@ function chooseBackend(model: string | undefined, backends: readonly BackendMode
   const open = backends.findIndex((b) => b.kind === 'llama-server' || b.ids === undefined);
   if (open >= 0) return open;
   const known = [...new Set(backends.flatMap((b) => [...(b.ids ?? [])]))].sort();
-  throw new ProxyError(404, 'model_not_found', `model '${model}' is not served by any backend; available models: ${known.join(', ') || '(none answered)'}`, { param: 'model' });
+  throw new ProxyError(
+    404,
+    'model_not_found',
+    `model '${model}' is not served by any backend; available models: ${known.join(', ') || '(none answered)'}`,
+    { param: 'model' },
+  );
 }
 
 /** The model a passthrough request names, if any. */
-function requestedModel(target: string, body: Buffer | undefined, contentType: string | undefined, knownIds: ReadonlySet<string>): string | undefined {
+function requestedModel(
+  target: string,
+  body: Buffer | undefined,
+  contentType: string | undefined,
+  knownIds: ReadonlySet<string>,
+): string | undefined {
   const url = new URL(target, 'http://x');
   const upstream = upstreamModel(url.pathname, knownIds);
   if (upstream !== undefined) return upstream;
@@ -69,7 +79,9 @@ export function createModelRouter(clients: readonly LlamaClient[], timeoutMs: nu
 
   function lists(): Promise<BackendModels[]> {
     if (cached && performance.now() - cached.at < LIST_TTL_MS) return cached.lists;
-    const fresh = Promise.all(clients.map(async (client) => ({ kind: client.kind, ids: await modelIds(client, timeoutMs) })));
+    const fresh = Promise.all(
+      clients.map(async (client) => ({ kind: client.kind, ids: await modelIds(client, timeoutMs) })),
+    );
     cached = { at: performance.now(), lists: fresh };
     return fresh;
   }
@@ -86,7 +98,8 @@ export function createModelRouter(clients: readonly LlamaClient[], timeoutMs: nu
 }
 
 async function modelIds(client: LlamaClient, timeoutMs: number): Promise<Set<string> | undefined> {
-  const list = (await client.getJson('/v1/models', timeoutMs).catch(() => undefined)) as { data?: Array<{ id?: unknown; aliases?: unknown }> } | undefined;
+  const list = (await client.getJson('/v1/models', timeoutMs).catch(() => undefined)) as
+    { data?: Array<{ id?: unknown; aliases?: unknown }> } | undefined;
   if (!list || !Array.isArray(list.data)) return undefined;
   const ids = new Set<string>();
   for (const m of list.data) {

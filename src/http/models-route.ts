@@ -14,14 +14,21 @@ export function registerModelsRoute(app: FastifyInstance, clients: readonly Llam
       if (clients.length === 1) {
         const res = await clients[0]!.forward({ method: 'GET', path, headers: {}, signal: abort.signal });
         const type = String(res.headers['content-type'] ?? 'application/json; charset=utf-8');
-        return reply.code(res.status).header('content-type', type).send(await readText(res.body));
+        return reply
+          .code(res.status)
+          .header('content-type', type)
+          .send(await readText(res.body));
       }
       return mergedModels(clients, path, timeoutMs);
     });
   }
 }
 
-async function mergedModels(clients: readonly LlamaClient[], path: string, timeoutMs: number): Promise<Record<string, unknown>> {
+async function mergedModels(
+  clients: readonly LlamaClient[],
+  path: string,
+  timeoutMs: number,
+): Promise<Record<string, unknown>> {
   const lists = await Promise.all(clients.map((c) => c.getJson(path, timeoutMs).catch(() => undefined)));
   const answered = lists.filter((l): l is { data?: unknown[] } => typeof l === 'object' && l !== null);
   if (answered.length === 0) throw new ProxyError(502, 'backend_unreachable', 'no backend answered /v1/models');

@@ -51,6 +51,7 @@ function intParam(query: unknown, name: string, fallback: number, max: number): 
   const raw = (query as Record<string, unknown> | undefined)?.[name];
   if (raw === undefined || raw === '') return fallback;
   const n = typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : NaN;
-  if (!Number.isSafeInteger(n) || n < 1 || n > max) throw badRequest(`${name} must be an integer between 1 and ${max}`, name);
+  if (!Number.isSafeInteger(n) || n < 1 || n > max)
+    throw badRequest(`${name} must be an integer between 1 and ${max}`, name);
   return n;
 }

@@ -16,8 +16,10 @@ import type { Refusal } from './route-policy.js';
 import { requestHeadersForUpstream, responseHeadersForClient } from './upstream-headers.js';
 
 const REFUSAL_MESSAGES: Record<Refusal, string> = {
-  slots_managed_by_proxy: 'the slot API (slot actions and the slot list) is managed by proxycache and is not passed through',
-  models_managed_by_proxy: 'loading and unloading models is managed by proxycache (it saves their slots first) and is not passed through',
+  slots_managed_by_proxy:
+    'the slot API (slot actions and the slot list) is managed by proxycache and is not passed through',
+  models_managed_by_proxy:
+    'loading and unloading models is managed by proxycache (it saves their slots first) and is not passed through',
 };
 
 export interface PassthroughDeps {
@@ -38,7 +40,8 @@ export function registerPassthrough(scope: FastifyInstance, deps: PassthroughDep
   async function passThrough(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     const path = request.url;
     // Absolute-form targets (`GET http://host/path`) are for forward proxies; the backend expects a path.
-    if (!path.startsWith('/')) throw new ProxyError(400, 'invalid_request', 'the request target must be a path starting with /');
+    if (!path.startsWith('/'))
+      throw new ProxyError(400, 'invalid_request', 'the request target must be a path starting with /');
     const refusal = refusedRoute(path);
     if (refusal) throw new ProxyError(403, refusal, REFUSAL_MESSAGES[refusal]);
     const abort = new AbortController();

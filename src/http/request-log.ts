@@ -103,7 +103,13 @@ export class RequestLog {
 
   toJSON(backendUrl: string): ChatLogLine {
     const { analysis, plan, outcome } = this;
-    const decision: ChatDecision = plan.resident ? 'resident' : plan.restore ? 'restore' : analysis.big ? 'cold' : 'small';
+    const decision: ChatDecision = plan.resident
+      ? 'resident'
+      : plan.restore
+        ? 'restore'
+        : analysis.big
+          ? 'cold'
+          : 'small';
     return {
       ...(this.api && { api: this.api }),
       model: analysis.model,
@@ -125,7 +131,11 @@ export class RequestLog {
       ...(this.save && { save: this.save }),
       status: outcome?.status ?? (this.error as { status?: number } | undefined)?.status ?? 500,
       ...(outcome?.clientGone && { client_gone: true }),
-      ...(outcome?.timings && { cache_n: outcome.timings.cache_n, prompt_n: outcome.timings.prompt_n, prompt_ms: outcome.timings.prompt_ms }),
+      ...(outcome?.timings && {
+        cache_n: outcome.timings.cache_n,
+        prompt_n: outcome.timings.prompt_n,
+        prompt_ms: outcome.timings.prompt_ms,
+      }),
       total_ms: roundMs(performance.now() - this.started),
     };
   }

@@ -13,12 +13,20 @@ const RETRY_AFTER_SECONDS = 5;
  * Register the drain on `app`, which must be built with `return503OnClosing: false` (this hook answers instead, in
  * the OpenAI error shape). `inflight` holds the handlers still running.
  */
-export function registerShutdownDrain(app: FastifyInstance, inflight: ReadonlySet<Promise<unknown>>, graceMs: number): void {
+export function registerShutdownDrain(
+  app: FastifyInstance,
+  inflight: ReadonlySet<Promise<unknown>>,
+  graceMs: number,
+): void {
   let draining = false;
   app.addHook('onRequest', async (_request, reply) => {
     if (!draining) return;
     const error = new ProxyError(503, 'shutting_down', 'proxycache is shutting down; retry shortly');
-    return reply.code(503).header('retry-after', String(RETRY_AFTER_SECONDS)).header('connection', 'close').send(error.toJSON());
+    return reply
+      .code(503)
+      .header('retry-after', String(RETRY_AFTER_SECONDS))
+      .header('connection', 'close')
+      .send(error.toJSON());
   });
   app.addHook('preClose', async () => {
     draining = true;

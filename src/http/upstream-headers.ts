@@ -29,7 +29,14 @@ export function requestHeadersForUpstream(headers: Headers): Record<string, stri
   const drop = connectionNamed(headers);
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || drop.has(name) || name === 'accept-encoding' || name === 'expect') continue;
+    if (
+      value === undefined ||
+      HOP_BY_HOP.has(name) ||
+      drop.has(name) ||
+      name === 'accept-encoding' ||
+      name === 'expect'
+    )
+      continue;
     out[name] = Array.isArray(value) ? value.join(', ') : value;
   }
   return out;
@@ -49,6 +56,11 @@ export function responseHeadersForClient(headers: Headers): Record<string, strin
 /** The header names listed in `Connection` (lower case; `close` and `keep-alive` are options, harmless here). */
 function connectionNamed(headers: Headers): Set<string> {
   const value = headers.connection;
-  const text = Array.isArray(value) ? value.join(',') : value ?? '';
-  return new Set(text.split(',').map((t) => t.trim().toLowerCase()).filter((t) => t !== ''));
+  const text = Array.isArray(value) ? value.join(',') : (value ?? '');
+  return new Set(
+    text
+      .split(',')
+      .map((t) => t.trim().toLowerCase())
+      .filter((t) => t !== ''),
+  );
 }

@@ -36,7 +36,12 @@ export class BackendProbe {
 async function probe(client: LlamaClient): Promise<BackendReport> {
   let reachable = false;
   try {
-    const res = await client.forward({ method: 'GET', path: '/health', headers: {}, signal: AbortSignal.timeout(PROBE_TIMEOUT_MS) });
+    const res = await client.forward({
+      method: 'GET',
+      path: '/health',
+      headers: {},
+      signal: AbortSignal.timeout(PROBE_TIMEOUT_MS),
+    });
     res.body.resume();
     // Any answer, even 503 "loading model", means the server is there.
     reachable = true;

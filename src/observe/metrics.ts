@@ -68,29 +68,97 @@ export function createMetrics(src: MetricsSources): ProxyMetrics {
   collectDefaultMetrics({ register: registry });
   const reg = { registers: [registry] };
 
-  new Gauge({ ...reg, name: 'proxycache_build_info', help: 'Always 1; the proxy version as a label', labelNames: ['version'] })
-    .set({ version: src.version }, 1);
-  const http = new Counter({ ...reg, name: 'proxycache_http_requests_total', help: 'HTTP requests answered, by route pattern, API and status', labelNames: ['route', 'api', 'status'] });
-  const chats = new Counter({ ...reg, name: 'proxycache_chat_requests_total', help: 'Chat requests by cache outcome: resident, restored, cold, small (not worth caching), skipped (no slot got)', labelNames: ['outcome'] });
-  const reused = new Counter({ ...reg, name: 'proxycache_prompt_tokens_reused_total', help: 'Prompt tokens the backend took from its KV cache (timings.cache_n)' });
-  const prefilled = new Counter({ ...reg, name: 'proxycache_prompt_tokens_prefilled_total', help: 'Prompt tokens the backend computed (timings.prompt_n)' });
-  const saved = new Counter({ ...reg, name: 'proxycache_prefill_saved_seconds_total', help: 'Estimated prefill time avoided: reused tokens at the model\'s measured prefill speed' });
+  new Gauge({
+    ...reg,
+    name: 'proxycache_build_info',
+    help: 'Always 1; the proxy version as a label',
+    labelNames: ['version'],
+  }).set({ version: src.version }, 1);
+  const http = new Counter({
+    ...reg,
+    name: 'proxycache_http_requests_total',
+    help: 'HTTP requests answered, by route pattern, API and status',
+    labelNames: ['route', 'api', 'status'],
+  });
+  const chats = new Counter({
+    ...reg,
+    name: 'proxycache_chat_requests_total',
+    help: 'Chat requests by cache outcome: resident, restored, cold, small (not worth caching), skipped (no slot got)',
+    labelNames: ['outcome'],
+  });
+  const reused = new Counter({
+    ...reg,
+    name: 'proxycache_prompt_tokens_reused_total',
+    help: 'Prompt tokens the backend took from its KV cache (timings.cache_n)',
+  });
+  const prefilled = new Counter({
+    ...reg,
+    name: 'proxycache_prompt_tokens_prefilled_total',
+    help: 'Prompt tokens the backend computed (timings.prompt_n)',
+  });
+  const saved = new Counter({
+    ...reg,
+    name: 'proxycache_prefill_saved_seconds_total',
+    help: "Estimated prefill time avoided: reused tokens at the model's measured prefill speed",
+  });
   const wait = new Histogram({
-    ...reg, name: 'proxycache_slot_wait_seconds', help: 'Time a chat request waited for a slot',
+    ...reg,
+    name: 'proxycache_slot_wait_seconds',
+    help: 'Time a chat request waited for a slot',
     buckets: [0.001, 0.005, 0.025, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
   });
-  const ops = new Counter({ ...reg, name: 'proxycache_cache_operations_total', help: 'Slot saves and restores, by action and result (ok, failed)', labelNames: ['action', 'result'] });
-  const opFailures = new Counter({ ...reg, name: 'proxycache_cache_operation_failures_total', help: 'Failed slot saves and restores, by action and reason', labelNames: ['action', 'reason'] });
+  const ops = new Counter({
+    ...reg,
+    name: 'proxycache_cache_operations_total',
+    help: 'Slot saves and restores, by action and result (ok, failed)',
+    labelNames: ['action', 'result'],
+  });
+  const opFailures = new Counter({
+    ...reg,
+    name: 'proxycache_cache_operation_failures_total',
+    help: 'Failed slot saves and restores, by action and reason',
+    labelNames: ['action', 'reason'],
+  });
   const opSeconds = new Histogram({
-    ...reg, name: 'proxycache_cache_operation_duration_seconds', help: 'Wall time of slot saves and restores (as the waiting request saw it)', labelNames: ['action'],
+    ...reg,
+    name: 'proxycache_cache_operation_duration_seconds',
+    help: 'Wall time of slot saves and restores (as the waiting request saw it)',
+    labelNames: ['action'],
     buckets: [0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
   });
-  const opBytes = new Counter({ ...reg, name: 'proxycache_cache_operation_bytes_total', help: 'Bytes written by saves and read by restores, as the backend reported', labelNames: ['action'] });
-  const opTokens = new Counter({ ...reg, name: 'proxycache_cache_operation_tokens_total', help: 'Tokens saved and restored, as the backend reported', labelNames: ['action'] });
-  const cleanupRuns = new Counter({ ...reg, name: 'proxycache_cleanup_runs_total', help: 'Cleanup runs that looked at CACHE_DIR' });
-  const cleanupDeleted = new Counter({ ...reg, name: 'proxycache_cleanup_deleted_files_total', help: 'Cache files deleted by cleanup, by reason (age, size, unindexed)', labelNames: ['reason'] });
-  const cleanupDropped = new Counter({ ...reg, name: 'proxycache_cleanup_dropped_entries_total', help: 'Index entries dropped by cleanup because their file was gone' });
-  const cleanupFreed = new Counter({ ...reg, name: 'proxycache_cleanup_freed_bytes_total', help: 'Bytes freed by cleanup' });
+  const opBytes = new Counter({
+    ...reg,
+    name: 'proxycache_cache_operation_bytes_total',
+    help: 'Bytes written by saves and read by restores, as the backend reported',
+    labelNames: ['action'],
+  });
+  const opTokens = new Counter({
+    ...reg,
+    name: 'proxycache_cache_operation_tokens_total',
+    help: 'Tokens saved and restored, as the backend reported',
+    labelNames: ['action'],
+  });
+  const cleanupRuns = new Counter({
+    ...reg,
+    name: 'proxycache_cleanup_runs_total',
+    help: 'Cleanup runs that looked at CACHE_DIR',
+  });
+  const cleanupDeleted = new Counter({
+    ...reg,
+    name: 'proxycache_cleanup_deleted_files_total',
+    help: 'Cache files deleted by cleanup, by reason (age, size, unindexed)',
+    labelNames: ['reason'],
+  });
+  const cleanupDropped = new Counter({
+    ...reg,
+    name: 'proxycache_cleanup_dropped_entries_total',
+    help: 'Index entries dropped by cleanup because their file was gone',
+  });
+  const cleanupFreed = new Counter({
+    ...reg,
+    name: 'proxycache_cleanup_freed_bytes_total',
+    help: 'Bytes freed by cleanup',
+  });
   let lastCleanup: CleanupStats | undefined;
 
   registerStateGauges(src, reg, () => lastCleanup);
@@ -127,11 +195,18 @@ export function createMetrics(src: MetricsSources): ProxyMetrics {
 }
 
 /** Gauges of state, computed at scrape time. */
-function registerStateGauges(src: MetricsSources, reg: { registers: Registry[] }, lastCleanup: () => CleanupStats | undefined): void {
+function registerStateGauges(
+  src: MetricsSources,
+  reg: { registers: Registry[] },
+  lastCleanup: () => CleanupStats | undefined,
+): void {
   const slotLabels = ['backend', 'model'];
   const slotGauge = (name: string, help: string, counts: (slot: SlotState) => boolean) =>
     new Gauge({
-      ...reg, name, help, labelNames: slotLabels,
+      ...reg,
+      name,
+      help,
+      labelNames: slotLabels,
       collect() {
         this.reset();
         for (const slot of src.slots()) {
@@ -141,19 +216,35 @@ function registerStateGauges(src: MetricsSources, reg: { registers: Registry[] }
         }
       },
     });
-  slotGauge('proxycache_slots', 'Slots in use by the proxy, per backend and model (model "" = every model of a plain llama-server)', () => true);
+  slotGauge(
+    'proxycache_slots',
+    'Slots in use by the proxy, per backend and model (model "" = every model of a plain llama-server)',
+    () => true,
+  );
   slotGauge('proxycache_slots_busy', 'Slots serving a request or a save now', (s) => s.busy);
-  slotGauge('proxycache_slots_big_content', 'Slots holding a big (cache-worthy) prompt', (s) => s.content?.big === true);
-  slotGauge('proxycache_slots_unsaved', 'Slots whose big content is not on disk and would be saved before being overwritten', (s) => src.unsaved(s));
+  slotGauge(
+    'proxycache_slots_big_content',
+    'Slots holding a big (cache-worthy) prompt',
+    (s) => s.content?.big === true,
+  );
+  slotGauge(
+    'proxycache_slots_unsaved',
+    'Slots whose big content is not on disk and would be saved before being overwritten',
+    (s) => src.unsaved(s),
+  );
 
   new Gauge({
-    ...reg, name: 'proxycache_cache_entries', help: 'Entries in the prefix index (cache files the proxy may restore)',
+    ...reg,
+    name: 'proxycache_cache_entries',
+    help: 'Entries in the prefix index (cache files the proxy may restore)',
     collect() {
       this.set(src.entryCount());
     },
   });
   new Gauge({
-    ...reg, name: 'proxycache_cache_entry_bytes', help: 'Sum of the index entries\' file sizes, as the backend reported at save time',
+    ...reg,
+    name: 'proxycache_cache_entry_bytes',
+    help: "Sum of the index entries' file sizes, as the backend reported at save time",
     collect() {
       let bytes = 0;
       for (const meta of src.entries()) bytes += meta.file_bytes ?? 0;
@@ -161,21 +252,28 @@ function registerStateGauges(src: MetricsSources, reg: { registers: Registry[] }
     },
   });
   new Gauge({
-    ...reg, name: 'proxycache_cache_dir_bytes', help: 'Bytes of the cache files in CACHE_DIR, as of the last cleanup run',
+    ...reg,
+    name: 'proxycache_cache_dir_bytes',
+    help: 'Bytes of the cache files in CACHE_DIR, as of the last cleanup run',
     collect() {
       const stats = lastCleanup();
       if (stats) this.set(stats.remainingBytes);
     },
   });
   new Gauge({
-    ...reg, name: 'proxycache_cache_dir_files', help: 'Cache files in CACHE_DIR, as of the last cleanup run',
+    ...reg,
+    name: 'proxycache_cache_dir_files',
+    help: 'Cache files in CACHE_DIR, as of the last cleanup run',
     collect() {
       const stats = lastCleanup();
       if (stats) this.set(stats.remainingFiles);
     },
   });
   new Gauge({
-    ...reg, name: 'proxycache_backend_up', help: 'Whether the backend answered its last probe (GET /health, at most every 2 s)', labelNames: ['backend'],
+    ...reg,
+    name: 'proxycache_backend_up',
+    help: 'Whether the backend answered its last probe (GET /health, at most every 2 s)',
+    labelNames: ['backend'],
     async collect() {
       const reports = await src.backendReports();
       this.reset();
@@ -183,7 +281,10 @@ function registerStateGauges(src: MetricsSources, reg: { registers: Registry[] }
     },
   });
   new Gauge({
-    ...reg, name: 'proxycache_backend_info', help: 'Always 1; the backend\'s kind (llama-server, llama-swap, router, unknown) as a label', labelNames: ['backend', 'kind'],
+    ...reg,
+    name: 'proxycache_backend_info',
+    help: "Always 1; the backend's kind (llama-server, llama-swap, router, unknown) as a label",
+    labelNames: ['backend', 'kind'],
     collect() {
       this.reset();
       for (const client of src.clients) this.set({ backend: client.url, kind: client.kind ?? 'unknown' }, 1);

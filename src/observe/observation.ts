@@ -20,7 +20,8 @@ export interface Observation {
 }
 
 export interface ObservationDeps {
-  clients: ReadonlyArray<{ readonly url: string; readonly kind: BackendKind | undefined }> & ConstructorParameters<typeof BackendProbe>[0];
+  clients: ReadonlyArray<{ readonly url: string; readonly kind: BackendKind | undefined }> &
+    ConstructorParameters<typeof BackendProbe>[0];
   slots: () => readonly SlotState[];
   entries: () => Iterable<CacheMeta>;
   entryCount: () => number;

@@ -44,8 +44,14 @@ export class Observer {
   private readonly lastPrefill = new Map<string, number>();
   private readonly listeners: RecordListener[] = [];
   private readonly totals = {
-    requests: 0, reused: 0, prefilled: 0, savedSeconds: 0,
-    decisions: { resident: 0, restore: 0, cold: 0, small: 0, no_slot: 0, client_gone: 0 } as Record<ChatDecision, number>,
+    requests: 0,
+    reused: 0,
+    prefilled: 0,
+    savedSeconds: 0,
+    decisions: { resident: 0, restore: 0, cold: 0, small: 0, no_slot: 0, client_gone: 0 } as Record<
+      ChatDecision,
+      number
+    >,
   };
   private readonly now: () => number;
 
@@ -66,7 +72,8 @@ export class Observer {
     t.reused += record.cache_n ?? 0;
     t.prefilled += record.prompt_n ?? 0;
     t.savedSeconds += saved;
-    if (record.cache_n !== null || record.prompt_n !== null) this.history.add(at, record.cache_n ?? 0, record.prompt_n ?? 0, saved);
+    if (record.cache_n !== null || record.prompt_n !== null)
+      this.history.add(at, record.cache_n ?? 0, record.prompt_n ?? 0, saved);
     for (const listener of this.listeners) {
       try {
         listener(record, saved);

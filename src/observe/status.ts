@@ -12,7 +12,10 @@ import type { Totals } from './observer.js';
 import { shortKey } from '../cache/meta-file.js';
 
 /** Speeds learnt per model (see RestoreEconomics.speeds). */
-type Speeds = ReadonlyMap<string, { prefillMsPerToken?: number; saveMsPerToken?: number; restoreMsPerToken?: number; restoresEnabled: boolean }>;
+type Speeds = ReadonlyMap<
+  string,
+  { prefillMsPerToken?: number; saveMsPerToken?: number; restoreMsPerToken?: number; restoresEnabled: boolean }
+>;
 
 export interface StatusSources {
   version: string;
@@ -56,14 +59,16 @@ export function buildStatus(src: StatusSources, reports: readonly BackendReport[
 
 /** Every index entry, newest first. */
 export function buildEntries(entries: Iterable<CacheMeta>, now: number): Record<string, unknown> {
-  const list = [...entries].sort((a, b) => b.timestamp - a.timestamp).map((meta) => ({
-    key: meta.key,
-    model: meta.model_id,
-    tokens: meta.n_tokens ?? null,
-    bytes: meta.file_bytes ?? null,
-    age_s: Math.max(0, Math.round(now / 1000 - meta.timestamp)),
-    backend: meta.backend ?? null,
-  }));
+  const list = [...entries]
+    .sort((a, b) => b.timestamp - a.timestamp)
+    .map((meta) => ({
+      key: meta.key,
+      model: meta.model_id,
+      tokens: meta.n_tokens ?? null,
+      bytes: meta.file_bytes ?? null,
+      age_s: Math.max(0, Math.round(now / 1000 - meta.timestamp)),
+      backend: meta.backend ?? null,
+    }));
   return { entries: list };
 }
 
@@ -85,7 +90,13 @@ function slotView(slot: SlotState): Record<string, unknown> {
     disabled: slot.disabled,
     last_used: slot.lastUsedAt === undefined ? null : new Date(slot.lastUsedAt).toISOString(),
     content: content
-      ? { key: shortKey(content.key), model: content.model, tokens: content.nTokens ?? null, big: content.big, saved: content.saved }
+      ? {
+          key: shortKey(content.key),
+          model: content.model,
+          tokens: content.nTokens ?? null,
+          big: content.big,
+          saved: content.saved,
+        }
       : null,
   };
 }

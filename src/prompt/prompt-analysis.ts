@@ -70,7 +70,13 @@ function contentText(content: unknown): string {
   if (content === null || typeof content === 'boolean' || typeof content === 'number') {
     return pyStrip(pyScalarStr(content));
   }
-  if (Array.isArray(content)) return pyStrip(content.map(partText).filter((t) => t !== undefined).join('\n'));
+  if (Array.isArray(content))
+    return pyStrip(
+      content
+        .map(partText)
+        .filter((t) => t !== undefined)
+        .join('\n'),
+    );
   return pyStrip(JSON.stringify(content) ?? '');
 }
 

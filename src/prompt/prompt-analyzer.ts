@@ -71,7 +71,11 @@ export class PromptAnalyzer {
       return this.analyzeWithMemo(body);
     } catch {
       this.clear();
-      return analyzeParts(requestModel(body, this.opts.modelId), body.parts ?? canonicalParts(body.messages ?? []), this.opts);
+      return analyzeParts(
+        requestModel(body, this.opts.modelId),
+        body.parts ?? canonicalParts(body.messages ?? []),
+        this.opts,
+      );
     }
   }
 

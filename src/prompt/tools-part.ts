@@ -19,8 +19,14 @@ export function toolsPart(tools: unknown): string | undefined {
     if (typeof tool !== 'object' || tool === null) continue;
     const { type, function: fn } = tool as { type?: unknown; function?: unknown };
     if (type !== undefined && type !== 'function') continue;
-    const definition = (typeof fn === 'object' && fn !== null ? fn : tool) as { name?: unknown; description?: unknown; parameters?: unknown };
-    lines.push(JSON.stringify({ name: definition.name, description: definition.description, parameters: definition.parameters }));
+    const definition = (typeof fn === 'object' && fn !== null ? fn : tool) as {
+      name?: unknown;
+      description?: unknown;
+      parameters?: unknown;
+    };
+    lines.push(
+      JSON.stringify({ name: definition.name, description: definition.description, parameters: definition.parameters }),
+    );
   }
   return lines.length > 0 ? lines.join('\n') : undefined;
 }

@@ -93,7 +93,7 @@ export class WordBlockHasher {
     let inBlock = this.inBlock;
     let wordCount = this.wordCount;
     let inWord = false;
-    for (let i = start; i < n; ) {
+    for (let i = start; i < n;) {
       const b = buf[i]!;
       let len = 1;
       let word: boolean;

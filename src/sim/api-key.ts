@@ -11,7 +11,10 @@ const PUBLIC_PATHS = new Set(['/health', '/v1/health', '/']);
 
 /** The keys of `--api-key`; an empty list turns the check off. */
 export function parseApiKeys(value: string | undefined): string[] {
-  return (value ?? '').split(',').map((k) => k.trim()).filter((k) => k !== '');
+  return (value ?? '')
+    .split(',')
+    .map((k) => k.trim())
+    .filter((k) => k !== '');
 }
 
 /** Whether llama-server would answer this request with 401. */

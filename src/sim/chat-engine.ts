@@ -44,10 +44,20 @@ export interface ChatOutcome {
 export type TokenSink = (piece: string, sofar: Readonly<ChatOutcome>) => void;
 
 /** Schedules and runs `task`; never rejects for an abort (the outcome says `aborted`). */
-export async function runChat(inst: ModelInstance, task: ChatTask, onToken: TokenSink, signal: AbortSignal): Promise<ChatOutcome> {
+export async function runChat(
+  inst: ModelInstance,
+  task: ChatTask,
+  onToken: TokenSink,
+  signal: AbortSignal,
+): Promise<ChatOutcome> {
   let outcome: ChatOutcome;
   try {
-    outcome = await inst.scheduler.run(task.idSlot, task.prompt, (slot, how) => runOnSlot(inst, slot, how, task, onToken, signal), signal);
+    outcome = await inst.scheduler.run(
+      task.idSlot,
+      task.prompt,
+      (slot, how) => runOnSlot(inst, slot, how, task, onToken, signal),
+      signal,
+    );
   } catch (err) {
     if (!(err instanceof AbortedError)) throw err;
     outcome = emptyOutcome(-1);
@@ -101,11 +111,13 @@ async function runOnSlot(
     slot.tokens = prompt.slice(0, out.cacheN);
     slot.reuseBlocked = false;
     let processed = 0;
-    const promptMs = await inst.engine.prefill(out.promptN, signal, (done) => (processed = done)).catch((err: unknown) => {
-      // Keep what the prefill got through before the client left.
-      slot.tokens = prompt.slice(0, out.cacheN + Math.min(processed, out.promptN - 1));
-      throw err;
-    });
+    const promptMs = await inst.engine
+      .prefill(out.promptN, signal, (done) => (processed = done))
+      .catch((err: unknown) => {
+        // Keep what the prefill got through before the client left.
+        slot.tokens = prompt.slice(0, out.cacheN + Math.min(processed, out.promptN - 1));
+        throw err;
+      });
     out.promptMs = round3(promptMs);
     slot.tokens = prompt;
     const next = replyGenerator(task.promptText);

@@ -43,7 +43,13 @@ export async function handleChat(inst: ModelInstance, ex: Exchange): Promise<voi
   if (!outcome) return;
   if (!stream) {
     return sendJson(ex, 200, {
-      choices: [{ finish_reason: outcome.finishReason, index: 0, message: { role: 'assistant', content: outcome.predicted.join('') } }],
+      choices: [
+        {
+          finish_reason: outcome.finishReason,
+          index: 0,
+          message: { role: 'assistant', content: outcome.predicted.join('') },
+        },
+      ],
       created: head.created,
       model: head.model,
       system_fingerprint: BUILD_INFO,

@@ -58,7 +58,11 @@ export function parseChatRequest(raw: Buffer): ParsedChat {
     ...reply,
     // -1 is llama-server's "any slot"; other ids wrap modulo the slot count.
     idSlot: idSlot === undefined || idSlot === -1 ? undefined : idSlot,
-    params: bodySampling(body, reply, stream, { chat_format: 'peg-native', reasoning_format: 'deepseek', generation_prompt: GENERATION_PROMPT }),
+    params: bodySampling(body, reply, stream, {
+      chat_format: 'peg-native',
+      reasoning_format: 'deepseek',
+      generation_prompt: GENERATION_PROMPT,
+    }),
   };
   return { ok: true, task, stream, includeUsage, model: typeof body.model === 'string' ? body.model : undefined };
 }

@@ -10,8 +10,10 @@ import { isObject } from './http-io.js';
 /** One OpenAI chat tool as the template sees it (`{type: 'function', function: {...}}`). */
 export type ChatTool = Record<string, unknown>;
 
-const TOOLS_HEAD = '# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>';
-const TOOLS_TAIL = '\n</tools>\n\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>';
+const TOOLS_HEAD =
+  '# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>';
+const TOOLS_TAIL =
+  '\n</tools>\n\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{"name": <function-name>, "arguments": <args-json-object>}\n</tool_call>';
 
 /**
  * The system message's content with the tools section after it (the template's `system content + "\n\n"` when the
@@ -27,7 +29,10 @@ export function systemWithTools(system: string | undefined, tools: readonly Chat
 /** Jinja's `tojson` as llama.cpp's engine prints it (measured): Python's `json.dumps` with `ensure_ascii=False`. */
 export function pyJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(pyJson).join(', ')}]`;
-  if (isObject(value)) return `{${Object.entries(value).map(([k, v]) => `${JSON.stringify(k)}: ${pyJson(v)}`).join(', ')}}`;
+  if (isObject(value))
+    return `{${Object.entries(value)
+      .map(([k, v]) => `${JSON.stringify(k)}: ${pyJson(v)}`)
+      .join(', ')}}`;
   return JSON.stringify(value) ?? 'null';
 }
 
@@ -37,7 +42,8 @@ export function pyJson(value: unknown): string {
  */
 export function parseChatTools(tools: unknown): ChatTool[] | string {
   if (tools === undefined || tools === null) return [];
-  if (!Array.isArray(tools)) return `Failed to parse tools: Expected 'tools' to be an array, got ${JSON.stringify(tools)}; tools = ${JSON.stringify(tools)}`;
+  if (!Array.isArray(tools))
+    return `Failed to parse tools: Expected 'tools' to be an array, got ${JSON.stringify(tools)}; tools = ${JSON.stringify(tools)}`;
   for (const tool of tools) {
     if (!isObject(tool) || tool.type !== 'function' || !isObject(tool.function)) {
       return `Failed to parse tools: Unsupported tool type: ${JSON.stringify(tool)}; tools = ${JSON.stringify(tools, null, 2)}`;

@@ -59,8 +59,23 @@ function num(value: string | undefined, flag: string): number | undefined {
 
 /** Parses the flags into simulator options; 'help' when help was asked for. Throws on a bad flag or value. */
 export function parseSimArgs(argv: string[]): SimOptions | 'help' {
-  const strings = ['mode', 'models', 'n-slots', 'n-ctx', 'host', 'port', 'slot-save-path', 'cache-ram',
-    'slot-prompt-similarity', 'restore-gives-no-reuse', 'max-running', 'models-max', 'engine', 'api-key', ...Object.keys(COST_FLAGS)];
+  const strings = [
+    'mode',
+    'models',
+    'n-slots',
+    'n-ctx',
+    'host',
+    'port',
+    'slot-save-path',
+    'cache-ram',
+    'slot-prompt-similarity',
+    'restore-gives-no-reuse',
+    'max-running',
+    'models-max',
+    'engine',
+    'api-key',
+    ...Object.keys(COST_FLAGS),
+  ];
   const booleans = ['no-cache-idle-slots', 'kv-unified', 'no-kv-unified', 'no-slots'];
   const { values: v } = parseArgs({
     args: argv,
@@ -78,9 +93,13 @@ export function parseSimArgs(argv: string[]): SimOptions | 'help' {
     throw new RangeError(`--mode must be llama-server, llama-swap or router, got '${mode}'`);
   }
   const engine = (str('engine') ?? 'shared') as EngineKind;
-  if (!ENGINE_KINDS.includes(engine)) throw new RangeError(`--engine must be ${ENGINE_KINDS.join(' or ')}, got '${engine}'`);
+  if (!ENGINE_KINDS.includes(engine))
+    throw new RangeError(`--engine must be ${ENGINE_KINDS.join(' or ')}, got '${engine}'`);
   const noReuse = new Set((str('restore-gives-no-reuse') ?? '').split(',').filter(Boolean));
-  const ids = (str('models') ?? 'tiny').split(',').map((s) => s.trim()).filter(Boolean);
+  const ids = (str('models') ?? 'tiny')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const cost: Partial<CostModel> = {};
   for (const [flag, key] of Object.entries(COST_FLAGS)) {
     const n = num(str(flag), flag);

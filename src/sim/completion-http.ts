@@ -18,7 +18,12 @@ import { Vocabulary } from './tokenizer.js';
  * Handles `/completion` (`openai` false) or `/v1/completions` (`openai` true) on `inst`; `/infill` is a native
  * completion whose prompt is built from its fields (infill-request.ts).
  */
-export async function handleCompletion(inst: ModelInstance, ex: Exchange, openai: boolean, infill = false): Promise<void> {
+export async function handleCompletion(
+  inst: ModelInstance,
+  ex: Exchange,
+  openai: boolean,
+  infill = false,
+): Promise<void> {
   const parsed = infill ? parseInfillRequest(ex.req.body, inst.vocab) : parseCompletionRequest(ex.req.body, inst.vocab);
   if (!parsed.ok) return sendError(ex, parsed.status, parsed.message, parsed.type);
   const { task, stream } = parsed;
@@ -47,7 +52,15 @@ export async function handleCompletion(inst: ModelInstance, ex: Exchange, openai
     if (openai) writeSse(ex, openaiChunk(piece, null));
     else {
       const tokens = [inst.vocab.idOf(piece)];
-      writeSse(ex, { index: 0, content: piece, tokens, stop: false, id_slot: -1, tokens_predicted: decoded, tokens_evaluated: task.prompt.length });
+      writeSse(ex, {
+        index: 0,
+        content: piece,
+        tokens,
+        stop: false,
+        id_slot: -1,
+        tokens_predicted: decoded,
+        tokens_evaluated: task.prompt.length,
+      });
     }
   };
 
@@ -60,7 +73,14 @@ export async function handleCompletion(inst: ModelInstance, ex: Exchange, openai
     writeSse(ex, '[DONE]');
     return endSse(ex);
   }
-  const body = nativeFinal(inst, outcome, task.params, parsed.promptText, stream ? '' : outcome.predicted.join(''), infill);
+  const body = nativeFinal(
+    inst,
+    outcome,
+    task.params,
+    parsed.promptText,
+    stream ? '' : outcome.predicted.join(''),
+    infill,
+  );
   if (!stream) return sendJson(ex, 200, body);
   start();
   writeSse(ex, body);
@@ -68,7 +88,14 @@ export async function handleCompletion(inst: ModelInstance, ex: Exchange, openai
 }
 
 /** The last object of a `/completion` answer (the whole answer without streaming); `rendered`: an infill's prompt, BOS inside. */
-function nativeFinal(inst: ModelInstance, o: ChatOutcome, params: Record<string, unknown>, promptText: string, content: string, rendered: boolean): Record<string, unknown> {
+function nativeFinal(
+  inst: ModelInstance,
+  o: ChatOutcome,
+  params: Record<string, unknown>,
+  promptText: string,
+  content: string,
+  rendered: boolean,
+): Record<string, unknown> {
   const nPrompt = o.cacheN + o.promptN;
   return {
     index: 0,

@@ -31,7 +31,10 @@ function promptTextOf(prompt: unknown, vocab: Vocabulary): string | undefined {
 export function parseCompletionRequest(raw: Buffer, vocab: Vocabulary): ParsedCompletion {
   const parsed = parseJsonBody(raw);
   if (!parsed.ok) return { ok: false, status: 500, message: parsed.message, type: 'server_error' };
-  const body = (typeof parsed.value === 'object' && parsed.value !== null ? parsed.value : {}) as Record<string, unknown>;
+  const body = (typeof parsed.value === 'object' && parsed.value !== null ? parsed.value : {}) as Record<
+    string,
+    unknown
+  >;
   if (!('prompt' in body)) return { ok: false, status: 400, message: missingKeyMessage('prompt') };
   const text = promptTextOf(body.prompt, vocab);
   if (text === undefined) return { ok: false, status: 400, message: BAD_PROMPT };

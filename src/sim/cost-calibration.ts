@@ -46,17 +46,25 @@ export interface CostRatio {
 export function parseCostRatio(text: string): CostRatio {
   if (text === 'cpu') {
     const m = MEASURED_CPU_SERVER;
-    return { name: 'cpu', restoreToPrefill: m.restoreMsPerToken / m.prefillMsPerToken, saveToPrefill: m.saveMsPerToken / m.prefillMsPerToken };
+    return {
+      name: 'cpu',
+      restoreToPrefill: m.restoreMsPerToken / m.prefillMsPerToken,
+      saveToPrefill: m.saveMsPerToken / m.prefillMsPerToken,
+    };
   }
   const ratio = Number(text);
-  if (text.trim() === '' || !Number.isFinite(ratio) || ratio < 0) throw new RangeError(`a cost ratio is "cpu" or a number >= 0, not "${text}"`);
+  if (text.trim() === '' || !Number.isFinite(ratio) || ratio < 0)
+    throw new RangeError(`a cost ratio is "cpu" or a number >= 0, not "${text}"`);
   return { name: text, restoreToPrefill: ratio, saveToPrefill: ratio };
 }
 
 /** Restore and save cost per token ÷ prefill cost per token of a cost model. */
 export function costRatioOf(cost: CostModel): Omit<CostRatio, 'name'> {
   const perToken = (msPerMB: number) => transferMs(cost.kvBytesPerToken, msPerMB);
-  return { restoreToPrefill: perToken(cost.restoreMsPerMB) / cost.prefillMsPerToken, saveToPrefill: perToken(cost.saveMsPerMB) / cost.prefillMsPerToken };
+  return {
+    restoreToPrefill: perToken(cost.restoreMsPerMB) / cost.prefillMsPerToken,
+    saveToPrefill: perToken(cost.saveMsPerMB) / cost.prefillMsPerToken,
+  };
 }
 
 /**
@@ -66,5 +74,10 @@ export function costRatioOf(cost: CostModel): Omit<CostRatio, 'name'> {
 export function withCostRatio(cost: CostModel, ratio: CostRatio): CostModel {
   const msPerMB = (toPrefill: number) => (toPrefill * cost.prefillMsPerToken * 1e6) / cost.kvBytesPerToken;
   const restoreMsPerMB = msPerMB(ratio.restoreToPrefill);
-  return { ...cost, saveMsPerMB: msPerMB(ratio.saveToPrefill), restoreMsPerMB, ramLoadMsPerMB: Math.min(cost.ramLoadMsPerMB, restoreMsPerMB) };
+  return {
+    ...cost,
+    saveMsPerMB: msPerMB(ratio.saveToPrefill),
+    restoreMsPerMB,
+    ramLoadMsPerMB: Math.min(cost.ramLoadMsPerMB, restoreMsPerMB),
+  };
 }

@@ -50,7 +50,11 @@ export function errorType(status: number): string {
 }
 
 /** llama-server's error body: `{"error":{"code","message","type"}}` (this key order). */
-export function errorBody(status: number, message: string, type = errorType(status)): { error: Record<string, unknown> } {
+export function errorBody(
+  status: number,
+  message: string,
+  type = errorType(status),
+): { error: Record<string, unknown> } {
   return { error: { code: status, message, type } };
 }
 
@@ -148,7 +152,8 @@ export function missingKeyMessage(key: string): string {
 
 /** nlohmann's text for reading a non-string value as a string. */
 export function notStringMessage(value: unknown): string {
-  const kind = value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value === 'object' ? 'object' : typeof value;
+  const kind =
+    value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value === 'object' ? 'object' : typeof value;
   return `[json.exception.type_error.302] type must be string, but is ${kind}`;
 }
 

@@ -21,7 +21,8 @@ export function parseInfillRequest(raw: Buffer, vocab: Vocabulary): ParsedComple
   const body = isObject(parsed.value) ? parsed.value : {};
   for (const key of ['input_prefix', 'input_suffix']) {
     if (!(key in body)) return { ok: false, status: 500, message: missingKeyMessage(key), type: 'server_error' };
-    if (typeof body[key] !== 'string') return { ok: false, status: 500, message: notStringMessage(body[key]), type: 'server_error' };
+    if (typeof body[key] !== 'string')
+      return { ok: false, status: 500, message: notStringMessage(body[key]), type: 'server_error' };
   }
   const extra = body.input_extra ?? [];
   if (!Array.isArray(extra) || !extra.every(isObject)) return { ok: false, status: 400, message: BAD_EXTRA };

@@ -57,7 +57,12 @@ export async function handleLlamaServer(inst: ModelInstance, ex: Exchange): Prom
 
 function getSlots(inst: ModelInstance, ex: Exchange): void {
   if (inst.config.noSlots) {
-    return sendError(ex, 501, 'This server does not support slots endpoint. Start it with `--slots`', 'not_supported_error');
+    return sendError(
+      ex,
+      501,
+      'This server does not support slots endpoint. Start it with `--slots`',
+      'not_supported_error',
+    );
   }
   const failOnNoSlot = ex.req.query.get('fail_on_no_slot');
   if (failOnNoSlot && failOnNoSlot !== '0' && inst.slots.every((s) => !s.idle)) {

@@ -15,8 +15,18 @@ import { handleLlamaServer } from './llama-server-sim.js';
 import type { ModelPool } from './model-pool.js';
 
 const INFERENCE_PATHS = new Set([
-  '/v1/chat/completions', '/v1/responses', '/v1/completions', '/v1/messages', '/v1/messages/count_tokens',
-  '/v1/embeddings', '/reranking', '/rerank', '/v1/rerank', '/v1/reranking', '/infill', '/completion',
+  '/v1/chat/completions',
+  '/v1/responses',
+  '/v1/completions',
+  '/v1/messages',
+  '/v1/messages/count_tokens',
+  '/v1/embeddings',
+  '/reranking',
+  '/rerank',
+  '/v1/rerank',
+  '/v1/reranking',
+  '/infill',
+  '/completion',
 ]);
 const GET_BY_QUERY_PATHS = new Set(['/v1/audio/voices', '/sdapi/v1/loras']);
 
@@ -59,7 +69,8 @@ export class LlamaSwapSim {
         // gjson finds no model in an unparsable body
       }
       if (model === '') return sendSwapError(ex, 400, "missing or invalid 'model' key");
-      if (!this.pool.has(model)) return sendSwapError(ex, 400, `could not find suitable inference handler for ${model}`);
+      if (!this.pool.has(model))
+        return sendSwapError(ex, 400, `could not find suitable inference handler for ${model}`);
       return this.forward(ex, model);
     }
     if (method === 'GET' && GET_BY_QUERY_PATHS.has(path)) {
@@ -70,7 +81,8 @@ export class LlamaSwapSim {
     }
     if (method === 'GET' && path === '/v1/models') return sendGoJson(ex, 200, this.models());
     if (method === 'GET' && path === '/running') return sendGoJson(ex, 200, this.running());
-    if (method === 'GET' && (path === '/health' || path === '/wol-health')) return send(ex, 200, 'OK', 'text/plain; charset=utf-8');
+    if (method === 'GET' && (path === '/health' || path === '/wol-health'))
+      return send(ex, 200, 'OK', 'text/plain; charset=utf-8');
     if (method === 'GET' && path === '/unload') {
       this.pool.unloadAll();
       return send(ex, 200, 'OK', 'text/plain; charset=utf-8');
@@ -99,7 +111,12 @@ export class LlamaSwapSim {
         const query = ex.req.query.toString();
         const target = `/upstream/${parts.slice(0, i + 1).join('/')}/${query ? '?' + query : ''}`;
         ex.res.setHeader('Location', target);
-        return send(ex, ex.req.method === 'GET' || ex.req.method === 'HEAD' ? 301 : 308, '', 'text/html; charset=utf-8');
+        return send(
+          ex,
+          ex.req.method === 'GET' || ex.req.method === 'HEAD' ? 301 : 308,
+          '',
+          'text/html; charset=utf-8',
+        );
       }
       ex.req.path = remaining;
       return this.forward(ex, name);

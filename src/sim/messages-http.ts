@@ -19,7 +19,11 @@ export async function handleMessages(inst: ModelInstance, ex: Exchange): Promise
   if (!parsed.ok) return sendError(ex, parsed.status, parsed.message, 'server_error');
   const { task, stream } = parsed;
   const id = completionId();
-  const message = (content: unknown[], reason: string | null, usage: Record<string, number>): Record<string, unknown> => ({
+  const message = (
+    content: unknown[],
+    reason: string | null,
+    usage: Record<string, number>,
+  ): Record<string, unknown> => ({
     id,
     type: 'message',
     role: 'assistant',
@@ -36,19 +40,37 @@ export async function handleMessages(inst: ModelInstance, ex: Exchange): Promise
     if (started) return;
     started = true;
     startSse(ex);
-    writeSseEvent(ex, 'message_start', { type: 'message_start', message: message([], null, { ...promptUsage(o), output_tokens: 0 }) });
-    writeSseEvent(ex, 'content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } });
+    writeSseEvent(ex, 'message_start', {
+      type: 'message_start',
+      message: message([], null, { ...promptUsage(o), output_tokens: 0 }),
+    });
+    writeSseEvent(ex, 'content_block_start', {
+      type: 'content_block_start',
+      index: 0,
+      content_block: { type: 'text', text: '' },
+    });
   };
   const onToken = (piece: string, sofar: Readonly<ChatOutcome>): void => {
     if (!stream) return;
     start(sofar);
-    writeSseEvent(ex, 'content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: piece } });
+    writeSseEvent(ex, 'content_block_delta', {
+      type: 'content_block_delta',
+      index: 0,
+      delta: { type: 'text_delta', text: piece },
+    });
   };
   const outcome = await runTaskFor(inst, ex, task, onToken);
   if (!outcome) return;
   if (!stream) {
     const text = outcome.predicted.join('');
-    return sendJson(ex, 200, message([{ type: 'text', text }], stopReason(outcome), { ...promptUsage(outcome), output_tokens: outcome.predicted.length }));
+    return sendJson(
+      ex,
+      200,
+      message([{ type: 'text', text }], stopReason(outcome), {
+        ...promptUsage(outcome),
+        output_tokens: outcome.predicted.length,
+      }),
+    );
   }
   start(outcome);
   writeSseEvent(ex, 'content_block_stop', { type: 'content_block_stop', index: 0 });

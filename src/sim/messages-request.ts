@@ -14,7 +14,8 @@ import { isObject, parseJsonBody } from './http-io.js';
 import { GENERATION_PROMPT, renderChat, tokenizeChat, type ChatMessage } from './tokenizer.js';
 
 /** A messages request ready to run, or the 500 to answer. */
-export type ParsedMessages = { ok: true; task: ChatTask; stream: boolean } | { ok: false; status: number; message: string };
+export type ParsedMessages =
+  { ok: true; task: ChatTask; stream: boolean } | { ok: false; status: number; message: string };
 
 /** The text of Anthropic content: a string, or the `text` of its text blocks. */
 function blocksText(content: unknown): string {
@@ -48,7 +49,11 @@ export function parseMessagesRequest(raw: Buffer): ParsedMessages {
   if (body.system !== undefined) messages.push({ role: 'system', content: blocksText(body.system) });
   for (const m of Array.isArray(body.messages) ? body.messages : []) {
     if (!isObject(m) || typeof m.role !== 'string') {
-      return { ok: false, status: 500, message: `Failed to parse messages: Missing 'role' in message: ${JSON.stringify(m)}` };
+      return {
+        ok: false,
+        status: 500,
+        message: `Failed to parse messages: Missing 'role' in message: ${JSON.stringify(m)}`,
+      };
     }
     messages.push(...convertMessage(m.role, m.content));
   }
@@ -64,7 +69,9 @@ export function parseMessagesRequest(raw: Buffer): ParsedMessages {
     idSlot: undefined,
     // llama-server's Anthropic conversion keeps only these sampling fields.
     params: bodySampling(pick(body, ['temperature', 'top_k', 'top_p']), reply, stream, {
-      chat_format: 'peg-native', reasoning_format: 'deepseek', generation_prompt: GENERATION_PROMPT,
+      chat_format: 'peg-native',
+      reasoning_format: 'deepseek',
+      generation_prompt: GENERATION_PROMPT,
     }),
   };
   return { ok: true, task, stream };

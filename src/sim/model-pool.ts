@@ -132,7 +132,8 @@ export class ModelPool {
     e.instance = inst;
     e.lastUsed = ++this.clock;
     await inst.load();
-    if (e.instance !== inst || inst.state !== 'ready') throw new Error(`model ${e.config.id} was stopped while loading`);
+    if (e.instance !== inst || inst.state !== 'ready')
+      throw new Error(`model ${e.config.id} was stopped while loading`);
     this.recorder.record({ type: 'load', model: e.config.id });
   }
 

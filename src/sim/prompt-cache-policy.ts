@@ -30,7 +30,12 @@ export interface PreparedSlot {
  * (get_available_slot's `update_cache`, measured on the real server: pinned to an empty or erased slot reuses 0
  * even when the prompt is in RAM; pinned to a slot holding another prompt reuses it from RAM).
  */
-export function cacheUpdateWanted(how: SlotChoice, slotTokens: readonly string[], prompt: readonly string[], similarity: number): boolean {
+export function cacheUpdateWanted(
+  how: SlotChoice,
+  slotTokens: readonly string[],
+  prompt: readonly string[],
+  similarity: number,
+): boolean {
   if (how === 'lru') return true;
   if (how === 'pinned' && (similarity === 0 || slotTokens.length === 0)) return false;
   const lcp = commonPrefixLength(slotTokens, prompt);
@@ -44,7 +49,13 @@ export function cacheUpdateWanted(how: SlotChoice, slotTokens: readonly string[]
  * Applies the RAM-cache steps above to `slot` before `prompt` is processed on it; run as a task of the process's
  * main loop, which the RAM load holds for its modelled duration.
  */
-export async function prepareSlot(inst: ModelInstance, slot: Slot, how: SlotChoice, prompt: readonly string[], hold: Hold): Promise<PreparedSlot> {
+export async function prepareSlot(
+  inst: ModelInstance,
+  slot: Slot,
+  how: SlotChoice,
+  prompt: readonly string[],
+  hold: Hold,
+): Promise<PreparedSlot> {
   const ram = inst.ram;
   let ramHit = false;
   if (ram.enabled && cacheUpdateWanted(how, slot.tokens, prompt, inst.config.similarity)) {

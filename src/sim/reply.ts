@@ -6,11 +6,43 @@ import { mulberry32 } from './prng.js';
 import { hash32 } from './tokenizer.js';
 
 const WORDS = [
-  'alpha', 'bravo', 'cache', 'delta', 'echo', 'forge', 'gamma', 'harbor', 'index', 'joule', 'kernel', 'lumen',
-  'matrix', 'nova', 'orbit', 'prism', 'quartz', 'relay', 'sigma', 'token', 'umbra', 'vector', 'willow', 'xenon',
-  'yield', 'zephyr', 'expert', 'Alfred', 'quatre', 'Stef', 'improvit', 'river', 'moon', 'field', 'school', 'piece',
+  'alpha',
+  'bravo',
+  'cache',
+  'delta',
+  'echo',
+  'forge',
+  'gamma',
+  'harbor',
+  'index',
+  'joule',
+  'kernel',
+  'lumen',
+  'matrix',
+  'nova',
+  'orbit',
+  'prism',
+  'quartz',
+  'relay',
+  'sigma',
+  'token',
+  'umbra',
+  'vector',
+  'willow',
+  'xenon',
+  'yield',
+  'zephyr',
+  'expert',
+  'Alfred',
+  'quatre',
+  'Stef',
+  'improvit',
+  'river',
+  'moon',
+  'field',
+  'school',
+  'piece',
 ];
-
 
 /**
  * Returns a generator of reply tokens seeded from the prompt text: words, each after the first with a leading

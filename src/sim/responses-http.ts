@@ -10,7 +10,16 @@
 import { randomBytes } from 'node:crypto';
 import { parseChatRequest } from './chat-request.js';
 import { responsesToChatTools } from './chat-tools.js';
-import { endSse, isObject, parseJsonBody, sendError, sendJson, startSse, writeSseEvent, type Exchange } from './http-io.js';
+import {
+  endSse,
+  isObject,
+  parseJsonBody,
+  sendError,
+  sendJson,
+  startSse,
+  writeSseEvent,
+  type Exchange,
+} from './http-io.js';
 import type { ModelInstance } from './model-instance.js';
 import { runTaskFor, timingsOf } from './task-http.js';
 import type { ChatOutcome } from './chat-engine.js';
@@ -27,7 +36,8 @@ function idWith(prefix: string): string {
 function messagesOf(body: Record<string, unknown>): Array<{ role: string; content: string }> | string {
   const input = body.input;
   if (input === undefined) return "'input' is required";
-  if (typeof input !== 'string' && !(Array.isArray(input) && input.every(isObject))) return "'input' must be a string or array of objects";
+  if (typeof input !== 'string' && !(Array.isArray(input) && input.every(isObject)))
+    return "'input' must be a string or array of objects";
   const messages: Array<{ role: string; content: string }> = [];
   if (typeof body.instructions === 'string') messages.push({ role: 'system', content: body.instructions });
   if (typeof input === 'string') return [...messages, { role: 'user', content: input }];
@@ -51,7 +61,12 @@ function textOf(content: unknown): string {
 
 function usage(o: ChatOutcome): Record<string, unknown> {
   const input = o.cacheN + o.promptN;
-  return { input_tokens: input, output_tokens: o.predicted.length, total_tokens: input + o.predicted.length, input_tokens_details: { cached_tokens: o.cacheN } };
+  return {
+    input_tokens: input,
+    output_tokens: o.predicted.length,
+    total_tokens: input + o.predicted.length,
+    input_tokens_details: { cached_tokens: o.cacheN },
+  };
 }
 
 /** Handles one Responses request on `inst`. */
@@ -61,10 +76,16 @@ export async function handleResponses(inst: ModelInstance, ex: Exchange): Promis
   const body = isObject(parsedJson.value) ? parsedJson.value : {};
   const messages = messagesOf(body);
   if (typeof messages === 'string') return sendError(ex, 400, messages);
-  if (body.tools !== undefined && !Array.isArray(body.tools)) return sendError(ex, 400, "'tools' must be an array of objects");
+  if (body.tools !== undefined && !Array.isArray(body.tools))
+    return sendError(ex, 400, "'tools' must be an array of objects");
   const { tools: _responsesTools, ...rest } = body;
   const tools = responsesToChatTools(body.tools);
-  const chatBody = { ...rest, messages, ...(tools.length > 0 && { tools }), ...(typeof body.max_output_tokens === 'number' && { max_tokens: body.max_output_tokens }) };
+  const chatBody = {
+    ...rest,
+    messages,
+    ...(tools.length > 0 && { tools }),
+    ...(typeof body.max_output_tokens === 'number' && { max_tokens: body.max_output_tokens }),
+  };
   const parsed = parseChatRequest(Buffer.from(JSON.stringify(chatBody)));
   if (!parsed.ok) return sendError(ex, parsed.status, parsed.message);
   const { task, stream } = parsed;
@@ -79,13 +100,24 @@ export async function handleResponses(inst: ModelInstance, ex: Exchange): Promis
     const head = { id: respId, object: 'response', status: 'in_progress' };
     writeSseEvent(ex, 'response.created', { type: 'response.created', response: head });
     writeSseEvent(ex, 'response.in_progress', { type: 'response.in_progress', response: head });
-    writeSseEvent(ex, 'response.output_item.added', { type: 'response.output_item.added', item: { content: [], id: msgId, role: 'assistant', status: 'in_progress', type: 'message' } });
-    writeSseEvent(ex, 'response.content_part.added', { type: 'response.content_part.added', item_id: msgId, part: { type: 'output_text', text: '' } });
+    writeSseEvent(ex, 'response.output_item.added', {
+      type: 'response.output_item.added',
+      item: { content: [], id: msgId, role: 'assistant', status: 'in_progress', type: 'message' },
+    });
+    writeSseEvent(ex, 'response.content_part.added', {
+      type: 'response.content_part.added',
+      item_id: msgId,
+      part: { type: 'output_text', text: '' },
+    });
   };
   const onToken = stream
     ? (piece: string): void => {
         start();
-        writeSseEvent(ex, 'response.output_text.delta', { type: 'response.output_text.delta', item_id: msgId, delta: piece });
+        writeSseEvent(ex, 'response.output_text.delta', {
+          type: 'response.output_text.delta',
+          item_id: msgId,
+          delta: piece,
+        });
       }
     : () => undefined;
   const outcome = await runTaskFor(inst, ex, task, onToken);
@@ -112,7 +144,15 @@ export async function handleResponses(inst: ModelInstance, ex: Exchange): Promis
   writeSseEvent(ex, 'response.output_item.done', { type: 'response.output_item.done', item });
   writeSseEvent(ex, 'response.completed', {
     type: 'response.completed',
-    response: { id: respId, object: 'response', created_at: created, status: 'completed', model, output: [item], usage: usage(outcome) },
+    response: {
+      id: respId,
+      object: 'response',
+      created_at: created,
+      status: 'completed',
+      model,
+      output: [item],
+      usage: usage(outcome),
+    },
     timings: timingsOf(outcome),
   });
   endSse(ex);

@@ -12,7 +12,8 @@ import { handleLlamaServer } from './llama-server-sim.js';
 import type { ModelPool } from './model-pool.js';
 
 const PROXIED_GET = new Set(['/slots', '/props', '/metrics', '/lora-adapters']);
-const PROXIED_POST = /^\/(v1\/chat\/completions(\/input_tokens)?|chat\/completions|v1\/completions|completions?|infill|tokenize|detokenize|apply-template|embeddings?|v1\/embeddings|rerank|reranking|v1\/rerank|v1\/reranking|v1\/responses|v1\/messages(\/count_tokens)?|lora-adapters|slots\/[^/]*)$/;
+const PROXIED_POST =
+  /^\/(v1\/chat\/completions(\/input_tokens)?|chat\/completions|v1\/completions|completions?|infill|tokenize|detokenize|apply-template|embeddings?|v1\/embeddings|rerank|reranking|v1\/rerank|v1\/reranking|v1\/responses|v1\/messages(\/count_tokens)?|lora-adapters|slots\/[^/]*)$/;
 
 /** Router mode: one front process that spawns a child llama-server per model. */
 export class RouterSim {
@@ -70,7 +71,9 @@ export class RouterSim {
     if (!parsed.ok) return sendError(ex, 500, parsed.message, 'server_error');
     const model = isObject(parsed.value) && typeof parsed.value.model === 'string' ? parsed.value.model : '';
     if (!this.pool.has(model)) {
-      return load ? sendError(ex, 404, 'model is not found', 'not_found_error') : sendError(ex, 400, 'model is not found');
+      return load
+        ? sendError(ex, 404, 'model is not found', 'not_found_error')
+        : sendError(ex, 400, 'model is not found');
     }
     const running = this.pool.status(model) !== 'unloaded';
     if (load) {
@@ -88,10 +91,28 @@ export class RouterSim {
     const created = Math.floor(Date.now() / 1000);
     const data = this.pool.ids().map((id, i) => {
       const c = this.pool.config(id)!;
-      const args = ['llama-server', '--host', '127.0.0.1', '--port', String(39000 + i), '--alias', id, '--model', c.path,
-        '--ctx-size', String(c.nCtx * c.nSlots), '--parallel', String(c.nSlots)];
+      const args = [
+        'llama-server',
+        '--host',
+        '127.0.0.1',
+        '--port',
+        String(39000 + i),
+        '--alias',
+        id,
+        '--model',
+        c.path,
+        '--ctx-size',
+        String(c.nCtx * c.nSlots),
+        '--parallel',
+        String(c.nSlots),
+      ];
       const entry: Record<string, unknown> = {
-        id, aliases: [], tags: [], object: 'model', owned_by: 'llamacpp', created,
+        id,
+        aliases: [],
+        tags: [],
+        object: 'model',
+        owned_by: 'llamacpp',
+        created,
         status: { value: this.pool.status(id), args },
       };
       const inst = this.pool.instance(id);

@@ -21,7 +21,10 @@ export function modelledSaveSize(nTokens: number, kvBytesPerToken: number): numb
 
 /** Identifies the model that wrote a file: a save restores only into the same model (path + alias). */
 export function modelFingerprint(modelPath: string, alias: string | undefined): string {
-  return createHash('sha256').update(`${modelPath}\n${alias ?? ''}`).digest('hex').slice(0, 16);
+  return createHash('sha256')
+    .update(`${modelPath}\n${alias ?? ''}`)
+    .digest('hex')
+    .slice(0, 16);
 }
 
 /**

@@ -64,7 +64,13 @@ export class SharedEngine implements ComputeEngine {
     });
   }
 
-  private submit(list: Work[], units: number, signal: AbortSignal, onProgress: (done: number) => void, startMs: number | undefined): Promise<number> {
+  private submit(
+    list: Work[],
+    units: number,
+    signal: AbortSignal,
+    onProgress: (done: number) => void,
+    startMs: number | undefined,
+  ): Promise<number> {
     return new Promise<number>((resolve, reject) => {
       if (signal.aborted) return reject(new AbortedError());
       if (units <= 0) return resolve(0);

@@ -36,13 +36,25 @@ export interface RequestOptions {
 export function request(base: string, path: string, opts: RequestOptions = {}): Promise<RawResponse> {
   const url = new URL(path, base);
   const body =
-    opts.body === undefined ? undefined : typeof opts.body === 'string' || Buffer.isBuffer(opts.body) ? opts.body : JSON.stringify(opts.body);
+    opts.body === undefined
+      ? undefined
+      : typeof opts.body === 'string' || Buffer.isBuffer(opts.body)
+        ? opts.body
+        : JSON.stringify(opts.body);
   const headers: Record<string, string> = { ...opts.headers };
   if (body !== undefined && !('content-type' in headers)) headers['content-type'] = 'application/json';
   if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
   return new Promise<RawResponse>((resolve, reject) => {
-    const req = http.request(url, { method: opts.method ?? (body === undefined ? 'GET' : 'POST'), headers, agent: opts.agent ?? false, signal: opts.signal });
-    const timer = setTimeout(() => req.destroy(new Error(`no complete answer to ${path} within ${opts.timeoutMs ?? 10000} ms`)), opts.timeoutMs ?? 10000);
+    const req = http.request(url, {
+      method: opts.method ?? (body === undefined ? 'GET' : 'POST'),
+      headers,
+      agent: opts.agent ?? false,
+      signal: opts.signal,
+    });
+    const timer = setTimeout(
+      () => req.destroy(new Error(`no complete answer to ${path} within ${opts.timeoutMs ?? 10000} ms`)),
+      opts.timeoutMs ?? 10000,
+    );
     req.on('error', (err) => {
       clearTimeout(timer);
       reject(err);

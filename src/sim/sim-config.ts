@@ -71,14 +71,17 @@ function positiveInt(value: number | undefined, fallback: number, name: string):
 
 /** Validates the options and builds one InstanceConfig per model (throws RangeError naming the bad option). */
 export function instanceConfigs(options: SimOptions): InstanceConfig[] {
-  if (!Array.isArray(options.models) || options.models.length === 0) throw new RangeError('models must list at least one model');
+  if (!Array.isArray(options.models) || options.models.length === 0)
+    throw new RangeError('models must list at least one model');
   const cost = resolveCostModel(options.cost);
   const cacheRamMiB = options.cacheRamMiB ?? 8192;
   if (!(cacheRamMiB >= 0)) throw new RangeError(`cacheRamMiB must be >= 0, got ${cacheRamMiB}`);
   const similarity = options.slotPromptSimilarity ?? 0.1;
-  if (!(similarity >= 0 && similarity <= 1)) throw new RangeError(`slotPromptSimilarity must be in 0..1, got ${similarity}`);
+  if (!(similarity >= 0 && similarity <= 1))
+    throw new RangeError(`slotPromptSimilarity must be in 0..1, got ${similarity}`);
   const engine = options.engine ?? 'shared';
-  if (!ENGINE_KINDS.includes(engine)) throw new RangeError(`engine must be ${ENGINE_KINDS.join(' or ')}, got ${String(engine)}`);
+  if (!ENGINE_KINDS.includes(engine))
+    throw new RangeError(`engine must be ${ENGINE_KINDS.join(' or ')}, got ${String(engine)}`);
   const seen = new Set<string>();
   return options.models.map((m, i) => {
     if (typeof m.id !== 'string' || m.id === '') throw new RangeError(`models[${i}].id must be a non-empty string`);

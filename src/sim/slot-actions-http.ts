@@ -31,7 +31,11 @@ function filenameOf(ex: Exchange): { filename: string } | { status: number; mess
   const body = parsed.value;
   if (!isObject(body)) {
     const kind = Array.isArray(body) ? 'array' : body === null ? 'null' : typeof body;
-    return { status: 500, message: `[json.exception.type_error.304] cannot use at() with ${kind}`, type: 'server_error' };
+    return {
+      status: 500,
+      message: `[json.exception.type_error.304] cannot use at() with ${kind}`,
+      type: 'server_error',
+    };
   }
   if (!('filename' in body)) return { status: 500, message: missingKeyMessage('filename'), type: 'server_error' };
   const filename = body.filename;
@@ -43,7 +47,12 @@ function filenameOf(ex: Exchange): { filename: string } | { status: number; mess
 /** Handles one slot action for `inst`; `idText` is the raw `{id}` path segment. */
 export async function handleSlotAction(inst: ModelInstance, ex: Exchange, idText: string): Promise<void> {
   if (!inst.config.slotSavePath) {
-    return sendError(ex, 501, 'This server does not support slots action. Start it with --slot-save-path', 'not_supported_error');
+    return sendError(
+      ex,
+      501,
+      'This server does not support slots action. Start it with --slot-save-path',
+      'not_supported_error',
+    );
   }
   const id = parseSlotId(idText);
   if (id === undefined) return sendError(ex, 400, 'Invalid slot ID');

@@ -49,7 +49,12 @@ export function usageOf(o: ChatOutcome): Record<string, unknown> {
  * Runs `task` for the request `ex`; resolves with the outcome, or undefined once the answer is settled otherwise
  * (a 400 for a prompt over the context, an injected fault, or the client gone and the connection dropped).
  */
-export async function runTaskFor(inst: ModelInstance, ex: Exchange, task: ChatTask, onToken: TokenSink): Promise<ChatOutcome | undefined> {
+export async function runTaskFor(
+  inst: ModelInstance,
+  ex: Exchange,
+  task: ChatTask,
+  onToken: TokenSink,
+): Promise<ChatOutcome | undefined> {
   const nCtx = inst.config.nCtx;
   if (task.prompt.length > nCtx) {
     sendJson(ex, 400, {

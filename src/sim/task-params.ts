@@ -8,7 +8,11 @@ export function intField(body: Record<string, unknown>, key: string): number | u
 }
 
 /** The reply length a body asks for (the first of `fields` present); `limited` false means "until EOS". */
-export function replyLength(body: Record<string, unknown>, fields: readonly string[], fallback: number): { nPredict: number; limited: boolean } {
+export function replyLength(
+  body: Record<string, unknown>,
+  fields: readonly string[],
+  fallback: number,
+): { nPredict: number; limited: boolean } {
   const requested = fields.map((f) => intField(body, f)).find((v) => v !== undefined);
   const limited = requested !== undefined && requested >= 0;
   return { nPredict: limited ? requested : fallback, limited };

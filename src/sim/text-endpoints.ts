@@ -47,7 +47,9 @@ export function handleTextEndpoint(inst: ModelInstance, ex: Exchange, path: stri
       if (!body) return true;
       const pieces = tokenize(typeof body.content === 'string' ? body.content : '');
       const withBos = body.add_special === true ? [Vocabulary.BOS.piece, ...pieces] : pieces;
-      const tokens = withBos.map((piece) => (body.with_pieces === true ? { id: inst.vocab.idOf(piece), piece } : inst.vocab.idOf(piece)));
+      const tokens = withBos.map((piece) =>
+        body.with_pieces === true ? { id: inst.vocab.idOf(piece), piece } : inst.vocab.idOf(piece),
+      );
       sendJson(ex, 200, { tokens });
       return true;
     }
@@ -55,7 +57,7 @@ export function handleTextEndpoint(inst: ModelInstance, ex: Exchange, path: stri
       const body = jsonBody(ex);
       if (!body) return true;
       const ids = Array.isArray(body.tokens) ? body.tokens : [];
-      const content = ids.map((id) => (typeof id === 'number' ? inst.vocab.pieceOf(id) ?? '' : '')).join('');
+      const content = ids.map((id) => (typeof id === 'number' ? (inst.vocab.pieceOf(id) ?? '') : '')).join('');
       sendJson(ex, 200, { content });
       return true;
     }

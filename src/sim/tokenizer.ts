@@ -23,9 +23,9 @@ export class TemplateError extends Error {}
  */
 export const CHAT_TEMPLATE =
   "{%- if tools %}{{- '<|im_start|>system\\n' }}{%- if messages[0].role == 'system' %}{{- messages[0].content + '\\n\\n' }}{%- endif %}" +
-  "{{- \"# Tools\\n\\nYou may call one or more functions to assist with the user query.\\n\\nYou are provided with function signatures within <tools></tools> XML tags:\\n<tools>\" }}" +
+  '{{- "# Tools\\n\\nYou may call one or more functions to assist with the user query.\\n\\nYou are provided with function signatures within <tools></tools> XML tags:\\n<tools>" }}' +
   "{%- for tool in tools %}{{- '\\n' }}{{- tool | tojson }}{%- endfor %}" +
-  "{{- \"\\n</tools>\\n\\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\\n<tool_call>\\n{\\\"name\\\": <function-name>, \\\"arguments\\\": <args-json-object>}\\n</tool_call><|im_end|>\\n\" }}" +
+  '{{- "\\n</tools>\\n\\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\\n<tool_call>\\n{\\"name\\": <function-name>, \\"arguments\\": <args-json-object>}\\n</tool_call><|im_end|>\\n" }}' +
   "{%- elif messages[0].role == 'system' %}{{- '<|im_start|>system\\n' + messages[0].content + '<|im_end|>\\n' }}{%- endif %}" +
   "{%- for message in messages %}{%- if not (loop.first and message.role == 'system') %}{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}{%- endif %}{%- endfor %}" +
   "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}";
@@ -50,7 +50,9 @@ export function contentText(content: unknown): string {
         text += p.text;
       } else if (p && (p.type === 'image_url' || p.type === 'input_audio')) {
         // What a text-only llama-server says when it gets media.
-        throw new TemplateError('image input is not supported - hint: if this is unexpected, you may need to provide the mmproj');
+        throw new TemplateError(
+          'image input is not supported - hint: if this is unexpected, you may need to provide the mmproj',
+        );
       } else {
         throw new TemplateError('unsupported content[].type');
       }
@@ -135,7 +137,11 @@ export function hash32(text: string, seed = 0x811c9dc5): number {
  */
 export class Vocabulary {
   static readonly BOS = { id: 1, piece: '<s>' };
-  private readonly ids = new Map<string, number>([['<unk>', 0], ['<s>', 1], ['</s>', 2]]);
+  private readonly ids = new Map<string, number>([
+    ['<unk>', 0],
+    ['<s>', 1],
+    ['</s>', 2],
+  ]);
   private readonly pieces: string[] = ['<unk>', '<s>', '</s>'];
 
   /** The id of a piece, allocating one when the piece is new. */

@@ -99,8 +99,14 @@ export class RestoreEconomics {
   }
 
   /** The speeds learnt so far (ms per token), per model, for the status API. */
-  speeds(): Map<string, { prefillMsPerToken?: number; saveMsPerToken?: number; restoreMsPerToken?: number; restoresEnabled: boolean }> {
-    const out = new Map<string, { prefillMsPerToken?: number; saveMsPerToken?: number; restoreMsPerToken?: number; restoresEnabled: boolean }>();
+  speeds(): Map<
+    string,
+    { prefillMsPerToken?: number; saveMsPerToken?: number; restoreMsPerToken?: number; restoresEnabled: boolean }
+  > {
+    const out = new Map<
+      string,
+      { prefillMsPerToken?: number; saveMsPerToken?: number; restoreMsPerToken?: number; restoresEnabled: boolean }
+    >();
     for (const [model, s] of this.models) {
       out.set(model, {
         ...(s.prefillMsPerToken !== undefined && { prefillMsPerToken: s.prefillMsPerToken }),

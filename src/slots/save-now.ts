@@ -25,25 +25,28 @@ export interface SaveNowResult {
 export async function saveAllNow(pool: SlotPool, slotCache: SlotCache): Promise<SaveNowResult[]> {
   const byBackend = new Map<number, SlotState[]>();
   for (const slot of pool.all()) {
-    if (unsavedBigContent(slot, NEVER_SKIP)) byBackend.set(slot.backend, [...(byBackend.get(slot.backend) ?? []), slot]);
+    if (unsavedBigContent(slot, NEVER_SKIP))
+      byBackend.set(slot.backend, [...(byBackend.get(slot.backend) ?? []), slot]);
   }
-  const results = await Promise.all([...byBackend.values()].map(async (slots) => {
-    const done: SaveNowResult[] = [];
-    for (const slot of slots) {
-      const content = unsavedBigContent(slot, NEVER_SKIP);
-      if (!content) continue; // saved meanwhile (write-behind, an eviction)
-      const entry = { backend: slot.backend, model: content.model, slot: slot.id, key: shortKey(content.key) };
-      if (!pool.takeForBackground(slot)) {
-        done.push({ ...entry, result: 'busy' });
-        continue;
+  const results = await Promise.all(
+    [...byBackend.values()].map(async (slots) => {
+      const done: SaveNowResult[] = [];
+      for (const slot of slots) {
+        const content = unsavedBigContent(slot, NEVER_SKIP);
+        if (!content) continue; // saved meanwhile (write-behind, an eviction)
+        const entry = { backend: slot.backend, model: content.model, slot: slot.id, key: shortKey(content.key) };
+        if (!pool.takeForBackground(slot)) {
+          done.push({ ...entry, result: 'busy' });
+          continue;
+        }
+        try {
+          done.push({ ...entry, result: await slotCache.save(slot, content) });
+        } finally {
+          pool.release(slot, { touch: false });
+        }
       }
-      try {
-        done.push({ ...entry, result: await slotCache.save(slot, content) });
-      } finally {
-        pool.release(slot, { touch: false });
-      }
-    }
-    return done;
-  }));
+      return done;
+    }),
+  );
   return results.flat();
 }

@@ -47,7 +47,10 @@ export interface SavePolicy extends CachePolicy {
    */
   savesAfterAnswer(swapComing: () => boolean): boolean;
   /** What a finished answer teaches: the prefill speed, and whether the restore before it brought its reuse. */
-  learnFromAnswer(model: string, answer: { timings: AnswerTimings | undefined; restore: CacheOpResult | undefined; shared: boolean }): void;
+  learnFromAnswer(
+    model: string,
+    answer: { timings: AnswerTimings | undefined; restore: CacheOpResult | undefined; shared: boolean },
+  ): void;
   /** The saver of answers' new states in the backend's idle time (smart), or one that saves nothing (always). */
   createAnswerSaver(deps: Omit<WriteBehindDeps, 'unsaved'>): AnswerSaver;
   /** The last saves before the proxy exits (smart: what only the idle slots hold), or none (always). */
@@ -113,17 +116,20 @@ function smartPolicy(deps: SavePolicyDeps): SavePolicy {
       economics.notePrefill(model, timings?.prompt_n, timings?.prompt_ms, shared);
       if (!restore?.ok || restore.tokens === undefined) return;
       if (economics.noteRestoreOutcome(model, restore.tokens, timings?.cache_n) === 'disabled') {
-        log.warn({ model, restored_tokens: restore.tokens, cache_n: timings?.cache_n },
-          'restores of this model bring no reuse (sliding-window or hybrid model?); not restoring it any more');
+        log.warn(
+          { model, restored_tokens: restore.tokens, cache_n: timings?.cache_n },
+          'restores of this model bring no reuse (sliding-window or hybrid model?); not restoring it any more',
+        );
       }
     },
     speeds: economics,
     retiresParents: Boolean(deps.cacheDir),
-    createAnswerSaver: (saverDeps) => new WriteBehindSaver({
-      ...saverDeps,
-      // When the save would delay someone, the eviction's own rule; in the idle time only the floor.
-      unsaved: (slot, busy) => unsavedBigContent(slot, busy ? skipSave : floorOnly),
-    }),
+    createAnswerSaver: (saverDeps) =>
+      new WriteBehindSaver({
+        ...saverDeps,
+        // When the save would delay someone, the eviction's own rule; in the idle time only the floor.
+        unsaved: (slot, busy) => unsavedBigContent(slot, busy ? skipSave : floorOnly),
+      }),
     saveOnShutdown,
   };
 }

@@ -27,9 +27,13 @@ export interface SkipRules {
 }
 
 /** The content's tokens and those it added to its parent entry, when the parent is on disk and both are known. */
-function growthOverParent(content: SlotContent, onDisk: (key: string) => boolean): { tokens: number; unsaved: number } | undefined {
+function growthOverParent(
+  content: SlotContent,
+  onDisk: (key: string) => boolean,
+): { tokens: number; unsaved: number } | undefined {
   const { parentKey, parentTokens, nTokens } = content;
-  if (parentKey === undefined || parentTokens === undefined || nTokens === undefined || !onDisk(parentKey)) return undefined;
+  if (parentKey === undefined || parentTokens === undefined || nTokens === undefined || !onDisk(parentKey))
+    return undefined;
   return { tokens: nTokens, unsaved: nTokens - parentTokens };
 }
 
@@ -43,7 +47,8 @@ export function skipSaveBy(rules: SkipRules): SkipSave {
     if (!growth) return undefined;
     if (growth.unsaved < rules.minNewTokens) return 'below SAVE_MIN_NEW_TOKENS';
     const lost = growth.unsaved + (rules.rent?.paidOver(content.parentKey!) ?? 0);
-    if (rules.economics && !rules.economics.resaveWorthIt(content.model, growth.tokens, lost)) return 'cheaper to prefill';
+    if (rules.economics && !rules.economics.resaveWorthIt(content.model, growth.tokens, lost))
+      return 'cheaper to prefill';
     return undefined;
   };
 }
@@ -51,7 +56,8 @@ export function skipSaveBy(rules: SkipRules): SkipSave {
 /** Record what an eviction that skipped its save gave up (the rent towards the next save of that lineage). */
 export function noteSkipped(rent: ResaveRent, skipped: { content: SlotContent }): void {
   const { parentKey, parentTokens, nTokens } = skipped.content;
-  if (parentKey !== undefined && parentTokens !== undefined && nTokens !== undefined) rent.note(parentKey, nTokens - parentTokens);
+  if (parentKey !== undefined && parentTokens !== undefined && nTokens !== undefined)
+    rent.note(parentKey, nTokens - parentTokens);
 }
 
 /** A skipped save as the log shows it: the tokens given up, of how many, and why. */

@@ -38,15 +38,20 @@ export async function saveOnShutdown(deps: ShutdownSaveDeps, signal: AbortSignal
   const skipSave = shutdownSkipSave(deps);
   const byBackend = new Map<number, SlotState[]>();
   for (const slot of deps.pool.all()) byBackend.set(slot.backend, [...(byBackend.get(slot.backend) ?? []), slot]);
-  await Promise.all([...byBackend.values()].map(async (slots) => {
-    for (const slot of slots) {
-      if (signal.aborted) return;
-      const content = unsavedBigContent(slot, skipSave);
-      if (!content || slot.busy) continue;
-      const save = await deps.slotCache.save(slot, content);
-      deps.log.info({ backend: deps.describeBackend(slot.backend), slot: slot.id, key: shortKey(content.key), save }, 'saved on shutdown');
-    }
-  }));
+  await Promise.all(
+    [...byBackend.values()].map(async (slots) => {
+      for (const slot of slots) {
+        if (signal.aborted) return;
+        const content = unsavedBigContent(slot, skipSave);
+        if (!content || slot.busy) continue;
+        const save = await deps.slotCache.save(slot, content);
+        deps.log.info(
+          { backend: deps.describeBackend(slot.backend), slot: slot.id, key: shortKey(content.key), save },
+          'saved on shutdown',
+        );
+      }
+    }),
+  );
 }
 
 /** The content a shutdown save would keep and that is still not on disk: what a cut-short shutdown loses. */
@@ -55,7 +60,14 @@ export function unsavedAtShutdown(deps: ShutdownSaveDeps): UnsavedSlot[] {
   return deps.pool.all().flatMap((slot) => {
     const content = unsavedBigContent(slot, skipSave);
     return content
-      ? [{ backend: deps.describeBackend(slot.backend), model: content.model, slot: slot.id, key: shortKey(content.key) }]
+      ? [
+          {
+            backend: deps.describeBackend(slot.backend),
+            model: content.model,
+            slot: slot.id,
+            key: shortKey(content.key),
+          },
+        ]
       : [];
   });
 }

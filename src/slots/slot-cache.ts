@@ -107,34 +107,50 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
     const entry = deps.index.get(key);
     deps.index.pin(key);
     try {
-      const res = await heavy(slot.backend, () => deps.clients[slot.backend]!.slotAction(model, slot.id, 'restore', key));
+      const res = await heavy(slot.backend, () =>
+        deps.clients[slot.backend]!.slotAction(model, slot.id, 'restore', key),
+      );
       if (!res.ok) {
         deps.slots.forget(slot);
-        const result: CacheOpResult = { ok: false, ms: elapsed(started), error: `HTTP ${res.status} ${errorMessage(res.body)}` };
+        const result: CacheOpResult = {
+          ok: false,
+          ms: elapsed(started),
+          error: `HTTP ${res.status} ${errorMessage(res.body)}`,
+        };
         // The server could not load the file (missing, corrupt, another model's, or larger than the context) and
         // never will: stop offering it, or every request with this prefix pays a failed restore. Unless a save
         // re-created the entry meanwhile.
         if (isUnusableFile(res.status, res.body) && deps.index.get(key) === entry) {
           await dropMeta(key);
-          deps.log.warn({ key, backend: deps.clients[slot.backend]!.url, err: result.error }, 'cache file cannot be restored; entry dropped');
+          deps.log.warn(
+            { key, backend: deps.clients[slot.backend]!.url, err: result.error },
+            'cache file cannot be restored; entry dropped',
+          );
           result.dropped = true;
         }
         return result;
       }
       const meta = deps.index.get(key);
       if (!meta) deps.slots.forget(slot);
-      else deps.slots.fill(slot, {
-        key,
-        model,
-        blocks: meta.blocks,
-        prefixLen: meta.prefix_len,
-        big: true,
-        saved: true,
-        nTokens: num(res.body.n_restored),
-        restored: true,
-        ...(meta.fingerprint !== undefined && { fingerprint: meta.fingerprint }),
-      });
-      const result: CacheOpResult = { ok: true, ms: elapsed(started), ...serverMs(res.body, 'restore_ms'), tokens: num(res.body.n_restored), bytes: num(res.body.n_read) };
+      else
+        deps.slots.fill(slot, {
+          key,
+          model,
+          blocks: meta.blocks,
+          prefixLen: meta.prefix_len,
+          big: true,
+          saved: true,
+          nTokens: num(res.body.n_restored),
+          restored: true,
+          ...(meta.fingerprint !== undefined && { fingerprint: meta.fingerprint }),
+        });
+      const result: CacheOpResult = {
+        ok: true,
+        ms: elapsed(started),
+        ...serverMs(res.body, 'restore_ms'),
+        tokens: num(res.body.n_restored),
+        bytes: num(res.body.n_read),
+      };
       deps.policy.speeds.noteRestoreSpeed(model, result.tokens, actionMs(result));
       return result;
     } catch (err) {
@@ -159,7 +175,13 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
       }
       const res = await heavy(slot.backend, () => client.slotAction(content.model, slot.id, 'save', content.key));
       result = res.ok
-        ? { ok: true, ms: elapsed(started), ...serverMs(res.body, 'save_ms'), tokens: num(res.body.n_saved), bytes: num(res.body.n_written) }
+        ? {
+            ok: true,
+            ms: elapsed(started),
+            ...serverMs(res.body, 'save_ms'),
+            tokens: num(res.body.n_saved),
+            bytes: num(res.body.n_written),
+          }
         : { ok: false, ms: elapsed(started), error: `HTTP ${res.status} ${errorMessage(res.body)}` };
       if (result.ok && result.tokens === 0 && (content.nTokens ?? 1) > 0) {
         // llama-server cleared the idle slot on its own (--cache-idle-slots with a unified KV buffer): the file
@@ -171,7 +193,12 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
         // The slot holds something else than we believe: the server restarted, or another client used the slot.
         // The file is somebody else's conversation under this key: never offer it.
         deps.slots.forget(slot);
-        result = { ok: false, ms: result.ms, error: `saved ${result.tokens} tokens, expected ${content.nTokens}: the slot holds other content`, unverified: true };
+        result = {
+          ok: false,
+          ms: result.ms,
+          error: `saved ${result.tokens} tokens, expected ${content.nTokens}: the slot holds other content`,
+          unverified: true,
+        };
         await deleteFile(content.key);
       }
     } catch (err) {
@@ -210,7 +237,8 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
       deps.log.warn({ key: content.key, err: describeCause(err) }, 'meta write failed; entry kept in memory only');
       return;
     }
-    if (lineageDir && content.parentKey && content.parentKey !== content.key) await retireParent(content.parentKey, meta, lineageDir);
+    if (lineageDir && content.parentKey && content.parentKey !== content.key)
+      await retireParent(content.parentKey, meta, lineageDir);
   }
 
   /** Delete the older entry a successful save made redundant: same conversation, same disk, a prefix of the new. */
@@ -222,7 +250,10 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
       await unlink(join(cacheDir, parentKey));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-        deps.log.warn({ key: parentKey, err: describeCause(err) }, 'could not delete the superseded cache file; entry kept');
+        deps.log.warn(
+          { key: parentKey, err: describeCause(err) },
+          'could not delete the superseded cache file; entry kept',
+        );
         return;
       }
     }
@@ -234,7 +265,8 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
   async function deleteFile(key: string): Promise<void> {
     if (!deps.cacheDir) return;
     await unlink(join(deps.cacheDir, key)).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') deps.log.warn({ key, err: describeCause(err) }, 'could not delete an unverified cache file');
+      if (err.code !== 'ENOENT')
+        deps.log.warn({ key, err: describeCause(err) }, 'could not delete an unverified cache file');
     });
   }
 

@@ -30,7 +30,8 @@ export function parseSlots(body: unknown): ObservedSlots | undefined {
 /** Whether `GET /slots` shows the slot processing a task (undefined when the answer is not a slot list). */
 export function slotProcessing(body: unknown, id: number): boolean | undefined {
   if (!Array.isArray(body)) return undefined;
-  const entry = body.find((e) => typeof e === 'object' && e !== null && (e as { id?: unknown }).id === id) as { is_processing?: unknown } | undefined;
+  const entry = body.find((e) => typeof e === 'object' && e !== null && (e as { id?: unknown }).id === id) as
+    { is_processing?: unknown } | undefined;
   return entry?.is_processing === true;
 }
 
@@ -53,7 +54,12 @@ const TOKEN_SLACK = 2;
  * is known to clear idle slots, where an emptied slot is what a task start does (a restart shows slots that ran no
  * task since, the short form).
  */
-export function judgeSlot(target: SlotState, slots: readonly SlotState[], observed: ObservedSlots, clearsIdleSlots = false): SlotVerdict {
+export function judgeSlot(
+  target: SlotState,
+  slots: readonly SlotState[],
+  observed: ObservedSlots,
+  clearsIdleSlots = false,
+): SlotVerdict {
   const content = target.content;
   const tokens = observed.get(target.id);
   if (tokens === undefined || content?.nTokens === undefined) return 'confirmed';

@@ -22,7 +22,9 @@ export async function eraseSlot(
   model: string,
   opts: { timeoutMs: number },
 ): Promise<EraseResult> {
-  await pool.acquire(slot.model, () => (slot.busy || slot.disabled ? undefined : { slot }), { timeoutMs: opts.timeoutMs });
+  await pool.acquire(slot.model, () => (slot.busy || slot.disabled ? undefined : { slot }), {
+    timeoutMs: opts.timeoutMs,
+  });
   try {
     pool.forget(slot);
     if (!(await client.isModelLoaded(model))) return { erased: false };

@@ -44,7 +44,10 @@ export function planSlot(input: PlanInput): SlotPlan | undefined {
     return { slot: resident.slot, resident: { lcp: resident.lcp, ratio: resident.ratio } };
   }
   if (disk) {
-    const slot = chooseVictim(idle.filter((s) => s.backend === disk.backend), skipSave);
+    const slot = chooseVictim(
+      idle.filter((s) => s.backend === disk.backend),
+      skipSave,
+    );
     const slotLcp = slot.content?.model === request.model ? lcpBlocks(slot.content.blocks, request.blocks) : 0;
     if (input.restoreWorthIt(disk, slotLcp)) return { ...withSaveFirst(slot, skipSave), restore: disk };
   }
@@ -98,7 +101,10 @@ export function evictionRank(slot: SlotState, skipSave: SkipSave): number {
  */
 function chooseVictim(slots: readonly SlotState[], skipSave: SkipSave): SlotState {
   const ranked = slots.map((slot) => ({ slot, rank: evictionRank(slot, skipSave) }));
-  ranked.sort((a, b) => a.rank - b.rank || a.slot.lastUsed - b.slot.lastUsed || a.slot.backend - b.slot.backend || a.slot.id - b.slot.id);
+  ranked.sort(
+    (a, b) =>
+      a.rank - b.rank || a.slot.lastUsed - b.slot.lastUsed || a.slot.backend - b.slot.backend || a.slot.id - b.slot.id,
+  );
   const best = ranked[0]!;
   const oneOffToSave = best.rank === 3 ? ranked.find((r) => r.rank === 4) : undefined;
   const blocks = (r: { slot: SlotState }) => r.slot.content!.blocks.length;
@@ -113,7 +119,8 @@ function bestResident(idle: readonly SlotState[], request: SlotRequest, lcpTh: n
     const lcp = lcpBlocks(content.blocks, request.blocks);
     const ratio = lcpRatio(lcp, content.blocks, request.blocks);
     if (lcp === 0 || ratio < lcpTh) continue;
-    if (!best || lcp > best.lcp || (lcp === best.lcp && preferOnTie(slot, best.slot, request))) best = { slot, lcp, ratio };
+    if (!best || lcp > best.lcp || (lcp === best.lcp && preferOnTie(slot, best.slot, request)))
+      best = { slot, lcp, ratio };
   }
   return best;
 }

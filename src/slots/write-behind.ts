@@ -40,7 +40,11 @@ export interface AnswerSaver {
    * Before a completion task starts on a backend that clears its idle slots: save what the slots not `running` now
    * alone hold, and resolve with the results.
    */
-  saveBeforeClearing(backend: number, running: (slot: SlotState) => boolean, tried: Set<SlotContent>): Promise<CacheOpResult[]>;
+  saveBeforeClearing(
+    backend: number,
+    running: (slot: SlotState) => boolean,
+    tried: Set<SlotContent>,
+  ): Promise<CacheOpResult[]>;
   /** Cancel pending saves and wait for running ones. */
   close(): Promise<void>;
 }
@@ -83,7 +87,11 @@ export class WriteBehindSaver implements AnswerSaver {
    * in place (its owner waits), the others are taken as background work. Content in `tried` (an earlier round of
    * the same launch) is not tried again; what is tried now is added to it.
    */
-  async saveBeforeClearing(backend: number, running: (slot: SlotState) => boolean, tried: Set<SlotContent>): Promise<CacheOpResult[]> {
+  async saveBeforeClearing(
+    backend: number,
+    running: (slot: SlotState) => boolean,
+    tried: Set<SlotContent>,
+  ): Promise<CacheOpResult[]> {
     await Promise.allSettled(this.runningOn(backend));
     const saves: Array<Promise<CacheOpResult | undefined>> = [];
     for (const slot of this.deps.pool.all()) {
@@ -92,7 +100,9 @@ export class WriteBehindSaver implements AnswerSaver {
       if (!content || tried.has(content)) continue;
       tried.add(content);
       // Reported on the launching request's log line (clearing_saves), not on a line of their own.
-      saves.push(slot.busy ? this.deps.slotCache.save(slot, content) : this.save(slot, content, 'before_clearing', false));
+      saves.push(
+        slot.busy ? this.deps.slotCache.save(slot, content) : this.save(slot, content, 'before_clearing', false),
+      );
     }
     const results = await Promise.all(saves);
     return results.filter((r): r is CacheOpResult => r !== undefined);
@@ -146,9 +156,15 @@ export class WriteBehindSaver implements AnswerSaver {
     return this.save(slot, armed.content, why);
   }
 
-  private async save(slot: SlotState, content: SlotContent, why: string, logLine = true): Promise<CacheOpResult | undefined> {
+  private async save(
+    slot: SlotState,
+    content: SlotContent,
+    why: string,
+    logLine = true,
+  ): Promise<CacheOpResult | undefined> {
     // Continued or taken meanwhile (its release re-armed it), or saved by someone else: nothing to do.
-    if (this.closed || slot.content !== content || content.saved || !this.deps.pool.takeForBackground(slot)) return undefined;
+    if (this.closed || slot.content !== content || content.saved || !this.deps.pool.takeForBackground(slot))
+      return undefined;
     this.disarm(slot);
     const work = this.deps.slotCache.save(slot, content);
     this.running.set(slot, work);

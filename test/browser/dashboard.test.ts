@@ -72,10 +72,16 @@ describe('the dashboard in a browser', { skip: noBrowserReason(), timeout: 90_00
     next = await chat(stack, aNext, { stream: true });
     assert.equal(next.line.decision, 'restore', 'the scenario itself restored A (precondition)');
 
-    const restoreRow = page.locator('#requests tbody tr', { hasText: short(keyOf(aNext)) }).filter({ hasText: 'restore' });
+    const restoreRow = page
+      .locator('#requests tbody tr', { hasText: short(keyOf(aNext)) })
+      .filter({ hasText: 'restore' });
     await restoreRow.waitFor({ timeout: WAIT_MS });
     const rowText = await restoreRow.innerText();
-    assert.match(rowText, new RegExp(`${count(next.timings.cache_n)} / ${count(next.timings.prompt_n)}`), `reused / prefilled tokens in: ${rowText}`);
+    assert.match(
+      rowText,
+      new RegExp(`${count(next.timings.cache_n)} / ${count(next.timings.prompt_n)}`),
+      `reused / prefilled tokens in: ${rowText}`,
+    );
     assert.match(rowText, /restore \d/, `the restore's duration in: ${rowText}`);
     assert.equal(await page.locator('#requests tbody tr').count(), 4, 'one row per request');
 
@@ -85,24 +91,35 @@ describe('the dashboard in a browser', { skip: noBrowserReason(), timeout: 90_00
     assert.match(slotText, /idle/, `the slot is idle again: ${slotText}`);
     assert.match(slotText, /\bsaved\b/, `SAVE_POLICY=always saved it: ${slotText}`);
     const tokens = Number((await slotRow.locator('td.num').innerText()).replace(/,/g, ''));
-    assert.ok(tokens >= next.timings.cache_n + next.timings.prompt_n, `the slot holds the whole prompt (${tokens} tokens)`);
+    assert.ok(
+      tokens >= next.timings.cache_n + next.timings.prompt_n,
+      `the slot holds the whole prompt (${tokens} tokens)`,
+    );
 
     const size = (await stat(join(stack.cacheDir, keyOf(a)))).size;
     const entryRow = page.locator('#entries tbody tr', { hasText: short(keyOf(a)) });
     await entryRow.waitFor({ timeout: WAIT_MS });
     const entryText = await entryRow.innerText();
-    assert.ok(entryText.includes(binarySize(size)), `the entry shows its file's size ${binarySize(size)}: ${entryText}`);
+    assert.ok(
+      entryText.includes(binarySize(size)),
+      `the entry shows its file's size ${binarySize(size)}: ${entryText}`,
+    );
 
     // The chart counts the tokens the restore avoided.
     await page.locator('#chart svg rect.bar-reused[height]:not([height="0"])').first().waitFor({ timeout: WAIT_MS });
     const summary = await page.locator('#chart-summary').innerText();
     const reused = Number(/([\d,]+) tokens reused/.exec(summary)?.[1]?.replace(/,/g, '') ?? NaN);
-    assert.ok(reused >= next.timings.cache_n, `the chart counts at least the restore's ${next.timings.cache_n} reused tokens: ${summary}`);
+    assert.ok(
+      reused >= next.timings.cache_n,
+      `the chart counts at least the restore's ${next.timings.cache_n} reused tokens: ${summary}`,
+    );
 
     await page.screenshot({ path: artifactPath('dashboard.png'), fullPage: true });
     await page.setViewportSize({ width: 390, height: 1400 });
     // The chart redraws to the narrower width.
-    await page.waitForFunction("Number(document.querySelector('#chart svg')?.getAttribute('width')) <= 390", null, { timeout: WAIT_MS });
+    await page.waitForFunction("Number(document.querySelector('#chart svg')?.getAttribute('width')) <= 390", null, {
+      timeout: WAIT_MS,
+    });
     await page.screenshot({ path: artifactPath('dashboard-narrow.png') });
     assert.deepEqual(problems, [], 'no errors in the page');
     await page.close();
@@ -111,7 +128,11 @@ describe('the dashboard in a browser', { skip: noBrowserReason(), timeout: 90_00
   it('shows a client-chosen model name as text, never as markup', async () => {
     const { page, problems } = await openDashboard(context, `${stack.url}/proxycache/`);
     const evil = '<img src=x onerror=alert(1)>';
-    const res = await postJson(stack.url, '/v1/chat/completions', { model: evil, max_tokens: 2, messages: [{ role: 'user', content: 'hello' }] });
+    const res = await postJson(stack.url, '/v1/chat/completions', {
+      model: evil,
+      max_tokens: 2,
+      messages: [{ role: 'user', content: 'hello' }],
+    });
     assert.equal(res.status, 200, JSON.stringify(res.body));
     await page.locator('#requests tbody tr', { hasText: evil }).first().waitFor({ timeout: WAIT_MS });
     assert.equal(await page.locator('main img').count(), 0, 'no element was made from the name');

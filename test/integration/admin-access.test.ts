@@ -45,12 +45,23 @@ describe('admin access with ADMIN_TOKEN', { timeout: 60_000 }, () => {
   it('the right token opens every route (Bearer, or ?token= for the dashboard page)', async () => {
     for (const [method, path] of ROUTES) {
       const res = await api(stack.url, method, path, { token: TOKEN });
-      assert.ok(res.status !== 401 && res.status !== 403, `${method} ${path}: ${res.status} ${JSON.stringify(res.body)}`);
+      assert.ok(
+        res.status !== 401 && res.status !== 403,
+        `${method} ${path}: ${res.status} ${JSON.stringify(res.body)}`,
+      );
     }
     assert.equal((await api(stack.url, 'GET', `/proxycache/status?token=${TOKEN}`)).status, 200);
     assert.equal((await api(stack.url, 'GET', `/proxycache/status?token=${TOKEN}x`)).status, 401);
     // With a token the Host and Origin rules do not apply: the token is the proof.
-    assert.equal((await rawApi(stack.url, 'GET', '/proxycache/status', { host: 'proxy.example:8081', authorization: `Bearer ${TOKEN}` })).status, 200);
+    assert.equal(
+      (
+        await rawApi(stack.url, 'GET', '/proxycache/status', {
+          host: 'proxy.example:8081',
+          authorization: `Bearer ${TOKEN}`,
+        })
+      ).status,
+      200,
+    );
   });
 
   it('/metrics needs no token', async () => {

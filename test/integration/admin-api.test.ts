@@ -44,8 +44,16 @@ describe('admin API', { timeout: 60_000 }, () => {
     assert.equal(await exists(join(stack.cacheDir, key)), false, 'cache file gone');
     assert.equal(await exists(metaPath(stack.metaDir, key)), false, 'meta file gone');
     const entries = (await api(stack.url, 'GET', '/proxycache/entries')).body.entries;
-    assert.equal(entries.some((e: any) => e.key === key), false, 'index entry gone');
-    assert.equal((await slotOf(stack, key)).content.saved, false, 'the slot that still holds it no longer has it on disk');
+    assert.equal(
+      entries.some((e: any) => e.key === key),
+      false,
+      'index entry gone',
+    );
+    assert.equal(
+      (await slotOf(stack, key)).content.saved,
+      false,
+      'the slot that still holds it no longer has it on disk',
+    );
 
     const again = await api(stack.url, 'DELETE', `/proxycache/entries/${key}`);
     assert.equal(again.status, 404);
@@ -61,7 +69,17 @@ describe('admin API', { timeout: 60_000 }, () => {
     stack = await startStack();
     const outside = join(stack.cacheDir, '..', 'outside.txt');
     await writeFile(outside, 'keep me');
-    for (const bad of ['..%2Foutside.txt', '%2E%2E', '.hidden', 'a%20b', 'x'.repeat(201), '..%5C..%5Cwin', '..%2F..%2Fkv_meta', 'a/b', '']) {
+    for (const bad of [
+      '..%2Foutside.txt',
+      '%2E%2E',
+      '.hidden',
+      'a%20b',
+      'x'.repeat(201),
+      '..%5C..%5Cwin',
+      '..%2F..%2Fkv_meta',
+      'a/b',
+      '',
+    ]) {
       const res = await rawApi(stack.url, 'DELETE', `/proxycache/entries/${bad}`);
       assert.equal(res.status, 400, `${bad}: ${JSON.stringify(res.body)}`);
       assertOpenAiError(res.body, 'invalid_request');
@@ -84,7 +102,10 @@ describe('admin API', { timeout: 60_000 }, () => {
     assert.equal(res.body.remainingFiles, files - res.body.deletedBySize);
     assert.equal((await readdir(stack.cacheDir)).length, res.body.remainingFiles);
     const metrics = parseProm((await api(stack.url, 'GET', '/metrics')).body);
-    assert.equal(valueOf(metrics, 'proxycache_cleanup_deleted_files_total', { reason: 'size' }), res.body.deletedBySize);
+    assert.equal(
+      valueOf(metrics, 'proxycache_cleanup_deleted_files_total', { reason: 'size' }),
+      res.body.deletedBySize,
+    );
     assert.equal(valueOf(metrics, 'proxycache_cache_dir_files'), res.body.remainingFiles);
   });
 
@@ -105,12 +126,19 @@ describe('admin API', { timeout: 60_000 }, () => {
       assert.equal(save.model, MODEL);
       assert.ok(save.tokens > 0 && save.bytes > 0);
     }
-    assert.deepEqual(res.body.saves.map((s: any) => s.key).sort(), [keyOf(a), keyOf(b)].map((k) => k.slice(0, 16)).sort());
+    assert.deepEqual(
+      res.body.saves.map((s: any) => s.key).sort(),
+      [keyOf(a), keyOf(b)].map((k) => k.slice(0, 16)).sort(),
+    );
     assert.equal((await slotOf(stack, keyOf(a))).content.saved, true);
     assert.ok(await exists(join(stack.cacheDir, keyOf(b))));
     const after = parseProm((await api(stack.url, 'GET', '/metrics')).body);
     const saves = { action: 'save', result: 'ok' };
-    assert.equal(valueOf(after, 'proxycache_cache_operations_total', saves) - valueOf(before, 'proxycache_cache_operations_total', saves), 2);
+    assert.equal(
+      valueOf(after, 'proxycache_cache_operations_total', saves) -
+        valueOf(before, 'proxycache_cache_operations_total', saves),
+      2,
+    );
     assert.equal(valueOf(after, 'proxycache_slots_unsaved'), 0);
 
     const nothing = await api(stack.url, 'POST', '/proxycache/save');
@@ -132,7 +160,11 @@ describe('admin API', { timeout: 60_000 }, () => {
     const back = await chat(stack, continued(a, first.content, 732));
     assert.equal(back.line.decision, 'restore', 'restored from disk, not trusted to be resident');
 
-    for (const [path, code] of [['/proxycache/slots/1/0/erase', 'backend_not_found'], ['/proxycache/slots/0/9/erase', 'slot_not_found'], ['/proxycache/slots/x/0/erase', 'backend_not_found']] as const) {
+    for (const [path, code] of [
+      ['/proxycache/slots/1/0/erase', 'backend_not_found'],
+      ['/proxycache/slots/0/9/erase', 'slot_not_found'],
+      ['/proxycache/slots/x/0/erase', 'backend_not_found'],
+    ] as const) {
       const bad = await api(stack.url, 'POST', path);
       assert.equal(bad.status, 404, path);
       assertOpenAiError(bad.body, code);

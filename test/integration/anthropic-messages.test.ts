@@ -38,11 +38,20 @@ function firstTurn(seed: number): Anthropic.MessageCreateParamsNonStreaming {
     model: MODEL,
     max_tokens: 8,
     system: [
-      { type: 'text', text: `x-anthropic-billing-header: cc_version=2.1.197.6e2; cc_entrypoint=sdk-cli; cch=${seed.toString(16).padStart(5, '0').slice(-5)};` },
+      {
+        type: 'text',
+        text: `x-anthropic-billing-header: cc_version=2.1.197.6e2; cc_entrypoint=sdk-cli; cch=${seed.toString(16).padStart(5, '0').slice(-5)};`,
+      },
       { type: 'text', text: words(64, seed), cache_control: { type: 'ephemeral' } },
     ],
     messages: [
-      { role: 'user', content: [{ type: 'text', text: words(16, seed + 1) }, { type: 'text', text: words(8, seed + 2), cache_control: { type: 'ephemeral' } }] },
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: words(16, seed + 1) },
+          { type: 'text', text: words(8, seed + 2), cache_control: { type: 'ephemeral' } },
+        ],
+      },
       // Not in Anthropic's types, yet Claude Code sends it.
       { role: 'system' as 'user', content: words(12, seed + 3) },
     ],
@@ -86,9 +95,18 @@ describe('Anthropic messages', { timeout: 60_000 }, () => {
     const system = first.system as Anthropic.TextBlockParam[];
     const second: Anthropic.MessageCreateParamsNonStreaming = {
       ...first,
-      system: [{ type: 'text', text: system[0]!.text.replace(/cch=\w{5};/, 'cch=9a9a9;') }, { type: 'text', text: system[1]!.text }],
+      system: [
+        { type: 'text', text: system[0]!.text.replace(/cch=\w{5};/, 'cch=9a9a9;') },
+        { type: 'text', text: system[1]!.text },
+      ],
       messages: [
-        { role: 'user', content: (first.messages[0]!.content as Anthropic.TextBlockParam[]).map((b) => ({ type: 'text' as const, text: b.text })) },
+        {
+          role: 'user',
+          content: (first.messages[0]!.content as Anthropic.TextBlockParam[]).map((b) => ({
+            type: 'text' as const,
+            text: b.text,
+          })),
+        },
         first.messages[1]!,
         { role: 'assistant', content: reply },
         { role: 'user', content: [{ type: 'text', text: words(6, 23), cache_control: { type: 'ephemeral' } }] },
@@ -97,7 +115,10 @@ describe('Anthropic messages', { timeout: 60_000 }, () => {
     const simMark = stack.sim.events.length;
     const { answer: b, line } = await logged(stack, () => anthropic.messages.stream(second).finalMessage());
     const firstPrompt = a.usage.input_tokens + (a.usage.cache_read_input_tokens ?? 0);
-    assert.ok((b.usage.cache_read_input_tokens ?? 0) >= firstPrompt, `cache_read ${b.usage.cache_read_input_tokens} covers the first prompt (${firstPrompt})`);
+    assert.ok(
+      (b.usage.cache_read_input_tokens ?? 0) >= firstPrompt,
+      `cache_read ${b.usage.cache_read_input_tokens} covers the first prompt (${firstPrompt})`,
+    );
     assert.equal(line.decision, 'resident');
     assert.ok(chatEvents(stack.sim, simMark)[0]?.pinned);
   });
@@ -108,18 +129,31 @@ describe('Anthropic messages', { timeout: 60_000 }, () => {
     const first = firstTurn(31);
     const { answer: a } = await logged(stack, () => anthropic.messages.create(first));
     for (let i = 0; i < 3; i++) await chat(stack, opening(32 + i));
-    const { answer: next, line } = await logged(stack, () => anthropic.messages.create({
-      ...first,
-      messages: [...first.messages, { role: 'assistant', content: a.content as Anthropic.TextBlockParam[] }, { role: 'user', content: words(6, 39) }],
-    }));
+    const { answer: next, line } = await logged(stack, () =>
+      anthropic.messages.create({
+        ...first,
+        messages: [
+          ...first.messages,
+          { role: 'assistant', content: a.content as Anthropic.TextBlockParam[] },
+          { role: 'user', content: words(6, 39) },
+        ],
+      }),
+    );
     assert.equal(line.decision, 'restore');
     const firstPrompt = a.usage.input_tokens + (a.usage.cache_read_input_tokens ?? 0);
-    assert.ok((next.usage.cache_read_input_tokens ?? 0) >= firstPrompt, `cache_read ${next.usage.cache_read_input_tokens} >= ${firstPrompt}`);
+    assert.ok(
+      (next.usage.cache_read_input_tokens ?? 0) >= firstPrompt,
+      `cache_read ${next.usage.cache_read_input_tokens} >= ${firstPrompt}`,
+    );
   });
 
   it('messages.stream(…).finalMessage() assembles the streamed events, over ?beta=true as Claude Code sends it', async () => {
     stack = await startStack();
-    const stream = client(stack, true).messages.stream({ model: MODEL, max_tokens: 6, messages: [{ role: 'user', content: 'hello there' }] });
+    const stream = client(stack, true).messages.stream({
+      model: MODEL,
+      max_tokens: 6,
+      messages: [{ role: 'user', content: 'hello there' }],
+    });
     const types: string[] = [];
     stream.on('streamEvent', (event) => types.push(event.type));
     const message = await stream.finalMessage();
@@ -135,11 +169,20 @@ describe('Anthropic messages', { timeout: 60_000 }, () => {
   it('a tool-use round trip: the tool_use in the history and its tool_result are sent as chat tool messages', async () => {
     stack = await startStack();
     const anthropic = client(stack);
-    const tools: Anthropic.Tool[] = [{ name: 'Bash', description: 'run a command', input_schema: { type: 'object', properties: { command: { type: 'string' } } } }];
+    const tools: Anthropic.Tool[] = [
+      {
+        name: 'Bash',
+        description: 'run a command',
+        input_schema: { type: 'object', properties: { command: { type: 'string' } } },
+      },
+    ];
     const history: Anthropic.MessageParam[] = [
       { role: 'user', content: words(50, 41) },
       { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'Bash', input: { command: 'ls -la' } }] },
-      { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: [{ type: 'text', text: 'README.md\nsrc' }] }] },
+      {
+        role: 'user',
+        content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: [{ type: 'text', text: 'README.md\nsrc' }] }],
+      },
     ];
     const mark = stack.sim.events.length;
     const message = await anthropic.messages.create({ model: MODEL, max_tokens: 4, tools, messages: history });
@@ -154,19 +197,28 @@ describe('Anthropic messages', { timeout: 60_000 }, () => {
     stack = await startStack();
     const head = await fetch(`${stack.url}/`, { method: 'HEAD' });
     assert.equal(head.status, 200);
-    const counted = await client(stack).messages.countTokens({ model: MODEL, messages: [{ role: 'user', content: 'count these words please' }] });
+    const counted = await client(stack).messages.countTokens({
+      model: MODEL,
+      messages: [{ role: 'user', content: 'count these words please' }],
+    });
     assert.ok(counted.input_tokens > 0);
   });
 
   it("the session: Claude Code's metadata.user_id, else its x-claude-code-session-id header; the log line names api and session", async () => {
     stack = await startStack();
     const anthropic = client(stack);
-    const body = { model: MODEL, max_tokens: 2, messages: [{ role: 'user' as const, content: 'which session is this' }] };
+    const body = {
+      model: MODEL,
+      max_tokens: 2,
+      messages: [{ role: 'user' as const, content: 'which session is this' }],
+    };
     const userId = JSON.stringify({ device_id: 'dev', account_uuid: '', session_id: 'cc-sess-1' });
     const fromBody = await logged(stack, () => anthropic.messages.create({ ...body, metadata: { user_id: userId } }));
     assert.equal(fromBody.line.api, 'messages');
     assert.equal(fromBody.line.session, 'cc-sess-1');
-    const fromHeader = await logged(stack, () => anthropic.messages.create(body, { headers: { 'x-claude-code-session-id': 'cc-sess-2' } }));
+    const fromHeader = await logged(stack, () =>
+      anthropic.messages.create(body, { headers: { 'x-claude-code-session-id': 'cc-sess-2' } }),
+    );
     assert.equal(fromHeader.line.session, 'cc-sess-2');
     const none = await logged(stack, () => anthropic.messages.create(body));
     assert.equal(none.line.session, undefined);
@@ -191,7 +243,11 @@ describe('Anthropic messages', { timeout: 60_000 }, () => {
     stack = await startStack();
     await stack.restartProxy({ LLAMA_URL: 'http://127.0.0.1:9', BACKEND_TYPE: 'llama-server', N_SLOTS: '2' });
     await assert.rejects(
-      client(stack).messages.create({ model: MODEL, max_tokens: 2, messages: [{ role: 'user', content: 'anyone there' }] }),
+      client(stack).messages.create({
+        model: MODEL,
+        max_tokens: 2,
+        messages: [{ role: 'user', content: 'anyone there' }],
+      }),
       (err: unknown) => {
         assert.ok(err instanceof Anthropic.APIError, String(err));
         assert.equal(err.status, 502);
@@ -203,14 +259,17 @@ describe('Anthropic messages', { timeout: 60_000 }, () => {
     );
   });
 
-  it('bad input gets a 400 in Anthropic\'s error shape naming the field; so does a failure of the proxy', async () => {
+  it("bad input gets a 400 in Anthropic's error shape naming the field; so does a failure of the proxy", async () => {
     stack = await startStack();
     const missing = await postJson(stack.url, '/v1/messages', { model: MODEL, max_tokens: 4 });
     assert.equal(missing.status, 400);
     assert.equal(missing.body.type, 'error');
     assert.equal(missing.body.error.type, 'invalid_request_error');
     assert.match(missing.body.error.message, /^messages/);
-    const role = await postJson(stack.url, '/v1/messages?beta=true', { max_tokens: 4, messages: [{ role: 'robot', content: 'x' }] });
+    const role = await postJson(stack.url, '/v1/messages?beta=true', {
+      max_tokens: 4,
+      messages: [{ role: 'robot', content: 'x' }],
+    });
     assert.equal(role.status, 400);
     assert.match(role.body.error.message, /messages\.0\.role/);
     const json = await postJson(stack.url, '/v1/messages', '{"messages": [');

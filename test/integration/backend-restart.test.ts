@@ -32,7 +32,11 @@ describe('backend restarted behind the proxy', () => {
     assert.equal(a2.line.slot_check, 'restarted', 'GET /slots showed the slot it believed to hold A empty');
     assert.equal(a2.line.decision, 'restore');
     assert.ok(a2.timings.cache_n > 50, `A reused ${a2.timings.cache_n} tokens after the restore`);
-    await stack.logs.waitFor((l) => typeof l.msg === 'string' && l.msg.startsWith('the server lost every slot'), 2000, 'the warning');
+    await stack.logs.waitFor(
+      (l) => typeof l.msg === 'string' && l.msg.startsWith('the server lost every slot'),
+      2000,
+      'the warning',
+    );
 
     const mark = stack.sim.events.length;
     const b2 = await chat(stack, continued(b, b1.content, 904));

@@ -49,14 +49,27 @@ describe('BACKEND_TYPE=auto, backend down at start-up', () => {
     let sim: SimHandle | undefined;
     try {
       await stack.logs.waitFor((l) => l.msg === 'backend probe failed', 1000, 'the failed start-up probe');
-      sim = await startSimulator({ mode: 'llama-swap', models: [{ id: 'a', nSlots: 2 }], port: Number(new URL(late).port), slotSavePath: stack.cacheDir, cost: { timeScale: 0, kvBytesPerToken: 1000 } });
-      const res = await stack.openai.chat.completions.create({ model: 'a', messages: [{ role: 'user', content: words(60, 2) }], max_tokens: 2 });
+      sim = await startSimulator({
+        mode: 'llama-swap',
+        models: [{ id: 'a', nSlots: 2 }],
+        port: Number(new URL(late).port),
+        slotSavePath: stack.cacheDir,
+        cost: { timeScale: 0, kvBytesPerToken: 1000 },
+      });
+      const res = await stack.openai.chat.completions.create({
+        model: 'a',
+        messages: [{ role: 'user', content: words(60, 2) }],
+        max_tokens: 2,
+      });
       assert.equal(res.object, 'chat.completion');
       const detected = await stack.logs.waitFor((l) => l.msg === 'backend kind detected', 1000, 'the detection line');
       assert.equal(detected.kind, 'llama-swap');
       const line = await nthChatLine(stack.logs, 1);
       assert.equal((line.save as { ok: boolean }).ok, true, JSON.stringify(line.save));
-      assert.deepEqual(sim.events.filter((e) => e.type === 'save').map((e) => e.model), ['a']);
+      assert.deepEqual(
+        sim.events.filter((e) => e.type === 'save').map((e) => e.model),
+        ['a'],
+      );
     } finally {
       await closeStack(stack);
       await sim?.close();
@@ -83,12 +96,23 @@ describe('explicit BACKEND_TYPE', () => {
       await stack.restartProxy({ LLAMA_URL: tap.url, BACKEND_TYPE: mode });
       const lines = stack.logs.lines.slice(mark);
       const paths = tap.requests.map((r) => r.path);
-      assert.ok(!paths.some((p) => p === '/running' || p.startsWith('/models')), `probe requests sent: ${paths.join(', ')}`);
+      assert.ok(
+        !paths.some((p) => p === '/running' || p.startsWith('/models')),
+        `probe requests sent: ${paths.join(', ')}`,
+      );
       assert.equal(lines.filter((l) => l.msg === 'backend kind detected').length, 0);
       assert.deepEqual(lines.find((l) => l.msg === 'proxycache listening')?.backends, [{ url: tap.url, kind: mode }]);
 
-      await stack.openai.chat.completions.create({ model, messages: [{ role: 'user', content: words(60, 1) }], max_tokens: 2 });
-      await stack.logs.waitFor((l) => l.msg === 'chat' && (l.save as { ok?: boolean } | undefined)?.ok === true, 2000, 'a successful save');
+      await stack.openai.chat.completions.create({
+        model,
+        messages: [{ role: 'user', content: words(60, 1) }],
+        max_tokens: 2,
+      });
+      await stack.logs.waitFor(
+        (l) => l.msg === 'chat' && (l.save as { ok?: boolean } | undefined)?.ok === true,
+        2000,
+        'a successful save',
+      );
       const save = tap.requests.find((r) => r.path.includes('action=save'))!;
       if (mode === 'llama-server') {
         assert.match(save.path, /^\/slots\/0\?action=save$/);

@@ -20,7 +20,13 @@ describe('llama-swap: per-model slots', () => {
   let stack: Stack;
   before(async () => {
     stack = await startStack({
-      sim: { mode: 'llama-swap', models: [{ id: A, nSlots: 2 }, { id: B, nSlots: 2 }] },
+      sim: {
+        mode: 'llama-swap',
+        models: [
+          { id: A, nSlots: 2 },
+          { id: B, nSlots: 2 },
+        ],
+      },
       env: { BACKEND_TYPE: 'auto' },
     });
   });
@@ -39,8 +45,18 @@ describe('llama-swap: per-model slots', () => {
     // Both used "slot 0" of their own model: the same id, two different slots.
     assert.equal(lineA.slot, 0);
     assert.equal(lineB.slot, 0);
-    assert.deepEqual(eventsOf(stack.sim, 'save').map((e) => [e.model, e.slot, e.ok]), [[A, 0, true], [B, 0, true]]);
-    assert.deepEqual(eventsOf(stack.sim, 'load').map((e) => e.model), [A, B], 'B swapped A out');
+    assert.deepEqual(
+      eventsOf(stack.sim, 'save').map((e) => [e.model, e.slot, e.ok]),
+      [
+        [A, 0, true],
+        [B, 0, true],
+      ],
+    );
+    assert.deepEqual(
+      eventsOf(stack.sim, 'load').map((e) => e.model),
+      [A, B],
+      'B swapped A out',
+    );
   });
 
   it("after the swap, A's conversation is restored from disk, never treated as resident", async () => {
@@ -54,6 +70,9 @@ describe('llama-swap: per-model slots', () => {
     const chat = later.findIndex((e) => e.type === 'chat' && e.model === A);
     assert.ok(restore >= 0 && restore < chat, 'the restore ran on A before the chat');
     const chatEvent = eventsOf(stack.sim, 'chat', before).find((e) => e.model === A)!;
-    assert.ok(chatEvent.cache_n > 0.9 * (chatEvent.cache_n + chatEvent.prompt_n), `cache_n ${chatEvent.cache_n}, prompt_n ${chatEvent.prompt_n}`);
+    assert.ok(
+      chatEvent.cache_n > 0.9 * (chatEvent.cache_n + chatEvent.prompt_n),
+      `cache_n ${chatEvent.cache_n}, prompt_n ${chatEvent.prompt_n}`,
+    );
   });
 });

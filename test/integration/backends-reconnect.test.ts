@@ -29,7 +29,10 @@ describe('backend down, then back', () => {
     const port = stack.sim.port;
     await stack.sim.close();
 
-    const down = await postJson(stack.url, '/v1/chat/completions', { model: 'tiny', messages: [{ role: 'user', content: words(5, 1) }] });
+    const down = await postJson(stack.url, '/v1/chat/completions', {
+      model: 'tiny',
+      messages: [{ role: 'user', content: words(5, 1) }],
+    });
     assert.equal(down.status, 502);
     assert.equal(down.body.error.code, 'backend_unreachable');
 

@@ -15,21 +15,38 @@ describe('router mode', () => {
   let stack: Stack;
   before(async () => {
     stack = await startStack({
-      sim: { mode: 'router', modelsMax: 1, models: [{ id: 'a', nSlots: 2 }, { id: 'b', nSlots: 2 }] },
+      sim: {
+        mode: 'router',
+        modelsMax: 1,
+        models: [
+          { id: 'a', nSlots: 2 },
+          { id: 'b', nSlots: 2 },
+        ],
+      },
       env: { BACKEND_TYPE: 'auto' },
     });
   });
   after(() => closeStack(stack));
 
   const chat = (model: string, seed: number) =>
-    stack.openai.chat.completions.create({ model, messages: [{ role: 'user', content: words(80, seed) }], max_tokens: 2 });
+    stack.openai.chat.completions.create({
+      model,
+      messages: [{ role: 'user', content: words(80, seed) }],
+      max_tokens: 2,
+    });
 
-  it('saves each model\'s slot with the model in the request', async () => {
+  it("saves each model's slot with the model in the request", async () => {
     await chat('a', 31);
     await nthChatLine(stack.logs, 1);
     await chat('b', 32);
     await nthChatLine(stack.logs, 2);
-    assert.deepEqual(eventsOf(stack.sim, 'save').map((e) => [e.model, e.slot, e.ok]), [['a', 0, true], ['b', 0, true]]);
+    assert.deepEqual(
+      eventsOf(stack.sim, 'save').map((e) => [e.model, e.slot, e.ok]),
+      [
+        ['a', 0, true],
+        ['b', 0, true],
+      ],
+    );
   });
 
   it('a, b, a with one model loaded at a time: every load is for a chat (restored first), none for a save', async () => {
@@ -38,7 +55,10 @@ describe('router mode', () => {
     await nthChatLine(stack.logs, 3);
     const events = stack.sim.events;
     const loads = events.map((e, i) => [e, i] as const).filter(([e]) => e.type === 'load');
-    assert.deepEqual(loads.map(([e]) => e.model), ['a', 'b', 'a']);
+    assert.deepEqual(
+      loads.map(([e]) => e.model),
+      ['a', 'b', 'a'],
+    );
     for (const [load, i] of loads) {
       // The proxy may load a model for the request that needs it, restore its cache, then chat; never save first.
       const next = events.slice(i + 1).find((e) => e.model === load.model && ['chat', 'save'].includes(e.type));

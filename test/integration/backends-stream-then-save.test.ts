@@ -29,7 +29,9 @@ describe('a streamed big request, then its save', () => {
   for (const { mode, model } of cases) {
     it(`${mode}: the save succeeds and its meta is written, turn after turn`, async () => {
       const s = (stack = await startStack({ sim: { mode, models: [{ id: model, nSlots: 2 }] } }));
-      const messages: Array<{ role: 'user' | 'assistant'; content: string }> = [{ role: 'user', content: words(60, 5) }];
+      const messages: Array<{ role: 'user' | 'assistant'; content: string }> = [
+        { role: 'user', content: words(60, 5) },
+      ];
       for (let turn = 1; turn <= 3; turn++) {
         const stream = await s.openai.chat.completions.create({ model, messages, max_tokens: 3, stream: true });
         let reply = '';
@@ -48,7 +50,10 @@ describe('a streamed big request, then its save', () => {
 
   it('llama-server, SAVE_POLICY=smart: the save of an evicted conversation, sent right after a stream, succeeds', async () => {
     // With one slot and no save after the reply, the next big request must first save what the stream left.
-    const s = (stack = await startStack({ sim: { models: [{ id: 'tiny', nSlots: 1 }] }, env: { N_SLOTS: '1', SAVE_POLICY: 'smart' } }));
+    const s = (stack = await startStack({
+      sim: { models: [{ id: 'tiny', nSlots: 1 }] },
+      env: { N_SLOTS: '1', SAVE_POLICY: 'smart' },
+    }));
     for (let turn = 1; turn <= 3; turn++) {
       const stream = await s.openai.chat.completions.create({
         model: 'tiny',

@@ -14,15 +14,29 @@ import { startSimulator } from '../../src/sim/index.js';
 import { withDeadline } from '../support/deadline.js';
 
 const METRICS = [
-  'prefill_tokens', 'reused_tokens', 'ttft_mean_ms', 'ttft_p50_ms', 'ttft_p95_ms', 'wall_ms', 'saves', 'restores',
-  'bytes_written', 'bytes_read', 'disk_bytes_final', 'proxy_cpu_s', 'proxy_rss_mb',
+  'prefill_tokens',
+  'reused_tokens',
+  'ttft_mean_ms',
+  'ttft_p50_ms',
+  'ttft_p95_ms',
+  'wall_ms',
+  'saves',
+  'restores',
+  'bytes_written',
+  'bytes_read',
+  'disk_bytes_final',
+  'proxy_cpu_s',
+  'proxy_rss_mb',
 ];
 const WORKLOADS = ['contention', 'overhead'];
 const CONFIGS = ['direct', 'smart'];
 
 function assertNumber(value: unknown, where: string): void {
   assert.equal(typeof value, 'number', `${where} is a number (got ${JSON.stringify(value)})`);
-  assert.ok(Number.isFinite(value as number) && (value as number) >= 0, `${where} is finite and >= 0 (got ${String(value)})`);
+  assert.ok(
+    Number.isFinite(value as number) && (value as number) >= 0,
+    `${where} is finite and >= 0 (got ${String(value)})`,
+  );
 }
 
 describe('benchmark smoke run', { timeout: 60_000 }, () => {
@@ -36,7 +50,10 @@ describe('benchmark smoke run', { timeout: 60_000 }, () => {
     const out = join(root, 'results.json');
 
     const returned = await withDeadline(
-      runBench({ workloads: WORKLOADS, configs: CONFIGS, timeScale: 0, startWords: 600, turnWords: 40, out }, () => undefined),
+      runBench(
+        { workloads: WORKLOADS, configs: CONFIGS, timeScale: 0, startWords: 600, turnWords: 40, out },
+        () => undefined,
+      ),
       45_000,
       'the smoke bench',
     );
@@ -55,8 +72,12 @@ describe('benchmark smoke run', { timeout: 60_000 }, () => {
       assertNumber(w.live_cache_bytes, `${workload}.live_cache_bytes`);
       assert.deepEqual(Object.keys(w.configs).sort(), [...CONFIGS].sort());
       for (const config of CONFIGS) {
-        for (const metric of METRICS) assertNumber(w.configs[config][metric], `${workload}.configs.${config}.${metric}`);
-        assert.ok(w.configs[config].prefill_tokens > 0 && w.configs[config].reused_tokens > 0, `${workload}/${config} measured tokens`);
+        for (const metric of METRICS)
+          assertNumber(w.configs[config][metric], `${workload}.configs.${config}.${metric}`);
+        assert.ok(
+          w.configs[config].prefill_tokens > 0 && w.configs[config].reused_tokens > 0,
+          `${workload}/${config} measured tokens`,
+        );
       }
       assert.equal(w.configs.direct.proxy_cpu_s, 0, 'no proxy process when going direct');
       assert.ok(w.configs.smart.proxy_rss_mb > 0, 'the proxy process was measured');
@@ -77,24 +98,35 @@ describe('benchmark smoke run', { timeout: 60_000 }, () => {
     const slotDir = join(root, 'external-slots');
     await mkdir(slotDir, { recursive: true });
     // The simulator stands in for a real llama-server the user started: the bench only knows its URL.
-    const server = await startSimulator({ mode: 'llama-server', models: [{ id: 'model-a', nSlots: 2, nCtx: 65536 }], slotSavePath: slotDir, cost: { timeScale: 0 } });
+    const server = await startSimulator({
+      mode: 'llama-server',
+      models: [{ id: 'model-a', nSlots: 2, nCtx: 65536 }],
+      slotSavePath: slotDir,
+      cost: { timeScale: 0 },
+    });
     try {
       const lines: string[] = [];
       const results = await withDeadline(
-        runBench({
-          workloads: ['contention', 'restart'],
-          configs: ['seed', 'smart'],
-          timeScale: 0,
-          startWords: 600,
-          turnWords: 40,
-          out: join(root, 'external.json'),
-          backend: { url: server.url, kind: 'llama-server', slots: 2, slotSavePath: slotDir },
-        }, (line) => lines.push(line)),
+        runBench(
+          {
+            workloads: ['contention', 'restart'],
+            configs: ['seed', 'smart'],
+            timeScale: 0,
+            startWords: 600,
+            turnWords: 40,
+            out: join(root, 'external.json'),
+            backend: { url: server.url, kind: 'llama-server', slots: 2, slotSavePath: slotDir },
+          },
+          (line) => lines.push(line),
+        ),
         45_000,
         'the bench against an external server',
       );
       assert.deepEqual(Object.keys(results.workloads), ['contention']);
-      assert.ok(lines.some((l) => l.startsWith('skipping restart:')), lines.join('\n'));
+      assert.ok(
+        lines.some((l) => l.startsWith('skipping restart:')),
+        lines.join('\n'),
+      );
       assert.deepEqual(results.cost_model, { backend_url: server.url, backend_kind: 'llama-server', time_scale: 1 });
 
       // What the proxies logged is what the server did.

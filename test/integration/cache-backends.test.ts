@@ -9,7 +9,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSimulator } from '../../src/sim/index.js';
 import type { SimHandle } from '../../src/sim/index.js';
-import { chat, chatEvents, continued, exists, keyOf, MODEL, opening, readMeta, slotFileEvents } from '../support/cache.js';
+import {
+  chat,
+  chatEvents,
+  continued,
+  exists,
+  keyOf,
+  MODEL,
+  opening,
+  readMeta,
+  slotFileEvents,
+} from '../support/cache.js';
 import type { Message } from '../support/cache.js';
 import { eventually, withDeadline } from '../support/deadline.js';
 import { startStack } from '../support/stack.js';
@@ -63,7 +73,7 @@ describe('several backends', { timeout: 60_000 }, () => {
     two = undefined;
   });
 
-  it("the meta records the backend whose disk holds the file, and a restore is tried only on that backend", async () => {
+  it('the meta records the backend whose disk holds the file, and a restore is tried only on that backend', async () => {
     two = await startTwoBackends();
     const { stack, sims, dirs, urls } = two;
     // A first conversation takes backend 0, so A lives on backend 1: a proxy that ignored the meta's backend
@@ -131,17 +141,30 @@ describe('several backends', { timeout: 60_000 }, () => {
     for await (const _ of stream as AsyncIterable<unknown>) chunks++;
     assert.ok(chunks > 1);
 
-    const lines = await eventually(() => {
-      const chats = stack.logs.lines.slice(mark).filter((l) => l.msg === 'chat');
-      return chats.length === 2 ? chats : undefined;
-    }, 5000, "both requests' chat lines");
-    assert.deepEqual(lines.map((l) => (l.save as { ok?: boolean } | undefined)?.ok), [true, true]);
+    const lines = await eventually(
+      () => {
+        const chats = stack.logs.lines.slice(mark).filter((l) => l.msg === 'chat');
+        return chats.length === 2 ? chats : undefined;
+      },
+      5000,
+      "both requests' chat lines",
+    );
+    assert.deepEqual(
+      lines.map((l) => (l.save as { ok?: boolean } | undefined)?.ok),
+      [true, true],
+    );
     assert.deepEqual(new Set(lines.map((l) => l.backend)), new Set(two.urls));
-    assert.deepEqual(sims.map((s) => chatEvents(s).length), [1, 1]);
+    assert.deepEqual(
+      sims.map((s) => chatEvents(s).length),
+      [1, 1],
+    );
     const keys = [keyOf(a), keyOf(b)];
     const placed = await Promise.all(dirs.map(async (dir) => Promise.all(keys.map((k) => exists(join(dir, k))))));
     // Each conversation is saved on the disk of the backend that served it, and only there.
-    assert.deepEqual(placed.map((p) => p.filter(Boolean).length), [1, 1]);
+    assert.deepEqual(
+      placed.map((p) => p.filter(Boolean).length),
+      [1, 1],
+    );
     assert.notDeepEqual(placed[0], placed[1]);
   });
 });

@@ -10,7 +10,17 @@ import { stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createMetaStore } from '../../src/cache/meta-store.js';
 import { createCacheCleanup } from '../../src/cleanup/cache-cleanup.js';
-import { chat, continued, exists, keyOf, logLineAfter, metaPath, MODEL, opening, slotFileEvents } from '../support/cache.js';
+import {
+  chat,
+  continued,
+  exists,
+  keyOf,
+  logLineAfter,
+  metaPath,
+  MODEL,
+  opening,
+  slotFileEvents,
+} from '../support/cache.js';
 import type { Message } from '../support/cache.js';
 import { withDeadline } from '../support/deadline.js';
 import { startStack } from '../support/stack.js';
@@ -139,7 +149,10 @@ describe('cache cleanup', { timeout: 60_000 }, () => {
     assert.ok(next.timings.cache_n >= first.timings.prompt_n, `cache_n ${next.timings.cache_n}`);
   });
   it('never deletes the file a plan will restore while the save before it runs', async () => {
-    stack = await startStack({ sim: { models: [{ id: MODEL, nSlots: 1 }] }, env: { N_SLOTS: '1', SAVE_POLICY: 'smart' } });
+    stack = await startStack({
+      sim: { models: [{ id: MODEL, nSlots: 1 }] },
+      env: { N_SLOTS: '1', SAVE_POLICY: 'smart' },
+    });
     tap = await startTap(stack.sim.url);
     await stack.restartProxy({ LLAMA_URL: tap.url });
     const a = opening(631);

@@ -46,7 +46,11 @@ describe("a client's cache_prompt: false", { timeout: 60_000 }, () => {
     assert.equal(forwarded.length, 1);
     assert.equal(forwarded[0]!.body.cache_prompt, false, "the client's cache_prompt: false is kept");
     assert.equal(forwarded[0]!.body.id_slot, line.slot, 'the proxy chose the slot');
-    assert.deepEqual(slotFileEvents(stack.sim, 'restore', simMark), [], 'nothing restored for a prompt the server will not reuse');
+    assert.deepEqual(
+      slotFileEvents(stack.sim, 'restore', simMark),
+      [],
+      'nothing restored for a prompt the server will not reuse',
+    );
     assert.deepEqual(slotFileEvents(stack.sim, 'save', simMark), [], 'nothing saved');
     assert.equal(line.decision, 'small', 'not worth caching for the proxy: cache_prompt false makes it not big');
     assert.equal(line.big, false, 'not cacheable');

@@ -5,7 +5,16 @@
 import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, rm, writeFile } from 'node:fs/promises';
-import { chat, chatEvents, continued, keyOf, logLineAfter, metaPath, opening, slotFileEvents } from '../support/cache.js';
+import {
+  chat,
+  chatEvents,
+  continued,
+  keyOf,
+  logLineAfter,
+  metaPath,
+  opening,
+  slotFileEvents,
+} from '../support/cache.js';
 import { startStack } from '../support/stack.js';
 import type { Stack } from '../support/stack.js';
 

@@ -6,7 +6,17 @@ import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { chat, chatEvents, continued, exists, keyOf, metaPath, MODEL, opening, slotFileEvents } from '../support/cache.js';
+import {
+  chat,
+  chatEvents,
+  continued,
+  exists,
+  keyOf,
+  metaPath,
+  MODEL,
+  opening,
+  slotFileEvents,
+} from '../support/cache.js';
 import type { Message, Timings } from '../support/cache.js';
 import { withDeadline } from '../support/deadline.js';
 import { startStack } from '../support/stack.js';
@@ -107,7 +117,11 @@ describe('restore from disk', { timeout: 60_000 }, () => {
       await withDeadline(held.arrived, 5000, 'the chat after the failed restore');
       const busy = stack.proxy.state.pool.all().filter((s) => s.busy);
       assert.equal(busy.length, 1);
-      assert.equal(busy[0]!.content, undefined, 'after a failed restore the proxy no longer believes the slot holds anything');
+      assert.equal(
+        busy[0]!.content,
+        undefined,
+        'after a failed restore the proxy no longer believes the slot holds anything',
+      );
     } finally {
       held.release();
     }
@@ -163,8 +177,16 @@ describe('restore from disk', { timeout: 60_000 }, () => {
     const next = await chat(stack, continued(a, first.content, 273));
 
     const restores = slotFileEvents(stack.sim, 'restore', simMark);
-    assert.deepEqual(restores.filter((r) => r.filename === keyOf(a)), [], 'the lost file is not tried again');
-    assert.deepEqual(restores.map((r) => [r.filename, r.ok]), [[keyOf(turn2), true]], "turn 2's cache is used instead");
+    assert.deepEqual(
+      restores.filter((r) => r.filename === keyOf(a)),
+      [],
+      'the lost file is not tried again',
+    );
+    assert.deepEqual(
+      restores.map((r) => [r.filename, r.ok]),
+      [[keyOf(turn2), true]],
+      "turn 2's cache is used instead",
+    );
     assert.equal(next.line.status, 200);
   });
 

@@ -75,7 +75,10 @@ describe('cache save after a big request', { timeout: 60_000 }, () => {
     assert.deepEqual(meta.blocks, seedBlocks(text, 8));
     assert.equal(meta.blocks.length, 8);
     assert.equal(typeof meta.timestamp, 'number');
-    assert.ok(meta.timestamp >= before - 1 && meta.timestamp <= Date.now() / 1000 + 1, 'timestamp in seconds since the epoch');
+    assert.ok(
+      meta.timestamp >= before - 1 && meta.timestamp <= Date.now() / 1000 + 1,
+      'timestamp in seconds since the epoch',
+    );
   });
 
   it('a small request is pinned to a slot but neither saved nor given a meta', async () => {
@@ -92,7 +95,11 @@ describe('cache save after a big request', { timeout: 60_000 }, () => {
     const upstream = tap.requests.slice(tapMark).filter((r) => r.path === '/v1/chat/completions');
     assert.equal(upstream[0]!.body.id_slot, res.line.slot);
     assert.deepEqual(slotFileEvents(stack.sim, 'save', simMark), []);
-    assert.equal(tap.requests.slice(tapMark).filter((r) => r.path.includes('/slots/')).length, 0, 'no slot action at all');
+    assert.equal(
+      tap.requests.slice(tapMark).filter((r) => r.path.includes('/slots/')).length,
+      0,
+      'no slot action at all',
+    );
     assert.equal(await exists(metaPath(stack.metaDir, key)), false);
     assert.deepEqual(await readdir(stack.metaDir), metasBefore, 'META_DIR unchanged');
     await assert.rejects(stat(join(stack.cacheDir, key)));

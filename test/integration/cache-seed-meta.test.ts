@@ -5,7 +5,17 @@
 import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdir, writeFile } from 'node:fs/promises';
-import { chat, continued, exists, keyOf, logLineAfter, metaPath, opening, readMeta, slotFileEvents } from '../support/cache.js';
+import {
+  chat,
+  continued,
+  exists,
+  keyOf,
+  logLineAfter,
+  metaPath,
+  opening,
+  readMeta,
+  slotFileEvents,
+} from '../support/cache.js';
 import { startStack } from '../support/stack.js';
 import type { Stack } from '../support/stack.js';
 
@@ -40,7 +50,10 @@ describe('META_DIR in the seed format', { timeout: 60_000 }, () => {
     const first = await chat(stack, p);
     const ours = await readMeta(stack.metaDir, keyOf(p));
     const text = seedMetaText(ours);
-    assert.ok(!text.includes('"backend"') && /"timestamp": \d+\.\d+\n}$/.test(text), 'the file has only the seed fields');
+    assert.ok(
+      !text.includes('"backend"') && /"timestamp": \d+\.\d+\n}$/.test(text),
+      'the file has only the seed fields',
+    );
     await writeFile(metaPath(stack.metaDir, keyOf(p)), text);
 
     const loaded = await restartBoth(stack);

@@ -20,7 +20,9 @@ describe('chat content types', () => {
 
   it('a JSON body sent as text/plain is served through the cached path (pinned to a slot)', async () => {
     const chats = eventsOf(stack.sim, 'chat').length;
-    const res = await postJson(stack.url, '/v1/chat/completions', body, { headers: { 'content-type': 'text/plain;charset=UTF-8' } });
+    const res = await postJson(stack.url, '/v1/chat/completions', body, {
+      headers: { 'content-type': 'text/plain;charset=UTF-8' },
+    });
     assert.equal(res.status, 200, JSON.stringify(res.body));
     assert.equal(res.body.object, 'chat.completion');
     assert.equal(eventsOf(stack.sim, 'chat').length, chats + 1);
@@ -29,13 +31,17 @@ describe('chat content types', () => {
   });
 
   it('malformed text/plain → 400 invalid_json', async () => {
-    const res = await postJson(stack.url, '/v1/chat/completions', 'not json', { headers: { 'content-type': 'text/plain' } });
+    const res = await postJson(stack.url, '/v1/chat/completions', 'not json', {
+      headers: { 'content-type': 'text/plain' },
+    });
     assert.equal(res.status, 400);
     assert.equal(res.body.error.code, 'invalid_json');
   });
 
   it('another content type → 415 unsupported_media_type', async () => {
-    const res = await postJson(stack.url, '/v1/chat/completions', JSON.stringify(body), { headers: { 'content-type': 'application/xml' } });
+    const res = await postJson(stack.url, '/v1/chat/completions', JSON.stringify(body), {
+      headers: { 'content-type': 'application/xml' },
+    });
     assert.equal(res.status, 415);
     assert.equal(res.body.error.code, 'unsupported_media_type');
     assert.equal(res.body.error.type, 'invalid_request_error');

@@ -32,7 +32,10 @@ describe('proxycache CLI', () => {
   });
 
   it('an invalid value (LCP_TH=abc) stops start-up: exit code ≠ 0, one line naming the variable', async () => {
-    const run = await runCli([], cleanEnv({ LCP_TH: 'abc', META_DIR: join(root, 'meta-bad'), HOST: '127.0.0.1', PORT: '0' }));
+    const run = await runCli(
+      [],
+      cleanEnv({ LCP_TH: 'abc', META_DIR: join(root, 'meta-bad'), HOST: '127.0.0.1', PORT: '0' }),
+    );
     assert.notEqual(run.code, 0);
     assert.equal(run.stdout, '', 'nothing started');
     const lines = run.stderr.trimEnd().split('\n');
@@ -57,9 +60,14 @@ describe('proxycache CLI', () => {
     after(() => sim.close());
 
     it('--port 0 --llama-url …: serves /health, and exits 0 on SIGTERM', async () => {
-      const proc = spawnCli(['--port', '0', '--llama-url', sim.url, '--host', '127.0.0.1'], cleanEnv({ META_DIR: join(root, 'meta') }));
+      const proc = spawnCli(
+        ['--port', '0', '--llama-url', sim.url, '--host', '127.0.0.1'],
+        cleanEnv({ META_DIR: join(root, 'meta') }),
+      );
       try {
-        const listening = JSON.parse(await proc.line((l) => l.includes('"proxycache listening"'), 5000, 'the listening line')) as {
+        const listening = JSON.parse(
+          await proc.line((l) => l.includes('"proxycache listening"'), 5000, 'the listening line'),
+        ) as {
           address: string;
           backends: Array<{ url: string; kind: string }>;
         };

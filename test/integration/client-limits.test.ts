@@ -17,7 +17,12 @@ import { closeStack } from '../support/teardown.js';
  * connection (or `deadlineMs` passes: then the connection is dropped and the promise rejects). Resolves with what the
  * server sent and how long after the first byte it closed the connection.
  */
-function trickle(base: string, head: string, everyMs: number, deadlineMs: number): Promise<{ answer: string; ms: number }> {
+function trickle(
+  base: string,
+  head: string,
+  everyMs: number,
+  deadlineMs: number,
+): Promise<{ answer: string; ms: number }> {
   const { hostname, port } = new URL(base);
   let socket!: net.Socket;
   const closed = new Promise<{ answer: string; ms: number }>((resolve) => {
@@ -58,7 +63,8 @@ describe('client limits', () => {
 
   it('a body trickled one byte every 100 ms is cut off with 408 once headers + body time is up', async () => {
     const chats = eventsOf(stack.sim, 'chat').length;
-    const head = 'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{';
+    const head =
+      'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{';
     const { answer, ms } = await trickle(stack.url, head, 100, 6000);
     const { status, body } = parseAnswer(answer);
     assert.equal(status, 408, answer);
@@ -98,18 +104,26 @@ describe('client limits', () => {
         }
       },
     });
-    const res = await withDeadline(fetch(`${stack.url}/v1/embeddings`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body,
-      duplex: 'half',
-    } as RequestInit), 5000, 'the 413');
+    const res = await withDeadline(
+      fetch(`${stack.url}/v1/embeddings`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+        duplex: 'half',
+      } as RequestInit),
+      5000,
+      'the 413',
+    );
     assert.equal(res.status, 413);
     assert.equal(((await res.json()) as any).error.code, 'body_too_large');
   });
 
   it('a request within the limits still gets its answer', async () => {
-    const res = await postJson(stack.url, '/v1/chat/completions', { model: 'tiny', messages: [{ role: 'user', content: 'y'.repeat(500_000) }], max_tokens: 2 });
+    const res = await postJson(stack.url, '/v1/chat/completions', {
+      model: 'tiny',
+      messages: [{ role: 'user', content: 'y'.repeat(500_000) }],
+      max_tokens: 2,
+    });
     assert.equal(res.status, 200, JSON.stringify(res.body).slice(0, 300));
   });
 });

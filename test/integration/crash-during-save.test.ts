@@ -30,8 +30,14 @@ const MODEL = 'tiny';
  * 0.5 ms per saved one.
  */
 const COST = {
-  timeScale: 1, prefillMsPerToken: 1, decodeMsPerToken: 1, kvBytesPerToken: 100_000, saveMsPerMB: 5, restoreMsPerMB: 0.1,
-  ramLoadMsPerMB: 0, modelLoadMs: 0,
+  timeScale: 1,
+  prefillMsPerToken: 1,
+  decodeMsPerToken: 1,
+  kvBytesPerToken: 100_000,
+  saveMsPerMB: 5,
+  restoreMsPerMB: 0.1,
+  ramLoadMsPerMB: 0,
+  modelLoadMs: 0,
 };
 
 interface Started {
@@ -53,12 +59,27 @@ describe('proxy killed (SIGKILL) during a save, then restarted', () => {
   before(async () => {
     root = await mkdtemp(join(tmpdir(), 'proxycache-crash-'));
     sim = await startSimulator({
-      mode: 'llama-server', models: [{ id: MODEL, nSlots: 1, nCtx: 65536 }], slotSavePath: join(root, 'cache'), cacheRamMiB: 0, cost: COST,
+      mode: 'llama-server',
+      models: [{ id: MODEL, nSlots: 1, nCtx: 65536 }],
+      slotSavePath: join(root, 'cache'),
+      cacheRamMiB: 0,
+      cost: COST,
     });
     env = cleanEnv({
-      HOST: '127.0.0.1', PORT: '0', LLAMA_URL: sim.url, N_SLOTS: '1', META_DIR: join(root, 'meta'), CACHE_DIR: join(root, 'cache'),
-      SAVE_POLICY: 'smart', SAVE_MIN_NEW_TOKENS: '0', IDLE_SAVE_SECONDS: '0', BIG_THRESHOLD_WORDS: '40', WORDS_PER_BLOCK: '8',
-      LOG_LEVEL: 'info', REQUEST_TIMEOUT: '20', ACQUIRE_TIMEOUT: '20',
+      HOST: '127.0.0.1',
+      PORT: '0',
+      LLAMA_URL: sim.url,
+      N_SLOTS: '1',
+      META_DIR: join(root, 'meta'),
+      CACHE_DIR: join(root, 'cache'),
+      SAVE_POLICY: 'smart',
+      SAVE_MIN_NEW_TOKENS: '0',
+      IDLE_SAVE_SECONDS: '0',
+      BIG_THRESHOLD_WORDS: '40',
+      WORDS_PER_BLOCK: '8',
+      LOG_LEVEL: 'info',
+      REQUEST_TIMEOUT: '20',
+      ACQUIRE_TIMEOUT: '20',
     });
   });
   after(async () => {
@@ -73,15 +94,31 @@ describe('proxy killed (SIGKILL) during a save, then restarted', () => {
     procs.push(proc);
     const line = await proc.line((l) => l.includes('"proxycache listening"'), 10_000, 'the proxy to listen');
     const url = (JSON.parse(line) as { address: string }).address;
-    const logs = () => proc.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, any>);
-    return { proc, url, openai: new OpenAI({ baseURL: `${url}/v1`, apiKey: 'test', maxRetries: 0, timeout: 30_000 }), logs };
+    const logs = () =>
+      proc.stdout
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, any>);
+    return {
+      proc,
+      url,
+      openai: new OpenAI({ baseURL: `${url}/v1`, apiKey: 'test', maxRetries: 0, timeout: 30_000 }),
+      logs,
+    };
   }
 
-  async function send(p: Started, messages: readonly Message[]): Promise<{ reply: string; cacheN: number; line: Record<string, any> }> {
+  async function send(
+    p: Started,
+    messages: readonly Message[],
+  ): Promise<{ reply: string; cacheN: number; line: Record<string, any> }> {
     const chats = p.logs().filter((l) => l.msg === 'chat').length;
     const res = await p.openai.chat.completions.create({ model: MODEL, messages: [...messages], max_tokens: 4 });
     const line = await eventually(() => p.logs().filter((l) => l.msg === 'chat')[chats], 5000, 'the chat log line');
-    return { reply: res.choices[0]?.message.content ?? '', cacheN: (res as unknown as { timings: { cache_n: number } }).timings.cache_n, line };
+    return {
+      reply: res.choices[0]?.message.content ?? '',
+      cacheN: (res as unknown as { timings: { cache_n: number } }).timings.cache_n,
+      line,
+    };
   }
 
   it('starts cleanly, offers only complete files, and restores the older entry of the conversation', async () => {
@@ -105,8 +142,10 @@ describe('proxy killed (SIGKILL) during a save, then restarted', () => {
     // C evicts A2, which the proxy saves first (about a second). The file appears when the save begins; the
     // server records the save when it ends. Kill the proxy in between.
     const savesBefore = eventsOf(sim, 'save').length;
-    const c = first.openai.chat.completions.create({ model: MODEL, messages: opening(15, 64), max_tokens: 4 }).catch((err: unknown) => err);
-    await eventually(() => exists(join(cacheDir, keyA2)), 10_000, "the save of A2 to begin (its file)");
+    const c = first.openai.chat.completions
+      .create({ model: MODEL, messages: opening(15, 64), max_tokens: 4 })
+      .catch((err: unknown) => err);
+    await eventually(() => exists(join(cacheDir, keyA2)), 10_000, 'the save of A2 to begin (its file)');
     assert.equal(eventsOf(sim, 'save').length, savesBefore, 'the save of A2 is still running');
     first.proc.child.kill('SIGKILL');
     const killed = await first.proc.exit(5000);
@@ -119,7 +158,11 @@ describe('proxy killed (SIGKILL) during a save, then restarted', () => {
     const second = await startProxy();
     const loaded = second.logs().find((l) => l.msg === 'cache index loaded');
     assert.equal(loaded?.entries, 2, 'the index holds A1 and B1');
-    assert.equal(second.logs().filter((l) => l.msg === 'unreadable meta file set aside').length, 0, 'no meta was damaged');
+    assert.equal(
+      second.logs().filter((l) => l.msg === 'unreadable meta file set aside').length,
+      0,
+      'no meta was damaged',
+    );
     const health = await fetch(`${second.url}/health`);
     assert.equal(health.status, 200);
     assert.equal(((await health.json()) as { cache_entries: number }).cache_entries, 2);
@@ -135,7 +178,10 @@ describe('proxy killed (SIGKILL) during a save, then restarted', () => {
     assert.equal(a3Answer.line.decision, 'restore');
     assert.equal(a3Answer.line.restore?.ok, true, `the restore worked: ${JSON.stringify(a3Answer.line.restore)}`);
     assert.equal(a3Answer.line.restore_key, keyA1.slice(0, 16), 'restored from A1');
-    assert.ok(a3Answer.cacheN >= a1Answer.line.prompt_n, `reused ${a3Answer.cacheN} tokens, at least A1's ${a1Answer.line.prompt_n}`);
+    assert.ok(
+      a3Answer.cacheN >= a1Answer.line.prompt_n,
+      `reused ${a3Answer.cacheN} tokens, at least A1's ${a1Answer.line.prompt_n}`,
+    );
 
     const atEnd = await checkConsistency(metaDir, cacheDir);
     assert.ok(isConsistent(atEnd), `still consistent: ${JSON.stringify(atEnd)}`);
@@ -154,7 +200,11 @@ describe('proxy killed (SIGKILL) during a save, then restarted', () => {
     await unlink(join(cacheDir, keyB));
 
     const third = await startProxy();
-    const cleanup = await eventually(() => third.logs().find((l) => l.msg === 'cache cleanup done'), 5000, 'the start-up cleanup');
+    const cleanup = await eventually(
+      () => third.logs().find((l) => l.msg === 'cache cleanup done'),
+      5000,
+      'the start-up cleanup',
+    );
     assert.equal(cleanup.droppedMissing, 1, `the entry without its file was dropped: ${JSON.stringify(cleanup)}`);
     assert.equal(await exists(metaPath(metaDir, keyB)), false, "B's meta is gone with it");
     const state = await checkConsistency(metaDir, cacheDir);

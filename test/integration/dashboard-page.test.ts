@@ -31,7 +31,10 @@ describe('dashboard files', () => {
 
     const seen = new Set<string>();
     const queue = references(await page.text());
-    assert.ok(queue.includes('dashboard.js') && queue.includes('dashboard.css'), `the page loads its module and stylesheet: ${queue.join(', ')}`);
+    assert.ok(
+      queue.includes('dashboard.js') && queue.includes('dashboard.css'),
+      `the page loads its module and stylesheet: ${queue.join(', ')}`,
+    );
     while (queue.length > 0) {
       const name = queue.shift()!;
       if (seen.has(name)) continue;
@@ -71,7 +74,10 @@ describe('/health while a dashboard polls a failing proxy', () => {
       throw new Error('injected analyser fault');
     };
     for (let n = 0; n < 3; n++) {
-      const res = await postJson(stack.url, '/v1/chat/completions', { model: 'tiny', messages: [{ role: 'user', content: `request ${n}` }] });
+      const res = await postJson(stack.url, '/v1/chat/completions', {
+        model: 'tiny',
+        messages: [{ role: 'user', content: `request ${n}` }],
+      });
       assert.equal(res.status, 500);
     }
     assert.equal((await fetch(`${stack.url}/health`)).status, 503);

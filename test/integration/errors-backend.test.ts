@@ -23,9 +23,14 @@ describe('backend unreachable', () => {
 
   it('a chat gets 502 in the OpenAI shape, well under a second', async () => {
     const started = performance.now();
-    const res = await postJson(stack.url, '/v1/chat/completions', { model: 'tiny', messages: [{ role: 'user', content: 'hi' }] }, {
-      signal: AbortSignal.timeout(5000),
-    });
+    const res = await postJson(
+      stack.url,
+      '/v1/chat/completions',
+      { model: 'tiny', messages: [{ role: 'user', content: 'hi' }] },
+      {
+        signal: AbortSignal.timeout(5000),
+      },
+    );
     const took = performance.now() - started;
     assert.equal(res.status, 502);
     assert.deepEqual(Object.keys(res.body.error).sort(), ['code', 'message', 'param', 'type']);
@@ -36,7 +41,11 @@ describe('backend unreachable', () => {
 
   it('a streamed chat gets the same 502 before any stream starts (OpenAI SDK)', async () => {
     await assert.rejects(
-      stack.openai.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'hi' }], stream: true }),
+      stack.openai.chat.completions.create({
+        model: 'tiny',
+        messages: [{ role: 'user', content: 'hi' }],
+        stream: true,
+      }),
       (err: unknown) => {
         assert.ok(err instanceof OpenAI.APIError, String(err));
         assert.equal(err.status, 502);
@@ -56,7 +65,10 @@ describe('backend error statuses are passed on', () => {
   after(() => closeStack(stack));
 
   it("the backend's 400 for a prompt over the context, body unchanged", async () => {
-    const res = await postJson(stack.url, '/v1/chat/completions', { model: 'tiny', messages: [{ role: 'user', content: words(120, 3) }] });
+    const res = await postJson(stack.url, '/v1/chat/completions', {
+      model: 'tiny',
+      messages: [{ role: 'user', content: words(120, 3) }],
+    });
     assert.equal(res.status, 400);
     assert.equal(res.body.error.type, 'exceed_context_size_error');
     assert.equal(res.body.error.n_ctx, 64, "llama-server's own fields survive");
@@ -98,7 +110,11 @@ describe('a failed cache operation never fails the request', () => {
   afterEach(() => closeStack(stack));
 
   const big = (seed: number) =>
-    stack.openai.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: words(60, seed) }], max_tokens: 2 });
+    stack.openai.chat.completions.create({
+      model: 'tiny',
+      messages: [{ role: 'user', content: words(60, seed) }],
+      max_tokens: 2,
+    });
 
   it('a failed save after the reply: 200', async () => {
     stack.sim.injectFault({ action: 'save', status: 500 });

@@ -71,7 +71,11 @@ describe('hostile chat bodies', () => {
   });
 
   it('the next request is served normally', async () => {
-    const res = await stack.openai.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'hello' }], max_tokens: 2 });
+    const res = await stack.openai.chat.completions.create({
+      model: 'tiny',
+      messages: [{ role: 'user', content: 'hello' }],
+      max_tokens: 2,
+    });
     assert.equal(res.object, 'chat.completion');
   });
 });
@@ -91,7 +95,10 @@ describe('an unexpected failure inside the proxy', () => {
       throw new TypeError('secret detail of an unforeseen bug');
     };
     try {
-      const res = await postJson(stack.url, '/v1/chat/completions', { model: 'tiny', messages: [{ role: 'user', content: 'hi' }] });
+      const res = await postJson(stack.url, '/v1/chat/completions', {
+        model: 'tiny',
+        messages: [{ role: 'user', content: 'hi' }],
+      });
       assert.equal(res.status, 500);
       assertOpenAiError(res.body, 'server_error');
       assert.equal(res.body.error.code, 'internal_error');

@@ -13,7 +13,11 @@ import { closeStack } from '../support/teardown.js';
 import { words } from '../support/text.js';
 
 async function postJson(url: string, path: string, body: unknown): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const res = await fetch(`${url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
   return { status: res.status, body: await res.json() };
 }
 
@@ -41,11 +45,20 @@ describe('completions, infill and responses through the generation flow', { time
     assert.equal(line1.api, 'completion');
     assert.equal(line1.decision, 'cold');
     assertPinned(stack, simMark, line1);
-    assert.equal(slotFileEvents(stack.sim, 'save', simMark).length, 1, 'SAVE_POLICY=always: a big prompt is saved after its answer');
+    assert.equal(
+      slotFileEvents(stack.sim, 'save', simMark).length,
+      1,
+      'SAVE_POLICY=always: a big prompt is saved after its answer',
+    );
 
     mark = stack.logs.lines.length;
     simMark = stack.sim.events.length;
-    const stream = await stack.openai.completions.create({ model: MODEL, prompt: `${prompt}${first.choices[0]!.text} ${words(10, 12)}`, max_tokens: 4, stream: true });
+    const stream = await stack.openai.completions.create({
+      model: MODEL,
+      prompt: `${prompt}${first.choices[0]!.text} ${words(10, 12)}`,
+      max_tokens: 4,
+      stream: true,
+    });
     let text = '';
     for await (const chunk of stream) text += chunk.choices[0]?.text ?? '';
     assert.ok(text.length > 0);
@@ -110,7 +123,13 @@ describe('completions, infill and responses through the generation flow', { time
     const user = words(40, 32);
     let mark = stack.logs.lines.length;
     let simMark = stack.sim.events.length;
-    const first = await stack.openai.responses.create({ model: MODEL, instructions, input: user, max_output_tokens: 4, prompt_cache_key: 'sess-1' });
+    const first = await stack.openai.responses.create({
+      model: MODEL,
+      instructions,
+      input: user,
+      max_output_tokens: 4,
+      prompt_cache_key: 'sess-1',
+    });
     assert.ok(first.output_text.length > 0);
     const line1 = await logLineAfter(stack.logs, mark, 'chat');
     assert.equal(line1.api, 'responses');
@@ -150,12 +169,23 @@ describe('completions, infill and responses through the generation flow', { time
   it('a conversation started on chat completions continues on /v1/responses in the same slot (same canonical prompt)', async () => {
     const system = words(40, 41);
     const user = words(40, 42);
-    const turn1 = await chat(stack, [{ role: 'system', content: system }, { role: 'user', content: user }], { maxTokens: 4 });
+    const turn1 = await chat(
+      stack,
+      [
+        { role: 'system', content: system },
+        { role: 'user', content: user },
+      ],
+      { maxTokens: 4 },
+    );
     const mark = stack.logs.lines.length;
     await stack.openai.responses.create({
       model: MODEL,
       instructions: system,
-      input: [{ role: 'user', content: user }, { role: 'assistant', content: turn1.content }, { role: 'user', content: words(8, 43) }],
+      input: [
+        { role: 'user', content: user },
+        { role: 'assistant', content: turn1.content },
+        { role: 'user', content: words(8, 43) },
+      ],
       max_output_tokens: 4,
     });
     const line = await logLineAfter(stack.logs, mark, 'chat');
@@ -164,9 +194,15 @@ describe('completions, infill and responses through the generation flow', { time
   });
 
   it('the log line shows the session a chat names in x-session-id (opencode) or x-claude-code-session-id', async () => {
-    for (const [header, id] of [['x-session-id', 'ses_open'], ['x-claude-code-session-id', 'claude-1']] as const) {
+    for (const [header, id] of [
+      ['x-session-id', 'ses_open'],
+      ['x-claude-code-session-id', 'claude-1'],
+    ] as const) {
       const mark = stack.logs.lines.length;
-      await stack.openai.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 }, { headers: { [header]: id } });
+      await stack.openai.chat.completions.create(
+        { model: MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 },
+        { headers: { [header]: id } },
+      );
       const line = await logLineAfter(stack.logs, mark, 'chat');
       assert.equal(line.session, id);
     }

@@ -49,13 +49,20 @@ describe('GET /health while a backend loads its model', () => {
   });
 
   it('200 "degraded" while one of two backends loads', async () => {
-    second = await startSimulator({ mode: 'llama-server', models: [{ id: 'tiny', nSlots: 1 }], cost: { ...decodeOnlyCost(0), modelLoadMs: LOAD_MS } });
+    second = await startSimulator({
+      mode: 'llama-server',
+      models: [{ id: 'tiny', nSlots: 1 }],
+      cost: { ...decodeOnlyCost(0), modelLoadMs: LOAD_MS },
+    });
     await stack.restartProxy({ BACKENDS: JSON.stringify([{ url: stack.sim.url }, { url: second.url }]) });
     const restarting = second.restart();
     const during = await health(stack.url);
     assert.equal(during.status, 200);
     assert.equal(during.body.status, 'degraded');
-    assert.deepEqual(during.body.backends.map((b: { state: string }) => b.state), ['ok', 'loading']);
+    assert.deepEqual(
+      during.body.backends.map((b: { state: string }) => b.state),
+      ['ok', 'loading'],
+    );
     await withDeadline(restarting, LOAD_MS + 3000, 'the restart');
   });
 });

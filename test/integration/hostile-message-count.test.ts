@@ -8,7 +8,11 @@ import { postJson, startStack } from '../support/stack.js';
 import { closeStack } from '../support/teardown.js';
 import type { Stack } from '../support/stack.js';
 
-const ordinary = (n: number) => ({ model: 'tiny', max_tokens: 4, messages: [{ role: 'user', content: `ordinary request ${n}` }] });
+const ordinary = (n: number) => ({
+  model: 'tiny',
+  max_tokens: 4,
+  messages: [{ role: 'user', content: `ordinary request ${n}` }],
+});
 
 describe('a chat with more messages than the analyser memo holds', () => {
   let stack: Stack;
@@ -18,8 +22,15 @@ describe('a chat with more messages than the analyser memo holds', () => {
   after(() => closeStack(stack));
 
   it('is answered, and every later request still is', async () => {
-    const messages = Array.from({ length: 20_001 }, (_, i) => ({ role: i % 2 ? 'assistant' : 'user', content: `m ${i}` }));
-    const huge = await stack.openai.chat.completions.create({ model: 'tiny', max_tokens: 4, messages: messages as never });
+    const messages = Array.from({ length: 20_001 }, (_, i) => ({
+      role: i % 2 ? 'assistant' : 'user',
+      content: `m ${i}`,
+    }));
+    const huge = await stack.openai.chat.completions.create({
+      model: 'tiny',
+      max_tokens: 4,
+      messages: messages as never,
+    });
     assert.equal(huge.object, 'chat.completion');
     for (let n = 0; n < 3; n++) {
       const res = await postJson(stack.url, '/v1/chat/completions', ordinary(n));
@@ -51,7 +62,10 @@ describe('/health when the proxy itself keeps failing', () => {
       assert.doesNotMatch(res.body.error.message, /injected/, 'the cause stays in the log');
     }
     const failing = await fetch(`${stack.url}/health`);
-    const body = (await failing.json()) as { status: string; proxy: { status: string; internal_errors_total: number; last_internal_error: { message: string } } };
+    const body = (await failing.json()) as {
+      status: string;
+      proxy: { status: string; internal_errors_total: number; last_internal_error: { message: string } };
+    };
     assert.equal(failing.status, 503);
     assert.equal(body.status, 'failing');
     assert.equal(body.proxy.internal_errors_total, 3);

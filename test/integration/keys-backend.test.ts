@@ -32,7 +32,9 @@ describe('BACKEND_API_KEY', { timeout: 60_000 }, () => {
   it('the backend really demands the key (the simulator answers 401 without it, /health stays open)', async () => {
     const props = await fetch(`${stack.sim.url}/props`);
     assert.equal(props.status, 401);
-    assert.deepEqual(await props.json(), { error: { code: 401, message: 'Invalid API Key', type: 'authentication_error' } });
+    assert.deepEqual(await props.json(), {
+      error: { code: 401, message: 'Invalid API Key', type: 'authentication_error' },
+    });
     assert.equal((await fetch(`${stack.sim.url}/health`)).status, 200);
   });
 
@@ -45,17 +47,31 @@ describe('BACKEND_API_KEY', { timeout: 60_000 }, () => {
     assert.equal(next.line.decision, 'restore', 'the evicted conversation was restored');
     assert.equal(next.line.restore?.ok, true);
     assert.ok(next.timings.cache_n > first.timings.prompt_n / 2, `cache_n ${next.timings.cache_n} shows the reuse`);
-    assert.ok(slotFileEvents(stack.sim, 'save').some((e) => e.filename === keyOf(a) && e.ok), 'A was saved');
+    assert.ok(
+      slotFileEvents(stack.sim, 'save').some((e) => e.filename === keyOf(a) && e.ok),
+      'A was saved',
+    );
 
     const paths = new Set(tap.requests.map((r) => `${r.method} ${r.path.split('?')[0]}`));
-    for (const expected of ['GET /running', 'GET /models', 'GET /props', 'POST /v1/chat/completions', 'POST /slots/0', 'POST /slots/1']) {
+    for (const expected of [
+      'GET /running',
+      'GET /models',
+      'GET /props',
+      'POST /v1/chat/completions',
+      'POST /slots/0',
+      'POST /slots/1',
+    ]) {
       assert.ok(paths.has(expected), `${expected} reached the backend (saw ${[...paths].join(', ')})`);
     }
     const without = tap.requests.filter((r) => r.headers.authorization !== `Bearer ${BACKEND_KEY}`);
-    assert.deepEqual(without.map((r) => `${r.method} ${r.path}`), [], 'calls without the backend key');
+    assert.deepEqual(
+      without.map((r) => `${r.method} ${r.path}`),
+      [],
+      'calls without the backend key',
+    );
   });
 
-  it('passthrough: the backend key replaces the client\'s own Authorization and x-api-key', async () => {
+  it("passthrough: the backend key replaces the client's own Authorization and x-api-key", async () => {
     const mark = tap.requests.length;
     const res = await fetch(`${stack.url}/tokenize`, {
       method: 'POST',

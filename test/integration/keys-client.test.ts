@@ -40,7 +40,12 @@ describe('API_KEYS', { timeout: 60_000 }, () => {
     await assert.rejects(client('sk-alice-1b9f').chat.completions.create(request), (err: unknown) => {
       assert.ok(err instanceof OpenAI.AuthenticationError, String(err));
       assert.equal(err.status, 401);
-      assert.deepEqual(err.error, { message: 'invalid API key', type: 'authentication_error', param: null, code: 'invalid_api_key' });
+      assert.deepEqual(err.error, {
+        message: 'invalid API key',
+        type: 'authentication_error',
+        param: null,
+        code: 'invalid_api_key',
+      });
       return true;
     });
     await assert.rejects(client('wrong').models.list(), OpenAI.AuthenticationError);
@@ -85,7 +90,7 @@ describe('API_KEYS', { timeout: 60_000 }, () => {
     assert.equal(res.status, 200);
   });
 
-  it('/v1/messages: 401 in Anthropic\'s error shape', async () => {
+  it("/v1/messages: 401 in Anthropic's error shape", async () => {
     for (const headers of [{}, { 'x-api-key': 'wrong' }] as Array<Record<string, string>>) {
       const res = await fetch(`${stack.url}/v1/messages?beta=true`, {
         method: 'POST',
@@ -100,7 +105,7 @@ describe('API_KEYS', { timeout: 60_000 }, () => {
     }
   });
 
-  it('Anthropic SDK: a wrong key is AuthenticationError, the right x-api-key is answered (and not forwarded); the route\'s own 400 has the same shape', async () => {
+  it("Anthropic SDK: a wrong key is AuthenticationError, the right x-api-key is answered (and not forwarded); the route's own 400 has the same shape", async () => {
     const anthropic = (apiKey: string) => new Anthropic({ baseURL: stack.url, apiKey, maxRetries: 0, timeout: 20_000 });
     const body = { model: MODEL, max_tokens: 4, messages: [{ role: 'user' as const, content: 'hi there' }] };
     await assert.rejects(anthropic('wrong').messages.create(body), (err: unknown) => {
@@ -129,7 +134,7 @@ describe('API_KEYS', { timeout: 60_000 }, () => {
     assert.equal((await fetch(`${stack.url}/`)).status, 401);
   });
 
-  it('passthrough: needs a key, and the key is not forwarded; /proxycache/ is the proxy\'s own (its own access rule, never passed through)', async () => {
+  it("passthrough: needs a key, and the key is not forwarded; /proxycache/ is the proxy's own (its own access rule, never passed through)", async () => {
     const before = tap.requests.length;
     assert.equal((await fetch(`${stack.url}/tokenize`, { method: 'POST', body: '{"content":"hi"}' })).status, 401);
     assert.equal((await fetch(`${stack.url}/proxycache/anything`)).status, 404);
@@ -143,7 +148,7 @@ describe('API_KEYS', { timeout: 60_000 }, () => {
     assert.equal(res.status, 200);
     const seen = tap.requests.slice(before);
     assert.equal(seen.length, 1);
-    assert.equal(seen[0]!.headers.authorization, undefined, 'the proxy\'s key stays with the proxy');
+    assert.equal(seen[0]!.headers.authorization, undefined, "the proxy's key stays with the proxy");
     assert.equal(seen[0]!.headers['x-api-key'], undefined);
   });
 
@@ -154,6 +159,9 @@ describe('API_KEYS', { timeout: 60_000 }, () => {
       headers: { origin: 'http://localhost:3000', 'access-control-request-method': 'POST' },
     });
     assert.notEqual(res.status, 401);
-    assert.deepEqual(tap.requests.slice(before).map((r) => r.method), ['OPTIONS']);
+    assert.deepEqual(
+      tap.requests.slice(before).map((r) => r.method),
+      ['OPTIONS'],
+    );
   });
 });

@@ -41,7 +41,10 @@ describe('GET /v1/models', () => {
         assert.equal(proxied.status, 200, path);
         assert.match(proxied.type, /application\/json/);
         assert.deepEqual(withoutCreated(proxied.body), withoutCreated(direct.body), path);
-        assert.deepEqual(proxied.body.data.map((m: { id: string }) => m.id), models);
+        assert.deepEqual(
+          proxied.body.data.map((m: { id: string }) => m.id),
+          models,
+        );
       }
     });
   }
@@ -89,7 +92,13 @@ describe('GET /health', () => {
     const res = await getJson(`${stack.url}/health`);
     assert.equal(res.status, 200);
     assert.equal(res.body.status, 'degraded');
-    assert.deepEqual(res.body.backends.map((b: { url: string; reachable: boolean }) => [b.url, b.reachable]), [[stack.sim.url, true], [closed, false]]);
+    assert.deepEqual(
+      res.body.backends.map((b: { url: string; reachable: boolean }) => [b.url, b.reachable]),
+      [
+        [stack.sim.url, true],
+        [closed, false],
+      ],
+    );
     assert.equal(typeof res.body.backends[1].error, 'string');
   });
 

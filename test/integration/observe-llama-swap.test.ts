@@ -18,11 +18,25 @@ describe('status and admin API behind llama-swap', { timeout: 60_000 }, () => {
   let stack: Stack;
   before(async () => {
     stack = await startStack({
-      sim: { mode: 'llama-swap', models: [{ id: A, nSlots: 2 }, { id: B, nSlots: 2 }] },
+      sim: {
+        mode: 'llama-swap',
+        models: [
+          { id: A, nSlots: 2 },
+          { id: B, nSlots: 2 },
+        ],
+      },
       env: { BACKEND_TYPE: 'auto' },
     });
-    await stack.openai.chat.completions.create({ model: A, messages: [{ role: 'user', content: words(80, 31) }], max_tokens: 2 });
-    await stack.openai.chat.completions.create({ model: B, messages: [{ role: 'user', content: words(80, 32) }], max_tokens: 2 });
+    await stack.openai.chat.completions.create({
+      model: A,
+      messages: [{ role: 'user', content: words(80, 31) }],
+      max_tokens: 2,
+    });
+    await stack.openai.chat.completions.create({
+      model: B,
+      messages: [{ role: 'user', content: words(80, 32) }],
+      max_tokens: 2,
+    });
   });
   after(() => closeStack(stack));
 
@@ -44,11 +58,16 @@ describe('status and admin API behind llama-swap', { timeout: 60_000 }, () => {
     const ambiguous = await api(stack.url, 'POST', '/proxycache/slots/0/0/erase');
     assert.equal(ambiguous.status, 400);
     assert.equal(ambiguous.body.error.param, 'model');
-    const slot = (await api(stack.url, 'GET', '/proxycache/status')).body.slots.find((x: any) => x.model === B && x.content).id;
+    const slot = (await api(stack.url, 'GET', '/proxycache/status')).body.slots.find(
+      (x: any) => x.model === B && x.content,
+    ).id;
     const erased = await api(stack.url, 'POST', `/proxycache/slots/0/${slot}/erase?model=${B}`);
     assert.equal(erased.status, 200, JSON.stringify(erased.body));
     assert.equal(erased.body.erased, true);
-    assert.deepEqual(eventsOf(stack.sim, 'erase').map((e) => [e.model, e.slot]), [[B, slot]]);
+    assert.deepEqual(
+      eventsOf(stack.sim, 'erase').map((e) => [e.model, e.slot]),
+      [[B, slot]],
+    );
     const loads = eventsOf(stack.sim, 'load').length;
     const notLoaded = await api(stack.url, 'POST', `/proxycache/slots/0/0/erase?model=${A}`);
     assert.equal(notLoaded.status, 200);

@@ -46,23 +46,38 @@ describe('GET /metrics', { timeout: 60_000 }, () => {
     assert.equal(lost.line.decision, 'restore');
     assert.equal(lost.line.restore.ok, false);
     const m = await scrape(stack);
-    const delta = (name: string, labels: Record<string, string> = {}) => valueOf(m, name, labels) - valueOf(before, name, labels);
+    const delta = (name: string, labels: Record<string, string> = {}) =>
+      valueOf(m, name, labels) - valueOf(before, name, labels);
 
     assert.equal(delta('proxycache_chat_requests_total', { outcome: 'cold' }), 3);
     assert.equal(delta('proxycache_chat_requests_total', { outcome: 'restored' }), 2);
-    assert.equal(delta('proxycache_cache_operations_total', { action: 'save', result: 'ok' }), 5, 'SAVE_POLICY=always: one save per big answer');
+    assert.equal(
+      delta('proxycache_cache_operations_total', { action: 'save', result: 'ok' }),
+      5,
+      'SAVE_POLICY=always: one save per big answer',
+    );
     assert.equal(delta('proxycache_cache_operations_total', { action: 'restore', result: 'ok' }), 1);
     assert.equal(delta('proxycache_cache_operations_total', { action: 'restore', result: 'failed' }), 1);
     assert.equal(delta('proxycache_cache_operation_failures_total', { action: 'restore', reason: 'http_400' }), 1);
     assert.equal(delta('proxycache_cache_operation_duration_seconds_count', { action: 'save' }), 5);
     assert.ok(delta('proxycache_cache_operation_bytes_total', { action: 'save' }) > 0);
     assert.equal(delta('proxycache_cache_operation_bytes_total', { action: 'restore' }), back.line.restore.bytes);
-    assert.equal(delta('proxycache_prompt_tokens_reused_total'), first.timings.cache_n + back.timings.cache_n + lost.timings.cache_n +
-      // the two fillers
-      (await api(stack.url, 'GET', '/proxycache/requests?limit=5')).body.requests.slice(2, 4).reduce((n: number, r: any) => n + r.cache_n, 0));
+    assert.equal(
+      delta('proxycache_prompt_tokens_reused_total'),
+      first.timings.cache_n +
+        back.timings.cache_n +
+        lost.timings.cache_n +
+        // the two fillers
+        (await api(stack.url, 'GET', '/proxycache/requests?limit=5')).body.requests
+          .slice(2, 4)
+          .reduce((n: number, r: any) => n + r.cache_n, 0),
+    );
     assert.ok(delta('proxycache_prompt_tokens_prefilled_total') > delta('proxycache_prompt_tokens_reused_total'));
     assert.equal(delta('proxycache_slot_wait_seconds_count'), 5);
-    assert.equal(delta('proxycache_http_requests_total', { route: '/v1/chat/completions', api: 'chat', status: '200' }), 5);
+    assert.equal(
+      delta('proxycache_http_requests_total', { route: '/v1/chat/completions', api: 'chat', status: '200' }),
+      5,
+    );
   });
 
   it('gauges say what the slots, the index and the backends are now', async () => {
@@ -79,20 +94,27 @@ describe('GET /metrics', { timeout: 60_000 }, () => {
     assert.equal(valueOf(m, 'proxycache_backend_info', { backend: sim, kind: 'llama-server' }), 1);
     assert.equal(valueOf(m, 'proxycache_cleanup_runs_total'), 1, 'the cleanup run at start-up');
     assert.equal(valueOf(m, 'proxycache_cache_dir_files'), 0, 'the directory was empty at start-up');
-    assert.ok(m.some((s) => s.name === 'process_resident_memory_bytes'), 'process metrics are there');
+    assert.ok(
+      m.some((s) => s.name === 'process_resident_memory_bytes'),
+      'process metrics are there',
+    );
   });
 
   it("each backend's own metrics are passed through at /metrics/backends/{index}", async () => {
     // A second backend that serves its own /metrics (the simulator has none).
     const backendMetrics: Server = createServer((req, res) => {
-      if (req.url === '/metrics') res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end('llamacpp:prompt_tokens_total 1234\n');
+      if (req.url === '/metrics')
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end('llamacpp:prompt_tokens_total 1234\n');
       else res.writeHead(404).end();
     });
     await new Promise<void>((resolve) => backendMetrics.listen(0, '127.0.0.1', resolve));
     after(() => new Promise((resolve) => backendMetrics.close(resolve)));
     const port = (backendMetrics.address() as AddressInfo).port;
     await stack.restartProxy({
-      BACKENDS: JSON.stringify([{ url: stack.sim.url }, { url: `http://127.0.0.1:${port}`, type: 'llama-server', n_slots: 1 }]),
+      BACKENDS: JSON.stringify([
+        { url: stack.sim.url },
+        { url: `http://127.0.0.1:${port}`, type: 'llama-server', n_slots: 1 },
+      ]),
     });
     const own = await api(stack.url, 'GET', '/metrics/backends/1');
     assert.equal(own.status, 200);

@@ -34,7 +34,10 @@ describe('status API', { timeout: 60_000 }, () => {
     assert.equal(res.status, 200);
     const list = res.body.requests as Array<Record<string, any>>;
     assert.equal(list.length, 5);
-    assert.deepEqual(list.map((r) => r.decision), ['small', 'restore', 'cold', 'cold', 'cold']);
+    assert.deepEqual(
+      list.map((r) => r.decision),
+      ['small', 'restore', 'cold', 'cold', 'cold'],
+    );
     const restore = list[1]!;
     assert.equal(restore.model, MODEL);
     assert.equal(restore.key.length, 16);
@@ -48,7 +51,10 @@ describe('status API', { timeout: 60_000 }, () => {
     assert.ok(Date.parse(list[0]!.at) >= Date.parse(restore.at), 'newest first');
 
     const two = await api(stack.url, 'GET', '/proxycache/requests?limit=2');
-    assert.deepEqual(two.body.requests.map((r: any) => r.decision), ['small', 'restore']);
+    assert.deepEqual(
+      two.body.requests.map((r: any) => r.decision),
+      ['small', 'restore'],
+    );
     const bad = await api(stack.url, 'GET', '/proxycache/requests?limit=abc');
     assert.equal(bad.status, 400);
     assert.equal(bad.body.error.param, 'limit');
@@ -63,7 +69,13 @@ describe('status API', { timeout: 60_000 }, () => {
     assert.equal(typeof s.uptime_s, 'number');
     assert.equal(s.backends.length, 1);
     assert.deepEqual(
-      { index: s.backends[0].index, url: s.backends[0].url, kind: s.backends[0].kind, reachable: s.backends[0].reachable, slot_count: s.backends[0].slot_count },
+      {
+        index: s.backends[0].index,
+        url: s.backends[0].url,
+        kind: s.backends[0].kind,
+        reachable: s.backends[0].reachable,
+        slot_count: s.backends[0].slot_count,
+      },
       { index: 0, url: stack.sim.url, kind: 'llama-server', reachable: true, slot_count: 2 },
     );
     assert.equal(s.backends[0].loaded_models, null);

@@ -15,13 +15,21 @@ import { closeTappedStack, startTappedStack } from '../support/tapped-stack.js';
  * POST `body` the way curl does with `Expect: 100-continue`: send the headers, wait for the interim
  * `100 Continue`, only then send the body, and read the final answer.
  */
-function postExpectingContinue(base: string, path: string, body: string): Promise<{ continued: boolean; status: number; body: string }> {
+function postExpectingContinue(
+  base: string,
+  path: string,
+  body: string,
+): Promise<{ continued: boolean; status: number; body: string }> {
   const exchange = new Promise<{ continued: boolean; status: number; body: string }>((resolve, reject) => {
     let continued = false;
     const req = http.request(new URL(path, base), {
       method: 'POST',
       agent: false,
-      headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), expect: '100-continue' },
+      headers: {
+        'content-type': 'application/json',
+        'content-length': String(Buffer.byteLength(body)),
+        expect: '100-continue',
+      },
     });
     req.on('continue', () => {
       continued = true;
@@ -47,7 +55,7 @@ describe('client connection headers', () => {
   });
   after(() => closeTappedStack({ stack, tap }));
 
-  it('Expect: 100-continue on a passed-through path: 100, then the backend\'s 200; no expect header upstream', async () => {
+  it("Expect: 100-continue on a passed-through path: 100, then the backend's 200; no expect header upstream", async () => {
     const res = await postExpectingContinue(stack.url, '/tokenize', JSON.stringify({ content: 'hello world' }));
     assert.equal(res.continued, true, 'the proxy answered 100 Continue');
     assert.equal(res.status, 200, res.body);
@@ -68,18 +76,31 @@ describe('client connection headers', () => {
   it('headers named in Connection are not forwarded; the others are', async () => {
     // (fetch drops a Connection header it is given, so the request is made with node:http.)
     const body = JSON.stringify({ content: 'connection header test' });
-    const status = await withDeadline(new Promise<number>((resolve, reject) => {
-      const req = http.request(new URL('/tokenize', stack.url), {
-        method: 'POST',
-        agent: false,
-        headers: { 'content-type': 'application/json', connection: 'keep-alive, X-Hop-Secret', 'x-hop-secret': 'for the proxy only', 'x-end-to-end': 'kept' },
-      }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      });
-      req.on('error', reject);
-      req.end(body);
-    }), 5000, 'the answer');
+    const status = await withDeadline(
+      new Promise<number>((resolve, reject) => {
+        const req = http.request(
+          new URL('/tokenize', stack.url),
+          {
+            method: 'POST',
+            agent: false,
+            headers: {
+              'content-type': 'application/json',
+              connection: 'keep-alive, X-Hop-Secret',
+              'x-hop-secret': 'for the proxy only',
+              'x-end-to-end': 'kept',
+            },
+          },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode ?? 0));
+          },
+        );
+        req.on('error', reject);
+        req.end(body);
+      }),
+      5000,
+      'the answer',
+    );
     assert.equal(status, 200);
     const forwarded = tap.requests.filter((r) => r.body?.content === 'connection header test');
     assert.equal(forwarded.length, 1);

@@ -17,12 +17,16 @@ import { closeStack } from '../support/teardown.js';
 /** Send `method path` exactly as written (Node's client does not normalise the path) and read the answer. */
 function rawRequest(base: string, method: string, path: string, body?: string): Promise<{ status: number; body: any }> {
   const answer = new Promise<{ status: number; body: any }>((resolve, reject) => {
-    const req = http.request(base, { method, path, agent: false, headers: body ? { 'content-type': 'application/json' } : {} }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : undefined }));
-    });
+    const req = http.request(
+      base,
+      { method, path, agent: false, headers: body ? { 'content-type': 'application/json' } : {} },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : undefined }));
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -55,8 +59,20 @@ const MODEL_ATTEMPTS: Array<[string, string]> = [
 
 const MODES = [
   { mode: 'llama-server' as const, models: [{ id: 'org/model', nSlots: 2 }] },
-  { mode: 'llama-swap' as const, models: [{ id: 'org/model', nSlots: 2 }, { id: 'other', nSlots: 1 }] },
-  { mode: 'router' as const, models: [{ id: 'org/model', nSlots: 2 }, { id: 'other', nSlots: 1 }] },
+  {
+    mode: 'llama-swap' as const,
+    models: [
+      { id: 'org/model', nSlots: 2 },
+      { id: 'other', nSlots: 1 },
+    ],
+  },
+  {
+    mode: 'router' as const,
+    models: [
+      { id: 'org/model', nSlots: 2 },
+      { id: 'other', nSlots: 1 },
+    ],
+  },
 ];
 
 for (const { mode, models } of MODES) {
@@ -68,7 +84,11 @@ for (const { mode, models } of MODES) {
       tap = await startTap(stack.sim.url);
       await stack.restartProxy({ LLAMA_URL: tap.url, BACKEND_TYPE: mode });
       // A chat first, so the model is loaded and a slot holds something an erase or unload would destroy.
-      await stack.openai.chat.completions.create({ model: 'org/model', messages: [{ role: 'user', content: 'hello there' }], max_tokens: 2 });
+      await stack.openai.chat.completions.create({
+        model: 'org/model',
+        messages: [{ role: 'user', content: 'hello there' }],
+        max_tokens: 2,
+      });
     });
     after(async () => {
       await closeStack(stack);
@@ -76,7 +96,9 @@ for (const { mode, models } of MODES) {
     });
 
     for (const [method, path] of [...SLOT_ATTEMPTS, ...MODEL_ATTEMPTS]) {
-      const expected = SLOT_ATTEMPTS.some(([m, p]) => m === method && p === path) ? 'slots_managed_by_proxy' : 'models_managed_by_proxy';
+      const expected = SLOT_ATTEMPTS.some(([m, p]) => m === method && p === path)
+        ? 'slots_managed_by_proxy'
+        : 'models_managed_by_proxy';
       it(`${method} ${path} → 403 ${expected}, never forwarded`, async () => {
         const seen = tap.requests.length;
         const events = stack.sim.events.length;
@@ -88,14 +110,17 @@ for (const { mode, models } of MODES) {
         // (The proxy's own background requests, such as its slot-count check after the first chat, may arrive.)
         const forwarded = tap.requests.slice(seen).filter((r) => r.method === method && r.path === path);
         assert.deepEqual(forwarded, [], 'the backend never received it');
-        const acted = stack.sim.events.slice(events).filter((e) => ['save', 'restore', 'erase', 'unload', 'load'].includes(e.type));
+        const acted = stack.sim.events
+          .slice(events)
+          .filter((e) => ['save', 'restore', 'erase', 'unload', 'load'].includes(e.type));
         assert.deepEqual(acted, []);
       });
     }
 
     it('other paths are still passed through (the tap sees them)', async () => {
       const seen = tap.requests.length;
-      const path = mode === 'llama-swap' ? '/upstream/org/model/props' : mode === 'router' ? '/props?model=org%2Fmodel' : '/props';
+      const path =
+        mode === 'llama-swap' ? '/upstream/org/model/props' : mode === 'router' ? '/props?model=org%2Fmodel' : '/props';
       const res = await rawRequest(stack.url, 'GET', path);
       assert.equal(res.status, 200, JSON.stringify(res.body));
       assert.equal(tap.requests.slice(seen).filter((r) => r.path === path).length, 1);

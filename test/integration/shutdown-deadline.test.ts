@@ -70,7 +70,9 @@ describe('shutdown deadline', { timeout: 60_000 }, () => {
     assert.equal(await exists(metaPath(stack.metaDir, keyOf(b))), true);
     const deadline = stack.logs.withMsg('shutdown deadline reached; aborting what is still running');
     assert.equal(deadline.length, 1);
-    assert.deepEqual(deadline[0]!.not_saved, [{ backend: frozen.url, model: MODEL, slot: 0, key: keyOf(a).slice(0, 16) }]);
+    assert.deepEqual(deadline[0]!.not_saved, [
+      { backend: frozen.url, model: MODEL, slot: 0, key: keyOf(a).slice(0, 16) },
+    ]);
   });
 
   it('the proxycache process exits within the deadline on SIGTERM while its backend hangs on every save', async () => {
@@ -86,21 +88,26 @@ describe('shutdown deadline', { timeout: 60_000 }, () => {
     cleanups.push(() => sim.close());
     const frozen = await startTap(sim.url);
     cleanups.push(() => frozen.close());
-    const proc = spawnCli([], cleanEnv({
-      ...TEST_PROXY_ENV,
-      LOG_LEVEL: 'info',
-      LLAMA_URL: frozen.url,
-      BACKEND_TYPE: 'llama-server',
-      N_SLOTS: '2',
-      META_DIR: join(root, 'meta'),
-      SAVE_POLICY: 'smart',
-      REQUEST_TIMEOUT: HUNG_REQUEST_TIMEOUT,
-      SHUTDOWN_TIMEOUT_SECONDS: String(SHUTDOWN_S),
-    }));
+    const proc = spawnCli(
+      [],
+      cleanEnv({
+        ...TEST_PROXY_ENV,
+        LOG_LEVEL: 'info',
+        LLAMA_URL: frozen.url,
+        BACKEND_TYPE: 'llama-server',
+        N_SLOTS: '2',
+        META_DIR: join(root, 'meta'),
+        SAVE_POLICY: 'smart',
+        REQUEST_TIMEOUT: HUNG_REQUEST_TIMEOUT,
+        SHUTDOWN_TIMEOUT_SECONDS: String(SHUTDOWN_S),
+      }),
+    );
     cleanups.push(async () => {
       if (proc.child.exitCode === null && proc.child.signalCode === null) proc.child.kill('SIGKILL');
     });
-    const listening = JSON.parse(await proc.line((l) => l.includes('"proxycache listening"'), 5000, 'the listening line')) as { address: string };
+    const listening = JSON.parse(
+      await proc.line((l) => l.includes('"proxycache listening"'), 5000, 'the listening line'),
+    ) as { address: string };
     const openai = new OpenAI({ baseURL: `${listening.address}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 10_000 });
     for (const seed of [811, 812]) {
       await openai.chat.completions.create({ model: MODEL, messages: opening(seed), max_tokens: 4 });

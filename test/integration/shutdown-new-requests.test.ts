@@ -31,7 +31,11 @@ describe('a new request while the proxy shuts down', () => {
     const closing = stack.proxy.close();
     try {
       // A fresh connection (no keep-alive reuse), as a new client would open.
-      const res = await withDeadline(fetch(`${url}/v1/models`, { headers: { connection: 'close' } }), 3000, 'the answer during shutdown');
+      const res = await withDeadline(
+        fetch(`${url}/v1/models`, { headers: { connection: 'close' } }),
+        3000,
+        'the answer during shutdown',
+      );
       assert.equal(res.status, 503);
       assert.equal(res.headers.get('retry-after'), '5');
       const body = (await res.json()) as { error: { code: string; type: string; message: string } };

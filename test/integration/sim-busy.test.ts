@@ -22,7 +22,14 @@ describe('sim busy slots', () => {
       slotSavePath: dir,
       cacheRamMiB: 0,
       // 10 ms per generated token on the wall clock, everything else instant.
-      cost: { timeScale: 1, decodeMsPerToken: 10, prefillMsPerToken: 0, saveMsPerMB: 0, restoreMsPerMB: 0, modelLoadMs: 0 },
+      cost: {
+        timeScale: 1,
+        decodeMsPerToken: 10,
+        prefillMsPerToken: 0,
+        saveMsPerMB: 0,
+        restoreMsPerMB: 0,
+        modelLoadMs: 0,
+      },
     });
   });
   after(async () => {
@@ -94,16 +101,23 @@ describe('sim busy slots', () => {
   it('stops generating when the client goes away; the slot keeps what was processed', async () => {
     const ac = new AbortController();
     let tokens = 0;
-    const aborted = postJson(sim.url, '/v1/chat/completions', chatBody('abort me', { stream: true, max_tokens: 200, id_slot: 0 }), {
-      signal: ac.signal,
-      onChunk: (c) => {
-        tokens += (c.match(/"content":" /g) ?? []).length;
-        if (tokens >= 3) ac.abort();
+    const aborted = postJson(
+      sim.url,
+      '/v1/chat/completions',
+      chatBody('abort me', { stream: true, max_tokens: 200, id_slot: 0 }),
+      {
+        signal: ac.signal,
+        onChunk: (c) => {
+          tokens += (c.match(/"content":" /g) ?? []).length;
+          if (tokens >= 3) ac.abort();
+        },
       },
-    });
+    );
     await assert.rejects(aborted);
     // A pinned request runs only after the aborted task has ended on that slot.
-    const next = (await postJson(sim.url, '/v1/chat/completions', chatBody('abort me', { max_tokens: 1, id_slot: 0 }))).json();
+    const next = (
+      await postJson(sim.url, '/v1/chat/completions', chatBody('abort me', { max_tokens: 1, id_slot: 0 }))
+    ).json();
     const ev = sim.events.find((e) => e.type === 'chat_aborted');
     assert.ok(ev && ev.type === 'chat_aborted');
     assert.equal(ev.aborted, true);

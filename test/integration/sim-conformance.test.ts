@@ -8,18 +8,25 @@ import { startSimulator, type SimHandle } from '../../src/sim/index.js';
 import { chatBody, postJson, request, sseData, type RawResponse } from '../../src/sim/sim-client.js';
 
 // Bodies copied verbatim from the captures.
-const PARAMS = '{"seed":4294967295,"temperature":0.800000011920929,"dynatemp_range":0.0,"dynatemp_exponent":1.0,"top_k":40,"top_p":0.949999988079071,"min_p":0.05000000074505806,"top_n_sigma":-1.0,"xtc_probability":0.0,"xtc_threshold":0.10000000149011612,"typical_p":1.0,"repeat_last_n":64,"repeat_penalty":1.0,"presence_penalty":0.0,"frequency_penalty":0.0,"dry_multiplier":0.0,"dry_base":1.75,"dry_allowed_length":2,"dry_penalty_last_n":64,"mirostat":0,"mirostat_tau":5.0,"mirostat_eta":0.10000000149011612,"adaptive_target":-1.0,"adaptive_decay":0.8999999761581421,"max_tokens":-1,"n_predict":-1,"n_keep":0,"n_discard":0,"ignore_eos":false,"stream":false,"n_probs":0,"min_keep":0,"chat_format":"Content-only","reasoning_format":"none","reasoning_in_content":false,"generation_prompt":"","samplers":["penalties","dry","top_n_sigma","top_k","typ_p","top_p","min_p","xtc","temperature"],"speculative.types":"none","timings_per_token":false,"post_sampling_probs":false,"backend_sampling":false,"lora":[]}';
+const PARAMS =
+  '{"seed":4294967295,"temperature":0.800000011920929,"dynatemp_range":0.0,"dynatemp_exponent":1.0,"top_k":40,"top_p":0.949999988079071,"min_p":0.05000000074505806,"top_n_sigma":-1.0,"xtc_probability":0.0,"xtc_threshold":0.10000000149011612,"typical_p":1.0,"repeat_last_n":64,"repeat_penalty":1.0,"presence_penalty":0.0,"frequency_penalty":0.0,"dry_multiplier":0.0,"dry_base":1.75,"dry_allowed_length":2,"dry_penalty_last_n":64,"mirostat":0,"mirostat_tau":5.0,"mirostat_eta":0.10000000149011612,"adaptive_target":-1.0,"adaptive_decay":0.8999999761581421,"max_tokens":-1,"n_predict":-1,"n_keep":0,"n_discard":0,"ignore_eos":false,"stream":false,"n_probs":0,"min_keep":0,"chat_format":"Content-only","reasoning_format":"none","reasoning_in_content":false,"generation_prompt":"","samplers":["penalties","dry","top_n_sigma","top_k","typ_p","top_p","min_p","xtc","temperature"],"speculative.types":"none","timings_per_token":false,"post_sampling_probs":false,"backend_sampling":false,"lora":[]}';
 const CAPTURE = {
   props: `{"default_generation_settings":{"params":${PARAMS},"n_ctx":16384},"total_slots":4,"model_alias":"tiny","model_ftype":"F16","model_path":"/models/tiny.gguf","modalities":{"vision":false,"video":false,"audio":false},"media_marker":"<__media_tUVbNMagUVhE9pDDBJbBpJxYKUpENDnh__>","endpoint_slots":true,"endpoint_props":false,"endpoint_metrics":true,"ui":true,"ui_settings":{},"chat_template":"x","chat_template_caps":{"supports_object_arguments":false,"supports_parallel_tool_calls":false,"supports_preserve_reasoning":false,"supports_reasoning_effort":false,"supports_string_content":true,"supports_system_role":true,"supports_tool_calls":false,"supports_tools":false,"supports_typed_content":false},"bos_token":"<s>","eos_token":"</s>","build_info":"b0-unknown","is_sleeping":false,"cors_proxy_enabled":false}`,
-  models: '{"models":[{"name":"tiny","model":"tiny","modified_at":"","size":"","digest":"","type":"model","description":"","tags":[""],"capabilities":["completion"],"parameters":"","details":{"parent_model":"","format":"gguf","family":"","families":[""],"parameter_size":"","quantization_level":""}}],"object":"list","data":[{"id":"tiny","aliases":["tiny"],"tags":[],"object":"model","created":1795688094,"owned_by":"llamacpp","meta":{"vocab_type":true,"n_vocab":32000,"n_ctx":16384,"n_ctx_train":32768,"n_embd":512,"n_params":57942528,"size":115902464,"ftype":"F16"}}]}',
+  models:
+    '{"models":[{"name":"tiny","model":"tiny","modified_at":"","size":"","digest":"","type":"model","description":"","tags":[""],"capabilities":["completion"],"parameters":"","details":{"parent_model":"","format":"gguf","family":"","families":[""],"parameter_size":"","quantization_level":""}}],"object":"list","data":[{"id":"tiny","aliases":["tiny"],"tags":[],"object":"model","created":1795688094,"owned_by":"llamacpp","meta":{"vocab_type":true,"n_vocab":32000,"n_ctx":16384,"n_ctx_train":32768,"n_embd":512,"n_params":57942528,"size":115902464,"ftype":"F16"}}]}',
   slotShort: '{"id":0,"n_ctx":16384,"speculative":false,"is_processing":false}',
   slotLong: `{"id":3,"n_ctx":16384,"speculative":false,"is_processing":false,"id_task":1688,"n_prompt_tokens":23,"n_prompt_tokens_processed":0,"n_prompt_tokens_cache":0,"params":${PARAMS},"next_token":[{"has_next_token":false,"has_new_line":false,"n_remain":-1,"n_decoded":0}]}`,
   chat: '{"choices":[{"finish_reason":"length","index":0,"message":{"role":"assistant","content":" Alfredzna Alfredzna Alfredzna Alfredzna"}}],"created":1795688094,"model":"tiny","system_fingerprint":"b0-unknown","object":"chat.completion","usage":{"completion_tokens":8,"prompt_tokens":57,"total_tokens":65,"prompt_tokens_details":{"cached_tokens":0}},"id":"chatcmpl-bXjBsNey4KUyIrrE8i9ra53Je8DeUHaC","timings":{"cache_n":0,"prompt_n":57,"prompt_ms":36.592,"prompt_per_token_ms":0.6419649122807017,"prompt_per_second":1557.7175338871884,"predicted_n":8,"predicted_ms":27.291,"predicted_per_token_ms":3.8987142857142856,"predicted_per_second":256.4948151405225}}',
-  streamRole: '{"choices":[{"finish_reason":null,"index":0,"delta":{"role":"assistant","content":null}}],"created":1795688094,"id":"chatcmpl-UX0vzU0lpClXNQhhrrMV4FDlQlC7St6E","model":"tiny","system_fingerprint":"b0-unknown","object":"chat.completion.chunk"}',
-  streamToken: '{"choices":[{"finish_reason":null,"index":0,"delta":{"content":" expert"}}],"created":1795688094,"id":"chatcmpl-UX0vzU0lpClXNQhhrrMV4FDlQlC7St6E","model":"tiny","system_fingerprint":"b0-unknown","object":"chat.completion.chunk"}',
-  streamFinish: '{"choices":[{"finish_reason":"length","index":0,"delta":{}}],"created":1795688094,"id":"chatcmpl-UX0vzU0lpClXNQhhrrMV4FDlQlC7St6E","model":"tiny","system_fingerprint":"b0-unknown","object":"chat.completion.chunk","timings":{"cache_n":8,"prompt_n":28,"prompt_ms":16.933,"prompt_per_token_ms":0.60475,"prompt_per_second":1653.5758577924762,"predicted_n":3,"predicted_ms":8.731,"predicted_per_token_ms":4.3655,"predicted_per_second":229.0688351849731}}',
-  usageFinish: '{"choices":[{"finish_reason":"length","index":0,"delta":{}}],"created":1795688094,"id":"chatcmpl-RORv2nnXYtfKmDqFotlOp3C0aVonYjGC","model":"tiny","system_fingerprint":"b0-unknown","object":"chat.completion.chunk"}',
-  usageChunk: '{"choices":[],"created":1795688094,"id":"chatcmpl-RORv2nnXYtfKmDqFotlOp3C0aVonYjGC","model":"tiny","system_fingerprint":"b0-unknown","object":"chat.completion.chunk","usage":{"completion_tokens":3,"prompt_tokens":36,"total_tokens":39,"prompt_tokens_details":{"cached_tokens":35}},"timings":{"cache_n":35,"prompt_n":1,"prompt_ms":5.233,"prompt_per_token_ms":5.233,"prompt_per_second":191.0949742021785,"predicted_n":3,"predicted_ms":6.771,"predicted_per_token_ms":3.3855,"predicted_per_second":295.3773445576724}}',
+  streamRole:
+    '{"choices":[{"finish_reason":null,"index":0,"delta":{"role":"assistant","content":null}}],"created":1795688094,"id":"chatcmpl-UX0vzU0lpClXNQhhrrMV4FDlQlC7St6E","model":"tiny","system_fingerprint":"b0-unknown","object":"chat.completion.chunk"}',
+  streamToken:
+    '{"choices":[{"finish_reason":null,"index":0,"delta":{"content":" expert"}}],"created":1795688094,"id":"chatcmpl-UX0vzU0lpClXNQhhrrMV4FDlQlC7St6E","model":"tiny","system_fingerprint":"b0-unknown","object":"chat.completion.chunk"}',
+  streamFinish:
+    '{"choices":[{"finish_reason":"length","index":0,"delta":{}}],"created":1795688094,"id":"chatcmpl-UX0vzU0lpClXNQhhrrMV4FDlQlC7St6E","model":"tiny","system_fingerprint":"b0-unknown","object":"chat.completion.chunk","timings":{"cache_n":8,"prompt_n":28,"prompt_ms":16.933,"prompt_per_token_ms":0.60475,"prompt_per_second":1653.5758577924762,"predicted_n":3,"predicted_ms":8.731,"predicted_per_token_ms":4.3655,"predicted_per_second":229.0688351849731}}',
+  usageFinish:
+    '{"choices":[{"finish_reason":"length","index":0,"delta":{}}],"created":1795688094,"id":"chatcmpl-RORv2nnXYtfKmDqFotlOp3C0aVonYjGC","model":"tiny","system_fingerprint":"b0-unknown","object":"chat.completion.chunk"}',
+  usageChunk:
+    '{"choices":[],"created":1795688094,"id":"chatcmpl-RORv2nnXYtfKmDqFotlOp3C0aVonYjGC","model":"tiny","system_fingerprint":"b0-unknown","object":"chat.completion.chunk","usage":{"completion_tokens":3,"prompt_tokens":36,"total_tokens":39,"prompt_tokens_details":{"cached_tokens":35}},"timings":{"cache_n":35,"prompt_n":1,"prompt_ms":5.233,"prompt_per_token_ms":5.233,"prompt_per_second":191.0949742021785,"predicted_n":3,"predicted_ms":6.771,"predicted_per_token_ms":3.3855,"predicted_per_second":295.3773445576724}}',
 };
 
 /** Keys (in order) and value types, recursively; arrays by their first element. */
@@ -65,7 +72,11 @@ describe('sim conformance with the llama-server captures', () => {
   });
 
   it('GET /v1/models reports the model path when there is no alias', async () => {
-    const noAlias = await startSimulator({ mode: 'llama-server', models: [{ id: 'm', alias: null, path: '/x/m.gguf' }], cost: { timeScale: 0 } });
+    const noAlias = await startSimulator({
+      mode: 'llama-server',
+      models: [{ id: 'm', alias: null, path: '/x/m.gguf' }],
+      cost: { timeScale: 0 },
+    });
     try {
       const body = (await request(noAlias.url, '/v1/models')).json();
       assert.equal(body.data[0].id, '/x/m.gguf');
@@ -127,7 +138,11 @@ describe('sim conformance with the llama-server captures', () => {
   });
 
   it('streams with include_usage like chat_stream_usage.txt', async () => {
-    const body = chatBody('stream me with usage', { max_tokens: 3, stream: true, stream_options: { include_usage: true } });
+    const body = chatBody('stream me with usage', {
+      max_tokens: 3,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     const data = sseData((await postJson(sim.url, '/v1/chat/completions', body)).body);
     assert.equal(data.length, 7);
     assertLike(JSON.parse(data[4]!), CAPTURE.usageFinish);
@@ -137,7 +152,9 @@ describe('sim conformance with the llama-server captures', () => {
 
   it('answers the same prompt with the same words', async () => {
     const a = (await postJson(sim.url, '/v1/chat/completions', chatBody('determinism', { max_tokens: 5 }))).json();
-    const b = (await postJson(sim.url, '/v1/chat/completions', chatBody('determinism', { max_tokens: 5, stream: false }))).json();
+    const b = (
+      await postJson(sim.url, '/v1/chat/completions', chatBody('determinism', { max_tokens: 5, stream: false }))
+    ).json();
     assert.equal(a.choices[0].message.content, b.choices[0].message.content);
     const c = (await postJson(sim.url, '/v1/chat/completions', chatBody('determinism'))).json();
     assert.equal(c.timings.predicted_n, 16);
@@ -147,7 +164,10 @@ describe('sim conformance with the llama-server captures', () => {
   it('validates chat bodies like the real server', async () => {
     const oops = await postJson(sim.url, '/v1/chat/completions', { messages: 'oops' });
     assert.equal(oops.status, 400);
-    assert.equal(oops.body, '{"error":{"code":400,"message":"Expected \'messages\' to be an array","type":"invalid_request_error"}}');
+    assert.equal(
+      oops.body,
+      '{"error":{"code":400,"message":"Expected \'messages\' to be an array","type":"invalid_request_error"}}',
+    );
     const bad = await postJson(sim.url, '/v1/chat/completions', '{not json');
     assert.equal(bad.status, 400);
     assert.equal(bad.json().error.type, 'invalid_request_error');
@@ -155,7 +175,11 @@ describe('sim conformance with the llama-server captures', () => {
   });
 
   it('refuses prompts longer than the context', async () => {
-    const small = await startSimulator({ mode: 'llama-server', models: [{ id: 's', nCtx: 32 }], cost: { timeScale: 0 } });
+    const small = await startSimulator({
+      mode: 'llama-server',
+      models: [{ id: 's', nCtx: 32 }],
+      cost: { timeScale: 0 },
+    });
     try {
       const res = await postJson(small.url, '/v1/chat/completions', chatBody('word '.repeat(100)));
       assert.equal(res.status, 400);
@@ -169,22 +193,36 @@ describe('sim conformance with the llama-server captures', () => {
   it('/tokenize, /detokenize, /apply-template, input_tokens like tokenize_template.txt', async () => {
     const plain = (await postJson(sim.url, '/tokenize', { content: 'Hello world <|im_start|>' })).json();
     assert.ok(Array.isArray(plain.tokens) && plain.tokens.every((t: unknown) => typeof t === 'number'));
-    const pieces = (await postJson(sim.url, '/tokenize', { content: 'Hello world', add_special: true, with_pieces: true })).json();
-    assert.deepEqual(pieces.tokens.map((t: { piece: string }) => t.piece), ['<s>', 'Hello', ' world']);
+    const pieces = (
+      await postJson(sim.url, '/tokenize', { content: 'Hello world', add_special: true, with_pieces: true })
+    ).json();
+    assert.deepEqual(
+      pieces.tokens.map((t: { piece: string }) => t.piece),
+      ['<s>', 'Hello', ' world'],
+    );
     assert.deepEqual(pieces.tokens[0], { id: 1, piece: '<s>' });
     const ids = pieces.tokens.map((t: { id: number }) => t.id);
     assert.deepEqual((await postJson(sim.url, '/detokenize', { tokens: ids })).json(), { content: '<s>Hello world' });
-    const messages = [{ role: 'system', content: 'S' }, { role: 'user', content: 'Hi' }];
+    const messages = [
+      { role: 'system', content: 'S' },
+      { role: 'user', content: 'Hi' },
+    ];
     assert.deepEqual((await postJson(sim.url, '/apply-template', { messages })).json(), {
       prompt: '<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n',
     });
-    const input = (await postJson(sim.url, '/v1/chat/completions/input_tokens', { messages: [{ role: 'user', content: 'Hi' }] })).json();
+    const input = (
+      await postJson(sim.url, '/v1/chat/completions/input_tokens', { messages: [{ role: 'user', content: 'Hi' }] })
+    ).json();
     assert.deepEqual(Object.keys(input), ['input_tokens', 'object']);
     assert.equal(input.object, 'response.input_tokens');
   });
 
   it('404s unknown paths with the File Not Found body', async () => {
-    for (const [method, path] of [['GET', '/upstream/tiny/slots'], ['POST', '/nothing'], ['GET', '/slots/0']]) {
+    for (const [method, path] of [
+      ['GET', '/upstream/tiny/slots'],
+      ['POST', '/nothing'],
+      ['GET', '/slots/0'],
+    ]) {
       const res = await request(sim.url, path!, { method, body: method === 'POST' ? {} : undefined });
       assert.equal(res.status, 404);
       assert.equal(res.body, '{"error":{"message":"File Not Found","type":"not_found_error","code":404}}');
@@ -192,7 +230,11 @@ describe('sim conformance with the llama-server captures', () => {
   });
 
   it('answers 503 Loading model while the model loads (restart)', async () => {
-    const slow = await startSimulator({ mode: 'llama-server', models: [{ id: 'x' }], cost: { timeScale: 1, modelLoadMs: 300 } });
+    const slow = await startSimulator({
+      mode: 'llama-server',
+      models: [{ id: 'x' }],
+      cost: { timeScale: 1, modelLoadMs: 300 },
+    });
     try {
       const restarting = slow.restart();
       const res = await request(slow.url, '/health');
@@ -206,7 +248,12 @@ describe('sim conformance with the llama-server captures', () => {
   });
 
   it('answers GET /slots with 501 when started with --no-slots', async () => {
-    const noSlots = await startSimulator({ mode: 'llama-server', models: [{ id: 'x' }], noSlots: true, cost: { timeScale: 0 } });
+    const noSlots = await startSimulator({
+      mode: 'llama-server',
+      models: [{ id: 'x' }],
+      noSlots: true,
+      cost: { timeScale: 0 },
+    });
     try {
       const res = await request(noSlots.url, '/slots');
       assert.equal(res.status, 501);

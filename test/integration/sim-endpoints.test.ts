@@ -13,23 +13,33 @@ import { postJson, sseData } from '../../src/sim/sim-client.js';
 
 const SETTINGS =
   '{"seed":4294967295,"temperature":0.0,"dynatemp_range":0.0,"dynatemp_exponent":1.0,"top_k":40,"top_p":0.949999988079071,"min_p":0.05000000074505806,"top_n_sigma":-1.0,"xtc_probability":0.0,"xtc_threshold":0.10000000149011612,"typical_p":1.0,"repeat_last_n":64,"repeat_penalty":1.0,"presence_penalty":0.0,"frequency_penalty":0.0,"dry_multiplier":0.0,"dry_base":1.75,"dry_allowed_length":2,"dry_penalty_last_n":64,"dry_sequence_breakers":["\\n",":","\\"","*"],"mirostat":0,"mirostat_tau":5.0,"mirostat_eta":0.10000000149011612,"adaptive_target":-1.0,"adaptive_decay":0.8999999761581421,"stop":[],"max_tokens":3,"n_predict":3,"n_keep":0,"n_discard":0,"ignore_eos":false,"stream":false,"logit_bias":[],"n_probs":0,"min_keep":0,"grammar":"","grammar_lazy":false,"grammar_triggers":[],"preserved_tokens":[],"chat_format":"Content-only","reasoning_format":"deepseek","reasoning_in_content":false,"generation_prompt":"","samplers":["penalties","dry","top_n_sigma","top_k","typ_p","top_p","min_p","xtc","temperature"],"speculative.types":"none","timings_per_token":false,"post_sampling_probs":false,"backend_sampling":false,"lora":[]}';
-const TIMINGS = '{"cache_n":5,"prompt_n":1,"prompt_ms":1.136,"prompt_per_token_ms":1.136,"prompt_per_second":880.2816901408452,"predicted_n":3,"predicted_ms":1.974,"predicted_per_token_ms":0.987,"predicted_per_second":1013.1712259371834}';
+const TIMINGS =
+  '{"cache_n":5,"prompt_n":1,"prompt_ms":1.136,"prompt_per_token_ms":1.136,"prompt_per_second":880.2816901408452,"predicted_n":3,"predicted_ms":1.974,"predicted_per_token_ms":0.987,"predicted_per_second":1013.1712259371834}';
 const REAL = {
-  message: '{"id":"chatcmpl-qoyFInbtO5NvscxGUC1qI0AOmS1j3Oee","type":"message","role":"assistant","content":[{"type":"text","text":"unal аль geom"}],"model":"tiny-chat","stop_reason":"max_tokens","stop_sequence":null,"usage":{"cache_read_input_tokens":0,"input_tokens":31,"output_tokens":3}}',
+  message:
+    '{"id":"chatcmpl-qoyFInbtO5NvscxGUC1qI0AOmS1j3Oee","type":"message","role":"assistant","content":[{"type":"text","text":"unal аль geom"}],"model":"tiny-chat","stop_reason":"max_tokens","stop_sequence":null,"usage":{"cache_read_input_tokens":0,"input_tokens":31,"output_tokens":3}}',
   messageStream: [
-    ['message_start', '{"type":"message_start","message":{"id":"chatcmpl-5uU3z2FlNAEiP40vjUAPWSPKdJnXgxrH","type":"message","role":"assistant","content":[],"model":"tiny-chat","stop_reason":null,"stop_sequence":null,"usage":{"cache_read_input_tokens":8,"input_tokens":42,"output_tokens":0}}}'],
+    [
+      'message_start',
+      '{"type":"message_start","message":{"id":"chatcmpl-5uU3z2FlNAEiP40vjUAPWSPKdJnXgxrH","type":"message","role":"assistant","content":[],"model":"tiny-chat","stop_reason":null,"stop_sequence":null,"usage":{"cache_read_input_tokens":8,"input_tokens":42,"output_tokens":0}}}',
+    ],
     ['content_block_start', '{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}'],
     ['content_block_delta', '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" addr"}}'],
     ['content_block_delta', '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" print"}}'],
     ['content_block_delta', '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" Hat"}}'],
     ['content_block_stop', '{"type":"content_block_stop","index":0}'],
-    ['message_delta', '{"type":"message_delta","delta":{"stop_reason":"max_tokens","stop_sequence":null},"usage":{"output_tokens":3}}'],
+    [
+      'message_delta',
+      '{"type":"message_delta","delta":{"stop_reason":"max_tokens","stop_sequence":null},"usage":{"output_tokens":3}}',
+    ],
     ['message_stop', '{"type":"message_stop"}'],
   ],
   completion: `{"index":0,"content":"штаcza procedures","tokens":[],"id_slot":2,"stop":true,"model":"tiny-chat","tokens_predicted":3,"tokens_evaluated":6,"generation_settings":${SETTINGS},"prompt":"<s> Hello there friend, how","has_new_line":false,"truncated":false,"stop_type":"limit","stopping_word":"","tokens_cached":8,"timings":{"cache_n":0,"prompt_n":6,"prompt_ms":7.636,"prompt_per_token_ms":1.2726666666666666,"prompt_per_second":785.751702462022,"predicted_n":3,"predicted_ms":2.227,"predicted_per_token_ms":1.1135,"predicted_per_second":898.069151324652}}`,
-  completionPartial: '{"index":0,"content":"шта","tokens":[17431],"stop":false,"id_slot":-1,"tokens_predicted":1,"tokens_evaluated":6}',
+  completionPartial:
+    '{"index":0,"content":"шта","tokens":[17431],"stop":false,"id_slot":-1,"tokens_predicted":1,"tokens_evaluated":6}',
   v1: `{"choices":[{"text":"штаcza procedures","index":0,"logprobs":null,"finish_reason":"length"}],"created":1795984912,"model":"tiny-chat","system_fingerprint":"b0-3f545bec","object":"text_completion","usage":{"completion_tokens":3,"prompt_tokens":6,"total_tokens":9,"prompt_tokens_details":{"cached_tokens":5}},"id":"chatcmpl-DCFJEefexRkE9foIMjf9yhoq830NcXt2","timings":${TIMINGS}}`,
-  v1Chunk: '{"choices":[{"text":"шта","index":0,"logprobs":null,"finish_reason":null}],"created":1795984912,"model":"tiny-chat","system_fingerprint":"b0-3f545bec","object":"text_completion","id":"chatcmpl-S6eBXwSxh7dYXWU32XhnjOJZpLHtX2Fw"}',
+  v1Chunk:
+    '{"choices":[{"text":"шта","index":0,"logprobs":null,"finish_reason":null}],"created":1795984912,"model":"tiny-chat","system_fingerprint":"b0-3f545bec","object":"text_completion","id":"chatcmpl-S6eBXwSxh7dYXWU32XhnjOJZpLHtX2Fw"}',
   v1Final: `{"choices":[{"text":"","index":0,"logprobs":null,"finish_reason":"length"}],"created":1795984912,"model":"tiny-chat","system_fingerprint":"b0-3f545bec","object":"text_completion","usage":{"completion_tokens":2,"prompt_tokens":6,"total_tokens":8,"prompt_tokens_details":{"cached_tokens":5}},"id":"chatcmpl-S6eBXwSxh7dYXWU32XhnjOJZpLHtX2Fw","timings":${TIMINGS}}`,
 };
 
@@ -39,7 +49,8 @@ function shape(v: unknown): unknown {
   if (v !== null && typeof v === 'object') return Object.entries(v).map(([k, x]) => [k, shape(x)]);
   return v === null ? 'null' : typeof v;
 }
-const assertLike = (actual: unknown, captured: string): void => assert.deepEqual(shape(actual), shape(JSON.parse(captured)));
+const assertLike = (actual: unknown, captured: string): void =>
+  assert.deepEqual(shape(actual), shape(JSON.parse(captured)));
 
 /** `[event, data]` of each frame of an Anthropic SSE body. */
 function sseEvents(body: string): [string, string][] {
@@ -85,11 +96,17 @@ describe('sim /v1/messages and completions, against the real llama-server', () =
 
   it('POST /v1/messages streams the real event sequence', async () => {
     const res = await postJson(sim.url, '/v1/messages', {
-      max_tokens: 3, stream: true, system: 'Be brief.', messages: [{ role: 'user', content: [{ type: 'text', text: 'Hello there friend' }] }],
+      max_tokens: 3,
+      stream: true,
+      system: 'Be brief.',
+      messages: [{ role: 'user', content: [{ type: 'text', text: 'Hello there friend' }] }],
     });
     assert.equal(res.headers['content-type'], 'text/event-stream');
     const events = sseEvents(res.body);
-    assert.deepEqual(events.map((e) => e[0]), REAL.messageStream.map((e) => e[0]));
+    assert.deepEqual(
+      events.map((e) => e[0]),
+      REAL.messageStream.map((e) => e[0]),
+    );
     events.forEach(([, data], i) => assertLike(JSON.parse(data), REAL.messageStream[i]![1]!));
     assert.equal(JSON.parse(events[0]![1]).message.usage.output_tokens, 0);
   });
@@ -97,7 +114,9 @@ describe('sim /v1/messages and completions, against the real llama-server', () =
   it('POST /v1/messages refuses bodies like the real server (500 server_error)', async () => {
     const noMessages = await postJson(sim.url, '/v1/messages', { max_tokens: 3 });
     assert.equal(noMessages.status, 500);
-    assert.deepEqual(noMessages.json(), { error: { code: 500, message: "'messages' is required", type: 'server_error' } });
+    assert.deepEqual(noMessages.json(), {
+      error: { code: 500, message: "'messages' is required", type: 'server_error' },
+    });
     const noRole = await postJson(sim.url, '/v1/messages', { max_tokens: 1, messages: [{ content: 'x' }] });
     assert.equal(noRole.json().error.message, 'Failed to parse messages: Missing \'role\' in message: {"content":"x"}');
   });
@@ -130,7 +149,11 @@ describe('sim /v1/messages and completions, against the real llama-server', () =
     assertLike(res.json(), REAL.v1);
     assert.equal(res.json().timings.cache_n, res.json().usage.prompt_tokens - 1);
 
-    const stream = await client.completions.create({ ...params, max_tokens: 2, stream: true } as OpenAI.CompletionCreateParamsStreaming);
+    const stream = await client.completions.create({
+      ...params,
+      max_tokens: 2,
+      stream: true,
+    } as OpenAI.CompletionCreateParamsStreaming);
     const chunks: unknown[] = [];
     for await (const c of stream) chunks.push(c);
     assert.equal(chunks.length, 3);

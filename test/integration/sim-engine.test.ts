@@ -16,7 +16,14 @@ import { withDeadline } from '../support/deadline.js';
 import { eventsOf } from '../support/sim-helpers.js';
 
 // 0.25 ms per prompt token, 20 ms per decode step, 100 kB of KV per token saved at 2.5 ms per MB; wall = model / 10.
-const COST = { timeScale: 0.1, prefillMsPerToken: 0.25, decodeMsPerToken: 20, kvBytesPerToken: 100_000, saveMsPerMB: 2.5, modelLoadMs: 0 };
+const COST = {
+  timeScale: 0.1,
+  prefillMsPerToken: 0.25,
+  decodeMsPerToken: 20,
+  kvBytesPerToken: 100_000,
+  saveMsPerMB: 2.5,
+  modelLoadMs: 0,
+};
 
 interface Timings {
   prompt_n: number;
@@ -115,7 +122,10 @@ describe('sim compute engine: shared (default)', () => {
     assert.equal(alone.prompt_ms, alone.prompt_n * COST.prefillMsPerToken, 'alone: the full modelled speed');
     for (const t of pair) {
       const ratio = t.prompt_ms / alone.prompt_ms;
-      assert.ok(ratio > 1.5 && ratio < 2.2, `prompt_ms ${t.prompt_ms} vs ${alone.prompt_ms} alone (×${ratio.toFixed(2)})`);
+      assert.ok(
+        ratio > 1.5 && ratio < 2.2,
+        `prompt_ms ${t.prompt_ms} vs ${alone.prompt_ms} alone (×${ratio.toFixed(2)})`,
+      );
     }
   });
 
@@ -124,7 +134,10 @@ describe('sim compute engine: shared (default)', () => {
     assert.equal(saveMs, saveMsOf(written), 'save_ms does not include waiting for the engine');
     assert.ok(saveMs > 900, `a big save (${saveMs} ms)`);
     const alone = decode.predicted_n * COST.decodeMsPerToken;
-    assert.ok(Math.abs(decode.predicted_ms - (alone + saveMs)) < 1, `predicted_ms ${decode.predicted_ms}, alone ${alone}, save ${saveMs}`);
+    assert.ok(
+      Math.abs(decode.predicted_ms - (alone + saveMs)) < 1,
+      `predicted_ms ${decode.predicted_ms}, alone ${alone}, save ${saveMs}`,
+    );
   });
 
   it('concurrent decodes share one batch per step and barely slow each other', async () => {
@@ -133,7 +146,10 @@ describe('sim compute engine: shared (default)', () => {
     assert.equal(short.predicted_ms, short.predicted_n * COST.decodeMsPerToken);
     const alone = long.predicted_n * COST.decodeMsPerToken;
     // The long one waited only for the short one's small prompt chunk.
-    assert.ok(long.predicted_ms >= alone && long.predicted_ms < alone * 1.05, `predicted_ms ${long.predicted_ms} vs ${alone} alone`);
+    assert.ok(
+      long.predicted_ms >= alone && long.predicted_ms < alone * 1.05,
+      `predicted_ms ${long.predicted_ms} vs ${alone} alone`,
+    );
   });
 });
 

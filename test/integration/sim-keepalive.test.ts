@@ -9,7 +9,8 @@ import { after, before, describe, it } from 'node:test';
 import { startSimulator, type SimHandle } from '../../src/sim/index.js';
 import { chatBody, postJson, request } from '../../src/sim/sim-client.js';
 
-const streamBody = (model?: string) => chatBody('stream then save', { stream: true, max_tokens: 2, ...(model ? { model } : {}) });
+const streamBody = (model?: string) =>
+  chatBody('stream then save', { stream: true, max_tokens: 2, ...(model ? { model } : {}) });
 
 describe('sim connection handling after a stream (llama-server)', () => {
   let sim: SimHandle;
@@ -39,7 +40,10 @@ describe('sim connection handling after a stream (llama-server)', () => {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     try {
       for (let i = 0; i < 3; i++) {
-        assert.equal((await postJson(sim.url, '/v1/chat/completions', chatBody('x', { max_tokens: 1 }), { agent })).status, 200);
+        assert.equal(
+          (await postJson(sim.url, '/v1/chat/completions', chatBody('x', { max_tokens: 1 }), { agent })).status,
+          200,
+        );
       }
     } finally {
       agent.destroy();
@@ -50,7 +54,9 @@ describe('sim connection handling after a stream (llama-server)', () => {
     const { port } = new URL(sim.url);
     const socket = net.connect(Number(port), '127.0.0.1');
     const body = JSON.stringify(streamBody());
-    socket.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    socket.write(
+      `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+    );
     let received = '';
     socket.on('data', (d) => (received += d.toString()));
     await new Promise<void>((resolve, reject) => {

@@ -20,7 +20,10 @@ describe('sim llama-swap', () => {
     dir = await mkdtemp(join(tmpdir(), 'sim-swap-'));
     sim = await startSimulator({
       mode: 'llama-swap',
-      models: [{ id: 'a', nSlots: 2 }, { id: 'b', nSlots: 2 }],
+      models: [
+        { id: 'a', nSlots: 2 },
+        { id: 'b', nSlots: 2 },
+      ],
       slotSavePath: dir,
       cost: { timeScale: 0 },
     });
@@ -72,7 +75,10 @@ describe('sim llama-swap', () => {
   it('lists configured models in llama-swap shape', async () => {
     const body = (await request(sim.url, '/v1/models')).json();
     assert.equal(body.object, 'list');
-    assert.deepEqual(body.data.map((m: { id: string }) => m.id), ['a', 'b']);
+    assert.deepEqual(
+      body.data.map((m: { id: string }) => m.id),
+      ['a', 'b'],
+    );
     assert.deepEqual(Object.keys(body.data[0]).sort(), ['created', 'id', 'object', 'owned_by']);
     assert.equal(body.data[0].owned_by, 'llama-swap');
     assert.equal(body.data[0].object, 'model');
@@ -96,7 +102,9 @@ describe('sim llama-swap', () => {
     const missing = await postJson(sim.url, '/v1/chat/completions', chatBody('no model'));
     assert.equal(missing.status, 400);
     assert.equal(missing.body, "missing or invalid 'model' key");
-    const unknown = await postJson(sim.url, '/v1/chat/completions', chatBody('x', { model: 'zzz' }), { headers: { accept: 'application/json' } });
+    const unknown = await postJson(sim.url, '/v1/chat/completions', chatBody('x', { model: 'zzz' }), {
+      headers: { accept: 'application/json' },
+    });
     assert.equal(unknown.status, 400);
     assert.deepEqual(unknown.json(), { error: 'could not find suitable inference handler for zzz' });
     const upstream = await request(sim.url, '/upstream/zzz/slots');
@@ -110,9 +118,15 @@ describe('sim llama-swap', () => {
   });
 
   it('keeps several models loaded with maxRunning', async () => {
-    const multi = await startSimulator({ mode: 'llama-swap', models: [{ id: 'a' }, { id: 'b' }, { id: 'c' }], maxRunning: 2, cost: { timeScale: 0 } });
+    const multi = await startSimulator({
+      mode: 'llama-swap',
+      models: [{ id: 'a' }, { id: 'b' }, { id: 'c' }],
+      maxRunning: 2,
+      cost: { timeScale: 0 },
+    });
     try {
-      for (const m of ['a', 'b']) await postJson(multi.url, '/v1/chat/completions', chatBody('x', { model: m, max_tokens: 1 }));
+      for (const m of ['a', 'b'])
+        await postJson(multi.url, '/v1/chat/completions', chatBody('x', { model: m, max_tokens: 1 }));
       assert.deepEqual(multi.loadedModels(), ['a', 'b']);
       await postJson(multi.url, '/v1/chat/completions', chatBody('x', { model: 'c', max_tokens: 1 }));
       assert.deepEqual(multi.loadedModels(), ['b', 'c']);
@@ -130,9 +144,14 @@ describe('sim llama-swap', () => {
     try {
       let generating!: () => void;
       const firstToken = new Promise<void>((resolve) => (generating = resolve));
-      const first = postJson(slow.url, '/v1/chat/completions', chatBody('long', { model: 'a', max_tokens: 20, stream: true }), {
-        onChunk: (c) => c.includes('"content":" ') && generating(),
-      });
+      const first = postJson(
+        slow.url,
+        '/v1/chat/completions',
+        chatBody('long', { model: 'a', max_tokens: 20, stream: true }),
+        {
+          onChunk: (c) => c.includes('"content":" ') && generating(),
+        },
+      );
       await firstToken;
       await postJson(slow.url, '/v1/chat/completions', chatBody('x', { model: 'b', max_tokens: 1 }));
       const a = await first;

@@ -39,10 +39,15 @@ async function withSim(options: Partial<SimOptions>, body: (url: string, sim: Si
 }
 
 const chat = (url: string, content: string, extra: Record<string, unknown> = {}): Promise<Timings> =>
-  postJson(url, '/v1/chat/completions', chatBody(content, { max_tokens: 2, ...extra })).then((r) => r.json().timings as Timings);
+  postJson(url, '/v1/chat/completions', chatBody(content, { max_tokens: 2, ...extra })).then(
+    (r) => r.json().timings as Timings,
+  );
 const total = (t: Timings): number => t.cache_n + t.prompt_n;
 const action = (url: string, id: number, act: string, filename?: string) =>
-  postJson(url, `/slots/${id}?action=${act}`, filename ? { filename } : {}).then((r) => ({ status: r.status, body: r.json() }));
+  postJson(url, `/slots/${id}?action=${act}`, filename ? { filename } : {}).then((r) => ({
+    status: r.status,
+    body: r.json(),
+  }));
 /** `n_prompt_tokens` of each slot; undefined for the short form. */
 const promptTokens = async (url: string): Promise<(number | undefined)[]> =>
   ((await request(url, '/slots')).json() as { n_prompt_tokens?: number }[]).map((s) => s.n_prompt_tokens);
@@ -115,10 +120,16 @@ describe('sim RAM prompt cache (measured on the real llama-server)', () => {
     // again: 0/538 (slot 1 was cleared when A started).
     await withSim({ models: [{ id: 'm', nCtx: 8192 }] }, async (url) => {
       const slots = (await request(url, '/slots')).json() as { n_ctx: number }[];
-      assert.deepEqual(slots.map((s) => s.n_ctx), [8192, 8192, 8192, 8192]);
+      assert.deepEqual(
+        slots.map((s) => s.n_ctx),
+        [8192, 8192, 8192, 8192],
+      );
       await chat(url, A, { id_slot: 0 });
       await chat(url, B, { id_slot: 1 });
-      assert.deepEqual((await promptTokens(url)).slice(0, 2).map((n) => (n ?? -1) > 0), [false, true]);
+      assert.deepEqual(
+        (await promptTokens(url)).slice(0, 2).map((n) => (n ?? -1) > 0),
+        [false, true],
+      );
       assert.equal((await promptTokens(url))[0], 0);
       assert.equal((await action(url, 0, 'save', 'empty.bin')).body.n_saved, 0);
       const a = await chat(url, A);

@@ -12,20 +12,43 @@ import { postJson } from '../../src/sim/sim-client.js';
 describe('simulator: /v1/responses and /infill', () => {
   let sim: SimHandle;
   before(async () => {
-    sim = await startSimulator({ mode: 'llama-server', models: [{ id: 'tiny-chat', nSlots: 2 }], cost: { timeScale: 0 } });
+    sim = await startSimulator({
+      mode: 'llama-server',
+      models: [{ id: 'tiny-chat', nSlots: 2 }],
+      cost: { timeScale: 0 },
+    });
   });
   after(() => sim.close());
 
   const lastChatSlot = () => (sim.events.filter((e) => e.type === 'chat').at(-1) as { slot: number }).slot;
 
   it('responses without stream: the Responses object, usage with cached tokens, no timings; id_slot honoured', async () => {
-    const res = await postJson(sim.url, '/v1/responses', { input: 'hello there friend', instructions: 'be nice', max_output_tokens: 4, id_slot: 1 });
+    const res = await postJson(sim.url, '/v1/responses', {
+      input: 'hello there friend',
+      instructions: 'be nice',
+      max_output_tokens: 4,
+      id_slot: 1,
+    });
     assert.equal(res.status, 200);
     const body = res.json<Record<string, any>>();
-    assert.deepEqual(Object.keys(body), ['completed_at', 'created_at', 'id', 'model', 'object', 'output', 'status', 'usage']);
+    assert.deepEqual(Object.keys(body), [
+      'completed_at',
+      'created_at',
+      'id',
+      'model',
+      'object',
+      'output',
+      'status',
+      'usage',
+    ]);
     assert.match(body.id, /^resp_[A-Za-z0-9]{32}$/);
     assert.equal(body.output[0].content[0].type, 'output_text');
-    assert.deepEqual(Object.keys(body.usage), ['input_tokens', 'output_tokens', 'total_tokens', 'input_tokens_details']);
+    assert.deepEqual(Object.keys(body.usage), [
+      'input_tokens',
+      'output_tokens',
+      'total_tokens',
+      'input_tokens_details',
+    ]);
     assert.equal(body.usage.output_tokens, 4);
     assert.equal(lastChatSlot(), 1);
   });
@@ -34,14 +57,27 @@ describe('simulator: /v1/responses and /infill', () => {
     const res = await fetch(`${sim.url}/v1/responses`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ input: [{ role: 'user', content: [{ type: 'input_text', text: 'hello there' }] }], max_output_tokens: 3, stream: true, id_slot: 0 }),
+      body: JSON.stringify({
+        input: [{ role: 'user', content: [{ type: 'input_text', text: 'hello there' }] }],
+        max_output_tokens: 3,
+        stream: true,
+        id_slot: 0,
+      }),
     });
     const text = await res.text();
     const events = [...text.matchAll(/^event: (.+)$/gm)].map((m) => m[1]);
     assert.deepEqual(events, [
-      'response.created', 'response.in_progress', 'response.output_item.added', 'response.content_part.added',
-      'response.output_text.delta', 'response.output_text.delta', 'response.output_text.delta',
-      'response.output_text.done', 'response.content_part.done', 'response.output_item.done', 'response.completed',
+      'response.created',
+      'response.in_progress',
+      'response.output_item.added',
+      'response.content_part.added',
+      'response.output_text.delta',
+      'response.output_text.delta',
+      'response.output_text.delta',
+      'response.output_text.done',
+      'response.content_part.done',
+      'response.output_item.done',
+      'response.completed',
     ]);
     const completed = JSON.parse(text.trim().split('\n').at(-1)!.slice('data: '.length)) as Record<string, any>;
     assert.equal(typeof completed.timings.prompt_n, 'number');
@@ -53,17 +89,30 @@ describe('simulator: /v1/responses and /infill', () => {
 
   it('infill: native completion shape with the FIM prompt, id_slot honoured, the real errors', async () => {
     const res = await postJson(sim.url, '/infill', {
-      input_prefix: 'def f(x):\n    return ', input_suffix: '\n\nprint(f(2))', input_extra: [{ filename: 'a.py', text: 'import os\n' }],
-      prompt: 'x', n_predict: 3, id_slot: 1,
+      input_prefix: 'def f(x):\n    return ',
+      input_suffix: '\n\nprint(f(2))',
+      input_extra: [{ filename: 'a.py', text: 'import os\n' }],
+      prompt: 'x',
+      n_predict: 3,
+      id_slot: 1,
     });
     assert.equal(res.status, 200);
     const body = res.json<Record<string, any>>();
     assert.equal(body.id_slot, 1);
-    assert.equal(body.prompt, '\n\n--- snippet ---\n\nimport os\n<s><|fim_prefix|>def f(x):\n    return x<|fim_suffix|>\n\nprint(f(2))<|fim_middle|>');
+    assert.equal(
+      body.prompt,
+      '\n\n--- snippet ---\n\nimport os\n<s><|fim_prefix|>def f(x):\n    return x<|fim_suffix|>\n\nprint(f(2))<|fim_middle|>',
+    );
     assert.equal(typeof body.timings.cache_n, 'number');
     const noSuffix = await postJson(sim.url, '/infill', { input_prefix: 'x' });
-    assert.deepEqual([noSuffix.status, noSuffix.json().error.message], [500, "[json.exception.out_of_range.403] key 'input_suffix' not found"]);
+    assert.deepEqual(
+      [noSuffix.status, noSuffix.json().error.message],
+      [500, "[json.exception.out_of_range.403] key 'input_suffix' not found"],
+    );
     const badExtra = await postJson(sim.url, '/infill', { input_prefix: 'x', input_suffix: '', input_extra: 'bad' });
-    assert.deepEqual([badExtra.status, badExtra.json().error.message], [400, '"input_extra" must be an array of {"filename": string, "text": string}']);
+    assert.deepEqual(
+      [badExtra.status, badExtra.json().error.message],
+      [400, '"input_extra" must be an array of {"filename": string, "text": string}'],
+    );
   });
 });

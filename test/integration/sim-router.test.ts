@@ -11,7 +11,8 @@ import { after, before, describe, it } from 'node:test';
 import { startSimulator, type SimHandle } from '../../src/sim/index.js';
 import { chatBody, postJson, request } from '../../src/sim/sim-client.js';
 
-const err = (code: number, message: string, type = 'invalid_request_error') => JSON.stringify({ error: { code, message, type } });
+const err = (code: number, message: string, type = 'invalid_request_error') =>
+  JSON.stringify({ error: { code, message, type } });
 
 describe('sim router mode', () => {
   let dir: string;
@@ -23,7 +24,11 @@ describe('sim router mode', () => {
     dir = await mkdtemp(join(tmpdir(), 'sim-router-'));
     sim = await startSimulator({
       mode: 'router',
-      models: [{ id: 'a', nSlots: 2 }, { id: 'b', nSlots: 2 }, { id: 'c', nSlots: 2 }],
+      models: [
+        { id: 'a', nSlots: 2 },
+        { id: 'b', nSlots: 2 },
+        { id: 'c', nSlots: 2 },
+      ],
       slotSavePath: dir,
       modelsMax: 2,
       cost: { timeScale: 0 },
@@ -37,7 +42,10 @@ describe('sim router mode', () => {
   it('lists every model as unloaded at start; answers its own /health and /props', async () => {
     const body = (await request(sim.url, '/models')).json();
     assert.equal(body.object, 'list');
-    assert.deepEqual(body.data.map((m: { id: string }) => m.id), ['a', 'b', 'c']);
+    assert.deepEqual(
+      body.data.map((m: { id: string }) => m.id),
+      ['a', 'b', 'c'],
+    );
     assert.deepEqual(Object.keys(body.data[0]), ['id', 'aliases', 'tags', 'object', 'owned_by', 'created', 'status']);
     assert.equal(body.data[0].status.value, 'unloaded');
     assert.deepEqual((await request(sim.url, '/v1/models')).json().data.length, 3);
@@ -48,7 +56,11 @@ describe('sim router mode', () => {
   });
 
   it('autoloads the model of a chat', async () => {
-    const res = await postJson(sim.url, '/v1/chat/completions', chatBody('hi', { model: 'a', max_tokens: 2, id_slot: 0 }));
+    const res = await postJson(
+      sim.url,
+      '/v1/chat/completions',
+      chatBody('hi', { model: 'a', max_tokens: 2, id_slot: 0 }),
+    );
     assert.equal(res.status, 200);
     assert.equal(await status('a'), 'loaded');
     assert.ok((await request(sim.url, '/models')).json().data[0].meta.n_ctx > 0);
@@ -67,7 +79,10 @@ describe('sim router mode', () => {
   });
 
   it('answers 400 model is not loaded with autoload=false, and autoloads otherwise', async () => {
-    const refused = await postJson(sim.url, '/slots/1?action=restore&autoload=false', { model: 'b', filename: 'a.bin' });
+    const refused = await postJson(sim.url, '/slots/1?action=restore&autoload=false', {
+      model: 'b',
+      filename: 'a.bin',
+    });
     assert.equal(refused.status, 400);
     assert.equal(refused.body, err(400, 'model is not loaded'));
     assert.equal(await status('b'), 'unloaded');
@@ -113,7 +128,11 @@ describe('sim router mode', () => {
   });
 
   it('shows status loading while a model loads', async () => {
-    const slow = await startSimulator({ mode: 'router', models: [{ id: 'x' }], cost: { timeScale: 1, modelLoadMs: 300 } });
+    const slow = await startSimulator({
+      mode: 'router',
+      models: [{ id: 'x' }],
+      cost: { timeScale: 1, modelLoadMs: 300 },
+    });
     try {
       assert.equal((await postJson(slow.url, '/models/load', { model: 'x' })).body, '{"success":true}');
       const body = (await request(slow.url, '/models')).json();

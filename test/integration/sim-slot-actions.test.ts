@@ -106,7 +106,17 @@ describe('sim slot actions', () => {
       [0, 'save', { filename: 'sub/x.bin' }, 400, err(400, 'Invalid filename')],
       [0, 'save', { filename: '' }, 400, err(400, 'Invalid filename')],
       [0, 'save', {}, 500, err(500, "[json.exception.out_of_range.403] key 'filename' not found", 'server_error')],
-      [0, 'save', undefined, 500, err(500, '[json.exception.parse_error.101] parse error at line 1, column 1: attempting to parse an empty input; check that your input string or stream contains the expected JSON', 'server_error')],
+      [
+        0,
+        'save',
+        undefined,
+        500,
+        err(
+          500,
+          '[json.exception.parse_error.101] parse error at line 1, column 1: attempting to parse an empty input; check that your input string or stream contains the expected JSON',
+          'server_error',
+        ),
+      ],
       [0, 'bogus', { filename: 'x.bin' }, 400, err(400, 'Invalid action')],
       [0, undefined, { filename: 'x.bin' }, 400, err(400, 'Invalid action')],
       ['abc', 'save', { filename: 'x.bin' }, 400, err(400, 'Invalid slot ID')],
@@ -140,7 +150,10 @@ describe('sim slot actions', () => {
     try {
       const res = await postJson(other.url, '/slots/0?action=restore', { filename: 'a.bin' });
       assert.equal(res.status, 400);
-      assert.equal(res.json().error.message, 'Unable to restore slot: No available space in KV cache or invalid slot save file');
+      assert.equal(
+        res.json().error.message,
+        'Unable to restore slot: No available space in KV cache or invalid slot save file',
+      );
     } finally {
       await other.close();
     }
@@ -182,7 +195,10 @@ describe('sim slot actions without --slot-save-path, and on sliding-window model
     try {
       const res = await postJson(sim.url, '/slots/0?action=save', { filename: 'a.bin' });
       assert.equal(res.status, 501);
-      assert.equal(res.body, err(501, 'This server does not support slots action. Start it with --slot-save-path', 'not_supported_error'));
+      assert.equal(
+        res.body,
+        err(501, 'This server does not support slots action. Start it with --slot-save-path', 'not_supported_error'),
+      );
     } finally {
       await sim.close();
     }
@@ -201,9 +217,13 @@ describe('sim slot actions without --slot-save-path, and on sliding-window model
       await postJson(sim.url, '/v1/chat/completions', chatBody(LONG, { max_tokens: 2, id_slot: 0 }));
       await postJson(sim.url, '/slots/0?action=save', { filename: 's.bin' });
       assert.equal((await postJson(sim.url, '/slots/1?action=restore', { filename: 's.bin' })).status, 200);
-      const after = (await postJson(sim.url, '/v1/chat/completions', chatBody(LONG, { max_tokens: 2, id_slot: 1 }))).json();
+      const after = (
+        await postJson(sim.url, '/v1/chat/completions', chatBody(LONG, { max_tokens: 2, id_slot: 1 }))
+      ).json();
       assert.equal(after.timings.cache_n, 0);
-      const next = (await postJson(sim.url, '/v1/chat/completions', chatBody(LONG, { max_tokens: 2, id_slot: 1 }))).json();
+      const next = (
+        await postJson(sim.url, '/v1/chat/completions', chatBody(LONG, { max_tokens: 2, id_slot: 1 }))
+      ).json();
       assert.equal(next.timings.cache_n, next.usage.prompt_tokens - 1);
     } finally {
       await sim.close();

@@ -47,7 +47,10 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
     const first = await chat(stack, a);
     // Another client uses a's slot directly, with a longer conversation of its own.
     const other = await postJson(stack.sim.url, '/v1/chat/completions', {
-      model: 'tiny', max_tokens: 4, id_slot: first.line.slot, messages: [{ role: 'user', content: words(300, 3102) }],
+      model: 'tiny',
+      max_tokens: 4,
+      id_slot: first.line.slot,
+      messages: [{ role: 'user', content: words(300, 3102) }],
     });
     assert.equal(other.status, 200);
     await chat(stack, opening(3103));
@@ -55,7 +58,11 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
     assert.equal(evicting.line.slot, first.line.slot);
     assert.equal(evicting.line.evict_save.ok, false, JSON.stringify(evicting.line.evict_save));
     assert.equal(evicting.line.evict_save.unverified, true);
-    assert.equal(await exists(join(stack.cacheDir, keyOf(a))), false, 'the other client\'s KV is not kept under a\'s key');
+    assert.equal(
+      await exists(join(stack.cacheDir, keyOf(a))),
+      false,
+      "the other client's KV is not kept under a's key",
+    );
     assert.equal(await exists(metaPath(stack.metaDir, keyOf(a))), false);
     const back = await chat(stack, continued(a, first.content, 3105));
     assert.notEqual(back.line.decision, 'restore');
@@ -78,8 +85,15 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
 
   it('a server that clears idle slots (no -np) is detected at start-up; every later turn is restored from disk', async () => {
     // The simulator's default: 4 slots on one unified KV buffer, idle slots moved to the RAM cache at each task.
-    stack = await startStack({ sim: { models: [{ id: 'tiny' }], cacheRamMiB: 8192 }, env: { SAVE_POLICY: 'smart', N_SLOTS: '4' } });
-    await logLineAfter(stack.logs, 0, 'the server clears idle slots when a task starts (llama-server default: unified KV, --cache-idle-slots): saving idle slots before each task and restoring from disk');
+    stack = await startStack({
+      sim: { models: [{ id: 'tiny' }], cacheRamMiB: 8192 },
+      env: { SAVE_POLICY: 'smart', N_SLOTS: '4' },
+    });
+    await logLineAfter(
+      stack.logs,
+      0,
+      'the server clears idle slots when a task starts (llama-server default: unified KV, --cache-idle-slots): saving idle slots before each task and restoring from disk',
+    );
     const conversations = [opening(3301), opening(3302), opening(3303)];
     const last = [];
     for (const c of conversations) last.push({ messages: c, result: await chat(stack, c) });
@@ -89,7 +103,10 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
         const result = await chat(stack, messages);
         const before = conv.result.timings.cache_n + conv.result.timings.prompt_n;
         assert.ok(['restore', 'resident'].includes(result.line.decision), JSON.stringify(result.line));
-        assert.ok(result.timings.cache_n >= before, `turn ${turn} of ${i}: ${JSON.stringify(result.timings)} after ${before}`);
+        assert.ok(
+          result.timings.cache_n >= before,
+          `turn ${turn} of ${i}: ${JSON.stringify(result.timings)} after ${before}`,
+        );
         last[i] = { messages, result };
       }
     }
@@ -101,17 +118,31 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
     // Real time in the simulator (20 ms a generated token) so that a task can still be running when another starts;
     // write-behind far away: only the saves before a launch keep an idle slot's conversation.
     tapped = await startTappedStack({
-      sim: { models: [{ id: 'tiny' }], cacheRamMiB: 8192, cost: { timeScale: 1, kvBytesPerToken: 1000, prefillMsPerToken: 0.01, modelLoadMs: 0 } },
+      sim: {
+        models: [{ id: 'tiny' }],
+        cacheRamMiB: 8192,
+        cost: { timeScale: 1, kvBytesPerToken: 1000, prefillMsPerToken: 0.01, modelLoadMs: 0 },
+      },
       env: { SAVE_POLICY: 'smart', N_SLOTS: '4', IDLE_SAVE_SECONDS: '600' },
     });
     const { stack: s, tap } = tapped;
-    await logLineAfter(s.logs, 0, 'the server clears idle slots when a task starts (llama-server default: unified KV, --cache-idle-slots): saving idle slots before each task and restoring from disk', () => true, 15_000);
+    await logLineAfter(
+      s.logs,
+      0,
+      'the server clears idle slots when a task starts (llama-server default: unified KV, --cache-idle-slots): saving idle slots before each task and restoring from disk',
+      () => true,
+      15_000,
+    );
     const [a, b, c] = [opening(3501), opening(3502), opening(3503)];
-    const isChatWith = (m: typeof a) => (r: { path: string; body: any }) => r.path === '/v1/chat/completions' && r.body?.messages?.[0]?.content === m[0]!.content;
+    const isChatWith = (m: typeof a) => (r: { path: string; body: any }) =>
+      r.path === '/v1/chat/completions' && r.body?.messages?.[0]?.content === m[0]!.content;
     // a generates for about a second; b starts meanwhile and finishes on the server, but the proxy sees the end of
     // b's answer only when the test says so.
     const aDone = chat(s, a, { maxTokens: 50 });
-    await waitFor(async () => (await simSlots(s.sim.url)).some((slot) => slot.is_processing), 'a running on the server');
+    await waitFor(
+      async () => (await simSlots(s.sim.url)).some((slot) => slot.is_processing),
+      'a running on the server',
+    );
     const bAnswer = tap.holdAnswer(isChatWith(b));
     const markB = s.logs.lines.length;
     const bDone = s.openai.chat.completions.create({ model: 'tiny', messages: b, max_tokens: 2 });
@@ -130,29 +161,43 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
     const cLine = await logLineAfter(s.logs, markC, 'chat', (l) => l.key === short(c));
     assert.equal((cLine.clearing_saves as unknown[] | undefined)?.length, 2, JSON.stringify(cLine));
     const bSaves = slotFileEvents(s.sim, 'save').filter((e) => e.filename.includes(keyOf(b)));
-    assert.ok(bSaves.some((e) => e.ok && e.n_tokens > 0), `b was saved before c's launch cleared it: ${JSON.stringify(bSaves)}`);
+    assert.ok(
+      bSaves.some((e) => e.ok && e.n_tokens > 0),
+      `b was saved before c's launch cleared it: ${JSON.stringify(bSaves)}`,
+    );
     const next = await chat(s, continued(b, bReply.choices[0]?.message.content ?? '', 3504), { maxTokens: 2 });
     assert.equal(next.line.decision, 'restore', JSON.stringify(next.line));
     assert.ok(next.timings.cache_n > 64, JSON.stringify(next.timings));
   });
 
   it('on a clearing server, a slot whose task ended just before another task started is checked before it is trusted', async () => {
-    tapped = await startTappedStack({ sim: { models: [{ id: 'tiny' }], cacheRamMiB: 8192 }, env: { SAVE_POLICY: 'smart', N_SLOTS: '4', IDLE_SAVE_SECONDS: '600' } });
+    tapped = await startTappedStack({
+      sim: { models: [{ id: 'tiny' }], cacheRamMiB: 8192 },
+      env: { SAVE_POLICY: 'smart', N_SLOTS: '4', IDLE_SAVE_SECONDS: '600' },
+    });
     const { stack: s, tap } = tapped;
-    await logLineAfter(s.logs, 0, 'the server clears idle slots when a task starts (llama-server default: unified KV, --cache-idle-slots): saving idle slots before each task and restoring from disk');
+    await logLineAfter(
+      s.logs,
+      0,
+      'the server clears idle slots when a task starts (llama-server default: unified KV, --cache-idle-slots): saving idle slots before each task and restoring from disk',
+    );
     const x1 = opening(3601);
     const first = await chat(s, x1);
     await chat(s, opening(3602)); // its start saves x1 (clearing_saves) and clears x1's slot
     const x2 = continued(x1, first.content, 3603);
     const lastUser = x2.at(-1)!.content;
     // x2's task ends on the server, but the proxy reads that end only after another task has started there.
-    const x2Answer = tap.holdAnswer((r) => r.path === '/v1/chat/completions' && r.body?.messages?.at(-1)?.content === lastUser);
+    const x2Answer = tap.holdAnswer(
+      (r) => r.path === '/v1/chat/completions' && r.body?.messages?.at(-1)?.content === lastUser,
+    );
     const markX2 = s.logs.lines.length;
     const x2Done = s.openai.chat.completions.create({ model: 'tiny', messages: x2, max_tokens: 8 });
     await x2Answer.arrived;
     // This start clears x2's slot on the server; its request is still running when x2's next turn comes.
     const other = opening(3604);
-    const otherAnswer = tap.holdAnswer((r) => r.path === '/v1/chat/completions' && r.body?.messages?.[0]?.content === other[0]!.content);
+    const otherAnswer = tap.holdAnswer(
+      (r) => r.path === '/v1/chat/completions' && r.body?.messages?.[0]?.content === other[0]!.content,
+    );
     const otherDone = s.openai.chat.completions.create({ model: 'tiny', messages: other, max_tokens: 8 });
     await otherAnswer.arrived;
     x2Answer.release();

@@ -26,11 +26,16 @@ describe('ACQUIRE_TIMEOUT', () => {
       stream: true,
     });
     const started = performance.now();
-    const res = await postJson(stack.url, '/v1/chat/completions', {
-      model: 'tiny',
-      messages: [{ role: 'user', content: 'me too' }],
-      max_tokens: 1,
-    }, { signal: AbortSignal.timeout(3000) });
+    const res = await postJson(
+      stack.url,
+      '/v1/chat/completions',
+      {
+        model: 'tiny',
+        messages: [{ role: 'user', content: 'me too' }],
+        max_tokens: 1,
+      },
+      { signal: AbortSignal.timeout(3000) },
+    );
     const waited = performance.now() - started;
     slow.destroy();
 
@@ -42,8 +47,16 @@ describe('ACQUIRE_TIMEOUT', () => {
     assert.equal(res.body.error.param, null);
     assert.match(res.body.error.message, /busy for 0\.2 s \(ACQUIRE_TIMEOUT\)/);
     assert.ok(waited >= 180 && waited < 1000, `waited ${Math.round(waited)} ms for a 0.2 s ACQUIRE_TIMEOUT`);
-    assert.equal(eventsOf(stack.sim, 'chat').filter((e) => e.predicted_n === 1).length, 0, 'the refused request never reached the backend');
-    const line = await stack.logs.waitFor((l) => l.msg === 'chat' && l.status === 503, 1000, 'the chat line of the refused request');
+    assert.equal(
+      eventsOf(stack.sim, 'chat').filter((e) => e.predicted_n === 1).length,
+      0,
+      'the refused request never reached the backend',
+    );
+    const line = await stack.logs.waitFor(
+      (l) => l.msg === 'chat' && l.status === 503,
+      1000,
+      'the chat line of the refused request',
+    );
     assert.equal(line.outcome, 'no_slot');
   });
 });

@@ -22,13 +22,21 @@ describe('a small request never destroys an unsaved big cache', () => {
   /** A big request whose post-request save fails: its slot then holds the only copy. Returns where it is and what. */
   async function bigUnsaved(): Promise<{ slot: number; filename: string; tokens: number }> {
     stack.sim.injectFault({ action: 'save', status: 500, message: 'disk full' });
-    await stack.openai.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: words(60, 7) }], max_tokens: 2 });
+    await stack.openai.chat.completions.create({
+      model: 'tiny',
+      messages: [{ role: 'user', content: words(60, 7) }],
+      max_tokens: 2,
+    });
     const line = await nthChatLine(stack.logs, 1);
     assert.equal(line.big, true);
     assert.equal((line.save as { ok: boolean }).ok, false, 'the save after the big request failed');
     const failed = eventsOf(stack.sim, 'save').at(-1)!;
     assert.equal(failed.ok, false);
-    return { slot: line.slot as number, filename: failed.filename, tokens: stack.sim.slotTokens('tiny', line.slot as number)!.length };
+    return {
+      slot: line.slot as number,
+      filename: failed.filename,
+      tokens: stack.sim.slotTokens('tiny', line.slot as number)!.length,
+    };
   }
 
   const small = (text: string) =>
@@ -39,7 +47,10 @@ describe('a small request never destroys an unsaved big cache', () => {
     await small('first small one'); // takes the empty slot
     await small('second small one'); // the big slot is now least recently used, yet must be spared
     await nthChatLine(stack.logs, 3);
-    const smallSlots = stack.logs.withMsg('chat').filter((l) => l.big === false).map((l) => l.slot);
+    const smallSlots = stack.logs
+      .withMsg('chat')
+      .filter((l) => l.big === false)
+      .map((l) => l.slot);
     assert.deepEqual(smallSlots, [1 - big.slot, 1 - big.slot]);
     assert.equal(stack.sim.slotTokens('tiny', big.slot)!.length, big.tokens, 'the big slot still holds its tokens');
     assert.equal(eventsOf(stack.sim, 'save').length, 1, 'nothing needed saving');
@@ -60,10 +71,20 @@ describe('a small request never destroys an unsaved big cache', () => {
     } finally {
       busy.destroy();
     }
-    const line = await stack.logs.waitFor((l) => l.msg === 'chat' && l.big === false && l.slot === big.slot, 2000, 'the small request on the big slot');
+    const line = await stack.logs.waitFor(
+      (l) => l.msg === 'chat' && l.big === false && l.slot === big.slot,
+      2000,
+      'the small request on the big slot',
+    );
     assert.equal((line.evict_save as { ok: boolean } | undefined)?.ok, true, 'the proxy saved the big content before');
-    const saved = eventIndex(stack.sim, (e) => e.type === 'save' && e.ok && e.filename === big.filename && e.slot === big.slot);
-    const smallChat = eventIndex(stack.sim, (e) => stack.sim.events.indexOf(e) >= mark && e.type === 'chat' && e.slot === big.slot && e.predicted_n === 1);
+    const saved = eventIndex(
+      stack.sim,
+      (e) => e.type === 'save' && e.ok && e.filename === big.filename && e.slot === big.slot,
+    );
+    const smallChat = eventIndex(
+      stack.sim,
+      (e) => stack.sim.events.indexOf(e) >= mark && e.type === 'chat' && e.slot === big.slot && e.predicted_n === 1,
+    );
     assert.ok(saved >= 0, 'the big content was saved under its key');
     assert.ok(smallChat > saved, 'the save came before the small chat overwrote the slot');
     const savedEvent = stack.sim.events[saved] as { n_tokens: number };

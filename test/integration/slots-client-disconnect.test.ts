@@ -38,15 +38,30 @@ describe('client disconnect mid-stream', () => {
     const cut = performance.now();
     stream.destroy();
 
-    const aborted = await eventually(() => eventsOf(stack.sim, 'chat_aborted')[0], 1000, 'the backend to see the abort');
-    assert.ok(performance.now() - cut < 1000, `the backend stopped ${Math.round(performance.now() - cut)} ms after the disconnect`);
+    const aborted = await eventually(
+      () => eventsOf(stack.sim, 'chat_aborted')[0],
+      1000,
+      'the backend to see the abort',
+    );
+    assert.ok(
+      performance.now() - cut < 1000,
+      `the backend stopped ${Math.round(performance.now() - cut)} ms after the disconnect`,
+    );
     assert.ok(aborted.predicted_n < 100, `generated ${aborted.predicted_n} of 300 tokens`);
-    const line = await stack.logs.waitFor((l) => l.msg === 'chat' && l.client_gone === true, 1000, 'the chat line of the cut request');
+    const line = await stack.logs.waitFor(
+      (l) => l.msg === 'chat' && l.client_gone === true,
+      1000,
+      'the chat line of the cut request',
+    );
     assert.equal(line.slot, 0);
 
     const next = performance.now();
     const res = await withDeadline(
-      stack.openai.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'next' }], max_tokens: 2 }),
+      stack.openai.chat.completions.create({
+        model: 'tiny',
+        messages: [{ role: 'user', content: 'next' }],
+        max_tokens: 2,
+      }),
       2000,
       'the follow-up request',
     );
@@ -66,43 +81,73 @@ describe('client disconnect mid-stream', () => {
       stream: true,
     });
     const waiting = new AbortController();
-    const queued = postJson(stack.url, '/v1/chat/completions', {
-      model: 'tiny',
-      messages: [{ role: 'user', content: 'the impatient one' }],
-      max_tokens: 1,
-    }, { signal: waiting.signal }).catch((err: Error) => err);
+    const queued = postJson(
+      stack.url,
+      '/v1/chat/completions',
+      {
+        model: 'tiny',
+        messages: [{ role: 'user', content: 'the impatient one' }],
+        max_tokens: 1,
+      },
+      { signal: waiting.signal },
+    ).catch((err: Error) => err);
     // The pool's queue is private; reading its length is the only way to know, without sleeping, that the request waits.
     const pool = stack.proxy.state.pool as unknown as { waiters: unknown[] };
     await eventually(() => pool.waiters.length === 1, 1000, 'the second request to queue for the slot');
     waiting.abort();
     assert.ok((await queued) instanceof Error);
-    await stack.logs.waitFor((l) => l.msg === 'chat' && l.outcome === 'client_gone_while_waiting', 1000, 'the chat line of the impatient client');
+    await stack.logs.waitFor(
+      (l) => l.msg === 'chat' && l.outcome === 'client_gone_while_waiting',
+      1000,
+      'the chat line of the impatient client',
+    );
     assert.equal(pool.waiters.length, 0);
 
     busy.destroy();
     const res = await withDeadline(
-      stack.openai.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'next' }], max_tokens: 1 }),
+      stack.openai.chat.completions.create({
+        model: 'tiny',
+        messages: [{ role: 'user', content: 'next' }],
+        max_tokens: 1,
+      }),
       2000,
       'the follow-up request',
     );
     assert.equal(res.object, 'chat.completion');
-    assert.equal(eventsOf(stack.sim, 'chat', from).filter((e) => e.predicted_n === 1).length, 1, 'only the follow-up reached the backend');
+    assert.equal(
+      eventsOf(stack.sim, 'chat', from).filter((e) => e.predicted_n === 1).length,
+      1,
+      'only the follow-up reached the backend',
+    );
   });
   it('a client leaving a non-streaming request: logged as its abort (499), and the slot content is forgotten', async () => {
     const a = opening(711);
     const first = await chat(stack, a, { maxTokens: 2 }); // saved after the answer (SAVE_POLICY=always); the slot holds A
     const held = stack.sim.slotTokens('tiny', 0)!.join(' ');
     const leaving = new AbortController();
-    const answer = postJson(stack.url, '/v1/chat/completions', {
-      model: 'tiny',
-      messages: opening(712),
-      max_tokens: 300, // ~3 s of decoding
-    }, { signal: leaving.signal }).catch((err: Error) => err);
+    const answer = postJson(
+      stack.url,
+      '/v1/chat/completions',
+      {
+        model: 'tiny',
+        messages: opening(712),
+        max_tokens: 300, // ~3 s of decoding
+      },
+      { signal: leaving.signal },
+    ).catch((err: Error) => err);
     // The backend has started on the new prompt: the slot no longer holds A.
-    await eventually(() => stack.sim.slotTokens('tiny', 0)!.join(' ') !== held, 2000, 'the backend to start on the new prompt');
+    await eventually(
+      () => stack.sim.slotTokens('tiny', 0)!.join(' ') !== held,
+      2000,
+      'the backend to start on the new prompt',
+    );
     leaving.abort();
     assert.ok((await answer) instanceof Error);
-    const line = await stack.logs.waitFor((l) => l.msg === 'chat' && l.words === 64 && l.key !== first.line.key, 2000, 'the chat line of the request the client left');
+    const line = await stack.logs.waitFor(
+      (l) => l.msg === 'chat' && l.words === 64 && l.key !== first.line.key,
+      2000,
+      'the chat line of the request the client left',
+    );
     assert.equal(line.status, 499);
     assert.equal(line.client_gone, true);
     await eventually(() => eventsOf(stack.sim, 'chat_aborted').length > 0, 2000, 'the backend to stop');

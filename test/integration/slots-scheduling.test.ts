@@ -31,9 +31,16 @@ describe('slot scheduling uses every slot', () => {
       assert.equal(res.object, 'chat.completion');
     }
     await nthChatLine(stack.logs, 4);
-    const logged = stack.logs.withMsg('chat').slice(0, 4).map((l) => l.slot);
+    const logged = stack.logs
+      .withMsg('chat')
+      .slice(0, 4)
+      .map((l) => l.slot);
     assert.deepEqual(logged, [0, 1, 0, 1], 'slots the proxy pinned');
-    assert.deepEqual(eventsOf(stack.sim, 'chat', from).map((e) => e.slot), [0, 1, 0, 1], 'slots the backend used');
+    assert.deepEqual(
+      eventsOf(stack.sim, 'chat', from).map((e) => e.slot),
+      [0, 1, 0, 1],
+      'slots the backend used',
+    );
   });
 
   it('two long concurrent requests run on two slots at the same time', async () => {
@@ -49,12 +56,25 @@ describe('slot scheduling uses every slot', () => {
     const iterators = streams.map((s) => s[Symbol.asyncIterator]());
     // A first chunk means the backend is decoding that request now.
     await withDeadline(Promise.all(iterators.map((it) => it.next())), 2000, 'the first chunk of both streams');
-    const slots = (await (await fetch(`${stack.sim.url}/slots`)).json()) as Array<{ id: number; is_processing: boolean }>;
-    assert.deepEqual(slots.map((s) => s.is_processing), [true, true], 'both slots decode at once');
+    const slots = (await (await fetch(`${stack.sim.url}/slots`)).json()) as Array<{
+      id: number;
+      is_processing: boolean;
+    }>;
+    assert.deepEqual(
+      slots.map((s) => s.is_processing),
+      [true, true],
+      'both slots decode at once',
+    );
 
-    await withDeadline(Promise.all(iterators.map(async (it) => {
-      while (!(await it.next()).done);
-    })), 3000, 'both streams to end');
+    await withDeadline(
+      Promise.all(
+        iterators.map(async (it) => {
+          while (!(await it.next()).done);
+        }),
+      ),
+      3000,
+      'both streams to end',
+    );
     const chats = eventsOf(stack.sim, 'chat', from);
     assert.deepEqual(chats.map((e) => e.slot).sort(), [0, 1]);
     assert.ok(chats.every((e) => e.predicted_n === 40));

@@ -23,30 +23,51 @@ for (const policy of ['always', 'smart']) {
     afterEach(() => closeStack(stack));
 
     it('overwrites the slot of an earlier one-off, not the less recently used live conversation', async () => {
-      stack = await startStack({ sim: { models: [{ id: 'tiny', nSlots: 2 }], cost: decodeOnlyCost(1) }, env: { SAVE_POLICY: policy } });
+      stack = await startStack({
+        sim: { models: [{ id: 'tiny', nSlots: 2 }], cost: decodeOnlyCost(1) },
+        env: { SAVE_POLICY: policy },
+      });
       const ask = async (messages: Message[]) => {
-        const stream = await stack.openai.chat.completions.create({ model: 'tiny', messages, max_tokens: 4, stream: true });
+        const stream = await stack.openai.chat.completions.create({
+          model: 'tiny',
+          messages,
+          max_tokens: 4,
+          stream: true,
+        });
         let text = '';
         for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
         return text;
       };
       // The agent's conversation: two turns, so it has been continued (live).
-      const agent: Message[] = [{ role: 'system', content: words(80, 1) }, { role: 'user', content: words(20, 2) }];
+      const agent: Message[] = [
+        { role: 'system', content: words(80, 1) },
+        { role: 'user', content: words(20, 2) },
+      ];
       agent.push({ role: 'assistant', content: await ask(agent) }, { role: 'user', content: words(20, 3) });
       agent.push({ role: 'assistant', content: await ask(agent) });
       // An earlier one-off (the previous memory extraction) on the other slot: the agent's slot is now the LRU one.
-      await ask([{ role: 'system', content: words(80, 4) }, { role: 'user', content: words(30, 5) }]);
+      await ask([
+        { role: 'system', content: words(80, 4) },
+        { role: 'user', content: words(30, 5) },
+      ]);
       const [first, , oneOff] = await Promise.all([1, 2, 3].map((n) => nthChatLine(stack.logs, n)));
       assert.notEqual(oneOff!.slot, first!.slot, 'the one-off took the empty slot');
       const agentSlot = first!.slot as number;
       const agentTokens = stack.sim.slotTokens('tiny', agentSlot)!.length;
 
       // The memory extraction: its own system prompt, the history as text, no prefix shared with anything.
-      await ask([{ role: 'system', content: words(90, 6) }, { role: 'user', content: words(40, 7) }]);
+      await ask([
+        { role: 'system', content: words(90, 6) },
+        { role: 'user', content: words(40, 7) },
+      ]);
       const side = await nthChatLine(stack.logs, 4);
       assert.equal(side.decision, 'cold');
-      assert.equal(side.slot, oneOff!.slot, 'the side request took the one-off\'s slot');
-      assert.equal(stack.sim.slotTokens('tiny', agentSlot)!.length, agentTokens, 'the agent\'s slot still holds its conversation');
+      assert.equal(side.slot, oneOff!.slot, "the side request took the one-off's slot");
+      assert.equal(
+        stack.sim.slotTokens('tiny', agentSlot)!.length,
+        agentTokens,
+        "the agent's slot still holds its conversation",
+      );
 
       // The agent's next turn finds its conversation where it left it: no restore, only the new message prefilled.
       const restoresBefore = eventsOf(stack.sim, 'restore').length;

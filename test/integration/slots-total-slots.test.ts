@@ -34,21 +34,42 @@ describe('N_SLOTS=4 against a server with total_slots 2', () => {
       const chatsSent = tap.requests.length;
 
       // At once, as a busy IDE does after a restart: each holds its slot for ~50 ms.
-      const replies = await withDeadline(Promise.all([1, 2, 3, 4].map((i) =>
-        stack!.openai.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: `question ${i}` }], max_tokens: 5 }),
-      )), 3000, 'four concurrent chats');
+      const replies = await withDeadline(
+        Promise.all(
+          [1, 2, 3, 4].map((i) =>
+            stack!.openai.chat.completions.create({
+              model: 'tiny',
+              messages: [{ role: 'user', content: `question ${i}` }],
+              max_tokens: 5,
+            }),
+          ),
+        ),
+        3000,
+        'four concurrent chats',
+      );
       assert.equal(replies.length, 4);
       await nthChatLine(stack.logs, 4);
 
       const warning = stack.logs.lines.slice(mark).find((l) => l.level === 'warn' && l.total_slots === 2);
       assert.ok(warning, 'a warning names the real slot count');
       assert.equal(warning.configured, 4);
-      const sent = tap.requests.slice(chatsSent)
+      const sent = tap.requests
+        .slice(chatsSent)
         .filter((r) => r.path === '/v1/chat/completions')
         .map((r) => r.body.id_slot as number);
       assert.equal(sent.length, 4);
-      assert.ok(sent.every((id) => id === 0 || id === 1), `id_slot sent: ${sent.join(', ')}`);
-      assert.deepEqual(stack.logs.withMsg('chat').slice(-4).map((l) => l.slot).sort(), [0, 0, 1, 1]);
+      assert.ok(
+        sent.every((id) => id === 0 || id === 1),
+        `id_slot sent: ${sent.join(', ')}`,
+      );
+      assert.deepEqual(
+        stack.logs
+          .withMsg('chat')
+          .slice(-4)
+          .map((l) => l.slot)
+          .sort(),
+        [0, 0, 1, 1],
+      );
       assert.equal(eventsOf(stack.sim, 'chat', from).length, 4);
     });
   }

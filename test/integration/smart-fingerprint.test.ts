@@ -5,7 +5,17 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import { chat, continued, exists, keyOf, metaPath, MODEL, opening, readMeta, slotFileEvents } from '../support/cache.js';
+import {
+  chat,
+  continued,
+  exists,
+  keyOf,
+  metaPath,
+  MODEL,
+  opening,
+  readMeta,
+  slotFileEvents,
+} from '../support/cache.js';
 import { startSimulator } from '../../src/sim/index.js';
 import type { SimHandle, SimModelOptions } from '../../src/sim/index.js';
 import { startStack } from '../support/stack.js';
@@ -47,7 +57,10 @@ describe('smart policy: model fingerprints', { timeout: 60_000 }, () => {
     const a = opening(5101);
     const first = await chat(stack, a);
     await stack.restartProxy(); // saves a on shutdown
-    assert.deepEqual(slotFileEvents(backend, 'save').map((s) => [s.filename, s.ok]), [[keyOf(a), true]]);
+    assert.deepEqual(
+      slotFileEvents(backend, 'save').map((s) => [s.filename, s.ok]),
+      [[keyOf(a), true]],
+    );
     const meta = await readMeta(stack.metaDir, keyOf(a));
 
     const port = backend.port;
@@ -73,8 +86,14 @@ describe('smart policy: model fingerprints', { timeout: 60_000 }, () => {
     const { a, first, turn } = await savedByV1ThenServedBy(V1);
 
     assert.equal(turn.line.decision, 'restore');
-    assert.deepEqual(slotFileEvents(backend!, 'restore').map((r) => [r.filename, r.ok]), [[keyOf(a), true]]);
+    assert.deepEqual(
+      slotFileEvents(backend!, 'restore').map((r) => [r.filename, r.ok]),
+      [[keyOf(a), true]],
+    );
     const firstPrompt = first.timings.cache_n + first.timings.prompt_n;
-    assert.ok(turn.timings.cache_n >= firstPrompt, `cache_n ${turn.timings.cache_n} covers the first prompt (${firstPrompt})`);
+    assert.ok(
+      turn.timings.cache_n >= firstPrompt,
+      `cache_n ${turn.timings.cache_n} covers the first prompt (${firstPrompt})`,
+    );
   });
 });

@@ -19,17 +19,32 @@ const B = 'model-b';
 
 function swapStack(sim: StackOptions['sim'] = {}): Promise<Stack> {
   return startStack({
-    sim: { mode: 'llama-swap', models: [{ id: A, nSlots: 2 }, { id: B, nSlots: 2 }], ...sim },
+    sim: {
+      mode: 'llama-swap',
+      models: [
+        { id: A, nSlots: 2 },
+        { id: B, nSlots: 2 },
+      ],
+      ...sim,
+    },
     env: { SAVE_POLICY: 'smart', BACKEND_TYPE: 'auto' },
   });
 }
 
 /** One non-streaming chat for `model`; resolves with the reply and the proxy's 'chat' line for it. */
-async function chatModel(stack: Stack, model: string, messages: readonly Message[]): Promise<{ content: string; timings: Timings; line: Record<string, any> }> {
+async function chatModel(
+  stack: Stack,
+  model: string,
+  messages: readonly Message[],
+): Promise<{ content: string; timings: Timings; line: Record<string, any> }> {
   const mark = stack.logs.lines.length;
   const res = await stack.openai.chat.completions.create({ model, messages: [...messages], max_tokens: 8 });
   const line = await logLineAfter(stack.logs, mark, 'chat', (l) => l.model === model);
-  return { content: res.choices[0]?.message.content ?? '', timings: (res as unknown as { timings: Timings }).timings, line };
+  return {
+    content: res.choices[0]?.message.content ?? '',
+    timings: (res as unknown as { timings: Timings }).timings,
+    line,
+  };
 }
 
 const loads = (stack: Stack, from = 0) => eventsOf(stack.sim, 'load', from).map((e) => e.model);
@@ -67,9 +82,15 @@ describe('smart policy behind llama-swap', { timeout: 60_000 }, () => {
     assert.equal(back.line.decision, 'restore');
     assert.equal(back.line.restore?.ok, true, JSON.stringify(back.line.restore));
     const restores = eventsOf(stack.sim, 'restore', restoreMark);
-    assert.deepEqual(restores.map((r) => [r.model, r.filename, r.ok]), [[A, keyOf(convA, A), true]]);
+    assert.deepEqual(
+      restores.map((r) => [r.model, r.filename, r.ok]),
+      [[A, keyOf(convA, A), true]],
+    );
     const firstPrompt = first.timings.cache_n + first.timings.prompt_n;
-    assert.ok(back.timings.cache_n >= firstPrompt, `cache_n ${back.timings.cache_n} covers A's first prompt (${firstPrompt})`);
+    assert.ok(
+      back.timings.cache_n >= firstPrompt,
+      `cache_n ${back.timings.cache_n} covers A's first prompt (${firstPrompt})`,
+    );
     assert.deepEqual(loads(stack), [A, B, A]);
   });
 
@@ -87,7 +108,11 @@ describe('smart policy behind llama-swap', { timeout: 60_000 }, () => {
 
     assert.equal(onB.line.status, 200);
     assert.deepEqual(loads(stack, mark), [B], 'only B was loaded');
-    assert.deepEqual(eventsOf(stack.sim, 'save', mark).filter((e) => e.model === A), [], 'no save was attempted on A');
+    assert.deepEqual(
+      eventsOf(stack.sim, 'save', mark).filter((e) => e.model === A),
+      [],
+      'no save was attempted on A',
+    );
   });
 
   it("a request for B arriving while A's request is still decoding: A's conversation is saved before the swap", async () => {
@@ -96,7 +121,12 @@ describe('smart policy behind llama-swap', { timeout: 60_000 }, () => {
     const convA: Message[] = [{ role: 'user', content: words(80, 3301) }];
     const convB: Message[] = [{ role: 'user', content: words(80, 3302) }];
     const markA = stack.logs.lines.length;
-    const stream = await stack.openai.chat.completions.create({ model: A, messages: convA, max_tokens: 30, stream: true });
+    const stream = await stack.openai.chat.completions.create({
+      model: A,
+      messages: convA,
+      max_tokens: 30,
+      stream: true,
+    });
     const it = stream[Symbol.asyncIterator]();
     // A first chunk means A is decoding now.
     await withDeadline(it.next(), 3000, "A's first chunk");
@@ -104,9 +134,13 @@ describe('smart policy behind llama-swap', { timeout: 60_000 }, () => {
 
     const onB = chatModel(stack, B, convB);
     let replyA = '';
-    await withDeadline((async () => {
-      for (let r = await it.next(); !r.done; r = await it.next()) replyA += r.value.choices[0]?.delta?.content ?? '';
-    })(), 5000, "the end of A's stream");
+    await withDeadline(
+      (async () => {
+        for (let r = await it.next(); !r.done; r = await it.next()) replyA += r.value.choices[0]?.delta?.content ?? '';
+      })(),
+      5000,
+      "the end of A's stream",
+    );
     const lineA = await logLineAfter(stack.logs, markA, 'chat', (l) => l.model === A);
     const lineB = (await withDeadline(onB, 5000, "B's answer")).line;
 
@@ -115,13 +149,22 @@ describe('smart policy behind llama-swap', { timeout: 60_000 }, () => {
     const after = stack.sim.events.slice(mark);
     const saveA = after.findIndex((e) => e.type === 'save' && e.model === A && e.filename === keyOf(convA, A) && e.ok);
     const loadB = after.findIndex((e) => e.type === 'load' && e.model === B);
-    assert.ok(saveA >= 0, `A's conversation was saved (events: ${JSON.stringify(after.map((e) => [e.type, e.model]))})`);
-    assert.ok(loadB > saveA, `before B was loaded (events: ${JSON.stringify(after.map((e) => [e.type, e.model, 'ok' in e ? e.ok : '']))})`);
+    assert.ok(
+      saveA >= 0,
+      `A's conversation was saved (events: ${JSON.stringify(after.map((e) => [e.type, e.model]))})`,
+    );
+    assert.ok(
+      loadB > saveA,
+      `before B was loaded (events: ${JSON.stringify(after.map((e) => [e.type, e.model, 'ok' in e ? e.ok : '']))})`,
+    );
     assert.deepEqual(loads(stack), [A, B], 'and the save loaded nothing');
 
     const restoreMark = stack.sim.events.length;
     const back = await chatModel(stack, A, continued(convA, replyA.trim(), 3303));
     assert.equal(back.line.decision, 'restore');
-    assert.deepEqual(eventsOf(stack.sim, 'restore', restoreMark).map((r) => [r.filename, r.ok]), [[keyOf(convA, A), true]]);
+    assert.deepEqual(
+      eventsOf(stack.sim, 'restore', restoreMark).map((r) => [r.filename, r.ok]),
+      [[keyOf(convA, A), true]],
+    );
   });
 });

@@ -78,7 +78,11 @@ describe('smart policy: eviction re-saves weighed against re-prefilling', { time
     stack = await smartStack(SLOW_SAVE);
     const { a, a2, grown, third, mark } = await savedGrownEvicted(stack, 3101);
 
-    assert.deepEqual(slotFileEvents(stack.sim, 'save', mark).map((s) => s.filename), [], 'no save of a2');
+    assert.deepEqual(
+      slotFileEvents(stack.sim, 'save', mark).map((s) => s.filename),
+      [],
+      'no save of a2',
+    );
     assert.equal(third.line.evict_save, undefined);
     const skip = third.line.evict_skip as { unsaved_tokens: number; tokens: number; reason: string };
     assert.equal(skip?.reason, 'cheaper to prefill', JSON.stringify(third.line));
@@ -92,14 +96,20 @@ describe('smart policy: eviction re-saves weighed against re-prefilling', { time
     const back = await chat(stack, a3);
 
     assert.equal(back.line.decision, 'restore');
-    assert.deepEqual(slotFileEvents(stack.sim, 'restore', restoreMark).map((r) => [r.filename, r.ok]), [[keyOf(a), true]],
-      "restored from a's older entry");
+    assert.deepEqual(
+      slotFileEvents(stack.sim, 'restore', restoreMark).map((r) => [r.filename, r.ok]),
+      [[keyOf(a), true]],
+      "restored from a's older entry",
+    );
     const restored = back.line.restore.tokens as number;
     assert.equal(restored + skip.unsaved_tokens, skip.tokens, "a's entry plus the growth given up make up a2's slot");
     assert.equal(back.timings.cache_n, restored, 'all of the restored entry is reused');
     const newTurn = back.timings.cache_n + back.timings.prompt_n - skip.tokens;
-    assert.equal(back.timings.prompt_n, skip.unsaved_tokens + newTurn,
-      `prefilled: the ${skip.unsaved_tokens} tokens given up and the ${newTurn} of the new turn`);
+    assert.equal(
+      back.timings.prompt_n,
+      skip.unsaved_tokens + newTurn,
+      `prefilled: the ${skip.unsaved_tokens} tokens given up and the ${newTurn} of the new turn`,
+    );
   });
 
   it('save fast: the same grown conversation is saved at eviction, and lineage retires its older entry', async () => {
@@ -108,7 +118,10 @@ describe('smart policy: eviction re-saves weighed against re-prefilling', { time
 
     assert.equal(third.line.evict_save?.ok, true, JSON.stringify(third.line.evict_save));
     assert.equal(third.line.evict_skip, undefined);
-    assert.deepEqual(slotFileEvents(stack.sim, 'save', mark).map((s) => [s.filename, s.ok]), [[keyOf(a2), true]]);
+    assert.deepEqual(
+      slotFileEvents(stack.sim, 'save', mark).map((s) => [s.filename, s.ok]),
+      [[keyOf(a2), true]],
+    );
     assert.deepEqual(await fileAndMeta(stack, keyOf(a2)), [true, true], 'a2 is on disk');
     assert.deepEqual(await fileAndMeta(stack, keyOf(a)), [false, false], "a's older file and meta are gone");
     assert.equal(stack.proxy.state.index.get(keyOf(a)), undefined, 'and so is its index entry');
@@ -120,22 +133,35 @@ describe('smart policy: eviction re-saves weighed against re-prefilling', { time
     const b = opening(3302);
     const bTurn = await chat(stack, b); // b evicts a: a is saved, and the save speed measured
     const bTokens = bTurn.timings.cache_n + bTurn.timings.prompt_n;
-    assert.equal(stack.proxy.state.economics.resaveWorthIt(MODEL, bTokens, bTokens), false,
-      'the measured costs alone would let b go: prefilling all of it is cheaper than writing it');
+    assert.equal(
+      stack.proxy.state.economics.resaveWorthIt(MODEL, bTokens, bTokens),
+      false,
+      'the measured costs alone would let b go: prefilling all of it is cheaper than writing it',
+    );
     const mark = stack.sim.events.length;
 
     const c = await chat(stack, opening(3303));
 
     assert.equal(c.line.evict_save?.ok, true, JSON.stringify(c.line));
     assert.equal(c.line.evict_skip, undefined);
-    assert.deepEqual(slotFileEvents(stack.sim, 'save', mark).map((s) => [s.filename, s.ok]), [[keyOf(b), true]]);
+    assert.deepEqual(
+      slotFileEvents(stack.sim, 'save', mark).map((s) => [s.filename, s.ok]),
+      [[keyOf(b), true]],
+    );
     assert.deepEqual(await fileAndMeta(stack, keyOf(b)), [true, true]);
   });
 
   it('save slow, behind llama-swap: a grown conversation is not saved before its model is swapped out, and comes back from its older entry', async () => {
     const [A, B] = ['model-a', 'model-b'];
     stack = await startStack({
-      sim: { mode: 'llama-swap', models: [{ id: A, nSlots: 1 }, { id: B, nSlots: 1 }], cost: SLOW_SAVE },
+      sim: {
+        mode: 'llama-swap',
+        models: [
+          { id: A, nSlots: 1 },
+          { id: B, nSlots: 1 },
+        ],
+        cost: SLOW_SAVE,
+      },
       env: { SAVE_POLICY: 'smart', SAVE_MIN_NEW_TOKENS: String(MIN_NEW_TOKENS), BACKEND_TYPE: 'auto', N_SLOTS: '1' },
     });
     const a = opening(3501);
@@ -149,14 +175,24 @@ describe('smart policy: eviction re-saves weighed against re-prefilling', { time
 
     await chat(stack, opening(3504), { model: B });
 
-    assert.deepEqual(slotFileEvents(stack.sim, 'save', mark).map((e) => [e.model, e.filename]), [], 'nothing saved before the swap');
+    assert.deepEqual(
+      slotFileEvents(stack.sim, 'save', mark).map((e) => [e.model, e.filename]),
+      [],
+      'nothing saved before the swap',
+    );
     const skipped = stack.logs.lines.slice(logMark).find((l) => l.msg === 'not saved before model swap');
-    assert.deepEqual([skipped?.model, skipped?.for_model, (skipped?.skip as { reason?: string })?.reason], [A, B, 'cheaper to prefill']);
+    assert.deepEqual(
+      [skipped?.model, skipped?.for_model, (skipped?.skip as { reason?: string })?.reason],
+      [A, B, 'cheaper to prefill'],
+    );
     assert.ok(stack.proxy.state.index.get(keyOf(a, A)), "a's entry stays");
 
     const restoreMark = stack.sim.events.length;
     const back = await chat(stack, continuedBy(a2, grown.content, 3505, 6), { model: A });
-    assert.deepEqual(slotFileEvents(stack.sim, 'restore', restoreMark).map((r) => [r.filename, r.ok]), [[keyOf(a, A), true]]);
+    assert.deepEqual(
+      slotFileEvents(stack.sim, 'restore', restoreMark).map((r) => [r.filename, r.ok]),
+      [[keyOf(a, A), true]],
+    );
     assert.equal(back.timings.cache_n, back.line.restore.tokens, "all of a's restored entry is reused");
   });
 
@@ -169,6 +205,10 @@ describe('smart policy: eviction re-saves weighed against re-prefilling', { time
 
     const [save] = slotFileEvents(stack.sim, 'save', mark);
     const modelMs = Math.round((save!.bytes / 1e6) * 10_000 * 1000) / 1000;
-    assert.equal(evicting.line.evict_save?.serverMs, modelMs, `save_ms of ${save!.bytes} bytes at 10 s/MB (the sim sleeps none of it)`);
+    assert.equal(
+      evicting.line.evict_save?.serverMs,
+      modelMs,
+      `save_ms of ${save!.bytes} bytes at 10 s/MB (the sim sleeps none of it)`,
+    );
   });
 });

@@ -27,11 +27,14 @@ function smartStack(minNewTokens: number): Promise<Stack> {
 }
 
 /** a saved by eviction, then a2 = a + a few tokens, restored from a's entry; returns both conversations. */
-async function savedThenGrown(stack: Stack, seed: number): Promise<{ a: Message[]; a2: Message[]; first: ChatResult; grown: ChatResult }> {
+async function savedThenGrown(
+  stack: Stack,
+  seed: number,
+): Promise<{ a: Message[]; a2: Message[]; first: ChatResult; grown: ChatResult }> {
   const a = opening(seed);
   const first = await chat(stack, a);
   const evicting = await chat(stack, opening(seed + 1));
-  assert.equal(evicting.line.evict_save?.ok, true, "a is saved when b takes its slot");
+  assert.equal(evicting.line.evict_save?.ok, true, 'a is saved when b takes its slot');
   const a2 = continued(a, first.content, seed + 2);
   const grown = await chat(stack, a2);
   assert.equal(grown.line.decision, 'restore');
@@ -73,7 +76,10 @@ describe('smart policy: tiny re-saves and lineage', { timeout: 60_000 }, () => {
     const third = await chat(stack, opening(2210));
 
     assert.equal(third.line.evict_save?.ok, true, JSON.stringify(third.line.evict_save));
-    assert.deepEqual(slotFileEvents(stack.sim, 'save', mark).map((s) => [s.filename, s.ok]), [[keyOf(a2), true]]);
+    assert.deepEqual(
+      slotFileEvents(stack.sim, 'save', mark).map((s) => [s.filename, s.ok]),
+      [[keyOf(a2), true]],
+    );
     assert.deepEqual(await fileAndMeta(stack, keyOf(a2)), [true, true]);
   });
 
@@ -88,8 +94,12 @@ describe('smart policy: tiny re-saves and lineage', { timeout: 60_000 }, () => {
     const pending = chat(stack, opening(2310));
     pending.catch(() => undefined); // awaited below
     try {
-      await withDeadline(held.arrived, 5000, "the save of turn 2");
-      assert.deepEqual(await fileAndMeta(stack, keyOf(a)), [true, true], "turn 1's entry stays while turn 2's save is in flight");
+      await withDeadline(held.arrived, 5000, 'the save of turn 2');
+      assert.deepEqual(
+        await fileAndMeta(stack, keyOf(a)),
+        [true, true],
+        "turn 1's entry stays while turn 2's save is in flight",
+      );
     } finally {
       held.release();
     }
@@ -116,6 +126,9 @@ describe('smart policy: tiny re-saves and lineage', { timeout: 60_000 }, () => {
     const mark = stack.sim.events.length;
     const next = await chat(stack, continued(a2, grown.content, 2402));
     assert.equal(next.line.decision, 'restore');
-    assert.deepEqual(slotFileEvents(stack.sim, 'restore', mark).map((r) => [r.filename, r.ok]), [[keyOf(a), true]]);
+    assert.deepEqual(
+      slotFileEvents(stack.sim, 'restore', mark).map((r) => [r.filename, r.ok]),
+      [[keyOf(a), true]],
+    );
   });
 });

@@ -12,7 +12,8 @@ import type { Stack } from '../support/stack.js';
 import { closeStack } from '../support/teardown.js';
 import { words } from '../support/text.js';
 
-const NO_REUSE_WARNING = 'restores of this model bring no reuse (sliding-window or hybrid model?); not restoring it any more';
+const NO_REUSE_WARNING =
+  'restores of this model bring no reuse (sliding-window or hybrid model?); not restoring it any more';
 
 describe('smart policy: restore or prefill', { timeout: 60_000 }, () => {
   let stack: Stack | undefined;
@@ -27,7 +28,11 @@ describe('smart policy: restore or prefill', { timeout: 60_000 }, () => {
     const first = await chat(stack, a);
     await chat(stack, opening(4102)); // a is saved by eviction: an 8-block entry on disk
     // A long branch of a (a, its reply, then 160 new words): restored from a's entry, then it holds the slot.
-    const branch = (seed: number): Message[] => [...a, { role: 'assistant', content: first.content }, { role: 'user', content: words(160, seed) }];
+    const branch = (seed: number): Message[] => [
+      ...a,
+      { role: 'assistant', content: first.content },
+      { role: 'user', content: words(160, seed) },
+    ];
     const x = await chat(stack, branch(4103));
     assert.equal(x.line.decision, 'restore');
     assert.equal(x.line.restore?.ok, true);
@@ -42,7 +47,10 @@ describe('smart policy: restore or prefill', { timeout: 60_000 }, () => {
     assert.equal(y.line.restore, undefined);
     assert.equal(y.line.slot, x.line.slot);
     const firstPrompt = first.timings.cache_n + first.timings.prompt_n;
-    assert.ok(y.timings.cache_n >= firstPrompt, `the slot's own prefix is reused: cache_n ${y.timings.cache_n} >= ${firstPrompt}`);
+    assert.ok(
+      y.timings.cache_n >= firstPrompt,
+      `the slot's own prefix is reused: cache_n ${y.timings.cache_n} >= ${firstPrompt}`,
+    );
   });
 
   it('restores that bring no reuse: one warning, then the model is no longer restored, and requests still succeed', async () => {
@@ -64,7 +72,13 @@ describe('smart policy: restore or prefill', { timeout: 60_000 }, () => {
       assert.equal(turn.line.restore?.ok, true);
       assert.ok(turn.timings.cache_n < 32, `the restore brought nothing: cache_n ${turn.timings.cache_n}`);
     }
-    assert.deepEqual(slotFileEvents(stack.sim, 'restore').map((r) => [r.filename, r.ok]), [[keyOf(a), true], [keyOf(b), true]]);
+    assert.deepEqual(
+      slotFileEvents(stack.sim, 'restore').map((r) => [r.filename, r.ok]),
+      [
+        [keyOf(a), true],
+        [keyOf(b), true],
+      ],
+    );
     const warnings = () => stack!.logs.withMsg(NO_REUSE_WARNING);
     assert.equal(warnings().length, 1, 'the warning after the second useless restore');
     assert.equal(warnings()[0]!.model, MODEL);

@@ -6,7 +6,18 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
-import { chat, chatEvents, continued, eventsSince, exists, keyOf, metaPath, opening, readMeta, slotFileEvents } from '../support/cache.js';
+import {
+  chat,
+  chatEvents,
+  continued,
+  eventsSince,
+  exists,
+  keyOf,
+  metaPath,
+  opening,
+  readMeta,
+  slotFileEvents,
+} from '../support/cache.js';
 import { startStack } from '../support/stack.js';
 import type { Stack } from '../support/stack.js';
 import { closeStack } from '../support/teardown.js';
@@ -40,7 +51,12 @@ describe('smart policy: save points', { timeout: 60_000 }, () => {
     assert.equal(third.line.save, undefined);
     const events = eventsSince(stack.sim, simMark).filter((e) => e.type === 'save' || e.type === 'chat');
     assert.deepEqual(
-      events.map((e) => [e.type, 'slot' in e ? e.slot : undefined, 'filename' in e ? e.filename : undefined, 'ok' in e ? e.ok : undefined]),
+      events.map((e) => [
+        e.type,
+        'slot' in e ? e.slot : undefined,
+        'filename' in e ? e.filename : undefined,
+        'ok' in e ? e.ok : undefined,
+      ]),
       [
         ['save', first.line.slot, keyOf(a), true],
         ['chat', first.line.slot, undefined, undefined],
@@ -56,9 +72,15 @@ describe('smart policy: save points', { timeout: 60_000 }, () => {
     assert.equal(next.line.decision, 'restore');
     assert.equal(next.line.restore?.ok, true, JSON.stringify(next.line.restore));
     const restores = slotFileEvents(stack.sim, 'restore', restoreMark);
-    assert.deepEqual(restores.map((r) => [r.filename, r.ok]), [[keyOf(a), true]]);
+    assert.deepEqual(
+      restores.map((r) => [r.filename, r.ok]),
+      [[keyOf(a), true]],
+    );
     const firstPrompt = first.timings.cache_n + first.timings.prompt_n;
-    assert.ok(next.timings.cache_n >= firstPrompt, `cache_n ${next.timings.cache_n} covers the first prompt (${firstPrompt})`);
+    assert.ok(
+      next.timings.cache_n >= firstPrompt,
+      `cache_n ${next.timings.cache_n} covers the first prompt (${firstPrompt})`,
+    );
   });
 
   it('a continuing conversation returns to its slot: resident, no restore, no save, its prefix reused', async () => {
@@ -80,9 +102,15 @@ describe('smart policy: save points', { timeout: 60_000 }, () => {
     assert.equal(next.line.save, undefined);
     assert.deepEqual(slotFileEvents(stack.sim, 'restore', simMark), [], 'no restore call');
     assert.deepEqual(slotFileEvents(stack.sim, 'save', simMark), [], 'no save call');
-    assert.deepEqual(chatEvents(stack.sim, simMark).map((e) => e.slot), [first.line.slot]);
+    assert.deepEqual(
+      chatEvents(stack.sim, simMark).map((e) => e.slot),
+      [first.line.slot],
+    );
     const firstPrompt = first.timings.cache_n + first.timings.prompt_n;
-    assert.ok(next.timings.cache_n >= firstPrompt, `cache_n ${next.timings.cache_n} covers the first prompt (${firstPrompt})`);
+    assert.ok(
+      next.timings.cache_n >= firstPrompt,
+      `cache_n ${next.timings.cache_n} covers the first prompt (${firstPrompt})`,
+    );
     assert.ok(next.timings.prompt_n < next.timings.cache_n / 2, `prompt_n ${next.timings.prompt_n} is small`);
   });
 
@@ -96,7 +124,10 @@ describe('smart policy: save points', { timeout: 60_000 }, () => {
     await stack.restartProxy(); // close() saves on shutdown, then a new proxy starts on the same dirs
 
     const saves = slotFileEvents(stack.sim, 'save', simMark);
-    assert.deepEqual(saves.map((s) => [s.filename, s.slot, s.ok]), [[keyOf(a), first.line.slot, true]]);
+    assert.deepEqual(
+      saves.map((s) => [s.filename, s.slot, s.ok]),
+      [[keyOf(a), first.line.slot, true]],
+    );
     assert.ok(stack.logs.withMsg('saved on shutdown').some((l) => (l.save as { ok?: boolean }).ok === true));
     assert.ok(await exists(metaPath(stack.metaDir, keyOf(a))), 'the meta is written before the proxy is gone');
     assert.ok(await exists(join(stack.cacheDir, keyOf(a))));
@@ -106,8 +137,14 @@ describe('smart policy: save points', { timeout: 60_000 }, () => {
     const next = await chat(stack, continued(a, first.content, 1302));
 
     assert.equal(next.line.decision, 'restore');
-    assert.deepEqual(slotFileEvents(stack.sim, 'restore', restoreMark).map((r) => [r.filename, r.ok]), [[keyOf(a), true]]);
+    assert.deepEqual(
+      slotFileEvents(stack.sim, 'restore', restoreMark).map((r) => [r.filename, r.ok]),
+      [[keyOf(a), true]],
+    );
     const firstPrompt = first.timings.cache_n + first.timings.prompt_n;
-    assert.ok(next.timings.cache_n >= firstPrompt, `cache_n ${next.timings.cache_n} covers the first prompt (${firstPrompt})`);
+    assert.ok(
+      next.timings.cache_n >= firstPrompt,
+      `cache_n ${next.timings.cache_n} covers the first prompt (${firstPrompt})`,
+    );
   });
 });

@@ -32,7 +32,11 @@ describe('shutdown while an answer is streaming', () => {
     const reading = (async () => {
       for await (const chunk of stream) chunks.push(chunk);
     })();
-    await withDeadline(stack.logs.waitFor((l) => l.msg === 'backend kind detected' || l.msg === 'proxycache listening'), 1000, 'the proxy');
+    await withDeadline(
+      stack.logs.waitFor((l) => l.msg === 'backend kind detected' || l.msg === 'proxycache listening'),
+      1000,
+      'the proxy',
+    );
     const closing = stack.proxy.close();
     await withDeadline(reading, 3000, 'the stream to finish during shutdown');
     const last = chunks.at(-1) as { choices: Array<{ finish_reason: string | null }> };

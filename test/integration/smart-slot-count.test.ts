@@ -27,7 +27,15 @@ async function fourAtOnce(url: string, logs: LogCapture): Promise<Array<Record<s
   const mark = logs.lines.length;
   const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 20_000 });
   const answers = await withDeadline(
-    Promise.all([1, 2, 3, 4].map((i) => client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: words(64, 6100 + i) }], max_tokens: 4 }))),
+    Promise.all(
+      [1, 2, 3, 4].map((i) =>
+        client.chat.completions.create({
+          model: MODEL,
+          messages: [{ role: 'user', content: words(64, 6100 + i) }],
+          max_tokens: 4,
+        }),
+      ),
+    ),
     10_000,
     'four answers',
   );
@@ -60,7 +68,13 @@ describe('slot count from the server', { timeout: 60_000 }, () => {
       cost: { timeScale: 0, kvBytesPerToken: 1000 },
     });
     // Built here because the test stack always sets N_SLOTS (and an empty value is an invalid number, not "unset").
-    const env = { ...TEST_PROXY_ENV, SAVE_POLICY: 'smart', LLAMA_URL: sim.url, META_DIR: join(root, 'kv_meta'), CACHE_DIR: join(root, 'kv_cache') };
+    const env = {
+      ...TEST_PROXY_ENV,
+      SAVE_POLICY: 'smart',
+      LLAMA_URL: sim.url,
+      META_DIR: join(root, 'kv_meta'),
+      CACHE_DIR: join(root, 'kv_cache'),
+    };
     assert.equal('N_SLOTS' in env, false);
     const config = loadConfig([], env);
     assert.equal(config.backends[0]!.nSlotsConfigured, false);
@@ -75,14 +89,27 @@ describe('slot count from the server', { timeout: 60_000 }, () => {
     const lines = await fourAtOnce(url, logs);
 
     assert.deepEqual(lines.map((l) => l.slot).sort(), [0, 1, 2, 3], 'the proxy pinned four different slots');
-    assert.deepEqual(eventsOf(sim, 'chat', startup).map((e) => e.slot).sort(), [0, 1, 2, 3], 'and the server used them');
+    assert.deepEqual(
+      eventsOf(sim, 'chat', startup)
+        .map((e) => e.slot)
+        .sort(),
+      [0, 1, 2, 3],
+      'and the server used them',
+    );
     assert.deepEqual(eventsOf(sim, 'save'), [], 'no slot had to be given away, so nothing was saved');
   });
 
   it('N_SLOTS=2 against a 4-slot server: the proxy keeps to 2 slots', async () => {
-    stack = await startStack({ sim: { models: [{ id: MODEL, nSlots: 4 }] }, env: { SAVE_POLICY: 'smart', N_SLOTS: '2' } });
+    stack = await startStack({
+      sim: { models: [{ id: MODEL, nSlots: 4 }] },
+      env: { SAVE_POLICY: 'smart', N_SLOTS: '2' },
+    });
     assert.equal(stack.logs.withMsg('slot count taken from the server').length, 0);
-    assert.ok(stack.logs.withMsg('server has more slots than configured; using the configured count').some((l) => l.total_slots === 4 && l.configured === 2));
+    assert.ok(
+      stack.logs
+        .withMsg('server has more slots than configured; using the configured count')
+        .some((l) => l.total_slots === 4 && l.configured === 2),
+    );
 
     const startup = stack.sim.events.length;
     const lines = await fourAtOnce(stack.url, stack.logs);

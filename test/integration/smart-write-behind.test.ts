@@ -80,12 +80,18 @@ describe('smart policy: write-behind saves', { timeout: 60_000 }, () => {
     // Saves take ~0.5 s here; the other slot is free, so without the wait the turn would start cold there.
     stack = await startStack({
       env: WRITE_BEHIND,
-      sim: { cost: { timeScale: 1, kvBytesPerToken: 1000, prefillMsPerToken: 0.01, decodeMsPerToken: 1, saveMsPerMB: 5000 } },
+      sim: {
+        cost: { timeScale: 1, kvBytesPerToken: 1000, prefillMsPerToken: 0.01, decodeMsPerToken: 1, saveMsPerMB: 5000 },
+      },
     });
     const proxy = stack.proxy;
     const a = opening(2401);
     const first = await chat(stack, a);
-    await eventually(() => proxy.state.pool.all().some((s) => s.busy) || undefined, 3000, 'the write-behind save to start');
+    await eventually(
+      () => proxy.state.pool.all().some((s) => s.busy) || undefined,
+      3000,
+      'the write-behind save to start',
+    );
     const next = await chat(stack, continued(a, first.content, 2402));
     assert.equal(next.line.decision, 'resident');
     assert.equal(next.line.slot, first.line.slot);

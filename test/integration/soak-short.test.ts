@@ -13,19 +13,23 @@ import { withDeadline } from '../support/deadline.js';
 
 describe('soak, short', () => {
   it('40 clients, 10 s, a backend restart and the fuzzer: every soak check passes', async () => {
-    const report = await withDeadline(runSoak({
-      durationS: 10,
-      clients: 40,
-      slots: 4,
-      restartAtS: 5,
-      downMs: 500,
-      deadlineMs: 20_000,
-      bigWords: { min: 600, max: 1500 },
-      timeScale: 0.1,
-      seed: 7,
-      skipFuzz: new Set(),
-      log: () => undefined,
-    }), 50_000, 'the short soak');
+    const report = await withDeadline(
+      runSoak({
+        durationS: 10,
+        clients: 40,
+        slots: 4,
+        restartAtS: 5,
+        downMs: 500,
+        deadlineMs: 20_000,
+        bigWords: { min: 600, max: 1500 },
+        timeScale: 0.1,
+        seed: 7,
+        skipFuzz: new Set(),
+        log: () => undefined,
+      }),
+      50_000,
+      'the short soak',
+    );
     const failed = report.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`);
     assert.deepEqual(failed, [], formatReport(report));
     assert.ok(report.chats.answered > 100, `${report.chats.answered} chats answered`);

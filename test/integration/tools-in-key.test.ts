@@ -11,7 +11,11 @@ import type { Stack } from '../support/stack.js';
 import { closeStack } from '../support/teardown.js';
 import { words } from '../support/text.js';
 
-const fn = (name: string, seed: number) => ({ name, description: words(60, seed), parameters: { type: 'object', properties: { path: { type: 'string' } }, required: ['path'] } });
+const fn = (name: string, seed: number) => ({
+  name,
+  description: words(60, seed),
+  parameters: { type: 'object', properties: { path: { type: 'string' } }, required: ['path'] },
+});
 const chatTools = (...defs: ReturnType<typeof fn>[]) => defs.map((f) => ({ type: 'function' as const, function: f }));
 
 describe('tool definitions in the key', { timeout: 60_000 }, () => {
@@ -21,7 +25,10 @@ describe('tool definitions in the key', { timeout: 60_000 }, () => {
   });
   after(() => closeStack(stack));
 
-  async function chatWith(messages: Array<{ role: 'system' | 'user' | 'assistant'; content: string }>, tools: ReturnType<typeof chatTools>) {
+  async function chatWith(
+    messages: Array<{ role: 'system' | 'user' | 'assistant'; content: string }>,
+    tools: ReturnType<typeof chatTools>,
+  ) {
     const mark = stack.logs.lines.length;
     const res = await stack.openai.chat.completions.create({ model: MODEL, messages, tools, max_tokens: 4 });
     const line = await logLineAfter(stack.logs, mark, 'chat');
@@ -31,12 +38,18 @@ describe('tool definitions in the key', { timeout: 60_000 }, () => {
   it('the same messages with other tools are another prompt; with the same tools the conversation continues in its slot', async () => {
     const readTools = chatTools(fn('read_file', 51), fn('list_dir', 52));
     const otherTools = chatTools(fn('run_shell', 53), fn('web_fetch', 54));
-    const messages = [{ role: 'system' as const, content: words(60, 55) }, { role: 'user' as const, content: words(60, 56) }];
+    const messages = [
+      { role: 'system' as const, content: words(60, 55) },
+      { role: 'user' as const, content: words(60, 56) },
+    ];
     const first = await chatWith(messages, readTools);
     const other = await chatWith(messages, otherTools);
     assert.notEqual(other.line.key, first.line.key, 'other tools, other key');
     assert.notEqual(other.line.decision, 'resident', JSON.stringify(other.line));
-    const next = await chatWith([...messages, { role: 'assistant', content: first.content }, { role: 'user', content: words(10, 57) }], readTools);
+    const next = await chatWith(
+      [...messages, { role: 'assistant', content: first.content }, { role: 'user', content: words(10, 57) }],
+      readTools,
+    );
     assert.equal(next.line.decision, 'resident', JSON.stringify(next.line));
     assert.equal(next.line.slot, first.line.slot);
   });
@@ -45,13 +58,23 @@ describe('tool definitions in the key', { timeout: 60_000 }, () => {
     const defs = [fn('read_file', 61), fn('apply_patch', 62)];
     const system = words(60, 63);
     const user = words(60, 64);
-    const first = await chatWith([{ role: 'system', content: system }, { role: 'user', content: user }], chatTools(...defs));
+    const first = await chatWith(
+      [
+        { role: 'system', content: system },
+        { role: 'user', content: user },
+      ],
+      chatTools(...defs),
+    );
     const mark = stack.logs.lines.length;
     await stack.openai.responses.create({
       model: MODEL,
       instructions: system,
       tools: defs.map((f) => ({ type: 'function' as const, strict: false, ...f })),
-      input: [{ role: 'user', content: user }, { role: 'assistant', content: first.content }, { role: 'user', content: words(8, 65) }],
+      input: [
+        { role: 'user', content: user },
+        { role: 'assistant', content: first.content },
+        { role: 'user', content: words(8, 65) },
+      ],
       max_output_tokens: 4,
     });
     const line = await logLineAfter(stack.logs, mark, 'chat');

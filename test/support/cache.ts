@@ -50,14 +50,22 @@ export function logLineAfter(
   predicate: (line: Record<string, any>) => boolean = () => true,
   ms = 5000,
 ): Promise<Record<string, any>> {
-  return logs.waitFor((l) => l.msg === msg && logs.lines.indexOf(l) >= mark && predicate(l), ms, `log line '${msg}' after #${mark}`);
+  return logs.waitFor(
+    (l) => l.msg === msg && logs.lines.indexOf(l) >= mark && predicate(l),
+    ms,
+    `log line '${msg}' after #${mark}`,
+  );
 }
 
 /**
  * One chat through the proxy with the OpenAI SDK (streaming or not); resolves once the proxy logged the request,
  * i.e. after its save and the release of its slot, so the next request sees a settled state.
  */
-export async function chat(stack: Stack, messages: readonly Message[], opts: { stream?: boolean; maxTokens?: number; model?: string } = {}): Promise<ChatResult> {
+export async function chat(
+  stack: Stack,
+  messages: readonly Message[],
+  opts: { stream?: boolean; maxTokens?: number; model?: string } = {},
+): Promise<ChatResult> {
   const mark = stack.logs.lines.length;
   const params = { model: opts.model ?? MODEL, messages: [...messages], max_tokens: opts.maxTokens ?? 8 };
   let content = '';
@@ -101,7 +109,10 @@ export function chatEvents(sim: SimHandle, mark = 0): ChatEvent[] {
  * every message's trimmed, non-empty content joined with a blank line.
  */
 export function keyOf(messages: readonly Message[], model = MODEL): string {
-  const text = messages.map((m) => m.content.trim()).filter((c) => c !== '').join('\n\n');
+  const text = messages
+    .map((m) => m.content.trim())
+    .filter((c) => c !== '')
+    .join('\n\n');
   return createHash('sha256').update(`${model}\n${text}`, 'utf8').digest('hex');
 }
 

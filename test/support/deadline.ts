@@ -13,7 +13,11 @@ export async function withDeadline<T>(promise: Promise<T>, ms: number, what: str
 }
 
 /** Poll `check` (cheap, synchronous or async) until it returns a truthy value or the deadline passes. */
-export async function eventually<T>(check: () => T | Promise<T>, ms: number, what: string): Promise<NonNullable<Awaited<T>>> {
+export async function eventually<T>(
+  check: () => T | Promise<T>,
+  ms: number,
+  what: string,
+): Promise<NonNullable<Awaited<T>>> {
   const end = Date.now() + ms;
   for (;;) {
     const value = await check();

@@ -7,7 +7,12 @@ export interface ApiAnswer {
 }
 
 /** One request to the proxy's API; `token` adds `Authorization: Bearer`. */
-export async function api(baseUrl: string, method: string, path: string, opts: { token?: string; headers?: Record<string, string> } = {}): Promise<ApiAnswer> {
+export async function api(
+  baseUrl: string,
+  method: string,
+  path: string,
+  opts: { token?: string; headers?: Record<string, string> } = {},
+): Promise<ApiAnswer> {
   const headers: Record<string, string> = { ...opts.headers };
   if (opts.token !== undefined) headers.authorization = `Bearer ${opts.token}`;
   const res = await fetch(`${baseUrl}${path}`, { method, headers, signal: AbortSignal.timeout(10_000) });
@@ -25,7 +30,12 @@ export async function api(baseUrl: string, method: string, path: string, opts: {
  * A request whose path and headers are sent exactly as given (fetch would resolve `..` and `%2E%2E` segments first,
  * and never sends a Host header of our choosing).
  */
-export async function rawApi(baseUrl: string, method: string, path: string, headers: Record<string, string> = {}): Promise<ApiAnswer> {
+export async function rawApi(
+  baseUrl: string,
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<ApiAnswer> {
   const { request } = await import('node:http');
   const url = new URL(baseUrl);
   return new Promise((resolve, reject) => {

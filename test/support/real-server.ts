@@ -19,12 +19,18 @@ import { freePort } from './net.js';
 export type LlamaServerLocation = { bin: string; model: string } | { skip: string; explicit: boolean };
 
 /** The repository root, from dist/test/support (compiled) or test/support (source). */
-const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', ...(import.meta.url.includes('/dist/') ? ['..'] : []));
+const REPO_ROOT = resolve(
+  dirname(fileURLToPath(import.meta.url)),
+  '..',
+  '..',
+  ...(import.meta.url.includes('/dist/') ? ['..'] : []),
+);
 const SHARED_DIR = resolve(REPO_ROOT, '..', 'shared', 'llama-server');
 const DEFAULT_MODEL_NAME = 'tiny-chat.gguf';
 
 /** How to enable the suite, for the one line printed when it is skipped. */
-export const ENABLE_HINT = 'set LLAMA_SERVER_BIN=/path/to/llama-server (and LLAMA_MODEL=/path/to/small-model.gguf unless tiny-chat.gguf sits beside it)';
+export const ENABLE_HINT =
+  'set LLAMA_SERVER_BIN=/path/to/llama-server (and LLAMA_MODEL=/path/to/small-model.gguf unless tiny-chat.gguf sits beside it)';
 
 /**
  * The binary: LLAMA_SERVER_BIN, else ../shared/llama-server/llama-server beside the repository. The model:
@@ -34,12 +40,20 @@ export function locateLlamaServer(env: NodeJS.ProcessEnv = process.env): LlamaSe
   const bin = env.LLAMA_SERVER_BIN || join(SHARED_DIR, 'llama-server');
   if (!existsSync(bin)) {
     const explicit = Boolean(env.LLAMA_SERVER_BIN);
-    return { explicit, skip: explicit ? `LLAMA_SERVER_BIN=${bin} does not exist` : `no llama-server binary (LLAMA_SERVER_BIN unset, ${bin} absent)` };
+    return {
+      explicit,
+      skip: explicit
+        ? `LLAMA_SERVER_BIN=${bin} does not exist`
+        : `no llama-server binary (LLAMA_SERVER_BIN unset, ${bin} absent)`,
+    };
   }
   const model = env.LLAMA_MODEL || join(dirname(bin), DEFAULT_MODEL_NAME);
   if (!existsSync(model)) {
     const explicit = Boolean(env.LLAMA_MODEL);
-    return { explicit, skip: explicit ? `LLAMA_MODEL=${model} does not exist` : `no model (LLAMA_MODEL unset, ${model} absent)` };
+    return {
+      explicit,
+      skip: explicit ? `LLAMA_MODEL=${model} does not exist` : `no model (LLAMA_MODEL unset, ${model} absent)`,
+    };
   }
   return { bin, model };
 }
@@ -137,7 +151,21 @@ function serverArgs(opts: RealServerOptions, port: number): string[] {
   // One thread: on a shared CI machine, llama-server's threads waiting on each other cost far more than they win
   // (a 740-token prefill took ~1 s with the default threads under load, ~140 ms with -t 1). LLAMA_SERVER_ARGS
   // comes last and can say otherwise.
-  const args = ['--host', '127.0.0.1', '--port', String(port), '--slot-save-path', opts.saveDir, '-c', String(slots * ctxPerSlot), '--jinja', '-n', '64', '-t', '1'];
+  const args = [
+    '--host',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--slot-save-path',
+    opts.saveDir,
+    '-c',
+    String(slots * ctxPerSlot),
+    '--jinja',
+    '-n',
+    '64',
+    '-t',
+    '1',
+  ];
   if (opts.slots !== 'auto') args.push('-np', String(opts.slots));
   if (opts.modelsDir) args.push('--models-dir', opts.modelsDir);
   else args.push('-m', opts.model!, '-a', opts.alias ?? 'tiny');
@@ -161,8 +189,12 @@ function killGroup(proc: ChildProcess, signal: NodeJS.Signals): void {
 async function waitHealthy(url: string, proc: ChildProcess, ms: number): Promise<void> {
   const end = Date.now() + ms;
   for (;;) {
-    if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`llama-server exited (${proc.exitCode ?? proc.signalCode}) before /health answered 200`);
-    const status = await fetch(`${url}/health`, { signal: AbortSignal.timeout(1000) }).then((r) => r.status, () => 0);
+    if (proc.exitCode !== null || proc.signalCode !== null)
+      throw new Error(`llama-server exited (${proc.exitCode ?? proc.signalCode}) before /health answered 200`);
+    const status = await fetch(`${url}/health`, { signal: AbortSignal.timeout(1000) }).then(
+      (r) => r.status,
+      () => 0,
+    );
     if (status === 200) return;
     if (Date.now() > end) throw new Error(`llama-server at ${url} not healthy within ${ms} ms (last status ${status})`);
     await new Promise((r) => setTimeout(r, 25));

@@ -79,7 +79,10 @@ const REAL_PROXY_ENV: Record<string, string> = {
  * Start a real llama-server (router mode over symlinks named `server.router` to the model when given) and the
  * proxy in front of it. Everything started is stopped by `close()`, also when the start fails half-way.
  */
-export async function startRealStack(location: { bin: string; model: string }, opts: RealStackOptions): Promise<RealStack> {
+export async function startRealStack(
+  location: { bin: string; model: string },
+  opts: RealStackOptions,
+): Promise<RealStack> {
   const root = await mkdtemp(join(tmpdir(), 'proxycache-real-'));
   const cacheDir = join(root, 'kv_cache');
   const metaDir = join(root, 'kv_meta');
@@ -99,9 +102,21 @@ export async function startRealStack(location: { bin: string; model: string }, o
     await rm(root, { recursive: true, force: true });
   };
   try {
-    server = await startRealServer({ ...serverOpts, bin: location.bin, model: location.model, saveDir: cacheDir, ...(modelsDir && { modelsDir }) });
+    server = await startRealServer({
+      ...serverOpts,
+      bin: location.bin,
+      model: location.model,
+      saveDir: cacheDir,
+      ...(modelsDir && { modelsDir }),
+    });
     const logs = new LogCapture();
-    const config = loadConfig([], { ...REAL_PROXY_ENV, LLAMA_URL: server.url, META_DIR: metaDir, CACHE_DIR: cacheDir, ...opts.env });
+    const config = loadConfig([], {
+      ...REAL_PROXY_ENV,
+      LLAMA_URL: server.url,
+      META_DIR: metaDir,
+      CACHE_DIR: cacheDir,
+      ...opts.env,
+    });
     proxy = await createProxy(config, createLogger(config.logLevel, logs));
     const url = await proxy.listen();
     return {
@@ -147,10 +162,21 @@ export interface ChatOptions {
  * One chat with the OpenAI SDK (temperature 0). Through the proxy (`stack.openai`) it resolves once the proxy logged
  * the request (after its save and the release of its slot); through `stack.direct` it has no log line.
  */
-export async function realChat(stack: RealStack, via: 'proxy' | 'direct', messages: readonly Message[], opts: ChatOptions = {}): Promise<RealChat> {
+export async function realChat(
+  stack: RealStack,
+  via: 'proxy' | 'direct',
+  messages: readonly Message[],
+  opts: ChatOptions = {},
+): Promise<RealChat> {
   const mark = stack.logs.lines.length;
   const openai = via === 'proxy' ? stack.openai : stack.direct;
-  const params = { model: opts.model ?? REAL_MODEL, messages: [...messages], max_tokens: opts.maxTokens ?? 8, temperature: 0, ...opts.extra };
+  const params = {
+    model: opts.model ?? REAL_MODEL,
+    messages: [...messages],
+    max_tokens: opts.maxTokens ?? 8,
+    temperature: 0,
+    ...opts.extra,
+  };
   let content = '';
   let timings: RealTimings | undefined;
   if (opts.stream) {
@@ -165,9 +191,14 @@ export async function realChat(stack: RealStack, via: 'proxy' | 'direct', messag
     timings = (res as unknown as { timings?: RealTimings }).timings;
   }
   if (!timings) throw new Error('the answer carried no timings');
-  const line = via === 'proxy'
-    ? await stack.logs.waitFor((l) => l.msg === 'chat' && stack.logs.lines.indexOf(l) >= mark, 10_000, 'the proxy\'s chat log line')
-    : {};
+  const line =
+    via === 'proxy'
+      ? await stack.logs.waitFor(
+          (l) => l.msg === 'chat' && stack.logs.lines.indexOf(l) >= mark,
+          10_000,
+          "the proxy's chat log line",
+        )
+      : {};
   const promptTokens = timings.cache_n + timings.prompt_n;
   return { content, timings, promptTokens, slotTokens: promptTokens + timings.predicted_n - 1, line };
 }
@@ -183,13 +214,20 @@ export interface ServerSlot {
 
 /** GET /slots from the server itself (`?model=` in router mode). */
 export async function serverSlots(server: RealServer, model?: string): Promise<ServerSlot[]> {
-  const res = await fetch(`${server.url}/slots${model ? `?model=${encodeURIComponent(model)}` : ''}`, { signal: AbortSignal.timeout(5000) });
+  const res = await fetch(`${server.url}/slots${model ? `?model=${encodeURIComponent(model)}` : ''}`, {
+    signal: AbortSignal.timeout(5000),
+  });
   if (res.status !== 200) throw new Error(`GET /slots answered ${res.status}`);
   return (await res.json()) as ServerSlot[];
 }
 
 /** A slot action sent to the server directly (behind the proxy's back). */
-export async function directSlotAction(server: RealServer, id: number, action: 'save' | 'restore' | 'erase', body: Record<string, unknown> = {}): Promise<{ status: number; body: any }> {
+export async function directSlotAction(
+  server: RealServer,
+  id: number,
+  action: 'save' | 'restore' | 'erase',
+  body: Record<string, unknown> = {},
+): Promise<{ status: number; body: any }> {
   const res = await fetch(`${server.url}/slots/${id}?action=${action}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },

@@ -20,7 +20,11 @@ export function decodeOnlyCost(decodeMs: number): Partial<CostModel> {
 
 /** The member(s) of the event union whose `type` can be T (ChatEvent covers both 'chat' and 'chat_aborted'). */
 type EventOf<T extends SimEvent['type']> = SimEvent extends infer E
-  ? E extends { type: infer U } ? (T extends U ? E & { type: T } : never) : never
+  ? E extends { type: infer U }
+    ? T extends U
+      ? E & { type: T }
+      : never
+    : never
   : never;
 
 /** The simulator's events of one type (optionally only those from index `from` on), typed. */

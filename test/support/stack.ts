@@ -71,7 +71,11 @@ export class LogCapture extends Writable {
   }
 
   /** Resolve with the first line matching `predicate`, waiting for new lines up to `ms`. */
-  waitFor(predicate: (line: Record<string, unknown>) => boolean, ms = 5000, what = 'a log line'): Promise<Record<string, unknown>> {
+  waitFor(
+    predicate: (line: Record<string, unknown>) => boolean,
+    ms = 5000,
+    what = 'a log line',
+  ): Promise<Record<string, unknown>> {
     const find = () => this.lines.find(predicate);
     return withDeadline(
       new Promise((resolve) => {
@@ -147,7 +151,12 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
 }
 
 /** POST a JSON body to the proxy and return status and parsed body (for cases the SDK hides). */
-export async function postJson(url: string, path: string, body: unknown, init: RequestInit = {}): Promise<{ status: number; body: any; headers: Headers }> {
+export async function postJson(
+  url: string,
+  path: string,
+  body: unknown,
+  init: RequestInit = {},
+): Promise<{ status: number; body: any; headers: Headers }> {
   const res = await fetch(`${url}${path}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },

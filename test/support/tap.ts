@@ -57,7 +57,12 @@ export async function startTap(targetUrl: string): Promise<Tap> {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const raw = Buffer.concat(chunks);
-    const entry: TapRequest = { method: req.method ?? 'GET', path: req.url ?? '/', body: parseBody(raw), headers: req.headers };
+    const entry: TapRequest = {
+      method: req.method ?? 'GET',
+      path: req.url ?? '/',
+      body: parseBody(raw),
+      headers: req.headers,
+    };
     requests.push(entry);
     const hold = holds.find((h) => !h.caught && h.match(entry));
     if (hold) {
@@ -94,7 +99,8 @@ export async function startTap(targetUrl: string): Promise<Tap> {
       if (!res.writableFinished) upstream.destroy();
     });
     upstream.on('error', () => {
-      if (!res.headersSent) res.writeHead(502, { 'content-type': 'application/json' }).end('{"error":{"message":"tap: upstream failed"}}');
+      if (!res.headersSent)
+        res.writeHead(502, { 'content-type': 'application/json' }).end('{"error":{"message":"tap: upstream failed"}}');
       else res.destroy();
     });
     upstream.end(raw);

@@ -22,28 +22,69 @@ const trace = (name: string): Record<string, any> | undefined => {
 
 describe('Anthropic request → chat completions', () => {
   it('converts tool_use, tool_result, thinking and images as llama-server does, dropping cache_control and unknown fields', () => {
-    const chat = toChatBody(validateMessagesBody({
-      model: 'm',
-      max_tokens: 10,
-      metadata: { user_id: 'u' },
-      output_config: { effort: 'high' },
-      system: [{ type: 'text', text: 'A' }, { type: 'text', text: 'B', cache_control: { type: 'ephemeral' } }],
-      tools: [{ name: 'Bash', description: 'run', input_schema: { type: 'object' } }],
-      tool_choice: { type: 'any' },
-      stop_sequences: ['END'],
-      thinking: { type: 'enabled', budget_tokens: 99 },
-      messages: [
-        { role: 'user', content: [{ type: 'text', text: 'hi', cache_control: { type: 'ephemeral' } }, { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'AAA' } }] },
-        { role: 'assistant', content: [{ type: 'thinking', thinking: 'hmm', signature: 's' }, { type: 'tool_use', id: 't1', name: 'Bash', input: { command: 'ls' } }] },
-        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 't1', content: [{ type: 'text', text: 'a' }, { type: 'text', text: 'b' }] }, { type: 'text', text: 'next' }] },
-      ],
-    }));
+    const chat = toChatBody(
+      validateMessagesBody({
+        model: 'm',
+        max_tokens: 10,
+        metadata: { user_id: 'u' },
+        output_config: { effort: 'high' },
+        system: [
+          { type: 'text', text: 'A' },
+          { type: 'text', text: 'B', cache_control: { type: 'ephemeral' } },
+        ],
+        tools: [{ name: 'Bash', description: 'run', input_schema: { type: 'object' } }],
+        tool_choice: { type: 'any' },
+        stop_sequences: ['END'],
+        thinking: { type: 'enabled', budget_tokens: 99 },
+        messages: [
+          {
+            role: 'user',
+            content: [
+              { type: 'text', text: 'hi', cache_control: { type: 'ephemeral' } },
+              { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'AAA' } },
+            ],
+          },
+          {
+            role: 'assistant',
+            content: [
+              { type: 'thinking', thinking: 'hmm', signature: 's' },
+              { type: 'tool_use', id: 't1', name: 'Bash', input: { command: 'ls' } },
+            ],
+          },
+          {
+            role: 'user',
+            content: [
+              {
+                type: 'tool_result',
+                tool_use_id: 't1',
+                content: [
+                  { type: 'text', text: 'a' },
+                  { type: 'text', text: 'b' },
+                ],
+              },
+              { type: 'text', text: 'next' },
+            ],
+          },
+        ],
+      }),
+    );
     assert.deepEqual(chat, {
       model: 'm',
       messages: [
         { role: 'system', content: 'AB' },
-        { role: 'user', content: [{ type: 'text', text: 'hi' }, { type: 'image_url', image_url: { url: 'data:image/png;base64,AAA' } }] },
-        { role: 'assistant', content: '', tool_calls: [{ id: 't1', type: 'function', function: { name: 'Bash', arguments: '{"command":"ls"}' } }], reasoning_content: 'hmm' },
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'hi' },
+            { type: 'image_url', image_url: { url: 'data:image/png;base64,AAA' } },
+          ],
+        },
+        {
+          role: 'assistant',
+          content: '',
+          tool_calls: [{ id: 't1', type: 'function', function: { name: 'Bash', arguments: '{"command":"ls"}' } }],
+          reasoning_content: 'hmm',
+        },
         { role: 'user', content: [{ type: 'text', text: 'next' }] },
         { role: 'tool', tool_call_id: 't1', content: 'ab' },
       ],
@@ -63,8 +104,14 @@ describe('Anthropic request → chat completions', () => {
   });
 
   it("normalises the billing header's cch stamp only where llama-server does", () => {
-    assert.equal(normaliseBillingHeader('x-anthropic-billing-header: cc_version=1; cch=a5145;You are'), 'x-anthropic-billing-header: cc_version=1; cch=fffff;You are');
-    assert.equal(normaliseBillingHeader('x-anthropic-billing-header: cch=a51;'), 'x-anthropic-billing-header: cch=a51;');
+    assert.equal(
+      normaliseBillingHeader('x-anthropic-billing-header: cc_version=1; cch=a5145;You are'),
+      'x-anthropic-billing-header: cc_version=1; cch=fffff;You are',
+    );
+    assert.equal(
+      normaliseBillingHeader('x-anthropic-billing-header: cch=a51;'),
+      'x-anthropic-billing-header: cch=a51;',
+    );
     assert.equal(normaliseBillingHeader('You are: cch=a5145;'), 'You are: cch=a5145;');
   });
 
@@ -79,7 +126,10 @@ describe('Anthropic request → chat completions', () => {
     assert.ok(b.parts.length > a.parts.length);
     assert.equal(a.session, 'c7833564-8037-449e-b085-0d65d2a974a9');
     // What the backend gets: the converted chat body, pinned.
-    const chat = JSON.parse(String(b.backendCall({ id_slot: 1 }).body)) as { messages: Array<Record<string, unknown>>; id_slot: number };
+    const chat = JSON.parse(String(b.backendCall({ id_slot: 1 }).body)) as {
+      messages: Array<Record<string, unknown>>;
+      id_slot: number;
+    };
     assert.equal(chat.id_slot, 1);
     assert.ok(!JSON.stringify(chat).includes('cache_control'));
     assert.equal(chat.messages[2]!.role, 'system', "Claude Code's system message stays where it was");
@@ -94,7 +144,10 @@ describe('Anthropic request → chat completions', () => {
     [{ messages: [{ role: 'robot', content: 'x' }] }, 'messages.0.role'],
     [{ messages: [{ role: 'user' }] }, 'messages.0.content'],
     [{ messages: [{ role: 'user', content: [{ type: 'text' }] }] }, 'messages.0.content.0.text'],
-    [{ messages: [{ role: 'assistant', content: [{ type: 'tool_use', id: 't', name: 'n', input: 'x' }] }] }, 'messages.0.content.0.input'],
+    [
+      { messages: [{ role: 'assistant', content: [{ type: 'tool_use', id: 't', name: 'n', input: 'x' }] }] },
+      'messages.0.content.0.input',
+    ],
     [{ messages: [{ role: 'user', content: [{ type: 'tool_result' }] }] }, 'messages.0.content.0.tool_use_id'],
     [{ messages: [{ role: 'user', content: 'x' }], max_tokens: 0 }, 'max_tokens'],
     [{ messages: [{ role: 'user', content: 'x' }], system: [{ type: 'text', text: 1 }] }, 'system.0.text'],
@@ -103,7 +156,11 @@ describe('Anthropic request → chat completions', () => {
     [{ messages: [{ role: 'user', content: 'x' }], stream: 'yes' }, 'stream'],
   ] as const) {
     it(`refuses a bad ${field} with a 400 naming it`, () => {
-      assert.throws(() => validateMessagesBody(body), (err: unknown) => err instanceof ProxyError && err.status === 400 && err.param === field && err.message.startsWith(field));
+      assert.throws(
+        () => validateMessagesBody(body),
+        (err: unknown) =>
+          err instanceof ProxyError && err.status === 400 && err.param === field && err.message.startsWith(field),
+      );
     });
   }
 });
@@ -113,7 +170,20 @@ describe('chat answer → Anthropic message', () => {
     const message = chatToMessage({
       id: 'chatcmpl-1',
       model: 'tiny',
-      choices: [{ finish_reason: 'tool_calls', message: { role: 'assistant', content: 'ok', reasoning_content: 'why', tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f', arguments: '{"a":1}' } }, { id: 'c2', function: { name: 'g', arguments: 'not json' } }] } }],
+      choices: [
+        {
+          finish_reason: 'tool_calls',
+          message: {
+            role: 'assistant',
+            content: 'ok',
+            reasoning_content: 'why',
+            tool_calls: [
+              { id: 'c1', type: 'function', function: { name: 'f', arguments: '{"a":1}' } },
+              { id: 'c2', function: { name: 'g', arguments: 'not json' } },
+            ],
+          },
+        },
+      ],
       usage: { prompt_tokens: 100, completion_tokens: 7, prompt_tokens_details: { cached_tokens: 90 } },
       timings: { cache_n: 90, prompt_n: 10, predicted_n: 7 },
     });
@@ -135,10 +205,16 @@ describe('chat answer → Anthropic message', () => {
   });
 
   it('length is max_tokens, stop is end_turn; usage from usage alone', () => {
-    const limited = chatToMessage({ choices: [{ finish_reason: 'length', message: { content: 'x' } }], usage: { prompt_tokens: 12, completion_tokens: 3, prompt_tokens_details: { cached_tokens: 2 } } });
+    const limited = chatToMessage({
+      choices: [{ finish_reason: 'length', message: { content: 'x' } }],
+      usage: { prompt_tokens: 12, completion_tokens: 3, prompt_tokens_details: { cached_tokens: 2 } },
+    });
     assert.equal(limited.stop_reason, 'max_tokens');
     assert.deepEqual(limited.usage, { input_tokens: 10, cache_read_input_tokens: 2, output_tokens: 3 });
-    assert.equal(chatToMessage({ choices: [{ finish_reason: 'stop', message: { content: 'x' } }] }).stop_reason, 'end_turn');
+    assert.equal(
+      chatToMessage({ choices: [{ finish_reason: 'stop', message: { content: 'x' } }] }).stop_reason,
+      'end_turn',
+    );
   });
 });
 
@@ -159,25 +235,45 @@ const STREAM = [
 ].join('');
 
 function events(sse: string): Array<{ event: string; data: any }> {
-  return sse.split('\n\n').filter((f) => f.trim() !== '').map((frame) => {
-    const [eventLine, dataLine] = frame.split('\n');
-    return { event: eventLine!.slice('event: '.length), data: JSON.parse(dataLine!.slice('data: '.length)) };
-  });
+  return sse
+    .split('\n\n')
+    .filter((f) => f.trim() !== '')
+    .map((frame) => {
+      const [eventLine, dataLine] = frame.split('\n');
+      return { event: eventLine!.slice('event: '.length), data: JSON.parse(dataLine!.slice('data: '.length)) };
+    });
 }
 
 describe('chat SSE → Anthropic events', () => {
   it('message_start with the prompt usage, ping, blocks in order, message_delta with the whole usage, message_stop', () => {
     const stream = new AnthropicStream();
     const out = events(stream.push(Buffer.from(STREAM)) + stream.end());
-    assert.deepEqual(out.map((e) => `${e.event}${e.data.index !== undefined ? e.data.index : ''}${e.data.delta?.type ? ':' + e.data.delta.type : ''}`), [
-      'message_start', 'ping',
-      'content_block_start0', 'content_block_delta0:thinking_delta', 'content_block_delta0:thinking_delta',
-      'content_block_delta0:signature_delta', 'content_block_stop0',
-      'content_block_start1', 'content_block_delta1:text_delta', 'content_block_stop1',
-      'content_block_start2', 'content_block_delta2:input_json_delta', 'content_block_delta2:input_json_delta', 'content_block_stop2',
-      'content_block_start3', 'content_block_stop3',
-      'message_delta', 'message_stop',
-    ]);
+    assert.deepEqual(
+      out.map(
+        (e) =>
+          `${e.event}${e.data.index !== undefined ? e.data.index : ''}${e.data.delta?.type ? ':' + e.data.delta.type : ''}`,
+      ),
+      [
+        'message_start',
+        'ping',
+        'content_block_start0',
+        'content_block_delta0:thinking_delta',
+        'content_block_delta0:thinking_delta',
+        'content_block_delta0:signature_delta',
+        'content_block_stop0',
+        'content_block_start1',
+        'content_block_delta1:text_delta',
+        'content_block_stop1',
+        'content_block_start2',
+        'content_block_delta2:input_json_delta',
+        'content_block_delta2:input_json_delta',
+        'content_block_stop2',
+        'content_block_start3',
+        'content_block_stop3',
+        'message_delta',
+        'message_stop',
+      ],
+    );
     assert.deepEqual(out[0]!.data.message.usage, { cache_read_input_tokens: 40, input_tokens: 5, output_tokens: 0 });
     assert.equal(out[0]!.data.message.id, 'chatcmpl-9');
     assert.deepEqual(out[10]!.data.content_block, { type: 'tool_use', id: 'c1', name: 'f', input: {} });
@@ -203,8 +299,17 @@ describe('chat SSE → Anthropic events', () => {
 
   it("a backend error event becomes Anthropic's error event and ends the stream", () => {
     const stream = new AnthropicStream();
-    const out = events(stream.push(Buffer.from(chunk({ content: 'a' }) + 'data: {"error":{"code":500,"message":"boom","type":"server_error"}}\n\n')) + stream.end());
-    assert.deepEqual(out.at(-1), { event: 'error', data: { type: 'error', error: { type: 'api_error', message: 'boom' } } });
+    const out = events(
+      stream.push(
+        Buffer.from(
+          chunk({ content: 'a' }) + 'data: {"error":{"code":500,"message":"boom","type":"server_error"}}\n\n',
+        ),
+      ) + stream.end(),
+    );
+    assert.deepEqual(out.at(-1), {
+      event: 'error',
+      data: { type: 'error', error: { type: 'api_error', message: 'boom' } },
+    });
     assert.ok(!out.some((e) => e.event === 'message_stop'));
   });
 
@@ -226,7 +331,7 @@ describe('the Messages session', () => {
     assert.equal(messagesSession(undefined), undefined);
   });
 
-  it("in a recorded Claude Code request it is the id of its x-claude-code-session-id header", (t) => {
+  it('in a recorded Claude Code request it is the id of its x-claude-code-session-id header', (t) => {
     let recorded: { headers: Record<string, string>; body: unknown };
     try {
       recorded = JSON.parse(readFileSync(new URL('claude-plain/002-v1_messages.json', TRACES), 'utf8'));

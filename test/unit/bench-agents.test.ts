@@ -13,7 +13,10 @@ import type { SimEvent } from '../../src/sim/index.js';
 
 describe('agents workload', () => {
   it('fails clearly when the traces are missing', () => {
-    assert.throws(() => loadAgentTraces('/nonexistent/agent-traces'), /agent traces in \/nonexistent\/agent-traces .*missing: claude-tool\/002-v1_messages\.json/);
+    assert.throws(
+      () => loadAgentTraces('/nonexistent/agent-traces'),
+      /agent traces in \/nonexistent\/agent-traces .*missing: claude-tool\/002-v1_messages\.json/,
+    );
   });
 
   it('loads the captured templates', () => {
@@ -32,11 +35,36 @@ describe('agents workload', () => {
       { kind: 'turn', conversation: 'b', turn: 1 },
     ];
     const workload = { jobs, conversations: [] } as unknown as Workload;
-    const result = (job: Job, cacheN: number, promptN: number): RequestResult =>
-      ({ job, status: 200, ttftMs: 0, totalMs: 0, streamMs: 0, cacheN, promptN, promptTokens: cacheN + promptN, completionTokens: 8 });
-    const results = [result(jobs[0]!, 0, 100), result(jobs[1]!, 0, 200), result(jobs[2]!, 0, 300), result(jobs[3]!, 0, 150), result(jobs[4]!, 207, 50)];
-    const chat = (slot: number, cache_n: number, prompt_n: number): SimEvent =>
-      ({ type: 'chat', at: 0, model: 'm', slot, pinned: true, cache_n, prompt_n, predicted_n: 8, aborted: false, ram_hit: false });
+    const result = (job: Job, cacheN: number, promptN: number): RequestResult => ({
+      job,
+      status: 200,
+      ttftMs: 0,
+      totalMs: 0,
+      streamMs: 0,
+      cacheN,
+      promptN,
+      promptTokens: cacheN + promptN,
+      completionTokens: 8,
+    });
+    const results = [
+      result(jobs[0]!, 0, 100),
+      result(jobs[1]!, 0, 200),
+      result(jobs[2]!, 0, 300),
+      result(jobs[3]!, 0, 150),
+      result(jobs[4]!, 207, 50),
+    ];
+    const chat = (slot: number, cache_n: number, prompt_n: number): SimEvent => ({
+      type: 'chat',
+      at: 0,
+      model: 'm',
+      slot,
+      pinned: true,
+      cache_n,
+      prompt_n,
+      predicted_n: 8,
+      aborted: false,
+      ram_hit: false,
+    });
     // a on 0, b on 1, the side request on 0 (a's slot), a comes back to slot 0 from scratch, b stays resident on 1.
     const events = [chat(0, 0, 100), chat(1, 0, 200), chat(0, 0, 300), chat(0, 0, 150), chat(1, 207, 50)];
     const m = agentMetrics(workload, results, events);
@@ -63,6 +91,9 @@ describe('agents workload', () => {
     const main = sessions.request(w.jobs[0]!);
     const memory = sessions.request(w.jobs[sides[0]!]!);
     assert.equal(main.api, 'chat');
-    assert.notEqual((memory.body.messages as Array<{ content: unknown }>)[0]!.content, (main.body.messages as Array<{ content: unknown }>)[0]!.content);
+    assert.notEqual(
+      (memory.body.messages as Array<{ content: unknown }>)[0]!.content,
+      (main.body.messages as Array<{ content: unknown }>)[0]!.content,
+    );
   });
 });

@@ -41,31 +41,55 @@ describe('cost ratios', () => {
 });
 
 describe('sim targets per ratio', () => {
-  const config = (ttft: number, bytes: number) => ({ prefill_tokens: 100, conversation_prefill_tokens: 100, ttft_mean_ms: ttft, bytes_written: bytes, disk_bytes_final: 10 });
+  const config = (ttft: number, bytes: number) => ({
+    prefill_tokens: 100,
+    conversation_prefill_tokens: 100,
+    ttft_mean_ms: ttft,
+    bytes_written: bytes,
+    disk_bytes_final: 10,
+  });
   const results = (name: string, restore: number): BenchResults => ({
     cost_ratio: { name, restore_to_prefill: restore, save_to_prefill: restore },
     cost_model: { ...DEFAULT_COST_MODEL, cache_ram_mib: 8192, time_scale: 0 },
     workloads: {
-      contention: { description: '', ideal_prefill_tokens: 100, ideal_conversation_prefill_tokens: 100, live_cache_bytes: 10, configs: { seed: config(1000, 1000), smart: config(550, 300), direct: config(1000, 0) } as any },
+      contention: {
+        description: '',
+        ideal_prefill_tokens: 100,
+        ideal_conversation_prefill_tokens: 100,
+        live_cache_bytes: 10,
+        configs: { seed: config(1000, 1000), smart: config(550, 300), direct: config(1000, 0) } as any,
+      },
     },
   });
 
   it('at a GPU ratio (0.1) checks issue 7: ttft ≤ 0.6 × seed and bytes ≤ 0.35 × seed', () => {
     const lines = targetChecks(results('0.1', 0.1));
-    assert.ok(lines.includes('  PASS  contention: smart ttft mean / seed [ratio 0.1] (issue 7): 0.550 (≤ 0.6)'), lines.join('\n'));
-    assert.ok(lines.includes('  PASS  contention: smart bytes written / seed [ratio 0.1] (issue 7): 0.300 (≤ 0.35)'), lines.join('\n'));
+    assert.ok(
+      lines.includes('  PASS  contention: smart ttft mean / seed [ratio 0.1] (issue 7): 0.550 (≤ 0.6)'),
+      lines.join('\n'),
+    );
+    assert.ok(
+      lines.includes('  PASS  contention: smart bytes written / seed [ratio 0.1] (issue 7): 0.300 (≤ 0.35)'),
+      lines.join('\n'),
+    );
     assert.ok(!lines.some((l) => l.includes('(≤ 0.5)')), 'the 0.2 targets are not applied at 0.1');
   });
 
   it('at the default ratio (0.2) keeps the earlier targets, so 0.55 × seed misses 0.5', () => {
     const lines = targetChecks(results('0.2', 0.2));
-    assert.ok(lines.includes('  MISS  contention: smart ttft mean / seed [ratio 0.2]: 0.550 (≤ 0.5)'), lines.join('\n'));
+    assert.ok(
+      lines.includes('  MISS  contention: smart ttft mean / seed [ratio 0.2]: 0.550 (≤ 0.5)'),
+      lines.join('\n'),
+    );
     assert.ok(!lines.some((l) => l.includes('issue 7')));
   });
 
   it('at every ratio smart must not be slower or write more than seed', () => {
     const lines = targetChecks(results('cpu', 0.0023));
     assert.ok(lines.includes('  PASS  contention: smart ttft mean / seed [ratio cpu]: 0.550 (≤ 1)'), lines.join('\n'));
-    assert.ok(lines.includes('  PASS  contention: smart bytes written / seed [ratio cpu]: 0.300 (≤ 1)'), lines.join('\n'));
+    assert.ok(
+      lines.includes('  PASS  contention: smart bytes written / seed [ratio cpu]: 0.300 (≤ 1)'),
+      lines.join('\n'),
+    );
   });
 });

@@ -39,19 +39,38 @@ async function withFixture(fn: (f: Fixture) => Promise<void>): Promise<void> {
     warn: (obj: object, msg?: string) => void logs.push({ level: 'warn', obj, msg }),
   };
   const f: Fixture = {
-    cacheDir, metaDir, index, logs,
+    cacheDir,
+    metaDir,
+    index,
+    logs,
     async addFile(key, size, ageHours) {
       const path = join(cacheDir, key);
       await writeFile(path, Buffer.alloc(size));
       const t = new Date(NOW - ageHours * HOUR);
       await utimes(path, t, t);
-      const meta: CacheMeta = { key, model_id: 'm', prefix_len: 1, wpb: 100, blocks: [key], timestamp: t.getTime() / 1000 };
+      const meta: CacheMeta = {
+        key,
+        model_id: 'm',
+        prefix_len: 1,
+        wpb: 100,
+        blocks: [key],
+        timestamp: t.getTime() / 1000,
+      };
       index.add(meta);
       await metaStore.write(meta);
     },
-    cleanup: (over = {}) => createCacheCleanup({
-      cacheDir, maxAgeHours: 0, maxSizeGb: 0, intervalMinutes: 60, index, metaStore, log, now: () => NOW, ...over,
-    }),
+    cleanup: (over = {}) =>
+      createCacheCleanup({
+        cacheDir,
+        maxAgeHours: 0,
+        maxSizeGb: 0,
+        intervalMinutes: 60,
+        index,
+        metaStore,
+        log,
+        now: () => NOW,
+        ...over,
+      }),
     cacheFiles: async () => (await readdir(cacheDir)).sort(),
     metaFiles: async () => (await readdir(metaDir)).sort(),
   };
@@ -68,8 +87,15 @@ test('deletes files older than maxAgeHours with their index entries and meta fil
     await f.addFile('new', 200, 2);
     const stats = await f.cleanup({ maxAgeHours: 5 }).runOnce();
     assert.deepEqual(stats, {
-      deletedByAge: 1, deletedBySize: 0, freedBytes: 100, remainingBytes: 200, remainingFiles: 1, skippedPinned: 0,
-      droppedMissing: 0, deletedUnindexed: 0, orphanEntries: 0,
+      deletedByAge: 1,
+      deletedBySize: 0,
+      freedBytes: 100,
+      remainingBytes: 200,
+      remainingFiles: 1,
+      skippedPinned: 0,
+      droppedMissing: 0,
+      deletedUnindexed: 0,
+      orphanEntries: 0,
     });
     assert.deepEqual(await f.cacheFiles(), ['new']);
     assert.deepEqual(await f.metaFiles(), ['new.meta.json']);
@@ -221,7 +247,9 @@ test('an entry whose file is gone is dropped with its meta when its server saves
     assert.deepEqual(await f.metaFiles(), [`${KEY_A}.meta.json`]);
     assert.ok(f.index.get(KEY_A));
     assert.ok(f.index.get(KEY_C));
-    assert.ok(f.logs.some((l) => l.msg === 'cache entry dropped: its file is gone' && (l.obj as { key: string }).key === KEY_B));
+    assert.ok(
+      f.logs.some((l) => l.msg === 'cache entry dropped: its file is gone' && (l.obj as { key: string }).key === KEY_B),
+    );
   });
 });
 
@@ -251,7 +279,9 @@ test('a key-named file no entry describes is deleted once past the grace; fresh,
     assert.equal(stats.deletedUnindexed, 1);
     assert.equal(stats.freedBytes, 10);
     assert.deepEqual(await f.cacheFiles(), [KEY_B, KEY_C, ...others].sort());
-    assert.ok(f.logs.some((l) => l.msg === 'cache file deleted' && (l.obj as { reason: string }).reason === 'unindexed'));
+    assert.ok(
+      f.logs.some((l) => l.msg === 'cache file deleted' && (l.obj as { reason: string }).reason === 'unindexed'),
+    );
   });
 });
 
@@ -267,7 +297,10 @@ test('a key-named file with an entry (only in memory: its meta write failed) is 
 
 test('the default grace is an hour', async () => {
   await withFixture(async (f) => {
-    for (const [name, ageMin] of [[KEY_A, 50], [KEY_B, 70]] as const) {
+    for (const [name, ageMin] of [
+      [KEY_A, 50],
+      [KEY_B, 70],
+    ] as const) {
       await writeFile(join(f.cacheDir, name), Buffer.alloc(10));
       const t = new Date(NOW - ageMin * 60_000);
       await utimes(join(f.cacheDir, name), t, t);

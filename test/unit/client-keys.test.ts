@@ -31,7 +31,7 @@ describe('client keys', () => {
     assert.deepEqual(presentedKeys({}), []);
   });
 
-  it('openWithoutKey: /health, preflights and the proxy\'s own /proxycache routes; not a passed-through path', () => {
+  it("openWithoutKey: /health, preflights and the proxy's own /proxycache routes; not a passed-through path", () => {
     const req = (method: string, url: string | undefined) => ({ method, routeOptions: { url } }) as never;
     assert.equal(openWithoutKey(req('GET', '/health')), true);
     assert.equal(openWithoutKey(req('OPTIONS', '/*')), true);
@@ -71,25 +71,33 @@ describe('error shape by path', () => {
 
 describe('backend key', () => {
   it('replaces any credential of the client, whatever the case of its name', () => {
-    const out = withBackendKey({ Authorization: 'Bearer client', 'x-api-key': 'client', 'content-type': 'application/json' }, 'sk-backend');
+    const out = withBackendKey(
+      { Authorization: 'Bearer client', 'x-api-key': 'client', 'content-type': 'application/json' },
+      'sk-backend',
+    );
     assert.deepEqual(out, { 'content-type': 'application/json', authorization: 'Bearer sk-backend' });
     assert.deepEqual(withBackendKey(undefined, 'k'), { authorization: 'Bearer k' });
   });
 
-  it('without a key, headers are unchanged (a client\'s own credential passes through)', () => {
+  it("without a key, headers are unchanged (a client's own credential passes through)", () => {
     const headers = { authorization: 'Bearer client' };
     assert.equal(withBackendKey(headers, null), headers);
     assert.equal(withBackendKey(undefined, null), undefined);
   });
 
-  it('the simulator\'s --api-key behaves like llama-server\'s: Bearer, bare or X-Api-Key; /health open', () => {
+  it("the simulator's --api-key behaves like llama-server's: Bearer, bare or X-Api-Key; /health open", () => {
     const keys = ['k1', 'k2'];
-    const get = (path: string, headers: Record<string, string> = {}) => refusedForKey(keys, { method: 'GET', path, headers });
+    const get = (path: string, headers: Record<string, string> = {}) =>
+      refusedForKey(keys, { method: 'GET', path, headers });
     assert.equal(get('/props'), true);
     assert.equal(get('/props', { authorization: 'Bearer k2' }), false);
     assert.equal(get('/props', { authorization: 'k1' }), false);
     assert.equal(get('/props', { 'x-api-key': 'k1' }), false);
-    assert.equal(get('/props', { authorization: 'Bearer nope', 'x-api-key': 'k1' }), true, 'Authorization is read first');
+    assert.equal(
+      get('/props', { authorization: 'Bearer nope', 'x-api-key': 'k1' }),
+      true,
+      'Authorization is read first',
+    );
     assert.equal(get('/health'), false);
     assert.equal(get('/v1/health'), false);
     assert.equal(refusedForKey([], { method: 'GET', path: '/props', headers: {} }), false);

@@ -96,7 +96,11 @@ describe('config defaults', () => {
   });
 
   it('load the seed README systemd example', () => {
-    const c = loadConfig([], { CACHE_MAX_AGE_HOURS: '0', CACHE_MAX_SIZE_GB: '100', LLAMA_URL: 'http://127.0.0.1:9292' });
+    const c = loadConfig([], {
+      CACHE_MAX_AGE_HOURS: '0',
+      CACHE_MAX_SIZE_GB: '100',
+      LLAMA_URL: 'http://127.0.0.1:9292',
+    });
     assert.equal(c.cacheMaxAgeHours, 0);
     assert.equal(c.cacheMaxSizeGb, 100);
   });
@@ -113,7 +117,10 @@ describe('config sources', () => {
 
   it('lets flags win over the environment, in both flag forms, last flag winning', () => {
     const env = { PORT: '5000', LLAMA_URL: 'http://a:1', BIG_THRESHOLD_WORDS: '10' };
-    const c = loadConfig(['--port=6000', '--llama-url', 'http://b:2/', '--big-threshold-words', '1', '--big-threshold-words=2'], env);
+    const c = loadConfig(
+      ['--port=6000', '--llama-url', 'http://b:2/', '--big-threshold-words', '1', '--big-threshold-words=2'],
+      env,
+    );
     assert.equal(c.port, 6000);
     assert.equal(c.llamaUrl, 'http://b:2');
     assert.equal(c.bigThresholdWords, 2);
@@ -132,7 +139,13 @@ describe('config sources', () => {
   });
 
   it('accepts boundary values', () => {
-    const c = loadConfig([], { LCP_TH: '1', N_SLOTS: ' 3 ', BIG_THRESHOLD_WORDS: '0', PORT: '65535', REQUEST_TIMEOUT: '0.5' });
+    const c = loadConfig([], {
+      LCP_TH: '1',
+      N_SLOTS: ' 3 ',
+      BIG_THRESHOLD_WORDS: '0',
+      PORT: '65535',
+      REQUEST_TIMEOUT: '0.5',
+    });
     assert.deepEqual([c.lcpTh, c.nSlots, c.bigThresholdWords, c.port, c.requestTimeout], [1, 3, 0, 65535, 0.5]);
     assert.equal(loadConfig([], { LCP_TH: '0' }).lcpTh, 0);
     assert.equal(loadConfig([], { LCP_TH: '5e-1' }).lcpTh, 0.5);
@@ -146,7 +159,12 @@ describe('BACKENDS', () => {
       { url: 'https://GPU1:8443', type: 'llama-swap' },
       { url: 'http://gpu2:80/base//' },
     ]);
-    const c = loadConfig([], { BACKENDS: backends, N_SLOTS: '3', BACKEND_TYPE: 'router', LLAMA_URL: 'http://ignored:1' });
+    const c = loadConfig([], {
+      BACKENDS: backends,
+      N_SLOTS: '3',
+      BACKEND_TYPE: 'router',
+      LLAMA_URL: 'http://ignored:1',
+    });
     assert.deepEqual(c.backends, [
       { url: 'http://gpu0:8080', nSlots: 4, nSlotsConfigured: true, type: 'router' },
       { url: 'https://gpu1:8443', nSlots: 3, nSlotsConfigured: true, type: 'llama-swap' },
@@ -154,9 +172,15 @@ describe('BACKENDS', () => {
     ]);
   });
 
-  it('an entry without n_slots and no N_SLOTS takes the server\'s total_slots (nSlotsConfigured false)', () => {
+  it("an entry without n_slots and no N_SLOTS takes the server's total_slots (nSlotsConfigured false)", () => {
     const c = loadConfig([], { BACKENDS: JSON.stringify([{ url: 'http://a:1', n_slots: 2 }, { url: 'http://b:1' }]) });
-    assert.deepEqual(c.backends.map((b) => [b.nSlots, b.nSlotsConfigured]), [[2, true], [2, false]]);
+    assert.deepEqual(
+      c.backends.map((b) => [b.nSlots, b.nSlotsConfigured]),
+      [
+        [2, true],
+        [2, false],
+      ],
+    );
   });
 
   it('can be given as a flag', () => {

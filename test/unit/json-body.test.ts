@@ -12,7 +12,12 @@ async function upstreamFor(raw: string, fields: Record<string, unknown>) {
     out = upstreamBody(request.body as Record<string, unknown>, fields);
     return {};
   });
-  const res = await app.inject({ method: 'POST', url: '/', headers: { 'content-type': 'application/json' }, payload: raw });
+  const res = await app.inject({
+    method: 'POST',
+    url: '/',
+    headers: { 'content-type': 'application/json' },
+    payload: raw,
+  });
   await app.close();
   return { status: res.statusCode, error: res.json(), text: out.toString(), spliced: Buffer.isBuffer(out) };
 }
@@ -21,8 +26,17 @@ test('the client bytes are kept and the fields spliced in before the closing bra
   const raw = '{"model":"m", "messages":[{"role":"user","content":"h\\u00e9 } {"}],"x":1.50}\n  ';
   const { text, spliced } = await upstreamFor(raw, { id_slot: 3, cache_prompt: true, absent: undefined });
   assert.equal(spliced, true);
-  assert.equal(text, '{"model":"m", "messages":[{"role":"user","content":"h\\u00e9 } {"}],"x":1.50,"id_slot":3,"cache_prompt":true}\n  ');
-  assert.deepEqual(JSON.parse(text), { model: 'm', messages: [{ role: 'user', content: 'hé } {' }], x: 1.5, id_slot: 3, cache_prompt: true });
+  assert.equal(
+    text,
+    '{"model":"m", "messages":[{"role":"user","content":"h\\u00e9 } {"}],"x":1.50,"id_slot":3,"cache_prompt":true}\n  ',
+  );
+  assert.deepEqual(JSON.parse(text), {
+    model: 'm',
+    messages: [{ role: 'user', content: 'hé } {' }],
+    x: 1.5,
+    id_slot: 3,
+    cache_prompt: true,
+  });
 });
 
 test('a field the client set already: serialised again, the proxy value wins', async () => {
@@ -45,7 +59,10 @@ test('malformed JSON is a 400 invalid_json error', async () => {
 });
 
 test("a field left undefined never overrides the client's own value (cache_prompt: false next to id_slot)", async () => {
-  const { text, spliced } = await upstreamFor('{"messages":[],"id_slot":7,"cache_prompt":false}', { id_slot: 1, cache_prompt: undefined });
+  const { text, spliced } = await upstreamFor('{"messages":[],"id_slot":7,"cache_prompt":false}', {
+    id_slot: 1,
+    cache_prompt: undefined,
+  });
   assert.equal(spliced, false);
   assert.deepEqual(JSON.parse(text), { messages: [], id_slot: 1, cache_prompt: false });
 });
@@ -66,7 +83,11 @@ test('nestingExceeds counts only brackets outside strings, escaped quotes includ
   assert.equal(nestingExceeds(b('[[[1]]]'), 2), true);
   assert.equal(nestingExceeds(b('{"a":{"b":[1]}}'), 2), true);
   assert.equal(nestingExceeds(b('["[[[[", "{{{{"]'), 1), false);
-  assert.equal(nestingExceeds(b(String.raw`["\\", [[1]]]`), 2), true, 'an escaped backslash does not escape the quote after it');
+  assert.equal(
+    nestingExceeds(b(String.raw`["\\", [[1]]]`), 2),
+    true,
+    'an escaped backslash does not escape the quote after it',
+  );
   assert.equal(nestingExceeds(b(String.raw`["\"[[[", 1]`), 1), false, 'an escaped quote does not end the string');
   assert.equal(nestingExceeds(b('[[], [], {}]'), 2), false, 'siblings do not add up');
 });
@@ -75,7 +96,12 @@ test('a text/plain body is parsed as JSON (as llama-server does)', async () => {
   const app = Fastify();
   registerJsonBodyParser(app);
   app.post('/', async (request) => ({ got: request.body }));
-  const res = await app.inject({ method: 'POST', url: '/', headers: { 'content-type': 'text/plain; charset=utf-8' }, payload: '{"messages":[]}' });
+  const res = await app.inject({
+    method: 'POST',
+    url: '/',
+    headers: { 'content-type': 'text/plain; charset=utf-8' },
+    payload: '{"messages":[]}',
+  });
   await app.close();
   assert.equal(res.statusCode, 200);
   assert.deepEqual(res.json(), { got: { messages: [] } });

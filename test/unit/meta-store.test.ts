@@ -30,7 +30,13 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
 }
 
 const sample = (over: Partial<CacheMeta> = {}): CacheMeta => ({
-  key: 'k1', model_id: 'm', prefix_len: 5, wpb: 100, blocks: ['aa', 'bb'], timestamp: 1732615000.5, ...over,
+  key: 'k1',
+  model_id: 'm',
+  prefix_len: 5,
+  wpb: 100,
+  blocks: ['aa', 'bb'],
+  timestamp: 1732615000.5,
+  ...over,
 });
 
 test('a meta written by the Python proxy is read as is', async () => {
@@ -55,7 +61,10 @@ test('write then loadAll round-trips, extra fields included; remove deletes, a m
   await withDir(async (dir) => {
     const store = createMetaStore(join(dir, 'nested', 'meta')); // loadAll creates the directory
     assert.deepEqual(await store.loadAll(), { metas: [], problems: [] });
-    const m = { ...sample({ backend: 'http://127.0.0.1:8080', n_tokens: 12, file_bytes: 345, fingerprint: 'f' }), extra: { x: 1 } };
+    const m = {
+      ...sample({ backend: 'http://127.0.0.1:8080', n_tokens: 12, file_bytes: 345, fingerprint: 'f' }),
+      extra: { x: 1 },
+    };
     await store.write(m);
     const { metas } = await store.loadAll();
     assert.deepEqual(metas, [m]);
@@ -96,11 +105,21 @@ test('corrupt, invalid and misnamed metas are reported and renamed to .corrupt, 
     await writeFile(join(dir, 'unrelated.txt'), 'ignored');
     const store = createMetaStore(dir);
     const { metas, problems } = await store.loadAll();
-    assert.deepEqual(metas.map((m) => m.key), ['good']);
-    assert.deepEqual(problems.map((p) => p.file).sort(), ['bad-field', 'bad-json', 'misnamed'].map((n) => join(dir, `${n}.meta.json`)));
+    assert.deepEqual(
+      metas.map((m) => m.key),
+      ['good'],
+    );
+    assert.deepEqual(
+      problems.map((p) => p.file).sort(),
+      ['bad-field', 'bad-json', 'misnamed'].map((n) => join(dir, `${n}.meta.json`)),
+    );
     assert.match(problems.find((p) => p.file.includes('bad-field'))!.reason, /wpb must be a positive integer/);
     assert.deepEqual((await readdir(dir)).sort(), [
-      'bad-field.meta.json.corrupt', 'bad-json.meta.json.corrupt', 'good.meta.json', 'misnamed.meta.json.corrupt', 'unrelated.txt',
+      'bad-field.meta.json.corrupt',
+      'bad-json.meta.json.corrupt',
+      'good.meta.json',
+      'misnamed.meta.json.corrupt',
+      'unrelated.txt',
     ]);
     assert.deepEqual(await store.loadAll(), { metas: [metas[0]!], problems: [] });
   });
@@ -141,14 +160,35 @@ test('parseMeta names the bad field', () => {
   assert.throws(() => parseMeta({ ...sample(), timestamp: '1' }), /timestamp must be/);
   assert.throws(() => parseMeta({ ...sample(), prefix_len: -1 }), /prefix_len must be/);
   assert.throws(() => parseMeta({ ...sample(), backend: 1 }), /backend must be a string/);
-  assert.throws(() => parseMeta({ ...sample(), model_id: null }), (e: unknown) => e instanceof MetaFormatError && e.field === 'model_id');
+  assert.throws(
+    () => parseMeta({ ...sample(), model_id: null }),
+    (e: unknown) => e instanceof MetaFormatError && e.field === 'model_id',
+  );
 });
 
 test('buildMeta writes the seed fields, omits unset optional ones, and passes its own validation', () => {
-  const m = buildMeta({ key: 'k', model: 'm', prefixLen: 3, blocks: ['x'], wpb: 100, timestamp: 1.5, backend: undefined, n_tokens: undefined });
+  const m = buildMeta({
+    key: 'k',
+    model: 'm',
+    prefixLen: 3,
+    blocks: ['x'],
+    wpb: 100,
+    timestamp: 1.5,
+    backend: undefined,
+    n_tokens: undefined,
+  });
   assert.deepEqual(m, { key: 'k', model_id: 'm', prefix_len: 3, wpb: 100, blocks: ['x'], timestamp: 1.5 });
   assert.deepEqual(parseMeta(JSON.parse(serializeMeta(m))), m);
-  const now = buildMeta({ key: 'k', model: 'm', prefixLen: 0, blocks: [], wpb: 1, backend: 'http://b', n_tokens: 7, fingerprint: 'f' });
+  const now = buildMeta({
+    key: 'k',
+    model: 'm',
+    prefixLen: 0,
+    blocks: [],
+    wpb: 1,
+    backend: 'http://b',
+    n_tokens: 7,
+    fingerprint: 'f',
+  });
   assert.ok(Math.abs(now.timestamp - Date.now() / 1000) < 5);
   assert.equal(now.backend, 'http://b');
   assert.equal(now.n_tokens, 7);

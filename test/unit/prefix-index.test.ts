@@ -8,7 +8,11 @@ function meta(key: string, blocks: string[], over: Partial<CacheMeta> = {}): Cac
 }
 
 const q = (blocks: string[], over: Partial<Parameters<PrefixIndex['findBest']>[0]> = {}) => ({
-  model: 'm', wpb: 100, blocks, lcpTh: 0.6, ...over,
+  model: 'm',
+  wpb: 100,
+  blocks,
+  lcpTh: 0.6,
+  ...over,
 });
 
 test('ratio = lcp / max(1, min(len(request), len(meta)))', () => {
@@ -89,21 +93,28 @@ test('entries without blocks are kept but never match', () => {
   const index = new PrefixIndex();
   index.add(meta('empty', []));
   assert.equal(index.get('empty')?.key, 'empty');
-  assert.deepEqual([...index.entries()].map((m) => m.key), ['empty']);
+  assert.deepEqual(
+    [...index.entries()].map((m) => m.key),
+    ['empty'],
+  );
   assert.equal(index.findBest(q(['a'], { lcpTh: 0 })), undefined);
   assert.equal(index.remove('empty')?.key, 'empty');
 });
 
 test('findBest agrees with a brute-force scan of the seed rule on random entries', () => {
   let seed = 1;
-  const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  const rand = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
   const alphabet = ['a', 'b', 'c'];
   const randBlocks = () => Array.from({ length: Math.floor(rand() * 6) }, () => alphabet[Math.floor(rand() * 3)]!);
   for (let round = 0; round < 300; round++) {
     const index = new PrefixIndex();
     const all: CacheMeta[] = [];
     for (let i = 0; i < 8; i++) {
-      const m = meta(`k${i}`, randBlocks(), { model_id: rand() < 0.8 ? 'm' : 'n', wpb: rand() < 0.8 ? 100 : 10, timestamp: Math.floor(rand() * 4) });
+      const m = meta(`k${i}`, randBlocks(), {
+        model_id: rand() < 0.8 ? 'm' : 'n',
+        wpb: rand() < 0.8 ? 100 : 10,
+        timestamp: Math.floor(rand() * 4),
+      });
       all.push(m);
       index.add(m);
     }
@@ -123,8 +134,12 @@ function bruteForce(all: CacheMeta[], request: string[], lcpTh: number) {
     while (lcp < Math.min(request.length, m.blocks.length) && request[lcp] === m.blocks[lcp]) lcp++;
     const ratio = lcp / Math.max(1, Math.min(request.length, m.blocks.length));
     if (!(ratio >= lcpTh && ratio > 0)) continue;
-    const better = !best || ratio > best.ratio || (ratio === best.ratio &&
-      (m.timestamp > best.ts || (m.timestamp === best.ts && (lcp > best.lcp || (lcp === best.lcp && m.key < best.key)))));
+    const better =
+      !best ||
+      ratio > best.ratio ||
+      (ratio === best.ratio &&
+        (m.timestamp > best.ts ||
+          (m.timestamp === best.ts && (lcp > best.lcp || (lcp === best.lcp && m.key < best.key)))));
     if (better) best = { key: m.key, lcp, ratio, ts: m.timestamp };
   }
   return best && { key: best.key, lcp: best.lcp, ratio: best.ratio };
@@ -149,11 +164,11 @@ function pick(match: ReturnType<PrefixIndex['findBest']>) {
 }
 
 test('prefer lcp (smart policy): the longest shared prefix beats a shorter entry with a whole-block ratio', () => {
-    const index = new PrefixIndex();
-    const base = { model_id: 'm', prefix_len: 1, wpb: 8 };
-    index.add({ ...base, key: 'turn1', blocks: ['a', 'b'], timestamp: 1 });
-    index.add({ ...base, key: 'turn2', blocks: ['a', 'b', 'c', 'x'], timestamp: 2 });
-    const query = { model: 'm', wpb: 8, blocks: ['a', 'b', 'c', 'd', 'e'], lcpTh: 0.6 };
-    assert.equal(index.findBest(query)?.meta.key, 'turn1', 'seed rule: ratio 1 beats ratio 0.75');
-    assert.equal(index.findBest({ ...query, prefer: 'lcp' })?.meta.key, 'turn2');
+  const index = new PrefixIndex();
+  const base = { model_id: 'm', prefix_len: 1, wpb: 8 };
+  index.add({ ...base, key: 'turn1', blocks: ['a', 'b'], timestamp: 1 });
+  index.add({ ...base, key: 'turn2', blocks: ['a', 'b', 'c', 'x'], timestamp: 2 });
+  const query = { model: 'm', wpb: 8, blocks: ['a', 'b', 'c', 'd', 'e'], lcpTh: 0.6 };
+  assert.equal(index.findBest(query)?.meta.key, 'turn1', 'seed rule: ratio 1 beats ratio 0.75');
+  assert.equal(index.findBest({ ...query, prefer: 'lcp' })?.meta.key, 'turn2');
 });

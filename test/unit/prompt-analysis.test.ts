@@ -26,9 +26,41 @@ const SEED_TEXT =
   '\n\nПривет, мир! ΟΔΥΣΣΕΥΣ İstanbul 東京タワー 123 😀 emoji\u2028line\u00a0nbsp\n\nNone\n\n\ufeffBOM stays in Python (not whitespace)';
 
 const SEED_WORDS = [
-  'you', 'are', 'a', 'helpful', 'assistant', 'grüße', 'aus', 'münchen', 'straße', 'äöü', 'naïve', 'café', 'e',
-  'combining', 'snake_case_name', 'x2', '3', '14', 'привет', 'мир', 'οδυσσευς', 'i', 'stanbul', '東京タワー', '123',
-  'emoji', 'line', 'nbsp', 'none', 'bom', 'stays', 'in', 'python', 'not', 'whitespace',
+  'you',
+  'are',
+  'a',
+  'helpful',
+  'assistant',
+  'grüße',
+  'aus',
+  'münchen',
+  'straße',
+  'äöü',
+  'naïve',
+  'café',
+  'e',
+  'combining',
+  'snake_case_name',
+  'x2',
+  '3',
+  '14',
+  'привет',
+  'мир',
+  'οδυσσευς',
+  'i',
+  'stanbul',
+  '東京タワー',
+  '123',
+  'emoji',
+  'line',
+  'nbsp',
+  'none',
+  'bom',
+  'stays',
+  'in',
+  'python',
+  'not',
+  'whitespace',
 ];
 
 const SEED_BLOCKS_3 = [
@@ -88,9 +120,15 @@ test('array content: text parts joined with a newline, other parts ignored', () 
 
 test('no messages: empty text, no words, no blocks', () => {
   const a = analyzePrompt({ messages: [] }, { modelId: 'm', wordsPerBlock: 100, bigThresholdWords: 0 });
-  assert.deepEqual({ prefixLen: a.prefixLen, wordCount: a.wordCount, blocks: a.blocks, big: a.big }, {
-    prefixLen: 0, wordCount: 0, blocks: [], big: false,
-  });
+  assert.deepEqual(
+    { prefixLen: a.prefixLen, wordCount: a.wordCount, blocks: a.blocks, big: a.big },
+    {
+      prefixLen: 0,
+      wordCount: 0,
+      blocks: [],
+      big: false,
+    },
+  );
   assert.equal(a.key, '01a60e35df88d8b49546cb3f8f4ba4f406870f9b8e1f394c9d48ab73548d748d');
 });
 

@@ -1,6 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { analyzePrompt, blockHashes, cacheKey, canonicalPromptText, promptWords } from '../../src/prompt/prompt-analysis.js';
+import {
+  analyzePrompt,
+  blockHashes,
+  cacheKey,
+  canonicalPromptText,
+  promptWords,
+} from '../../src/prompt/prompt-analysis.js';
 import { PromptAnalyzer } from '../../src/prompt/prompt-analyzer.js';
 import { codePointLength } from '../../src/prompt/python-compat.js';
 import { prng, randomText } from '../support/unicode-text.js';
@@ -53,7 +59,10 @@ test('PromptAnalyzer equals the reference analysis on growing, branching and rep
 
 test('PromptAnalyzer: a repeated conversation is not stored twice, a continued one adds only its new messages', () => {
   const analyzer = new PromptAnalyzer(OPTS);
-  const messages = [{ role: 'user', content: 'one two three four' }, { role: 'assistant', content: 'five six' }];
+  const messages = [
+    { role: 'user', content: 'one two three four' },
+    { role: 'assistant', content: 'five six' },
+  ];
   analyzer.analyze({ messages });
   assert.deepEqual(analyzer.size(), { models: 1, nodes: 2, chars: 'one two three four'.length + 'five six'.length });
   analyzer.analyze({ messages });
@@ -70,7 +79,12 @@ test('PromptAnalyzer stays within its limits, drops the least recently used conv
   const analyzer = new PromptAnalyzer(OPTS, { maxNodes: 40, maxChars: 100_000 });
   const hot = [{ role: 'user', content: 'hot conversation kept in use' }];
   for (let i = 0; i < 200; i++) {
-    const body = { messages: [{ role: 'user', content: `conversation ${i} ${randomText(rand, 10)}` }, { role: 'user', content: 'next' }] };
+    const body = {
+      messages: [
+        { role: 'user', content: `conversation ${i} ${randomText(rand, 10)}` },
+        { role: 'user', content: 'next' },
+      ],
+    };
     assert.deepEqual(analyzer.analyze(body), analyzePrompt(body, OPTS));
     analyzer.analyze({ messages: hot });
     assert.ok(analyzer.size().nodes <= 40, `nodes ${analyzer.size().nodes}`);
@@ -111,7 +125,8 @@ test('PromptAnalyzer: one request with more messages than the memo holds is anal
 
 test('PromptAnalyzer: distinct model names do not pile up once their conversations are pruned', () => {
   const analyzer = new PromptAnalyzer(OPTS, { maxNodes: 100, maxChars: 10_000_000 });
-  for (let i = 0; i < 1_000; i++) analyzer.analyze({ model: `model-${i}`, messages: [{ role: 'user', content: 'hi' }] });
+  for (let i = 0; i < 1_000; i++)
+    analyzer.analyze({ model: `model-${i}`, messages: [{ role: 'user', content: 'hi' }] });
   assert.ok(analyzer.size().nodes <= 100);
   assert.ok(analyzer.size().models <= 100, `models ${analyzer.size().models}`);
 });

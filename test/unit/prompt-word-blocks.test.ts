@@ -18,7 +18,11 @@ test('hashWordBlocks equals promptWords + blockHashes on random Unicode text', (
     const text = randomText(rand, Math.floor(rand() * 60));
     const wpb = 1 + Math.floor(rand() * 5);
     const words = promptWords(text);
-    assert.deepEqual(hashWordBlocks(text, wpb), { wordCount: words.length, blocks: blockHashes(words, wpb) }, JSON.stringify(text));
+    assert.deepEqual(
+      hashWordBlocks(text, wpb),
+      { wordCount: words.length, blocks: blockHashes(words, wpb) },
+      JSON.stringify(text),
+    );
   }
 });
 

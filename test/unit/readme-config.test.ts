@@ -53,7 +53,12 @@ function readmeRows(text: string): Row[] {
     if (!line.trim().startsWith('|')) break;
     const [env, flag, def, description, ...rest] = cells(line);
     assert.equal(rest.length, 0, `table row has more than 4 cells: ${line}`);
-    rows.push({ env: unquote(env ?? ''), flag: unquote(flag ?? ''), default: unquote(def ?? ''), description: description ?? '' });
+    rows.push({
+      env: unquote(env ?? ''),
+      flag: unquote(flag ?? ''),
+      default: unquote(def ?? ''),
+      description: description ?? '',
+    });
   }
   return rows;
 }
@@ -63,7 +68,11 @@ describe('README configuration table', () => {
   const hint = `\nExpected table (generated from CONFIG_VARIABLES):\n${expectedTable(CONFIG_VARIABLES)}\n`;
 
   it('lists exactly the variables of CONFIG_VARIABLES, in order', () => {
-    assert.deepEqual(rows.map((r) => r.env), CONFIG_VARIABLES.map((v) => v.env), hint);
+    assert.deepEqual(
+      rows.map((r) => r.env),
+      CONFIG_VARIABLES.map((v) => v.env),
+      hint,
+    );
   });
 
   it('gives each variable its flag and default', () => {
@@ -84,6 +93,9 @@ describe('README configuration table', () => {
 
   it('parses the table it generates (self-check of the parser)', () => {
     const parsed = readmeRows(expectedTable(CONFIG_VARIABLES));
-    assert.deepEqual(parsed, CONFIG_VARIABLES.map((v) => ({ env: v.env, flag: v.flag, default: v.default, description: v.description })));
+    assert.deepEqual(
+      parsed,
+      CONFIG_VARIABLES.map((v) => ({ env: v.env, flag: v.flag, default: v.default, description: v.description })),
+    );
   });
 });

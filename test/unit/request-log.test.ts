@@ -4,7 +4,14 @@ import { RequestLog } from '../../src/http/request-log.js';
 import type { PromptAnalysis } from '../../src/prompt/prompt-analysis.js';
 import type { SlotPlan } from '../../src/slots/slot-state.js';
 
-const analysis: PromptAnalysis = { model: 'm', prefixLen: 10, wordCount: 2, blocks: ['b'], key: 'k'.repeat(64), big: true };
+const analysis: PromptAnalysis = {
+  model: 'm',
+  prefixLen: 10,
+  wordCount: 2,
+  blocks: ['b'],
+  key: 'k'.repeat(64),
+  big: true,
+};
 const plan = (): SlotPlan => ({ slot: { backend: 0, model: '', id: 0, busy: true, disabled: false, lastUsed: 1 } });
 
 test('wait_ms is the time until the slot was acquired, never derived from the save and restore durations (regression: a negative wait_ms)', () => {

@@ -23,7 +23,17 @@ function deps(over: Partial<SavePolicyDeps> = {}): SavePolicyDeps {
 
 const match: DiskMatch = { key: 'k', backend: 0, lcp: 4, ratio: 1, tokens: 400, blockCount: 4 };
 /** Unsaved content that grew 100 tokens over an entry on disk. */
-const grown: SlotContent = { key: 'k2', model: 'm', blocks: ['a'], prefixLen: 1, big: true, saved: false, parentKey: 'k1', parentTokens: 1000, nTokens: 1100 };
+const grown: SlotContent = {
+  key: 'k2',
+  model: 'm',
+  blocks: ['a'],
+  prefixLen: 1,
+  big: true,
+  saved: false,
+  parentKey: 'k1',
+  parentTokens: 1000,
+  nTokens: 1100,
+};
 
 describe('SavePolicy', () => {
   it('always: the seed, whatever it is asked', () => {
@@ -34,7 +44,10 @@ describe('SavePolicy', () => {
     assert.equal(policy.prefer, 'ratio');
     assert.equal(policy.restoresEnabled('m'), true);
     let asked = false;
-    assert.equal(policy.savesAfterAnswer(() => (asked = true)), true);
+    assert.equal(
+      policy.savesAfterAnswer(() => (asked = true)),
+      true,
+    );
     assert.equal(asked, false, 'saves after every answer without asking about swaps');
     assert.equal(policy.retiresParents, false);
     assert.equal(policy.createAnswerSaver({} as never), NO_ANSWER_SAVER);
@@ -48,11 +61,25 @@ describe('SavePolicy', () => {
     assert.equal(policy.restoreWorthIt('m', match, 4), false, 'no longer prefix than the slot has');
     assert.equal(policy.restoreWorthIt('m', match, 2), true, 'speeds not measured yet: assumed worth it');
     assert.equal(policy.prefer, 'lcp');
-    assert.equal(policy.savesAfterAnswer(() => false), false);
-    assert.equal(policy.savesAfterAnswer(() => true), true);
+    assert.equal(
+      policy.savesAfterAnswer(() => false),
+      false,
+    );
+    assert.equal(
+      policy.savesAfterAnswer(() => true),
+      true,
+    );
     assert.equal(policy.speeds, economics, 'the slot cache teaches the economics');
     assert.equal(policy.retiresParents, true);
-    assert.ok(policy.createAnswerSaver({ pool: {} as never, slotCache: {} as never, log: pino({ enabled: false }), windowMs: 0, describeBackend: String }) instanceof WriteBehindSaver);
+    assert.ok(
+      policy.createAnswerSaver({
+        pool: {} as never,
+        slotCache: {} as never,
+        log: pino({ enabled: false }),
+        windowMs: 0,
+        describeBackend: String,
+      }) instanceof WriteBehindSaver,
+    );
   });
 
   it('smart: lineage needs CACHE_DIR', () => {
@@ -61,7 +88,11 @@ describe('SavePolicy', () => {
 
   it('smart: two restores that brought no reuse turn restores of the model off', () => {
     const policy = createSavePolicy('smart', deps());
-    const useless = { timings: { prompt_n: 1000, prompt_ms: 100, cache_n: 0 }, restore: { ok: true, ms: 1, tokens: 900 }, shared: false };
+    const useless = {
+      timings: { prompt_n: 1000, prompt_ms: 100, cache_n: 0 },
+      restore: { ok: true, ms: 1, tokens: 900 },
+      shared: false,
+    };
     policy.learnFromAnswer('m', useless);
     assert.equal(policy.restoresEnabled('m'), true);
     policy.learnFromAnswer('m', useless);

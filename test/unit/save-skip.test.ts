@@ -29,7 +29,11 @@ describe('skipSaveBy', () => {
     assert.equal(skip(content()), undefined, 'no parent');
     assert.equal(skip(content({ ...grown, parentTokens: undefined })), undefined, "parent's tokens unknown");
     assert.equal(skip(content({ ...grown, nTokens: undefined })), undefined, 'own tokens unknown');
-    assert.equal(skipSaveBy({ minNewTokens: 256, onDisk: () => false, economics })(content(grown)), undefined, 'parent no longer on disk');
+    assert.equal(
+      skipSaveBy({ minNewTokens: 256, onDisk: () => false, economics })(content(grown)),
+      undefined,
+      'parent no longer on disk',
+    );
     assert.deepEqual(economics.asked, [], 'the costs are not even asked');
   });
 
@@ -58,13 +62,16 @@ describe('skipSaveBy', () => {
 
 describe('skipSummary', () => {
   it('gives the tokens given up, of how many, and why', () => {
-    assert.deepEqual(skipSummary({ content: content(grown), reason: 'cheaper to prefill' }),
-      { unsaved_tokens: 1000, tokens: 11_000, reason: 'cheaper to prefill' });
+    assert.deepEqual(skipSummary({ content: content(grown), reason: 'cheaper to prefill' }), {
+      unsaved_tokens: 1000,
+      tokens: 11_000,
+      reason: 'cheaper to prefill',
+    });
   });
 });
 
 describe('resave rent (ski rental over repeated evictions)', () => {
-  it('counts the growth each skipped eviction gave up, and saves once the total reaches one save\'s cost', () => {
+  it("counts the growth each skipped eviction gave up, and saves once the total reaches one save's cost", () => {
     // Saving the whole 10,000-token slot costs as much as prefilling 2,000 tokens (0.05 vs 0.25 ms per token).
     const economics = { resaveWorthIt: (_m: string, total: number, lost: number) => lost * 0.25 >= total * 0.05 };
     const rent = new ResaveRent();
@@ -80,7 +87,12 @@ describe('resave rent (ski rental over repeated evictions)', () => {
     assert.equal(rent.paidOver('k1'), 800);
     // ...and 800 already paid + 1,500 at stake reach the save's worth: saved, though 1,500 alone would be skipped.
     assert.equal(evict(11_500), undefined);
-    assert.equal(skipSaveBy({ minNewTokens: 0, onDisk: () => true, economics })(content({ parentKey: 'k1', parentTokens: 10_000, nTokens: 11_500 })), 'cheaper to prefill');
+    assert.equal(
+      skipSaveBy({ minNewTokens: 0, onDisk: () => true, economics })(
+        content({ parentKey: 'k1', parentTokens: 10_000, nTokens: 11_500 }),
+      ),
+      'cheaper to prefill',
+    );
   });
 
   it('keeps a bounded ledger: the oldest entries are forgotten first', () => {

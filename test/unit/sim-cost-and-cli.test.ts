@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { HELP, parseSimArgs } from '../../src/sim/cli-args.js';
-import { AbortedError, DEFAULT_COST_MODEL, resolveCostModel, sleepScaled, transferMs } from '../../src/sim/cost-model.js';
+import {
+  AbortedError,
+  DEFAULT_COST_MODEL,
+  resolveCostModel,
+  sleepScaled,
+  transferMs,
+} from '../../src/sim/cost-model.js';
 import { instanceConfigs } from '../../src/sim/sim-config.js';
 
 describe('sim cost model', () => {
@@ -53,21 +59,52 @@ describe('sim options', () => {
     assert.throws(() => instanceConfigs({ mode: 'llama-server', models: [] }), /models/);
     assert.throws(() => instanceConfigs({ mode: 'llama-server', models: [{ id: 'a', nSlots: 0 }] }), /nSlots/);
     assert.throws(() => instanceConfigs({ mode: 'llama-swap', models: [{ id: 'a' }, { id: 'a' }] }), /twice/);
-    assert.throws(() => instanceConfigs({ mode: 'llama-server', models: [{ id: 'a' }], engine: 'gpu' as never }), /engine/);
+    assert.throws(
+      () => instanceConfigs({ mode: 'llama-server', models: [{ id: 'a' }], engine: 'gpu' as never }),
+      /engine/,
+    );
   });
 });
 
 describe('sim CLI flags', () => {
   it('parses every option', () => {
     const o = parseSimArgs([
-      '--mode', 'llama-swap', '--models', 'a,b', '--n-slots', '2', '--port', '8000', '--slot-save-path', './kv',
-      '--prefill-ms-per-token', '0.5', '--time-scale', '0', '--cache-ram', '0', '--no-cache-idle-slots',
-      '--max-running', '2', '--restore-gives-no-reuse', 'b', '--engine', 'per-slot', '--ubatch-tokens', '256',
+      '--mode',
+      'llama-swap',
+      '--models',
+      'a,b',
+      '--n-slots',
+      '2',
+      '--port',
+      '8000',
+      '--slot-save-path',
+      './kv',
+      '--prefill-ms-per-token',
+      '0.5',
+      '--time-scale',
+      '0',
+      '--cache-ram',
+      '0',
+      '--no-cache-idle-slots',
+      '--max-running',
+      '2',
+      '--restore-gives-no-reuse',
+      'b',
+      '--engine',
+      'per-slot',
+      '--ubatch-tokens',
+      '256',
     ]);
     assert.notEqual(o, 'help');
     if (o === 'help') return;
     assert.equal(o.mode, 'llama-swap');
-    assert.deepEqual(o.models.map((m) => [m.id, m.nSlots, m.restoreGivesNoReuse]), [['a', 2, false], ['b', 2, true]]);
+    assert.deepEqual(
+      o.models.map((m) => [m.id, m.nSlots, m.restoreGivesNoReuse]),
+      [
+        ['a', 2, false],
+        ['b', 2, true],
+      ],
+    );
     assert.equal(o.port, 8000);
     assert.equal(o.slotSavePath, './kv');
     assert.deepEqual(o.cost, { prefillMsPerToken: 0.5, ubatchTokens: 256, timeScale: 0 });

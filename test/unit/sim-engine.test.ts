@@ -31,14 +31,21 @@ describe('sim shared engine', () => {
 
   it('decodes every generating slot in one batch: concurrent decodes do not slow each other', async () => {
     const engine = new SharedEngine(cost);
-    const spans = await Promise.all([engine.generate(5, never, ignore), engine.generate(5, never, ignore), engine.generate(3, never, ignore)]);
+    const spans = await Promise.all([
+      engine.generate(5, never, ignore),
+      engine.generate(5, never, ignore),
+      engine.generate(3, never, ignore),
+    ]);
     assert.deepEqual(spans, [50, 50, 30]);
   });
 
   it('charges an iteration its prompt chunk plus one decode step', async () => {
     const engine = new SharedEngine(cost);
     const tokens: number[] = [];
-    const [decode, prefill] = await Promise.all([engine.generate(4, never, (i) => tokens.push(i)), engine.prefill(200, never, ignore)]);
+    const [decode, prefill] = await Promise.all([
+      engine.generate(4, never, (i) => tokens.push(i)),
+      engine.prefill(200, never, ignore),
+    ]);
     assert.equal(prefill, 2 * (100 + 10));
     assert.equal(decode, 2 * (100 + 10) + 2 * 10);
     assert.deepEqual(tokens, [0, 1, 2, 3]);
@@ -101,7 +108,10 @@ describe('sim shared engine', () => {
 describe('sim per-slot engine', () => {
   it('runs every piece of work alone at the full speed (the older model)', async () => {
     const engine = new PerSlotEngine(cost);
-    assert.deepEqual(await Promise.all([engine.prefill(400, never, ignore), engine.prefill(400, never, ignore)]), [400, 400]);
+    assert.deepEqual(
+      await Promise.all([engine.prefill(400, never, ignore), engine.prefill(400, never, ignore)]),
+      [400, 400],
+    );
     let task: Promise<void> | undefined;
     const decode = engine.generate(3, never, (i) => {
       if (i === 0) task = engine.task((hold) => hold(500));

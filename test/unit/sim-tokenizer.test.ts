@@ -19,7 +19,13 @@ describe('sim tokenizer', () => {
   });
 
   it('accepts text parts and null content, refuses images like a text-only server', () => {
-    assert.equal(contentText([{ type: 'text', text: 'a' }, { type: 'text', text: 'b' }]), 'ab');
+    assert.equal(
+      contentText([
+        { type: 'text', text: 'a' },
+        { type: 'text', text: 'b' },
+      ]),
+      'ab',
+    );
     assert.equal(contentText(null), '');
     assert.throws(() => contentText([{ type: 'image_url', image_url: { url: 'x' } }]), TemplateError);
     assert.throws(() => contentText(42), TemplateError);
@@ -60,7 +66,14 @@ describe('sim tokenizer', () => {
 describe('tokenizeChat', () => {
   it('equals tokenizing the rendered chat, message by message (cached), for arbitrary contents', async () => {
     const { tokenizeChat, tokenize, renderChat } = await import('../../src/sim/tokenizer.js');
-    const contents = ['Hello world', '  leading spaces\nand lines\n\n', 'tail space ', 'ünïcödé, punctuation!? 123', '', 'x'];
+    const contents = [
+      'Hello world',
+      '  leading spaces\nand lines\n\n',
+      'tail space ',
+      'ünïcödé, punctuation!? 123',
+      '',
+      'x',
+    ];
     for (let i = 0; i < 20; i++) {
       const messages = Array.from({ length: 1 + (i % 5) }, (_, j) => ({
         role: j % 2 ? 'assistant' : 'user',

@@ -10,16 +10,33 @@ function slot(id: number, over: Partial<SlotState> = {}): SlotState {
 }
 
 function held(nTokens: number, over: Partial<SlotContent> = {}): SlotContent {
-  return { key: `k${nTokens}`, model: 'm', blocks: ['a', 'b'], prefixLen: 10, big: true, saved: false, nTokens, ...over };
+  return {
+    key: `k${nTokens}`,
+    model: 'm',
+    blocks: ['a', 'b'],
+    prefixLen: 10,
+    big: true,
+    saved: false,
+    nTokens,
+    ...over,
+  };
 }
 
 /** `GET /slots` as llama-server answers it: the long form once a task ran on the slot. */
 const answer = (...slots: Array<number | null>) =>
-  slots.map((tokens, id) => (tokens === null ? { id, is_processing: false } : { id, is_processing: false, id_task: 1, n_prompt_tokens: tokens }));
+  slots.map((tokens, id) =>
+    tokens === null ? { id, is_processing: false } : { id, is_processing: false, id_task: 1, n_prompt_tokens: tokens },
+  );
 
 describe('parseSlots', () => {
   it('reads n_prompt_tokens, null for the short form, and refuses what is not a slot list', () => {
-    assert.deepEqual([...parseSlots(answer(744, null))!], [[0, 744], [1, null]]);
+    assert.deepEqual(
+      [...parseSlots(answer(744, null))!],
+      [
+        [0, 744],
+        [1, null],
+      ],
+    );
     assert.equal(parseSlots({ error: 'no slots' }), undefined);
   });
 });
@@ -70,18 +87,48 @@ describe('planSlot waitForOwnSlot', () => {
   const own = () => slot(0, { busy: true, content: held(700, { blocks: ['a', 'b'] }) });
 
   it('waits for the busy slot whose content this request continues, rather than starting cold', () => {
-    const plan = planSlot({ ...SEED, request, candidates: [own(), slot(1)], diskMatch: () => undefined, lcpTh: 0.6, waitForOwnSlot: true });
+    const plan = planSlot({
+      ...SEED,
+      request,
+      candidates: [own(), slot(1)],
+      diskMatch: () => undefined,
+      lcpTh: 0.6,
+      waitForOwnSlot: true,
+    });
     assert.equal(plan, undefined);
   });
 
   it('goes elsewhere once patience ran out, or when the busy slot holds a copy of the same prompt', () => {
-    assert.equal(planSlot({ ...SEED, request, candidates: [own(), slot(1)], diskMatch: () => undefined, lcpTh: 0.6 })?.slot.id, 1);
+    assert.equal(
+      planSlot({ ...SEED, request, candidates: [own(), slot(1)], diskMatch: () => undefined, lcpTh: 0.6 })?.slot.id,
+      1,
+    );
     const copy = slot(0, { busy: true, content: held(700, { key: 'k-next', blocks: ['a', 'b', 'c'] }) });
-    assert.equal(planSlot({ ...SEED, request, candidates: [copy, slot(1)], diskMatch: () => undefined, lcpTh: 0.6, waitForOwnSlot: true })?.slot.id, 1);
+    assert.equal(
+      planSlot({
+        ...SEED,
+        request,
+        candidates: [copy, slot(1)],
+        diskMatch: () => undefined,
+        lcpTh: 0.6,
+        waitForOwnSlot: true,
+      })?.slot.id,
+      1,
+    );
   });
 
   it('does not wait for a busy slot that shares only a common prefix (another conversation)', () => {
     const sibling = slot(0, { busy: true, content: held(700, { blocks: ['a', 'x', 'y'] }) });
-    assert.equal(planSlot({ ...SEED, request, candidates: [sibling, slot(1)], diskMatch: () => undefined, lcpTh: 0.6, waitForOwnSlot: true })?.slot.id, 1);
+    assert.equal(
+      planSlot({
+        ...SEED,
+        request,
+        candidates: [sibling, slot(1)],
+        diskMatch: () => undefined,
+        lcpTh: 0.6,
+        waitForOwnSlot: true,
+      })?.slot.id,
+      1,
+    );
   });
 });

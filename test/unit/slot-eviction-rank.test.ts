@@ -46,18 +46,30 @@ describe('evictionRank', () => {
   });
 
   it('takes content without a turn count (put there by a restore) for a conversation', () => {
-    assert.equal(evictionRank(slot(0, { content: content('restored', { saved: true, restored: true }) }), NEVER_SKIP), 3);
+    assert.equal(
+      evictionRank(slot(0, { content: content('restored', { saved: true, restored: true }) }), NEVER_SKIP),
+      3,
+    );
   });
 
   it('ranks content the policy lets go as needing no save', () => {
-    assert.equal(evictionRank(slot(0, { content: live('grown') }), () => 'cheaper to prefill'), 3);
-    assert.equal(evictionRank(slot(0, { content: oneOff('grown') }), () => 'cheaper to prefill'), 2);
+    assert.equal(
+      evictionRank(slot(0, { content: live('grown') }), () => 'cheaper to prefill'),
+      3,
+    );
+    assert.equal(
+      evictionRank(slot(0, { content: oneOff('grown') }), () => 'cheaper to prefill'),
+      2,
+    );
   });
 });
 
 describe('a big side request among idle slots', () => {
   it('overwrites a previous one-off, not the less recently used live conversation (both on disk)', () => {
-    const plan = victim([slot(0, { lastUsed: 1, content: live('agent', { saved: true }) }), slot(1, { lastUsed: 9, content: oneOff('title', { saved: true }) })]);
+    const plan = victim([
+      slot(0, { lastUsed: 1, content: live('agent', { saved: true }) }),
+      slot(1, { lastUsed: 9, content: oneOff('title', { saved: true }) }),
+    ]);
     assert.equal(plan?.slot.id, 1);
     assert.equal(plan?.saveFirst, undefined);
   });
@@ -65,7 +77,10 @@ describe('a big side request among idle slots', () => {
   it('between a conversation on disk and a one-off to save first, moves fewer blocks (a restore later or a save now)', () => {
     const conversation = live('agent', { saved: true, blocks: ['a1', 'a2', 'a3', 'a4'] });
     const smallOneOff = oneOff('infill', { blocks: ['i1'] });
-    let plan = victim([slot(0, { lastUsed: 1, content: conversation }), slot(1, { lastUsed: 9, content: smallOneOff })]);
+    let plan = victim([
+      slot(0, { lastUsed: 1, content: conversation }),
+      slot(1, { lastUsed: 9, content: smallOneOff }),
+    ]);
     assert.equal(plan?.slot.id, 1, 'saving a 1-block one-off now is cheaper than restoring a 4-block conversation');
     assert.equal(plan?.saveFirst, smallOneOff);
     const bigOneOff = oneOff('memory', { blocks: ['m1', 'm2', 'm3', 'm4', 'm5'] });
@@ -90,17 +105,29 @@ describe('a big side request among idle slots', () => {
   });
 
   it('prefers small content to a one-off and an empty slot to both', () => {
-    assert.equal(victim([slot(0, { lastUsed: 1, content: oneOff('o', { saved: true }) }), slot(1, { lastUsed: 9, content: content('s', { big: false }) })])?.slot.id, 1);
-    assert.equal(victim([slot(0, { lastUsed: 1, content: content('s', { big: false }) }), slot(1, { lastUsed: 9 })])?.slot.id, 1);
+    assert.equal(
+      victim([
+        slot(0, { lastUsed: 1, content: oneOff('o', { saved: true }) }),
+        slot(1, { lastUsed: 9, content: content('s', { big: false }) }),
+      ])?.slot.id,
+      1,
+    );
+    assert.equal(
+      victim([slot(0, { lastUsed: 1, content: content('s', { big: false }) }), slot(1, { lastUsed: 9 })])?.slot.id,
+      1,
+    );
   });
 
-  it('a conversation coming back from disk is restored into the one-off\'s slot too', () => {
+  it("a conversation coming back from disk is restored into the one-off's slot too", () => {
     const disk = { key: 'agent-2', backend: 0, lcp: 2, ratio: 1, blockCount: 2 };
     const request: SlotRequest = { model: 'm', key: 'agent-3', blocks: ['c1', 'c2', 'c3'], big: true };
     const plan = planSlot({
       ...SEED,
       request,
-      candidates: [slot(0, { lastUsed: 1, content: live('other', { saved: true }) }), slot(1, { lastUsed: 9, content: oneOff('memory', { saved: true }) })],
+      candidates: [
+        slot(0, { lastUsed: 1, content: live('other', { saved: true }) }),
+        slot(1, { lastUsed: 9, content: oneOff('memory', { saved: true }) }),
+      ],
       diskMatch: () => disk,
       lcpTh: 0.6,
     });
@@ -111,10 +138,21 @@ describe('a big side request among idle slots', () => {
 
 describe('recordSlotContent counts the turns of a conversation in its slot', () => {
   const pool = () => new SlotPool([{ nSlots: 1, sharedAcrossModels: () => true }]);
-  const depsOf = (p: SlotPool) => ({ pool: p, backends: { at: () => ({ knownFingerprint: () => undefined }) } }) as unknown as Pick<GenerationDeps, 'pool' | 'backends'>;
-  const outcome = { completed: true, status: 200, clientGone: false, timings: { cache_n: 0, prompt_n: 100, predicted_n: 8 } } as unknown as ForwardOutcome;
-  const analysis = (key: string, blocks: string[]) => ({ key, model: 'm', blocks, prefixLen: 100, big: true }) as unknown as PromptAnalysis;
-  const record = (p: SlotPool, s: SlotState, a: PromptAnalysis) => recordSlotContent(depsOf(p), { slot: s } as SlotPlan, a, outcome, undefined);
+  const depsOf = (p: SlotPool) =>
+    ({ pool: p, backends: { at: () => ({ knownFingerprint: () => undefined }) } }) as unknown as Pick<
+      GenerationDeps,
+      'pool' | 'backends'
+    >;
+  const outcome = {
+    completed: true,
+    status: 200,
+    clientGone: false,
+    timings: { cache_n: 0, prompt_n: 100, predicted_n: 8 },
+  } as unknown as ForwardOutcome;
+  const analysis = (key: string, blocks: string[]) =>
+    ({ key, model: 'm', blocks, prefixLen: 100, big: true }) as unknown as PromptAnalysis;
+  const record = (p: SlotPool, s: SlotState, a: PromptAnalysis) =>
+    recordSlotContent(depsOf(p), { slot: s } as SlotPlan, a, outcome, undefined);
 
   it('1 for a prompt that does not extend the slot, +1 for each that does, 1 again after a different prompt', () => {
     const p = pool();

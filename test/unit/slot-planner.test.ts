@@ -19,7 +19,13 @@ const noDisk = () => undefined;
 
 describe('planSlot', () => {
   it('waits (undefined) when every slot is busy or disabled', () => {
-    const plan = planSlot({ ...SEED, request: bigRequest, candidates: [slot(0, { busy: true }), slot(1, { disabled: true })], diskMatch: noDisk, lcpTh: 0.6 });
+    const plan = planSlot({
+      ...SEED,
+      request: bigRequest,
+      candidates: [slot(0, { busy: true }), slot(1, { disabled: true })],
+      diskMatch: noDisk,
+      lcpTh: 0.6,
+    });
     assert.equal(plan, undefined);
   });
 
@@ -29,7 +35,10 @@ describe('planSlot', () => {
   });
 
   it('takes the least recently used slot when none is empty', () => {
-    const candidates = [slot(0, { lastUsed: 9, content: content('a', ['q']) }), slot(1, { lastUsed: 3, content: content('b', ['r']) })];
+    const candidates = [
+      slot(0, { lastUsed: 9, content: content('a', ['q']) }),
+      slot(1, { lastUsed: 3, content: content('b', ['r']) }),
+    ];
     assert.equal(planSlot({ ...SEED, request: smallRequest, candidates, diskMatch: noDisk, lcpTh: 0.6 })?.slot.id, 1);
   });
 
@@ -52,7 +61,10 @@ describe('planSlot', () => {
   });
 
   it('sends a continuing conversation back to the slot that holds it, without a restore', () => {
-    const candidates = [slot(0, { content: content('other', ['z', 'y']) }), slot(1, { lastUsed: 0, content: content('prev', ['a', 'b', 'c']) })];
+    const candidates = [
+      slot(0, { content: content('other', ['z', 'y']) }),
+      slot(1, { lastUsed: 0, content: content('prev', ['a', 'b', 'c']) }),
+    ];
     const disk: DiskMatch = { key: 'prev', backend: 0, lcp: 3, ratio: 1, blockCount: 3 };
     const plan = planSlot({ ...SEED, request: bigRequest, candidates, diskMatch: () => disk, lcpTh: 0.6 });
     assert.equal(plan?.slot.id, 1);
@@ -61,7 +73,10 @@ describe('planSlot', () => {
   });
 
   it('restores when the disk holds a longer prefix than any slot', () => {
-    const candidates = [slot(0, { lastUsed: 2, content: content('other', ['z']) }), slot(1, { lastUsed: 1, content: content('x', ['a', 'q']) })];
+    const candidates = [
+      slot(0, { lastUsed: 2, content: content('other', ['z']) }),
+      slot(1, { lastUsed: 1, content: content('x', ['a', 'q']) }),
+    ];
     const disk: DiskMatch = { key: 'prev', backend: 0, lcp: 3, ratio: 1, blockCount: 3 };
     const plan = planSlot({ ...SEED, request: bigRequest, candidates, diskMatch: () => disk, lcpTh: 0.6 });
     assert.equal(plan?.restore, disk);
@@ -71,7 +86,13 @@ describe('planSlot', () => {
   it('restores only on the backend whose disk holds the file', () => {
     const candidates = [slot(0, { backend: 0 }), slot(0, { backend: 1 })];
     const disk: DiskMatch = { key: 'prev', backend: 1, lcp: 2, ratio: 1, blockCount: 2 };
-    const plan = planSlot({ ...SEED, request: bigRequest, candidates, diskMatch: (b) => (b === 1 ? disk : undefined), lcpTh: 0.6 });
+    const plan = planSlot({
+      ...SEED,
+      request: bigRequest,
+      candidates,
+      diskMatch: (b) => (b === 1 ? disk : undefined),
+      lcpTh: 0.6,
+    });
     assert.equal(plan?.slot.backend, 1);
     assert.equal(plan?.restore, disk);
   });
@@ -87,26 +108,59 @@ describe('planSlot, smart policy', () => {
   it('does not restore when the receiving slot already shares as much of the prompt', () => {
     const candidates = [slot(0, { content: content('partial', ['a', 'b', 'c', 'q', 'r', 's']) })];
     const disk: DiskMatch = { key: 'older', backend: 0, lcp: 3, ratio: 1, blockCount: 3 };
-    const plan = planSlot({ ...SEED, request: bigRequest, candidates, diskMatch: () => disk, lcpTh: 0.6, restoreWorthIt: (m, slotLcp) => m.lcp > slotLcp });
+    const plan = planSlot({
+      ...SEED,
+      request: bigRequest,
+      candidates,
+      diskMatch: () => disk,
+      lcpTh: 0.6,
+      restoreWorthIt: (m, slotLcp) => m.lcp > slotLcp,
+    });
     assert.equal(plan?.restore, undefined);
   });
 
   it('does not restore when the restore costs more than the prefill it avoids', () => {
     const candidates = [slot(0)];
     const disk: DiskMatch = { key: 'k', backend: 0, lcp: 3, ratio: 1, blockCount: 3 };
-    const plan = planSlot({ ...SEED, request: bigRequest, candidates, diskMatch: () => disk, lcpTh: 0.6, restoreWorthIt: () => false });
+    const plan = planSlot({
+      ...SEED,
+      request: bigRequest,
+      candidates,
+      diskMatch: () => disk,
+      lcpTh: 0.6,
+      restoreWorthIt: () => false,
+    });
     assert.equal(plan?.restore, undefined);
     assert.equal(plan?.slot.id, 0);
   });
 
   it('skips the eviction save of content that grew by less than SAVE_MIN_NEW_TOKENS since its entry on disk', () => {
     const skipSave = skipSaveBy({ minNewTokens: 256, onDisk: () => true });
-    const grownLittle = content('turn2', ['q'], { saved: false, parentKey: 'turn1', parentTokens: 1000, nTokens: 1100 });
-    const plan = planSlot({ ...SEED, request: smallRequest, candidates: [slot(0, { content: grownLittle })], diskMatch: noDisk, lcpTh: 0.6, skipSave });
+    const grownLittle = content('turn2', ['q'], {
+      saved: false,
+      parentKey: 'turn1',
+      parentTokens: 1000,
+      nTokens: 1100,
+    });
+    const plan = planSlot({
+      ...SEED,
+      request: smallRequest,
+      candidates: [slot(0, { content: grownLittle })],
+      diskMatch: noDisk,
+      lcpTh: 0.6,
+      skipSave,
+    });
     assert.equal(plan?.saveFirst, undefined);
     assert.deepEqual(plan?.skippedSave, { content: grownLittle, reason: 'below SAVE_MIN_NEW_TOKENS' });
     const grownMuch = content('turn3', ['q'], { saved: false, parentKey: 'turn1', parentTokens: 1000, nTokens: 1300 });
-    const plan2 = planSlot({ ...SEED, request: smallRequest, candidates: [slot(0, { content: grownMuch })], diskMatch: noDisk, lcpTh: 0.6, skipSave });
+    const plan2 = planSlot({
+      ...SEED,
+      request: smallRequest,
+      candidates: [slot(0, { content: grownMuch })],
+      diskMatch: noDisk,
+      lcpTh: 0.6,
+      skipSave,
+    });
     assert.equal(plan2?.saveFirst, grownMuch);
     assert.equal(plan2?.skippedSave, undefined);
   });
@@ -115,7 +169,7 @@ describe('planSlot, smart policy', () => {
     const letGo = content('grown', ['q'], { saved: false, parentKey: 'older', parentTokens: 1000, nTokens: 2000 });
     const mustSave = content('fresh', ['r'], { saved: false });
     const candidates = [slot(0, { lastUsed: 5, content: letGo }), slot(1, { lastUsed: 1, content: mustSave })];
-    const skipSave = (c: SlotContent) => (c === letGo ? 'cheaper to prefill' as const : undefined);
+    const skipSave = (c: SlotContent) => (c === letGo ? ('cheaper to prefill' as const) : undefined);
 
     const plan = planSlot({ ...SEED, request: smallRequest, candidates, diskMatch: noDisk, lcpTh: 0.6, skipSave });
     assert.equal(plan?.slot.id, 0, 'the let-go slot wins over the less recently used one that needs a save');
@@ -127,10 +181,17 @@ describe('planSlot, smart policy', () => {
     assert.equal(seed?.saveFirst, mustSave);
   });
 
-  it('lets go of the receiving slot\'s content before a restore too', () => {
+  it("lets go of the receiving slot's content before a restore too", () => {
     const letGo = content('grown', ['q'], { saved: false, parentKey: 'older', parentTokens: 1000, nTokens: 2000 });
     const disk: DiskMatch = { key: 'prev', backend: 0, lcp: 3, ratio: 1, blockCount: 3 };
-    const plan = planSlot({ ...SEED, request: bigRequest, candidates: [slot(0, { content: letGo })], diskMatch: () => disk, lcpTh: 0.6, skipSave: () => 'cheaper to prefill' });
+    const plan = planSlot({
+      ...SEED,
+      request: bigRequest,
+      candidates: [slot(0, { content: letGo })],
+      diskMatch: () => disk,
+      lcpTh: 0.6,
+      skipSave: () => 'cheaper to prefill',
+    });
     assert.equal(plan?.restore, disk);
     assert.equal(plan?.saveFirst, undefined);
     assert.equal(plan?.skippedSave?.content, letGo);
@@ -141,9 +202,20 @@ describe('unsavedBigContent', () => {
   it('is the content to save first: big, not on disk, and not let go', () => {
     const unsaved = content('u', ['q'], { saved: false });
     assert.equal(unsavedBigContent(slot(0, { content: unsaved }), NEVER_SKIP), unsaved);
-    assert.equal(unsavedBigContent(slot(0, { content: unsaved }), () => 'cheaper to prefill'), undefined);
-    assert.equal(unsavedBigContent(slot(0, { content: content('s', ['q']) }), NEVER_SKIP), undefined, 'already on disk');
-    assert.equal(unsavedBigContent(slot(0, { content: content('small', ['q'], { saved: false, big: false }) }), NEVER_SKIP), undefined, 'small');
+    assert.equal(
+      unsavedBigContent(slot(0, { content: unsaved }), () => 'cheaper to prefill'),
+      undefined,
+    );
+    assert.equal(
+      unsavedBigContent(slot(0, { content: content('s', ['q']) }), NEVER_SKIP),
+      undefined,
+      'already on disk',
+    );
+    assert.equal(
+      unsavedBigContent(slot(0, { content: content('small', ['q'], { saved: false, big: false }) }), NEVER_SKIP),
+      undefined,
+      'small',
+    );
     assert.equal(unsavedBigContent(slot(0), NEVER_SKIP), undefined, 'empty');
   });
 });

@@ -8,7 +8,8 @@ import { ProxyError } from '../../src/errors.js';
 import { withDeadline } from '../support/deadline.js';
 
 const request = { model: 'm', key: 'k', blocks: [], big: false };
-const plan = (c: readonly SlotState[]) => planSlot({ ...SEED, request, candidates: c, diskMatch: () => undefined, lcpTh: 0.6 });
+const plan = (c: readonly SlotState[]) =>
+  planSlot({ ...SEED, request, candidates: c, diskMatch: () => undefined, lcpTh: 0.6 });
 
 describe('SlotPool', () => {
   it('hands out every slot before reusing one (LRU updated on each use)', async () => {
@@ -46,7 +47,10 @@ describe('SlotPool', () => {
   it('rejects with 503 after the acquire timeout', async () => {
     const pool = new SlotPool([{ nSlots: 1, sharedAcrossModels: () => true }]);
     await pool.acquire('m', plan, { timeoutMs: 1000 });
-    await assert.rejects(pool.acquire('m', plan, { timeoutMs: 30 }), (err: unknown) => err instanceof ProxyError && err.status === 503);
+    await assert.rejects(
+      pool.acquire('m', plan, { timeoutMs: 30 }),
+      (err: unknown) => err instanceof ProxyError && err.status === 503,
+    );
   });
 
   it('stops waiting when the client goes away', async () => {
@@ -63,6 +67,9 @@ describe('SlotPool', () => {
     pool.limitSlots(0, 'm', 1);
     const a = await pool.acquire('m', plan, { timeoutMs: 1000 });
     assert.equal(a.slot.id, 0);
-    await assert.rejects(pool.acquire('m', plan, { timeoutMs: 30 }), (err: unknown) => err instanceof ProxyError && err.status === 503);
+    await assert.rejects(
+      pool.acquire('m', plan, { timeoutMs: 30 }),
+      (err: unknown) => err instanceof ProxyError && err.status === 503,
+    );
   });
 });

@@ -2,11 +2,18 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { startsWithSystemText, toolsPart, withToolsPart } from '../../src/prompt/tools-part.js';
 
-const read = { name: 'read_file', description: 'Read a file', parameters: { type: 'object', properties: { path: { type: 'string' } } } };
+const read = {
+  name: 'read_file',
+  description: 'Read a file',
+  parameters: { type: 'object', properties: { path: { type: 'string' } } },
+};
 
 describe('toolsPart', () => {
   it('gives the chat form and the Responses form of a function tool the same text', () => {
-    assert.equal(toolsPart([{ type: 'function', function: read }]), toolsPart([{ type: 'function', ...read, strict: true }]));
+    assert.equal(
+      toolsPart([{ type: 'function', function: read }]),
+      toolsPart([{ type: 'function', ...read, strict: true }]),
+    );
     assert.equal(toolsPart([{ type: 'function', function: read }]), JSON.stringify(read));
   });
 
@@ -19,22 +26,40 @@ describe('toolsPart', () => {
 
   it('puts one tool a line, in the order sent', () => {
     const other = { ...read, name: 'list_dir' };
-    assert.equal(toolsPart([{ type: 'function', function: read }, { type: 'function', function: other }]), `${JSON.stringify(read)}\n${JSON.stringify(other)}`);
+    assert.equal(
+      toolsPart([
+        { type: 'function', function: read },
+        { type: 'function', function: other },
+      ]),
+      `${JSON.stringify(read)}\n${JSON.stringify(other)}`,
+    );
   });
 });
 
 describe('withToolsPart', () => {
   const tools = [{ type: 'function', function: read }];
-  it('goes after a leading system part, else first; no tools leaves the parts as they are (the seed\'s keys)', () => {
+  it("goes after a leading system part, else first; no tools leaves the parts as they are (the seed's keys)", () => {
     assert.deepEqual(withToolsPart(['sys', 'user'], true, tools), ['sys', JSON.stringify(read), 'user']);
     assert.deepEqual(withToolsPart(['user'], false, tools), [JSON.stringify(read), 'user']);
     assert.deepEqual(withToolsPart(['sys', 'user'], true, undefined), ['sys', 'user']);
   });
 
   it('knows a leading system message only when its text is the first part', () => {
-    assert.equal(startsWithSystemText([{ role: 'system', content: 'be brief' }, { role: 'user', content: 'hi' }]), true);
+    assert.equal(
+      startsWithSystemText([
+        { role: 'system', content: 'be brief' },
+        { role: 'user', content: 'hi' },
+      ]),
+      true,
+    );
     assert.equal(startsWithSystemText([{ role: 'developer', content: 'be brief' }]), true);
-    assert.equal(startsWithSystemText([{ role: 'system', content: '  ' }, { role: 'user', content: 'hi' }]), false);
+    assert.equal(
+      startsWithSystemText([
+        { role: 'system', content: '  ' },
+        { role: 'user', content: 'hi' },
+      ]),
+      false,
+    );
     assert.equal(startsWithSystemText([{ role: 'user', content: 'hi' }]), false);
     assert.equal(startsWithSystemText([]), false);
   });

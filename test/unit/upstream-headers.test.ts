@@ -36,7 +36,7 @@ describe('requestHeadersForUpstream', () => {
 });
 
 describe('responseHeadersForClient', () => {
-  it('drops the hop-by-hop headers and those the answer\'s Connection names, keeps multi-value headers', () => {
+  it("drops the hop-by-hop headers and those the answer's Connection names, keeps multi-value headers", () => {
     const out = responseHeadersForClient({
       connection: 'close, x-backend-hop',
       'keep-alive': 'timeout=5',

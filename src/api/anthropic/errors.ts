@@ -58,7 +58,10 @@ export function backendErrorToAnthropic(status: number, body: Buffer): Anthropic
   let message = text.trim() || `backend answered ${status}`;
   try {
     const parsed = JSON.parse(text) as { error?: { message?: unknown } | string; message?: unknown };
-    const inner = typeof parsed.error === 'object' && parsed.error !== null ? parsed.error.message : parsed.error ?? parsed.message;
+    const inner =
+      typeof parsed.error === 'object' && parsed.error !== null
+        ? parsed.error.message
+        : (parsed.error ?? parsed.message);
     if (typeof inner === 'string' && inner !== '') message = inner;
   } catch {
     // Not JSON: its text is the message.

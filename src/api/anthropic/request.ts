@@ -38,9 +38,19 @@ const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null 
 /** Return the body typed, or throw a 400 ProxyError whose message and `param` name the offending field. */
 export function validateMessagesBody(body: unknown): MessagesBody {
   if (!isObject(body)) throw badRequest('request body must be a JSON object');
-  const { messages, model, stream, system, tools, tool_choice: toolChoice, stop_sequences: stops, max_tokens: maxTokens } = body;
+  const {
+    messages,
+    model,
+    stream,
+    system,
+    tools,
+    tool_choice: toolChoice,
+    stop_sequences: stops,
+    max_tokens: maxTokens,
+  } = body;
   if (messages === undefined) throw badRequest('messages: Field required', 'messages');
-  if (!Array.isArray(messages) || messages.length === 0) throw badRequest('messages: must be a non-empty array', 'messages');
+  if (!Array.isArray(messages) || messages.length === 0)
+    throw badRequest('messages: must be a non-empty array', 'messages');
   messages.forEach(validateMessage);
   if (model !== undefined && typeof model !== 'string') throw badRequest('model: must be a string', 'model');
   if (stream !== undefined && typeof stream !== 'boolean') throw badRequest('stream: must be a boolean', 'stream');
@@ -81,15 +91,19 @@ function validateBlocks(blocks: unknown, at: string): void {
   if (!Array.isArray(blocks)) throw badRequest(`${at}: must be a string or an array of content blocks`, at);
   blocks.forEach((block, j) => {
     const here = `${at}.${j}`;
-    if (!isObject(block) || typeof block.type !== 'string') throw badRequest(`${here}: must be a content block with a string type`, here);
-    if (block.type === 'text' && typeof block.text !== 'string') throw badRequest(`${here}.text: must be a string`, `${here}.text`);
+    if (!isObject(block) || typeof block.type !== 'string')
+      throw badRequest(`${here}: must be a content block with a string type`, here);
+    if (block.type === 'text' && typeof block.text !== 'string')
+      throw badRequest(`${here}.text: must be a string`, `${here}.text`);
     if (block.type === 'tool_use') {
       if (typeof block.id !== 'string') throw badRequest(`${here}.id: must be a string`, `${here}.id`);
       if (typeof block.name !== 'string') throw badRequest(`${here}.name: must be a string`, `${here}.name`);
-      if (block.input !== undefined && !isObject(block.input)) throw badRequest(`${here}.input: must be an object`, `${here}.input`);
+      if (block.input !== undefined && !isObject(block.input))
+        throw badRequest(`${here}.input: must be an object`, `${here}.input`);
     }
     if (block.type === 'tool_result') {
-      if (typeof block.tool_use_id !== 'string') throw badRequest(`${here}.tool_use_id: must be a string`, `${here}.tool_use_id`);
+      if (typeof block.tool_use_id !== 'string')
+        throw badRequest(`${here}.tool_use_id: must be a string`, `${here}.tool_use_id`);
       const content = block.content;
       if (content !== undefined && typeof content !== 'string') validateBlocks(content, `${here}.content`);
     }
@@ -101,7 +115,8 @@ function validateTools(tools: unknown): void {
   tools.forEach((tool, i) => {
     const at = `tools.${i}`;
     if (!isObject(tool)) throw badRequest(`${at}: must be an object`, at);
-    if (typeof tool.name !== 'string' || tool.name === '') throw badRequest(`${at}.name: must be a non-empty string`, `${at}.name`);
+    if (typeof tool.name !== 'string' || tool.name === '')
+      throw badRequest(`${at}.name: must be a non-empty string`, `${at}.name`);
     if (tool.input_schema !== undefined && !isObject(tool.input_schema)) {
       throw badRequest(`${at}.input_schema: must be an object`, `${at}.input_schema`);
     }
@@ -112,7 +127,8 @@ function validateTools(tools: unknown): void {
 export function toChatBody(body: MessagesBody): ConvertedChat {
   const chat: ConvertedChat = { messages: [] };
   if (body.model !== undefined) chat.model = body.model;
-  if (body.system !== undefined && body.system !== null) chat.messages.push({ role: 'system', content: systemText(body.system) });
+  if (body.system !== undefined && body.system !== null)
+    chat.messages.push({ role: 'system', content: systemText(body.system) });
   for (const message of body.messages) chat.messages.push(...convertMessage(message));
   if (Array.isArray(body.tools)) chat.tools = body.tools.map(convertTool);
   const choice = isObject(body.tool_choice) ? body.tool_choice.type : undefined;
@@ -124,7 +140,8 @@ export function toChatBody(body: MessagesBody): ConvertedChat {
     if (body[key] !== undefined) chat[key] = body[key];
   }
   const thinking = isObject(body.thinking) ? body.thinking : undefined;
-  if (thinking?.type === 'enabled') chat.thinking_budget_tokens = Number.isInteger(thinking.budget_tokens) ? thinking.budget_tokens : 10000;
+  if (thinking?.type === 'enabled')
+    chat.thinking_budget_tokens = Number.isInteger(thinking.budget_tokens) ? thinking.budget_tokens : 10000;
   if (body.stream === true) chat.timings_per_token = true;
   return chat;
 }
@@ -133,7 +150,10 @@ export function toChatBody(body: MessagesBody): ConvertedChat {
 function systemText(system: unknown): string {
   if (typeof system === 'string') return normaliseBillingHeader(system);
   if (!Array.isArray(system)) return '';
-  return system.filter((b) => isObject(b) && b.type === 'text').map((b) => normaliseBillingHeader(String((b as Json).text ?? ''))).join('');
+  return system
+    .filter((b) => isObject(b) && b.type === 'text')
+    .map((b) => normaliseBillingHeader(String((b as Json).text ?? '')))
+    .join('');
 }
 
 const BILLING_HEADER = 'x-anthropic-billing-header:';
@@ -169,7 +189,11 @@ function convertMessage(message: Json): Json[] {
       const url = imageUrl(block.source);
       if (url !== undefined) parts.push({ type: 'image_url', image_url: { url } });
     } else if (block.type === 'tool_use') {
-      toolCalls.push({ id: block.id, type: 'function', function: { name: block.name, arguments: JSON.stringify(block.input ?? {}) } });
+      toolCalls.push({
+        id: block.id,
+        type: 'function',
+        function: { name: block.name, arguments: JSON.stringify(block.input ?? {}) },
+      });
     } else if (block.type === 'tool_result') {
       toolResults.push({ role: 'tool', tool_call_id: block.tool_use_id, content: toolResultContent(block.content) });
     }
@@ -186,7 +210,8 @@ function convertMessage(message: Json): Json[] {
 
 function imageUrl(source: unknown): string | undefined {
   if (!isObject(source)) return undefined;
-  if (source.type === 'base64') return `data:${typeof source.media_type === 'string' ? source.media_type : 'image/jpeg'};base64,${String(source.data ?? '')}`;
+  if (source.type === 'base64')
+    return `data:${typeof source.media_type === 'string' ? source.media_type : 'image/jpeg'};base64,${String(source.data ?? '')}`;
   if (source.type === 'url') return String(source.url ?? '');
   return undefined;
 }

@@ -25,10 +25,16 @@ export function stopReason(finishReason: unknown, hasToolCalls: boolean): string
 export function usageOf(timings: unknown, usage: unknown): AnthropicUsage {
   const t = (typeof timings === 'object' && timings !== null ? timings : {}) as Json;
   const u = (typeof usage === 'object' && usage !== null ? usage : {}) as Json;
-  const details = (typeof u.prompt_tokens_details === 'object' && u.prompt_tokens_details !== null ? u.prompt_tokens_details : {}) as Json;
+  const details = (
+    typeof u.prompt_tokens_details === 'object' && u.prompt_tokens_details !== null ? u.prompt_tokens_details : {}
+  ) as Json;
   const cached = num(t.cache_n) ?? num(details.cached_tokens) ?? 0;
   const input = num(t.prompt_n) ?? Math.max(0, (num(u.prompt_tokens) ?? cached) - cached);
-  return { input_tokens: input, cache_read_input_tokens: cached, output_tokens: num(u.completion_tokens) ?? num(t.predicted_n) ?? 0 };
+  return {
+    input_tokens: input,
+    cache_read_input_tokens: cached,
+    output_tokens: num(u.completion_tokens) ?? num(t.predicted_n) ?? 0,
+  };
 }
 
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
@@ -52,7 +58,8 @@ export function chatToMessage(chat: Json): Json {
   if (typeof message.reasoning_content === 'string' && message.reasoning_content !== '') {
     content.push({ type: 'thinking', thinking: message.reasoning_content, signature: '' });
   }
-  if (typeof message.content === 'string' && message.content !== '') content.push({ type: 'text', text: message.content });
+  if (typeof message.content === 'string' && message.content !== '')
+    content.push({ type: 'text', text: message.content });
   const calls = Array.isArray(message.tool_calls) ? (message.tool_calls as Json[]) : [];
   for (const call of calls) {
     const fn = (call.function ?? {}) as Json;

@@ -59,7 +59,8 @@ export class AnthropicStream implements StreamConversion {
     let out = this.tail.trim() === '' ? '' : this.frame(this.tail);
     this.tail = '';
     // A backend stream that stopped before its finish is not a complete answer: say so rather than end quietly.
-    if (!this.finished && this.finishReason === undefined) out += this.error('the backend stream ended before the answer was complete');
+    if (!this.finished && this.finishReason === undefined)
+      out += this.error('the backend stream ended before the answer was complete');
     else out += this.finish();
     return out;
   }
@@ -71,7 +72,11 @@ export class AnthropicStream implements StreamConversion {
   }
 
   private frame(frame: string): string {
-    const data = frame.split(/\r?\n/).filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trimStart()).join('\n');
+    const data = frame
+      .split(/\r?\n/)
+      .filter((l) => l.startsWith('data:'))
+      .map((l) => l.slice(5).trimStart())
+      .join('\n');
     if (data === '' || this.finished) return '';
     if (data.trim() === '[DONE]') return this.finish();
     let event: Json;
@@ -92,7 +97,8 @@ export class AnthropicStream implements StreamConversion {
     if (typeof delta.reasoning_content === 'string' && delta.reasoning_content !== '') {
       out += this.blockDelta('thinking', { type: 'thinking_delta', thinking: delta.reasoning_content });
     }
-    if (typeof delta.content === 'string' && delta.content !== '') out += this.blockDelta('text', { type: 'text_delta', text: delta.content });
+    if (typeof delta.content === 'string' && delta.content !== '')
+      out += this.blockDelta('text', { type: 'text_delta', text: delta.content });
     if (Array.isArray(delta.tool_calls)) for (const call of delta.tool_calls as Json[]) out += this.toolDelta(call);
     if (choice.finish_reason !== null && choice.finish_reason !== undefined) {
       out += this.start();
@@ -114,14 +120,22 @@ export class AnthropicStream implements StreamConversion {
       model: this.model,
       stop_reason: null,
       stop_sequence: null,
-      usage: { cache_read_input_tokens: usage.cache_read_input_tokens, input_tokens: usage.input_tokens, output_tokens: 0 },
+      usage: {
+        cache_read_input_tokens: usage.cache_read_input_tokens,
+        input_tokens: usage.input_tokens,
+        output_tokens: 0,
+      },
     };
     return sseEvent('message_start', { type: 'message_start', message }) + sseEvent('ping', { type: 'ping' });
   }
 
   private blockDelta(kind: 'thinking' | 'text', delta: Json): string {
     let out = this.start();
-    if (this.open?.kind !== kind) out += this.openBlock(kind, kind === 'thinking' ? { type: 'thinking', thinking: '' } : { type: 'text', text: '' });
+    if (this.open?.kind !== kind)
+      out += this.openBlock(
+        kind,
+        kind === 'thinking' ? { type: 'thinking', thinking: '' } : { type: 'text', text: '' },
+      );
     return out + sseEvent('content_block_delta', { type: 'content_block_delta', index: this.open!.index, delta });
   }
 
@@ -136,7 +150,11 @@ export class AnthropicStream implements StreamConversion {
       this.toolBlocks.set(toolIndex, index);
     }
     if (typeof fn.arguments === 'string' && fn.arguments !== '') {
-      out += sseEvent('content_block_delta', { type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json: fn.arguments } });
+      out += sseEvent('content_block_delta', {
+        type: 'content_block_delta',
+        index,
+        delta: { type: 'input_json_delta', partial_json: fn.arguments },
+      });
     }
     return out;
   }
@@ -144,16 +162,28 @@ export class AnthropicStream implements StreamConversion {
   private openBlock(kind: OpenBlock['kind'], contentBlock: Json): string {
     const out = this.closeBlock();
     this.open = { kind, index: this.nextIndex++ };
-    return out + sseEvent('content_block_start', { type: 'content_block_start', index: this.open.index, content_block: contentBlock });
+    return (
+      out +
+      sseEvent('content_block_start', {
+        type: 'content_block_start',
+        index: this.open.index,
+        content_block: contentBlock,
+      })
+    );
   }
 
   private closeBlock(): string {
     const open = this.open;
     if (!open) return '';
     this.open = undefined;
-    const signature = open.kind === 'thinking'
-      ? sseEvent('content_block_delta', { type: 'content_block_delta', index: open.index, delta: { type: 'signature_delta', signature: '' } })
-      : '';
+    const signature =
+      open.kind === 'thinking'
+        ? sseEvent('content_block_delta', {
+            type: 'content_block_delta',
+            index: open.index,
+            delta: { type: 'signature_delta', signature: '' },
+          })
+        : '';
     return signature + sseEvent('content_block_stop', { type: 'content_block_stop', index: open.index });
   }
 
@@ -165,14 +195,19 @@ export class AnthropicStream implements StreamConversion {
     out += sseEvent('message_delta', {
       type: 'message_delta',
       delta: { stop_reason: stopReason(this.finishReason, this.toolBlocks.size > 0), stop_sequence: null },
-      usage: { output_tokens: usage.output_tokens, input_tokens: usage.input_tokens, cache_read_input_tokens: usage.cache_read_input_tokens },
+      usage: {
+        output_tokens: usage.output_tokens,
+        input_tokens: usage.input_tokens,
+        cache_read_input_tokens: usage.cache_read_input_tokens,
+      },
     });
     return out + sseEvent('message_stop', { type: 'message_stop' });
   }
 
   private backendError(error: unknown): string {
     const inner = (typeof error === 'object' && error !== null ? error : {}) as Json;
-    const message = typeof inner.message === 'string' ? inner.message : typeof error === 'string' ? error : 'backend error';
+    const message =
+      typeof inner.message === 'string' ? inner.message : typeof error === 'string' ? error : 'backend error';
     const status = typeof inner.code === 'number' ? inner.code : 500;
     if (this.finished) return '';
     this.finished = true;

@@ -39,9 +39,15 @@ function promptText(prompt: unknown): string {
     if (only !== undefined) return only;
   }
   if (Array.isArray(prompt) && prompt.length > 1 && prompt.every((p) => singlePrompt(p) !== undefined)) {
-    throw badRequest("'prompt' holds several prompts; proxycache pins one prompt per request to a slot: send one request per prompt", 'prompt');
+    throw badRequest(
+      "'prompt' holds several prompts; proxycache pins one prompt per request to a slot: send one request per prompt",
+      'prompt',
+    );
   }
-  throw badRequest("'prompt' must be a string, a list of token ids (or of strings and token ids), or a list holding one such prompt", 'prompt');
+  throw badRequest(
+    "'prompt' must be a string, a list of token ids (or of strings and token ids), or a list holding one such prompt",
+    'prompt',
+  );
 }
 
 function singlePrompt(p: unknown): string | undefined {
@@ -56,6 +62,10 @@ function singlePrompt(p: unknown): string | undefined {
 
 /** Token ids, or llama-server's mixed list of strings and ids (one prompt: it holds at least one id). */
 function isTokenList(p: unknown): p is Array<number | string> {
-  return Array.isArray(p) && p.length > 0 && p.some((t) => typeof t === 'number') &&
-    p.every((t) => (typeof t === 'number' && Number.isInteger(t)) || typeof t === 'string');
+  return (
+    Array.isArray(p) &&
+    p.length > 0 &&
+    p.some((t) => typeof t === 'number') &&
+    p.every((t) => (typeof t === 'number' && Number.isInteger(t)) || typeof t === 'string')
+  );
 }

@@ -30,10 +30,12 @@ export const infillAdapter: GenerationAdapter = {
 /** Each extra chunk as `filename\ntext`, or a 400 naming the bad chunk. */
 function extraTexts(extra: unknown): string[] {
   if (extra === undefined) return [];
-  if (!Array.isArray(extra)) throw badRequest("'input_extra' must be an array of {\"filename\": string, \"text\": string}", 'input_extra');
+  if (!Array.isArray(extra))
+    throw badRequest('\'input_extra\' must be an array of {"filename": string, "text": string}', 'input_extra');
   return extra.map((chunk, i) => {
     const where = `input_extra[${i}]`;
-    if (typeof chunk !== 'object' || chunk === null || Array.isArray(chunk)) throw badRequest(`'${where}' must be an object`, where);
+    if (typeof chunk !== 'object' || chunk === null || Array.isArray(chunk))
+      throw badRequest(`'${where}' must be an object`, where);
     const c = chunk as Record<string, unknown>;
     const text = requiredString(c, 'text', `${where}.text`);
     const filename = optionalString(c, 'filename', `${where}.filename`);

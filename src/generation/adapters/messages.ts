@@ -19,12 +19,17 @@ const JSON_TYPE = 'application/json; charset=utf-8';
 /** Whole answers: a chat completion becomes a message; an error status keeps its status in Anthropic's shape. */
 const messagesAnswer: AnswerConversion = {
   whole({ status, body }) {
-    if (status >= 400) return { status, body: JSON.stringify(backendErrorToAnthropic(status, body)), contentType: JSON_TYPE };
+    if (status >= 400)
+      return { status, body: JSON.stringify(backendErrorToAnthropic(status, body)), contentType: JSON_TYPE };
     let chat: Record<string, unknown>;
     try {
       chat = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
     } catch {
-      return { status: 502, body: JSON.stringify(backendErrorToAnthropic(502, Buffer.from('the backend answered with invalid JSON'))), contentType: JSON_TYPE };
+      return {
+        status: 502,
+        body: JSON.stringify(backendErrorToAnthropic(502, Buffer.from('the backend answered with invalid JSON'))),
+        contentType: JSON_TYPE,
+      };
     }
     return { status, body: JSON.stringify(chatToMessage(chat)), contentType: JSON_TYPE };
   },
@@ -36,7 +41,8 @@ const messagesAnswer: AnswerConversion = {
  * `x-claude-code-session-id`); older versions `user_…_account_…_session_<id>`. Any other id is taken as it is.
  */
 export function messagesSession(metadata: unknown): string | undefined {
-  const userId = typeof metadata === 'object' && metadata !== null ? (metadata as { user_id?: unknown }).user_id : undefined;
+  const userId =
+    typeof metadata === 'object' && metadata !== null ? (metadata as { user_id?: unknown }).user_id : undefined;
   if (typeof userId !== 'string' || userId.trim() === '') return undefined;
   try {
     const parsed = JSON.parse(userId) as { session_id?: unknown } | null;

@@ -22,7 +22,11 @@ export const responsesAdapter: GenerationAdapter = {
     const session = optionalString(body, 'prompt_cache_key');
     return {
       model,
-      parts: withToolsPart(partsOf([instructions, ...inputTexts(body.input)]), instructions !== undefined && instructions.trim() !== '', body.tools),
+      parts: withToolsPart(
+        partsOf([instructions, ...inputTexts(body.input)]),
+        instructions !== undefined && instructions.trim() !== '',
+        body.tools,
+      ),
       stream,
       cachePromptOff: body.cache_prompt === false,
       ...(session !== undefined && { session }),
@@ -36,7 +40,8 @@ function inputTexts(input: unknown): string[] {
   if (typeof input === 'string') return [input];
   if (!Array.isArray(input)) throw badRequest("'input' must be a string or an array of objects", 'input');
   return input.map((item, i) => {
-    if (typeof item !== 'object' || item === null || Array.isArray(item)) throw badRequest(`'input[${i}]' must be an object`, `input[${i}]`);
+    if (typeof item !== 'object' || item === null || Array.isArray(item))
+      throw badRequest(`'input[${i}]' must be an object`, `input[${i}]`);
     return itemText(item as Record<string, unknown>);
   });
 }
