@@ -30,6 +30,8 @@ export interface SlotActionCounts {
   /** Slot actions the proxy logged as failed (counted from its logs only). */
   failedSaves?: number;
   failedRestores?: number;
+  /** Growth over an entry on disk that evictions let go unsaved (`evict_skip.unsaved_tokens`, smart policy). */
+  skippedGrowthTokens?: number;
 }
 
 export interface BackendUnderTest {

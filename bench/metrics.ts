@@ -17,6 +17,11 @@ export interface ConfigMetrics {
   bytes_written: number;
   bytes_read: number;
   disk_bytes_final: number;
+  /**
+   * Growth the proxy chose to let go at evictions rather than save (smart policy's re-save economics): an upper
+   * bound of what it prefills above the ideal on purpose, since a later turn prefills that growth again.
+   */
+  skipped_growth_tokens: number;
   proxy_cpu_s: number;
   proxy_rss_mb: number;
   /** agents workload only (simulator): the main conversations' prefill and what side requests displaced. */
@@ -130,6 +135,7 @@ export function summarize(
     bytes_written: actions.bytesWritten,
     bytes_read: actions.bytesRead,
     disk_bytes_final: proc.disk,
+    skipped_growth_tokens: actions.skippedGrowthTokens ?? 0,
     proxy_cpu_s: round(proc.cpu),
     proxy_rss_mb: round(proc.rss),
   };

@@ -103,6 +103,8 @@ interface CacheOp {
  * them by field, not by message, so that a new kind of save is counted too.
  */
 function countSlotActions(entry: Record<string, unknown>, counts: SlotActionCounts): void {
+  const skipped = (entry.evict_skip as { unsaved_tokens?: unknown } | undefined)?.unsaved_tokens;
+  if (typeof skipped === 'number') counts.skippedGrowthTokens = (counts.skippedGrowthTokens ?? 0) + skipped;
   const saves = [entry.evict_save, entry.save, ...(Array.isArray(entry.clearing_saves) ? entry.clearing_saves : [])];
   const restores = [entry.restore];
   for (const op of saves as Array<CacheOp | undefined>) {

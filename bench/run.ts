@@ -195,7 +195,11 @@ async function runConfig(
     ...(backend.cacheDir !== undefined && { CACHE_DIR: backend.cacheDir }),
   };
   let proxy: ProxyProcess | undefined = proxyEnv ? await startProxyProcess(proxyEnv) : undefined;
-  const usage = { cpu: 0, rss: 0, actions: { saves: 0, restores: 0, bytesWritten: 0, bytesRead: 0 } };
+  const usage: { cpu: number; rss: number; actions: SlotActionCounts } = {
+    cpu: 0,
+    rss: 0,
+    actions: { saves: 0, restores: 0, bytesWritten: 0, bytesRead: 0 },
+  };
   const retireProxy = async () => {
     if (!proxy) return;
     usage.cpu += await proxy.cpuSeconds();
@@ -224,7 +228,11 @@ async function runConfig(
     const wall = performance.now() - started;
     await retireProxy();
     ownFiles = await cacheKeysIn(metaDir);
-    const actions = backend.counts() ?? usage.actions;
+    // The simulator counts the slot actions itself; what the proxy let go only its logs say.
+    const counted = backend.counts();
+    const actions = counted
+      ? { ...counted, skippedGrowthTokens: usage.actions.skippedGrowthTokens ?? 0 }
+      : usage.actions;
     const disk = await backend.diskBytes(ownFiles);
     const metrics = summarize(workload, results, actions, cost.timeScale, wall, {
       cpu: usage.cpu,
@@ -248,6 +256,7 @@ function addCounts(into: SlotActionCounts, more: SlotActionCounts): void {
   into.restores += more.restores;
   into.bytesWritten += more.bytesWritten;
   into.bytesRead += more.bytesRead;
+  into.skippedGrowthTokens = (into.skippedGrowthTokens ?? 0) + (more.skippedGrowthTokens ?? 0);
 }
 
 /** The cache keys a config's proxy has metas for: the slot files it wrote and kept. */

@@ -92,5 +92,20 @@ describe('completions, infill and responses pinned on a real llama-server', { sk
     assert.equal(l4.api, 'infill');
     assert.equal(infill.id_slot, l4.slot);
     assert.equal(selectedById(stack).at(-1), l4.slot);
+
+    // llama-server's own completion route, with token ids (the prompt a script sends after tokenizing).
+    mark = stack.logs.lines.length;
+    const tokens = Array.from({ length: 600 }, (_, i) => 100 + (i % 200));
+    const native = await fetch(`${stack.url}/completion`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: tokens, n_predict: 3, temperature: 0 }),
+    });
+    assert.equal(native.status, 200);
+    const answer = (await native.json()) as { id_slot: number };
+    const l5 = await lineAfter(stack, mark);
+    assert.equal(l5.api, 'completion');
+    assert.equal(answer.id_slot, l5.slot);
+    assert.equal(selectedById(stack).at(-1), l5.slot);
   });
 });
