@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/index.js';
 import type { ResaveRent } from './resave-rent.js';
 import type { RestoreEconomics } from './restore-economics.js';
-import { NEVER_SKIP, skipSaveBy } from './save-skip.js';
+import { NEVER_SKIP, skipBelowFloor, skipWhenCheaperToPrefill } from './save-skip.js';
 import type { SkipSave } from './save-skip.js';
 import { saveOnShutdown } from './shutdown-saves.js';
 import type { ShutdownSaveDeps } from './shutdown-saves.js';
@@ -96,9 +96,14 @@ function alwaysPolicy(): SavePolicy {
 
 function smartPolicy(deps: SavePolicyDeps): SavePolicy {
   const { economics, log } = deps;
-  const skipSave = skipSaveBy({ minNewTokens: deps.minNewTokens, onDisk: deps.onDisk, economics, rent: deps.rent });
+  const skipSave = skipWhenCheaperToPrefill({
+    minNewTokens: deps.minNewTokens,
+    onDisk: deps.onDisk,
+    economics,
+    rent: deps.rent,
+  });
   // In the idle time nobody waits for a save: only the SAVE_MIN_NEW_TOKENS floor lets content go.
-  const floorOnly = skipSaveBy({ minNewTokens: deps.minNewTokens, onDisk: deps.onDisk });
+  const floorOnly = skipBelowFloor({ minNewTokens: deps.minNewTokens, onDisk: deps.onDisk });
   return {
     name: 'smart',
     skipSave,

@@ -12,18 +12,20 @@ export type SkipReason = 'below SAVE_MIN_NEW_TOKENS' | 'cheaper to prefill';
 /** Why unsaved big content may be overwritten without a save; undefined when it must be saved first. */
 export type SkipSave = (content: SlotContent) => SkipReason | undefined;
 
-export interface SkipRules {
+/** The floor: what may go whoever waits, or nobody (idle-time saves, shutdown). */
+export interface FloorRules {
   /** SAVE_MIN_NEW_TOKENS: growth below this many tokens is never saved. */
   minNewTokens: number;
   /** Whether the entry `key` is still on disk: a parent that cleanup or lineage removed restores nothing. */
   onDisk: (key: string) => boolean;
-  /**
-   * Where a request waits for the save (eviction, model swap): also skip while prefilling the growth again would
-   * cost less than writing the whole slot now. Absent (shutdown, which delays no request): the floor only.
-   */
-  economics?: Pick<RestoreEconomics, 'resaveWorthIt'>;
-  /** With `economics`: the growth already given up over the same entry counts as rent paid (see resave-rent.ts). */
-  rent?: Pick<ResaveRent, 'paidOver'>;
+}
+
+/** Where a request waits for the save (eviction, model swap): the floor, and the re-save economics. */
+export interface EconomicRules extends FloorRules {
+  /** Skip while prefilling the growth again would cost less than writing the whole slot now. */
+  economics: Pick<RestoreEconomics, 'resaveWorthIt'>;
+  /** The growth already given up over the same entry counts as rent paid (see resave-rent.ts). */
+  rent: Pick<ResaveRent, 'paidOver'>;
 }
 
 /** The content's tokens and those it added to its parent entry, when the parent is on disk and both are known. */
@@ -40,16 +42,24 @@ function growthOverParent(
 /** Every unsaved big content is saved before it is overwritten (the seed, and an operator's "save now"). */
 export const NEVER_SKIP: SkipSave = () => undefined;
 
-/** The smart policy's SkipSave under these rules. */
-export function skipSaveBy(rules: SkipRules): SkipSave {
+/** Growth below SAVE_MIN_NEW_TOKENS goes; the rest is saved (nobody waits for the save, so it is always worth it). */
+export function skipBelowFloor(rules: FloorRules): SkipSave {
   return (content) => {
     const growth = growthOverParent(content, rules.onDisk);
+    return growth && growth.unsaved < rules.minNewTokens ? 'below SAVE_MIN_NEW_TOKENS' : undefined;
+  };
+}
+
+/** The floor, then growth whose prefill (with the rent already paid over its entry) costs less than the save. */
+export function skipWhenCheaperToPrefill(rules: EconomicRules): SkipSave {
+  const floor = skipBelowFloor(rules);
+  return (content) => {
+    const belowFloor = floor(content);
+    if (belowFloor) return belowFloor;
+    const growth = growthOverParent(content, rules.onDisk);
     if (!growth) return undefined;
-    if (growth.unsaved < rules.minNewTokens) return 'below SAVE_MIN_NEW_TOKENS';
-    const lost = growth.unsaved + (rules.rent?.paidOver(content.parentKey!) ?? 0);
-    if (rules.economics && !rules.economics.resaveWorthIt(content.model, growth.tokens, lost))
-      return 'cheaper to prefill';
-    return undefined;
+    const lost = growth.unsaved + rules.rent.paidOver(content.parentKey!);
+    return rules.economics.resaveWorthIt(content.model, growth.tokens, lost) ? undefined : 'cheaper to prefill';
   };
 }
 

@@ -5,7 +5,7 @@
  * side, so a backend that hangs holds up only its own slots. The shutdown deadline stops them through `signal`.
  */
 import type { Logger } from 'pino';
-import { skipSaveBy } from './save-skip.js';
+import { skipBelowFloor } from './save-skip.js';
 import type { SkipSave } from './save-skip.js';
 import type { SlotCache } from './slot-cache.js';
 import { unsavedBigContent } from './slot-planner.js';
@@ -73,5 +73,5 @@ export function unsavedAtShutdown(deps: ShutdownSaveDeps): UnsavedSlot[] {
 }
 
 function shutdownSkipSave(deps: ShutdownSaveDeps): SkipSave {
-  return skipSaveBy({ minNewTokens: deps.minNewTokens, onDisk: deps.onDisk });
+  return skipBelowFloor({ minNewTokens: deps.minNewTokens, onDisk: deps.onDisk });
 }

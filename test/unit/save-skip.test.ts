@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { noteSkipped, skipSaveBy, skipSummary } from '../../src/slots/save-skip.js';
+import { noteSkipped, skipBelowFloor, skipSummary, skipWhenCheaperToPrefill } from '../../src/slots/save-skip.js';
 import { ResaveRent } from '../../src/slots/resave-rent.js';
 import type { SlotContent } from '../../src/slots/slot-state.js';
 
@@ -21,16 +21,18 @@ function neverResave() {
 }
 
 const grown = { parentKey: 'k1', parentTokens: 10_000, nTokens: 11_000 };
+/** No rent paid over any entry yet. */
+const noRent = { paidOver: () => 0 };
 
-describe('skipSaveBy', () => {
+describe('skipWhenCheaperToPrefill and skipBelowFloor', () => {
   it('always saves content with no entry on disk behind it, whatever the costs', () => {
     const economics = neverResave();
-    const skip = skipSaveBy({ minNewTokens: 256, onDisk: () => true, economics });
+    const skip = skipWhenCheaperToPrefill({ minNewTokens: 256, onDisk: () => true, economics, rent: noRent });
     assert.equal(skip(content()), undefined, 'no parent');
     assert.equal(skip(content({ ...grown, parentTokens: undefined })), undefined, "parent's tokens unknown");
     assert.equal(skip(content({ ...grown, nTokens: undefined })), undefined, 'own tokens unknown');
     assert.equal(
-      skipSaveBy({ minNewTokens: 256, onDisk: () => false, economics })(content(grown)),
+      skipWhenCheaperToPrefill({ minNewTokens: 256, onDisk: () => false, economics, rent: noRent })(content(grown)),
       undefined,
       'parent no longer on disk',
     );
@@ -39,22 +41,32 @@ describe('skipSaveBy', () => {
 
   it('lets growth below SAVE_MIN_NEW_TOKENS go without asking the costs', () => {
     const economics = neverResave();
-    const skip = skipSaveBy({ minNewTokens: 256, onDisk: (key) => key === 'k1', economics });
+    const skip = skipWhenCheaperToPrefill({
+      minNewTokens: 256,
+      onDisk: (key: string) => key === 'k1',
+      economics,
+      rent: noRent,
+    });
     assert.equal(skip(content({ ...grown, nTokens: 10_255 })), 'below SAVE_MIN_NEW_TOKENS');
     assert.deepEqual(economics.asked, []);
   });
 
   it('above the floor, lets the growth go when the costs say prefilling it again is cheaper', () => {
     const economics = neverResave();
-    const skip = skipSaveBy({ minNewTokens: 256, onDisk: () => true, economics });
+    const skip = skipWhenCheaperToPrefill({ minNewTokens: 256, onDisk: () => true, economics, rent: noRent });
     assert.equal(skip(content(grown)), 'cheaper to prefill');
     assert.deepEqual(economics.asked, [['m', 11_000, 1000]], 'asked with the whole slot and its growth');
-    const worthIt = skipSaveBy({ minNewTokens: 256, onDisk: () => true, economics: { resaveWorthIt: () => true } });
+    const worthIt = skipWhenCheaperToPrefill({
+      minNewTokens: 256,
+      onDisk: () => true,
+      economics: { resaveWorthIt: () => true },
+      rent: noRent,
+    });
     assert.equal(worthIt(content(grown)), undefined);
   });
 
-  it('without economics (shutdown) only the floor applies', () => {
-    const skip = skipSaveBy({ minNewTokens: 256, onDisk: () => true });
+  it('the floor alone (idle time, shutdown: nobody waits for the save)', () => {
+    const skip = skipBelowFloor({ minNewTokens: 256, onDisk: () => true });
     assert.equal(skip(content(grown)), undefined);
     assert.equal(skip(content({ ...grown, nTokens: 10_100 })), 'below SAVE_MIN_NEW_TOKENS');
   });
@@ -75,7 +87,7 @@ describe('resave rent (ski rental over repeated evictions)', () => {
     // Saving the whole 10,000-token slot costs as much as prefilling 2,000 tokens (0.05 vs 0.25 ms per token).
     const economics = { resaveWorthIt: (_m: string, total: number, lost: number) => lost * 0.25 >= total * 0.05 };
     const rent = new ResaveRent();
-    const skip = skipSaveBy({ minNewTokens: 0, onDisk: () => true, economics, rent });
+    const skip = skipWhenCheaperToPrefill({ minNewTokens: 0, onDisk: () => true, economics, rent });
     const evict = (nTokens: number) => {
       const c = content({ parentKey: 'k1', parentTokens: 10_000, nTokens });
       const reason = skip(c);
@@ -88,7 +100,7 @@ describe('resave rent (ski rental over repeated evictions)', () => {
     // ...and 800 already paid + 1,500 at stake reach the save's worth: saved, though 1,500 alone would be skipped.
     assert.equal(evict(11_500), undefined);
     assert.equal(
-      skipSaveBy({ minNewTokens: 0, onDisk: () => true, economics })(
+      skipWhenCheaperToPrefill({ minNewTokens: 0, onDisk: () => true, economics, rent: noRent })(
         content({ parentKey: 'k1', parentTokens: 10_000, nTokens: 11_500 }),
       ),
       'cheaper to prefill',

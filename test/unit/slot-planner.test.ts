@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { NEVER_SKIP, skipSaveBy } from '../../src/slots/save-skip.js';
+import { NEVER_SKIP, skipBelowFloor } from '../../src/slots/save-skip.js';
 import { SEED } from '../support/seed-plan.js';
 import { planSlot, unsavedBigContent } from '../../src/slots/slot-planner.js';
 import type { DiskMatch, SlotContent, SlotRequest, SlotState } from '../../src/slots/slot-state.js';
@@ -135,7 +135,7 @@ describe('planSlot, smart policy', () => {
   });
 
   it('skips the eviction save of content that grew by less than SAVE_MIN_NEW_TOKENS since its entry on disk', () => {
-    const skipSave = skipSaveBy({ minNewTokens: 256, onDisk: () => true });
+    const skipSave = skipBelowFloor({ minNewTokens: 256, onDisk: () => true });
     const grownLittle = content('turn2', ['q'], {
       saved: false,
       parentKey: 'turn1',
