@@ -8,7 +8,7 @@
  *   `leaveLaunchGateWhenRunning` keep such launches one at a time.
  */
 import type { PromptAnalysis } from '../prompt/prompt-analysis.js';
-import { judgeSlot, parseSlots, slotProcessing } from '../slots/slot-check.js';
+import { judgeSlot, parseSlots, slotProcessing, slotTokensLeft } from '../slots/slot-check.js';
 import type { GatePass } from '../slots/launch-gate.js';
 import type { ObservedSlots, SlotVerdict } from '../slots/slot-check.js';
 import type { DiskMatch, SlotContent, SlotPlan, SlotState } from '../slots/slot-state.js';
@@ -154,7 +154,9 @@ const MAX_SAVE_ROUNDS = 4;
 /**
  * A task of ours may have ended on the server a moment before the proxy has read the end of its answer: the launch
  * about to happen would clear that slot before its content could be recorded and saved. `GET /slots` shows such
- * tasks (no longer processing); their requests are given a moment to end. True when there were some.
+ * tasks (no longer processing), and tasks a few tokens from their `n_predict`, which would end while the server
+ * takes up the launch (one iteration of its loop: a decode step, or a whole prefill batch); their requests are given
+ * a moment to end. True when there were some. A task that stops at an end-of-generation token cannot be foreseen.
  */
 async function letFinishedTasksEnd(deps: SlotTruthDeps, plan: SlotPlan, model: string): Promise<boolean> {
   const backend = deps.backends.at(plan.slot.backend);
@@ -163,10 +165,20 @@ async function letFinishedTasksEnd(deps: SlotTruthDeps, plan: SlotPlan, model: s
     .filter((slot) => slot.backend === backend.index && slot !== plan.slot && backend.behaviour.launched(slot));
   if (ours.length === 0) return false;
   const body = await backend.client.slots(model, SLOTS_TIMEOUT_MS);
-  const finished = ours.filter((slot) => slotProcessing(body, slot.id) === false);
+  const finished = ours.filter((slot) => {
+    if (slotProcessing(body, slot.id) === false) return true;
+    const left = slotTokensLeft(body, slot.id);
+    return left !== undefined && left <= FINISHING_SOON_TOKENS;
+  });
   await Promise.all(finished.map((slot) => backend.behaviour.whenEnded(slot, FINISHING_WAIT_MS)));
   return finished.length > 0;
 }
+
+/**
+ * A generating task this close to its `n_predict` counts as finishing: a few decode steps (milliseconds on a GPU or
+ * a small model, a fraction of a second on a slow one) against a lost conversation prefilled again.
+ */
+const FINISHING_SOON_TOKENS = 16;
 
 /** How long a request whose task the server has finished may take to reach its end at the proxy. */
 const FINISHING_WAIT_MS = 500;

@@ -35,6 +35,22 @@ export function slotProcessing(body: unknown, id: number): boolean | undefined {
   return entry?.is_processing === true;
 }
 
+/**
+ * The tokens a slot's task still generates before it reaches its `n_predict` (`next_token[0].n_remain`), while it is
+ * generating; undefined when the slot is not generating, has no limit (-1), or the answer does not say.
+ */
+export function slotTokensLeft(body: unknown, id: number): number | undefined {
+  if (!Array.isArray(body)) return undefined;
+  const entry = body.find((e) => typeof e === 'object' && e !== null && (e as { id?: unknown }).id === id) as
+    { is_processing?: unknown; next_token?: unknown } | undefined;
+  const next = Array.isArray(entry?.next_token)
+    ? (entry.next_token[0] as { n_remain?: unknown; n_decoded?: unknown })
+    : undefined;
+  if (entry?.is_processing !== true || typeof next?.n_remain !== 'number' || typeof next.n_decoded !== 'number')
+    return undefined;
+  return next.n_remain >= 0 && next.n_decoded > 0 ? next.n_remain : undefined;
+}
+
 export type SlotVerdict =
   /** The slot holds what we believe, or the server does not say. */
   | 'confirmed'

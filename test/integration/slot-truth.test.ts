@@ -16,9 +16,15 @@ import type { TappedStack } from '../support/tapped-stack.js';
 import { RECHECK_AFTER_QUIET_MS } from '../../src/generation/slot-truth.js';
 import { words } from '../support/text.js';
 
+/** A slot as the simulator's `GET /slots` shows it. */
+interface SimSlot {
+  id: number;
+  is_processing: boolean;
+  next_token?: Array<{ n_remain: number; n_decoded: number }>;
+}
 /** The simulator's own GET /slots (not through the proxy, which refuses slot routes). */
-async function simSlots(simUrl: string): Promise<Array<{ id: number; is_processing: boolean }>> {
-  return (await fetch(`${simUrl}/slots`)).json() as Promise<Array<{ id: number; is_processing: boolean }>>;
+async function simSlots(simUrl: string): Promise<SimSlot[]> {
+  return (await fetch(`${simUrl}/slots`)).json() as Promise<SimSlot[]>;
 }
 
 /** Poll `check` until it holds, failing after `ms`. */
@@ -209,5 +215,52 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
     assert.equal(x3.line.slot_check, 'cleared-idle', JSON.stringify(x3.line));
     assert.equal(x3.line.decision, 'restore', JSON.stringify(x3.line));
     assert.ok(x3.timings.cache_n >= first.timings.cache_n + first.timings.prompt_n, JSON.stringify(x3.timings));
+  });
+
+  it('on a clearing server, a task a few tokens from its n_predict ends and is saved before another task starts', async () => {
+    // 20 ms a generated token in real time, so that the other request arrives while the first one is generating.
+    tapped = await startTappedStack({
+      sim: {
+        models: [{ id: 'tiny' }],
+        cacheRamMiB: 8192,
+        cost: { timeScale: 1, kvBytesPerToken: 1000, prefillMsPerToken: 0.01, modelLoadMs: 0 },
+      },
+      env: { SAVE_POLICY: 'smart', N_SLOTS: '4', IDLE_SAVE_SECONDS: '600' },
+    });
+    const { stack: s } = tapped;
+    await logLineAfter(
+      s.logs,
+      0,
+      'the server clears idle slots when a task starts (llama-server default: unified KV, --cache-idle-slots): saving idle slots before each task and restoring from disk',
+      () => true,
+      15_000,
+    );
+    const [a, c] = [opening(3701), opening(3702)];
+    const aDone = chat(s, a, { maxTokens: 40 });
+    // a is generating its last few tokens when c arrives.
+    await waitFor(
+      async () =>
+        (await simSlots(s.sim.url)).some(
+          (slot) =>
+            slot.is_processing &&
+            (slot.next_token?.[0]?.n_remain ?? 99) <= 8 &&
+            (slot.next_token?.[0]?.n_decoded ?? 0) > 0,
+        ),
+      'a near its n_predict',
+    );
+    const markC = s.logs.lines.length;
+    await s.openai.chat.completions.create({ model: 'tiny', messages: c, max_tokens: 2 });
+    await aDone;
+    const cLine = await logLineAfter(s.logs, markC, 'chat', (l) => l.key === short(c));
+    assert.equal(
+      (cLine.clearing_saves as unknown[] | undefined)?.length,
+      1,
+      `a was saved before c started: ${JSON.stringify(cLine)}`,
+    );
+    const aSaves = slotFileEvents(s.sim, 'save').filter((e) => e.filename.includes(keyOf(a)));
+    assert.ok(
+      aSaves.some((e) => e.ok && e.n_tokens > 64),
+      JSON.stringify(aSaves),
+    );
   });
 });

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { judgeSlot, parseSlots } from '../../src/slots/slot-check.js';
+import { judgeSlot, parseSlots, slotTokensLeft } from '../../src/slots/slot-check.js';
 import { SEED } from '../support/seed-plan.js';
 import { planSlot } from '../../src/slots/slot-planner.js';
 import type { SlotContent, SlotRequest, SlotState } from '../../src/slots/slot-state.js';
@@ -38,6 +38,29 @@ describe('parseSlots', () => {
       ],
     );
     assert.equal(parseSlots({ error: 'no slots' }), undefined);
+  });
+});
+
+describe('slotTokensLeft', () => {
+  // As the real server answered for a task with n_predict 400 (checked on the shared binary).
+  const generating = (nRemain: number, nDecoded: number, processing = true) => [
+    { id: 0, is_processing: false },
+    {
+      id: 1,
+      is_processing: processing,
+      next_token: [{ has_next_token: processing, n_remain: nRemain, n_decoded: nDecoded }],
+    },
+  ];
+  it('reads n_remain of a slot that is generating', () => {
+    assert.equal(slotTokensLeft(generating(136, 264), 1), 136);
+  });
+  it('says nothing of a slot still in its prefill, without a limit, idle, or missing', () => {
+    assert.equal(slotTokensLeft(generating(400, 0), 1), undefined, 'prefill: nothing decoded yet');
+    assert.equal(slotTokensLeft(generating(-1, 50), 1), undefined, 'no n_predict');
+    assert.equal(slotTokensLeft(generating(-1, 0, false), 1), undefined, 'idle');
+    assert.equal(slotTokensLeft(generating(3, 5), 0), undefined, 'short form');
+    assert.equal(slotTokensLeft(generating(3, 5), 7), undefined, 'no such slot');
+    assert.equal(slotTokensLeft({ error: 'x' }, 1), undefined, 'not a slot list');
   });
 });
 
