@@ -36,6 +36,24 @@ async function waitFor(check: () => Promise<boolean>, what: string, ms = 10_000)
   }
 }
 
+/**
+ * A proxy behind a tap in front of a simulator in llama-server's default configuration (it clears idle slots at each
+ * task start), found out at start-up; write-behind far away, so only the saves before a task start keep a
+ * conversation. `realTime`: 20 ms a generated token, so that one task can run while another starts.
+ */
+async function startClearingServer({ realTime }: { realTime: boolean }): Promise<TappedStack> {
+  const cost = realTime ? { timeScale: 1, kvBytesPerToken: 1000, prefillMsPerToken: 0.01, modelLoadMs: 0 } : undefined;
+  const tapped = await startTappedStack({
+    sim: { models: [{ id: 'tiny' }], cacheRamMiB: 8192, ...(cost && { cost }) },
+    env: { SAVE_POLICY: 'smart', N_SLOTS: '4', IDLE_SAVE_SECONDS: '600' },
+  });
+  await logLineAfter(tapped.stack.logs, 0, CLEARING_DETECTED, () => true, 15_000);
+  return tapped;
+}
+
+const CLEARING_DETECTED =
+  'the server clears idle slots when a task starts (llama-server default: unified KV, --cache-idle-slots): saving idle slots before each task and restoring from disk';
+
 const short = (messages: Parameters<typeof keyOf>[0]) => keyOf(messages).slice(0, 16);
 
 describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, () => {
@@ -123,22 +141,8 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
   it('on a clearing server, a task that ends while the saves before another launch run is saved before that launch', async () => {
     // Real time in the simulator (20 ms a generated token) so that a task can still be running when another starts;
     // write-behind far away: only the saves before a launch keep an idle slot's conversation.
-    tapped = await startTappedStack({
-      sim: {
-        models: [{ id: 'tiny' }],
-        cacheRamMiB: 8192,
-        cost: { timeScale: 1, kvBytesPerToken: 1000, prefillMsPerToken: 0.01, modelLoadMs: 0 },
-      },
-      env: { SAVE_POLICY: 'smart', N_SLOTS: '4', IDLE_SAVE_SECONDS: '600' },
-    });
+    tapped = await startClearingServer({ realTime: true });
     const { stack: s, tap } = tapped;
-    await logLineAfter(
-      s.logs,
-      0,
-      'the server clears idle slots when a task starts (llama-server default: unified KV, --cache-idle-slots): saving idle slots before each task and restoring from disk',
-      () => true,
-      15_000,
-    );
     const [a, b, c] = [opening(3501), opening(3502), opening(3503)];
     const isChatWith = (m: typeof a) => (r: { path: string; body: any }) =>
       r.path === '/v1/chat/completions' && r.body?.messages?.[0]?.content === m[0]!.content;
@@ -177,16 +181,8 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
   });
 
   it('on a clearing server, a slot whose task ended just before another task started is checked before it is trusted', async () => {
-    tapped = await startTappedStack({
-      sim: { models: [{ id: 'tiny' }], cacheRamMiB: 8192 },
-      env: { SAVE_POLICY: 'smart', N_SLOTS: '4', IDLE_SAVE_SECONDS: '600' },
-    });
+    tapped = await startClearingServer({ realTime: false });
     const { stack: s, tap } = tapped;
-    await logLineAfter(
-      s.logs,
-      0,
-      'the server clears idle slots when a task starts (llama-server default: unified KV, --cache-idle-slots): saving idle slots before each task and restoring from disk',
-    );
     const x1 = opening(3601);
     const first = await chat(s, x1);
     await chat(s, opening(3602)); // its start saves x1 (clearing_saves) and clears x1's slot
@@ -219,22 +215,8 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
 
   it('on a clearing server, a task a few tokens from its n_predict ends and is saved before another task starts', async () => {
     // 20 ms a generated token in real time, so that the other request arrives while the first one is generating.
-    tapped = await startTappedStack({
-      sim: {
-        models: [{ id: 'tiny' }],
-        cacheRamMiB: 8192,
-        cost: { timeScale: 1, kvBytesPerToken: 1000, prefillMsPerToken: 0.01, modelLoadMs: 0 },
-      },
-      env: { SAVE_POLICY: 'smart', N_SLOTS: '4', IDLE_SAVE_SECONDS: '600' },
-    });
+    tapped = await startClearingServer({ realTime: true });
     const { stack: s } = tapped;
-    await logLineAfter(
-      s.logs,
-      0,
-      'the server clears idle slots when a task starts (llama-server default: unified KV, --cache-idle-slots): saving idle slots before each task and restoring from disk',
-      () => true,
-      15_000,
-    );
     const [a, c] = [opening(3701), opening(3702)];
     const aDone = chat(s, a, { maxTokens: 40 });
     // a is generating its last few tokens when c arrives.
