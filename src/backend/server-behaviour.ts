@@ -21,6 +21,8 @@ export class ServerBehaviour {
   private readonly slotTask = new WeakMap<SlotState, number>();
   /** Slots whose request is in flight (sent, its end not yet read by the proxy). */
   private readonly running = new Set<SlotState>();
+  /** Streamed requests among them whose first byte has not arrived: their tasks are still prefilling. */
+  private readonly prefilling = new Set<SlotState>();
   private readonly endWaiters = new Map<SlotState, Array<() => void>>();
 
   constructor(private readonly now: () => number = Date.now) {}
@@ -57,14 +59,24 @@ export class ServerBehaviour {
     this.slotTask.set(slot, ++this.tasks);
   }
 
-  /** The slot's request was sent to the server: its task runs, or is about to, or has just ended there. */
-  noteLaunched(slot: SlotState): void {
+  /**
+   * The slot's request was sent to the server: its task runs, or is about to, or has just ended there. A streamed
+   * one is in its prefill until its first byte (noteFirstByte).
+   */
+  noteLaunched(slot: SlotState, streamed: boolean): void {
     this.running.add(slot);
+    if (streamed) this.prefilling.add(slot);
+  }
+
+  /** The slot's streamed answer began: its task has generated a token. */
+  noteFirstByte(slot: SlotState): void {
+    this.prefilling.delete(slot);
   }
 
   /** The slot's request ended. */
   noteEnded(slot: SlotState): void {
     this.running.delete(slot);
+    this.prefilling.delete(slot);
     for (const wake of this.endWaiters.get(slot) ?? []) wake();
     this.endWaiters.delete(slot);
   }
@@ -93,6 +105,15 @@ export class ServerBehaviour {
 
   launched(slot: SlotState): boolean {
     return this.running.has(slot);
+  }
+
+  /**
+   * The slot's task may end before the server takes up a task sent now: in flight, and not a stream still waiting
+   * for its first token (a task in its prefill still has its whole answer to generate). A non-streamed answer says
+   * nothing until its end, so it may always be ending.
+   */
+  mayEndSoon(slot: SlotState): boolean {
+    return this.running.has(slot) && !this.prefilling.has(slot);
   }
 
   /** The proxy just heard from the backend (an answer ended, a slot action answered). */

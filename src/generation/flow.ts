@@ -105,13 +105,16 @@ async function serve(
     // Its prefill: from now until the first byte of the answer (a stream's first event follows the prompt).
     const prefill = deps.activity.begin(backend.index);
     // In flight from now until its end (noteEnded below): a launch elsewhere must not count its slot as idle.
-    backend.behaviour.noteLaunched(plan.slot);
+    backend.behaviour.noteLaunched(plan.slot, gen.request.stream);
     const answered = forwardGeneration(backend.client, reply, {
       call,
       stream: gen.request.stream,
       ...(gen.request.answer && { answer: gen.request.answer }),
       signal: abort.signal,
-      onFirstByte: () => prefill.end(),
+      onFirstByte: () => {
+        prefill.end();
+        backend.behaviour.noteFirstByte(plan.slot);
+      },
     }).finally(() => prefill.end());
     if (gate) void leaveLaunchGateWhenRunning(deps, plan, analysis.model, answered, gate);
     const outcome = await answered;

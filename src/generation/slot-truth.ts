@@ -157,12 +157,14 @@ const MAX_SAVE_ROUNDS = 4;
  * tasks (no longer processing), and tasks a few tokens from their `n_predict`, which would end while the server
  * takes up the launch (one iteration of its loop: a decode step, or a whole prefill batch); their requests are given
  * a moment to end. True when there were some. A task that stops at an end-of-generation token cannot be foreseen.
+ * Only tasks that may end soon are asked about (not streams still in their prefill): with none, no `GET /slots`,
+ * whose answer waits for one iteration of the server's loop (a whole prefill batch when a task has just started).
  */
 async function letFinishedTasksEnd(deps: SlotTruthDeps, plan: SlotPlan, model: string): Promise<boolean> {
   const backend = deps.backends.at(plan.slot.backend);
   const ours = deps.pool
     .all()
-    .filter((slot) => slot.backend === backend.index && slot !== plan.slot && backend.behaviour.launched(slot));
+    .filter((slot) => slot.backend === backend.index && slot !== plan.slot && backend.behaviour.mayEndSoon(slot));
   if (ours.length === 0) return false;
   const body = await backend.client.slots(model, SLOTS_TIMEOUT_MS);
   const finished = ours.filter((slot) => {

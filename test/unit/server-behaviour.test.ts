@@ -1,0 +1,38 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ServerBehaviour } from '../../src/backend/server-behaviour.js';
+import type { SlotState } from '../../src/slots/slot-state.js';
+
+const slot = (id: number): SlotState => ({ backend: 0, model: '', id, busy: true, disabled: false, lastUsed: 0 });
+
+describe('ServerBehaviour.mayEndSoon', () => {
+  it('a stream in its prefill cannot end before a task sent now is taken up; after its first byte it can', () => {
+    const behaviour = new ServerBehaviour();
+    const s = slot(0);
+    assert.equal(behaviour.mayEndSoon(s), false, 'nothing in flight');
+    behaviour.noteLaunched(s, true);
+    assert.equal(behaviour.launched(s), true);
+    assert.equal(behaviour.mayEndSoon(s), false, 'prefilling');
+    behaviour.noteFirstByte(s);
+    assert.equal(behaviour.mayEndSoon(s), true, 'generating');
+    behaviour.noteEnded(s);
+    assert.equal(behaviour.mayEndSoon(s), false);
+    assert.equal(behaviour.launched(s), false);
+  });
+
+  it('a request that is not streamed may always be ending (its answer says nothing until its end)', () => {
+    const behaviour = new ServerBehaviour();
+    const s = slot(1);
+    behaviour.noteLaunched(s, false);
+    assert.equal(behaviour.mayEndSoon(s), true);
+  });
+
+  it('a stream that ended before its first byte leaves nothing behind', () => {
+    const behaviour = new ServerBehaviour();
+    const s = slot(2);
+    behaviour.noteLaunched(s, true);
+    behaviour.noteEnded(s);
+    behaviour.noteLaunched(s, false);
+    assert.equal(behaviour.mayEndSoon(s), true, 'the next request of the slot starts fresh');
+  });
+});
