@@ -148,7 +148,10 @@ export async function beforeTaskStart(
   deps.pool.forgetClearedOn(backend, running);
 }
 
-/** Rounds of "save, then look for tasks that finished meanwhile" before a launch (each round is a few ms). */
+/**
+ * Rounds of "save, then look for tasks that finished meanwhile" before a launch: a few ms each, or up to
+ * FINISHING_WAIT_MS when one waits for a task that is ending, so a launch waits 2 s at the most.
+ */
 const MAX_SAVE_ROUNDS = 4;
 
 /**
