@@ -52,12 +52,10 @@ export function skipBelowFloor(rules: FloorRules): SkipSave {
 
 /** The floor, then growth whose prefill (with the rent already paid over its entry) costs less than the save. */
 export function skipWhenCheaperToPrefill(rules: EconomicRules): SkipSave {
-  const floor = skipBelowFloor(rules);
   return (content) => {
-    const belowFloor = floor(content);
-    if (belowFloor) return belowFloor;
     const growth = growthOverParent(content, rules.onDisk);
     if (!growth) return undefined;
+    if (growth.unsaved < rules.minNewTokens) return 'below SAVE_MIN_NEW_TOKENS';
     const lost = growth.unsaved + rules.rent.paidOver(content.parentKey!);
     return rules.economics.resaveWorthIt(content.model, growth.tokens, lost) ? undefined : 'cheaper to prefill';
   };

@@ -27,12 +27,22 @@ export function parseSlots(body: unknown): ObservedSlots | undefined {
   return slots;
 }
 
+/** The fields of one slot in `GET /slots` read here. */
+interface SlotEntry {
+  is_processing?: unknown;
+  next_token?: unknown;
+}
+
+/** The slot's entry in a `GET /slots` answer that is a slot list. */
+function slotEntry(body: unknown[], id: number): SlotEntry | undefined {
+  return body.find((e) => typeof e === 'object' && e !== null && (e as { id?: unknown }).id === id) as
+    SlotEntry | undefined;
+}
+
 /** Whether `GET /slots` shows the slot processing a task (undefined when the answer is not a slot list). */
 export function slotProcessing(body: unknown, id: number): boolean | undefined {
   if (!Array.isArray(body)) return undefined;
-  const entry = body.find((e) => typeof e === 'object' && e !== null && (e as { id?: unknown }).id === id) as
-    { is_processing?: unknown } | undefined;
-  return entry?.is_processing === true;
+  return slotEntry(body, id)?.is_processing === true;
 }
 
 /**
@@ -41,8 +51,7 @@ export function slotProcessing(body: unknown, id: number): boolean | undefined {
  */
 export function slotTokensLeft(body: unknown, id: number): number | undefined {
   if (!Array.isArray(body)) return undefined;
-  const entry = body.find((e) => typeof e === 'object' && e !== null && (e as { id?: unknown }).id === id) as
-    { is_processing?: unknown; next_token?: unknown } | undefined;
+  const entry = slotEntry(body, id);
   const next = Array.isArray(entry?.next_token)
     ? (entry.next_token[0] as { n_remain?: unknown; n_decoded?: unknown })
     : undefined;

@@ -24,7 +24,7 @@ export const responsesAdapter: GenerationAdapter = {
       model,
       parts: withToolsPart(
         partsOf([instructions, ...inputTexts(body.input)]),
-        instructions !== undefined && instructions.trim() !== '',
+        partsOf([instructions]).length === 1, // the instructions are the first part (as partsOf strips them)
         body.tools,
       ),
       stream,
