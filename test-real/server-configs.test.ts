@@ -1,0 +1,150 @@
+/**
+ * Every llama-server configuration a user may run (issue 7, item 6): the proxy finds out how the server treats idle
+ * slots and must never make it worse than the same server alone.
+ *
+ * The default configuration (no `-np`: 4 slots on one unified KV buffer, idle slots moved to its 8 GiB RAM cache
+ * and cleared whenever a task starts) is the hard one: alone, the server brings every conversation back from that
+ * RAM cache, while a request pinned to a slot the server has cleared skips the RAM-cache lookup.
+ */
+import assert from 'node:assert/strict';
+import { before, describe, it } from 'node:test';
+import { locateLlamaServer } from '../test/support/real-server.js';
+import type { RealServerOptions } from '../test/support/real-server.js';
+import { nextTurn, openingOf, realChat, startRealStack } from '../test/support/real-stack.js';
+import type { Message, RealChat, RealStack } from '../test/support/real-stack.js';
+
+const where = locateLlamaServer();
+const skip = 'skip' in where ? where.skip : false;
+
+/** More conversations than the server's slots, taking turns. */
+const CONVERSATIONS = 5;
+const TURNS = 3;
+
+interface Configuration {
+  name: string;
+  server: Pick<RealServerOptions, 'slots' | 'args'>;
+  /** Whether the server clears its idle slots when a task starts (what the proxy must find out). */
+  clearsIdleSlots: boolean;
+  /** Whether the server alone brings every later turn back (its RAM cache holds the whole working set). */
+  aloneReusesAll: boolean;
+}
+
+const CONFIGURATIONS: Configuration[] = [
+  { name: 'defaults (no -np)', server: { slots: 'auto' }, clearsIdleSlots: true, aloneReusesAll: true },
+  {
+    name: 'no -np, --no-cache-idle-slots',
+    server: { slots: 'auto', args: ['--no-cache-idle-slots'] },
+    clearsIdleSlots: false,
+    aloneReusesAll: true,
+  },
+  {
+    name: 'no -np, --cache-ram 0',
+    server: { slots: 'auto', args: ['--cache-ram', '0'] },
+    clearsIdleSlots: false,
+    aloneReusesAll: false,
+  },
+  {
+    name: '-np 2 --kv-unified',
+    server: { slots: 2, args: ['--kv-unified'] },
+    clearsIdleSlots: true,
+    aloneReusesAll: true,
+  },
+  { name: '-np 2', server: { slots: 2 }, clearsIdleSlots: false, aloneReusesAll: true },
+];
+
+interface Turn {
+  conversation: number;
+  turn: number;
+  previous?: RealChat;
+  result: RealChat;
+}
+
+/** Round robin: turn 1 of every conversation, then turn 2 of every one, and so on. */
+async function roundRobin(stack: RealStack, via: 'proxy' | 'direct'): Promise<Turn[]> {
+  const convs: Array<{ messages: Message[]; last?: RealChat }> = [];
+  for (let c = 0; c < CONVERSATIONS; c++) convs.push({ messages: openingOf(500 + c) });
+  const turns: Turn[] = [];
+  for (let turn = 1; turn <= TURNS; turn++) {
+    for (let c = 0; c < CONVERSATIONS; c++) {
+      const conv = convs[c]!;
+      if (conv.last) conv.messages = nextTurn(conv.messages, conv.last.content, 600 + c * 10 + turn);
+      const result = await realChat(stack, via, conv.messages);
+      turns.push({ conversation: c, turn, ...(conv.last && { previous: conv.last }), result });
+      conv.last = result;
+    }
+  }
+  return turns;
+}
+
+/** The later turns that reused less than the whole previous prompt. */
+function poorReuse(turns: readonly Turn[]): string[] {
+  return turns
+    .filter((t) => t.previous && t.result.timings.cache_n < t.previous.promptTokens)
+    .map(
+      (t) =>
+        `conversation ${t.conversation} turn ${t.turn}: cache_n ${t.result.timings.cache_n} of ${t.previous!.promptTokens}` +
+        (t.result.line.decision ? ` (${t.result.line.decision})` : ''),
+    );
+}
+
+function prefilled(turns: readonly Turn[]): number {
+  return turns.reduce((sum, t) => sum + t.result.timings.prompt_n, 0);
+}
+
+/** What the proxy's status API says of the backend's idle slots. */
+async function clearsIdleSlots(stack: RealStack): Promise<unknown> {
+  const res = await fetch(`${stack.url}/proxycache/status`, { signal: AbortSignal.timeout(5000) });
+  const body = (await res.json()) as { backends: Array<{ clears_idle_slots: unknown }> };
+  return body.backends[0]?.clears_idle_slots;
+}
+
+for (const configuration of CONFIGURATIONS) {
+  describe(`llama-server ${configuration.name}`, { skip }, () => {
+    let direct: Turn[];
+    let proxied: Turn[];
+    let detected: unknown;
+    before(async () => {
+      if ('skip' in where) return;
+      // A fresh server for each run, so the second does not find the first one's prompts in the RAM cache.
+      for (const via of ['direct', 'proxy'] as const) {
+        const stack = await startRealStack(where, { server: configuration.server });
+        try {
+          const turns = await roundRobin(stack, via);
+          if (via === 'direct') direct = turns;
+          else {
+            proxied = turns;
+            detected = await clearsIdleSlots(stack);
+          }
+        } finally {
+          await stack.close();
+        }
+      }
+    });
+
+    it(`the proxy finds that the server ${configuration.clearsIdleSlots ? 'clears' : 'keeps'} idle slots`, () => {
+      assert.equal(detected, configuration.clearsIdleSlots);
+    });
+
+    if (configuration.aloneReusesAll) {
+      it('alone, the server brings every later turn back', () => {
+        assert.deepEqual(poorReuse(direct), []);
+      });
+    } else {
+      it('alone, the server prefills evicted conversations again, which the proxy restores from disk', () => {
+        assert.notDeepEqual(poorReuse(direct), []);
+        assert.ok(
+          prefilled(proxied) < 0.8 * prefilled(direct),
+          `prefilled ${prefilled(proxied)} tokens, the server alone ${prefilled(direct)}`,
+        );
+      });
+    }
+
+    it('through the proxy every later turn reuses its conversation, and nothing is prefilled beyond the server alone', () => {
+      assert.deepEqual(poorReuse(proxied), []);
+      assert.ok(
+        prefilled(proxied) <= 1.03 * prefilled(direct),
+        `prefilled ${prefilled(proxied)} tokens, the server alone ${prefilled(direct)}`,
+      );
+    });
+  });
+}
