@@ -16,6 +16,8 @@ LLAMA_SERVER_BIN, else ../shared/llama-server/llama-server; model tiny-chat.gguf
   --configs LIST      comma list of ${Object.keys(REAL_CONFIGS).join(',')} (default all)
   --workloads LIST    comma list of ${WORKLOADS.join(',')} (default all)
   --gap-seconds S     idle time before each restart in the restart workload (default 5)
+  --stop STR          send stop: [STR] with every request: replies then end early where nobody can foresee it,
+                      as a real model's end of generation does (the tiny model otherwise runs to max_tokens)
   --calibration-samples N  samples of the cost measurement before the run (default 5; 0 = skip)
   --out FILE          JSON results (default bench/results/real-latest.json)
   --proxy-logs DIR    keep every proxy's log lines in DIR (MODE-WORKLOAD-CONFIG.log), and each llama-server's
@@ -33,6 +35,7 @@ export async function realMain(argv: string[]): Promise<void> {
       configs: { type: 'string' },
       workloads: { type: 'string' },
       'gap-seconds': { type: 'string' },
+      stop: { type: 'string' },
       'calibration-samples': { type: 'string' },
       out: { type: 'string' },
       'proxy-logs': { type: 'string' },
@@ -57,14 +60,16 @@ export async function realMain(argv: string[]): Promise<void> {
   if (!(gap >= 0)) throw new Error(`--gap-seconds must be a number >= 0, not ${values['gap-seconds']}`);
   if (!Number.isInteger(samples) || samples < 0)
     throw new Error(`--calibration-samples must be an integer >= 0, not ${values['calibration-samples']}`);
+  if (values.stop === '') throw new Error('--stop needs a non-empty string');
+  const stop = values.stop;
   const out = values.out ?? 'bench/results/real-latest.json';
   const results = await runRealBench({
     binary,
     modes: list(values.modes, Object.keys(SERVER_MODES), 'mode'),
     configs: list(values.configs, Object.keys(REAL_CONFIGS), 'config'),
     workloads: list(values.workloads, WORKLOADS, 'workload'),
-    size: { ...base, restartGapMs: gap * 1000 },
-    sizeName: values.quick ? 'quick' : 'full',
+    size: { ...base, restartGapMs: gap * 1000, ...(stop !== undefined && { stop }) },
+    sizeName: `${values.quick ? 'quick' : 'full'}${stop !== undefined ? `, stop ${JSON.stringify(stop)}` : ''}`,
     out,
     calibrationSamples: samples,
     ...(values['proxy-logs'] !== undefined && { proxyLogDir: values['proxy-logs'] }),

@@ -1,7 +1,8 @@
 /**
  * The real bench's workloads, sized for a small CPU model: conversations that grow to about 4k tokens, on a
  * server whose RAM cache is smaller than their working set. Same job model as the simulator's workloads
- * (workloads.ts); replies are asked for at temperature 0, and the tiny model always runs to max_tokens.
+ * (workloads.ts); replies are asked for at temperature 0, and the tiny model always runs to max_tokens unless a
+ * stop string is given (`--stop`).
  */
 import type { ConversationSpec, Job, Workload } from './workloads.js';
 
@@ -18,6 +19,12 @@ export interface RealSize {
   restartGapMs: number;
   /** Reply tokens per request (default 48; the overhead workload asks for 64). */
   maxTokens?: number;
+  /**
+   * A stop string sent with every request. The tiny model never emits its end-of-generation token, so every reply
+   * runs to max_tokens, an ending the proxy can see coming (`n_remain`); a common stop string ends replies early at
+   * places nobody can foresee, as a real model's end of generation does.
+   */
+  stop?: string;
 }
 
 export const FULL_SIZE: RealSize = { startWords: 2600, turnWords: 350, turns: 4, restartRounds: 3, restartGapMs: 5000 };
@@ -43,7 +50,7 @@ export interface RealWorkload extends Workload {
 }
 
 export function realWorkloads(size: RealSize): RealWorkload[] {
-  return [roundrobin(size), bursty(size), restartWithGap(size), noise(size), overhead()];
+  return [roundrobin(size), bursty(size), restartWithGap(size), noise(size), overhead(size.stop)];
 }
 
 /** 6 conversations, strict round robin: every turn needs its state back. */
@@ -120,9 +127,9 @@ function noise(size: RealSize): RealWorkload {
 }
 
 /** One conversation, one client: nothing to gain, so this measures what the proxy adds. */
-function overhead(): RealWorkload {
-  const size = { startWords: 600, turnWords: 30 };
-  const convs = [{ id: 'c0', model: MODEL, ...size }];
+function overhead(stop: string | undefined): RealWorkload {
+  const size = { startWords: 600, turnWords: 30, ...(stop !== undefined && { stop }) };
+  const convs = [{ id: 'c0', model: MODEL, startWords: size.startWords, turnWords: size.turnWords }];
   const turns = 20;
   const jobs: Job[] = Array.from({ length: turns }, (_, turn) => ({ kind: 'turn' as const, conversation: 'c0', turn }));
   return {
@@ -152,7 +159,7 @@ function base(
   description: string,
   convs: ConversationSpec[],
   jobs: Job[],
-  size: Pick<RealSize, 'startWords' | 'turnWords' | 'turns' | 'maxTokens'>,
+  size: Pick<RealSize, 'startWords' | 'turnWords' | 'turns' | 'maxTokens' | 'stop'>,
   turns = size.turns,
 ): RealWorkload {
   const perConversation =
@@ -168,7 +175,7 @@ function base(
     jobs,
     concurrency: 2,
     maxTokens: size.maxTokens ?? MAX_TOKENS,
-    requestBody: { temperature: 0 },
+    requestBody: { temperature: 0, ...(size.stop !== undefined && { stop: [size.stop] }) },
     workingSetTokens: Math.round(convs.length * perConversation),
   };
 }
