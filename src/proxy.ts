@@ -95,7 +95,8 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     activity,
     ...(config.cacheDir && { cacheDir: config.cacheDir }),
     onResult: (action, result) => observation.metrics.noteCacheOp(action, result),
-    onIdleSlotCleared: (backend) => {
+    onIdleSlotCleared: (backend, content) => {
+      backends.at(backend).ramCache.note(content);
       if (backends.at(backend).behaviour.noteClearsIdleSlots()) {
         log.warn(
           { backend: clients[backend]!.url },

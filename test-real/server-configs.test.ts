@@ -148,3 +148,27 @@ for (const configuration of CONFIGURATIONS) {
     });
   });
 }
+
+describe('llama-server defaults: another client clears a conversation before the proxy saved it', { skip }, () => {
+  it("its next turn comes back whole from the server's RAM cache, and the turn after is resident where it landed", async () => {
+    if ('skip' in where) return;
+    // Write-behind far away: nothing is saved between turns, as when a task ends just before another starts.
+    const stack = await startRealStack(where, { server: { slots: 'auto' }, env: { IDLE_SAVE_SECONDS: '600' } });
+    try {
+      const a1Messages = openingOf(701);
+      const a1 = await realChat(stack, 'proxy', a1Messages);
+      // The other client's task start moves every idle slot into the RAM cache and clears it, a1's among them.
+      await realChat(stack, 'direct', openingOf(702));
+      const a2Messages = nextTurn(a1Messages, a1.content, 703);
+      const a2 = await realChat(stack, 'proxy', a2Messages);
+      assert.equal(a2.line.decision, 'server_cache', JSON.stringify(a2.line));
+      assert.ok(a2.timings.cache_n >= a1.promptTokens, JSON.stringify({ a1: a1.timings, a2: a2.timings }));
+      const a3 = await realChat(stack, 'proxy', nextTurn(a2Messages, a2.content, 704));
+      assert.equal(a3.line.decision, 'resident', JSON.stringify(a3.line));
+      assert.equal(a3.line.slot, a2.line.slot);
+      assert.ok(a3.timings.cache_n >= a2.promptTokens, JSON.stringify({ a2: a2.timings, a3: a3.timings }));
+    } finally {
+      await stack.close();
+    }
+  });
+});

@@ -10,6 +10,7 @@ import type { SlotPool } from '../slots/slot-pool.js';
 import { probeIdleSlotClearing } from './idle-clearing-probe.js';
 import type { LlamaClient } from './llama-client.js';
 import { ServerBehaviour } from './server-behaviour.js';
+import { ServerRamCacheLedger } from './server-ram-cache.js';
 
 export interface BackendDeps {
   /** Its position in BACKENDS: slots and meta files name it by this index and its URL. */
@@ -28,6 +29,8 @@ export class Backend {
   readonly client: LlamaClient;
   /** How the server treats idle slots, its tasks in flight, and when the proxy last heard from it. */
   readonly behaviour = new ServerBehaviour();
+  /** Conversations its RAM cache holds that the proxy could not save (a server that clears idle slots). */
+  readonly ramCache = new ServerRamCacheLedger();
   /** Model identities being fetched or known, by model name. */
   private readonly fingerprints = new Map<string, Promise<string | undefined>>();
   private readonly known = new Map<string, string>();
@@ -80,6 +83,7 @@ export class Backend {
     this.fingerprints.clear();
     this.known.clear();
     this.behaviour.forget();
+    this.ramCache.clear();
   }
 
   /**

@@ -25,7 +25,8 @@ export function recordSlotContent(
     return;
   }
   if (outcome.status >= 400) return;
-  const previous = plan.slot.content;
+  // Unpinned from the server's RAM cache: the conversation it brought back came before, not the slot's old content.
+  const previous = plan.fromServerCache ?? plan.slot.content;
   const continues =
     previous?.big === true && previous.model === analysis.model && continuesBlocks(previous.blocks, analysis.blocks);
   const t = outcome.timings;
@@ -73,6 +74,27 @@ export function noticeLostSlot(
     'a slot had lost the conversation it was believed to hold (backend restarted?); forgetting what its slots held',
   );
   backend.forget(); // its idle slots: not plan.slot, which its request holds
+}
+
+/**
+ * A request sent unpinned for the server's RAM cache (SlotPlan.fromServerCache) reused less than half of what that
+ * cache was believed to hold: the cache had evicted it (it is bounded). Say so, and trust none of the ledger's
+ * other entries either.
+ */
+export function noticeServerCacheMiss(
+  deps: Pick<GenerationDeps, 'backends' | 'log'>,
+  plan: SlotPlan,
+  outcome: ForwardOutcome,
+): void {
+  const held = plan.fromServerCache;
+  const reused = outcome.timings?.cache_n;
+  if (!held?.nTokens || !outcome.completed || reused === undefined || reused >= held.nTokens / 2) return;
+  const backend = deps.backends.at(plan.slot.backend);
+  deps.log.warn(
+    { backend: backend.url, key: held.key.slice(0, 16), cache_n: reused, expected: held.nTokens },
+    "the server's RAM cache no longer held a conversation the proxy could not save; it was prefilled again",
+  );
+  backend.ramCache.clear();
 }
 
 /** Reuse below this many tokens on a resident slot means it was empty (a template prefix can match by chance). */

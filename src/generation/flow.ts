@@ -13,10 +13,17 @@ import type { DiskMatch, SlotPlan } from '../slots/slot-state.js';
 import { RequestLog, unplacedLine } from '../http/request-log.js';
 import type { ChatLogLine } from '../http/request-log.js';
 import type { GenerationDeps } from './deps.js';
-import { beforeTaskStart, confirmResidency, enterLaunchGate, leaveLaunchGateWhenRunning } from './slot-truth.js';
+import {
+  beforeTaskStart,
+  confirmResidency,
+  enterLaunchGate,
+  leaveLaunchGateWhenRunning,
+  preferServerRamCache,
+  slotsBusyBeforeLaunch,
+} from './slot-truth.js';
 import type { GatePass } from '../slots/launch-gate.js';
 import type { GenerationAdapter, GenerationRequest } from './adapter.js';
-import { noticeLostSlot, recordSlotContent, swapComing } from './after-answer.js';
+import { noticeLostSlot, noticeServerCacheMiss, recordSlotContent, swapComing } from './after-answer.js';
 import { CLIENT_CLOSED_REQUEST, forwardGeneration } from './forward.js';
 import { sessionOf } from './session.js';
 
@@ -94,11 +101,13 @@ async function serve(
   try {
     gate = await enterLaunchGate(deps, plan, analysis, worthIt);
     await confirmResidency(deps, plan, analysis, line, worthIt);
+    preferServerRamCache(deps, plan, analysis);
     await runPlan(deps, plan, analysis, line);
     if (plan.skippedSave) noteSkipped(deps.rent, plan.skippedSave);
-    await beforeTaskStart(deps, plan, line, analysis.model);
+    await beforeTaskStart(deps, plan, line, analysis);
+    const busyBefore = plan.fromServerCache ? await slotsBusyBeforeLaunch(deps, plan, analysis.model) : [];
     const call = gen.request.backendCall({
-      id_slot: plan.slot.id,
+      id_slot: plan.fromServerCache ? ANY_SLOT : plan.slot.id,
       ...(analysis.big && { cache_prompt: true as const }),
     });
     line.forwardStarted = performance.now();
@@ -116,12 +125,17 @@ async function serve(
         backend.behaviour.noteFirstByte(plan.slot);
       },
     }).finally(() => prefill.end());
-    if (gate) void leaveLaunchGateWhenRunning(deps, plan, analysis.model, answered, gate);
+    const running = gate
+      ? leaveLaunchGateWhenRunning(deps, plan, analysis.model, answered, gate, busyBefore).catch(() => false)
+      : undefined;
     const outcome = await answered;
     line.outcome = outcome;
     if (outcome.completed) backend.behaviour.noteContact();
     noticeLostSlot(deps, plan, outcome);
-    recordSlotContent(deps, plan, analysis, outcome, gen.session);
+    noticeServerCacheMiss(deps, plan, outcome);
+    // Unpinned, on a slot that could not be told: what the request left behind is nowhere the proxy knows.
+    if (plan.fromServerCache && !(await running)) deps.pool.forget(plan.slot);
+    else recordSlotContent(deps, plan, analysis, outcome, gen.session);
     if (outcome.status < 400) void backend.checkSlotCount(analysis.model);
     deps.policy.learnFromAnswer(analysis.model, {
       timings: outcome.timings,
@@ -149,6 +163,9 @@ async function serve(
     logChat(deps, line.toJSON(backend.url));
   }
 }
+
+/** `id_slot` for a task the server places itself (llama-server's default). */
+const ANY_SLOT = -1;
 
 /** The request's one `chat` log line, also kept for the status API and the metrics. */
 function logChat(deps: GenerationDeps, line: ChatLogLine): void {

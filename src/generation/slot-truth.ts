@@ -8,7 +8,7 @@
  *   `leaveLaunchGateWhenRunning` keep such launches one at a time.
  */
 import type { PromptAnalysis } from '../prompt/prompt-analysis.js';
-import { judgeSlot, parseSlots, slotProcessing, slotTokensLeft } from '../slots/slot-check.js';
+import { judgeSlot, parseSlots, processingSlots, slotProcessing, slotTokensLeft } from '../slots/slot-check.js';
 import type { GatePass } from '../slots/launch-gate.js';
 import type { ObservedSlots, SlotVerdict } from '../slots/slot-check.js';
 import type { DiskMatch, SlotContent, SlotPlan, SlotState } from '../slots/slot-state.js';
@@ -70,6 +70,26 @@ function restoreInstead(
 }
 
 /**
+ * On a backend that clears idle slots, a conversation the server moved into its RAM cache before the proxy could
+ * save it (see ServerRamCacheLedger) is there whole, while disk has at most an earlier turn: the request goes
+ * without a pin, so that the server's own lookup brings the conversation back, instead of a restore of the earlier
+ * turn and a prefill of the rest. Called inside the launch gate, after confirmResidency.
+ */
+export function preferServerRamCache(deps: SlotTruthDeps, plan: SlotPlan, analysis: PromptAnalysis): void {
+  const backend = deps.backends.at(plan.slot.backend);
+  if (plan.resident || !analysis.big || !backend.behaviour.clearsIdleSlots()) return;
+  const held = backend.ramCache.takeContinuedBy(analysis.model, analysis.blocks);
+  if (!held) return;
+  if (plan.restore && plan.restore.lcp >= held.blocks.length) {
+    backend.ramCache.note(held); // disk has as much: a restore is sure, the RAM cache only likely
+    return;
+  }
+  if (plan.restore) deps.index.unpin(plan.restore.key);
+  plan.restore = undefined;
+  plan.fromServerCache = held;
+}
+
+/**
  * When to ask: the backend may have changed since the proxy last heard from it (quiet for a while: a restart, a
  * sleep), its idle-slot behaviour is not known yet, another task started there after the slot's own on a backend
  * that clears idle slots (it may have cleared the slot, see otherTaskStartedSince), or none of our other requests
@@ -94,8 +114,11 @@ function applyVerdict(
   const { slot } = plan;
   const backend = deps.backends.at(slot.backend);
   const url = backend.url;
+  const lost = slot.content;
   deps.pool.forget(slot);
   if (verdict === 'cleared-idle') {
+    // What the proxy had not saved yet went into the server's RAM cache with the clearing.
+    if (lost) backend.ramCache.note(lost);
     if (backend.behaviour.noteClearsIdleSlots()) {
       deps.log.warn(
         { backend: url },
@@ -130,11 +153,13 @@ export async function beforeTaskStart(
   deps: SlotTruthDeps,
   plan: SlotPlan,
   line: RequestLog,
-  model: string,
+  analysis: PromptAnalysis,
 ): Promise<void> {
   const backend = plan.slot.backend;
-  const { behaviour } = deps.backends.at(backend);
+  const { model } = analysis;
+  const { behaviour, ramCache } = deps.backends.at(backend);
   behaviour.noteTaskStart(plan.slot);
+  ramCache.noteTaskStart(analysis.big);
   if (!behaviour.clearsIdleSlots()) return;
   const running = (slot: SlotState) => slot === plan.slot || behaviour.launched(slot);
   const tried = new Set<SlotContent>();
@@ -145,6 +170,9 @@ export async function beforeTaskStart(
     if (!someJustFinished && tried.size === triedBefore) break;
   }
   // Idle at the server: ours too when a request holds the slot but waits at the gate (its task not sent yet).
+  // What stays unsaved there goes into the server's RAM cache with the clearing (see ServerRamCacheLedger).
+  for (const slot of deps.pool.all())
+    if (slot.backend === backend && !running(slot) && slot.content) ramCache.note(slot.content);
   deps.pool.forgetClearedOn(backend, running);
 }
 
@@ -209,6 +237,12 @@ export async function enterLaunchGate(
 /**
  * The task was sent: leave the gate once the server shows it running on its slot (GET /slots), or the answer
  * began or ended, or after a deadline (the gate must never stay shut).
+ *
+ * A task sent without a pin (SlotPlan.fromServerCache) runs on a slot the server chose: the one that shows a task
+ * and is neither one of the slots of our other tasks in flight nor `busyBefore` (slotsBusyBeforeLaunch). The request's slot record moves there before the gate
+ * opens, so no other launch can plan on that slot meanwhile. Resolves with false when that slot could not be told
+ * (the answer ended first, or another client's task started at the same moment): the request's content is then
+ * not known to be anywhere.
  */
 export async function leaveLaunchGateWhenRunning(
   deps: SlotTruthDeps,
@@ -216,9 +250,10 @@ export async function leaveLaunchGateWhenRunning(
   model: string,
   answered: Promise<unknown>,
   pass: GatePass,
-): Promise<void> {
+  busyBefore: readonly number[] = [],
+): Promise<boolean> {
   const { slot } = plan;
-  const client = deps.backends.at(slot.backend).client;
+  const backend = deps.backends.at(slot.backend);
   let over = false;
   answered.then(
     () => (over = true),
@@ -227,13 +262,34 @@ export async function leaveLaunchGateWhenRunning(
   const deadline = performance.now() + LAUNCH_WAIT_MS;
   try {
     while (!over && performance.now() < deadline) {
-      const body = await client.slots(model, LAUNCH_WAIT_MS);
-      if (slotProcessing(body, slot.id) !== false) break; // running, or /slots cannot tell
+      const body = await backend.client.slots(model, LAUNCH_WAIT_MS);
+      if (plan.fromServerCache) {
+        const ours = deps.pool
+          .all()
+          .filter((other) => other.backend === slot.backend && other !== slot && backend.behaviour.launched(other))
+          .map((other) => other.id);
+        const chosen = processingSlots(body)?.filter((id) => !ours.includes(id) && !busyBefore.includes(id));
+        if (chosen === undefined || chosen.length > 1) return false;
+        if (chosen.length === 1) return deps.pool.moveTo(slot, chosen[0]!);
+      } else if (slotProcessing(body, slot.id) !== false) return true; // running, or /slots cannot tell
       await new Promise((resolve) => setTimeout(resolve, LAUNCH_POLL_MS));
     }
+    return !plan.fromServerCache;
   } finally {
     pass.release();
   }
+}
+
+/**
+ * Before a task is sent without a pin: the slots already processing (another client's tasks among them), so that
+ * the slot the server chooses can be told afterwards. Undefined when `GET /slots` cannot say.
+ */
+export async function slotsBusyBeforeLaunch(
+  deps: SlotTruthDeps,
+  plan: SlotPlan,
+  model: string,
+): Promise<number[] | undefined> {
+  return processingSlots(await deps.backends.at(plan.slot.backend).client.slots(model, SLOTS_TIMEOUT_MS));
 }
 
 const LAUNCH_WAIT_MS = 3000;

@@ -11,7 +11,7 @@ import { shortKey } from '../cache/meta-file.js';
  * it (`restore`), a big prompt started from nothing (`cold`), a prompt too small to cache (`small`), no slot
  * became free in time (`no_slot`), or the client left while waiting for one (`client_gone`).
  */
-export type ChatDecision = 'resident' | 'restore' | 'cold' | 'small' | 'no_slot' | 'client_gone';
+export type ChatDecision = 'resident' | 'restore' | 'server_cache' | 'cold' | 'small' | 'no_slot' | 'client_gone';
 
 /** The `chat` log line: one per request. The observation module (src/observe/) records exactly these. */
 export interface ChatLogLine {
@@ -107,9 +107,11 @@ export class RequestLog {
       ? 'resident'
       : plan.restore
         ? 'restore'
-        : analysis.big
-          ? 'cold'
-          : 'small';
+        : plan.fromServerCache
+          ? 'server_cache'
+          : analysis.big
+            ? 'cold'
+            : 'small';
     return {
       ...(this.api && { api: this.api }),
       model: analysis.model,

@@ -25,11 +25,12 @@ export interface MetricsSources {
 }
 
 /** The cache outcome of a request, as the metrics name it. */
-export type CacheOutcome = 'resident' | 'restored' | 'cold' | 'small' | 'skipped';
+export type CacheOutcome = 'resident' | 'restored' | 'server_cache' | 'cold' | 'small' | 'skipped';
 
 export function cacheOutcome(record: Pick<RequestRecord, 'decision'>): CacheOutcome {
   switch (record.decision) {
     case 'resident':
+    case 'server_cache':
     case 'cold':
     case 'small':
       return record.decision;
@@ -83,7 +84,9 @@ export function createMetrics(src: MetricsSources): ProxyMetrics {
   const chats = new Counter({
     ...reg,
     name: 'proxycache_chat_requests_total',
-    help: 'Chat requests by cache outcome: resident, restored, cold, small (not worth caching), skipped (no slot got)',
+    help:
+      "Chat requests by cache outcome: resident, restored, server_cache (from the server's RAM cache, unpinned), " +
+      'cold, small (not worth caching), skipped (no slot got)',
     labelNames: ['outcome'],
   });
   const reused = new Counter({

@@ -48,7 +48,7 @@ export class Observer {
     reused: 0,
     prefilled: 0,
     savedSeconds: 0,
-    decisions: { resident: 0, restore: 0, cold: 0, small: 0, no_slot: 0, client_gone: 0 } as Record<
+    decisions: { resident: 0, restore: 0, server_cache: 0, cold: 0, small: 0, no_slot: 0, client_gone: 0 } as Record<
       ChatDecision,
       number
     >,
@@ -105,10 +105,11 @@ export class Observer {
 
   totalsSinceStart(): Totals {
     const t = this.totals;
-    const placed = t.decisions.resident + t.decisions.restore + t.decisions.cold;
+    const found = t.decisions.resident + t.decisions.restore + t.decisions.server_cache;
+    const placed = found + t.decisions.cold;
     return {
       requests: t.requests,
-      hit_rate: placed === 0 ? null : round3((t.decisions.resident + t.decisions.restore) / placed),
+      hit_rate: placed === 0 ? null : round3(found / placed),
       tokens_reused: t.reused,
       tokens_prefilled: t.prefilled,
       prefill_seconds_saved: round3(t.savedSeconds),

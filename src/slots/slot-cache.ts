@@ -68,8 +68,11 @@ export interface SlotCacheDeps {
   activity?: BackendActivity;
   /** `CACHE_DIR` (the server's --slot-save-path), when configured: where a save that failed verification is deleted. */
   cacheDir?: string;
-  /** The server cleared an idle slot by itself (it saved 0 tokens of a slot believed full): see ServerBehaviour. */
-  onIdleSlotCleared?: (backend: number) => void;
+  /**
+   * The server cleared an idle slot by itself (it saved 0 tokens of a slot believed full): see ServerBehaviour.
+   * `content` now lives only in the server's RAM cache (see ServerRamCacheLedger).
+   */
+  onIdleSlotCleared?: (backend: number, content: SlotContent) => void;
   /** Milliseconds since the epoch, for meta timestamps; durations use the monotonic `performance.now()`. */
   now?: () => number;
   /** Told of every save and restore once it is over, whoever asked for it (the metrics). Must not throw. */
@@ -187,7 +190,7 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
         // llama-server cleared the idle slot on its own (--cache-idle-slots with a unified KV buffer): the file
         // holds nothing, so it must not be offered for restores. The content lives on only in its RAM cache.
         deps.slots.forget(slot);
-        deps.onIdleSlotCleared?.(slot.backend);
+        deps.onIdleSlotCleared?.(slot.backend, content);
         result = { ok: false, ms: result.ms, error: 'slot was empty: the server cleared it while idle' };
       } else if (result.ok && !savedWhatWeThink(result.tokens, content.nTokens)) {
         // The slot holds something else than we believe: the server restarted, or another client used the slot.

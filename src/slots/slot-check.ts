@@ -39,6 +39,15 @@ function slotEntry(body: unknown[], id: number): SlotEntry | undefined {
     SlotEntry | undefined;
 }
 
+/** The ids of the slots `GET /slots` shows processing a task (undefined when the answer is not a slot list). */
+export function processingSlots(body: unknown): number[] | undefined {
+  if (!Array.isArray(body)) return undefined;
+  return body
+    .filter((e): e is { id: number } => typeof e === 'object' && e !== null && (e as SlotEntry).is_processing === true)
+    .map((e) => e.id)
+    .filter((id) => typeof id === 'number');
+}
+
 /** Whether `GET /slots` shows the slot processing a task (undefined when the answer is not a slot list). */
 export function slotProcessing(body: unknown, id: number): boolean | undefined {
   if (!Array.isArray(body)) return undefined;

@@ -149,6 +149,24 @@ export class SlotPool {
     this.limitSlots(backend, model, total);
   }
 
+  /**
+   * The server runs the task of `slot`'s request on slot `id` of the same group (it chose the slot itself, see
+   * SlotPlan.fromServerCache): the two slot records trade ids, so the request's record names the slot its task
+   * runs on. The other record may be held by a request that has not sent anything to the server yet (launches on
+   * such a backend go one at a time), which then uses `slot`'s old id instead: equally idle, equally cleared.
+   * False when the group has no usable slot `id`.
+   */
+  moveTo(slot: SlotState, id: number): boolean {
+    const slots = this.group(slot.backend, slot.model);
+    const other = slots.find((s) => s.id === id);
+    if (other === slot) return true;
+    if (!other || other.disabled) return false;
+    w(other).id = slot.id;
+    w(slot).id = id;
+    slots.sort((a, b) => a.id - b.id);
+    return true;
+  }
+
   /** The slot now holds `content` (an answer ended, or a restore loaded it). */
   fill(slot: SlotState, content: SlotContent): void {
     w(slot).content = content;

@@ -84,4 +84,10 @@ export interface SlotPlan {
   restore?: DiskMatch;
   /** The slot already holds this much of the prompt (in blocks); no restore needed. */
   resident?: { lcp: number; ratio: number };
+  /**
+   * Sent without a pin (`id_slot` −1): the server's RAM cache holds this content, which the request continues and
+   * disk has only part of (see ServerRamCacheLedger). The server picks the slot; the proxy learns which after the
+   * launch and moves the request's slot there (SlotPool.moveTo).
+   */
+  fromServerCache?: SlotContent;
 }

@@ -180,7 +180,7 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
     assert.ok(next.timings.cache_n > 64, JSON.stringify(next.timings));
   });
 
-  it('on a clearing server, a slot whose task ended just before another task started is checked before it is trusted', async () => {
+  it('on a clearing server, a slot cleared before its answer could be saved is brought back whole from the server RAM cache', async () => {
     tapped = await startClearingServer({ realTime: false });
     const { stack: s, tap } = tapped;
     const x1 = opening(3601);
@@ -205,12 +205,20 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
     x2Answer.release();
     const x2Reply = await x2Done;
     await logLineAfter(s.logs, markX2, 'chat', (l) => l.key === short(x2));
-    const x3 = await chat(s, continued(x2, x2Reply.choices[0]?.message.content ?? '', 3605));
+    const x3Messages = continued(x2, x2Reply.choices[0]?.message.content ?? '', 3605);
+    const x3 = await chat(s, x3Messages);
     otherAnswer.release();
     await otherDone;
     assert.equal(x3.line.slot_check, 'cleared-idle', JSON.stringify(x3.line));
-    assert.equal(x3.line.decision, 'restore', JSON.stringify(x3.line));
-    assert.ok(x3.timings.cache_n >= first.timings.cache_n + first.timings.prompt_n, JSON.stringify(x3.timings));
+    // Disk has only x1's turn; the server's RAM cache has x2 whole: x3 goes unpinned and reuses all of x2.
+    assert.equal(x3.line.decision, 'server_cache', JSON.stringify(x3.line));
+    const x2Timings = (x2Reply as unknown as { timings: { cache_n: number; prompt_n: number } }).timings;
+    assert.ok(x3.timings.cache_n >= x2Timings.cache_n + x2Timings.prompt_n, JSON.stringify(x3.timings));
+    // The proxy learnt the slot the server chose: x3's next turn is resident there.
+    const x4 = await chat(s, continued(x3Messages, x3.content, 3606));
+    assert.equal(x4.line.decision, 'resident', JSON.stringify(x4.line));
+    assert.equal(x4.line.slot, x3.line.slot, JSON.stringify({ x3: x3.line.slot, x4: x4.line.slot }));
+    assert.ok(x4.timings.cache_n >= x3.timings.cache_n + x3.timings.prompt_n, JSON.stringify(x4.timings));
   });
 
   it('on a clearing server, a task a few tokens from its n_predict ends and is saved before another task starts', async () => {

@@ -72,4 +72,23 @@ describe('SlotPool', () => {
       (err: unknown) => err instanceof ProxyError && err.status === 503,
     );
   });
+
+  it("moveTo: the request's slot record trades ids with the slot the server chose; the group stays in id order", async () => {
+    const pool = new SlotPool([{ nSlots: 4, sharedAcrossModels: () => true }]);
+    const mine = await pool.acquire('m', plan, { timeoutMs: 1000 });
+    const waiting = await pool.acquire('m', plan, { timeoutMs: 1000 });
+    const [mineId, waitingId] = [mine.slot.id, waiting.slot.id];
+    assert.equal(pool.moveTo(mine.slot, waitingId), true);
+    assert.equal(mine.slot.id, waitingId);
+    assert.equal(waiting.slot.id, mineId, 'the other request now holds the id the first one left');
+    assert.deepEqual(
+      pool.group(0, 'm').map((s) => s.id),
+      [0, 1, 2, 3],
+    );
+    assert.equal(pool.group(0, 'm')[waitingId], mine.slot);
+    assert.equal(pool.moveTo(mine.slot, waitingId), true, 'already there');
+    assert.equal(pool.moveTo(mine.slot, 7), false, 'no such slot');
+    pool.limitSlots(0, 'm', 3);
+    assert.equal(pool.moveTo(mine.slot, 3), false, 'beyond the server total');
+  });
 });
