@@ -78,8 +78,7 @@ export function noticeLostSlot(
 
 /**
  * A request sent unpinned for the server's RAM cache (SlotPlan.fromServerCache) reused less than half of what that
- * cache was believed to hold: the cache had evicted it (it is bounded). Say so, and trust none of the ledger's
- * other entries either.
+ * cache was believed to hold: the cache had evicted it (it is bounded). Say so: the turn cost a cold prefill.
  */
 export function noticeServerCacheMiss(
   deps: Pick<GenerationDeps, 'backends' | 'log'>,
@@ -94,7 +93,6 @@ export function noticeServerCacheMiss(
     { backend: backend.url, key: held.key.slice(0, 16), cache_n: reused, expected: held.nTokens },
     "the server's RAM cache no longer held a conversation the proxy could not save; it was prefilled again",
   );
-  backend.ramCache.clear();
 }
 
 /** Reuse below this many tokens on a resident slot means it was empty (a template prefix can match by chance). */

@@ -104,7 +104,7 @@ async function serve(
     preferServerRamCache(deps, plan, analysis);
     await runPlan(deps, plan, analysis, line);
     if (plan.skippedSave) noteSkipped(deps.rent, plan.skippedSave);
-    await beforeTaskStart(deps, plan, line, analysis);
+    await beforeTaskStart(deps, plan, line, analysis.model);
     const busyBefore = plan.fromServerCache ? await slotsBusyBeforeLaunch(deps, plan, analysis.model) : [];
     const call = gen.request.backendCall({
       id_slot: plan.fromServerCache ? ANY_SLOT : plan.slot.id,

@@ -70,23 +70,17 @@ function restoreInstead(
 }
 
 /**
- * On a backend that clears idle slots, a conversation the server moved into its RAM cache before the proxy could
- * save it (see ServerRamCacheLedger) is there whole, while disk has at most an earlier turn: the request goes
- * without a pin, so that the server's own lookup brings the conversation back, instead of a restore of the earlier
- * turn and a prefill of the rest. Called inside the launch gate, after confirmResidency.
+ * On a backend that clears idle slots, a request about to prefill from scratch whose conversation the server moved
+ * into its RAM cache before the proxy could save any of it (see ServerRamCacheLedger) goes without a pin, so that
+ * the server's own lookup can bring the conversation back. Only then: the RAM cache may have evicted it (the proxy
+ * cannot see), and a miss must cost no more than the cold prefill the request faces anyway, whereas a restore from
+ * disk is sure. Called inside the launch gate, after confirmResidency.
  */
 export function preferServerRamCache(deps: SlotTruthDeps, plan: SlotPlan, analysis: PromptAnalysis): void {
   const backend = deps.backends.at(plan.slot.backend);
-  if (plan.resident || !analysis.big || !backend.behaviour.clearsIdleSlots()) return;
+  if (plan.resident || plan.restore || !analysis.big || !backend.behaviour.clearsIdleSlots()) return;
   const held = backend.ramCache.takeContinuedBy(analysis.model, analysis.blocks);
-  if (!held) return;
-  if (plan.restore && plan.restore.lcp >= held.blocks.length) {
-    backend.ramCache.note(held); // disk has as much: a restore is sure, the RAM cache only likely
-    return;
-  }
-  if (plan.restore) deps.index.unpin(plan.restore.key);
-  plan.restore = undefined;
-  plan.fromServerCache = held;
+  if (held) plan.fromServerCache = held;
 }
 
 /**
@@ -153,13 +147,11 @@ export async function beforeTaskStart(
   deps: SlotTruthDeps,
   plan: SlotPlan,
   line: RequestLog,
-  analysis: PromptAnalysis,
+  model: string,
 ): Promise<void> {
   const backend = plan.slot.backend;
-  const { model } = analysis;
   const { behaviour, ramCache } = deps.backends.at(backend);
   behaviour.noteTaskStart(plan.slot);
-  ramCache.noteTaskStart(analysis.big);
   if (!behaviour.clearsIdleSlots()) return;
   const running = (slot: SlotState) => slot === plan.slot || behaviour.launched(slot);
   const tried = new Set<SlotContent>();

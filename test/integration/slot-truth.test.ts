@@ -180,7 +180,7 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
     assert.ok(next.timings.cache_n > 64, JSON.stringify(next.timings));
   });
 
-  it('on a clearing server, a slot cleared before its answer could be saved is brought back whole from the server RAM cache', async () => {
+  it('on a clearing server, a slot whose task ended just before another task started is checked before it is trusted', async () => {
     tapped = await startClearingServer({ realTime: false });
     const { stack: s, tap } = tapped;
     const x1 = opening(3601);
@@ -210,7 +210,42 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
     otherAnswer.release();
     await otherDone;
     assert.equal(x3.line.slot_check, 'cleared-idle', JSON.stringify(x3.line));
-    // Disk has only x1's turn; the server's RAM cache has x2 whole: x3 goes unpinned and reuses all of x2.
+    // Disk has x1's turn (saved before the second conversation started): a sure restore, x2's growth prefilled.
+    assert.equal(x3.line.decision, 'restore', JSON.stringify(x3.line));
+    assert.ok(x3.timings.cache_n >= first.timings.cache_n + first.timings.prompt_n, JSON.stringify(x3.timings));
+  });
+
+  it('on a clearing server, a conversation cleared before any of it was saved comes back whole from the server RAM cache, unpinned', async () => {
+    tapped = await startClearingServer({ realTime: false });
+    const { stack: s, tap } = tapped;
+    const x1 = opening(3601);
+    const first = await chat(s, x1);
+    // x2 continues x1 on its slot at once: no task start in between, so nothing of the conversation is on disk.
+    const x2 = continued(x1, first.content, 3603);
+    const lastUser = x2.at(-1)!.content;
+    // x2's task ends on the server, but the proxy reads that end only after another task has started there.
+    const x2Answer = tap.holdAnswer(
+      (r) => r.path === '/v1/chat/completions' && r.body?.messages?.at(-1)?.content === lastUser,
+    );
+    const markX2 = s.logs.lines.length;
+    const x2Done = s.openai.chat.completions.create({ model: 'tiny', messages: x2, max_tokens: 8 });
+    await x2Answer.arrived;
+    // This start clears x2's slot on the server; its request is still running when x2's next turn comes.
+    const other = opening(3604);
+    const otherAnswer = tap.holdAnswer(
+      (r) => r.path === '/v1/chat/completions' && r.body?.messages?.[0]?.content === other[0]!.content,
+    );
+    const otherDone = s.openai.chat.completions.create({ model: 'tiny', messages: other, max_tokens: 8 });
+    await otherAnswer.arrived;
+    x2Answer.release();
+    const x2Reply = await x2Done;
+    await logLineAfter(s.logs, markX2, 'chat', (l) => l.key === short(x2));
+    const x3Messages = continued(x2, x2Reply.choices[0]?.message.content ?? '', 3605);
+    const x3 = await chat(s, x3Messages);
+    otherAnswer.release();
+    await otherDone;
+    assert.equal(x3.line.slot_check, 'cleared-idle', JSON.stringify(x3.line));
+    // Disk has nothing of it; the server's RAM cache has x2 whole: x3 goes unpinned and reuses all of x2.
     assert.equal(x3.line.decision, 'server_cache', JSON.stringify(x3.line));
     const x2Timings = (x2Reply as unknown as { timings: { cache_n: number; prompt_n: number } }).timings;
     assert.ok(x3.timings.cache_n >= x2Timings.cache_n + x2Timings.prompt_n, JSON.stringify(x3.timings));

@@ -25,38 +25,33 @@ describe('ServerRamCacheLedger', () => {
     assert.equal(ledger.takeContinuedBy('m', ['a', 'b', 'c', 'd']), undefined);
     assert.equal(ledger.takeContinuedBy('other-model', ['x', 'y', 'z']), undefined, 'another model');
     assert.equal(ledger.takeContinuedBy('m', ['q', 'y', 'z']), undefined, 'not a continuation');
+    ledger.note(content('one-block', ['k']));
+    assert.equal(ledger.takeContinuedBy('m', ['j', 'z']), undefined, 'nothing in common');
   });
 
   it('notes only big content that was not on disk', () => {
     const ledger = new ServerRamCacheLedger();
-    ledger.note(content('saved', ['a'], { saved: true }));
-    ledger.note(content('small', ['b'], { big: false }));
-    assert.equal(ledger.takeContinuedBy('m', ['a', 'z']), undefined);
-    assert.equal(ledger.takeContinuedBy('m', ['b', 'z']), undefined);
+    ledger.note(content('saved', ['a', 'b'], { saved: true }));
+    ledger.note(content('small', ['c', 'd'], { big: false }));
+    assert.equal(ledger.takeContinuedBy('m', ['a', 'b', 'z']), undefined);
+    assert.equal(ledger.takeContinuedBy('m', ['c', 'd', 'z']), undefined);
   });
 
-  it('trusts an entry for a few big task starts and a few minutes: the RAM cache evicts by itself', () => {
+  it('keeps an entry ten minutes at most', () => {
     let now = 0;
     const ledger = new ServerRamCacheLedger(() => now);
-    ledger.note(content('c', ['a']));
-    for (let i = 0; i < 10; i++) ledger.noteTaskStart(false);
-    for (let i = 0; i < 4; i++) ledger.noteTaskStart(true);
-    assert.equal(ledger.takeContinuedBy('m', ['a', 'z'])?.key, 'c', 'small tasks push next to nothing');
-    ledger.note(content('c', ['a']));
-    ledger.noteTaskStart(true);
-    assert.equal(ledger.takeContinuedBy('m', ['a', 'z'])?.key, 'c', 'noted again: counted from then');
-    ledger.note(content('c', ['a']));
-    for (let i = 0; i < 5; i++) ledger.noteTaskStart(true);
-    assert.equal(ledger.takeContinuedBy('m', ['a', 'z']), undefined, 'five big starts since');
-    ledger.note(content('d', ['b']));
-    now += 5 * 60_000 + 1;
-    assert.equal(ledger.takeContinuedBy('m', ['b', 'z']), undefined, 'too old');
+    ledger.note(content('c', ['a', 'b']));
+    ledger.note(content('d', ['c', 'd']));
+    now += 10 * 60_000;
+    assert.equal(ledger.takeContinuedBy('m', ['a', 'b', 'z'])?.key, 'c');
+    now += 1;
+    assert.equal(ledger.takeContinuedBy('m', ['c', 'd', 'z']), undefined, 'too old');
   });
 
   it('forgets everything when the server restarted', () => {
     const ledger = new ServerRamCacheLedger();
-    ledger.note(content('c', ['a']));
+    ledger.note(content('c', ['a', 'b']));
     ledger.clear();
-    assert.equal(ledger.takeContinuedBy('m', ['a', 'z']), undefined);
+    assert.equal(ledger.takeContinuedBy('m', ['a', 'b', 'z']), undefined);
   });
 });
