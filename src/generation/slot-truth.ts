@@ -231,10 +231,10 @@ export async function enterLaunchGate(
  * began or ended, or after a deadline (the gate must never stay shut).
  *
  * A task sent without a pin (SlotPlan.fromServerCache) runs on a slot the server chose: the one that shows a task
- * and is neither one of the slots of our other tasks in flight nor `busyBefore` (slotsBusyBeforeLaunch). The request's slot record moves there before the gate
- * opens, so no other launch can plan on that slot meanwhile. Resolves with false when that slot could not be told
- * (the answer ended first, or another client's task started at the same moment): the request's content is then
- * not known to be anywhere.
+ * and is neither one of the slots of our other tasks in flight nor in `busyBefore` (slotsBusyBeforeLaunch). The
+ * request's slot record moves there before the gate opens, so no other launch can plan on that slot meanwhile.
+ * Resolves with false when that slot could not be told (the answer ended first, or another client's task started
+ * at the same moment): the request's content is then not known to be anywhere.
  */
 export async function leaveLaunchGateWhenRunning(
   deps: SlotTruthDeps,
