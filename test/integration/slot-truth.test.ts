@@ -56,6 +56,35 @@ const CLEARING_DETECTED =
 
 const short = (messages: Parameters<typeof keyOf>[0]) => keyOf(messages).slice(0, 16);
 
+/**
+ * x2's task ends on the server, but the proxy reads that end only after another task started there and cleared
+ * x2's slot; x2's next turn (x3) comes while that other request still runs. Returns x2's answer and x3.
+ */
+async function nextTurnAfterUnseenClearing(tapped: TappedStack, x2: ReturnType<typeof opening>) {
+  const { stack: s, tap } = tapped;
+  const lastUser = x2.at(-1)!.content;
+  const x2Answer = tap.holdAnswer(
+    (r) => r.path === '/v1/chat/completions' && r.body?.messages?.at(-1)?.content === lastUser,
+  );
+  const markX2 = s.logs.lines.length;
+  const x2Done = s.openai.chat.completions.create({ model: 'tiny', messages: x2, max_tokens: 8 });
+  await x2Answer.arrived;
+  const other = opening(3604);
+  const otherAnswer = tap.holdAnswer(
+    (r) => r.path === '/v1/chat/completions' && r.body?.messages?.[0]?.content === other[0]!.content,
+  );
+  const otherDone = s.openai.chat.completions.create({ model: 'tiny', messages: other, max_tokens: 8 });
+  await otherAnswer.arrived;
+  x2Answer.release();
+  const x2Reply = await x2Done;
+  await logLineAfter(s.logs, markX2, 'chat', (l) => l.key === short(x2));
+  const x3Messages = continued(x2, x2Reply.choices[0]?.message.content ?? '', 3605);
+  const x3 = await chat(s, x3Messages);
+  otherAnswer.release();
+  await otherDone;
+  return { x2Reply, x3Messages, x3 };
+}
+
 describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, () => {
   let stack: Stack | undefined;
   let tapped: TappedStack | undefined;
@@ -182,33 +211,12 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
 
   it('on a clearing server, a slot whose task ended just before another task started is checked before it is trusted', async () => {
     tapped = await startClearingServer({ realTime: false });
-    const { stack: s, tap } = tapped;
+    const { stack: s } = tapped;
     const x1 = opening(3601);
     const first = await chat(s, x1);
     await chat(s, opening(3602)); // its start saves x1 (clearing_saves) and clears x1's slot
     const x2 = continued(x1, first.content, 3603);
-    const lastUser = x2.at(-1)!.content;
-    // x2's task ends on the server, but the proxy reads that end only after another task has started there.
-    const x2Answer = tap.holdAnswer(
-      (r) => r.path === '/v1/chat/completions' && r.body?.messages?.at(-1)?.content === lastUser,
-    );
-    const markX2 = s.logs.lines.length;
-    const x2Done = s.openai.chat.completions.create({ model: 'tiny', messages: x2, max_tokens: 8 });
-    await x2Answer.arrived;
-    // This start clears x2's slot on the server; its request is still running when x2's next turn comes.
-    const other = opening(3604);
-    const otherAnswer = tap.holdAnswer(
-      (r) => r.path === '/v1/chat/completions' && r.body?.messages?.[0]?.content === other[0]!.content,
-    );
-    const otherDone = s.openai.chat.completions.create({ model: 'tiny', messages: other, max_tokens: 8 });
-    await otherAnswer.arrived;
-    x2Answer.release();
-    const x2Reply = await x2Done;
-    await logLineAfter(s.logs, markX2, 'chat', (l) => l.key === short(x2));
-    const x3Messages = continued(x2, x2Reply.choices[0]?.message.content ?? '', 3605);
-    const x3 = await chat(s, x3Messages);
-    otherAnswer.release();
-    await otherDone;
+    const { x3 } = await nextTurnAfterUnseenClearing(tapped, x2);
     assert.equal(x3.line.slot_check, 'cleared-idle', JSON.stringify(x3.line));
     // Disk has x1's turn (saved before the second conversation started): a sure restore, x2's growth prefilled.
     assert.equal(x3.line.decision, 'restore', JSON.stringify(x3.line));
@@ -217,33 +225,12 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
 
   it('on a clearing server, a conversation cleared before any of it was saved comes back whole from the server RAM cache, unpinned', async () => {
     tapped = await startClearingServer({ realTime: false });
-    const { stack: s, tap } = tapped;
+    const { stack: s } = tapped;
     const x1 = opening(3601);
     const first = await chat(s, x1);
     // x2 continues x1 on its slot at once: no task start in between, so nothing of the conversation is on disk.
     const x2 = continued(x1, first.content, 3603);
-    const lastUser = x2.at(-1)!.content;
-    // x2's task ends on the server, but the proxy reads that end only after another task has started there.
-    const x2Answer = tap.holdAnswer(
-      (r) => r.path === '/v1/chat/completions' && r.body?.messages?.at(-1)?.content === lastUser,
-    );
-    const markX2 = s.logs.lines.length;
-    const x2Done = s.openai.chat.completions.create({ model: 'tiny', messages: x2, max_tokens: 8 });
-    await x2Answer.arrived;
-    // This start clears x2's slot on the server; its request is still running when x2's next turn comes.
-    const other = opening(3604);
-    const otherAnswer = tap.holdAnswer(
-      (r) => r.path === '/v1/chat/completions' && r.body?.messages?.[0]?.content === other[0]!.content,
-    );
-    const otherDone = s.openai.chat.completions.create({ model: 'tiny', messages: other, max_tokens: 8 });
-    await otherAnswer.arrived;
-    x2Answer.release();
-    const x2Reply = await x2Done;
-    await logLineAfter(s.logs, markX2, 'chat', (l) => l.key === short(x2));
-    const x3Messages = continued(x2, x2Reply.choices[0]?.message.content ?? '', 3605);
-    const x3 = await chat(s, x3Messages);
-    otherAnswer.release();
-    await otherDone;
+    const { x2Reply, x3Messages, x3 } = await nextTurnAfterUnseenClearing(tapped, x2);
     assert.equal(x3.line.slot_check, 'cleared-idle', JSON.stringify(x3.line));
     // Disk has nothing of it; the server's RAM cache has x2 whole: x3 goes unpinned and reuses all of x2.
     assert.equal(x3.line.decision, 'server_cache', JSON.stringify(x3.line));
