@@ -2,6 +2,7 @@
  * What the flow does with a finished answer: record what the slot now holds (with its parent entry and session),
  * notice a slot that had lost its conversation, and say whether a model swap is coming.
  */
+import { shortKey } from '../cache/meta-file.js';
 import { continuesBlocks } from '../prompt/block-match.js';
 import type { PromptAnalysis } from '../prompt/prompt-analysis.js';
 import type { SlotPlan } from '../slots/slot-state.js';
@@ -90,7 +91,7 @@ export function noticeServerCacheMiss(
   if (!held?.nTokens || !outcome.completed || reused === undefined || reused >= held.nTokens / 2) return;
   const backend = deps.backends.at(plan.slot.backend);
   deps.log.warn(
-    { backend: backend.url, key: held.key.slice(0, 16), cache_n: reused, expected: held.nTokens },
+    { backend: backend.url, key: shortKey(held.key), cache_n: reused, expected: held.nTokens },
     "the server's RAM cache no longer held a conversation the proxy could not save; it was prefilled again",
   );
 }

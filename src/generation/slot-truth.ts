@@ -163,9 +163,7 @@ export async function beforeTaskStart(
   }
   // Idle at the server: ours too when a request holds the slot but waits at the gate (its task not sent yet).
   // What stays unsaved there goes into the server's RAM cache with the clearing (see ServerRamCacheLedger).
-  for (const slot of deps.pool.all())
-    if (slot.backend === backend && !running(slot) && slot.content) ramCache.note(slot.content);
-  deps.pool.forgetClearedOn(backend, running);
+  for (const content of deps.pool.forgetClearedOn(backend, running)) ramCache.note(content);
 }
 
 /**

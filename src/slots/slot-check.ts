@@ -50,8 +50,7 @@ export function processingSlots(body: unknown): number[] | undefined {
 
 /** Whether `GET /slots` shows the slot processing a task (undefined when the answer is not a slot list). */
 export function slotProcessing(body: unknown, id: number): boolean | undefined {
-  if (!Array.isArray(body)) return undefined;
-  return slotEntry(body, id)?.is_processing === true;
+  return processingSlots(body)?.includes(id);
 }
 
 /**

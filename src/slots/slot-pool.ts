@@ -188,9 +188,16 @@ export class SlotPool {
   /**
    * A task started on a backend that clears its idle slots: every slot there whose task is not `running` lost its
    * content, busy or not (a request still waiting at the launch gate holds its slot, yet the server sees it idle).
+   * Returns the contents forgotten.
    */
-  forgetClearedOn(backend: number, running: (slot: SlotState) => boolean): void {
-    for (const slot of this.all()) if (slot.backend === backend && !running(slot)) this.forget(slot);
+  forgetClearedOn(backend: number, running: (slot: SlotState) => boolean): SlotContent[] {
+    const cleared: SlotContent[] = [];
+    for (const slot of this.all()) {
+      if (slot.backend !== backend || running(slot)) continue;
+      if (slot.content) cleared.push(slot.content);
+      this.forget(slot);
+    }
+    return cleared;
   }
 
   /** A save of `content` succeeded: if the slot still holds it, it is on disk now. */
