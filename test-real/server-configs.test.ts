@@ -10,7 +10,8 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { locateLlamaServer } from '../test/support/real-server.js';
 import type { RealServerOptions } from '../test/support/real-server.js';
-import { nextTurn, openingOf, realChat, startRealStack } from '../test/support/real-stack.js';
+import { nextTurn, openingOf, realChat, serverSlots, startRealStack } from '../test/support/real-stack.js';
+import { words } from '../test/support/text.js';
 import type { Message, RealChat, RealStack } from '../test/support/real-stack.js';
 
 const where = locateLlamaServer();
@@ -167,6 +168,33 @@ describe('llama-server defaults: another client clears a conversation before the
       assert.equal(a3.line.decision, 'resident', JSON.stringify(a3.line));
       assert.equal(a3.line.slot, a2.line.slot);
       assert.ok(a3.timings.cache_n >= a2.promptTokens, JSON.stringify({ a2: a2.timings, a3: a3.timings }));
+    } finally {
+      await stack.close();
+    }
+  });
+});
+
+describe('llama-server defaults: small requests through the proxy', { skip }, () => {
+  it('go unpinned, so the server brings back the instructions they share from its RAM cache', async () => {
+    if ('skip' in where) return;
+    const stack = await startRealStack(where, { server: { slots: 'auto' } });
+    try {
+      // Title requests, as chat clients send after each turn: the same instructions, a different conversation.
+      const instructions = words(60, 711);
+      const titleRequest = (seed: number): Message[] => [
+        { role: 'system', content: instructions },
+        { role: 'user', content: words(8, seed) },
+      ];
+      const first = await realChat(stack, 'proxy', titleRequest(712));
+      assert.equal(first.line.decision, 'small', JSON.stringify(first.line));
+      // A conversation's task start moves the idle slots into the RAM cache and clears them.
+      await realChat(stack, 'proxy', openingOf(713));
+      const second = await realChat(stack, 'proxy', titleRequest(714));
+      assert.equal(second.line.decision, 'small', JSON.stringify(second.line));
+      // Pinned to a cleared slot it would have reused nothing.
+      assert.ok(second.timings.cache_n >= 50, JSON.stringify({ first: first.timings, second: second.timings }));
+      const ran = (await serverSlots(stack.server)).find((slot) => slot.n_prompt_tokens === second.slotTokens);
+      assert.equal(ran?.id, second.line.slot, 'the proxy learnt the slot the server chose');
     } finally {
       await stack.close();
     }

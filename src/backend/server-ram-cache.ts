@@ -9,7 +9,7 @@
  * conversation back from its RAM cache (a request pinned to a cleared slot skips that lookup).
  *
  * The RAM cache is bounded (`--cache-ram`) and evicts by itself, and the proxy cannot see what it holds, so this is
- * tried only where a miss costs nothing more than the cold prefill the turn faces anyway (see preferServerRamCache).
+ * tried only where a miss costs nothing more than the cold prefill the turn faces anyway (see leavePlacementToServer).
  */
 import { continuesBlocks, lcpBlocks } from '../prompt/block-match.js';
 import type { SlotContent } from '../slots/slot-state.js';

@@ -18,7 +18,7 @@ import {
   confirmResidency,
   enterLaunchGate,
   leaveLaunchGateWhenRunning,
-  preferServerRamCache,
+  leavePlacementToServer,
   slotsBusyBeforeLaunch,
 } from './slot-truth.js';
 import type { GatePass } from '../slots/launch-gate.js';
@@ -101,13 +101,13 @@ async function serve(
   try {
     gate = await enterLaunchGate(deps, plan, analysis, worthIt);
     await confirmResidency(deps, plan, analysis, line, worthIt);
-    preferServerRamCache(deps, plan, analysis);
+    leavePlacementToServer(deps, plan, analysis);
     await runPlan(deps, plan, analysis, line);
     if (plan.skippedSave) noteSkipped(deps.rent, plan.skippedSave);
     await beforeTaskStart(deps, plan, line, analysis.model);
-    const busyBefore = plan.fromServerCache ? await slotsBusyBeforeLaunch(deps, plan, analysis.model) : [];
+    const busyBefore = plan.unpinned ? await slotsBusyBeforeLaunch(deps, plan, analysis.model) : [];
     const call = gen.request.backendCall({
-      id_slot: plan.fromServerCache ? ANY_SLOT : plan.slot.id,
+      id_slot: plan.unpinned ? ANY_SLOT : plan.slot.id,
       ...(analysis.big && { cache_prompt: true as const }),
     });
     line.forwardStarted = performance.now();
@@ -134,7 +134,7 @@ async function serve(
     noticeLostSlot(deps, plan, outcome);
     noticeServerCacheMiss(deps, plan, outcome);
     // Unpinned, on a slot that could not be told: what the request left behind is nowhere the proxy knows.
-    if (plan.fromServerCache && !(await running)) deps.pool.forget(plan.slot);
+    if (plan.unpinned && !(await running)) deps.pool.forget(plan.slot);
     else recordSlotContent(deps, plan, analysis, outcome, gen.session);
     if (outcome.status < 400) void backend.checkSlotCount(analysis.model);
     deps.policy.learnFromAnswer(analysis.model, {

@@ -70,17 +70,28 @@ function restoreInstead(
 }
 
 /**
- * On a backend that clears idle slots, a request about to prefill from scratch whose conversation the server moved
- * into its RAM cache before the proxy could save any of it (see ServerRamCacheLedger) goes without a pin, so that
- * the server's own lookup can bring the conversation back. Only then: the RAM cache may have evicted it (the proxy
- * cannot see), and a miss must cost no more than the cold prefill the request faces anyway, whereas a restore from
- * disk is sure. Called inside the launch gate, after confirmResidency.
+ * On a backend that clears idle slots, a request that would otherwise prefill from scratch goes without a pin when
+ * the server's own lookup can do better: a pin to a slot the server has cleared skips its RAM cache, an unpinned
+ * task gets it. Two such requests:
+ * - a small one (a title, an autocompletion): its slot was cleared by the last launch anyway, and the RAM cache holds
+ *   the prefix it shares with earlier small prompts (chat template, instructions);
+ * - a big one whose conversation the server moved into its RAM cache before the proxy could save any of it (see
+ *   ServerRamCacheLedger). Only then: the RAM cache may have evicted it (the proxy cannot see), and a miss must cost
+ *   no more than the cold prefill the request faces anyway, whereas a restore from disk is sure.
+ * Called inside the launch gate, after confirmResidency.
  */
-export function preferServerRamCache(deps: SlotTruthDeps, plan: SlotPlan, analysis: PromptAnalysis): void {
+export function leavePlacementToServer(deps: SlotTruthDeps, plan: SlotPlan, analysis: PromptAnalysis): void {
   const backend = deps.backends.at(plan.slot.backend);
-  if (plan.resident || plan.restore || !analysis.big || !backend.behaviour.clearsIdleSlots()) return;
+  if (plan.resident || plan.restore || !backend.behaviour.clearsIdleSlots()) return;
+  if (!analysis.big) {
+    plan.unpinned = true;
+    return;
+  }
   const held = backend.ramCache.takeContinuedBy(analysis.model, analysis.blocks);
-  if (held) plan.fromServerCache = held;
+  if (held) {
+    plan.unpinned = true;
+    plan.fromServerCache = held;
+  }
 }
 
 /**
@@ -228,7 +239,7 @@ export async function enterLaunchGate(
  * The task was sent: leave the gate once the server shows it running on its slot (GET /slots), or the answer
  * began or ended, or after a deadline (the gate must never stay shut).
  *
- * A task sent without a pin (SlotPlan.fromServerCache) runs on a slot the server chose: the one that shows a task
+ * A task sent without a pin (SlotPlan.unpinned) runs on a slot the server chose: the one that shows a task
  * and is neither one of the slots of our other tasks in flight nor in `busyBefore` (slotsBusyBeforeLaunch). The
  * request's slot record moves there before the gate opens, so no other launch can plan on that slot meanwhile.
  * Resolves with false when that slot could not be told (the answer ended first, or another client's task started
@@ -253,7 +264,7 @@ export async function leaveLaunchGateWhenRunning(
   try {
     while (!over && performance.now() < deadline) {
       const body = await backend.client.slots(model, LAUNCH_WAIT_MS);
-      if (plan.fromServerCache) {
+      if (plan.unpinned) {
         const ours = deps.pool
           .all()
           .filter((other) => other.backend === slot.backend && other !== slot && backend.behaviour.launched(other))
@@ -264,7 +275,7 @@ export async function leaveLaunchGateWhenRunning(
       } else if (slotProcessing(body, slot.id) !== false) return true; // running, or /slots cannot tell
       await new Promise((resolve) => setTimeout(resolve, LAUNCH_POLL_MS));
     }
-    return !plan.fromServerCache;
+    return !plan.unpinned;
   } finally {
     pass.release();
   }

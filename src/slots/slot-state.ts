@@ -85,9 +85,14 @@ export interface SlotPlan {
   /** The slot already holds this much of the prompt (in blocks); no restore needed. */
   resident?: { lcp: number; ratio: number };
   /**
-   * Sent without a pin (`id_slot` −1): the server's RAM cache holds this content, which the request continues and
-   * disk has only part of (see ServerRamCacheLedger). The server picks the slot; the proxy learns which after the
-   * launch and moves the request's slot there (SlotPool.moveTo).
+   * Sent without a pin (`id_slot` −1) so that the server's own lookup serves the prompt from its RAM cache (see
+   * leavePlacementToServer). The server picks the slot; the proxy learns which after the launch and moves the
+   * request's slot there (SlotPool.moveTo).
+   */
+  unpinned?: true;
+  /**
+   * Unpinned for this content, which the server's RAM cache holds and the request continues while disk has only
+   * part of it (see ServerRamCacheLedger).
    */
   fromServerCache?: SlotContent;
 }

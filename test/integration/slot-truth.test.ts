@@ -7,7 +7,17 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
-import { chat, continued, exists, keyOf, logLineAfter, metaPath, opening, slotFileEvents } from '../support/cache.js';
+import {
+  chat,
+  chatEvents,
+  continued,
+  exists,
+  keyOf,
+  logLineAfter,
+  metaPath,
+  opening,
+  slotFileEvents,
+} from '../support/cache.js';
 import { postJson, startStack } from '../support/stack.js';
 import type { Stack } from '../support/stack.js';
 import { closeStack } from '../support/teardown.js';
@@ -241,6 +251,31 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
     assert.equal(x4.line.decision, 'resident', JSON.stringify(x4.line));
     assert.equal(x4.line.slot, x3.line.slot, JSON.stringify({ x3: x3.line.slot, x4: x4.line.slot }));
     assert.ok(x4.timings.cache_n >= x3.timings.cache_n + x3.timings.prompt_n, JSON.stringify(x4.timings));
+  });
+
+  it('on a clearing server, small requests go unpinned: the RAM cache serves the prefix they share', async () => {
+    tapped = await startClearingServer({ realTime: false });
+    const { stack: s, tap } = tapped;
+    // A title request, as chat clients send after each turn: the same instructions, a different conversation.
+    const instructions = words(30, 3801);
+    const titleRequest = (seed: number) => [
+      { role: 'system' as const, content: instructions },
+      { role: 'user' as const, content: words(8, seed) },
+    ];
+    const first = await chat(s, titleRequest(3802));
+    assert.equal(first.line.decision, 'small', JSON.stringify(first.line));
+    await chat(s, opening(3803)); // its launch moves the title request into the RAM cache and clears its slot
+    const mark = { tap: tap.requests.length, sim: s.sim.events.length };
+    const second = await chat(s, titleRequest(3804));
+    assert.equal(second.line.decision, 'small', JSON.stringify(second.line));
+    const sent = tap.requests.slice(mark.tap).find((r) => r.path === '/v1/chat/completions');
+    assert.equal(sent?.body?.id_slot, -1, JSON.stringify(sent?.body));
+    // Pinned to its cleared slot it would have reused nothing; unpinned, the shared instructions come from RAM.
+    const ran = chatEvents(s.sim, mark.sim).at(-1)!;
+    assert.equal(ran.ram_hit, true, JSON.stringify(ran));
+    assert.ok(second.timings.cache_n >= 30, JSON.stringify(second.timings));
+    // The proxy learnt the slot the server chose.
+    assert.equal(second.line.slot, ran.slot, JSON.stringify({ line: second.line.slot, ran: ran.slot }));
   });
 
   it('on a clearing server, a task a few tokens from its n_predict ends and is saved before another task starts', async () => {
