@@ -19,7 +19,7 @@ import {
   enterLaunchGate,
   leaveLaunchGateWhenRunning,
   leavePlacementToServer,
-  slotsBusyBeforeLaunch,
+  tasksRunningBeforeLaunch,
 } from './slot-truth.js';
 import type { GatePass } from '../slots/launch-gate.js';
 import type { GenerationAdapter, GenerationRequest } from './adapter.js';
@@ -105,7 +105,7 @@ async function serve(
     await runPlan(deps, plan, analysis, line);
     if (plan.skippedSave) noteSkipped(deps.rent, plan.skippedSave);
     await beforeTaskStart(deps, plan, line, analysis.model);
-    const busyBefore = plan.unpinned ? await slotsBusyBeforeLaunch(deps, plan, analysis.model) : [];
+    const runningBefore = plan.unpinned ? await tasksRunningBeforeLaunch(deps, plan, analysis.model) : [];
     const call = gen.request.backendCall({
       id_slot: plan.unpinned ? ANY_SLOT : plan.slot.id,
       ...(analysis.big && { cache_prompt: true as const }),
@@ -126,7 +126,7 @@ async function serve(
       },
     }).finally(() => prefill.end());
     const running = gate
-      ? leaveLaunchGateWhenRunning(deps, plan, analysis.model, answered, gate, busyBefore).catch(() => false)
+      ? leaveLaunchGateWhenRunning(deps, plan, analysis.model, answered, gate, runningBefore).catch(() => false)
       : undefined;
     const outcome = await answered;
     line.outcome = outcome;

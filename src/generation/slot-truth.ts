@@ -8,9 +8,16 @@
  *   `leaveLaunchGateWhenRunning` keep such launches one at a time.
  */
 import type { PromptAnalysis } from '../prompt/prompt-analysis.js';
-import { judgeSlot, parseSlots, processingSlots, slotProcessing, slotTokensLeft } from '../slots/slot-check.js';
+import {
+  judgeSlot,
+  parseSlots,
+  runningTasks,
+  slotOfNewTask,
+  slotProcessing,
+  slotTokensLeft,
+} from '../slots/slot-check.js';
 import type { GatePass } from '../slots/launch-gate.js';
-import type { ObservedSlots, SlotVerdict } from '../slots/slot-check.js';
+import type { ObservedSlots, RunningTask, SlotVerdict } from '../slots/slot-check.js';
 import type { DiskMatch, SlotContent, SlotPlan, SlotState } from '../slots/slot-state.js';
 import type { RequestLog } from '../http/request-log.js';
 import type { GenerationDeps } from './deps.js';
@@ -239,11 +246,11 @@ export async function enterLaunchGate(
  * The task was sent: leave the gate once the server shows it running on its slot (GET /slots), or the answer
  * began or ended, or after a deadline (the gate must never stay shut).
  *
- * A task sent without a pin (SlotPlan.unpinned) runs on a slot the server chose: the one that shows a task
- * and is neither one of the slots of our other tasks in flight nor in `busyBefore` (slotsBusyBeforeLaunch). The
- * request's slot record moves there before the gate opens, so no other launch can plan on that slot meanwhile.
- * Resolves with false when that slot could not be told (the answer ended first, or another client's task started
- * at the same moment): the request's content is then not known to be anywhere.
+ * A task sent without a pin (SlotPlan.unpinned) runs on a slot the server chose: the slot of the one task that
+ * `GET /slots` did not show running before the launch (`runningBefore`, see slotOfNewTask). The request's slot
+ * record moves there before the gate opens, so no other launch can plan on that slot meanwhile. Resolves with false
+ * when that slot could not be told (the answer ended first, or another client's task started at the same moment):
+ * the request's content is then not known to be anywhere.
  */
 export async function leaveLaunchGateWhenRunning(
   deps: SlotTruthDeps,
@@ -251,7 +258,7 @@ export async function leaveLaunchGateWhenRunning(
   model: string,
   answered: Promise<unknown>,
   pass: GatePass,
-  busyBefore: readonly number[] = [],
+  runningBefore: readonly RunningTask[] = [],
 ): Promise<boolean> {
   const { slot } = plan;
   const backend = deps.backends.at(slot.backend);
@@ -265,13 +272,13 @@ export async function leaveLaunchGateWhenRunning(
     while (!over && performance.now() < deadline) {
       const body = await backend.client.slots(model, LAUNCH_WAIT_MS);
       if (plan.unpinned) {
-        const ours = deps.pool
+        const ourPending = deps.pool
           .all()
           .filter((other) => other.backend === slot.backend && other !== slot && backend.behaviour.launched(other))
           .map((other) => other.id);
-        const chosen = processingSlots(body)?.filter((id) => !ours.includes(id) && !busyBefore.includes(id));
-        if (chosen === undefined || chosen.length > 1) return false;
-        if (chosen.length === 1) return deps.pool.moveTo(slot, chosen[0]!);
+        const chosen = slotOfNewTask(runningBefore, runningTasks(body), ourPending);
+        if (chosen === undefined) return false;
+        if (chosen !== 'not yet') return deps.pool.moveTo(slot, chosen);
       } else if (slotProcessing(body, slot.id) !== false) return true; // running, or /slots cannot tell
       await new Promise((resolve) => setTimeout(resolve, LAUNCH_POLL_MS));
     }
@@ -282,15 +289,15 @@ export async function leaveLaunchGateWhenRunning(
 }
 
 /**
- * Before a task is sent without a pin: the slots already processing (another client's tasks among them), so that
- * the slot the server chooses can be told afterwards. Undefined when `GET /slots` cannot say.
+ * Before a task is sent without a pin: the tasks already running (another client's among them), so that the slot
+ * the server chooses can be told afterwards. Empty when `GET /slots` cannot say.
  */
-export async function slotsBusyBeforeLaunch(
+export async function tasksRunningBeforeLaunch(
   deps: SlotTruthDeps,
   plan: SlotPlan,
   model: string,
-): Promise<number[] | undefined> {
-  return processingSlots(await deps.backends.at(plan.slot.backend).client.slots(model, SLOTS_TIMEOUT_MS));
+): Promise<RunningTask[]> {
+  return runningTasks(await deps.backends.at(plan.slot.backend).client.slots(model, SLOTS_TIMEOUT_MS)) ?? [];
 }
 
 const LAUNCH_WAIT_MS = 3000;

@@ -39,18 +39,48 @@ function slotEntry(body: unknown[], id: number): SlotEntry | undefined {
     SlotEntry | undefined;
 }
 
-/** The ids of the slots `GET /slots` shows processing a task (undefined when the answer is not a slot list). */
-export function processingSlots(body: unknown): number[] | undefined {
+/** A task `GET /slots` shows running: its slot, and its task id where the server says. */
+export interface RunningTask {
+  slot: number;
+  task?: number;
+}
+
+/** The tasks `GET /slots` shows running (undefined when the answer is not a slot list). */
+export function runningTasks(body: unknown): RunningTask[] | undefined {
   if (!Array.isArray(body)) return undefined;
-  return body
-    .filter((e): e is { id: number } => typeof e === 'object' && e !== null && (e as SlotEntry).is_processing === true)
-    .map((e) => e.id)
-    .filter((id) => typeof id === 'number');
+  const running: RunningTask[] = [];
+  for (const e of body as unknown[]) {
+    if (typeof e !== 'object' || e === null || (e as SlotEntry).is_processing !== true) continue;
+    const { id, id_task: task } = e as { id?: unknown; id_task?: unknown };
+    if (typeof id === 'number') running.push({ slot: id, ...(typeof task === 'number' && { task }) });
+  }
+  return running;
 }
 
 /** Whether `GET /slots` shows the slot processing a task (undefined when the answer is not a slot list). */
 export function slotProcessing(body: unknown, id: number): boolean | undefined {
-  return processingSlots(body)?.includes(id);
+  return runningTasks(body)?.some((t) => t.slot === id);
+}
+
+/**
+ * Where the server put a task sent without a pin: the slot of the one task running `now` that was not running
+ * `before` the launch (a new task id on a slot counts: the task there before has ended). A slot where another of
+ * our tasks was sent but not yet seen running `before` does not count: that may be that task, taken up late.
+ * 'not yet' while no such task shows; undefined when it cannot be told (several, or no slot list).
+ */
+export function slotOfNewTask(
+  before: readonly RunningTask[],
+  now: readonly RunningTask[] | undefined,
+  ourPendingSlots: readonly number[],
+): number | 'not yet' | undefined {
+  if (!now) return undefined;
+  const started = now.filter(
+    (t) =>
+      !before.some((b) => b.slot === t.slot && b.task === t.task) &&
+      !(ourPendingSlots.includes(t.slot) && !before.some((b) => b.slot === t.slot)),
+  );
+  if (started.length > 1) return undefined;
+  return started[0]?.slot ?? 'not yet';
 }
 
 /**

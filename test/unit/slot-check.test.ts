@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { judgeSlot, parseSlots, slotTokensLeft } from '../../src/slots/slot-check.js';
+import { judgeSlot, parseSlots, runningTasks, slotOfNewTask, slotTokensLeft } from '../../src/slots/slot-check.js';
 import { SEED } from '../support/seed-plan.js';
 import { planSlot } from '../../src/slots/slot-planner.js';
 import type { SlotContent, SlotRequest, SlotState } from '../../src/slots/slot-state.js';
@@ -61,6 +61,35 @@ describe('slotTokensLeft', () => {
     assert.equal(slotTokensLeft(generating(3, 5), 0), undefined, 'short form');
     assert.equal(slotTokensLeft(generating(3, 5), 7), undefined, 'no such slot');
     assert.equal(slotTokensLeft({ error: 'x' }, 1), undefined, 'not a slot list');
+  });
+});
+
+describe('slotOfNewTask', () => {
+  /** `GET /slots` with these slots processing these task ids (4 slots). */
+  const running = (tasks: Record<number, number>) =>
+    runningTasks(
+      [0, 1, 2, 3].map((id) =>
+        tasks[id] === undefined ? { id, is_processing: false } : { id, is_processing: true, id_task: tasks[id] },
+      ),
+    );
+  it('finds the slot of the task that was not running before the launch', () => {
+    assert.equal(slotOfNewTask(running({ 1: 7 })!, running({ 1: 7, 3: 9 }), [1]), 3);
+  });
+  it('counts a new task id on a slot whose task of ours has just ended there', () => {
+    assert.equal(slotOfNewTask(running({ 1: 7 })!, running({ 1: 9 }), [1]), 1);
+  });
+  it('waits while nothing new runs, and gives up when two tasks started (another client)', () => {
+    assert.equal(slotOfNewTask(running({ 1: 7 })!, running({ 1: 7 }), [1]), 'not yet');
+    assert.equal(slotOfNewTask([], running({ 0: 8, 2: 9 }), []), undefined);
+    assert.equal(slotOfNewTask([], undefined, []), undefined, 'not a slot list');
+  });
+  it('does not take a task of ours that was sent but not running before for the new one', () => {
+    assert.equal(slotOfNewTask([], running({ 2: 8 }), [2]), 'not yet');
+    assert.equal(slotOfNewTask([], running({ 2: 8, 0: 9 }), [2]), 0);
+  });
+  it('without task ids, tells tasks apart by slot', () => {
+    const bySlot = (...ids: number[]) => runningTasks(ids.map((id) => ({ id, is_processing: true })));
+    assert.equal(slotOfNewTask(bySlot(1)!, bySlot(1, 2), [1]), 2);
   });
 });
 
