@@ -121,6 +121,7 @@ async function serve(
       ...(gen.request.answer && { answer: gen.request.answer }),
       signal: abort.signal,
       onFirstByte: () => {
+        line.firstByte = performance.now();
         prefill.end();
         backend.behaviour.noteFirstByte(plan.slot);
       },

@@ -34,6 +34,10 @@ export interface ChatLogLine {
   restore_key?: string;
   match_ratio?: number;
   wait_ms?: number;
+  /** From arrival until the task was sent to the backend: the wait, the saves, the restore, the checks. */
+  sent_ms?: number;
+  /** From arrival until the backend's answer began (for a stream, its prompt was processed). */
+  first_byte_ms?: number;
   slot_check?: string;
   evict_save?: CacheOpResult;
   clearing_saves?: CacheOpResult[];
@@ -75,6 +79,8 @@ function roundMs(n: number): number {
 export class RequestLog {
   /** When the request was sent to the backend (`performance.now()`); undefined while it was not. */
   forwardStarted?: number;
+  /** When the backend's answer began (`performance.now()`). */
+  firstByte?: number;
   evictSave?: CacheOpResult;
   /** Saves of other slots before a task start clears them (a backend that clears idle slots). */
   clearingSaves: CacheOpResult[] = [];
@@ -125,6 +131,8 @@ export class RequestLog {
       ...(plan.restore && { restore_key: shortKey(plan.restore.key), match_ratio: roundMs(plan.restore.ratio) }),
       ...(plan.resident && { match_ratio: roundMs(plan.resident.ratio) }),
       wait_ms: roundMs(this.acquired - this.started),
+      ...(this.forwardStarted !== undefined && { sent_ms: roundMs(this.forwardStarted - this.started) }),
+      ...(this.firstByte !== undefined && { first_byte_ms: roundMs(this.firstByte - this.started) }),
       ...(this.slotCheck && { slot_check: this.slotCheck }),
       ...(this.evictSave && { evict_save: this.evictSave }),
       ...(this.clearingSaves.length > 0 && { clearing_saves: this.clearingSaves }),

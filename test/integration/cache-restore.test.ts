@@ -79,6 +79,12 @@ describe('restore from disk', { timeout: 60_000 }, () => {
     assert.equal(next.line.slot, restores[0]!.slot);
     assert.equal(next.line.decision, 'restore');
     assert.equal(next.line.restore?.ok, true);
+    // The timeline: slot, then (after the restore) the task sent, then the backend's first byte (ms rounded to 0.01).
+    const { wait_ms: wait, sent_ms: sent, first_byte_ms: firstByte, total_ms: total } = next.line;
+    assert.ok(
+      wait + next.line.restore.ms <= sent + 0.05 && sent <= firstByte && firstByte <= total,
+      JSON.stringify(next.line),
+    );
     assert.equal(next.finishReason, 'length', 'the answer is complete');
     // What the client got: most of the prompt came from the restored cache.
     assertReused(next.timings, first.timings);
