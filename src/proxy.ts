@@ -97,12 +97,7 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     onResult: (action, result) => observation.metrics.noteCacheOp(action, result),
     onIdleSlotCleared: (backend, content) => {
       backends.at(backend).ramCache.note(content);
-      if (backends.at(backend).behaviour.noteClearsIdleSlots()) {
-        log.warn(
-          { backend: clients[backend]!.url },
-          'the server clears idle slots when a task starts (a save found a slot empty); saving idle slots before each task from now on',
-        );
-      }
+      backends.at(backend).noteClearsIdleSlots('empty save');
     },
   });
   const analyzer = new PromptAnalyzer({

@@ -193,13 +193,23 @@ export class Backend {
 
   private async runIdleProbe(): Promise<void> {
     const clears = await probeIdleSlotClearing(this.client, this.deps.modelId);
-    if (clears === true && this.behaviour.noteClearsIdleSlots()) {
-      this.deps.log.info(
-        { backend: this.url },
-        'the server clears idle slots when a task starts (llama-server default: unified KV, --cache-idle-slots): saving idle slots before each task and restoring from disk',
-      );
-    } else if (clears === false) {
-      this.behaviour.noteKeepsIdleSlots();
-    }
+    if (clears === true) this.noteClearsIdleSlots('start-up probe');
+    else if (clears === false) this.behaviour.noteKeepsIdleSlots();
+  }
+
+  /**
+   * The server was seen clearing an idle slot by itself (`seenBy`: how): from now on the proxy saves idle slots
+   * before each task. Said once per backend; a warning when found out only while serving.
+   */
+  noteClearsIdleSlots(seenBy: 'start-up probe' | 'empty save' | 'slots check'): void {
+    if (!this.behaviour.noteClearsIdleSlots()) return;
+    this.deps.log[seenBy === 'start-up probe' ? 'info' : 'warn'](
+      { backend: this.url, seen_by: seenBy },
+      IDLE_CLEARING_FOUND,
+    );
   }
 }
+
+/** The one line that says a backend clears idle slots (see noteClearsIdleSlots). */
+export const IDLE_CLEARING_FOUND =
+  'the server clears idle slots when a task starts (llama-server default: unified KV, --cache-idle-slots): saving idle slots before each task and restoring from disk';

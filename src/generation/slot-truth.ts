@@ -131,13 +131,7 @@ function applyVerdict(
   if (verdict === 'cleared-idle') {
     // What the proxy had not saved yet went into the server's RAM cache with the clearing.
     if (lost) backend.ramCache.note(lost);
-    if (backend.behaviour.noteClearsIdleSlots()) {
-      deps.log.warn(
-        { backend: url },
-        'the server clears idle slots when a task starts (llama-server default: unified KV, --cache-idle-slots); ' +
-          'saving idle slots before each task and restoring from disk from now on',
-      );
-    }
+    backend.noteClearsIdleSlots('slots check');
     deps.pool.forgetIdleOn(slot.backend, (other) => other.model === slot.model && observed.get(other.id) === 0);
   } else if (verdict === 'restarted') {
     deps.log.warn(

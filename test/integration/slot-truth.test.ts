@@ -24,6 +24,7 @@ import { closeStack } from '../support/teardown.js';
 import { closeTappedStack, startTappedStack } from '../support/tapped-stack.js';
 import type { TappedStack } from '../support/tapped-stack.js';
 import { RECHECK_AFTER_QUIET_MS } from '../../src/generation/slot-truth.js';
+import { IDLE_CLEARING_FOUND } from '../../src/backend/backend.js';
 import { words } from '../support/text.js';
 
 /** A slot as the simulator's `GET /slots` shows it. */
@@ -57,12 +58,9 @@ async function startClearingServer({ realTime }: { realTime: boolean }): Promise
     sim: { models: [{ id: 'tiny' }], cacheRamMiB: 8192, ...(cost && { cost }) },
     env: { SAVE_POLICY: 'smart', N_SLOTS: '4', IDLE_SAVE_SECONDS: '600' },
   });
-  await logLineAfter(tapped.stack.logs, 0, CLEARING_DETECTED, () => true, 15_000);
+  await logLineAfter(tapped.stack.logs, 0, IDLE_CLEARING_FOUND, () => true, 15_000);
   return tapped;
 }
-
-const CLEARING_DETECTED =
-  'the server clears idle slots when a task starts (llama-server default: unified KV, --cache-idle-slots): saving idle slots before each task and restoring from disk';
 
 const short = (messages: Parameters<typeof keyOf>[0]) => keyOf(messages).slice(0, 16);
 
@@ -152,11 +150,7 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
       sim: { models: [{ id: 'tiny' }], cacheRamMiB: 8192 },
       env: { SAVE_POLICY: 'smart', N_SLOTS: '4' },
     });
-    await logLineAfter(
-      stack.logs,
-      0,
-      'the server clears idle slots when a task starts (llama-server default: unified KV, --cache-idle-slots): saving idle slots before each task and restoring from disk',
-    );
+    await logLineAfter(stack.logs, 0, IDLE_CLEARING_FOUND, (l) => l.seen_by === 'start-up probe');
     const conversations = [opening(3301), opening(3302), opening(3303)];
     const last = [];
     for (const c of conversations) last.push({ messages: c, result: await chat(stack, c) });
