@@ -173,8 +173,7 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     pool,
     slotCache,
     log,
-    minNewTokens: config.saveMinNewTokens,
-    onDisk,
+    skipSave: policy.idleSkipSave,
     describeBackend: (backend) => clients[backend]!.url,
   };
   let closing: Promise<void> | undefined;

@@ -35,6 +35,8 @@ export interface SavePolicy extends CachePolicy {
   readonly name: SavePolicyName;
   /** Where a request waits for the save (eviction, model swap): the unsaved content let go instead, and why. */
   readonly skipSave: SkipSave;
+  /** In the idle time (write-behind, shutdown), where nobody waits for the save: the unsaved content let go. */
+  readonly idleSkipSave: SkipSave;
   /** Whether to restore `match` into a slot that already holds `slotLcp` blocks of the prompt. */
   restoreWorthIt(model: string, match: DiskMatch, slotLcp: number): boolean;
   /** Among the entries above LCP_TH: the best ratio (the seed) or the longest prefix. */
@@ -82,6 +84,7 @@ function alwaysPolicy(): SavePolicy {
   return {
     name: 'always',
     skipSave: NEVER_SKIP,
+    idleSkipSave: NEVER_SKIP,
     restoreWorthIt: () => true,
     prefer: 'ratio',
     restoresEnabled: () => true,
@@ -103,10 +106,11 @@ function smartPolicy(deps: SavePolicyDeps): SavePolicy {
     rent: deps.rent,
   });
   // In the idle time nobody waits for a save: only the SAVE_MIN_NEW_TOKENS floor lets content go.
-  const floorOnly = skipBelowFloor({ minNewTokens: deps.minNewTokens, onDisk: deps.onDisk });
+  const idleSkipSave = skipBelowFloor({ minNewTokens: deps.minNewTokens, onDisk: deps.onDisk });
   return {
     name: 'smart',
     skipSave,
+    idleSkipSave,
     restoreWorthIt(model, match, slotLcp) {
       // Only for a longer prefix than the slot has, and only when it is cheaper than prefilling the gain.
       if (match.lcp <= slotLcp) return false;
@@ -133,7 +137,7 @@ function smartPolicy(deps: SavePolicyDeps): SavePolicy {
       new WriteBehindSaver({
         ...saverDeps,
         // When the save would delay someone, the eviction's own rule; in the idle time only the floor.
-        unsaved: (slot, busy) => unsavedBigContent(slot, busy ? skipSave : floorOnly),
+        unsaved: (slot, busy) => unsavedBigContent(slot, busy ? skipSave : idleSkipSave),
       }),
     saveOnShutdown,
   };

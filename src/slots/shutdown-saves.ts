@@ -1,11 +1,11 @@
 /**
  * The last saves before the proxy exits (smart policy): every idle slot whose content is not on disk yet. No request
- * waits for them, so only SAVE_MIN_NEW_TOKENS lets content go, not the save-versus-prefill costs. Saves on one
+ * waits for them, so content is let go by the policy's idle-time rule only (SavePolicy.idleSkipSave: the
+ * SAVE_MIN_NEW_TOKENS floor), not by the save-versus-prefill costs. Saves on one
  * backend run one after another (llama-server runs slot actions on its main loop anyway); backends run side by
  * side, so a backend that hangs holds up only its own slots. The shutdown deadline stops them through `signal`.
  */
 import type { Logger } from 'pino';
-import { skipBelowFloor } from './save-skip.js';
 import type { SkipSave } from './save-skip.js';
 import type { SlotCache } from './slot-cache.js';
 import { unsavedBigContent } from './slot-planner.js';
@@ -17,10 +17,8 @@ export interface ShutdownSaveDeps {
   pool: SlotPool;
   slotCache: SlotCache;
   log: Logger;
-  /** SAVE_MIN_NEW_TOKENS: growth below it over an entry still on disk is let go. */
-  minNewTokens: number;
-  /** Whether an entry with this key is on disk (indexed). */
-  onDisk: (key: string) => boolean;
+  /** The unsaved content let go (SavePolicy.idleSkipSave). */
+  skipSave: SkipSave;
   describeBackend: (backend: number) => string;
 }
 
@@ -35,14 +33,13 @@ export interface UnsavedSlot {
 
 /** Save what only the idle slots hold; starts no further save once `signal` is aborted. */
 export async function saveOnShutdown(deps: ShutdownSaveDeps, signal: AbortSignal): Promise<void> {
-  const skipSave = shutdownSkipSave(deps);
   const byBackend = new Map<number, SlotState[]>();
   for (const slot of deps.pool.all()) byBackend.set(slot.backend, [...(byBackend.get(slot.backend) ?? []), slot]);
   await Promise.all(
     [...byBackend.values()].map(async (slots) => {
       for (const slot of slots) {
         if (signal.aborted) return;
-        const content = unsavedBigContent(slot, skipSave);
+        const content = unsavedBigContent(slot, deps.skipSave);
         if (!content || slot.busy) continue;
         const save = await deps.slotCache.save(slot, content);
         deps.log.info(
@@ -56,9 +53,8 @@ export async function saveOnShutdown(deps: ShutdownSaveDeps, signal: AbortSignal
 
 /** The content a shutdown save would keep and that is still not on disk: what a cut-short shutdown loses. */
 export function unsavedAtShutdown(deps: ShutdownSaveDeps): UnsavedSlot[] {
-  const skipSave = shutdownSkipSave(deps);
   return deps.pool.all().flatMap((slot) => {
-    const content = unsavedBigContent(slot, skipSave);
+    const content = unsavedBigContent(slot, deps.skipSave);
     return content
       ? [
           {
@@ -70,8 +66,4 @@ export function unsavedAtShutdown(deps: ShutdownSaveDeps): UnsavedSlot[] {
         ]
       : [];
   });
-}
-
-function shutdownSkipSave(deps: ShutdownSaveDeps): SkipSave {
-  return skipBelowFloor({ minNewTokens: deps.minNewTokens, onDisk: deps.onDisk });
 }
