@@ -81,6 +81,7 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     entries: () => index.entries(),
     entryCount: () => index.size,
     unsaved: (slot) => unsavedBigContent(slot, policy.skipSave) !== undefined,
+    waitingForSlot: () => pool.waiting(),
     prefillMsPerToken: (model) => economics.prefillMsPerToken(model),
   });
   const activity = new BackendActivity();

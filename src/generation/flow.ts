@@ -174,8 +174,11 @@ function logChat(deps: GenerationDeps, line: ChatLogLine): void {
   deps.observer.noteRequest(line);
 }
 
-/** How long a request waits for its own conversation's busy slot before it takes another one (cold or restored). */
-const OWN_SLOT_PATIENCE_MS = 5000;
+/**
+ * How long a request waits for a slot busy only for a moment (its own conversation's, or one being saved in the
+ * background) before it takes an idle one at a cost (cold, or pushing out a conversation).
+ */
+const BUSY_SLOT_PATIENCE_MS = 5000;
 
 /** The scheduler's plan with its slot taken, or undefined when the client left while waiting. */
 async function acquireSlot(
@@ -186,12 +189,12 @@ async function acquireSlot(
   worthIt: (match: DiskMatch, slotLcp: number) => boolean,
 ): Promise<SlotPlan | undefined> {
   const { analysis } = gen;
-  // Wait for the slot that holds this conversation while it is busy only for a moment; past that, go elsewhere.
-  let waitForOwnSlot = true;
+  // Wait for a slot busy only for a moment (see PlanInput.patient); past that, go elsewhere.
+  let patient = true;
   const patience = setTimeout(() => {
-    waitForOwnSlot = false;
+    patient = false;
     deps.pool.retry();
-  }, OWN_SLOT_PATIENCE_MS);
+  }, BUSY_SLOT_PATIENCE_MS);
   const request = { ...analysis, ...(gen.session !== undefined && { session: gen.session }) };
   return deps.pool
     .acquire(
@@ -206,7 +209,7 @@ async function acquireSlot(
             lcpTh: deps.lcpTh,
             restoreWorthIt: worthIt,
             skipSave: deps.policy.skipSave,
-            waitForOwnSlot,
+            patient,
           }),
         ),
       { timeoutMs: deps.acquireTimeoutMs, signal: abort.signal },

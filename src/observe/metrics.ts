@@ -21,6 +21,8 @@ export interface MetricsSources {
   entryCount: () => number;
   /** Content that would be lost if the slot were overwritten now (the policy's save rule). */
   unsaved: (slot: SlotState) => boolean;
+  /** Requests waiting for a slot now (every candidate busy, or a busy one worth waiting for). */
+  waitingForSlot: () => number;
   backendReports: () => Promise<readonly BackendReport[]>;
 }
 
@@ -235,6 +237,15 @@ function registerStateGauges(
     'Slots whose big content is not on disk and would be saved before being overwritten',
     (s) => src.unsaved(s),
   );
+
+  new Gauge({
+    ...reg,
+    name: 'proxycache_requests_waiting_for_slot',
+    help: 'Generation requests waiting for a slot now',
+    collect() {
+      this.set(src.waitingForSlot());
+    },
+  });
 
   new Gauge({
     ...reg,

@@ -26,6 +26,8 @@ export interface ObservationDeps {
   entries: () => Iterable<CacheMeta>;
   entryCount: () => number;
   unsaved: (slot: SlotState) => boolean;
+  /** Requests waiting for a slot now. */
+  waitingForSlot: () => number;
   prefillMsPerToken: (model: string) => number | undefined;
 }
 
@@ -39,6 +41,7 @@ export function createObservation(deps: ObservationDeps): Observation {
     entries: deps.entries,
     entryCount: deps.entryCount,
     unsaved: deps.unsaved,
+    waitingForSlot: deps.waitingForSlot,
     backendReports: () => probe.reports(),
   });
   observer.onRecord((record, saved) => metrics.noteRequest(record, saved));

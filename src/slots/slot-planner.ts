@@ -21,22 +21,29 @@ export interface PlanInput {
    */
   skipSave: SkipSave;
   /**
-   * Wait for a busy slot that holds this conversation (its last turn is finishing, or it is being saved) rather
-   * than start cold on a free slot. Off once the request has waited long enough (see the generation flow's patience).
+   * Wait for a busy slot that frees up soon rather than take an idle one at a cost: one that holds this conversation
+   * (its last turn is finishing, or it is being saved) rather than start cold, or one being saved in the background
+   * that will be a cheaper victim than the conversation an idle slot holds (see saveEndsCheaper). Off once the
+   * request has waited long enough (see the generation flow's patience).
    */
-  waitForOwnSlot?: boolean;
+  patient?: boolean;
 }
 
-/** Pick a slot for the request, or undefined when every candidate is busy (the caller waits). */
+/**
+ * Pick a slot for the request, or undefined when every candidate is busy or a busy one is worth waiting for (the
+ * caller waits).
+ */
 export function planSlot(input: PlanInput): SlotPlan | undefined {
   const { request, candidates, diskMatch, lcpTh, skipSave } = input;
   const idle = candidates.filter((s) => !s.busy && !s.disabled);
   if (idle.length === 0) return undefined;
-  if (!request.big) return withSaveFirst(chooseVictim(idle, skipSave), skipSave);
+  const evicting = (slot: SlotState): SlotPlan | undefined =>
+    input.patient && saveEndsCheaper(candidates, slot, skipSave) ? undefined : withSaveFirst(slot, skipSave);
+  if (!request.big) return evicting(chooseVictim(idle, skipSave));
 
   const resident = bestResident(idle, request, lcpTh);
   const disk = bestDisk(idle, diskMatch);
-  if (input.waitForOwnSlot) {
+  if (input.patient) {
     const own = busyWithThisConversation(candidates, request);
     if (own && own.lcp > Math.max(resident?.lcp ?? 0, disk?.lcp ?? 0)) return undefined;
   }
@@ -49,9 +56,31 @@ export function planSlot(input: PlanInput): SlotPlan | undefined {
       skipSave,
     );
     const slotLcp = slot.content?.model === request.model ? lcpBlocks(slot.content.blocks, request.blocks) : 0;
-    if (input.restoreWorthIt(disk, slotLcp)) return { ...withSaveFirst(slot, skipSave), restore: disk };
+    if (input.restoreWorthIt(disk, slotLcp)) {
+      const plan = evicting(slot);
+      return plan && { ...plan, restore: disk };
+    }
   }
-  return withSaveFirst(chooseVictim(idle, skipSave), skipSave);
+  return evicting(chooseVictim(idle, skipSave));
+}
+
+/**
+ * Overwriting `victim` would push out a conversation (its next turn pays a restore, and maybe a save now), while a
+ * slot of the same backend is busy only with a background save and, once saved, is the cheaper loss: a one-off, or
+ * a conversation already on disk where `victim`'s must be saved first. That save ends soon; waiting for it costs
+ * less. (Seen with Qwen Code: an IDE completion pushed the agent's conversation out while the slot of the memory
+ * extraction before it was being saved.)
+ */
+function saveEndsCheaper(candidates: readonly SlotState[], victim: SlotState, skipSave: SkipSave): boolean {
+  const rank = evictionRank(victim, skipSave);
+  if (rank !== CONVERSATION_ON_DISK && rank !== CONVERSATION_TO_SAVE) return false;
+  return candidates.some(
+    (s) =>
+      s.background === true &&
+      s.backend === victim.backend &&
+      s.content?.big === true &&
+      (s.content.turns === 1 || rank === CONVERSATION_TO_SAVE),
+  );
 }
 
 /** What overwriting the slot now means for its content: save it first, let it go (and why), or nothing to keep. */
@@ -89,9 +118,12 @@ export function evictionRank(slot: SlotState, skipSave: SkipSave): number {
   if (!content) return 0;
   if (!content.big) return 1;
   const oneOff = content.turns === 1;
-  if (unsavedBigContent(slot, skipSave)) return oneOff ? 4 : 5;
-  return oneOff ? 2 : 3;
+  if (unsavedBigContent(slot, skipSave)) return oneOff ? 4 : CONVERSATION_TO_SAVE;
+  return oneOff ? 2 : CONVERSATION_ON_DISK;
 }
+
+const CONVERSATION_ON_DISK = 3;
+const CONVERSATION_TO_SAVE = 5;
 
 /**
  * The cheapest slot to overwrite: the lowest rank, least recently used first. Ranks 3 and 4 cost the same kind of

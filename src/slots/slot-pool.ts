@@ -111,7 +111,13 @@ export class SlotPool {
   takeForBackground(slot: SlotState): boolean {
     if (slot.busy || slot.disabled) return false;
     w(slot).busy = true;
+    w(slot).background = true;
     return true;
+  }
+
+  /** Requests waiting for a slot now. */
+  waiting(): number {
+    return this.waiters.length;
   }
 
   /** No slot of the backend is in use and no request waits for a slot: the server has nothing of ours to do. */
@@ -127,6 +133,7 @@ export class SlotPool {
   /** Give a slot back and let waiters try again. `touch: false`: background work, the LRU order stays. */
   release(slot: SlotState, opts: { touch?: boolean } = {}): void {
     w(slot).busy = false;
+    delete w(slot).background;
     if (opts.touch !== false) {
       w(slot).lastUsed = ++this.tick;
       w(slot).lastUsedAt = Date.now();

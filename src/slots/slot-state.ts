@@ -42,6 +42,8 @@ export interface SlotState {
   readonly model: string;
   readonly id: number;
   readonly busy: boolean;
+  /** Busy with background work (a write-behind save), not with a request: free again within that one save. */
+  readonly background?: true;
   /** Beyond the server's real `total_slots`: never used (ids would wrap onto another slot). */
   readonly disabled: boolean;
   /** Monotonic tick of the last acquire or release (LRU order). */

@@ -8,11 +8,17 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import type OpenAI from 'openai';
+import { chat, continued, keyOf, logLineAfter, opening } from '../support/cache.js';
+import { eventually } from '../support/deadline.js';
 import { nthChatLine } from '../support/log-lines.js';
+import { parseProm, valueOf } from '../support/prom-text.js';
+import type { Sample } from '../support/prom-text.js';
 import { decodeOnlyCost, eventsOf } from '../support/sim-helpers.js';
 import { startStack } from '../support/stack.js';
 import { closeStack } from '../support/teardown.js';
 import type { Stack } from '../support/stack.js';
+import { closeTappedStack, startTappedStack } from '../support/tapped-stack.js';
+import type { TappedStack } from '../support/tapped-stack.js';
 import { words } from '../support/text.js';
 
 type Message = OpenAI.Chat.Completions.ChatCompletionMessageParam;
@@ -80,4 +86,51 @@ for (const policy of ['always', 'smart']) {
       assert.ok((next.cache_n as number) >= agentTokens - 1, `reused ${String(next.cache_n)} of ${agentTokens} tokens`);
     });
   });
+}
+
+describe('a side request while a one-off is being saved in the background (SAVE_POLICY=smart)', () => {
+  let tapped: TappedStack | undefined;
+  afterEach(async () => {
+    if (tapped) await closeTappedStack(tapped);
+    tapped = undefined;
+  });
+
+  it("waits for that save and takes the one-off's slot, not the agent's live conversation", async () => {
+    tapped = await startTappedStack({
+      env: { SAVE_POLICY: 'smart', IDLE_SAVE_SECONDS: '0.4', SAVE_MIN_NEW_TOKENS: '0' },
+    });
+    const { stack: s, tap } = tapped;
+    const agent = opening(4101);
+    const a1 = await chat(s, agent);
+    const agent2 = continued(agent, a1.content, 4102);
+    const mark = s.logs.lines.length;
+    const a2 = await chat(s, agent2); // continued: a live conversation
+    await logLineAfter(s.logs, mark, 'saved after answer', (l) => l.key === keyOf(agent2).slice(0, 16));
+
+    // The memory extraction before it (a one-off) is answered on the other slot; its write-behind save is held.
+    const oneOff = opening(4103);
+    const oneOffSave = tap.hold((r) => r.path.includes('action=save') && r.body?.filename === keyOf(oneOff));
+    const extraction = await chat(s, oneOff);
+    assert.notEqual(extraction.line.slot, a2.line.slot);
+    await oneOffSave.arrived;
+
+    // An IDE completion (big, no prefix shared) comes during that save: it waits rather than push the agent out.
+    const completion = chat(s, opening(4104));
+    await eventually(
+      async () => valueOf(await metrics(s), 'proxycache_requests_waiting_for_slot') === 1 || undefined,
+      5000,
+      'the completion waiting for a slot',
+    );
+    oneOffSave.release();
+    const side = await completion;
+    assert.equal(side.line.slot, extraction.line.slot, JSON.stringify(side.line));
+    assert.equal(side.line.evict_save, undefined, 'the one-off was on disk by then');
+    const a3 = await chat(s, continued(agent2, a2.content, 4105));
+    assert.equal(a3.line.decision, 'resident', JSON.stringify(a3.line));
+    assert.equal(a3.line.slot, a2.line.slot);
+  });
+});
+
+async function metrics(stack: Stack): Promise<Sample[]> {
+  return parseProm(await (await fetch(`${stack.url}/metrics`)).text());
 }

@@ -134,7 +134,7 @@ describe('judgeSlot', () => {
   });
 });
 
-describe('planSlot waitForOwnSlot', () => {
+describe('planSlot patient', () => {
   const request: SlotRequest = { model: 'm', key: 'k-next', blocks: ['a', 'b', 'c'], big: true };
   const own = () => slot(0, { busy: true, content: held(700, { blocks: ['a', 'b'] }) });
 
@@ -145,7 +145,7 @@ describe('planSlot waitForOwnSlot', () => {
       candidates: [own(), slot(1)],
       diskMatch: () => undefined,
       lcpTh: 0.6,
-      waitForOwnSlot: true,
+      patient: true,
     });
     assert.equal(plan, undefined);
   });
@@ -163,7 +163,7 @@ describe('planSlot waitForOwnSlot', () => {
         candidates: [copy, slot(1)],
         diskMatch: () => undefined,
         lcpTh: 0.6,
-        waitForOwnSlot: true,
+        patient: true,
       })?.slot.id,
       1,
     );
@@ -178,9 +178,36 @@ describe('planSlot waitForOwnSlot', () => {
         candidates: [sibling, slot(1)],
         diskMatch: () => undefined,
         lcpTh: 0.6,
-        waitForOwnSlot: true,
+        patient: true,
       })?.slot.id,
       1,
     );
+  });
+});
+
+describe('planSlot patient: a background save that ends with a cheaper victim', () => {
+  const completion: SlotRequest = { model: 'm', key: 'k-fim', blocks: ['f', 'g'], big: true };
+  const conversation = (over: Partial<SlotContent> = {}) => held(30_000, { blocks: ['a', 'b'], turns: 3, ...over });
+  const plan = (candidates: SlotState[], patient = true) =>
+    planSlot({ ...SEED, request: completion, candidates, diskMatch: () => undefined, lcpTh: 0.6, patient });
+
+  it("waits for the one-off being saved rather than push out the agent's conversation", () => {
+    const saving = slot(1, { busy: true, background: true, content: held(11_000, { blocks: ['m'], turns: 1 }) });
+    assert.equal(plan([slot(0, { content: conversation() }), saving]), undefined);
+    assert.equal(plan([slot(0, { content: conversation() }), saving], false)?.slot.id, 0, 'patience ran out');
+  });
+
+  it('waits for a conversation being saved when the idle one would have to be saved first', () => {
+    const saving = slot(1, { busy: true, background: true, content: conversation({ key: 'other', blocks: ['o'] }) });
+    assert.equal(plan([slot(0, { content: conversation() }), saving]), undefined);
+    const onDisk = slot(0, { content: conversation({ saved: true }) });
+    assert.equal(plan([onDisk, saving])?.slot.id, 0, 'the idle conversation is on disk: no cheaper once saved');
+  });
+
+  it('does not wait for a slot busy with a request, nor when the idle slot holds no conversation', () => {
+    const answering = slot(1, { busy: true, content: held(11_000, { blocks: ['m'], turns: 1 }) });
+    assert.equal(plan([slot(0, { content: conversation() }), answering])?.slot.id, 0);
+    const saving = slot(1, { busy: true, background: true, content: held(11_000, { blocks: ['m'], turns: 1 }) });
+    assert.equal(plan([slot(0, { content: held(900, { blocks: ['t'], turns: 1 }) }), saving])?.slot.id, 0);
   });
 });
