@@ -25,8 +25,8 @@ import type { Message } from '../support/cache.js';
 import { withDeadline } from '../support/deadline.js';
 import { startStack } from '../support/stack.js';
 import type { Stack } from '../support/stack.js';
-import { startTap } from '../support/tap.js';
 import type { Tap } from '../support/tap.js';
+import { startTappedStack } from '../support/tapped-stack.js';
 
 const HOUR_S = 3600;
 
@@ -105,9 +105,7 @@ describe('cache cleanup', { timeout: 60_000 }, () => {
   });
 
   it('never deletes the file a slot is being restored from', async () => {
-    stack = await startStack({ sim: { models: [{ id: MODEL, nSlots: 1 }] } });
-    tap = await startTap(stack.sim.url);
-    await stack.restartProxy({ LLAMA_URL: tap.url });
+    ({ stack, tap } = await startTappedStack({ sim: { models: [{ id: MODEL, nSlots: 1 }] } }));
     const a = opening(621);
     const first = await chat(stack, a);
     const b = opening(622);
@@ -149,12 +147,10 @@ describe('cache cleanup', { timeout: 60_000 }, () => {
     assert.ok(next.timings.cache_n >= first.timings.prompt_n, `cache_n ${next.timings.cache_n}`);
   });
   it('never deletes the file a plan will restore while the save before it runs', async () => {
-    stack = await startStack({
+    ({ stack, tap } = await startTappedStack({
       sim: { models: [{ id: MODEL, nSlots: 1 }] },
       env: { N_SLOTS: '1', SAVE_POLICY: 'smart' },
-    });
-    tap = await startTap(stack.sim.url);
-    await stack.restartProxy({ LLAMA_URL: tap.url });
+    }));
     const a = opening(631);
     const first = await chat(stack, a);
     const b = opening(632);
