@@ -9,25 +9,18 @@ import { readFile } from 'node:fs/promises';
 import { afterEach, describe, it } from 'node:test';
 import { exists, keyOf, metaPath } from '../test/support/cache.js';
 import { locateLlamaServer } from '../test/support/real-server.js';
-import { directSlotAction, nextTurn, openingOf, realChat, startRealStack } from '../test/support/real-stack.js';
-import type { RealStack } from '../test/support/real-stack.js';
+import { directSlotAction, nextTurn, openingOf, realChat, realStackPerTest } from '../test/support/real-stack.js';
 import { words } from '../test/support/text.js';
 
 const where = locateLlamaServer();
 const skip = 'skip' in where ? where.skip : false;
 
 describe("a second client uses the real llama-server behind the proxy's back (-np 2, no RAM cache)", { skip }, () => {
-  let stack: RealStack | undefined;
-  afterEach(() => stack?.close());
-
-  async function start(env: Record<string, string> = {}): Promise<RealStack> {
-    if ('skip' in where) throw new Error(where.skip);
-    stack = await startRealStack(where, { server: { slots: 2, args: ['--cache-ram', '0'] }, env });
-    return stack;
-  }
+  const stacks = realStackPerTest(where);
+  afterEach(() => stacks.close());
 
   it("never keeps a save of the other client's tokens under a conversation's key, and never restores it", async () => {
-    const s = await start();
+    const s = await stacks.start();
     const a = openingOf(201);
     const a1 = await realChat(s, 'proxy', a);
     // The other client's conversation, of another length, pinned to A's slot.
@@ -62,7 +55,7 @@ describe("a second client uses the real llama-server behind the proxy's back (-n
 
   it('checks GET /slots before trusting a slot: a conversation whose slot was overwritten comes back from disk', async () => {
     // The Python proxy's policy: A is on disk as soon as it was answered.
-    const s = await start({ SAVE_POLICY: 'always' });
+    const s = await stacks.start({ SAVE_POLICY: 'always' });
     const a = openingOf(211);
     const a1 = await realChat(s, 'proxy', a);
     assert.equal(a1.line.save?.ok, true);
@@ -77,7 +70,7 @@ describe("a second client uses the real llama-server behind the proxy's back (-n
 
   // The proxy converts /v1/messages to a pinned chat completion (llama-server's own route ignores id_slot).
   it('an Anthropic /v1/messages request through the proxy does not cost a conversation its slot', async () => {
-    const s = await start();
+    const s = await stacks.start();
     const a = openingOf(221);
     const b = openingOf(222);
     const a1 = await realChat(s, 'proxy', a);
@@ -109,7 +102,7 @@ describe("a second client uses the real llama-server behind the proxy's back (-n
   });
 
   it("a /v1/messages answer through the proxy equals llama-server's own, as JSON and as a stream", async () => {
-    const s = await start();
+    const s = await stacks.start();
     const body = {
       model: 'tiny',
       max_tokens: 8,

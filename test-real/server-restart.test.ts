@@ -10,8 +10,7 @@ import { APIError } from 'openai';
 import { exists, keyOf, metaPath } from '../test/support/cache.js';
 import { eventually } from '../test/support/deadline.js';
 import { locateLlamaServer } from '../test/support/real-server.js';
-import { nextTurn, openingOf, realChat, startRealStack } from '../test/support/real-stack.js';
-import type { RealStack } from '../test/support/real-stack.js';
+import { nextTurn, openingOf, realChat, realStackPerTest } from '../test/support/real-stack.js';
 
 const where = locateLlamaServer();
 const skip = 'skip' in where ? where.skip : false;
@@ -20,17 +19,11 @@ const skip = 'skip' in where ? where.skip : false;
 const BOUNDED_LOSS_WINDOW_MS = 5000;
 
 describe('the real llama-server restarts behind the proxy (-np 2, no RAM cache)', { skip }, () => {
-  let stack: RealStack | undefined;
-  afterEach(() => stack?.close());
-
-  async function start(env: Record<string, string> = {}): Promise<RealStack> {
-    if ('skip' in where) throw new Error(where.skip);
-    stack = await startRealStack(where, { server: { slots: 2, args: ['--cache-ram', '0'] }, env });
-    return stack;
-  }
+  const stacks = realStackPerTest(where);
+  afterEach(() => stacks.close());
 
   it('answers 502 in the OpenAI shape while the server is down, then restores the conversations from disk', async () => {
-    const s = await start({ SAVE_POLICY: 'always' });
+    const s = await stacks.start({ SAVE_POLICY: 'always' });
     const a = openingOf(301);
     const b = openingOf(302);
     const a1 = await realChat(s, 'proxy', a);
@@ -61,7 +54,7 @@ describe('the real llama-server restarts behind the proxy (-np 2, no RAM cache)'
   });
 
   it('after a restart it did not see, at most one request pays a prefill: the other conversation is restored', async () => {
-    const s = await start({ SAVE_POLICY: 'always' });
+    const s = await stacks.start({ SAVE_POLICY: 'always' });
     const a = openingOf(311);
     const b = openingOf(312);
     const a1 = await realChat(s, 'proxy', a);
@@ -74,7 +67,7 @@ describe('the real llama-server restarts behind the proxy (-np 2, no RAM cache)'
   });
 
   it('after a restart it did not see, no request pays a prefill: GET /slots shows the slots are empty', async () => {
-    const s = await start({ SAVE_POLICY: 'always' });
+    const s = await stacks.start({ SAVE_POLICY: 'always' });
     const a = openingOf(321);
     const a1 = await realChat(s, 'proxy', a);
     const answered = Date.now();
@@ -88,7 +81,7 @@ describe('the real llama-server restarts behind the proxy (-np 2, no RAM cache)'
   });
 
   it('bounded loss: with default settings, a conversation answered a moment before the restart comes back from disk', async () => {
-    const s = await start();
+    const s = await stacks.start();
     const a = openingOf(331);
     const a1 = await realChat(s, 'proxy', a);
     const answered = Date.now();

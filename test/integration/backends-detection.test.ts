@@ -6,12 +6,12 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { nthChatLine } from '../support/log-lines.js';
 import { closedPortUrl } from '../support/net.js';
-import { startTap } from '../support/tap.js';
-import type { Tap } from '../support/tap.js';
 import { eventsOf } from '../support/sim-helpers.js';
 import { startStack } from '../support/stack.js';
 import { closeStack } from '../support/teardown.js';
 import type { Stack } from '../support/stack.js';
+import { closeTappedStack, startTappedStack } from '../support/tapped-stack.js';
+import type { TappedStack } from '../support/tapped-stack.js';
 import { words } from '../support/text.js';
 import { startSimulator } from '../../src/sim/index.js';
 import type { SimHandle, SimOptions } from '../../src/sim/index.js';
@@ -78,23 +78,21 @@ describe('BACKEND_TYPE=auto, backend down at start-up', () => {
 });
 
 describe('explicit BACKEND_TYPE', () => {
-  let stack: Stack | undefined;
-  let tap: Tap | undefined;
+  let tapped: TappedStack | undefined;
   afterEach(async () => {
-    if (stack) await closeStack(stack);
-    await tap?.close();
-    stack = undefined;
-    tap = undefined;
+    if (tapped) await closeTappedStack(tapped);
+    tapped = undefined;
   });
 
   for (const { mode, model } of MODES) {
     it(`${mode}: used without probing, and slot actions are addressed for it`, async () => {
-      stack = await startStack({ sim: { mode, models: [{ id: model, nSlots: 2 }] } });
-      // Restart the proxy in front of a tap, so that every request it sends is seen.
-      tap = await startTap(stack.sim.url);
-      const mark = stack.logs.lines.length;
-      await stack.restartProxy({ LLAMA_URL: tap.url, BACKEND_TYPE: mode });
-      const lines = stack.logs.lines.slice(mark);
+      // The proxy in front of a tap, so that every request it sends is seen.
+      tapped = await startTappedStack({
+        sim: { mode, models: [{ id: model, nSlots: 2 }] },
+        env: { BACKEND_TYPE: mode },
+      });
+      const { stack, tap, logMark } = tapped;
+      const lines = stack.logs.lines.slice(logMark);
       const paths = tap.requests.map((r) => r.path);
       assert.ok(
         !paths.some((p) => p === '/running' || p.startsWith('/models')),

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { nthChatLine } from '../support/log-lines.js';
 import { eventsOf } from '../support/sim-helpers.js';
-import { startStack } from '../support/stack.js';
+import { startLlamaSwapStack } from '../support/llama-swap-stack.js';
 import { closeStack } from '../support/teardown.js';
 import type { Stack } from '../support/stack.js';
 import { words } from '../support/text.js';
@@ -19,16 +19,7 @@ const B = 'llama-3b';
 describe('llama-swap: per-model slots', () => {
   let stack: Stack;
   before(async () => {
-    stack = await startStack({
-      sim: {
-        mode: 'llama-swap',
-        models: [
-          { id: A, nSlots: 2 },
-          { id: B, nSlots: 2 },
-        ],
-      },
-      env: { BACKEND_TYPE: 'auto' },
-    });
+    stack = await startLlamaSwapStack([A, B]);
   });
   after(() => closeStack(stack));
 

@@ -10,6 +10,7 @@ import { stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createMetaStore } from '../../src/cache/meta-store.js';
 import { createCacheCleanup } from '../../src/cleanup/cache-cleanup.js';
+import type { CacheCleanup } from '../../src/cleanup/cache-cleanup.js';
 import {
   chat,
   continued,
@@ -25,8 +26,8 @@ import type { Message } from '../support/cache.js';
 import { withDeadline } from '../support/deadline.js';
 import { startStack } from '../support/stack.js';
 import type { Stack } from '../support/stack.js';
-import { startTap } from '../support/tap.js';
 import type { Tap } from '../support/tap.js';
+import { startTappedStack } from '../support/tapped-stack.js';
 
 const HOUR_S = 3600;
 
@@ -49,6 +50,19 @@ async function stored(stack: Stack, messages: readonly Message[]): Promise<boole
   const meta = await exists(metaPath(stack.metaDir, keyOf(messages)));
   assert.equal(file, meta, `cache file (${file}) and meta (${meta}) agree`);
   return file;
+}
+
+/** A cleanup job sharing the proxy's index, with a budget of one byte: it deletes every file it may. */
+function oneByteCleanup(stack: Stack): CacheCleanup {
+  return createCacheCleanup({
+    cacheDir: stack.cacheDir,
+    maxAgeHours: 0,
+    maxSizeGb: 1 / 1024 ** 3,
+    intervalMinutes: 0,
+    index: stack.proxy.state.index,
+    metaStore: createMetaStore(stack.metaDir),
+    log: { info: () => undefined, warn: () => undefined },
+  });
 }
 
 describe('cache cleanup', { timeout: 60_000 }, () => {
@@ -105,9 +119,7 @@ describe('cache cleanup', { timeout: 60_000 }, () => {
   });
 
   it('never deletes the file a slot is being restored from', async () => {
-    stack = await startStack({ sim: { models: [{ id: MODEL, nSlots: 1 }] } });
-    tap = await startTap(stack.sim.url);
-    await stack.restartProxy({ LLAMA_URL: tap.url });
+    ({ stack, tap } = await startTappedStack({ sim: { models: [{ id: MODEL, nSlots: 1 }] } }));
     const a = opening(621);
     const first = await chat(stack, a);
     const b = opening(622);
@@ -115,16 +127,7 @@ describe('cache cleanup', { timeout: 60_000 }, () => {
     const held = tap.hold((r) => r.path.includes('action=restore'));
     const simMark = stack.sim.events.length;
 
-    // A cleanup sharing the proxy's index, with a budget of one byte.
-    const cleanup = createCacheCleanup({
-      cacheDir: stack.cacheDir,
-      maxAgeHours: 0,
-      maxSizeGb: 1 / 1024 ** 3,
-      intervalMinutes: 0,
-      index: stack.proxy.state.index,
-      metaStore: createMetaStore(stack.metaDir),
-      log: { info: () => undefined, warn: () => undefined },
-    });
+    const cleanup = oneByteCleanup(stack);
 
     const pending = chat(stack, continued(a, first.content, 623));
     pending.catch(() => undefined); // awaited below
@@ -149,27 +152,17 @@ describe('cache cleanup', { timeout: 60_000 }, () => {
     assert.ok(next.timings.cache_n >= first.timings.prompt_n, `cache_n ${next.timings.cache_n}`);
   });
   it('never deletes the file a plan will restore while the save before it runs', async () => {
-    stack = await startStack({
+    ({ stack, tap } = await startTappedStack({
       sim: { models: [{ id: MODEL, nSlots: 1 }] },
       env: { N_SLOTS: '1', SAVE_POLICY: 'smart' },
-    });
-    tap = await startTap(stack.sim.url);
-    await stack.restartProxy({ LLAMA_URL: tap.url });
+    }));
     const a = opening(631);
     const first = await chat(stack, a);
     const b = opening(632);
     await chat(stack, b); // one slot: A is saved before B takes it; B stays unsaved in the slot
     const heldSave = tap.hold((r) => r.path.includes('action=save'));
     const simMark = stack.sim.events.length;
-    const cleanup = createCacheCleanup({
-      cacheDir: stack.cacheDir,
-      maxAgeHours: 0,
-      maxSizeGb: 1 / 1024 ** 3,
-      intervalMinutes: 0,
-      index: stack.proxy.state.index,
-      metaStore: createMetaStore(stack.metaDir),
-      log: { info: () => undefined, warn: () => undefined },
-    });
+    const cleanup = oneByteCleanup(stack);
 
     // A comes back: the plan saves B first, then restores A. Cleanup runs while B's save is in flight.
     const pending = chat(stack, continued(a, first.content, 633));

@@ -6,25 +6,19 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { chat, continued, logLineAfter, MODEL, opening, slotFileEvents } from '../support/cache.js';
-import { startStack } from '../support/stack.js';
-import type { Stack } from '../support/stack.js';
-import { startTap } from '../support/tap.js';
-import type { Tap } from '../support/tap.js';
-import { closeStack } from '../support/teardown.js';
+import { closeTappedStack, startTappedStack } from '../support/tapped-stack.js';
+import type { TappedStack } from '../support/tapped-stack.js';
 
 describe("a client's cache_prompt: false", { timeout: 60_000 }, () => {
-  let stack: Stack | undefined;
-  let tap: Tap | undefined;
+  let tapped: TappedStack | undefined;
   afterEach(async () => {
-    if (stack) await closeStack(stack);
-    await tap?.close();
-    stack = tap = undefined;
+    if (tapped) await closeTappedStack(tapped);
+    tapped = undefined;
   });
 
   it('reaches the backend next to the proxy id_slot, and the proxy neither restores nor saves for it', async () => {
-    stack = await startStack(); // SAVE_POLICY=always: every big request is saved after its answer
-    tap = await startTap(stack.sim.url);
-    await stack.restartProxy({ LLAMA_URL: tap.url, BACKEND_TYPE: 'llama-server' });
+    tapped = await startTappedStack(); // SAVE_POLICY=always: every big request is saved after its answer
+    const { stack, tap } = tapped;
     const a = opening(701);
     const first = await chat(stack, a); // saved: the continuation below could restore it
     await stack.restartProxy(); // empty slots: only a restore could bring A back

@@ -21,8 +21,8 @@ import type { Message, Timings } from '../support/cache.js';
 import { withDeadline } from '../support/deadline.js';
 import { startStack } from '../support/stack.js';
 import type { Stack } from '../support/stack.js';
-import { startTap } from '../support/tap.js';
 import type { Tap } from '../support/tap.js';
+import { startTappedStack } from '../support/tapped-stack.js';
 
 /**
  * The follow-up reused at least the whole first prompt (its cold prompt_n) and prefilled only the reply's tail,
@@ -106,9 +106,7 @@ describe('restore from disk', { timeout: 60_000 }, () => {
   });
 
   it('a restore the backend refuses does not fail the request; the slot is recorded empty while the request runs cold', async () => {
-    stack = await startStack({ sim: { models: [{ id: MODEL, nSlots: 1 }] } });
-    tap = await startTap(stack.sim.url);
-    await stack.restartProxy({ LLAMA_URL: tap.url });
+    ({ stack, tap } = await startTappedStack({ sim: { models: [{ id: MODEL, nSlots: 1 }] } }));
     const a = opening(231);
     const first = await chat(stack, a);
     await evict(stack, a, 1, 240);

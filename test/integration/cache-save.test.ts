@@ -8,10 +8,9 @@ import { createHash } from 'node:crypto';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { chat, eventsSince, exists, metaPath, MODEL, opening, readMeta, slotFileEvents } from '../support/cache.js';
-import { startStack } from '../support/stack.js';
 import type { Stack } from '../support/stack.js';
-import { startTap } from '../support/tap.js';
 import type { Tap } from '../support/tap.js';
+import { closeTappedStack, startTappedStack } from '../support/tapped-stack.js';
 
 const sha256 = (s: string) => createHash('sha256').update(s, 'utf8').digest('hex');
 
@@ -27,15 +26,10 @@ describe('cache save after a big request', { timeout: 60_000 }, () => {
   let stack: Stack;
   let tap: Tap;
   before(async () => {
-    stack = await startStack();
     // Record what the proxy sends upstream.
-    tap = await startTap(stack.sim.url);
-    await stack.restartProxy({ LLAMA_URL: tap.url });
+    ({ stack, tap } = await startTappedStack());
   });
-  after(async () => {
-    await tap.close();
-    await stack.close();
-  });
+  after(() => closeTappedStack({ stack, tap }));
 
   it('a big request goes upstream with cache_prompt and id_slot, is saved under its key after the reply, and gets a seed-format meta', async () => {
     const messages = opening(101);

@@ -7,11 +7,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { chat, continued, keyOf, opening, slotFileEvents } from '../support/cache.js';
-import { startStack } from '../support/stack.js';
 import type { Stack } from '../support/stack.js';
-import { startTap } from '../support/tap.js';
 import type { Tap } from '../support/tap.js';
-import { closeStack } from '../support/teardown.js';
+import { closeTappedStack, startTappedStack } from '../support/tapped-stack.js';
 
 const BACKEND_KEY = 'sk-backend-7f3a';
 
@@ -19,15 +17,13 @@ describe('BACKEND_API_KEY', { timeout: 60_000 }, () => {
   let stack: Stack;
   let tap: Tap;
   before(async () => {
-    stack = await startStack({ sim: { apiKey: BACKEND_KEY } });
-    tap = await startTap(stack.sim.url);
     // auto: the kind probes (/running, /models) go to the backend too; /props total_slots is always checked.
-    await stack.restartProxy({ LLAMA_URL: tap.url, BACKEND_TYPE: 'auto', BACKEND_API_KEY: BACKEND_KEY });
+    ({ stack, tap } = await startTappedStack({
+      sim: { apiKey: BACKEND_KEY },
+      env: { BACKEND_TYPE: 'auto', BACKEND_API_KEY: BACKEND_KEY },
+    }));
   });
-  after(async () => {
-    await closeStack(stack);
-    await tap.close();
-  });
+  after(() => closeTappedStack({ stack, tap }));
 
   it('the backend really demands the key (the simulator answers 401 without it, /health stays open)', async () => {
     const props = await fetch(`${stack.sim.url}/props`);

@@ -9,11 +9,9 @@ import { after, before, describe, it } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { MODEL, opening } from '../support/cache.js';
-import { startStack } from '../support/stack.js';
 import type { Stack } from '../support/stack.js';
-import { startTap } from '../support/tap.js';
 import type { Tap } from '../support/tap.js';
-import { closeStack } from '../support/teardown.js';
+import { closeTappedStack, startTappedStack } from '../support/tapped-stack.js';
 
 const KEYS = ['sk-alice-1b9e', 'sk-bob-77c2'];
 
@@ -21,14 +19,9 @@ describe('API_KEYS', { timeout: 60_000 }, () => {
   let stack: Stack;
   let tap: Tap;
   before(async () => {
-    stack = await startStack();
-    tap = await startTap(stack.sim.url);
-    await stack.restartProxy({ LLAMA_URL: tap.url, BACKEND_TYPE: 'llama-server', API_KEYS: KEYS.join(',') });
+    ({ stack, tap } = await startTappedStack({ env: { API_KEYS: KEYS.join(',') } }));
   });
-  after(async () => {
-    await closeStack(stack);
-    await tap.close();
-  });
+  after(() => closeTappedStack({ stack, tap }));
 
   const client = (apiKey: string, headers: Record<string, string> = {}) =>
     new OpenAI({ baseURL: `${stack.url}/v1`, apiKey, defaultHeaders: headers, maxRetries: 0, timeout: 20_000 });

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { api } from '../support/proxycache-api.js';
 import { eventsOf } from '../support/sim-helpers.js';
-import { startStack } from '../support/stack.js';
+import { startLlamaSwapStack } from '../support/llama-swap-stack.js';
 import type { Stack } from '../support/stack.js';
 import { closeStack } from '../support/teardown.js';
 import { words } from '../support/text.js';
@@ -17,16 +17,7 @@ const B = 'model-b';
 describe('status and admin API behind llama-swap', { timeout: 60_000 }, () => {
   let stack: Stack;
   before(async () => {
-    stack = await startStack({
-      sim: {
-        mode: 'llama-swap',
-        models: [
-          { id: A, nSlots: 2 },
-          { id: B, nSlots: 2 },
-        ],
-      },
-      env: { BACKEND_TYPE: 'auto' },
-    });
+    stack = await startLlamaSwapStack([A, B]);
     await stack.openai.chat.completions.create({
       model: A,
       messages: [{ role: 'user', content: words(80, 31) }],

@@ -8,11 +8,9 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { withDeadline } from '../support/deadline.js';
-import { startStack } from '../support/stack.js';
 import type { Stack } from '../support/stack.js';
-import { startTap } from '../support/tap.js';
 import type { Tap } from '../support/tap.js';
-import { closeStack } from '../support/teardown.js';
+import { closeTappedStack, startTappedStack } from '../support/tapped-stack.js';
 
 /** Send `method path` exactly as written (Node's client does not normalise the path) and read the answer. */
 function rawRequest(base: string, method: string, path: string, body?: string): Promise<{ status: number; body: any }> {
@@ -80,9 +78,7 @@ for (const { mode, models } of MODES) {
     let stack: Stack;
     let tap: Tap;
     before(async () => {
-      stack = await startStack({ sim: { mode, models } });
-      tap = await startTap(stack.sim.url);
-      await stack.restartProxy({ LLAMA_URL: tap.url, BACKEND_TYPE: mode });
+      ({ stack, tap } = await startTappedStack({ sim: { mode, models }, env: { BACKEND_TYPE: mode } }));
       // A chat first, so the model is loaded and a slot holds something an erase or unload would destroy.
       await stack.openai.chat.completions.create({
         model: 'org/model',
@@ -90,10 +86,7 @@ for (const { mode, models } of MODES) {
         max_tokens: 2,
       });
     });
-    after(async () => {
-      await closeStack(stack);
-      await tap.close();
-    });
+    after(() => closeTappedStack({ stack, tap }));
 
     for (const [method, path] of [...SLOT_ATTEMPTS, ...MODEL_ATTEMPTS]) {
       const expected = SLOT_ATTEMPTS.some(([m, p]) => m === method && p === path)

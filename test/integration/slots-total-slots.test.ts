@@ -7,29 +7,24 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { withDeadline } from '../support/deadline.js';
 import { nthChatLine } from '../support/log-lines.js';
-import { startTap } from '../support/tap.js';
-import type { Tap } from '../support/tap.js';
 import { decodeOnlyCost, eventsOf } from '../support/sim-helpers.js';
-import { startStack } from '../support/stack.js';
-import { closeStack } from '../support/teardown.js';
-import type { Stack } from '../support/stack.js';
+import { closeTappedStack, startTappedStack } from '../support/tapped-stack.js';
+import type { TappedStack } from '../support/tapped-stack.js';
 
 describe('N_SLOTS=4 against a server with total_slots 2', () => {
-  let stack: Stack | undefined;
-  let tap: Tap | undefined;
+  let tapped: TappedStack | undefined;
   afterEach(async () => {
-    if (stack) await closeStack(stack);
-    await tap?.close();
-    stack = undefined;
-    tap = undefined;
+    if (tapped) await closeTappedStack(tapped);
+    tapped = undefined;
   });
 
   for (const type of ['auto', 'llama-server']) {
     it(`BACKEND_TYPE=${type}: warns, and 4 concurrent requests right after start-up use slots 0 and 1 only`, async () => {
-      stack = await startStack({ sim: { models: [{ id: 'tiny', nSlots: 2 }], cost: decodeOnlyCost(10) } });
-      tap = await startTap(stack.sim.url);
-      const mark = stack.logs.lines.length;
-      await stack.restartProxy({ LLAMA_URL: tap.url, N_SLOTS: '4', BACKEND_TYPE: type });
+      tapped = await startTappedStack({
+        sim: { models: [{ id: 'tiny', nSlots: 2 }], cost: decodeOnlyCost(10) },
+        env: { N_SLOTS: '4', BACKEND_TYPE: type },
+      });
+      const { stack, tap, logMark } = tapped;
       const from = stack.sim.events.length;
       const chatsSent = tap.requests.length;
 
@@ -37,7 +32,7 @@ describe('N_SLOTS=4 against a server with total_slots 2', () => {
       const replies = await withDeadline(
         Promise.all(
           [1, 2, 3, 4].map((i) =>
-            stack!.openai.chat.completions.create({
+            stack.openai.chat.completions.create({
               model: 'tiny',
               messages: [{ role: 'user', content: `question ${i}` }],
               max_tokens: 5,
@@ -50,7 +45,10 @@ describe('N_SLOTS=4 against a server with total_slots 2', () => {
       assert.equal(replies.length, 4);
       await nthChatLine(stack.logs, 4);
 
-      const warning = stack.logs.lines.slice(mark).find((l) => l.level === 'warn' && l.total_slots === 2);
+      // The tapped proxy's own warning (the first proxy, straight at the simulator, had N_SLOTS=4 too).
+      const warning = stack.logs.lines
+        .slice(logMark)
+        .find((l) => l.level === 'warn' && l.total_slots === 2 && l.backend === tap.url);
       assert.ok(warning, 'a warning names the real slot count');
       assert.equal(warning.configured, 4);
       const sent = tap.requests

@@ -9,7 +9,7 @@ import { continued, keyOf, logLineAfter } from '../support/cache.js';
 import type { Message, Timings } from '../support/cache.js';
 import { withDeadline } from '../support/deadline.js';
 import { decodeOnlyCost, eventsOf } from '../support/sim-helpers.js';
-import { startStack } from '../support/stack.js';
+import { startLlamaSwapStack } from '../support/llama-swap-stack.js';
 import type { Stack, StackOptions } from '../support/stack.js';
 import { closeStack } from '../support/teardown.js';
 import { words } from '../support/text.js';
@@ -18,17 +18,7 @@ const A = 'model-a';
 const B = 'model-b';
 
 function swapStack(sim: StackOptions['sim'] = {}): Promise<Stack> {
-  return startStack({
-    sim: {
-      mode: 'llama-swap',
-      models: [
-        { id: A, nSlots: 2 },
-        { id: B, nSlots: 2 },
-      ],
-      ...sim,
-    },
-    env: { SAVE_POLICY: 'smart', BACKEND_TYPE: 'auto' },
-  });
+  return startLlamaSwapStack([A, B], { sim, env: { SAVE_POLICY: 'smart' } });
 }
 
 /** One non-streaming chat for `model`; resolves with the reply and the proxy's 'chat' line for it. */

@@ -14,16 +14,21 @@ import { chat, continued, exists, keyOf, metaPath, MODEL, opening, slotFileEvent
 import type { ChatResult, Message } from '../support/cache.js';
 import { withDeadline } from '../support/deadline.js';
 import { startStack } from '../support/stack.js';
-import type { Stack } from '../support/stack.js';
-import { startTap } from '../support/tap.js';
+import type { Stack, StackOptions } from '../support/stack.js';
 import type { Tap } from '../support/tap.js';
+import { startTappedStack } from '../support/tapped-stack.js';
 import { closeStack } from '../support/teardown.js';
 
-function smartStack(minNewTokens: number): Promise<Stack> {
-  return startStack({
+/** One slot, SAVE_POLICY=smart with this SAVE_MIN_NEW_TOKENS. */
+function smartOptions(minNewTokens: number): StackOptions {
+  return {
     sim: { models: [{ id: MODEL, nSlots: 1 }] },
     env: { SAVE_POLICY: 'smart', SAVE_MIN_NEW_TOKENS: String(minNewTokens) },
-  });
+  };
+}
+
+function smartStack(minNewTokens: number): Promise<Stack> {
+  return startStack(smartOptions(minNewTokens));
 }
 
 /** a saved by eviction, then a2 = a + a few tokens, restored from a's entry; returns both conversations. */
@@ -84,9 +89,7 @@ describe('smart policy: tiny re-saves and lineage', { timeout: 60_000 }, () => {
   });
 
   it("lineage: turn 1's file and meta are deleted once turn 2's save succeeded, not before", async () => {
-    stack = await smartStack(0);
-    tap = await startTap(stack.sim.url);
-    await stack.restartProxy({ LLAMA_URL: tap.url });
+    ({ stack, tap } = await startTappedStack(smartOptions(0)));
     const { a, a2 } = await savedThenGrown(stack, 2301);
     assert.deepEqual(await fileAndMeta(stack, keyOf(a)), [true, true], "turn 1's entry is on disk");
     const held = tap.hold((r) => r.path.includes('action=save') && r.body?.filename === keyOf(a2));

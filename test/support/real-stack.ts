@@ -13,7 +13,7 @@ import { createProxy } from '../../src/proxy.js';
 import type { Proxy } from '../../src/proxy.js';
 import { withDeadline } from './deadline.js';
 import { startRealServer } from './real-server.js';
-import type { RealServer, RealServerOptions } from './real-server.js';
+import type { LlamaServerLocation, RealServer, RealServerOptions } from './real-server.js';
 import { LogCapture } from './stack.js';
 import { words } from './text.js';
 
@@ -134,6 +134,37 @@ export async function startRealStack(
     await cleanup();
     throw err;
   }
+}
+
+/** The server most scenarios run: two slots and no RAM cache, so a conversation is only in its slot or on disk. */
+const TWO_SLOTS_NO_RAM_CACHE: RealStackOptions['server'] = { slots: 2, args: ['--cache-ram', '0'] };
+
+/** A fresh real stack for each test of a describe block: `start` in the test, `close` in afterEach. */
+export interface RealStackPerTest {
+  /** Start the server and the proxy (with `env` over the defaults); throws when the suite has no server. */
+  start(env?: Record<string, string>): Promise<RealStack>;
+  /** Close what the last `start` started, if anything. */
+  close(): Promise<void>;
+}
+
+/** Per-test stacks on the server found at `where`, started as `server` says (two slots, no RAM cache by default). */
+export function realStackPerTest(
+  where: LlamaServerLocation,
+  server: RealStackOptions['server'] = TWO_SLOTS_NO_RAM_CACHE,
+): RealStackPerTest {
+  let current: RealStack | undefined;
+  return {
+    async start(env = {}) {
+      if ('skip' in where) throw new Error(where.skip);
+      current = await startRealStack(where, { server, env });
+      return current;
+    },
+    async close() {
+      const stack = current;
+      current = undefined;
+      await stack?.close();
+    },
+  };
 }
 
 function client(baseURL: string): OpenAI {

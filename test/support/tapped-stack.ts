@@ -8,16 +8,31 @@ import { closeStack } from './teardown.js';
 export interface TappedStack {
   stack: Stack;
   tap: Tap;
+  /**
+   * Where the tapped proxy's log lines begin in `stack.logs.lines`: the lines before it are the first proxy's,
+   * which ran straight at the simulator until the tap was in place.
+   */
+  logMark: number;
 }
 
+/**
+ * `startStack(options)`, then the proxy restarted in front of a tap on the simulator, so the tap sees every
+ * request the proxy sends. `options.env` holds for both proxies. BACKEND_TYPE is llama-server (no kind probes in
+ * the tap) unless `options.env` names one, as a llama-swap or router simulator needs.
+ */
 export async function startTappedStack(options: StackOptions = {}): Promise<TappedStack> {
   const stack = await startStack(options);
   const tap = await startTap(stack.sim.url);
-  await stack.restartProxy({ LLAMA_URL: tap.url, BACKEND_TYPE: 'llama-server' });
-  return { stack, tap };
+  const logMark = stack.logs.lines.length;
+  await stack.restartProxy({ LLAMA_URL: tap.url, BACKEND_TYPE: options.env?.BACKEND_TYPE ?? 'llama-server' });
+  return { stack, tap, logMark };
 }
 
-export async function closeTappedStack({ stack, tap }: TappedStack): Promise<void> {
-  await closeStack(stack);
-  await tap.close();
+/** Close the stack (with closeStack's deadline), then the tap, also when the stack did not close in time. */
+export async function closeTappedStack({ stack, tap }: Pick<TappedStack, 'stack' | 'tap'>): Promise<void> {
+  try {
+    await closeStack(stack);
+  } finally {
+    await tap.close();
+  }
 }
