@@ -58,7 +58,13 @@ async function startClearingServer({ realTime }: { realTime: boolean }): Promise
     sim: { models: [{ id: 'tiny' }], cacheRamMiB: 8192, ...(cost && { cost }) },
     env: { SAVE_POLICY: 'smart', N_SLOTS: '4', IDLE_SAVE_SECONDS: '600' },
   });
-  await logLineAfter(tapped.stack.logs, 0, IDLE_CLEARING_FOUND, () => true, 15_000);
+  await logLineAfter(
+    tapped.stack.logs,
+    tapped.logMark,
+    IDLE_CLEARING_FOUND,
+    (l) => l.backend === tapped.tap.url,
+    15_000,
+  );
   return tapped;
 }
 
