@@ -13,11 +13,14 @@ export interface LlamaServerBinary {
 }
 
 /** The binary and model to run (found as the test:real suite finds them), or why there are none. */
-export function findLlamaServer(env: NodeJS.ProcessEnv = process.env): LlamaServerBinary | { missing: string } {
-  const where = locateLlamaServer(env);
+export function findLlamaServer(
+  env: NodeJS.ProcessEnv = process.env,
+  defaultBin = DEFAULT_LLAMA_SERVER_BIN,
+): LlamaServerBinary | { missing: string } {
+  const where = locateLlamaServer(env, defaultBin);
   if (!('skip' in where)) return where;
   if (where.absent === 'binary' && !where.explicit)
-    return { missing: `no llama-server: set LLAMA_SERVER_BIN or put one at ${DEFAULT_LLAMA_SERVER_BIN}` };
+    return { missing: `no llama-server: set LLAMA_SERVER_BIN or put one at ${defaultBin}` };
   return { missing: where.skip };
 }
 

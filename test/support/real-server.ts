@@ -38,11 +38,14 @@ export const ENABLE_HINT =
   'set LLAMA_SERVER_BIN=/path/to/llama-server (and LLAMA_MODEL=/path/to/small-model.gguf unless tiny-chat.gguf sits beside it)';
 
 /**
- * The binary: LLAMA_SERVER_BIN, else ../shared/llama-server/llama-server beside the repository. The model:
- * LLAMA_MODEL, else tiny-chat.gguf beside the binary.
+ * The binary: LLAMA_SERVER_BIN, else `defaultBin` (../shared/llama-server/llama-server beside the repository). The
+ * model: LLAMA_MODEL, else tiny-chat.gguf beside the binary.
  */
-export function locateLlamaServer(env: NodeJS.ProcessEnv = process.env): LlamaServerLocation {
-  const bin = env.LLAMA_SERVER_BIN || DEFAULT_LLAMA_SERVER_BIN;
+export function locateLlamaServer(
+  env: NodeJS.ProcessEnv = process.env,
+  defaultBin = DEFAULT_LLAMA_SERVER_BIN,
+): LlamaServerLocation {
+  const bin = env.LLAMA_SERVER_BIN || defaultBin;
   if (!existsSync(bin)) {
     const explicit = Boolean(env.LLAMA_SERVER_BIN);
     return {
