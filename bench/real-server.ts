@@ -26,7 +26,10 @@ export function findLlamaServer(
 
 export interface BenchServer {
   url: string;
-  /** Kill the server and start it again with the same flags on the same port; resolves when /health is 200. */
+  /**
+   * Kill the server (SIGKILL: a crash, so a save it is writing dies with it) and start it again with the same flags on
+   * the same port; resolves when /health is 200.
+   */
   restart(): Promise<void>;
   /** Bytes the server processes wrote (`wchar` of /proc/PID/io: files, sockets and logs), summed over restarts. */
   writtenChars(): Promise<number>;
@@ -44,6 +47,7 @@ export async function startBenchServer(
   const server = await launchLlamaServer({
     bin: binary.bin,
     args: ['-m', binary.model, '-a', 'tiny-chat', '--slot-save-path', saveDir, '--jinja', ...args],
+    stopSignal: 'SIGKILL',
   });
   let retiredChars = 0;
   // The last count read from the running server: /proc/PID/io is gone once it exited.

@@ -74,6 +74,11 @@ export interface LaunchOptions {
   args: readonly string[];
   /** Deadline for /health 200 after a start (default 30 s). */
   startMs?: number;
+  /**
+   * What stop (and so restart) sends first: SIGTERM (default; SIGKILL follows after a deadline), or SIGKILL for a
+   * crash, where a slot save the server is writing dies with it.
+   */
+  stopSignal?: 'SIGTERM' | 'SIGKILL';
 }
 
 export interface RealServer {
@@ -83,7 +88,7 @@ export interface RealServer {
   pid(): number | undefined;
   /** The server's stdout and stderr since its last start (the last 20,000 characters, for failure messages). */
   output(): string;
-  /** Kill it (SIGTERM, then SIGKILL after a deadline) and wait for it to exit. Idempotent. */
+  /** Kill it (the stop signal, then SIGKILL after a deadline) and wait for it to exit. Idempotent. */
   stop(): Promise<void>;
   /** Stop, then start again on the same port with the same arguments (so the same save directory). */
   restart(): Promise<void>;
@@ -126,9 +131,10 @@ export async function launchLlamaServer(opts: LaunchOptions): Promise<RealServer
     child = undefined;
     if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
     const exited = new Promise<void>((res) => proc.once('exit', () => res()));
-    killGroup(proc, 'SIGTERM');
+    const signal = opts.stopSignal ?? 'SIGTERM';
+    killGroup(proc, signal);
     try {
-      await withDeadline(exited, 5000, 'llama-server to exit after SIGTERM');
+      await withDeadline(exited, 5000, `llama-server to exit after ${signal}`);
     } catch {
       killGroup(proc, 'SIGKILL');
       await withDeadline(exited, 5000, 'llama-server to exit after SIGKILL');
