@@ -7,7 +7,7 @@
 import { request } from 'undici';
 import { words } from '../test/support/text.js';
 import { median } from './metrics.js';
-import { startRealServer } from './real-server.js';
+import { startBenchServer } from './real-server.js';
 import type { LlamaServerBinary } from './real-server.js';
 
 export interface Calibration {
@@ -46,7 +46,7 @@ export async function calibrate(
   saveDir: string,
   opts: { samples: number; words: number },
 ): Promise<Calibration> {
-  const server = await startRealServer(binary, saveDir, ['-np', '1', '-c', '16384', '--cache-ram', '0']);
+  const server = await startBenchServer(binary, saveDir, ['-np', '1', '-c', '16384', '--cache-ram', '0']);
   try {
     await chat(server.url, words(64, 7)); // warm-up: the first request pays one-off allocations
     const samples: Sample[] = [];

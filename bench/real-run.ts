@@ -16,7 +16,7 @@ import type { ConfigMetrics } from './metrics.js';
 import { startProxyProcess } from './proxy-process.js';
 import type { ProxyProcess } from './proxy-process.js';
 import { REAL_CONFIGS, SERVER_MODES, serverArgs, smallCacheMiB } from './real-configs.js';
-import { startRealServer } from './real-server.js';
+import { startBenchServer } from './real-server.js';
 import type { LlamaServerBinary } from './real-server.js';
 import { realWorkloads } from './real-workloads.js';
 import type { RealSize, RealWorkload } from './real-workloads.js';
@@ -179,7 +179,7 @@ async function runConfig(
   return inTempDir(`${workload.name}-${config}`, async (root) => {
     const saveDir = join(root, 'slots');
     await mkdir(saveDir);
-    const server = await startRealServer(binary, saveDir, args);
+    const server = await startBenchServer(binary, saveDir, args);
     let proxy: ProxyProcess | undefined;
     try {
       const env = REAL_CONFIGS[config]!.proxyEnv;
@@ -254,7 +254,7 @@ async function measureIdeal(
   const args = ['-np', String(slots), '-c', String(slots * IDEAL_CTX_PER_SLOT), '--cache-ram', '0'];
   const run = { ...workload, concurrency: 1, restartsBefore: [] };
   const results = await inTempDir(`${workload.name}-ideal`, async (dir) => {
-    const server = await startRealServer(binary, dir, args);
+    const server = await startBenchServer(binary, dir, args);
     try {
       return await runWorkload(run, {
         url: server.url,

@@ -9,12 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { calibrate } from '../bench/calibrate.js';
-import { findLlamaServer } from '../bench/real-server.js';
 import { runRealBench } from '../bench/real-run.js';
 import { withDeadline } from '../test/support/deadline.js';
+import { locateLlamaServer } from '../test/support/real-server.js';
 
-const binary = findLlamaServer();
-const skip = 'missing' in binary ? `skipped: ${binary.missing}` : false;
+const binary = locateLlamaServer();
+const skip = 'skip' in binary ? binary.skip : false;
 
 describe('real bench smoke run', { skip, timeout: 120_000 }, () => {
   let root: string | undefined;
@@ -23,7 +23,7 @@ describe('real bench smoke run', { skip, timeout: 120_000 }, () => {
   });
 
   it('calibration: KV bytes per token from the save files, a restore far cheaper than a prefill', async () => {
-    if ('missing' in binary) return;
+    if ('skip' in binary) return;
     root ??= await mkdtemp(join(tmpdir(), 'proxycache-real-smoke-'));
     const c = await withDeadline(calibrate(binary, root, { samples: 1, words: 800 }), 60_000, 'the calibration');
     assert.ok(c.prompt_tokens > 700, JSON.stringify(c));
@@ -38,7 +38,7 @@ describe('real bench smoke run', { skip, timeout: 120_000 }, () => {
   });
 
   it('roundrobin on -np 2, direct and through the proxy: ideal measured, saves counted as the server wrote them', async () => {
-    if ('missing' in binary) return;
+    if ('skip' in binary) return;
     root ??= await mkdtemp(join(tmpdir(), 'proxycache-real-smoke-'));
     const out = join(root, 'real.json');
     const lines: string[] = [];
