@@ -210,6 +210,7 @@ async function acquireSlot(
             restoreWorthIt: worthIt,
             skipSave: deps.policy.skipSave,
             patient,
+            keepsIdleSlots: (backend) => !deps.backends.at(backend).behaviour.clearsIdleSlots(),
           }),
         ),
       { timeoutMs: deps.acquireTimeoutMs, signal: abort.signal },

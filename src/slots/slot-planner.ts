@@ -27,6 +27,12 @@ export interface PlanInput {
    * request has waited long enough (see the generation flow's patience).
    */
   patient?: boolean;
+  /**
+   * Whether the backend keeps its idle slots when a task starts (default: yes). One that clears them (llama-server's
+   * default configuration) loses every idle slot's content at this launch anyway, so no victim is cheaper than
+   * another there and a background save is not worth waiting for.
+   */
+  keepsIdleSlots?: (backend: number) => boolean;
 }
 
 /**
@@ -38,7 +44,9 @@ export function planSlot(input: PlanInput): SlotPlan | undefined {
   const idle = candidates.filter((s) => !s.busy && !s.disabled);
   if (idle.length === 0) return undefined;
   const evicting = (slot: SlotState): SlotPlan | undefined =>
-    input.patient && saveEndsCheaper(candidates, slot, skipSave) ? undefined : withSaveFirst(slot, skipSave);
+    input.patient && input.keepsIdleSlots?.(slot.backend) !== false && saveEndsCheaper(candidates, slot, skipSave)
+      ? undefined
+      : withSaveFirst(slot, skipSave);
   if (!request.big) return evicting(chooseVictim(idle, skipSave));
 
   const resident = bestResident(idle, request, lcpTh);

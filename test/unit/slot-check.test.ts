@@ -204,6 +204,21 @@ describe('planSlot patient: a background save that ends with a cheaper victim', 
     assert.equal(plan([onDisk, saving])?.slot.id, 0, 'the idle conversation is on disk: no cheaper once saved');
   });
 
+  it('does not wait on a server that clears idle slots: this launch clears the conversation anyway', () => {
+    const saving = slot(1, { busy: true, background: true, content: held(11_000, { blocks: ['m'], turns: 1 }) });
+    const candidates = [slot(0, { content: conversation() }), saving];
+    const clearing = planSlot({
+      ...SEED,
+      request: completion,
+      candidates,
+      diskMatch: () => undefined,
+      lcpTh: 0.6,
+      patient: true,
+      keepsIdleSlots: () => false,
+    });
+    assert.equal(clearing?.slot.id, 0);
+  });
+
   it('does not wait for a slot busy with a request, nor when the idle slot holds no conversation', () => {
     const answering = slot(1, { busy: true, content: held(11_000, { blocks: ['m'], turns: 1 }) });
     assert.equal(plan([slot(0, { content: conversation() }), answering])?.slot.id, 0);
