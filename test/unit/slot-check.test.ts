@@ -188,8 +188,16 @@ describe('planSlot patient', () => {
 describe('planSlot patient: a background save that ends with a cheaper victim', () => {
   const completion: SlotRequest = { model: 'm', key: 'k-fim', blocks: ['f', 'g'], big: true };
   const conversation = (over: Partial<SlotContent> = {}) => held(30_000, { blocks: ['a', 'b'], turns: 3, ...over });
-  const plan = (candidates: SlotState[], patient = true) =>
-    planSlot({ ...SEED, request: completion, candidates, diskMatch: () => undefined, lcpTh: 0.6, patient });
+  const plan = (candidates: SlotState[], patient = true, keepsIdleSlots = () => true) =>
+    planSlot({
+      ...SEED,
+      request: completion,
+      candidates,
+      diskMatch: () => undefined,
+      lcpTh: 0.6,
+      patient,
+      keepsIdleSlots,
+    });
 
   it("waits for the one-off being saved rather than push out the agent's conversation", () => {
     const saving = slot(1, { busy: true, background: true, content: held(11_000, { blocks: ['m'], turns: 1 }) });
@@ -206,16 +214,7 @@ describe('planSlot patient: a background save that ends with a cheaper victim', 
 
   it('does not wait on a server that clears idle slots: this launch clears the conversation anyway', () => {
     const saving = slot(1, { busy: true, background: true, content: held(11_000, { blocks: ['m'], turns: 1 }) });
-    const candidates = [slot(0, { content: conversation() }), saving];
-    const clearing = planSlot({
-      ...SEED,
-      request: completion,
-      candidates,
-      diskMatch: () => undefined,
-      lcpTh: 0.6,
-      patient: true,
-      keepsIdleSlots: () => false,
-    });
+    const clearing = plan([slot(0, { content: conversation() }), saving], true, () => false);
     assert.equal(clearing?.slot.id, 0);
   });
 
