@@ -1,7 +1,7 @@
 /**
- * What the real bench compares: llama-server configurations (its defaults, or `-np 2`) and, on each, five setups,
+ * What the real bench compares: llama-server configurations (its defaults, or `-np 2`) and, on each, six setups,
  * from llama-server alone with three RAM-cache sizes to proxycache with the Python proxy's policy and with its own
- * default. Pure: flags and environments only.
+ * default (on the small RAM cache, and on llama-server's default one). Pure: flags and environments only.
  */
 
 /** How llama-server is started, besides the RAM cache. */
@@ -33,6 +33,11 @@ export const REAL_CONFIGS: Record<string, RealConfig> = {
     proxyEnv: { SAVE_POLICY: 'always' },
   },
   proxycache: { description: 'proxycache with its defaults, small RAM cache', ramCache: 'small', proxyEnv: {} },
+  'proxycache-8g': {
+    description: "proxycache with its defaults, llama-server's default 8 GiB RAM cache (what most users run)",
+    ramCache: 'default',
+    proxyEnv: {},
+  },
 };
 
 /** Share of the working set the small RAM cache holds. */
