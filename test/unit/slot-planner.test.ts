@@ -13,6 +13,20 @@ function content(key: string, blocks: string[], over: Partial<SlotContent> = {})
   return { key, model: 'm', blocks, prefixLen: 10, big: true, saved: true, ...over };
 }
 
+/** Unsaved big content of `nTokens` tokens. */
+function held(nTokens: number, over: Partial<SlotContent> = {}): SlotContent {
+  return {
+    key: `k${nTokens}`,
+    model: 'm',
+    blocks: ['a', 'b'],
+    prefixLen: 10,
+    big: true,
+    saved: false,
+    nTokens,
+    ...over,
+  };
+}
+
 const bigRequest: SlotRequest = { model: 'm', key: 'k-new', blocks: ['a', 'b', 'c', 'd'], big: true };
 const smallRequest: SlotRequest = { model: 'm', key: 'k-small', blocks: ['x'], big: false };
 const noDisk = () => undefined;
@@ -217,5 +231,97 @@ describe('unsavedBigContent', () => {
       'small',
     );
     assert.equal(unsavedBigContent(slot(0), NEVER_SKIP), undefined, 'empty');
+  });
+});
+
+describe('planSlot patient', () => {
+  const request: SlotRequest = { model: 'm', key: 'k-next', blocks: ['a', 'b', 'c'], big: true };
+  const own = () => slot(0, { busy: true, content: held(700, { blocks: ['a', 'b'] }) });
+
+  it('waits for the busy slot whose content this request continues, rather than starting cold', () => {
+    const plan = planSlot({
+      ...SEED,
+      request,
+      candidates: [own(), slot(1)],
+      diskMatch: () => undefined,
+      lcpTh: 0.6,
+      patient: true,
+    });
+    assert.equal(plan, undefined);
+  });
+
+  it('goes elsewhere once patience ran out, or when the busy slot holds a copy of the same prompt', () => {
+    assert.equal(
+      planSlot({ ...SEED, request, candidates: [own(), slot(1)], diskMatch: () => undefined, lcpTh: 0.6 })?.slot.id,
+      1,
+    );
+    const copy = slot(0, { busy: true, content: held(700, { key: 'k-next', blocks: ['a', 'b', 'c'] }) });
+    assert.equal(
+      planSlot({
+        ...SEED,
+        request,
+        candidates: [copy, slot(1)],
+        diskMatch: () => undefined,
+        lcpTh: 0.6,
+        patient: true,
+      })?.slot.id,
+      1,
+    );
+  });
+
+  it('does not wait for a busy slot that shares only a common prefix (another conversation)', () => {
+    const sibling = slot(0, { busy: true, content: held(700, { blocks: ['a', 'x', 'y'] }) });
+    assert.equal(
+      planSlot({
+        ...SEED,
+        request,
+        candidates: [sibling, slot(1)],
+        diskMatch: () => undefined,
+        lcpTh: 0.6,
+        patient: true,
+      })?.slot.id,
+      1,
+    );
+  });
+});
+
+describe('planSlot patient: a background save that ends with a cheaper victim', () => {
+  const completion: SlotRequest = { model: 'm', key: 'k-fim', blocks: ['f', 'g'], big: true };
+  const conversation = (over: Partial<SlotContent> = {}) => held(30_000, { blocks: ['a', 'b'], turns: 3, ...over });
+  const plan = (candidates: SlotState[], patient = true, keepsIdleSlots = () => true) =>
+    planSlot({
+      ...SEED,
+      request: completion,
+      candidates,
+      diskMatch: () => undefined,
+      lcpTh: 0.6,
+      patient,
+      keepsIdleSlots,
+    });
+
+  it("waits for the one-off being saved rather than push out the agent's conversation", () => {
+    const saving = slot(1, { busy: true, background: true, content: held(11_000, { blocks: ['m'], turns: 1 }) });
+    assert.equal(plan([slot(0, { content: conversation() }), saving]), undefined);
+    assert.equal(plan([slot(0, { content: conversation() }), saving], false)?.slot.id, 0, 'patience ran out');
+  });
+
+  it('waits for a conversation being saved when the idle one would have to be saved first', () => {
+    const saving = slot(1, { busy: true, background: true, content: conversation({ key: 'other', blocks: ['o'] }) });
+    assert.equal(plan([slot(0, { content: conversation() }), saving]), undefined);
+    const onDisk = slot(0, { content: conversation({ saved: true }) });
+    assert.equal(plan([onDisk, saving])?.slot.id, 0, 'the idle conversation is on disk: no cheaper once saved');
+  });
+
+  it('does not wait on a server that clears idle slots: this launch clears the conversation anyway', () => {
+    const saving = slot(1, { busy: true, background: true, content: held(11_000, { blocks: ['m'], turns: 1 }) });
+    const clearing = plan([slot(0, { content: conversation() }), saving], true, () => false);
+    assert.equal(clearing?.slot.id, 0);
+  });
+
+  it('does not wait for a slot busy with a request, nor when the idle slot holds no conversation', () => {
+    const answering = slot(1, { busy: true, content: held(11_000, { blocks: ['m'], turns: 1 }) });
+    assert.equal(plan([slot(0, { content: conversation() }), answering])?.slot.id, 0);
+    const saving = slot(1, { busy: true, background: true, content: held(11_000, { blocks: ['m'], turns: 1 }) });
+    assert.equal(plan([slot(0, { content: held(900, { blocks: ['t'], turns: 1 }) }), saving])?.slot.id, 0);
   });
 });
