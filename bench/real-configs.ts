@@ -48,6 +48,16 @@ export function smallCacheMiB(tokens: number, kvBytesPerToken: number): number {
   return Math.max(1, Math.floor((tokens * kvBytesPerToken * SMALL_CACHE_SHARE) / 2 ** 20));
 }
 
+/**
+ * The proxy's environment of a config: as a user would, it declares the server's `--cache-ram`
+ * (SERVER_CACHE_RAM_MIB; the default 8192 MiB needs nothing). Undefined for llama-server alone.
+ */
+export function proxyEnvOf(config: RealConfig, smallMiB: number): Record<string, string> | undefined {
+  if (!config.proxyEnv) return undefined;
+  const ram = config.ramCache === 'off' ? '0' : config.ramCache === 'small' ? String(smallMiB) : undefined;
+  return { ...config.proxyEnv, ...(ram !== undefined && { SERVER_CACHE_RAM_MIB: ram }) };
+}
+
 /** The llama-server flags of a config in a mode. */
 export function serverArgs(mode: string, config: RealConfig, smallMiB: number): string[] {
   const ram =

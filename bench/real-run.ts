@@ -15,7 +15,7 @@ import { idealPrefill, liveCacheBytes, summarize, tokenTotals } from './metrics.
 import type { ConfigMetrics } from './metrics.js';
 import { startProxyProcess } from './proxy-process.js';
 import type { ProxyProcess } from './proxy-process.js';
-import { REAL_CONFIGS, SERVER_MODES, serverArgs, smallCacheMiB } from './real-configs.js';
+import { REAL_CONFIGS, SERVER_MODES, proxyEnvOf, serverArgs, smallCacheMiB } from './real-configs.js';
 import { startBenchServer } from './real-server.js';
 import type { LlamaServerBinary } from './real-server.js';
 import { realWorkloads } from './real-workloads.js';
@@ -138,6 +138,7 @@ export async function runRealBench(
           workload,
           config,
           [...args, ...serverLog],
+          proxyEnvOf(REAL_CONFIGS[config]!, smallMiB),
           results.kv_bytes_per_token,
           logFile,
         );
@@ -173,6 +174,7 @@ async function runConfig(
   workload: RealWorkload,
   config: string,
   args: string[],
+  env: Record<string, string> | undefined,
   kvBytesPerToken: number,
   logFile: string | undefined,
 ): Promise<Omit<RealConfigMetrics, 'ideal_prefill_tokens'>> {
@@ -182,7 +184,6 @@ async function runConfig(
     const server = await startBenchServer(binary, saveDir, args);
     let proxy: ProxyProcess | undefined;
     try {
-      const env = REAL_CONFIGS[config]!.proxyEnv;
       proxy =
         env &&
         (await startProxyProcess(

@@ -96,6 +96,7 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     activity,
     ...(config.cacheDir && { cacheDir: config.cacheDir }),
     onResult: (action, result) => observation.metrics.noteCacheOp(action, result),
+    onStateSize: (backend, model, tokens, bytes) => backends.at(backend).ramCache.learnTokenSize(model, tokens, bytes),
     onIdleSlotCleared: (backend, content) => {
       backends.at(backend).ramCache.note(content);
       backends.at(backend).noteClearsIdleSlots('empty save');

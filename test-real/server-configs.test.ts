@@ -140,6 +140,16 @@ for (const configuration of CONFIGURATIONS) {
       });
     }
 
+    if (configuration.clearsIdleSlots) {
+      it("later turns come back from the server's RAM cache (disk behind it): none is restored from disk", () => {
+        const decisions = proxied.filter((t) => t.previous).map((t) => t.result.line.decision);
+        assert.ok(
+          decisions.every((d) => d === 'server_cache' || d === 'resident'),
+          JSON.stringify(decisions),
+        );
+      });
+    }
+
     it('through the proxy every later turn reuses its conversation, and nothing is prefilled beyond the server alone', () => {
       assert.deepEqual(poorReuse(proxied), []);
       assert.ok(

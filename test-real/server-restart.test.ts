@@ -109,3 +109,25 @@ async function asLongAsARealRestart(answeredAt: number): Promise<void> {
   const wait = answeredAt + RECHECK_AFTER_QUIET_MS + 100 - Date.now();
   if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
 }
+
+describe(
+  'the real llama-server in its default configuration restarts behind the proxy (its RAM cache lost)',
+  { skip },
+  () => {
+    const stacks = realStackPerTest(where, { slots: 'auto' });
+    afterEach(() => stacks.close());
+
+    it('the next turn is restored from disk, not sent for a RAM cache that is gone: the task ids tell', async () => {
+      const s = await stacks.start();
+      const a = openingOf(341);
+      const a1 = await realChat(s, 'proxy', a);
+      await realChat(s, 'proxy', openingOf(342)); // its launch saves a to disk and moves it into the RAM cache
+      const answered = Date.now();
+      await s.server.restart();
+      await asLongAsARealRestart(answered);
+      const a2 = await realChat(s, 'proxy', nextTurn(a, a1.content, 343));
+      assert.equal(a2.line.decision, 'restore', JSON.stringify(a2.line));
+      assert.ok(a2.timings.cache_n >= a1.promptTokens, `A reused ${a2.timings.cache_n} of ${a1.promptTokens}`);
+    });
+  },
+);

@@ -19,6 +19,8 @@ export interface BackendDeps {
   settings: Pick<BackendConfig, 'nSlots' | 'nSlotsConfigured'>;
   /** MODEL_ID: the model a plain llama-server serves under every name. */
   modelId: string;
+  /** SERVER_CACHE_RAM_MIB: the server's `--cache-ram` as the operator declares it. */
+  serverCacheRamMib: number;
   /** Its slots: resized or limited to the server's real count, forgotten when the server is. */
   pool: Pick<SlotPool, 'group' | 'resize' | 'limitSlots' | 'forgetIdleOn'>;
   log: Logger;
@@ -29,8 +31,8 @@ export class Backend {
   readonly client: LlamaClient;
   /** How the server treats idle slots, its tasks in flight, and when the proxy last heard from it. */
   readonly behaviour = new ServerBehaviour();
-  /** Conversations its RAM cache holds that the proxy could not save (a server that clears idle slots). */
-  readonly ramCache = new ServerRamCacheLedger();
+  /** What its RAM cache holds, as far as the proxy can tell (a server that clears idle slots). */
+  readonly ramCache: ServerRamCacheLedger;
   /** Model identities being fetched or known, by model name. */
   private readonly fingerprints = new Map<string, Promise<string | undefined>>();
   private readonly known = new Map<string, string>();
@@ -42,6 +44,7 @@ export class Backend {
   constructor(private readonly deps: BackendDeps) {
     this.index = deps.index;
     this.client = deps.client;
+    this.ramCache = new ServerRamCacheLedger(deps.serverCacheRamMib);
   }
 
   get url(): string {

@@ -60,7 +60,15 @@ export function createBackends(config: Config, log: Logger): { backends: Backend
   const backends = new Backends(
     clients.map(
       (client, index) =>
-        new Backend({ index, client, settings: config.backends[index]!, modelId: config.modelId, pool, log }),
+        new Backend({
+          index,
+          client,
+          settings: config.backends[index]!,
+          modelId: config.modelId,
+          serverCacheRamMib: config.serverCacheRamMib,
+          pool,
+          log,
+        }),
     ),
   );
   return { backends, pool };

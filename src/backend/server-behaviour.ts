@@ -24,6 +24,8 @@ export class ServerBehaviour {
   /** Streamed requests among them whose first byte has not arrived: their tasks are still prefilling. */
   private readonly prefilling = new Set<SlotState>();
   private readonly endWaiters = new Map<SlotState, Array<() => void>>();
+  /** The latest task id `GET /slots` showed (see lastTaskShown): a lower one later means the server restarted. */
+  private lastTask = -1;
 
   constructor(private readonly now: () => number = Date.now) {}
 
@@ -126,8 +128,19 @@ export class ServerBehaviour {
     return this.lastContact === undefined ? Infinity : this.now() - this.lastContact;
   }
 
+  /**
+   * `GET /slots` showed `last` as the latest task id: true when it is lower than one shown before, which only a
+   * server that started again since can show (the caller then forgets the backend, this with it).
+   */
+  noteLastTaskShown(last: number): boolean {
+    const startedAgain = last < this.lastTask;
+    this.lastTask = Math.max(this.lastTask, last);
+    return startedAgain;
+  }
+
   /** The backend restarted or was unreachable: it may come back configured differently. */
   forget(): void {
     this.idleSlots = undefined;
+    this.lastTask = -1;
   }
 }

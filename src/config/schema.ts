@@ -122,6 +122,11 @@ const DEFS = {
     decimal(0),
     "smart policy: the loss window. Each answer's new state is saved in the backend's idle time after it (write-behind), at the latest this many seconds later, unless the conversation continued first (0 = off: save only at eviction, model swap and shutdown)",
   ),
+  SERVER_CACHE_RAM_MIB: def(
+    '8192',
+    integer(-1),
+    "The --cache-ram (MiB) of the llama-server behind the proxy, llama-server's default 8192 unless you pass another (-1 = no limit, 0 = off). Where the server clears idle slots (its default configuration), a conversation its RAM cache still holds is sent without a pin and restored from disk only when that cache cannot have it; a value too high is lowered by the first miss (integer >= -1)",
+  ),
   SHUTDOWN_TIMEOUT_SECONDS: def(
     '30',
     decimal(0, { minExclusive: true }),
@@ -236,6 +241,7 @@ export const ConfigSchema = z.object(shape).transform((v) => {
     savePolicy: v.SAVE_POLICY,
     saveMinNewTokens: v.SAVE_MIN_NEW_TOKENS,
     idleSaveSeconds: v.IDLE_SAVE_SECONDS,
+    serverCacheRamMib: v.SERVER_CACHE_RAM_MIB,
     shutdownTimeoutSeconds: v.SHUTDOWN_TIMEOUT_SECONDS,
     logLevel: v.LOG_LEVEL,
     logFormat: v.LOG_FORMAT,

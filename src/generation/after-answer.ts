@@ -27,7 +27,7 @@ export function recordSlotContent(
   }
   if (outcome.status >= 400) return;
   // Unpinned from the server's RAM cache: the conversation it brought back came before, not the slot's old content.
-  const previous = plan.fromServerCache ?? plan.slot.content;
+  const previous = plan.fromServerCache?.content ?? plan.slot.content;
   const continues =
     previous?.big === true && previous.model === analysis.model && continuesBlocks(previous.blocks, analysis.blocks);
   const t = outcome.timings;
@@ -79,20 +79,29 @@ export function noticeLostSlot(
 
 /**
  * A request sent unpinned for the server's RAM cache (SlotPlan.fromServerCache) reused less than half of what that
- * cache was believed to hold: the cache had evicted it (it is bounded). Say so: the turn cost a cold prefill.
+ * cache was believed to hold: the cache had evicted it (it is bounded, and other clients fill it too). Say so, as
+ * the turn cost a cold prefill, and lower the limit the proxy's model of that cache works with.
  */
 export function noticeServerCacheMiss(
   deps: Pick<GenerationDeps, 'backends' | 'log'>,
   plan: SlotPlan,
   outcome: ForwardOutcome,
 ): void {
-  const held = plan.fromServerCache;
+  const hit = plan.fromServerCache;
+  const expected = hit?.content.nTokens;
   const reused = outcome.timings?.cache_n;
-  if (!held?.nTokens || !outcome.completed || reused === undefined || reused >= held.nTokens / 2) return;
-  const backend = deps.backends.at(plan.slot.backend);
+  if (!hit || !expected || !outcome.completed || reused === undefined || reused >= expected / 2) return;
+  const { url, ramCache } = deps.backends.at(plan.slot.backend);
+  ramCache.noteMiss(hit);
   deps.log.warn(
-    { backend: backend.url, key: shortKey(held.key), cache_n: reused, expected: held.nTokens },
-    "the server's RAM cache no longer held a conversation the proxy could not save; it was prefilled again",
+    {
+      backend: url,
+      key: shortKey(hit.content.key),
+      cache_n: reused,
+      expected,
+      ram_cache_mib: Math.round(ramCache.limitMiB),
+    },
+    "the server's RAM cache no longer held a conversation it was believed to hold; it was prefilled again, and the proxy now counts on a smaller RAM cache (SERVER_CACHE_RAM_MIB)",
   );
 }
 

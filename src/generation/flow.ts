@@ -100,8 +100,9 @@ async function serve(
   let gate: GatePass | undefined;
   try {
     gate = await enterLaunchGate(deps, plan, analysis, worthIt);
+    if (gate) line.gatePassed = performance.now();
     await confirmResidency(deps, plan, analysis, line, worthIt);
-    leavePlacementToServer(deps, plan, analysis);
+    await leavePlacementToServer(deps, plan, analysis);
     await runPlan(deps, plan, analysis, line);
     if (plan.skippedSave) noteSkipped(deps.rent, plan.skippedSave);
     await beforeTaskStart(deps, plan, line, analysis.model);

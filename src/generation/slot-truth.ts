@@ -10,6 +10,7 @@
 import type { PromptAnalysis } from '../prompt/prompt-analysis.js';
 import {
   judgeSlot,
+  lastTaskShown,
   parseSlots,
   runningTasks,
   slotOfNewTask,
@@ -20,6 +21,7 @@ import type { GatePass } from '../slots/launch-gate.js';
 import type { ObservedSlots, RunningTask, SlotVerdict } from '../slots/slot-check.js';
 import type { DiskMatch, SlotContent, SlotPlan, SlotState } from '../slots/slot-state.js';
 import type { RequestLog } from '../http/request-log.js';
+import type { Backend } from '../backend/backend.js';
 import type { GenerationDeps } from './deps.js';
 
 /** What keeping the picture true needs. */
@@ -46,7 +48,9 @@ export async function confirmResidency(
   const { slot } = plan;
   const backend = deps.backends.at(slot.backend);
   if (!plan.resident || !checkDue(deps, plan)) return;
-  const observed = parseSlots(await backend.client.slots(analysis.model, SLOTS_TIMEOUT_MS));
+  const body = await backend.client.slots(analysis.model, SLOTS_TIMEOUT_MS);
+  noteLastTask(backend, body);
+  const observed = parseSlots(body);
   if (!observed) return;
   const group = deps.pool.group(slot.backend, slot.model);
   const verdict = judgeSlot(slot, group, observed, backend.behaviour.clearsIdleSlots());
@@ -77,28 +81,61 @@ function restoreInstead(
 }
 
 /**
- * On a backend that clears idle slots, a request that would otherwise prefill from scratch goes without a pin when
- * the server's own lookup can do better: a pin to a slot the server has cleared skips its RAM cache, an unpinned
- * task gets it. Two such requests:
- * - a small one (a title, an autocompletion): its slot was cleared by the last launch anyway, and the RAM cache holds
- *   the prefix it shares with earlier small prompts (chat template, instructions);
- * - a big one whose conversation the server moved into its RAM cache before the proxy could save any of it (see
- *   ServerRamCacheLedger). Only then: the RAM cache may have evicted it (the proxy cannot see), and a miss must cost
- *   no more than the cold prefill the request faces anyway, whereas a restore from disk is sure.
+ * On a backend that clears idle slots, the server's RAM cache is the first tier and disk the second: a request goes
+ * without a pin when the server's own lookup can serve it (a pin to a slot the server has cleared skips that lookup).
+ * - A small request (a title, an autocompletion): its slot was cleared by the last launch anyway, and the RAM cache
+ *   holds the prefix it shares with earlier small prompts (chat template, instructions).
+ * - A big one whose conversation the RAM cache holds (see ServerRamCacheLedger), at least as far as disk does: the
+ *   server loads it within the iteration that takes up the task, where a restore from disk costs a slot action
+ *   of its own. When the model cannot tell whether the entry is still there (sizes not learnt yet), only if disk has
+ *   nothing of it: a miss must then cost no more than the cold prefill the request faces anyway.
+ * When the backend was quiet for a while, `GET /slots` first tells whether it started again since (its RAM cache
+ * then lost): its task ids start again from zero.
  * Called inside the launch gate, after confirmResidency.
  */
-export function leavePlacementToServer(deps: SlotTruthDeps, plan: SlotPlan, analysis: PromptAnalysis): void {
+export async function leavePlacementToServer(
+  deps: SlotTruthDeps,
+  plan: SlotPlan,
+  analysis: PromptAnalysis,
+): Promise<void> {
   const backend = deps.backends.at(plan.slot.backend);
-  if (plan.resident || plan.restore || !backend.behaviour.clearsIdleSlots()) return;
+  if (plan.resident || !backend.behaviour.clearsIdleSlots()) return;
   if (!analysis.big) {
-    plan.unpinned = true;
+    if (!plan.restore) plan.unpinned = true;
     return;
   }
-  const held = backend.ramCache.takeContinuedBy(analysis.model, analysis.blocks);
-  if (held) {
-    plan.unpinned = true;
-    plan.fromServerCache = held;
+  const hit = backend.ramCache.find(analysis.model, analysis.blocks, tokensClearedByLaunch(deps, plan));
+  const disk = plan.restore;
+  if (!hit || (disk && !(hit.sure && hit.content.blocks.length >= disk.lcp))) return;
+  if (backend.behaviour.quietFor() >= RECHECK_AFTER_QUIET_MS && (await startedAgain(deps, plan, analysis.model)))
+    return;
+  backend.ramCache.take(hit.content);
+  if (disk) {
+    deps.index.unpin(disk.key); // the planner's pin (see pinPlannedFile): nothing restores it now
+    plan.restore = undefined;
   }
+  plan.unpinned = true;
+  plan.fromServerCache = hit;
+}
+
+/** Tokens the request's launch moves into the RAM cache: what the backend's idle slots hold. */
+function tokensClearedByLaunch(deps: SlotTruthDeps, plan: SlotPlan): number {
+  const { behaviour } = deps.backends.at(plan.slot.backend);
+  return deps.pool
+    .all()
+    .filter((slot) => slot.backend === plan.slot.backend && !behaviour.launched(slot))
+    .reduce((sum, slot) => sum + (slot.content?.nTokens ?? 0), 0);
+}
+
+/** Whether `GET /slots` shows a server started again since the proxy last looked (then forgotten as a whole). */
+async function startedAgain(deps: SlotTruthDeps, plan: SlotPlan, model: string): Promise<boolean> {
+  const backend = deps.backends.at(plan.slot.backend);
+  const last = lastTaskShown(await backend.client.slots(model, SLOTS_TIMEOUT_MS));
+  if (last === undefined || !backend.behaviour.noteLastTaskShown(last)) return false;
+  deps.log.warn({ backend: backend.url }, 'the server started again (its task ids did); forgetting what it held');
+  backend.forget();
+  await backend.fingerprint(model);
+  return true;
 }
 
 /**
@@ -265,6 +302,7 @@ export async function leaveLaunchGateWhenRunning(
   try {
     while (!over && performance.now() < deadline) {
       const body = await backend.client.slots(model, LAUNCH_WAIT_MS);
+      noteLastTask(backend, body);
       if (plan.unpinned) {
         const ourPending = deps.pool
           .all()
@@ -291,7 +329,19 @@ export async function tasksRunningBeforeLaunch(
   plan: SlotPlan,
   model: string,
 ): Promise<RunningTask[]> {
-  return runningTasks(await deps.backends.at(plan.slot.backend).client.slots(model, SLOTS_TIMEOUT_MS)) ?? [];
+  const backend = deps.backends.at(plan.slot.backend);
+  const body = await backend.client.slots(model, SLOTS_TIMEOUT_MS);
+  noteLastTask(backend, body);
+  return runningTasks(body) ?? [];
+}
+
+/**
+ * Any `GET /slots` answer shows task ids the restart check (startedAgain) compares with. Answers read while our
+ * tasks run may arrive out of order, so only the check made when the backend was quiet acts on a lower one.
+ */
+function noteLastTask(backend: Backend, body: unknown): void {
+  const last = lastTaskShown(body);
+  if (last !== undefined) backend.behaviour.noteLastTaskShown(last);
 }
 
 const LAUNCH_WAIT_MS = 3000;

@@ -73,6 +73,8 @@ export interface SlotCacheDeps {
    * `content` now lives only in the server's RAM cache (see ServerRamCacheLedger).
    */
   onIdleSlotCleared?: (backend: number, content: SlotContent) => void;
+  /** A save was verified: `tokens` of `model`'s state take `bytes` (the server's RAM cache stores the same state). */
+  onStateSize?: (backend: number, model: string, tokens: number, bytes: number) => void;
   /** Milliseconds since the epoch, for meta timestamps; durations use the monotonic `performance.now()`. */
   now?: () => number;
   /** Told of every save and restore once it is over, whoever asked for it (the metrics). Must not throw. */
@@ -211,6 +213,7 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
     }
     if (result.ok) {
       deps.policy.speeds.noteSaveSpeed(content.model, result.tokens, actionMs(result));
+      if (result.tokens && result.bytes) deps.onStateSize?.(slot.backend, content.model, result.tokens, result.bytes);
       await recordMeta(slot, content, result);
     } else {
       await dropMeta(content.key);

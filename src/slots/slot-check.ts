@@ -57,6 +57,21 @@ export function runningTasks(body: unknown): RunningTask[] | undefined {
   return running;
 }
 
+/**
+ * The latest task id a `GET /slots` answer shows on any slot (slots keep their last task's id after it ends), or −1
+ * when no slot ran a task since the server started; undefined when the answer is not a slot list. Task ids only
+ * grow on one server: a lower one than seen before means it started again since.
+ */
+export function lastTaskShown(body: unknown): number | undefined {
+  if (!Array.isArray(body)) return undefined;
+  let last = -1;
+  for (const e of body as unknown[]) {
+    const task = typeof e === 'object' && e !== null ? (e as { id_task?: unknown }).id_task : undefined;
+    if (typeof task === 'number') last = Math.max(last, task);
+  }
+  return last;
+}
+
 /** Whether `GET /slots` shows the slot processing a task (undefined when the answer is not a slot list). */
 export function slotProcessing(body: unknown, id: number): boolean | undefined {
   return runningTasks(body)?.some((t) => t.slot === id);

@@ -1,4 +1,5 @@
 /** What the proxy believes about each backend slot. Written only by the slot pool (slot-pool.ts); read everywhere. */
+import type { RamCacheHit } from '../backend/server-ram-cache.js';
 import type { SkipReason } from './save-skip.js';
 
 /** The conversation state a slot holds, as far as the proxy knows. */
@@ -93,8 +94,8 @@ export interface SlotPlan {
    */
   unpinned?: true;
   /**
-   * Unpinned for this content, which the server's RAM cache holds and the request continues while disk has only
-   * part of it (see ServerRamCacheLedger).
+   * Unpinned for this content of the server's RAM cache, which the request continues and disk has no better copy
+   * of (see leavePlacementToServer).
    */
-  fromServerCache?: SlotContent;
+  fromServerCache?: RamCacheHit;
 }

@@ -50,13 +50,25 @@ async function waitFor(check: () => Promise<boolean>, what: string, ms = 10_000)
 /**
  * A proxy behind a tap in front of a simulator in llama-server's default configuration (it clears idle slots at each
  * task start), found out at start-up; write-behind far away, so only the saves before a task start keep a
- * conversation. `realTime`: 20 ms a generated token, so that one task can run while another starts.
+ * conversation. `realTime`: 20 ms a generated token, so that one task can run while another starts. `diskOnly`:
+ * the proxy is told the server has no RAM cache (SERVER_CACHE_RAM_MIB=0), so every later turn comes from disk.
  */
-async function startClearingServer({ realTime }: { realTime: boolean }): Promise<TappedStack> {
+async function startClearingServer({
+  realTime,
+  diskOnly = false,
+}: {
+  realTime: boolean;
+  diskOnly?: boolean;
+}): Promise<TappedStack> {
   const cost = realTime ? { timeScale: 1, kvBytesPerToken: 1000, prefillMsPerToken: 0.01, modelLoadMs: 0 } : undefined;
   const tapped = await startTappedStack({
     sim: { models: [{ id: 'tiny' }], cacheRamMiB: 8192, ...(cost && { cost }) },
-    env: { SAVE_POLICY: 'smart', N_SLOTS: '4', IDLE_SAVE_SECONDS: '600' },
+    env: {
+      SAVE_POLICY: 'smart',
+      N_SLOTS: '4',
+      IDLE_SAVE_SECONDS: '600',
+      ...(diskOnly && { SERVER_CACHE_RAM_MIB: '0' }),
+    },
   });
   await logLineAfter(
     tapped.stack.logs,
@@ -150,11 +162,11 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
     assert.ok(back.timings.cache_n >= first.timings.cache_n + first.timings.prompt_n, JSON.stringify(back.timings));
   });
 
-  it('a server that clears idle slots (no -np) is detected at start-up; every later turn is restored from disk', async () => {
+  it('a server that clears idle slots (no -np) is detected at start-up; told it has no RAM cache, the proxy restores every later turn from disk', async () => {
     // The simulator's default: 4 slots on one unified KV buffer, idle slots moved to the RAM cache at each task.
     stack = await startStack({
       sim: { models: [{ id: 'tiny' }], cacheRamMiB: 8192 },
-      env: { SAVE_POLICY: 'smart', N_SLOTS: '4' },
+      env: { SAVE_POLICY: 'smart', N_SLOTS: '4', SERVER_CACHE_RAM_MIB: '0' },
     });
     await logLineAfter(stack.logs, 0, IDLE_CLEARING_FOUND, (l) => l.seen_by === 'start-up probe');
     const conversations = [opening(3301), opening(3302), opening(3303)];
@@ -180,7 +192,7 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
   it('on a clearing server, a task that ends while the saves before another launch run is saved before that launch', async () => {
     // Real time in the simulator (20 ms a generated token) so that a task can still be running when another starts;
     // write-behind far away: only the saves before a launch keep an idle slot's conversation.
-    tapped = await startClearingServer({ realTime: true });
+    tapped = await startClearingServer({ realTime: true, diskOnly: true });
     const { stack: s, tap } = tapped;
     const [a, b, c] = [opening(3501), opening(3502), opening(3503)];
     const isChatWith = (m: typeof a) => (r: { path: string; body: any }) =>
@@ -220,7 +232,7 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
   });
 
   it('on a clearing server, a slot whose task ended just before another task started is checked before it is trusted', async () => {
-    tapped = await startClearingServer({ realTime: false });
+    tapped = await startClearingServer({ realTime: false, diskOnly: true });
     const { stack: s } = tapped;
     const x1 = opening(3601);
     const first = await chat(s, x1);

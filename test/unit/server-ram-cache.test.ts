@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { ServerRamCacheLedger } from '../../src/backend/server-ram-cache.js';
 import type { SlotContent } from '../../src/slots/slot-state.js';
 
+/** A content of `blocks`, 100 tokens per block unless told. */
 const content = (key: string, blocks: string[], extra: Partial<SlotContent> = {}): SlotContent => ({
   key,
   model: 'm',
@@ -10,48 +11,110 @@ const content = (key: string, blocks: string[], extra: Partial<SlotContent> = {}
   prefixLen: blocks.length * 100,
   big: true,
   saved: false,
-  nTokens: blocks.length * 50,
+  nTokens: blocks.length * 100,
   ...extra,
 });
+const MiB = 2 ** 20;
+/** A ledger of `limitMiB` that knows model m's state takes 1 MiB per 100 tokens. */
+function ledgerOf(limitMiB: number, now?: () => number): ServerRamCacheLedger {
+  const ledger = new ServerRamCacheLedger(limitMiB, now);
+  ledger.learnTokenSize('m', 100, MiB);
+  return ledger;
+}
 
 describe('ServerRamCacheLedger', () => {
-  it('gives back, once, the longest noted conversation a request continues', () => {
-    const ledger = new ServerRamCacheLedger();
-    ledger.note(content('short', ['a', 'b']));
+  it('finds the longest big entry a request continues, until it is taken', () => {
+    const ledger = ledgerOf(-1);
     ledger.note(content('long', ['a', 'b', 'c']));
     ledger.note(content('other', ['x', 'y']));
-    assert.equal(ledger.takeContinuedBy('m', ['a', 'b', 'c', 'd'])?.key, 'long');
-    assert.equal(ledger.takeContinuedBy('m', ['a', 'b', 'c', 'd'])?.key, 'short', 'taken entries are gone');
-    assert.equal(ledger.takeContinuedBy('m', ['a', 'b', 'c', 'd']), undefined);
-    assert.equal(ledger.takeContinuedBy('other-model', ['x', 'y', 'z']), undefined, 'another model');
-    assert.equal(ledger.takeContinuedBy('m', ['q', 'y', 'z']), undefined, 'not a continuation');
-    ledger.note(content('one-block', ['k']));
-    assert.equal(ledger.takeContinuedBy('m', ['j', 'z']), undefined, 'nothing in common');
+    ledger.note(content('small', ['s', 't'], { big: false }));
+    const hit = ledger.find('m', ['a', 'b', 'c', 'd']);
+    assert.equal(hit?.content.key, 'long');
+    assert.equal(ledger.find('m', ['a', 'b', 'c', 'd'])?.content.key, 'long', 'find alone leaves it there');
+    ledger.take(hit!.content);
+    assert.equal(ledger.find('m', ['a', 'b', 'c', 'd']), undefined, 'the server loaded it into a slot');
+    assert.equal(ledger.find('other-model', ['x', 'y', 'z']), undefined, 'another model');
+    assert.equal(ledger.find('m', ['q', 'y', 'z']), undefined, 'not a continuation');
+    assert.equal(ledger.find('m', ['s', 't', 'u']), undefined, 'small contents only take room');
   });
 
-  it('notes only big content that was not on disk', () => {
-    const ledger = new ServerRamCacheLedger();
-    ledger.note(content('saved', ['a', 'b'], { saved: true }));
-    ledger.note(content('small', ['c', 'd'], { big: false }));
-    assert.equal(ledger.takeContinuedBy('m', ['a', 'b', 'z']), undefined);
-    assert.equal(ledger.takeContinuedBy('m', ['c', 'd', 'z']), undefined);
+  it('drops the entries a new content continues, as the server drops states a new one contains', () => {
+    const ledger = ledgerOf(-1);
+    ledger.note(content('turn1', ['a', 'b']));
+    ledger.note(content('turn2', ['a', 'b', 'c']));
+    ledger.note(content('turn2', ['a', 'b', 'c'])); // the same key again: one entry
+    const hit = ledger.find('m', ['a', 'b', 'c', 'd']);
+    ledger.take(hit!.content);
+    assert.equal(ledger.find('m', ['a', 'b', 'z']), undefined, 'turn1 left when turn2 came in');
   });
 
-  it('keeps an entry ten minutes at most', () => {
+  it('evicts the oldest entries beyond 90 % of the limit, and keeps one whatever its size', () => {
+    const ledger = ledgerOf(10); // a budget of 9 MiB: 900 tokens
+    ledger.note(content('old', ['a', 'b', 'c', 'd'])); // 4 MiB
+    ledger.note(content('mid', ['e', 'f', 'g'])); // 7 MiB
+    assert.equal(ledger.find('m', ['a', 'b', 'c', 'd', 'z'])?.sure, true);
+    ledger.note(content('new', ['h', 'i', 'j'])); // 10 MiB > 9: old goes
+    assert.equal(ledger.find('m', ['a', 'b', 'c', 'd', 'z']), undefined);
+    assert.equal(ledger.find('m', ['e', 'f', 'g', 'z'])?.sure, true);
+    ledger.note(
+      content(
+        'huge',
+        Array.from({ length: 20 }, (_, i) => `h${i}`),
+      ),
+    );
+    assert.equal(ledger.find('m', ['e', 'f', 'g', 'z']), undefined);
+    assert.ok(ledger.find('m', [...Array.from({ length: 20 }, (_, i) => `h${i}`), 'z']), 'the newest stays');
+  });
+
+  it('is sure of an entry only if the launch about to happen leaves room for it', () => {
+    const ledger = ledgerOf(10);
+    ledger.note(content('conv', ['a', 'b', 'c'])); // 3 MiB
+    ledger.note(content('next', ['e', 'f'])); // 2 MiB newer
+    assert.equal(ledger.find('m', ['a', 'b', 'c', 'z'], 400)?.sure, true, '3 + 2 + 4 = 9 MiB fit');
+    const pushedOut = ledger.find('m', ['a', 'b', 'c', 'z'], 500);
+    assert.equal(pushedOut?.sure, false, 'the idle slots cleared first would push it out');
+    assert.equal(pushedOut?.newerBytes, 7 * MiB);
+  });
+
+  it('is not sure of anything before a save told the size of a token, unless the cache has no limit', () => {
+    const unknown = new ServerRamCacheLedger(8192);
+    unknown.note(content('conv', ['a', 'b']));
+    assert.equal(unknown.find('m', ['a', 'b', 'z'])?.sure, false);
+    const unlimited = new ServerRamCacheLedger(-1);
+    unlimited.note(content('conv', ['a', 'b']));
+    assert.equal(unlimited.find('m', ['a', 'b', 'z'])?.sure, true);
+    const off = ledgerOf(0);
+    off.note(content('conv', ['a', 'b']));
+    assert.equal(off.find('m', ['a', 'b', 'z']), undefined, '--cache-ram 0 keeps nothing');
+  });
+
+  it('lowers its limit to what was newer than an entry the server no longer had', () => {
+    const ledger = ledgerOf(8192);
+    ledger.note(content('a', ['a1', 'a2', 'a3']));
+    ledger.note(content('b', ['b1', 'b2']));
+    ledger.note(content('c', ['c1', 'c2']));
+    const missed = ledger.find('m', ['a1', 'a2', 'a3', 'z'])!;
+    assert.equal(missed.newerBytes, 4 * MiB);
+    ledger.take(missed.content);
+    ledger.noteMiss(missed);
+    assert.ok(Math.abs(ledger.limitMiB - 4 / 0.9) < 1e-9, `limit ${ledger.limitMiB}`);
+    assert.equal(ledger.find('m', ['c1', 'c2', 'z'])?.sure, true, 'c, the newest, fits');
+    assert.equal(ledger.find('m', ['b1', 'b2', 'z'])?.sure, true, 'b and c fill the budget exactly');
+    ledger.note(content('d', ['d1']));
+    assert.equal(ledger.find('m', ['b1', 'b2', 'z']), undefined, 'one more entry pushes out the oldest now');
+  });
+
+  it('takes an entry as gone after 30 minutes, and forgets everything when the server restarted', () => {
     let now = 0;
-    const ledger = new ServerRamCacheLedger(() => now);
+    const ledger = ledgerOf(-1, () => now);
     ledger.note(content('c', ['a', 'b']));
     ledger.note(content('d', ['c', 'd']));
-    now += 10 * 60_000;
-    assert.equal(ledger.takeContinuedBy('m', ['a', 'b', 'z'])?.key, 'c');
+    now += 30 * 60_000;
+    assert.ok(ledger.find('m', ['a', 'b', 'z']));
     now += 1;
-    assert.equal(ledger.takeContinuedBy('m', ['c', 'd', 'z']), undefined, 'too old');
-  });
-
-  it('forgets everything when the server restarted', () => {
-    const ledger = new ServerRamCacheLedger();
-    ledger.note(content('c', ['a', 'b']));
+    assert.equal(ledger.find('m', ['c', 'd', 'z']), undefined, 'too old');
+    ledger.note(content('e', ['e', 'f']));
     ledger.clear();
-    assert.equal(ledger.takeContinuedBy('m', ['a', 'b', 'z']), undefined);
+    assert.equal(ledger.find('m', ['e', 'f', 'z']), undefined);
   });
 });

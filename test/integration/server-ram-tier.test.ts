@@ -1,0 +1,113 @@
+/**
+ * On a server that clears idle slots (llama-server's default configuration), its RAM cache is the first tier and
+ * the proxy's disk the second (issue 7.6): a conversation the RAM cache holds is sent unpinned, so that the server
+ * loads it itself; disk still gets each conversation's state before a launch clears it, and serves what the RAM
+ * cache cannot have (evicted, or lost with a restart).
+ */
+import assert from 'node:assert/strict';
+import { afterEach, describe, it } from 'node:test';
+import { chat, continued, exists, keyOf, logLineAfter, metaPath, opening, slotFileEvents } from '../support/cache.js';
+import type { ChatResult } from '../support/cache.js';
+import { startStack } from '../support/stack.js';
+import type { Stack, StackOptions } from '../support/stack.js';
+import { closeStack } from '../support/teardown.js';
+import { RECHECK_AFTER_QUIET_MS } from '../../src/generation/slot-truth.js';
+import { IDLE_CLEARING_FOUND } from '../../src/backend/backend.js';
+
+/** A proxy in front of a simulator that clears idle slots into a RAM cache of `cacheRamMiB`, found out at start-up. */
+async function startClearing(cacheRamMiB: number, env: StackOptions['env'] = {}): Promise<Stack> {
+  const stack = await startStack({
+    sim: { models: [{ id: 'tiny' }], cacheRamMiB },
+    env: { SAVE_POLICY: 'smart', N_SLOTS: '4', IDLE_SAVE_SECONDS: '600', ...env },
+  });
+  await logLineAfter(stack.logs, 0, IDLE_CLEARING_FOUND, (l) => l.seen_by === 'start-up probe');
+  return stack;
+}
+
+interface Turn {
+  messages: ReturnType<typeof opening>;
+  result: ChatResult;
+}
+/** Tokens the slot held after a turn: what the next turn of that conversation can reuse. */
+const heldAfter = (turn: Turn) => turn.result.timings.cache_n + turn.result.timings.prompt_n;
+const missLines = (stack: Stack) =>
+  stack.logs.lines.filter((l) => String(l.msg).startsWith("the server's RAM cache no longer held"));
+
+/** One more turn of every conversation, in order; returns the new turns. */
+async function nextRound(stack: Stack, turns: Turn[], seed: number): Promise<Turn[]> {
+  const next: Turn[] = [];
+  for (const [i, turn] of turns.entries()) {
+    const messages = continued(turn.messages, turn.result.content, seed + i);
+    next.push({ messages, result: await chat(stack, messages) });
+  }
+  return next;
+}
+
+describe(
+  "the server's RAM cache in front, disk behind it (a server that clears idle slots)",
+  { timeout: 60_000 },
+  () => {
+    let stack: Stack | undefined;
+    afterEach(async () => {
+      if (stack) await closeStack(stack);
+      stack = undefined;
+    });
+
+    it('with the default RAM cache, every later turn comes back from it unpinned; disk still gets each conversation', async () => {
+      stack = await startClearing(8192);
+      let turns: Turn[] = [];
+      for (const seed of [4101, 4102, 4103])
+        turns.push({ messages: opening(seed), result: await chat(stack, opening(seed)) });
+      for (const round of [4110, 4120]) {
+        const next = await nextRound(stack, turns, round);
+        for (const [i, turn] of next.entries()) {
+          assert.equal(turn.result.line.decision, 'server_cache', JSON.stringify(turn.result.line));
+          assert.ok(turn.result.timings.cache_n >= heldAfter(turns[i]!), JSON.stringify(turn.result.timings));
+        }
+        turns = next;
+      }
+      assert.deepEqual(slotFileEvents(stack.sim, 'restore'), [], 'nothing read back from disk');
+      // Each launch saved the idle slots it cleared: every conversation but the last one run is on disk as it is now.
+      for (const turn of turns.slice(0, -1))
+        assert.ok(await exists(metaPath(stack.metaDir, keyOf(turn.messages))), JSON.stringify(turn.result.line));
+      assert.deepEqual(missLines(stack), []);
+    });
+
+    it('a RAM cache smaller than declared: a miss lowers the limit, and from then on disk serves what RAM cannot', async () => {
+      // About three conversations fit in the simulator's RAM cache; the proxy believes llama-server's default 8 GiB.
+      stack = await startClearing(0.4);
+      let turns: Turn[] = [];
+      for (let i = 0; i < 6; i++)
+        turns.push({ messages: opening(4200 + i), result: await chat(stack, opening(4200 + i)) });
+      turns = await nextRound(stack, turns, 4210);
+      const misses = missLines(stack);
+      assert.ok(misses.length >= 1, 'the first turns sent to the RAM cache found it evicted');
+      for (const miss of misses) assert.ok((miss.ram_cache_mib as number) < 8192, JSON.stringify(miss));
+      const next = await nextRound(stack, turns, 4220);
+      assert.equal(missLines(stack).length, misses.length, 'no more misses');
+      for (const [i, turn] of next.entries()) {
+        assert.ok(['server_cache', 'restore'].includes(turn.result.line.decision), JSON.stringify(turn.result.line));
+        assert.ok(turn.result.timings.cache_n >= heldAfter(turns[i]!), JSON.stringify(turn.result.timings));
+      }
+      assert.ok(
+        next.some((t) => t.result.line.decision === 'restore'),
+        'what the smaller cache cannot hold came from disk',
+      );
+    });
+
+    it('a server restarted while the proxy heard nothing: its task ids tell, and the turn is restored from disk', async () => {
+      stack = await startClearing(8192);
+      const a = opening(4301);
+      const first = await chat(stack, a);
+      await chat(stack, opening(4302)); // its launch saves a to disk and moves it into the RAM cache
+      await stack.sim.restart();
+      await new Promise((resolve) => setTimeout(resolve, RECHECK_AFTER_QUIET_MS + 100));
+      const mark = stack.logs.lines.length;
+      const back = await chat(stack, continued(a, first.content, 4303));
+      assert.equal(back.line.decision, 'restore', JSON.stringify(back.line));
+      assert.ok(back.timings.cache_n >= first.timings.cache_n + first.timings.prompt_n, JSON.stringify(back.timings));
+      await logLineAfter(stack.logs, mark, 'the server started again (its task ids did); forgetting what it held');
+      assert.deepEqual(missLines(stack), []);
+    });
+  },
+);
