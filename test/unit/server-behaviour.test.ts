@@ -36,3 +36,17 @@ describe('ServerBehaviour.mayEndSoon', () => {
     assert.equal(behaviour.mayEndSoon(s), true, 'the next request of the slot starts fresh');
   });
 });
+
+describe('ServerBehaviour.noteLastTaskShown', () => {
+  it('is true only for a task id below one shown before; a lower one does not lower what was seen', () => {
+    const behaviour = new ServerBehaviour();
+    assert.equal(behaviour.noteLastTaskShown(-1), false, 'a fresh server, nothing seen yet');
+    assert.equal(behaviour.noteLastTaskShown(12), false);
+    assert.equal(behaviour.noteLastTaskShown(30), false);
+    assert.equal(behaviour.noteLastTaskShown(30), false, 'no task since');
+    assert.equal(behaviour.noteLastTaskShown(3), true, 'ids went back: the server started again');
+    assert.equal(behaviour.noteLastTaskShown(4), true, 'still below 30 until the backend is forgotten');
+    behaviour.forget();
+    assert.equal(behaviour.noteLastTaskShown(4), false);
+  });
+});

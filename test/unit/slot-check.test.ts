@@ -1,6 +1,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { judgeSlot, parseSlots, runningTasks, slotOfNewTask, slotTokensLeft } from '../../src/slots/slot-check.js';
+import {
+  judgeSlot,
+  lastTaskShown,
+  parseSlots,
+  runningTasks,
+  slotOfNewTask,
+  slotTokensLeft,
+} from '../../src/slots/slot-check.js';
 import type { SlotContent, SlotState } from '../../src/slots/slot-state.js';
 
 function slot(id: number, over: Partial<SlotState> = {}): SlotState {
@@ -36,6 +43,20 @@ describe('parseSlots', () => {
       ],
     );
     assert.equal(parseSlots({ error: 'no slots' }), undefined);
+  });
+});
+
+describe('lastTaskShown', () => {
+  it('is the highest id_task on any slot, running or not; -1 when every slot is in the short form', () => {
+    const slots = [
+      { id: 0, is_processing: false, id_task: 41, n_prompt_tokens: 90 },
+      { id: 1, is_processing: true, id_task: 57 },
+      { id: 2, is_processing: false },
+    ];
+    assert.equal(lastTaskShown(slots), 57);
+    assert.equal(lastTaskShown([{ id: 0, is_processing: false }, { id: 1 }]), -1);
+    assert.equal(lastTaskShown({ error: 'nope' }), undefined);
+    assert.equal(lastTaskShown([{ id: 0, id_task: '9' }, null]), -1, 'ids that are not numbers count for nothing');
   });
 });
 
