@@ -23,6 +23,8 @@ export class ServerBehaviour {
   private readonly running = new Set<SlotState>();
   /** Streamed requests among them whose first byte has not arrived: their tasks are still prefilling. */
   private readonly prefilling = new Set<SlotState>();
+  /** Requests among them whose prompt is not big: nothing they leave in their slot is ever saved. */
+  private readonly small = new Set<SlotState>();
   private readonly endWaiters = new Map<SlotState, Array<() => void>>();
   /** The latest task id `GET /slots` showed (see lastTaskShown): a lower one later means the server restarted. */
   private lastTask = -1;
@@ -63,11 +65,12 @@ export class ServerBehaviour {
 
   /**
    * The slot's request was sent to the server: its task runs, or is about to, or has just ended there. A streamed
-   * one is in its prefill until its first byte (noteFirstByte).
+   * one is in its prefill until its first byte (noteFirstByte). `big`: what it leaves in the slot is worth saving.
    */
-  noteLaunched(slot: SlotState, streamed: boolean): void {
+  noteLaunched(slot: SlotState, streamed: boolean, big = true): void {
     this.running.add(slot);
     if (streamed) this.prefilling.add(slot);
+    if (!big) this.small.add(slot);
   }
 
   /** The slot's streamed answer began: its task has generated a token. */
@@ -79,6 +82,7 @@ export class ServerBehaviour {
   noteEnded(slot: SlotState): void {
     this.running.delete(slot);
     this.prefilling.delete(slot);
+    this.small.delete(slot);
     for (const wake of this.endWaiters.get(slot) ?? []) wake();
     this.endWaiters.delete(slot);
   }
@@ -110,12 +114,12 @@ export class ServerBehaviour {
   }
 
   /**
-   * The slot's task may end before the server takes up a task sent now: in flight, and not a stream still waiting
-   * for its first token (a task in its prefill still has its whole answer to generate). A non-streamed answer says
-   * nothing until its end, so it may always be ending.
+   * The slot's task may end before the server takes up a task sent now, leaving content worth saving: in flight, on
+   * a big prompt, and not a stream still waiting for its first token (a task in its prefill still has its whole
+   * answer to generate). A non-streamed answer says nothing until its end, so it may always be ending.
    */
   mayEndSoon(slot: SlotState): boolean {
-    return this.running.has(slot) && !this.prefilling.has(slot);
+    return this.running.has(slot) && !this.prefilling.has(slot) && !this.small.has(slot);
   }
 
   /** The proxy just heard from the backend (an answer ended, a slot action answered). */

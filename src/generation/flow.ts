@@ -106,7 +106,9 @@ async function serve(
     await runPlan(deps, plan, analysis, line);
     if (plan.skippedSave) noteSkipped(deps.rent, plan.skippedSave);
     await beforeTaskStart(deps, plan, line, analysis.model);
-    const runningBefore = plan.unpinned ? await tasksRunningBeforeLaunch(deps, plan, analysis.model) : [];
+    // A small request's slot matters little (nothing of it is saved): it does not wait for a look before its launch.
+    const runningBefore =
+      plan.unpinned && analysis.big ? await tasksRunningBeforeLaunch(deps, plan, analysis.model) : [];
     const call = gen.request.backendCall({
       id_slot: plan.unpinned ? ANY_SLOT : plan.slot.id,
       ...(analysis.big && { cache_prompt: true as const }),
@@ -115,7 +117,7 @@ async function serve(
     // Its prefill: from now until the first byte of the answer (a stream's first event follows the prompt).
     const prefill = deps.activity.begin(backend.index);
     // In flight from now until its end (noteEnded below): a launch elsewhere must not count its slot as idle.
-    backend.behaviour.noteLaunched(plan.slot, gen.request.stream);
+    backend.behaviour.noteLaunched(plan.slot, gen.request.stream, analysis.big);
     const answered = forwardGeneration(backend.client, reply, {
       call,
       stream: gen.request.stream,

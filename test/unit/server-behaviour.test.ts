@@ -27,6 +27,17 @@ describe('ServerBehaviour.mayEndSoon', () => {
     assert.equal(behaviour.mayEndSoon(s), true);
   });
 
+  it('a small request never counts: nothing it leaves in its slot is saved, so no launch waits for its end', () => {
+    const behaviour = new ServerBehaviour();
+    const s = slot(3);
+    behaviour.noteLaunched(s, false, false);
+    assert.equal(behaviour.launched(s), true);
+    assert.equal(behaviour.mayEndSoon(s), false);
+    behaviour.noteEnded(s);
+    behaviour.noteLaunched(s, false);
+    assert.equal(behaviour.mayEndSoon(s), true, 'the next request of the slot is big');
+  });
+
   it('a stream that ended before its first byte leaves nothing behind', () => {
     const behaviour = new ServerBehaviour();
     const s = slot(2);
