@@ -7,6 +7,7 @@ import { continuesBlocks } from '../prompt/block-match.js';
 import type { PromptAnalysis } from '../prompt/prompt-analysis.js';
 import type { SlotPlan } from '../slots/slot-state.js';
 import type { GenerationDeps } from './deps.js';
+import { startedAgain } from './slot-truth.js';
 import type { ForwardOutcome } from './forward.js';
 
 /**
@@ -79,18 +80,21 @@ export function noticeLostSlot(
 
 /**
  * A request sent unpinned for the server's RAM cache (SlotPlan.fromServerCache) reused less than half of what that
- * cache was believed to hold: the cache had evicted it (it is bounded, and other clients fill it too). Say so, as
- * the turn cost a cold prefill, and lower the limit the proxy's model of that cache works with.
+ * cache was believed to hold. Either the server restarted (its task ids say so: it is then forgotten as a whole), or
+ * the cache had evicted it (it is bounded, and other clients fill it too): say so, as the turn cost a cold prefill,
+ * and lower the limit the proxy's model of that cache works with.
  */
-export function noticeServerCacheMiss(
+export async function noticeServerCacheMiss(
   deps: Pick<GenerationDeps, 'backends' | 'log'>,
   plan: SlotPlan,
   outcome: ForwardOutcome,
-): void {
+  model: string,
+): Promise<void> {
   const hit = plan.fromServerCache;
   const expected = hit?.content.nTokens;
   const reused = outcome.timings?.cache_n;
   if (!hit || !expected || !outcome.completed || reused === undefined || reused >= expected / 2) return;
+  if (await startedAgain(deps, plan.slot.backend, model)) return;
   const { url, ramCache } = deps.backends.at(plan.slot.backend);
   ramCache.noteMiss(hit);
   deps.log.warn(

@@ -136,7 +136,7 @@ async function serve(
     line.outcome = outcome;
     if (outcome.completed) backend.behaviour.noteContact();
     noticeLostSlot(deps, plan, outcome);
-    noticeServerCacheMiss(deps, plan, outcome);
+    await noticeServerCacheMiss(deps, plan, outcome, analysis.model);
     // Unpinned, on a slot that could not be told: what the request left behind is nowhere the proxy knows.
     if (plan.unpinned && !(await running)) deps.pool.forget(plan.slot);
     else recordSlotContent(deps, plan, analysis, outcome, gen.session);

@@ -107,7 +107,7 @@ export async function leavePlacementToServer(
   const hit = backend.ramCache.find(analysis.model, analysis.blocks, tokensClearedByLaunch(deps, plan));
   const disk = plan.restore;
   if (!hit || (disk && !(hit.sure && hit.content.blocks.length >= disk.lcp))) return;
-  if (backend.behaviour.quietFor() >= RECHECK_AFTER_QUIET_MS && (await startedAgain(deps, plan, analysis.model)))
+  if (backend.behaviour.quietFor() >= RECHECK_AFTER_QUIET_MS && (await startedAgain(deps, plan.slot.backend, analysis.model)))
     return;
   backend.ramCache.take(hit.content);
   if (disk) {
@@ -128,8 +128,12 @@ function tokensClearedByLaunch(deps: SlotTruthDeps, plan: SlotPlan): number {
 }
 
 /** Whether `GET /slots` shows a server started again since the proxy last looked (then forgotten as a whole). */
-async function startedAgain(deps: SlotTruthDeps, plan: SlotPlan, model: string): Promise<boolean> {
-  const backend = deps.backends.at(plan.slot.backend);
+export async function startedAgain(
+  deps: Pick<SlotTruthDeps, 'backends' | 'log'>,
+  backendIndex: number,
+  model: string,
+): Promise<boolean> {
+  const backend = deps.backends.at(backendIndex);
   const last = lastTaskShown(await backend.client.slots(model, SLOTS_TIMEOUT_MS));
   if (last === undefined || !backend.behaviour.noteLastTaskShown(last)) return false;
   deps.log.warn({ backend: backend.url }, 'the server started again (its task ids did); forgetting what it held');

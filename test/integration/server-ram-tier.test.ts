@@ -109,5 +109,24 @@ describe(
       await logLineAfter(stack.logs, mark, 'the server started again (its task ids did); forgetting what it held');
       assert.deepEqual(missLines(stack), []);
     });
+
+    it('a server restarted while the proxy was busy: the miss is told from a smaller cache by the task ids', async () => {
+      stack = await startClearing(8192);
+      const a = opening(4401);
+      const b = opening(4402);
+      const a1 = await chat(stack, a);
+      const b1 = await chat(stack, b); // its launch moves a into the RAM cache (and saves it)
+      await chat(stack, opening(4403)); // and this one b
+      await stack.sim.restart();
+      // At once: no quiet spell for the proxy to check the server before it counts on the RAM cache.
+      const mark = stack.logs.lines.length;
+      const a2 = await chat(stack, continued(a, a1.content, 4404));
+      assert.equal(a2.line.decision, 'server_cache', JSON.stringify(a2.line));
+      await logLineAfter(stack.logs, mark, 'the server started again (its task ids did); forgetting what it held');
+      assert.deepEqual(missLines(stack), [], 'not taken for a smaller RAM cache');
+      const b2 = await chat(stack, continued(b, b1.content, 4405));
+      assert.equal(b2.line.decision, 'restore', JSON.stringify(b2.line));
+      assert.ok(b2.timings.cache_n >= b1.timings.cache_n + b1.timings.prompt_n, JSON.stringify(b2.timings));
+    });
   },
 );
