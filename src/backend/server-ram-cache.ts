@@ -41,9 +41,6 @@ export interface RamCacheHit {
 const KEPT_MS = 30 * 60_000;
 /** The model fills the declared limit only to this share: entries carry the server's overheads, and others' prompts. */
 const LIMIT_SHARE = 0.9;
-/** llama-server's `--cache-ram` values with a meaning of their own. */
-export const RAM_CACHE_UNLIMITED = -1;
-export const RAM_CACHE_OFF = 0;
 
 export class ServerRamCacheLedger {
   /** Oldest first, as the server evicts. */
@@ -73,7 +70,7 @@ export class ServerRamCacheLedger {
   /** The server moved this content into its RAM cache (a task start cleared its slot). */
   note(content: SlotContent): void {
     const tokens = content.nTokens ?? 0;
-    if (this.limitBytes === RAM_CACHE_OFF || tokens === 0) return;
+    if (this.limitBytes === 0 || tokens === 0) return;
     this.entries = this.entries.filter(
       (e) =>
         e.content.key !== content.key &&
@@ -112,11 +109,12 @@ export class ServerRamCacheLedger {
   }
 
   /**
-   * The server no longer held an entry the model believed it did: the real limit is below what was newer than it
-   * plus itself. The model takes the newer entries' size as its limit from now on (never raised again: a lost
-   * restore costs far less than a miss).
+   * The server no longer held an entry the model was sure of: the real limit is below what was newer than it plus
+   * itself. The model takes the newer entries' size as its limit from now on (never raised again: a lost restore
+   * costs far less than a miss). A miss of an entry whose size the model did not know yet proves nothing of the limit.
    */
   noteMiss(hit: RamCacheHit): void {
+    if (!hit.sure) return;
     this.limitBytes = Math.min(this.limitBytes, hit.newerBytes / LIMIT_SHARE);
     this.evict();
   }

@@ -105,7 +105,7 @@ export async function noticeServerCacheMiss(
       expected,
       ram_cache_mib: Math.round(ramCache.limitMiB),
     },
-    "the server's RAM cache no longer held a conversation it was believed to hold; it was prefilled again, and the proxy now counts on a smaller RAM cache (SERVER_CACHE_RAM_MIB)",
+    "the server's RAM cache no longer held a conversation it was believed to hold; it was prefilled again (ram_cache_mib: the size the proxy counts on from now on)",
   );
 }
 

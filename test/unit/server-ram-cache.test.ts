@@ -104,6 +104,15 @@ describe('ServerRamCacheLedger', () => {
     assert.equal(ledger.find('m', ['b1', 'b2', 'z']), undefined, 'one more entry pushes out the oldest now');
   });
 
+  it('a miss of an entry it was not sure of leaves the limit alone', () => {
+    const ledger = new ServerRamCacheLedger(8192);
+    ledger.note(content('a', ['a1', 'a2']));
+    const unsure = ledger.find('m', ['a1', 'a2', 'z'])!;
+    assert.equal(unsure.sure, false);
+    ledger.noteMiss(unsure);
+    assert.equal(ledger.limitMiB, 8192);
+  });
+
   it('takes an entry as gone after 30 minutes, and forgets everything when the server restarted', () => {
     let now = 0;
     const ledger = ledgerOf(-1, () => now);
