@@ -107,7 +107,10 @@ export async function leavePlacementToServer(
   const hit = backend.ramCache.find(analysis.model, analysis.blocks, tokensClearedByLaunch(deps, plan));
   const disk = plan.restore;
   if (!hit || (disk && !(hit.sure && hit.content.blocks.length >= disk.lcp))) return;
-  if (backend.behaviour.quietFor() >= RECHECK_AFTER_QUIET_MS && (await startedAgain(deps, plan.slot.backend, analysis.model)))
+  if (
+    backend.behaviour.quietFor() >= RECHECK_AFTER_QUIET_MS &&
+    (await startedAgain(deps, plan.slot.backend, analysis.model))
+  )
     return;
   backend.ramCache.take(hit.content);
   if (disk) {
