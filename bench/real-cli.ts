@@ -19,6 +19,8 @@ LLAMA_SERVER_BIN, else ../shared/llama-server/llama-server; model tiny-chat.gguf
   --stop STR          send stop: [STR] with every request: replies then end early where nobody can foresee it,
                       as a real model's end of generation does (the tiny model otherwise runs to max_tokens)
   --calibration-samples N  samples of the cost measurement before the run (default 5; 0 = skip)
+  --repeat N          run every config N times per mode and workload, the configs taking turns, and report each
+                      config's median run by mean time to first token (default 1; times here move by ±10 %)
   --out FILE          JSON results (default bench/results/real-latest.json)
   --proxy-logs DIR    keep every proxy's log lines in DIR (MODE-WORKLOAD-CONFIG.log), and each llama-server's
                       own log at verbosity 3 beside them (MODE-WORKLOAD-CONFIG.server.log)
@@ -37,6 +39,7 @@ export async function realMain(argv: string[]): Promise<void> {
       'gap-seconds': { type: 'string' },
       stop: { type: 'string' },
       'calibration-samples': { type: 'string' },
+      repeat: { type: 'string' },
       out: { type: 'string' },
       'proxy-logs': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -60,6 +63,9 @@ export async function realMain(argv: string[]): Promise<void> {
   if (!(gap >= 0)) throw new Error(`--gap-seconds must be a number >= 0, not ${values['gap-seconds']}`);
   if (!Number.isInteger(samples) || samples < 0)
     throw new Error(`--calibration-samples must be an integer >= 0, not ${values['calibration-samples']}`);
+  const repeats = Number(values.repeat ?? 1);
+  if (!Number.isInteger(repeats) || repeats < 1)
+    throw new Error(`--repeat must be an integer >= 1, not ${values.repeat}`);
   if (values.stop === '') throw new Error('--stop needs a non-empty string');
   const stop = values.stop;
   const out = values.out ?? 'bench/results/real-latest.json';
@@ -69,9 +75,10 @@ export async function realMain(argv: string[]): Promise<void> {
     configs: list(values.configs, Object.keys(REAL_CONFIGS), 'config'),
     workloads: list(values.workloads, WORKLOADS, 'workload'),
     size: { ...base, restartGapMs: gap * 1000, ...(stop !== undefined && { stop }) },
-    sizeName: `${values.quick ? 'quick' : 'full'}${stop !== undefined ? `, stop ${JSON.stringify(stop)}` : ''}`,
+    sizeName: `${values.quick ? 'quick' : 'full'}${stop !== undefined ? `, stop ${JSON.stringify(stop)}` : ''}${repeats > 1 ? `, median of ${repeats} runs` : ''}`,
     out,
     calibrationSamples: samples,
+    repeats,
     ...(values['proxy-logs'] !== undefined && { proxyLogDir: values['proxy-logs'] }),
   });
   printRealTables(results, console.log);

@@ -38,6 +38,11 @@ export interface RealBenchOptions {
   calibrationSamples: number;
   /** Keep every proxy's log here, one file per mode, workload and config. */
   proxyLogDir?: string;
+  /**
+   * Runs of every config per mode and workload, the configs taking turns (1 by default). Each config then reports
+   * its median run by mean time to first token, so that a ratio is not one run's noise.
+   */
+  repeats?: number;
 }
 
 export interface RealConfigMetrics extends ConfigMetrics {
@@ -54,6 +59,8 @@ export interface RealConfigMetrics extends ConfigMetrics {
   decisions: Record<string, number>;
   /** What llama-server wrote (files, sockets, logs; /proc wchar), summed over restarts: a cross-check of bytes_written. */
   server_write_bytes: number;
+  /** With --repeat: every run's mean time to first token and prefill, in run order (this record is the median run). */
+  repeats?: { ttft_mean_ms: number[]; prefill_tokens: number[] };
 }
 
 export interface RealWorkloadResults {
@@ -125,38 +132,59 @@ export async function runRealBench(
         live_cache_bytes: liveCacheBytes(workload, ideal.results, results.kv_bytes_per_token),
         configs,
       };
-      for (const config of options.configs) {
-        const args = serverArgs(mode, REAL_CONFIGS[config]!, smallMiB);
-        const t0 = performance.now();
-        const logFile = options.proxyLogDir && join(options.proxyLogDir, `${mode}-${workload.name}-${config}.log`);
-        // The server's own log beside it, at the level that shows each slot's launch and release (races show there).
-        const serverLog = options.proxyLogDir
-          ? ['--log-file', join(options.proxyLogDir, `${mode}-${workload.name}-${config}.server.log`), '-lv', '3']
-          : [];
-        const m = await runConfig(
-          options.binary,
-          workload,
-          config,
-          [...args, ...serverLog],
-          proxyEnvOf(REAL_CONFIGS[config]!, smallMiB),
-          results.kv_bytes_per_token,
-          logFile,
-        );
-        configs[config] = { ...m, ideal_prefill_tokens: ideal.prefill };
-        await writeResults(options.out, { ...results, wall_s: seconds(started) }); // a long run leaves what it has so far
-        const drift =
-          m.prompt_tokens === ideal.promptTokens
-            ? ''
-            : ` (prompts ${m.prompt_tokens - ideal.promptTokens > 0 ? '+' : ''}${m.prompt_tokens - ideal.promptTokens} tokens against the ideal run: other replies)`;
-        log(
-          `[${mode}] ${workload.name} / ${config}: ${((performance.now() - t0) / 1000).toFixed(1)} s, prefill ${(m.prefill_tokens / ideal.prefill).toFixed(3)} × ideal, ttft mean ${Math.round(m.ttft_mean_ms)} ms${drift}`,
-        );
+      const repeats = options.repeats ?? 1;
+      const runs: Record<string, RealConfigMetrics[]> = {};
+      for (let run = 0; run < repeats; run++) {
+        for (const config of options.configs) {
+          const args = serverArgs(mode, REAL_CONFIGS[config]!, smallMiB);
+          const t0 = performance.now();
+          const name = `${mode}-${workload.name}-${config}${repeats > 1 ? `-run${run + 1}` : ''}`;
+          const logFile = options.proxyLogDir && join(options.proxyLogDir, `${name}.log`);
+          // The server's own log beside it, at the level that shows each slot's launch and release (races show there).
+          const serverLog = options.proxyLogDir
+            ? ['--log-file', join(options.proxyLogDir, `${name}.server.log`), '-lv', '3']
+            : [];
+          const m = await runConfig(
+            options.binary,
+            workload,
+            config,
+            [...args, ...serverLog],
+            proxyEnvOf(REAL_CONFIGS[config]!, smallMiB),
+            results.kv_bytes_per_token,
+            logFile,
+          );
+          (runs[config] ??= []).push({ ...m, ideal_prefill_tokens: ideal.prefill });
+          configs[config] = medianRun(runs[config]);
+          await writeResults(options.out, { ...results, wall_s: seconds(started) }); // a long run leaves what it has so far
+          const drift =
+            m.prompt_tokens === ideal.promptTokens
+              ? ''
+              : ` (prompts ${m.prompt_tokens - ideal.promptTokens > 0 ? '+' : ''}${m.prompt_tokens - ideal.promptTokens} tokens against the ideal run: other replies)`;
+          const which = repeats > 1 ? ` (run ${run + 1} of ${repeats})` : '';
+          log(
+            `[${mode}] ${workload.name} / ${config}${which}: ${((performance.now() - t0) / 1000).toFixed(1)} s, prefill ${(m.prefill_tokens / ideal.prefill).toFixed(3)} × ideal, ttft mean ${Math.round(m.ttft_mean_ms)} ms${drift}`,
+          );
+        }
       }
     }
   }
   results.wall_s = seconds(started);
   await writeResults(options.out, results);
   return results;
+}
+
+/**
+ * One config's runs as one record: the run with the median mean time to first token (the lower of the two middle
+ * ones for an even count), with every run's time to first token and prefill beside it. A single run is itself.
+ */
+export function medianRun(runs: readonly RealConfigMetrics[]): RealConfigMetrics {
+  if (runs.length === 1) return runs[0]!;
+  const byTtft = [...runs].sort((a, b) => a.ttft_mean_ms - b.ttft_mean_ms);
+  const { repeats: _ignored, ...median } = byTtft[Math.floor((byTtft.length - 1) / 2)]!;
+  return {
+    ...median,
+    repeats: { ttft_mean_ms: runs.map((r) => r.ttft_mean_ms), prefill_tokens: runs.map((r) => r.prefill_tokens) },
+  };
 }
 
 async function writeResults(out: string, results: RealResults): Promise<void> {
