@@ -113,6 +113,11 @@ export class ServerBehaviour {
     return this.running.has(slot);
   }
 
+  /** In flight on a big prompt (on a server that clears idle slots, a small one runs wherever the server put it). */
+  launchedBig(slot: SlotState): boolean {
+    return this.running.has(slot) && !this.small.has(slot);
+  }
+
   /**
    * The slot's task may end before the server takes up a task sent now, leaving content worth saving: in flight, on
    * a big prompt, and not a stream still waiting for its first token (a task in its prefill still has its whole

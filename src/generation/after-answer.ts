@@ -9,6 +9,7 @@ import type { SlotPlan } from '../slots/slot-state.js';
 import type { GenerationDeps } from './deps.js';
 import { startedAgain } from './slot-truth.js';
 import type { ForwardOutcome } from './forward.js';
+import { tokensLeftInSlot } from './sse-tap.js';
 
 /**
  * After the backend answered, the slot holds this prompt and its reply; after an abort we no longer know. When
@@ -31,11 +32,7 @@ export function recordSlotContent(
   const previous = plan.fromServerCache?.content ?? plan.slot.content;
   const continues =
     previous?.big === true && previous.model === analysis.model && continuesBlocks(previous.blocks, analysis.blocks);
-  const t = outcome.timings;
-  const nTokens =
-    t?.cache_n !== undefined && t.prompt_n !== undefined
-      ? t.cache_n + t.prompt_n + Math.max(0, (t.predicted_n ?? 1) - 1)
-      : undefined;
+  const nTokens = tokensLeftInSlot(outcome.timings);
   const parentKey = continues ? (previous.saved ? previous.key : previous.parentKey) : undefined;
   const parentTokens = continues ? (previous.saved ? previous.nTokens : previous.parentTokens) : undefined;
   const fingerprint = deps.backends.at(plan.slot.backend).knownFingerprint(analysis.model);

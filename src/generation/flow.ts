@@ -19,6 +19,7 @@ import {
   enterLaunchGate,
   leaveLaunchGateWhenRunning,
   leavePlacementToServer,
+  placeUnpinnedTask,
   tasksRunningBeforeLaunch,
 } from './slot-truth.js';
 import type { GatePass } from '../slots/launch-gate.js';
@@ -103,12 +104,14 @@ async function serve(
     if (gate) line.gatePassed = performance.now();
     await confirmResidency(deps, plan, analysis, line, worthIt);
     await leavePlacementToServer(deps, plan, analysis);
+    // A big launch waits until every unpinned task before it is found on its slot (see placeUnpinnedTask).
+    if (gate && analysis.big) await deps.launchGate.placed(backend.index);
     await runPlan(deps, plan, analysis, line);
     if (plan.skippedSave) noteSkipped(deps.rent, plan.skippedSave);
     await beforeTaskStart(deps, plan, line, analysis.model);
     // A small request's slot matters little (nothing of it is saved): it does not wait for a look before its launch.
-    const runningBefore =
-      plan.unpinned && analysis.big ? await tasksRunningBeforeLaunch(deps, plan, analysis.model) : [];
+    const baseline =
+      plan.unpinned && analysis.big ? await tasksRunningBeforeLaunch(deps, plan, analysis.model) : undefined;
     const call = gen.request.backendCall({
       id_slot: plan.unpinned ? ANY_SLOT : plan.slot.id,
       ...(analysis.big && { cache_prompt: true as const }),
@@ -129,9 +132,11 @@ async function serve(
         backend.behaviour.noteFirstByte(plan.slot);
       },
     }).finally(() => prefill.end());
-    const running = gate
-      ? leaveLaunchGateWhenRunning(deps, plan, analysis.model, answered, gate, runningBefore).catch(() => false)
-      : undefined;
+    const running = !gate
+      ? undefined
+      : plan.unpinned
+        ? placeUnpinnedTask(deps, plan, analysis.model, answered, gate, baseline).catch(() => false)
+        : leaveLaunchGateWhenRunning(deps, plan, analysis.model, answered, gate).catch(() => false);
     const outcome = await answered;
     line.outcome = outcome;
     if (outcome.completed) backend.behaviour.noteContact();

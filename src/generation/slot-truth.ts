@@ -14,6 +14,7 @@ import {
   parseSlots,
   runningTasks,
   slotOfNewTask,
+  slotLeftBy,
   slotProcessing,
   slotTokensLeft,
 } from '../slots/slot-check.js';
@@ -23,6 +24,8 @@ import type { DiskMatch, SlotContent, SlotPlan, SlotState } from '../slots/slot-
 import type { RequestLog } from '../http/request-log.js';
 import type { Backend } from '../backend/backend.js';
 import type { GenerationDeps } from './deps.js';
+import type { ForwardOutcome } from './forward.js';
+import { tokensLeftInSlot } from './sse-tap.js';
 
 /** What keeping the picture true needs. */
 export type SlotTruthDeps = Pick<
@@ -281,14 +284,8 @@ export async function enterLaunchGate(
 }
 
 /**
- * The task was sent: leave the gate once the server shows it running on its slot (GET /slots), or the answer
- * began or ended, or after a deadline (the gate must never stay shut).
- *
- * A task sent without a pin (SlotPlan.unpinned) runs on a slot the server chose: the slot of the one task that
- * `GET /slots` did not show running before the launch (`runningBefore`, see slotOfNewTask). The request's slot
- * record moves there before the gate opens, so no other launch can plan on that slot meanwhile. Resolves with false
- * when that slot could not be told (the answer ended first, or another client's task started at the same moment):
- * the request's content is then not known to be anywhere.
+ * A task pinned to its slot was sent: leave the gate once the server shows it running there (GET /slots), or the
+ * answer began or ended, or after a deadline (the gate must never stay shut).
  */
 export async function leaveLaunchGateWhenRunning(
   deps: SlotTruthDeps,
@@ -296,50 +293,120 @@ export async function leaveLaunchGateWhenRunning(
   model: string,
   answered: Promise<unknown>,
   pass: GatePass,
-  runningBefore: readonly RunningTask[] = [],
 ): Promise<boolean> {
-  const { slot } = plan;
-  const backend = deps.backends.at(slot.backend);
-  let over = false;
-  answered.then(
-    () => (over = true),
-    () => (over = true),
-  );
+  const backend = deps.backends.at(plan.slot.backend);
+  const over = settled(answered);
   const deadline = performance.now() + LAUNCH_WAIT_MS;
   try {
-    while (!over && performance.now() < deadline) {
+    while (!over.now && performance.now() < deadline) {
       const body = await backend.client.slots(model, LAUNCH_WAIT_MS);
       noteLastTask(backend, body);
-      if (plan.unpinned) {
-        const ourPending = deps.pool
-          .all()
-          .filter((other) => other.backend === slot.backend && other !== slot && backend.behaviour.launched(other))
-          .map((other) => other.id);
-        const chosen = slotOfNewTask(runningBefore, runningTasks(body), ourPending);
-        if (chosen === undefined) return false;
-        if (chosen !== 'not yet') return deps.pool.moveTo(slot, chosen);
-      } else if (slotProcessing(body, slot.id) !== false) return true; // running, or /slots cannot tell
+      if (slotProcessing(body, plan.slot.id) !== false) return true; // running, or /slots cannot tell
       await new Promise((resolve) => setTimeout(resolve, LAUNCH_POLL_MS));
     }
-    return !plan.unpinned;
+    return true;
   } finally {
     pass.release();
   }
 }
 
 /**
- * Before a task is sent without a pin: the tasks already running (another client's among them), so that the slot
- * the server chooses can be told afterwards. Empty when `GET /slots` cannot say.
+ * A task sent without a pin (SlotPlan.unpinned) runs on a slot the server chose. The gate opens at once, so that a
+ * small request arriving meanwhile reaches the server as soon as it would without the proxy; a big request's launch
+ * waits in the gate until every unpinned task before it is found (LaunchGate.placed), since it might be pinned to
+ * that very slot, or be told apart from it only by its size.
+ *
+ * A big request's slot is found with `GET /slots`: while it runs, the one task not running before the launch
+ * (`baseline`, see slotOfNewTask) whose KV holds at least half of the conversation the RAM cache gave back (a small
+ * task that started meanwhile does not); once its answer has ended, the one idle slot with a newer task whose KV
+ * holds what the answer left (slotLeftBy). Its slot record then moves there. A small request's slot is not looked
+ * for: nothing it leaves is saved. Resolves with false when the slot is not known (a small request, the slot taken
+ * by another task already, another client's task started at the same moment): the request's content is then not
+ * known to be anywhere.
+ */
+export function placeUnpinnedTask(
+  deps: SlotTruthDeps,
+  plan: SlotPlan,
+  model: string,
+  answered: Promise<ForwardOutcome>,
+  pass: GatePass,
+  baseline: LaunchBaseline | undefined,
+): Promise<boolean> {
+  const expectedTokens = plan.fromServerCache?.content.nTokens;
+  const found =
+    expectedTokens && baseline
+      ? findUnpinnedSlot(deps, plan, model, answered, baseline, Math.floor(expectedTokens / 2))
+      : Promise.resolve(false);
+  deps.launchGate.notePlacing(plan.slot.backend, found);
+  pass.release();
+  return found;
+}
+
+async function findUnpinnedSlot(
+  deps: SlotTruthDeps,
+  plan: SlotPlan,
+  model: string,
+  answered: Promise<ForwardOutcome>,
+  baseline: LaunchBaseline,
+  minTokens: number,
+): Promise<boolean> {
+  const { slot } = plan;
+  const backend = deps.backends.at(slot.backend);
+  const over = settled(answered);
+  const deadline = performance.now() + LAUNCH_WAIT_MS;
+  while (performance.now() < deadline) {
+    const ended = over.now;
+    const body = await backend.client.slots(model, LAUNCH_WAIT_MS);
+    noteLastTask(backend, body);
+    if (ended) {
+      const left = tokensLeftInSlot((await answered).timings);
+      const id = left === undefined ? undefined : slotLeftBy(body, left, baseline.lastTask);
+      return id !== undefined && deps.pool.moveTo(slot, id);
+    }
+    // Our other tasks in flight whose slot is known (a small unpinned one's record names no real slot).
+    const ourPending = deps.pool
+      .all()
+      .filter((other) => other.backend === slot.backend && other !== slot && backend.behaviour.launchedBig(other))
+      .map((other) => other.id);
+    const chosen = slotOfNewTask(baseline.running, runningTasks(body), ourPending, minTokens);
+    if (chosen === undefined) return false;
+    if (chosen !== 'not yet') return deps.pool.moveTo(slot, chosen);
+    await new Promise((resolve) => setTimeout(resolve, LAUNCH_POLL_MS));
+  }
+  return false;
+}
+
+/** A view of whether `promise` has settled yet. */
+function settled(promise: Promise<unknown>): { now: boolean } {
+  const state = { now: false };
+  promise.then(
+    () => (state.now = true),
+    () => (state.now = true),
+  );
+  return state;
+}
+
+/** What `GET /slots` showed before a task was sent without a pin (see tasksRunningBeforeLaunch). */
+export interface LaunchBaseline {
+  /** The tasks already running, another client's among them. */
+  running: RunningTask[];
+  /** The latest task id any slot showed: a task of ours shows a newer one. */
+  lastTask: number;
+}
+
+/**
+ * Before a task is sent without a pin: what ran on the server, so that the slot it chooses can be told afterwards.
+ * Empty when `GET /slots` cannot say.
  */
 export async function tasksRunningBeforeLaunch(
   deps: SlotTruthDeps,
   plan: SlotPlan,
   model: string,
-): Promise<RunningTask[]> {
+): Promise<LaunchBaseline> {
   const backend = deps.backends.at(plan.slot.backend);
   const body = await backend.client.slots(model, SLOTS_TIMEOUT_MS);
   noteLastTask(backend, body);
-  return runningTasks(body) ?? [];
+  return { running: runningTasks(body) ?? [], lastTask: lastTaskShown(body) ?? Infinity };
 }
 
 /**

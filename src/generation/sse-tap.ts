@@ -14,6 +14,15 @@ export interface Timings {
 }
 
 /**
+ * The tokens an answer leaves in its slot's KV (prompt and reply but its last token, as a save's `n_saved` counts),
+ * when its timings say.
+ */
+export function tokensLeftInSlot(t: Timings | undefined): number | undefined {
+  if (t?.cache_n === undefined || t.prompt_n === undefined) return undefined;
+  return t.cache_n + t.prompt_n + Math.max(0, (t.predicted_n ?? 1) - 1);
+}
+
+/**
  * The timings of one answer object: its `timings` (every llama-server generation route has them, in the final or
  * usage event when streaming), else what its `usage` says (a non-streamed `/v1/responses` answer has only that):
  * cached tokens are `cache_n`, the rest of the prompt `prompt_n`. OpenAI (`prompt_tokens`) and Responses

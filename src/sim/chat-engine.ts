@@ -92,18 +92,22 @@ async function runOnSlot(
   if (signal.aborted) return emptyOutcome(slot.id);
   const { nCtx } = inst.config;
   const prompt = task.prompt;
-  slot.idTask = inst.nextTaskId();
-  slot.params = task.params;
-  slot.processing = true;
-  slot.lastUsed = inst.tick();
-  slot.nextToken = { has_next_token: true, has_new_line: false, n_remain: task.nPredict, n_decoded: 0 };
+  const idTask = inst.nextTaskId();
   const out: ChatOutcome = { ...emptyOutcome(slot.id), aborted: false };
   try {
     // Launching the task is a task of the server's main loop: it waits for the current batch, then moves slot
-    // states into and out of the RAM cache while every other slot waits.
+    // states into and out of the RAM cache while every other slot waits. Only then does `GET /slots` show the task
+    // on its slot, with the tokens kept or brought back from the RAM cache in its KV (as the real server does).
     const prepared = await inst.engine.task(async (hold) => {
       if (signal.aborted) throw new AbortedError();
-      return prepareSlot(inst, slot, how, prompt, hold);
+      const slotPrepared = await prepareSlot(inst, slot, how, prompt, hold);
+      slot.idTask = idTask;
+      slot.params = task.params;
+      slot.processing = true;
+      slot.lastUsed = inst.tick();
+      slot.nextToken = { has_next_token: true, has_new_line: false, n_remain: task.nPredict, n_decoded: 0 };
+      slot.tokens = prompt.slice(0, task.cachePrompt ? Math.min(slotPrepared.lcp, prompt.length - 1) : 0);
+      return slotPrepared;
     });
     out.ramHit = prepared.ramHit;
     out.cacheN = task.cachePrompt ? Math.min(prepared.lcp, prompt.length - 1) : 0;

@@ -6,6 +6,8 @@
  * pinned to an empty slot and prefill everything. So on such a backend a request prepares its slot (saves what the
  * launch will clear, restores its own conversation) and sends its task inside the gate, and leaves the gate once
  * the server shows the task running on its slot. Prefills still run side by side; only their starts are ordered.
+ * A task sent without a pin prepared no slot: it leaves the gate as soon as it is sent, and the launches that need
+ * to know where it runs wait for `placed`.
  */
 
 export interface GatePass {
@@ -15,6 +17,26 @@ export interface GatePass {
 
 export class LaunchGate {
   private readonly tails = new Map<number, Promise<void>>();
+  /** Tasks sent without a pin whose slot is still being looked for, per backend. */
+  private readonly placing = new Map<number, Set<Promise<unknown>>>();
+
+  /**
+   * A task sent without a pin is on its way to a slot the server picks: until `found` settles, a launch pinned to a
+   * slot might pick that very slot, and another big unpinned task could not be told from it (see placed).
+   */
+  notePlacing(backend: number, found: Promise<unknown>): void {
+    const set = this.placing.get(backend) ?? new Set();
+    this.placing.set(backend, set);
+    set.add(found);
+    const done = () => set.delete(found);
+    found.then(done, done);
+  }
+
+  /** Resolves once every task sent without a pin on this backend so far has been found on its slot (or given up). */
+  async placed(backend: number): Promise<void> {
+    const set = this.placing.get(backend);
+    if (set && set.size > 0) await Promise.allSettled([...set]);
+  }
 
   /** Wait for the previous request's launch on this backend to finish, then hold the gate. */
   async enter(backend: number): Promise<GatePass> {

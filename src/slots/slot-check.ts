@@ -39,10 +39,11 @@ function slotEntry(body: unknown[], id: number): SlotEntry | undefined {
     SlotEntry | undefined;
 }
 
-/** A task `GET /slots` shows running: its slot, and its task id where the server says. */
+/** A task `GET /slots` shows running: its slot, its task id and the tokens now in its KV, where the server says. */
 export interface RunningTask {
   slot: number;
   task?: number;
+  tokens?: number;
 }
 
 /** The tasks `GET /slots` shows running (undefined when the answer is not a slot list). */
@@ -51,8 +52,13 @@ export function runningTasks(body: unknown): RunningTask[] | undefined {
   const running: RunningTask[] = [];
   for (const e of body as unknown[]) {
     if (typeof e !== 'object' || e === null || (e as SlotEntry).is_processing !== true) continue;
-    const { id, id_task: task } = e as { id?: unknown; id_task?: unknown };
-    if (typeof id === 'number') running.push({ slot: id, ...(typeof task === 'number' && { task }) });
+    const { id, id_task: task, n_prompt_tokens: tokens } = e as Record<string, unknown>;
+    if (typeof id === 'number')
+      running.push({
+        slot: id,
+        ...(typeof task === 'number' && { task }),
+        ...(typeof tokens === 'number' && { tokens }),
+      });
   }
   return running;
 }
@@ -80,22 +86,47 @@ export function slotProcessing(body: unknown, id: number): boolean | undefined {
 /**
  * Where the server put a task sent without a pin: the slot of the one task running `now` that was not running
  * `before` the launch (a new task id on a slot counts: the task there before has ended). A slot where another of
- * our tasks was sent but not yet seen running `before` does not count: that may be that task, taken up late.
- * 'not yet' while no such task shows; undefined when it cannot be told (several, or no slot list).
+ * our tasks was sent but not yet seen running `before` does not count: that may be that task, taken up late. With
+ * `minTokens`, neither does a task whose KV holds fewer tokens (a small task started at the same moment: the one
+ * sought brought back a conversation at least that long). 'not yet' while no such task shows; undefined when it
+ * cannot be told (several, or no slot list).
  */
 export function slotOfNewTask(
   before: readonly RunningTask[],
   now: readonly RunningTask[] | undefined,
   ourPendingSlots: readonly number[],
+  minTokens = 0,
 ): number | 'not yet' | undefined {
   if (!now) return undefined;
   const started = now.filter(
     (t) =>
       !before.some((b) => b.slot === t.slot && b.task === t.task) &&
-      !(ourPendingSlots.includes(t.slot) && !before.some((b) => b.slot === t.slot)),
+      !(ourPendingSlots.includes(t.slot) && !before.some((b) => b.slot === t.slot)) &&
+      (t.tokens === undefined || t.tokens >= minTokens),
   );
   if (started.length > 1) return undefined;
   return started[0]?.slot ?? 'not yet';
+}
+
+/**
+ * The slot an ended task of ours ran on: the one idle slot whose latest task is newer than `newerThan` (the latest
+ * task id shown before the launch) and whose KV holds `tokens` (what the answer left, give or take a stop token).
+ * undefined when none or several do, or the answer is not a slot list.
+ */
+export function slotLeftBy(body: unknown, tokens: number, newerThan: number): number | undefined {
+  if (!Array.isArray(body)) return undefined;
+  const found = (body as unknown[]).filter((e) => {
+    const { is_processing, id_task, n_prompt_tokens } = (e ?? {}) as Record<string, unknown>;
+    return (
+      is_processing === false &&
+      typeof id_task === 'number' &&
+      id_task > newerThan &&
+      typeof n_prompt_tokens === 'number' &&
+      Math.abs(n_prompt_tokens - tokens) <= TOKEN_SLACK
+    );
+  });
+  const id = found.length === 1 ? (found[0] as { id?: unknown }).id : undefined;
+  return typeof id === 'number' ? id : undefined;
 }
 
 /**
