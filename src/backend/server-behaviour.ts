@@ -25,6 +25,8 @@ export class ServerBehaviour {
   private readonly prefilling = new Set<SlotState>();
   /** Requests among them whose prompt is not big: nothing they leave in their slot is ever saved. */
   private readonly small = new Set<SlotState>();
+  /** Requests among them sent without a pin whose slot the proxy has not found yet: their record names no slot. */
+  private readonly unplaced = new Set<SlotState>();
   private readonly endWaiters = new Map<SlotState, Array<() => void>>();
   /** The latest task id `GET /slots` showed (see lastTaskShown): a lower one later means the server restarted. */
   private lastTask = -1;
@@ -83,6 +85,7 @@ export class ServerBehaviour {
     this.running.delete(slot);
     this.prefilling.delete(slot);
     this.small.delete(slot);
+    this.unplaced.delete(slot);
     for (const wake of this.endWaiters.get(slot) ?? []) wake();
     this.endWaiters.delete(slot);
   }
@@ -113,18 +116,31 @@ export class ServerBehaviour {
     return this.running.has(slot);
   }
 
-  /** In flight on a big prompt (on a server that clears idle slots, a small one runs wherever the server put it). */
-  launchedBig(slot: SlotState): boolean {
-    return this.running.has(slot) && !this.small.has(slot);
+  /**
+   * In flight on a slot the proxy knows: pinned, or found where the server put it (a small task sent without a pin
+   * is never looked for).
+   */
+  launchedWhereKnown(slot: SlotState): boolean {
+    return this.running.has(slot) && !this.small.has(slot) && !this.unplaced.has(slot);
+  }
+
+  /** The slot's request was sent without a pin: until notePlaced, its slot record names no real slot. */
+  noteUnplaced(slot: SlotState): void {
+    this.unplaced.add(slot);
+  }
+
+  /** The slot record of a request sent without a pin now names where it runs. */
+  notePlaced(slot: SlotState): void {
+    this.unplaced.delete(slot);
   }
 
   /**
-   * The slot's task may end before the server takes up a task sent now, leaving content worth saving: in flight, on
-   * a big prompt, and not a stream still waiting for its first token (a task in its prefill still has its whole
+   * The slot's task may end before the server takes up a task sent now, leaving content worth saving: in flight on
+   * a big prompt where the proxy knows, and not a stream still waiting for its first token (a task in its prefill still has its whole
    * answer to generate). A non-streamed answer says nothing until its end, so it may always be ending.
    */
   mayEndSoon(slot: SlotState): boolean {
-    return this.running.has(slot) && !this.prefilling.has(slot) && !this.small.has(slot);
+    return this.launchedWhereKnown(slot) && !this.prefilling.has(slot);
   }
 
   /** The proxy just heard from the backend (an answer ended, a slot action answered). */

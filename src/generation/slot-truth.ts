@@ -332,11 +332,18 @@ export function placeUnpinnedTask(
   pass: GatePass,
   baseline: LaunchBaseline | undefined,
 ): Promise<boolean> {
+  const { behaviour } = deps.backends.at(plan.slot.backend);
   const expectedTokens = plan.fromServerCache?.content.nTokens;
   const found =
     expectedTokens && baseline
       ? findUnpinnedSlot(deps, plan, model, answered, baseline, Math.floor(expectedTokens / 2))
       : Promise.resolve(false);
+  // Until found, and for good when it is not: its record names no real slot (noteEnded forgets it).
+  behaviour.noteUnplaced(plan.slot);
+  found.then(
+    (ok) => ok && behaviour.notePlaced(plan.slot),
+    () => undefined,
+  );
   deps.launchGate.notePlacing(plan.slot.backend, found);
   pass.release();
   return found;
@@ -366,7 +373,9 @@ async function findUnpinnedSlot(
     // Our other tasks in flight whose slot is known (a small unpinned one's record names no real slot).
     const ourPending = deps.pool
       .all()
-      .filter((other) => other.backend === slot.backend && other !== slot && backend.behaviour.launchedBig(other))
+      .filter(
+        (other) => other.backend === slot.backend && other !== slot && backend.behaviour.launchedWhereKnown(other),
+      )
       .map((other) => other.id);
     const chosen = slotOfNewTask(baseline.running, runningTasks(body), ourPending, minTokens);
     if (chosen === undefined) return false;

@@ -11,6 +11,10 @@ import type { ChatResult } from '../support/cache.js';
 import { startStack } from '../support/stack.js';
 import type { Stack, StackOptions } from '../support/stack.js';
 import { closeStack } from '../support/teardown.js';
+import { closeTappedStack, startTappedStack } from '../support/tapped-stack.js';
+import type { TappedStack } from '../support/tapped-stack.js';
+import { words } from '../support/text.js';
+import type { TapRequest } from '../support/tap.js';
 import { RECHECK_AFTER_QUIET_MS } from '../../src/generation/slot-truth.js';
 import { IDLE_CLEARING_FOUND } from '../../src/backend/backend.js';
 
@@ -48,9 +52,11 @@ describe(
   { timeout: 60_000 },
   () => {
     let stack: Stack | undefined;
+    let tapped: TappedStack | undefined;
     afterEach(async () => {
       if (stack) await closeStack(stack);
-      stack = undefined;
+      if (tapped) await closeTappedStack(tapped);
+      stack = tapped = undefined;
     });
 
     it('with the default RAM cache, every later turn comes back from it unpinned; disk still gets each conversation', async () => {
@@ -127,6 +133,40 @@ describe(
       const b2 = await chat(stack, continued(b, b1.content, 4405));
       assert.equal(b2.line.decision, 'restore', JSON.stringify(b2.line));
       assert.ok(b2.timings.cache_n >= b1.timings.cache_n + b1.timings.prompt_n, JSON.stringify(b2.timings));
+    });
+
+    it('a small request does not wait at the launch gate while a big unpinned task is still being looked for', async () => {
+      tapped = await startTappedStack({
+        sim: { models: [{ id: 'tiny' }], cacheRamMiB: 8192 },
+        env: { SAVE_POLICY: 'smart', N_SLOTS: '4', IDLE_SAVE_SECONDS: '600' },
+      });
+      const { stack: s, tap } = tapped;
+      await logLineAfter(s.logs, tapped.logMark, IDLE_CLEARING_FOUND, (l) => l.backend === tap.url, 15_000);
+      const a = opening(4701);
+      const a1 = await chat(s, a);
+      await chat(s, opening(4702)); // its launch moves a into the RAM cache
+      const a2Messages = continued(a, a1.content, 4703);
+      const a2Sent = (r: TapRequest) =>
+        r.path === '/v1/chat/completions' && r.body?.messages?.at(-1)?.content === a2Messages.at(-1)!.content;
+      // The first look at GET /slots after a2's task was sent: the proxy is finding where the server put it.
+      const lookup = tap.hold(
+        (r: TapRequest) => r.path.startsWith('/slots') && r.method === 'GET' && tap.requests.some(a2Sent),
+      );
+      const markA2 = s.logs.lines.length;
+      const a2Done = chat(s, a2Messages);
+      await lookup.arrived;
+      const small = await chat(s, [{ role: 'user', content: words(8, 4704) }]);
+      assert.equal(small.line.decision, 'small', JSON.stringify(small.line));
+      assert.ok((small.line.gate_ms as number) < 1000, `waited ${String(small.line.gate_ms)} ms at the gate`);
+      lookup.release();
+      const a2 = await a2Done;
+      // Its own line (chat() takes the first one after its start, which was the small request's).
+      a2.line = await logLineAfter(s.logs, markA2, 'chat', (l) => l.key === keyOf(a2Messages).slice(0, 16));
+      assert.equal(a2.line.decision, 'server_cache', JSON.stringify(a2.line));
+      const a3 = await chat(s, continued(a2Messages, a2.content, 4705));
+      assert.equal(a3.line.decision, 'resident', JSON.stringify(a3.line));
+      assert.equal(a3.line.slot, a2.line.slot, 'a2 was found on its slot');
+      assert.ok(a3.timings.cache_n >= a2.timings.cache_n + a2.timings.prompt_n, JSON.stringify(a3.timings));
     });
   },
 );

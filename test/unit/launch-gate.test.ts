@@ -21,4 +21,22 @@ describe('LaunchGate', () => {
     const again = await gate.enter(0);
     again.release();
   });
+
+  it('placed() waits for the unpinned tasks noted on that backend so far, settled either way', async () => {
+    const gate = new LaunchGate();
+    await gate.placed(0); // nothing noted: at once
+    let findA!: (ok: boolean) => void;
+    let failB!: (err: Error) => void;
+    gate.notePlacing(0, new Promise<boolean>((resolve) => (findA = resolve)));
+    gate.notePlacing(0, new Promise<boolean>((_, reject) => (failB = reject)));
+    let done = false;
+    const waiting = gate.placed(0).then(() => (done = true));
+    await gate.placed(1); // another backend: at once
+    findA(true);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(done, false, 'one task is still being looked for');
+    failB(new Error('no slot list'));
+    await waiting;
+    await gate.placed(0); // both settled and gone
+  });
 });

@@ -61,3 +61,23 @@ describe('ServerBehaviour.noteLastTaskShown', () => {
     assert.equal(behaviour.noteLastTaskShown(4), false);
   });
 });
+
+describe('ServerBehaviour.launchedWhereKnown', () => {
+  it('is a big task in flight, once an unpinned one was found on its slot; never a small one', () => {
+    const behaviour = new ServerBehaviour();
+    const big = slot(4);
+    behaviour.noteLaunched(big, true);
+    behaviour.noteUnplaced(big);
+    assert.equal(behaviour.launchedWhereKnown(big), false, 'its record names no slot yet');
+    behaviour.noteFirstByte(big);
+    assert.equal(behaviour.mayEndSoon(big), false, 'nor is it waited for');
+    behaviour.notePlaced(big);
+    assert.equal(behaviour.launchedWhereKnown(big), true);
+    assert.equal(behaviour.mayEndSoon(big), true);
+    const small = slot(5);
+    behaviour.noteLaunched(small, false, false);
+    assert.equal(behaviour.launchedWhereKnown(small), false);
+    behaviour.noteEnded(big);
+    assert.equal(behaviour.launchedWhereKnown(big), false);
+  });
+});

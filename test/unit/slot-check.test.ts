@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import {
   judgeSlot,
   lastTaskShown,
+  slotLeftBy,
   parseSlots,
   runningTasks,
   slotOfNewTask,
@@ -109,6 +110,38 @@ describe('slotOfNewTask', () => {
   it('without task ids, tells tasks apart by slot', () => {
     const bySlot = (...ids: number[]) => runningTasks(ids.map((id) => ({ id, is_processing: true })));
     assert.equal(slotOfNewTask(bySlot(1)!, bySlot(1, 2), [1]), 2);
+  });
+  it('with minTokens, leaves out a task whose KV holds fewer tokens (a small task started at the same moment)', () => {
+    const kv = (tokens: Record<number, number>) =>
+      runningTasks(
+        Object.entries(tokens).map(([id, n]) => ({
+          id: Number(id),
+          is_processing: true,
+          id_task: 10 + Number(id),
+          n_prompt_tokens: n,
+        })),
+      );
+    assert.equal(slotOfNewTask([], kv({ 0: 40, 2: 2700 }), [], 1300), 2);
+    assert.equal(slotOfNewTask([], kv({ 0: 40 }), [], 1300), 'not yet', 'only the small one shows yet');
+    assert.equal(slotOfNewTask([], kv({ 0: 40, 2: 2700 }), []), undefined, 'without it, two candidates');
+  });
+});
+
+describe('slotLeftBy', () => {
+  const slot = (id: number, idTask: number, tokens: number, processing = false) => ({
+    id,
+    is_processing: processing,
+    id_task: idTask,
+    n_prompt_tokens: tokens,
+  });
+  it('is the idle slot with a task newer than the launch that holds what the answer left (a stop token of slack)', () => {
+    const body = [slot(0, 5, 3139), slot(1, 12, 3141), slot(2, 13, 40), slot(3, 14, 3000, true)];
+    assert.equal(slotLeftBy(body, 3139, 10), 1, 'slot 0 holds as much, from a task before the launch');
+  });
+  it('is undefined when none or several match, or the answer is not a slot list', () => {
+    assert.equal(slotLeftBy([slot(0, 12, 0)], 3139, 10), undefined, 'cleared by another launch since');
+    assert.equal(slotLeftBy([slot(0, 12, 3139), slot(1, 13, 3140)], 3139, 10), undefined);
+    assert.equal(slotLeftBy({ error: 'no' }, 3139, 10), undefined);
   });
 });
 
