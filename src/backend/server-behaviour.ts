@@ -136,8 +136,9 @@ export class ServerBehaviour {
 
   /**
    * The slot's task may end before the server takes up a task sent now, leaving content worth saving: in flight on
-   * a big prompt where the proxy knows, and not a stream still waiting for its first token (a task in its prefill still has its whole
-   * answer to generate). A non-streamed answer says nothing until its end, so it may always be ending.
+   * a big prompt where the proxy knows, and not a stream still waiting for its first token (a task in its prefill
+   * still has its whole answer to generate). A non-streamed answer says nothing until its end, so it may always be
+   * ending.
    */
   mayEndSoon(slot: SlotState): boolean {
     return this.launchedWhereKnown(slot) && !this.prefilling.has(slot);

@@ -132,18 +132,18 @@ async function serve(
         backend.behaviour.noteFirstByte(plan.slot);
       },
     }).finally(() => prefill.end());
-    const running = !gate
-      ? undefined
-      : plan.unpinned
-        ? placeUnpinnedTask(deps, plan, analysis.model, answered, gate, baseline).catch(() => false)
-        : leaveLaunchGateWhenRunning(deps, plan, analysis.model, answered, gate).catch(() => false);
+    const placed = plan.unpinned
+      ? placeUnpinnedTask(deps, plan, analysis.model, answered, gate, baseline).catch(() => false)
+      : undefined;
+    if (gate && !plan.unpinned)
+      void leaveLaunchGateWhenRunning(deps, plan, analysis.model, answered, gate).catch(() => undefined);
     const outcome = await answered;
     line.outcome = outcome;
     if (outcome.completed) backend.behaviour.noteContact();
     noticeLostSlot(deps, plan, outcome);
     await noticeServerCacheMiss(deps, plan, outcome, analysis.model);
     // Unpinned, on a slot that could not be told: what the request left behind is nowhere the proxy knows.
-    if (plan.unpinned && !(await running)) deps.pool.forget(plan.slot);
+    if (placed && !(await placed)) deps.pool.forget(plan.slot);
     else recordSlotContent(deps, plan, analysis, outcome, gen.session);
     if (outcome.status < 400) void backend.checkSlotCount(analysis.model);
     deps.policy.learnFromAnswer(analysis.model, {

@@ -293,7 +293,7 @@ export async function leaveLaunchGateWhenRunning(
   model: string,
   answered: Promise<unknown>,
   pass: GatePass,
-): Promise<boolean> {
+): Promise<void> {
   const backend = deps.backends.at(plan.slot.backend);
   const over = settled(answered);
   const deadline = performance.now() + LAUNCH_WAIT_MS;
@@ -301,10 +301,9 @@ export async function leaveLaunchGateWhenRunning(
     while (!over.now && performance.now() < deadline) {
       const body = await backend.client.slots(model, LAUNCH_WAIT_MS);
       noteLastTask(backend, body);
-      if (slotProcessing(body, plan.slot.id) !== false) return true; // running, or /slots cannot tell
+      if (slotProcessing(body, plan.slot.id) !== false) return; // running, or /slots cannot tell
       await new Promise((resolve) => setTimeout(resolve, LAUNCH_POLL_MS));
     }
-    return true;
   } finally {
     pass.release();
   }
@@ -329,7 +328,7 @@ export function placeUnpinnedTask(
   plan: SlotPlan,
   model: string,
   answered: Promise<ForwardOutcome>,
-  pass: GatePass,
+  pass: GatePass | undefined,
   baseline: LaunchBaseline | undefined,
 ): Promise<boolean> {
   const { behaviour } = deps.backends.at(plan.slot.backend);
@@ -345,7 +344,7 @@ export function placeUnpinnedTask(
     () => undefined,
   );
   deps.launchGate.notePlacing(plan.slot.backend, found);
-  pass.release();
+  pass?.release();
   return found;
 }
 

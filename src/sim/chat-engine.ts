@@ -98,21 +98,19 @@ async function runOnSlot(
     // Launching the task is a task of the server's main loop: it waits for the current batch, then moves slot
     // states into and out of the RAM cache while every other slot waits. Only then does `GET /slots` show the task
     // on its slot, with the tokens kept or brought back from the RAM cache in its KV (as the real server does).
-    const prepared = await inst.engine.task(async (hold) => {
+    await inst.engine.task(async (hold) => {
       if (signal.aborted) throw new AbortedError();
-      const slotPrepared = await prepareSlot(inst, slot, how, prompt, hold);
+      const prepared = await prepareSlot(inst, slot, how, prompt, hold);
+      out.ramHit = prepared.ramHit;
+      out.cacheN = task.cachePrompt ? Math.min(prepared.lcp, prompt.length - 1) : 0;
+      out.promptN = prompt.length - out.cacheN;
       slot.idTask = idTask;
       slot.params = task.params;
       slot.processing = true;
       slot.lastUsed = inst.tick();
       slot.nextToken = { has_next_token: true, has_new_line: false, n_remain: task.nPredict, n_decoded: 0 };
-      slot.tokens = prompt.slice(0, task.cachePrompt ? Math.min(slotPrepared.lcp, prompt.length - 1) : 0);
-      return slotPrepared;
+      slot.tokens = prompt.slice(0, out.cacheN);
     });
-    out.ramHit = prepared.ramHit;
-    out.cacheN = task.cachePrompt ? Math.min(prepared.lcp, prompt.length - 1) : 0;
-    out.promptN = prompt.length - out.cacheN;
-    slot.tokens = prompt.slice(0, out.cacheN);
     slot.reuseBlocked = false;
     let processed = 0;
     const promptMs = await inst.engine

@@ -159,8 +159,9 @@ export class SlotPool {
   /**
    * The server runs the task of `slot`'s request on slot `id` of the same group (it chose the slot itself, see
    * SlotPlan.fromServerCache): the two slot records trade ids, so the request's record names the slot its task
-   * runs on. The other record may be held by a request that has not sent anything to the server yet (launches on
-   * such a backend go one at a time), which then uses `slot`'s old id instead: equally idle, equally cleared.
+   * runs on. The other record may be held by a request that has not sent anything to the server yet, or by one sent
+   * without a pin whose slot is not known yet (see ServerBehaviour.noteUnplaced): either then takes `slot`'s old
+   * id, which names no slot it runs on either way.
    * False when the group has no usable slot `id`.
    */
   moveTo(slot: SlotState, id: number): boolean {
