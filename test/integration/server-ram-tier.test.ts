@@ -5,14 +5,12 @@
  * cache cannot have (evicted, or lost with a restart).
  */
 import assert from 'node:assert/strict';
-import { afterEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { chat, continued, exists, keyOf, logLineAfter, metaPath, opening, slotFileEvents } from '../support/cache.js';
 import type { ChatResult } from '../support/cache.js';
 import { startStack } from '../support/stack.js';
 import type { Stack, StackOptions } from '../support/stack.js';
-import { closeStack } from '../support/teardown.js';
-import { closeTappedStack, startTappedStack } from '../support/tapped-stack.js';
-import type { TappedStack } from '../support/tapped-stack.js';
+import { stacksPerTest, startTappedStack } from '../support/tapped-stack.js';
 import { words } from '../support/text.js';
 import type { TapRequest } from '../support/tap.js';
 import { RECHECK_AFTER_QUIET_MS } from '../../src/generation/slot-truth.js';
@@ -51,16 +49,10 @@ describe(
   "the server's RAM cache in front, disk behind it (a server that clears idle slots)",
   { timeout: 60_000 },
   () => {
-    let stack: Stack | undefined;
-    let tapped: TappedStack | undefined;
-    afterEach(async () => {
-      if (stack) await closeStack(stack);
-      if (tapped) await closeTappedStack(tapped);
-      stack = tapped = undefined;
-    });
+    const stacks = stacksPerTest();
 
     it('with the default RAM cache, every later turn comes back from it unpinned; disk still gets each conversation', async () => {
-      stack = await startClearing(8192);
+      const stack = stacks.keep(await startClearing(8192));
       let turns: Turn[] = [];
       for (const seed of [4101, 4102, 4103])
         turns.push({ messages: opening(seed), result: await chat(stack, opening(seed)) });
@@ -81,7 +73,7 @@ describe(
 
     it('a RAM cache smaller than declared: a miss lowers the limit, and from then on disk serves what RAM cannot', async () => {
       // About three conversations fit in the simulator's RAM cache; the proxy believes llama-server's default 8 GiB.
-      stack = await startClearing(0.4);
+      const stack = stacks.keep(await startClearing(0.4));
       let turns: Turn[] = [];
       for (let i = 0; i < 6; i++)
         turns.push({ messages: opening(4200 + i), result: await chat(stack, opening(4200 + i)) });
@@ -102,7 +94,7 @@ describe(
     });
 
     it('a server restarted while the proxy heard nothing: its task ids tell, and the turn is restored from disk', async () => {
-      stack = await startClearing(8192);
+      const stack = stacks.keep(await startClearing(8192));
       const a = opening(4301);
       const first = await chat(stack, a);
       await chat(stack, opening(4302)); // its launch saves a to disk and moves it into the RAM cache
@@ -117,7 +109,7 @@ describe(
     });
 
     it('a server restarted while the proxy was busy: the miss is told from a smaller cache by the task ids', async () => {
-      stack = await startClearing(8192);
+      const stack = stacks.keep(await startClearing(8192));
       const a = opening(4401);
       const b = opening(4402);
       const a1 = await chat(stack, a);
@@ -136,10 +128,12 @@ describe(
     });
 
     it('a small request does not wait at the launch gate while a big unpinned task is still being looked for', async () => {
-      tapped = await startTappedStack({
-        sim: { models: [{ id: 'tiny' }], cacheRamMiB: 8192 },
-        env: { SAVE_POLICY: 'smart', N_SLOTS: '4', IDLE_SAVE_SECONDS: '600' },
-      });
+      const tapped = stacks.keep(
+        await startTappedStack({
+          sim: { models: [{ id: 'tiny' }], cacheRamMiB: 8192 },
+          env: { SAVE_POLICY: 'smart', N_SLOTS: '4', IDLE_SAVE_SECONDS: '600' },
+        }),
+      );
       const { stack: s, tap } = tapped;
       await logLineAfter(s.logs, tapped.logMark, IDLE_CLEARING_FOUND, (l) => l.backend === tap.url, 15_000);
       const a = opening(4701);

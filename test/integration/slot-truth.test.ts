@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { afterEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import {
   chat,
   chatEvents,
@@ -19,9 +19,7 @@ import {
   slotFileEvents,
 } from '../support/cache.js';
 import { postJson, startStack } from '../support/stack.js';
-import type { Stack } from '../support/stack.js';
-import { closeStack } from '../support/teardown.js';
-import { closeTappedStack, startTappedStack } from '../support/tapped-stack.js';
+import { stacksPerTest, startTappedStack } from '../support/tapped-stack.js';
 import type { TappedStack } from '../support/tapped-stack.js';
 import { RECHECK_AFTER_QUIET_MS } from '../../src/generation/slot-truth.js';
 import { IDLE_CLEARING_FOUND } from '../../src/backend/backend.js';
@@ -112,16 +110,10 @@ async function nextTurnAfterUnseenClearing(tapped: TappedStack, x2: ReturnType<t
 }
 
 describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, () => {
-  let stack: Stack | undefined;
-  let tapped: TappedStack | undefined;
-  afterEach(async () => {
-    if (stack) await closeStack(stack);
-    if (tapped) await closeTappedStack(tapped);
-    stack = tapped = undefined;
-  });
+  const stacks = stacksPerTest();
 
   it('a save of a slot another client overwrote is discarded: file deleted, no meta, nothing restored from it', async () => {
-    stack = await startStack({ env: { SAVE_POLICY: 'smart', IDLE_SAVE_SECONDS: '0' } });
+    const stack = stacks.keep(await startStack({ env: { SAVE_POLICY: 'smart', IDLE_SAVE_SECONDS: '0' } }));
     const a = opening(3101);
     const first = await chat(stack, a);
     // Another client uses a's slot directly, with a longer conversation of its own.
@@ -148,7 +140,7 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
   });
 
   it('after a quiet spell, a slot that lost its conversation (server restarted) is restored from disk, not trusted', async () => {
-    stack = await startStack({ env: { SAVE_POLICY: 'smart', IDLE_SAVE_SECONDS: '0.4' } });
+    const stack = stacks.keep(await startStack({ env: { SAVE_POLICY: 'smart', IDLE_SAVE_SECONDS: '0.4' } }));
     const a = opening(3201);
     const mark = stack.logs.lines.length;
     const first = await chat(stack, a);
@@ -164,10 +156,12 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
 
   it('a server that clears idle slots (no -np) is detected at start-up; told it has no RAM cache, the proxy restores every later turn from disk', async () => {
     // The simulator's default: 4 slots on one unified KV buffer, idle slots moved to the RAM cache at each task.
-    stack = await startStack({
-      sim: { models: [{ id: 'tiny' }], cacheRamMiB: 8192 },
-      env: { SAVE_POLICY: 'smart', N_SLOTS: '4', SERVER_CACHE_RAM_MIB: '0' },
-    });
+    const stack = stacks.keep(
+      await startStack({
+        sim: { models: [{ id: 'tiny' }], cacheRamMiB: 8192 },
+        env: { SAVE_POLICY: 'smart', N_SLOTS: '4', SERVER_CACHE_RAM_MIB: '0' },
+      }),
+    );
     await logLineAfter(stack.logs, 0, IDLE_CLEARING_FOUND, (l) => l.seen_by === 'start-up probe');
     const conversations = [opening(3301), opening(3302), opening(3303)];
     const last = [];
@@ -192,7 +186,7 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
   it('on a clearing server, a task that ends while the saves before another launch run is saved before that launch', async () => {
     // Real time in the simulator (20 ms a generated token) so that a task can still be running when another starts;
     // write-behind far away: only the saves before a launch keep an idle slot's conversation.
-    tapped = await startClearingServer({ realTime: true, diskOnly: true });
+    const tapped = stacks.keep(await startClearingServer({ realTime: true, diskOnly: true }));
     const { stack: s, tap } = tapped;
     const [a, b, c] = [opening(3501), opening(3502), opening(3503)];
     const isChatWith = (m: typeof a) => (r: { path: string; body: any }) =>
@@ -232,7 +226,7 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
   });
 
   it('on a clearing server, a slot whose task ended just before another task started is checked before it is trusted', async () => {
-    tapped = await startClearingServer({ realTime: false, diskOnly: true });
+    const tapped = stacks.keep(await startClearingServer({ realTime: false, diskOnly: true }));
     const { stack: s } = tapped;
     const x1 = opening(3601);
     const first = await chat(s, x1);
@@ -246,7 +240,7 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
   });
 
   it('on a clearing server, a conversation cleared before any of it was saved comes back whole from the server RAM cache, unpinned', async () => {
-    tapped = await startClearingServer({ realTime: false });
+    const tapped = stacks.keep(await startClearingServer({ realTime: false }));
     const { stack: s } = tapped;
     const x1 = opening(3601);
     const first = await chat(s, x1);
@@ -266,7 +260,7 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
   });
 
   it('on a clearing server, small requests go unpinned: the RAM cache serves the prefix they share', async () => {
-    tapped = await startClearingServer({ realTime: false });
+    const tapped = stacks.keep(await startClearingServer({ realTime: false }));
     const { stack: s, tap } = tapped;
     // A title request, as chat clients send after each turn: the same instructions, a different conversation.
     const instructions = words(30, 3801);
@@ -292,7 +286,7 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
 
   it('on a clearing server, a task a few tokens from its n_predict ends and is saved before another task starts', async () => {
     // 20 ms a generated token in real time, so that the other request arrives while the first one is generating.
-    tapped = await startClearingServer({ realTime: true });
+    const tapped = stacks.keep(await startClearingServer({ realTime: true }));
     const { stack: s } = tapped;
     const [a, c] = [opening(3701), opening(3702)];
     const aDone = chat(s, a, { maxTokens: 40 });

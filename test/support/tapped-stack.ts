@@ -1,4 +1,5 @@
 /** A test stack whose proxy reaches the simulator through a recording tap (see tap.ts), to see what went upstream. */
+import { afterEach } from 'node:test';
 import { startStack } from './stack.js';
 import type { Stack, StackOptions } from './stack.js';
 import { startTap } from './tap.js';
@@ -35,4 +36,24 @@ export async function closeTappedStack({ stack, tap }: Pick<TappedStack, 'stack'
   } finally {
     await tap.close();
   }
+}
+
+/**
+ * For a describe whose tests each start a plain or a tapped stack: `keep` it (returns it), and it is closed after
+ * the test, whatever the test did.
+ */
+export function stacksPerTest(): { keep<T extends Stack | TappedStack>(started: T): T } {
+  let current: Stack | TappedStack | undefined;
+  afterEach(async () => {
+    const started = current;
+    current = undefined;
+    if (started && 'tap' in started) await closeTappedStack(started);
+    else if (started) await closeStack(started);
+  });
+  return {
+    keep(started) {
+      current = started;
+      return started;
+    },
+  };
 }
