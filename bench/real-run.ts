@@ -180,9 +180,8 @@ export async function runRealBench(
 export function medianRun(runs: readonly RealConfigMetrics[]): RealConfigMetrics {
   if (runs.length === 1) return runs[0]!;
   const byTtft = [...runs].sort((a, b) => a.ttft_mean_ms - b.ttft_mean_ms);
-  const { repeats: _ignored, ...median } = byTtft[Math.floor((byTtft.length - 1) / 2)]!;
   return {
-    ...median,
+    ...byTtft[Math.floor((byTtft.length - 1) / 2)]!,
     repeats: { ttft_mean_ms: runs.map((r) => r.ttft_mean_ms), prefill_tokens: runs.map((r) => r.prefill_tokens) },
   };
 }

@@ -9,24 +9,7 @@ import {
   slotOfNewTask,
   slotTokensLeft,
 } from '../../src/slots/slot-check.js';
-import type { SlotContent, SlotState } from '../../src/slots/slot-state.js';
-
-function slot(id: number, over: Partial<SlotState> = {}): SlotState {
-  return { backend: 0, model: '', id, busy: false, disabled: false, lastUsed: 0, ...over };
-}
-
-function held(nTokens: number, over: Partial<SlotContent> = {}): SlotContent {
-  return {
-    key: `k${nTokens}`,
-    model: 'm',
-    blocks: ['a', 'b'],
-    prefixLen: 10,
-    big: true,
-    saved: false,
-    nTokens,
-    ...over,
-  };
-}
+import { slot, held } from '../support/slot-fixtures.js';
 
 /** `GET /slots` as llama-server answers it: the long form once a task ran on the slot. */
 const answer = (...slots: Array<number | null>) =>

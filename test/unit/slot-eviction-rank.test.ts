@@ -15,10 +15,7 @@ import { evictionRank, planSlot } from '../../src/slots/slot-planner.js';
 import { SlotPool } from '../../src/slots/slot-pool.js';
 import { SEED } from '../support/seed-plan.js';
 import type { SlotContent, SlotPlan, SlotRequest, SlotState } from '../../src/slots/slot-state.js';
-
-function slot(id: number, over: Partial<SlotState> = {}): SlotState {
-  return { backend: 0, model: '', id, busy: false, disabled: false, lastUsed: 0, ...over };
-}
+import { slot } from '../support/slot-fixtures.js';
 
 function content(key: string, over: Partial<SlotContent> = {}): SlotContent {
   return { key, model: 'm', blocks: [key], prefixLen: 10, big: true, saved: false, ...over };

@@ -4,27 +4,10 @@ import { NEVER_SKIP, skipBelowFloor } from '../../src/slots/save-skip.js';
 import { SEED } from '../support/seed-plan.js';
 import { planSlot, unsavedBigContent } from '../../src/slots/slot-planner.js';
 import type { DiskMatch, SlotContent, SlotRequest, SlotState } from '../../src/slots/slot-state.js';
-
-function slot(id: number, over: Partial<SlotState> = {}): SlotState {
-  return { backend: 0, model: '', id, busy: false, disabled: false, lastUsed: 0, ...over };
-}
+import { slot, held } from '../support/slot-fixtures.js';
 
 function content(key: string, blocks: string[], over: Partial<SlotContent> = {}): SlotContent {
   return { key, model: 'm', blocks, prefixLen: 10, big: true, saved: true, ...over };
-}
-
-/** Unsaved big content of `nTokens` tokens. */
-function held(nTokens: number, over: Partial<SlotContent> = {}): SlotContent {
-  return {
-    key: `k${nTokens}`,
-    model: 'm',
-    blocks: ['a', 'b'],
-    prefixLen: 10,
-    big: true,
-    saved: false,
-    nTokens,
-    ...over,
-  };
 }
 
 const bigRequest: SlotRequest = { model: 'm', key: 'k-new', blocks: ['a', 'b', 'c', 'd'], big: true };
