@@ -25,6 +25,7 @@ import { RestoreEconomics } from './slots/restore-economics.js';
 import { PromptAnalyzer } from './prompt/prompt-analyzer.js';
 import { createSavePolicy } from './slots/save-policy.js';
 import { ResaveRent } from './slots/resave-rent.js';
+import { BookedSaves } from './slots/booked-saves.js';
 import { LaunchGate } from './slots/launch-gate.js';
 import { BackendActivity } from './backend/backend-activity.js';
 import { unsavedBigContent } from './slots/slot-planner.js';
@@ -132,6 +133,7 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     slotCache,
     policy,
     answerSaver,
+    bookedSaves: new BookedSaves(slotCache),
     activity,
     rent,
     log,

@@ -9,6 +9,7 @@ import type { DiskMatcher } from '../cache/disk-match.js';
 import type { PrefixIndex } from '../cache/prefix-index.js';
 import type { Observer } from '../observe/observer.js';
 import type { PromptAnalyzer } from '../prompt/prompt-analyzer.js';
+import type { BookedSaves } from '../slots/booked-saves.js';
 import type { LaunchGate } from '../slots/launch-gate.js';
 import type { ResaveRent } from '../slots/resave-rent.js';
 import type { SavePolicy } from '../slots/save-policy.js';
@@ -29,6 +30,8 @@ export interface GenerationDeps {
   policy: SavePolicy;
   /** Saves each answer's new state in the backend's idle time, and before a clearing task start (smart), or nothing. */
   answerSaver: AnswerSaver;
+  /** Saves asked for while a task runs, for its end, on backends that clear idle slots (booked-saves.ts). */
+  bookedSaves: BookedSaves;
   /** Before a request is planned: saves before a model swap, loaded models, the model's identity (model-swap.ts). */
   prepareForModel(model: string, big: boolean): Promise<void>;
   /** Requests being handled now, by model (a request for another model behind llama-swap means a swap is coming). */

@@ -121,6 +121,7 @@ async function serve(
     const prefill = deps.activity.begin(backend.index);
     // In flight from now until its end (noteEnded below): a launch elsewhere must not count its slot as idle.
     backend.behaviour.noteLaunched(plan.slot, gen.request.stream, analysis.big);
+    if (analysis.big) deps.bookedSaves.taskRunning(plan.slot, analysis.key, analysis.model);
     const answered = forwardGeneration(backend.client, reply, {
       call,
       stream: gen.request.stream,
@@ -145,6 +146,10 @@ async function serve(
     // Unpinned, on a slot that could not be told: what the request left behind is nowhere the proxy knows.
     if (placed && !(await placed)) deps.pool.forget(plan.slot);
     else recordSlotContent(deps, plan, analysis, outcome, gen.session);
+    // A launch meanwhile may have booked this answer's save (see BookedSaves): it ran as the task ended.
+    const recorded = outcome.completed && outcome.status < 400 ? plan.slot.content : undefined;
+    const booked = await deps.bookedSaves.taskEnded(plan.slot, recorded);
+    if (booked) line.save = { ...booked, booked: true };
     if (outcome.status < 400) void backend.checkSlotCount(analysis.model);
     deps.policy.learnFromAnswer(analysis.model, {
       timings: outcome.timings,
@@ -166,6 +171,8 @@ async function serve(
     throw err;
   } finally {
     gate?.release();
+    // After a failure: a save booked for this task holds a state nobody knows (deleted).
+    await deps.bookedSaves.taskEnded(plan.slot, undefined);
     backend.behaviour.noteEnded(plan.slot);
     deps.pool.release(plan.slot);
     deps.answerSaver.slotReleased(plan.slot);

@@ -30,7 +30,7 @@ import { tokensLeftInSlot } from './sse-tap.js';
 /** What keeping the picture true needs. */
 export type SlotTruthDeps = Pick<
   GenerationDeps,
-  'backends' | 'pool' | 'index' | 'diskMatch' | 'answerSaver' | 'launchGate' | 'log'
+  'backends' | 'pool' | 'index' | 'diskMatch' | 'answerSaver' | 'bookedSaves' | 'launchGate' | 'log'
 >;
 type RestoreWorthIt = (match: DiskMatch, slotLcp: number) => boolean;
 
@@ -233,18 +233,21 @@ const MAX_SAVE_ROUNDS = 4;
 
 /**
  * A task of ours may have ended on the server a moment before the proxy has read the end of its answer: the launch
- * about to happen would clear that slot before its content could be recorded and saved. `GET /slots` shows such
- * tasks (no longer processing), and tasks a few tokens from their `n_predict`, which would end while the server
- * takes up the launch (one iteration of its loop: a decode step, or a whole prefill batch); their requests are given
- * a moment to end. True when there were some. A task that stops at an end-of-generation token cannot be foreseen.
- * Only tasks that may end soon are asked about (not streams still in their prefill): with none, no `GET /slots`,
- * whose answer waits for one iteration of the server's loop (a whole prefill batch when a task has just started).
+ * about to happen would clear that slot before its content could be recorded and saved. For such a task (in flight
+ * on a big prompt where the proxy knows, past its prefill), the launch books its save for its end (BookedSaves), so
+ * the server runs the save before the launch: one booking per backend at a time. Only the others are looked for:
+ * `GET /slots` shows those of them that ended (no longer processing), and those a few tokens from their `n_predict`,
+ * which would end while the server takes up the launch (one iteration of its loop: a decode step, or a whole
+ * prefill batch); their requests are given a moment to end. True when there were some. A task that stops at an
+ * end-of-generation token cannot be foreseen there. With none to look for, no `GET /slots`, whose answer waits for
+ * one iteration of the server's loop (a whole prefill batch when a task has just started).
  */
 async function letFinishedTasksEnd(deps: SlotTruthDeps, plan: SlotPlan, model: string): Promise<boolean> {
   const backend = deps.backends.at(plan.slot.backend);
   const ours = deps.pool
     .all()
-    .filter((slot) => slot.backend === backend.index && slot !== plan.slot && backend.behaviour.mayEndSoon(slot));
+    .filter((slot) => slot.backend === backend.index && slot !== plan.slot && backend.behaviour.mayEndSoon(slot))
+    .filter((slot) => !deps.bookedSaves.book(slot));
   if (ours.length === 0) return false;
   const body = await backend.client.slots(model, SLOTS_TIMEOUT_MS);
   const finished = ours.filter((slot) => {

@@ -6,7 +6,7 @@
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { LlamaClient } from '../backend/llama-client.js';
+import type { LlamaClient, SlotActionResult } from '../backend/llama-client.js';
 import { buildMeta } from '../cache/meta-file.js';
 import type { CacheMeta } from '../cache/meta-file.js';
 import type { PrefixIndex } from '../cache/prefix-index.js';
@@ -41,6 +41,8 @@ export interface CacheOpResult {
   dropped?: boolean;
   /** A save whose token count did not match the slot's believed content: file deleted, no meta written. */
   unverified?: boolean;
+  /** A save booked while the slot's task still ran (BookedSaves): the server ran it as the task ended. */
+  booked?: true;
 }
 
 /** The save policy's part in the cache's work (SavePolicy). */
@@ -89,6 +91,23 @@ export interface SlotCache {
   restore(slot: SlotState, key: string, model: string): Promise<CacheOpResult>;
   /** Save the slot's content under its key; on success record the meta, on failure drop any stale one. */
   save(slot: SlotState, content: SlotContent): Promise<CacheOpResult>;
+  /**
+   * Ask for a save of the slot under `key` now, while its task still runs: llama-server defers a slot action on a
+   * busy slot and runs it as soon as the task ends, before any task queued later (see booked-saves.ts). The answer
+   * is checked once the content is known.
+   */
+  book(slot: SlotState, key: string, model: string): BookedSave;
+}
+
+/** A save asked for before the slot's task ended (SlotCache.book). */
+export interface BookedSave {
+  /** Settles once the server has answered (the task ended and the save ran, or it failed). */
+  readonly answered: Promise<void>;
+  /**
+   * The task ended: check the save against what the slot was recorded to hold (`undefined` when the answer did not
+   * end as expected) and record its meta, or delete the file. Idempotent.
+   */
+  settle(content: SlotContent | undefined): Promise<CacheOpResult>;
 }
 
 export function createSlotCache(deps: SlotCacheDeps): SlotCache {
@@ -166,59 +185,114 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
     }
   }
 
-  async function save(slot: SlotState, content: SlotContent): Promise<CacheOpResult> {
-    const started = now();
+  /** The server's answer to a save, or why there was none. */
+  type SaveAnswer = { res: SlotActionResult } | { error: string; skipped?: true };
+
+  /** Ask the server to save the slot under `key` (pinned meanwhile: cleanup must not delete a file being written). */
+  async function postSave(slot: SlotState, key: string, model: string, holdsLoop: boolean): Promise<SaveAnswer> {
     const client = deps.clients[slot.backend]!;
-    let result: CacheOpResult;
-    // Cleanup must not delete a file llama-server is writing.
-    deps.index.pin(content.key);
     try {
-      if (!(await client.isModelLoaded(content.model))) {
-        // Nothing to save: the model's server is gone, and asking would load it again.
-        deps.slots.forget(slot);
-        return { ok: false, ms: elapsed(started), error: 'model not loaded' };
-      }
-      const res = await heavy(slot.backend, () => client.slotAction(content.model, slot.id, 'save', content.key));
-      result = res.ok
-        ? {
-            ok: true,
-            ms: elapsed(started),
-            ...serverMs(res.body, 'save_ms'),
-            tokens: num(res.body.n_saved),
-            bytes: num(res.body.n_written),
-          }
-        : { ok: false, ms: elapsed(started), error: `HTTP ${res.status} ${errorMessage(res.body)}` };
-      if (result.ok && result.tokens === 0 && (content.nTokens ?? 1) > 0) {
-        // llama-server cleared the idle slot on its own (--cache-idle-slots with a unified KV buffer): the file
-        // holds nothing, so it must not be offered for restores. The content lives on only in its RAM cache.
-        deps.slots.forget(slot);
-        deps.onIdleSlotCleared?.(slot.backend, content);
-        result = { ok: false, ms: result.ms, error: 'slot was empty: the server cleared it while idle' };
-      } else if (result.ok && !savedWhatWeThink(result.tokens, content.nTokens)) {
-        // The slot holds something else than we believe: the server restarted, or another client used the slot.
-        // The file is somebody else's conversation under this key: never offer it.
-        deps.slots.forget(slot);
+      // Nothing to save when the model's server is gone, and asking would load it again.
+      if (!(await client.isModelLoaded(model))) return { error: 'model not loaded', skipped: true };
+      const action = () => client.slotAction(model, slot.id, 'save', key);
+      return { res: await (holdsLoop ? heavy(slot.backend, action) : action()) };
+    } catch (err) {
+      return { error: describeCause(err) };
+    }
+  }
+
+  /**
+   * Check a save's answer against the content the slot is believed to hold (`undefined`: not known, as when the
+   * task a booked save waited for did not end as expected), then record the meta or drop it.
+   */
+  async function settleSave(
+    slot: SlotState,
+    key: string,
+    content: SlotContent | undefined,
+    answer: SaveAnswer,
+    started: number,
+  ): Promise<CacheOpResult> {
+    if ('skipped' in answer) {
+      // No file was written: an entry under this key stays as it was.
+      deps.index.unpin(key);
+      deps.slots.forget(slot);
+      return { ok: false, ms: elapsed(started), error: answer.error };
+    }
+    let result: CacheOpResult;
+    try {
+      if ('error' in answer) {
+        result = { ok: false, ms: elapsed(started), error: answer.error };
+      } else if (!answer.res.ok) {
         result = {
           ok: false,
-          ms: result.ms,
-          error: `saved ${result.tokens} tokens, expected ${content.nTokens}: the slot holds other content`,
-          unverified: true,
+          ms: elapsed(started),
+          error: `HTTP ${answer.res.status} ${errorMessage(answer.res.body)}`,
         };
-        await deleteFile(content.key);
+      } else {
+        const { body } = answer.res;
+        result = {
+          ok: true,
+          ms: elapsed(started),
+          ...serverMs(body, 'save_ms'),
+          tokens: num(body.n_saved),
+          bytes: num(body.n_written),
+        };
+        if (!content || content.key !== key) {
+          // The task whose end the save waited for failed or was aborted: the file holds a state nobody knows.
+          result = { ok: false, ms: result.ms, error: 'the answer did not end as expected: state not known' };
+          await deleteFile(key);
+        } else if (result.tokens === 0 && (content.nTokens ?? 1) > 0) {
+          // llama-server cleared the idle slot on its own (--cache-idle-slots with a unified KV buffer): the file
+          // holds nothing, so it must not be offered for restores. The content lives on only in its RAM cache.
+          deps.slots.forget(slot);
+          deps.onIdleSlotCleared?.(slot.backend, content);
+          result = { ok: false, ms: result.ms, error: 'slot was empty: the server cleared it while idle' };
+        } else if (!savedWhatWeThink(result.tokens, content.nTokens)) {
+          // The slot holds something else than we believe: the server restarted, or another client used the slot.
+          // The file is somebody else's conversation under this key: never offer it.
+          deps.slots.forget(slot);
+          result = {
+            ok: false,
+            ms: result.ms,
+            error: `saved ${result.tokens} tokens, expected ${content.nTokens}: the slot holds other content`,
+            unverified: true,
+          };
+          await deleteFile(key);
+        }
       }
-    } catch (err) {
-      result = { ok: false, ms: elapsed(started), error: describeCause(err) };
     } finally {
-      deps.index.unpin(content.key);
+      deps.index.unpin(key);
     }
-    if (result.ok) {
+    if (result.ok && content) {
       deps.policy.speeds.noteSaveSpeed(content.model, result.tokens, actionMs(result));
       if (result.tokens && result.bytes) deps.onStateSize?.(slot.backend, content.model, result.tokens, result.bytes);
       await recordMeta(slot, content, result);
     } else {
-      await dropMeta(content.key);
+      await dropMeta(key);
     }
     return result;
+  }
+
+  async function save(slot: SlotState, content: SlotContent): Promise<CacheOpResult> {
+    const started = now();
+    deps.index.pin(content.key);
+    const answer = await postSave(slot, content.key, content.model, true);
+    return settleSave(slot, content.key, content, answer, started);
+  }
+
+  function book(slot: SlotState, key: string, model: string): BookedSave {
+    deps.index.pin(key);
+    const answer = postSave(slot, key, model, false);
+    let settled: Promise<CacheOpResult> | undefined;
+    return {
+      answered: answer.then(() => undefined),
+      settle(content) {
+        // Timed from here: what the request whose answer ended waits for, not its generation before.
+        const started = now();
+        settled ??= answer.then((a) => settleSave(slot, key, content, a, started)).then((r) => report('save', r));
+        return settled;
+      },
+    };
   }
 
   async function recordMeta(slot: SlotState, content: SlotContent, result: CacheOpResult): Promise<void> {
@@ -293,6 +367,7 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
   return {
     restore: async (slot, key, model) => report('restore', await restore(slot, key, model)),
     save: async (slot, content) => report('save', await save(slot, content)),
+    book,
   };
 }
 

@@ -82,9 +82,15 @@ const short = (messages: Parameters<typeof keyOf>[0]) => keyOf(messages).slice(0
 
 /**
  * x2's task ends on the server, but the proxy reads that end only after another task started there and cleared
- * x2's slot; x2's next turn (x3) comes while that other request still runs. Returns x2's answer and x3.
+ * x2's slot; x2's next turn (x3) comes while that other request still runs. `behindTheProxysBack`: the other task
+ * is another client's, sent to the server directly, so the proxy could not book x2's save for its end
+ * (BookedSaves) and nothing of x2 reaches the disk. Returns x2's answer and x3.
  */
-async function nextTurnAfterUnseenClearing(tapped: TappedStack, x2: ReturnType<typeof opening>) {
+async function nextTurnAfterUnseenClearing(
+  tapped: TappedStack,
+  x2: ReturnType<typeof opening>,
+  { behindTheProxysBack = false } = {},
+) {
   const { stack: s, tap } = tapped;
   const lastUser = x2.at(-1)!.content;
   const x2Answer = tap.holdAnswer(
@@ -94,17 +100,25 @@ async function nextTurnAfterUnseenClearing(tapped: TappedStack, x2: ReturnType<t
   const x2Done = s.openai.chat.completions.create({ model: 'tiny', messages: x2, max_tokens: 8 });
   await x2Answer.arrived;
   const other = opening(3604);
-  const otherAnswer = tap.holdAnswer(
-    (r) => r.path === '/v1/chat/completions' && r.body?.messages?.[0]?.content === other[0]!.content,
-  );
-  const otherDone = s.openai.chat.completions.create({ model: 'tiny', messages: other, max_tokens: 8 });
-  await otherAnswer.arrived;
+  let otherDone: Promise<unknown>;
+  let releaseOther = () => undefined as void;
+  if (behindTheProxysBack) {
+    otherDone = postJson(s.sim.url, '/v1/chat/completions', { model: 'tiny', messages: other, max_tokens: 8 });
+    await otherDone;
+  } else {
+    const otherAnswer = tap.holdAnswer(
+      (r) => r.path === '/v1/chat/completions' && r.body?.messages?.[0]?.content === other[0]!.content,
+    );
+    otherDone = s.openai.chat.completions.create({ model: 'tiny', messages: other, max_tokens: 8 });
+    await otherAnswer.arrived;
+    releaseOther = () => otherAnswer.release();
+  }
   x2Answer.release();
   const x2Reply = await x2Done;
   await logLineAfter(s.logs, markX2, 'chat', (l) => l.key === short(x2));
   const x3Messages = continued(x2, x2Reply.choices[0]?.message.content ?? '', 3605);
   const x3 = await chat(s, x3Messages);
-  otherAnswer.release();
+  releaseOther();
   await otherDone;
   return { x2Reply, x3Messages, x3 };
 }
@@ -183,42 +197,32 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
     assert.deepEqual(failedSaves, [], 'no save found its slot already cleared');
   });
 
-  it('on a clearing server, a task that ends while the saves before another launch run is saved before that launch', async () => {
-    // Real time in the simulator (20 ms a generated token) so that a task can still be running when another starts;
-    // write-behind far away: only the saves before a launch keep an idle slot's conversation.
-    const tapped = stacks.keep(await startClearingServer({ realTime: true, diskOnly: true }));
+  it('on a clearing server, a launch books the save of a task that ended unseen: it runs before the launch clears the slot, and the launch does not wait', async () => {
+    const tapped = stacks.keep(await startClearingServer({ realTime: false, diskOnly: true }));
     const { stack: s, tap } = tapped;
-    const [a, b, c] = [opening(3501), opening(3502), opening(3503)];
-    const isChatWith = (m: typeof a) => (r: { path: string; body: any }) =>
-      r.path === '/v1/chat/completions' && r.body?.messages?.[0]?.content === m[0]!.content;
-    // a generates for about a second; b starts meanwhile and finishes on the server, but the proxy sees the end of
-    // b's answer only when the test says so.
-    const aDone = chat(s, a, { maxTokens: 50 });
-    await waitFor(
-      async () => (await simSlots(s.sim.url)).some((slot) => slot.is_processing),
-      'a running on the server',
+    const [b, c] = [opening(3501), opening(3503)];
+    // b ends on the server, but the proxy sees the end of b's answer only when the test says so.
+    const bAnswer = tap.holdAnswer(
+      (r) => r.path === '/v1/chat/completions' && r.body?.messages?.[0]?.content === b[0]!.content,
     );
-    const bAnswer = tap.holdAnswer(isChatWith(b));
     const markB = s.logs.lines.length;
     const bDone = s.openai.chat.completions.create({ model: 'tiny', messages: b, max_tokens: 2 });
     await bAnswer.arrived;
-    await aDone; // a's conversation is now idle on its slot, unsaved
-    // c's launch saves a first; b's answer ends while that save runs.
-    const aSave = tap.hold((r) => r.path.includes('action=save'));
     const markC = s.logs.lines.length;
-    const cDone = s.openai.chat.completions.create({ model: 'tiny', messages: c, max_tokens: 2 });
-    await aSave.arrived;
+    await s.openai.chat.completions.create({ model: 'tiny', messages: c, max_tokens: 2 });
+    // c was answered while b's answer was still held: its launch did not wait for b's end.
+    await logLineAfter(s.logs, markC, 'chat', (l) => l.key === short(c));
     bAnswer.release();
     const bReply = await bDone;
-    await logLineAfter(s.logs, markB, 'chat', (l) => l.key === short(b));
-    aSave.release();
-    await cDone;
-    const cLine = await logLineAfter(s.logs, markC, 'chat', (l) => l.key === short(c));
-    assert.equal((cLine.clearing_saves as unknown[] | undefined)?.length, 2, JSON.stringify(cLine));
+    const bLine = await logLineAfter(s.logs, markB, 'chat', (l) => l.key === short(b));
+    const bSave = bLine.save as { ok: boolean; booked?: boolean; tokens?: number } | undefined;
+    assert.equal(bSave?.booked, true, JSON.stringify(bLine));
+    assert.equal(bSave?.ok, true, JSON.stringify(bLine));
     const bSaves = slotFileEvents(s.sim, 'save').filter((e) => e.filename.includes(keyOf(b)));
+    assert.equal(bSaves.length, 1, JSON.stringify(bSaves));
     assert.ok(
-      bSaves.some((e) => e.ok && e.n_tokens > 0),
-      `b was saved before c's launch cleared it: ${JSON.stringify(bSaves)}`,
+      bSaves[0]!.ok && bSaves[0]!.n_tokens > 64,
+      `saved before c's launch cleared it: ${JSON.stringify(bSaves)}`,
     );
     const next = await chat(s, continued(b, bReply.choices[0]?.message.content ?? '', 3504), { maxTokens: 2 });
     assert.equal(next.line.decision, 'restore', JSON.stringify(next.line));
@@ -246,7 +250,7 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
     const first = await chat(s, x1);
     // x2 continues x1 on its slot at once: no task start in between, so nothing of the conversation is on disk.
     const x2 = continued(x1, first.content, 3603);
-    const { x2Reply, x3Messages, x3 } = await nextTurnAfterUnseenClearing(tapped, x2);
+    const { x2Reply, x3Messages, x3 } = await nextTurnAfterUnseenClearing(tapped, x2, { behindTheProxysBack: true });
     assert.equal(x3.line.slot_check, 'cleared-idle', JSON.stringify(x3.line));
     // Disk has nothing of it; the server's RAM cache has x2 whole: x3 goes unpinned and reuses all of x2.
     assert.equal(x3.line.decision, 'server_cache', JSON.stringify(x3.line));
@@ -284,11 +288,12 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
     assert.equal(second.line.slot, ran.slot, JSON.stringify({ line: second.line.slot, ran: ran.slot }));
   });
 
-  it('on a clearing server, a task a few tokens from its n_predict ends and is saved before another task starts', async () => {
+  it('on a clearing server, a task generating when another launches has its save booked for its end; that launch does not wait', async () => {
     // 20 ms a generated token in real time, so that the other request arrives while the first one is generating.
     const tapped = stacks.keep(await startClearingServer({ realTime: true }));
     const { stack: s } = tapped;
     const [a, c] = [opening(3701), opening(3702)];
+    const markA = s.logs.lines.length;
     const aDone = chat(s, a, { maxTokens: 40 });
     // a is generating its last few tokens when c arrives.
     await waitFor(
@@ -303,17 +308,23 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
     );
     const markC = s.logs.lines.length;
     await s.openai.chat.completions.create({ model: 'tiny', messages: c, max_tokens: 2 });
-    await aDone;
+    const aResult = await aDone;
     const cLine = await logLineAfter(s.logs, markC, 'chat', (l) => l.key === short(c));
     assert.equal(
-      (cLine.clearing_saves as unknown[] | undefined)?.length,
-      1,
-      `a was saved before c started: ${JSON.stringify(cLine)}`,
+      cLine.clearing_saves,
+      undefined,
+      `c neither waited for a's end nor saved it: ${JSON.stringify(cLine)}`,
     );
+    const aLine = await logLineAfter(s.logs, markA, 'chat', (l) => l.key === short(a));
+    const aSave = aLine.save as { ok: boolean; booked?: boolean } | undefined;
+    assert.equal(aSave?.booked, true, JSON.stringify(aLine));
+    assert.equal(aSave?.ok, true, JSON.stringify(aLine));
     const aSaves = slotFileEvents(s.sim, 'save').filter((e) => e.filename.includes(keyOf(a)));
-    assert.ok(
-      aSaves.some((e) => e.ok && e.n_tokens > 64),
-      JSON.stringify(aSaves),
+    const aTokens = aResult.timings.cache_n + aResult.timings.prompt_n + aResult.timings.predicted_n - 1;
+    assert.deepEqual(
+      aSaves.map((e) => [e.ok, e.n_tokens]),
+      [[true, aTokens]],
+      'the save held the state a left, prompt and answer',
     );
   });
 });

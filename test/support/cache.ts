@@ -22,6 +22,7 @@ export interface Message {
 export interface Timings {
   cache_n: number;
   prompt_n: number;
+  predicted_n: number;
 }
 
 export interface ChatResult {

@@ -1,0 +1,74 @@
+/**
+ * Saves booked for the end of a running task, on a backend that clears its idle slots (llama-server's default).
+ *
+ * There, the next task launched after a conversation's answer clears its slot, so its state must be on disk
+ * before any launch that might come after the answer's end. Asking the server then means a `GET /slots` and a wait
+ * for tasks near their end, and still loses a task that stops unforeseen (an end-of-generation token) at the
+ * moment a launch arrives. Instead, a launch that may come right after a running task's end books that task's
+ * save: llama-server defers a slot action on a busy slot and, when the slot's task ends, puts the deferred action
+ * at the front of its queue, ahead of any task queued meanwhile (`server_queue::pop_deferred_task`). The save so
+ * runs on the state the answer left, before the launch can clear it (checked on the real server: 12 of 12 booked
+ * saves held the whole state under a stream of launches; 4 of 4 saves asked after the answer found the slot
+ * cleared).
+ *
+ * One booking per backend at a time: the server keeps one queue of deferred tasks, and a slot's end takes out the
+ * oldest of them, whichever slot it waits for. With two saves deferred, the task that ends first may take out the
+ * other's save (deferred again), leaving its own in the queue while the next launch clears its slot.
+ */
+import type { BookedSave, CacheOpResult, SlotCache } from './slot-cache.js';
+import type { SlotContent, SlotState } from './slot-state.js';
+
+interface RunningTask {
+  key: string;
+  model: string;
+}
+
+export class BookedSaves {
+  /** Big tasks in flight, by slot: what a booked save of theirs is filed under. */
+  private readonly running = new Map<SlotState, RunningTask>();
+  private readonly booked = new Map<SlotState, BookedSave>();
+  /** Booked slots whose save the server has answered: it no longer waits in the server's deferred queue. */
+  private readonly answeredOn = new Set<SlotState>();
+
+  constructor(private readonly slotCache: Pick<SlotCache, 'book'>) {}
+
+  /** A big request's task was sent to the slot: its state will be filed under `key` once it ends. */
+  taskRunning(slot: SlotState, key: string, model: string): void {
+    this.running.set(slot, { key, model });
+  }
+
+  /**
+   * Book the save of the slot's running task for its end. True when a save is booked for it (now or before); false
+   * when none can be (no big task of ours known there, or another booking on the backend still unanswered).
+   */
+  book(slot: SlotState): boolean {
+    if (this.booked.has(slot)) return true;
+    const task = this.running.get(slot);
+    if (!task || this.bookedOn(slot.backend)) return false;
+    const booking = this.slotCache.book(slot, task.key, task.model);
+    this.booked.set(slot, booking);
+    // Outstanding until the server answers: only then has it left the server's deferred queue.
+    void booking.answered.then(() => this.booked.get(slot) === booking && this.answeredOn.add(slot));
+    return true;
+  }
+
+  /**
+   * The slot's task ended and the slot was recorded to hold `content` (`undefined`: not known). Settles the save
+   * booked for it, if any, with the result; undefined when there was none.
+   */
+  async taskEnded(slot: SlotState, content: SlotContent | undefined): Promise<CacheOpResult | undefined> {
+    this.running.delete(slot);
+    const booking = this.booked.get(slot);
+    if (!booking) return undefined;
+    try {
+      return await booking.settle(content);
+    } finally {
+      this.booked.delete(slot);
+      this.answeredOn.delete(slot);
+    }
+  }
+
+  private bookedOn(backend: number): boolean {
+    return [...this.booked.keys()].some((slot) => slot.backend === backend && !this.answeredOn.has(slot));
+  }
+}
