@@ -189,16 +189,19 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
   type SaveAnswer = { res: SlotActionResult } | { error: string; skipped?: true };
 
   /** Ask the server to save the slot under `key` (pinned meanwhile: cleanup must not delete a file being written). */
-  async function postSave(slot: SlotState, key: string, model: string, holdsLoop: boolean): Promise<SaveAnswer> {
-    const client = deps.clients[slot.backend]!;
+  async function postSave(slot: SlotState, key: string, model: string): Promise<SaveAnswer> {
     try {
       // Nothing to save when the model's server is gone, and asking would load it again.
-      if (!(await client.isModelLoaded(model))) return { error: 'model not loaded', skipped: true };
-      const action = () => client.slotAction(model, slot.id, 'save', key);
-      return { res: await (holdsLoop ? heavy(slot.backend, action) : action()) };
+      if (!(await deps.clients[slot.backend]!.isModelLoaded(model)))
+        return { error: 'model not loaded', skipped: true };
+      return { res: await heavy(slot.backend, () => sendSave(slot, key, model)) };
     } catch (err) {
       return { error: describeCause(err) };
     }
+  }
+
+  function sendSave(slot: SlotState, key: string, model: string): Promise<SlotActionResult> {
+    return deps.clients[slot.backend]!.slotAction(model, slot.id, 'save', key);
   }
 
   /**
@@ -276,13 +279,19 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
   async function save(slot: SlotState, content: SlotContent): Promise<CacheOpResult> {
     const started = now();
     deps.index.pin(content.key);
-    const answer = await postSave(slot, content.key, content.model, true);
+    const answer = await postSave(slot, content.key, content.model);
     return settleSave(slot, content.key, content, answer, started);
   }
 
   function book(slot: SlotState, key: string, model: string): BookedSave {
     deps.index.pin(key);
-    const answer = postSave(slot, key, model, false);
+    // Sent in this very tick (no await before the request goes out): the launch that books it sends its own task
+    // right after, and the server must queue the save first. The model is loaded: its task runs. The save holds
+    // the server's loop only once the task has ended, so it is not marked as activity.
+    const answer: Promise<SaveAnswer> = sendSave(slot, key, model).then(
+      (res) => ({ res }),
+      (err: unknown) => ({ error: describeCause(err) }),
+    );
     let settled: Promise<CacheOpResult> | undefined;
     return {
       answered: answer.then(() => undefined),

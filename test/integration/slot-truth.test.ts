@@ -208,10 +208,17 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
     const markB = s.logs.lines.length;
     const bDone = s.openai.chat.completions.create({ model: 'tiny', messages: b, max_tokens: 2 });
     await bAnswer.arrived;
-    const markC = s.logs.lines.length;
+    const markC = { log: s.logs.lines.length, tap: tap.requests.length };
     await s.openai.chat.completions.create({ model: 'tiny', messages: c, max_tokens: 2 });
     // c was answered while b's answer was still held: its launch did not wait for b's end.
-    await logLineAfter(s.logs, markC, 'chat', (l) => l.key === short(c));
+    await logLineAfter(s.logs, markC.log, 'chat', (l) => l.key === short(c));
+    // The booked save reached the server before c's task, which would clear b's slot.
+    const sent = tap.requests
+      .slice(markC.tap)
+      .map((r) => r.path)
+      .filter((path) => path !== '/slots');
+    assert.match(sent[0] ?? '', /^\/slots\/\d+\?action=save$/, JSON.stringify(sent));
+    assert.equal(sent[1], '/v1/chat/completions', JSON.stringify(sent));
     bAnswer.release();
     const bReply = await bDone;
     const bLine = await logLineAfter(s.logs, markB, 'chat', (l) => l.key === short(b));
