@@ -133,7 +133,10 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     slotCache,
     policy,
     answerSaver,
-    bookedSaves: new BookedSaves(slotCache),
+    bookedSaves: new BookedSaves(slotCache, (slot) => {
+      const { behaviour } = backends.at(slot.backend);
+      return behaviour.clearsIdleSlots() && behaviour.mayEndSoon(slot);
+    }),
     activity,
     rent,
     log,

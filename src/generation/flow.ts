@@ -16,6 +16,7 @@ import type { GenerationDeps } from './deps.js';
 import {
   beforeTaskStart,
   confirmResidency,
+  bookSaveUnderContention,
   enterLaunchGate,
   leaveLaunchGateWhenRunning,
   leavePlacementToServer,
@@ -131,6 +132,7 @@ async function serve(
         line.firstByte = performance.now();
         prefill.end();
         backend.behaviour.noteFirstByte(plan.slot);
+        if (analysis.big) bookSaveUnderContention(deps, plan.slot);
       },
     }).finally(() => prefill.end());
     const placed = plan.unpinned

@@ -260,6 +260,21 @@ async function letFinishedTasksEnd(deps: SlotTruthDeps, plan: SlotPlan, model: s
 }
 
 /**
+ * A big task of ours is past its prefill on a slot the proxy knows: while other requests of ours hold or wait for
+ * slots of the backend, one of their launches will likely come before this conversation's next turn and clear the
+ * slot, so its save is booked now, far from its end (see BookedSaves). Alone on the backend, nothing is booked: the
+ * conversation may continue at once, and write-behind saves it in the idle time otherwise.
+ */
+export function bookSaveUnderContention(deps: Pick<SlotTruthDeps, 'pool' | 'bookedSaves'>, slot: SlotState): void {
+  const others =
+    deps.pool.waiting() > 0 ||
+    deps.pool
+      .all()
+      .some((other) => other.backend === slot.backend && other !== slot && other.busy && !other.background);
+  if (others) deps.bookedSaves.book(slot);
+}
+
+/**
  * A generating task this close to its `n_predict` counts as finishing: a few decode steps (milliseconds on a GPU or
  * a small model, a fraction of a second on a slow one) against a lost conversation prefilled again.
  */
@@ -343,7 +358,11 @@ export function placeUnpinnedTask(
   // Until found, and for good when it is not: its record names no real slot (noteEnded forgets it).
   behaviour.noteUnplaced(plan.slot);
   found.then(
-    (ok) => ok && behaviour.notePlaced(plan.slot),
+    (ok) => {
+      if (!ok) return;
+      behaviour.notePlaced(plan.slot);
+      bookSaveUnderContention(deps, plan.slot);
+    },
     () => undefined,
   );
   deps.launchGate.notePlacing(plan.slot.backend, found);

@@ -334,4 +334,31 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
       'the save held the state a left, prompt and answer',
     );
   });
+
+  it('on a clearing server, while another request of ours runs, a big task has its save booked at its first token', async () => {
+    const tapped = stacks.keep(await startClearingServer({ realTime: false }));
+    const { stack: s, tap } = tapped;
+    const [a, b] = [opening(3801), opening(3802)];
+    // b holds a slot of ours throughout a: its answer is held at the tap (so it is no task to book itself).
+    const bAnswer = tap.holdAnswer(
+      (r) => r.path === '/v1/chat/completions' && r.body?.messages?.[0]?.content === b[0]!.content,
+    );
+    const bDone = chat(s, b, { maxTokens: 2, stream: true });
+    await bAnswer.arrived;
+    const markA = s.logs.lines.length;
+    const aResult = await chat(s, a, { maxTokens: 4, stream: true });
+    const aLine = await logLineAfter(s.logs, markA, 'chat', (l) => l.key === short(a));
+    // No launch came during a's answer, and write-behind is far away: only the booking saved it.
+    const aSave = aLine.save as { ok: boolean; booked?: boolean } | undefined;
+    assert.equal(aSave?.booked, true, JSON.stringify(aLine));
+    assert.equal(aSave?.ok, true, JSON.stringify(aLine));
+    const aTokens = aResult.timings.cache_n + aResult.timings.prompt_n + aResult.timings.predicted_n - 1;
+    const aSaves = slotFileEvents(s.sim, 'save').filter((e) => e.filename.includes(keyOf(a)));
+    assert.deepEqual(
+      aSaves.map((e) => [e.ok, e.n_tokens]),
+      [[true, aTokens]],
+    );
+    bAnswer.release();
+    await bDone;
+  });
 });

@@ -1,4 +1,7 @@
-/** BookedSaves: one save booked per backend until the server answers it, settled with what the answer left. */
+/**
+ * BookedSaves: one save booked per backend until the server answers it (then the next running task's), settled with
+ * what the answer left.
+ */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { BookedSaves } from '../../src/slots/booked-saves.js';
@@ -33,7 +36,7 @@ const tick = () => new Promise((resolve) => setImmediate(resolve));
 describe('BookedSaves', () => {
   it('books a running big task under its key, and settles it with the content its answer left', async () => {
     const cache = fakeCache();
-    const saves = new BookedSaves(cache);
+    const saves = new BookedSaves(cache, () => true);
     const s0 = slot(0);
     assert.equal(saves.book(s0), false, 'nothing of ours runs there');
     saves.taskRunning(s0, 'k1', 'm');
@@ -54,7 +57,7 @@ describe('BookedSaves', () => {
 
   it('books one save per backend until the server answers it (one deferred queue, oldest first)', async () => {
     const cache = fakeCache();
-    const saves = new BookedSaves(cache);
+    const saves = new BookedSaves(cache, () => true);
     const [a, b, other] = [slot(0), slot(1), slot(0, { backend: 1 })];
     saves.taskRunning(a, 'ka', 'm');
     saves.taskRunning(b, 'kb', 'm');
@@ -64,12 +67,28 @@ describe('BookedSaves', () => {
     assert.equal(saves.book(other), true, 'another backend has its own queue');
     cache.bookings[0]!.answer();
     await tick();
-    assert.equal(saves.book(b), true, "a's save was answered: it left the server's queue");
+    assert.deepEqual(
+      cache.bookings.map((x) => x.key),
+      ['ka', 'ko', 'kb'],
+      "a's save was answered (it left the server's queue): b's is booked in its place",
+    );
+    assert.equal(saves.book(b), true);
+  });
+
+  it('books nothing for a task that cannot be booked yet (in its prefill, or on a slot not found yet)', () => {
+    const cache = fakeCache();
+    let bookable = false;
+    const saves = new BookedSaves(cache, () => bookable);
+    const s0 = slot(0);
+    saves.taskRunning(s0, 'k1', 'm');
+    assert.equal(saves.book(s0), false);
+    bookable = true;
+    assert.equal(saves.book(s0), true);
   });
 
   it('a task that failed settles its booked save as unknown (the file is not kept)', async () => {
     const cache = fakeCache();
-    const saves = new BookedSaves(cache);
+    const saves = new BookedSaves(cache, () => true);
     const s0 = slot(0);
     saves.taskRunning(s0, 'k1', 'm');
     saves.book(s0);
