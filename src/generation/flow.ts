@@ -105,8 +105,10 @@ async function serve(
     if (gate) line.gatePassed = performance.now();
     await confirmResidency(deps, plan, analysis, line, worthIt);
     await leavePlacementToServer(deps, plan, analysis);
-    // A big launch waits until every unpinned task before it is found on its slot (see placeUnpinnedTask).
+    // A big launch waits until every unpinned task before it is found on its slot (see placeUnpinnedTask), and a
+    // restore until they run on the server: one still on its way would clear the restored slot with its launch.
     if (gate && analysis.big) await deps.launchGate.placed(backend.index);
+    if (gate && plan.restore && !plan.unpinned) await deps.launchGate.launched(backend.index);
     await runPlan(deps, plan, analysis, line);
     if (plan.skippedSave) noteSkipped(deps.rent, plan.skippedSave);
     await beforeTaskStart(deps, plan, line, analysis.model);
@@ -123,20 +125,26 @@ async function serve(
     // In flight from now until its end (noteEnded below): a launch elsewhere must not count its slot as idle.
     backend.behaviour.noteLaunched(plan.slot, gen.request.stream, analysis.big);
     if (analysis.big) deps.bookedSaves.taskRunning(plan.slot, analysis.key, analysis.model);
+    let runs!: () => void;
+    const running = new Promise<void>((resolve) => (runs = resolve));
     const answered = forwardGeneration(backend.client, reply, {
       call,
       stream: gen.request.stream,
       ...(gen.request.answer && { answer: gen.request.answer }),
       signal: abort.signal,
       onFirstByte: () => {
+        runs();
         line.firstByte = performance.now();
         prefill.end();
         backend.behaviour.noteFirstByte(plan.slot);
         if (analysis.big) bookSaveUnderContention(deps, plan.slot);
       },
-    }).finally(() => prefill.end());
+    }).finally(() => {
+      runs();
+      prefill.end();
+    });
     const placed = plan.unpinned
-      ? placeUnpinnedTask(deps, plan, analysis.model, answered, gate, baseline).catch(() => false)
+      ? placeUnpinnedTask(deps, plan, analysis.model, { answered, running }, gate, baseline).catch(() => false)
       : undefined;
     if (gate && !plan.unpinned)
       void leaveLaunchGateWhenRunning(deps, plan, analysis.model, answered, gate).catch(() => undefined);

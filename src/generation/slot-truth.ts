@@ -331,7 +331,8 @@ export async function leaveLaunchGateWhenRunning(
  * A task sent without a pin (SlotPlan.unpinned) runs on a slot the server chose. The gate opens at once, so that a
  * small request arriving meanwhile reaches the server as soon as it would without the proxy; a big request's launch
  * waits in the gate until every unpinned task before it is found (LaunchGate.placed), since it might be pinned to
- * that very slot, or be told apart from it only by its size.
+ * that very slot, or be told apart from it only by its size; a restore also until the task runs on the server
+ * (`task.running`: its first byte or its end, LaunchGate.launched), as its launch would clear the restored slot.
  *
  * A big request's slot is found with `GET /slots`: while it runs, the one task not running before the launch
  * (`baseline`, see slotOfNewTask) whose KV holds at least half of the conversation the RAM cache gave back (a small
@@ -345,10 +346,11 @@ export function placeUnpinnedTask(
   deps: SlotTruthDeps,
   plan: SlotPlan,
   model: string,
-  answered: Promise<ForwardOutcome>,
+  task: { answered: Promise<ForwardOutcome>; running: Promise<void> },
   pass: GatePass | undefined,
   baseline: LaunchBaseline | undefined,
 ): Promise<boolean> {
+  const { answered } = task;
   const { behaviour } = deps.backends.at(plan.slot.backend);
   const expectedTokens = plan.fromServerCache?.content.nTokens;
   const found =
@@ -366,6 +368,7 @@ export function placeUnpinnedTask(
     () => undefined,
   );
   deps.launchGate.notePlacing(plan.slot.backend, found);
+  deps.launchGate.noteLaunching(plan.slot.backend, task.running);
   pass?.release();
   return found;
 }

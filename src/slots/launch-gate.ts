@@ -7,7 +7,10 @@
  * launch will clear, restores its own conversation) and sends its task inside the gate, and leaves the gate once
  * the server shows the task running on its slot. Prefills still run side by side; only their starts are ordered.
  * A task sent without a pin prepared no slot: it leaves the gate as soon as it is sent, and the launches that need
- * to know where it runs wait for `placed`.
+ * to know where it runs wait for `placed`. Sent is not launched, though: the server reads, templates and tokenizes
+ * a request before it queues its task (about 10 ms for a small chat on a loaded machine), so a restore sent by the
+ * next holder of the gate can reach the server first and be cleared by that launch. A launch that counts on a slot
+ * prepared for it (resident, or restored) first waits for `launched`.
  */
 
 export interface GatePass {
@@ -19,23 +22,30 @@ export class LaunchGate {
   private readonly tails = new Map<number, Promise<void>>();
   /** Tasks sent without a pin whose slot is still being looked for, per backend. */
   private readonly placing = new Map<number, Set<Promise<unknown>>>();
+  /** Tasks sent without a pin not known to run on the server yet, per backend. */
+  private readonly launching = new Map<number, Set<Promise<unknown>>>();
 
   /**
    * A task sent without a pin is on its way to a slot the server picks: until `found` settles, a launch pinned to a
    * slot might pick that very slot, and another big unpinned task could not be told from it (see placed).
    */
   notePlacing(backend: number, found: Promise<unknown>): void {
-    const set = this.placing.get(backend) ?? new Set();
-    this.placing.set(backend, set);
-    set.add(found);
-    const done = () => set.delete(found);
-    found.then(done, done);
+    track(this.placing, backend, found);
   }
 
   /** Resolves once every task sent without a pin on this backend so far has been found on its slot (or given up). */
-  async placed(backend: number): Promise<void> {
-    const set = this.placing.get(backend);
-    if (set && set.size > 0) await Promise.allSettled([...set]);
+  placed(backend: number): Promise<void> {
+    return settledAll(this.placing, backend);
+  }
+
+  /** A task sent without a pin runs on the server once `running` settles (its first byte, or its end). */
+  noteLaunching(backend: number, running: Promise<unknown>): void {
+    track(this.launching, backend, running);
+  }
+
+  /** Resolves once every task sent without a pin on this backend so far runs on the server (or has ended). */
+  launched(backend: number): Promise<void> {
+    return settledAll(this.launching, backend);
   }
 
   /** Wait for the previous request's launch on this backend to finish, then hold the gate. */
@@ -56,4 +66,17 @@ export class LaunchGate {
       },
     };
   }
+}
+
+function track(sets: Map<number, Set<Promise<unknown>>>, backend: number, pending: Promise<unknown>): void {
+  const set = sets.get(backend) ?? new Set();
+  sets.set(backend, set);
+  set.add(pending);
+  const done = () => set.delete(pending);
+  pending.then(done, done);
+}
+
+async function settledAll(sets: Map<number, Set<Promise<unknown>>>, backend: number): Promise<void> {
+  const set = sets.get(backend);
+  if (set && set.size > 0) await Promise.allSettled([...set]);
 }

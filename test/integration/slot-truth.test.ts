@@ -361,4 +361,88 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
     bAnswer.release();
     await bDone;
   });
+
+  it('on a clearing server, a booked save of a task whose client went away keeps nothing: no file, no meta', async () => {
+    // 20 ms a generated token in real time: a is still generating when c's launch books its save.
+    const tapped = stacks.keep(await startClearingServer({ realTime: true }));
+    const { stack: s } = tapped;
+    const [a, c] = [opening(3901), opening(3902)];
+    const markA = s.logs.lines.length;
+    const gone = new AbortController();
+    const aStream = await s.openai.chat.completions.create(
+      { model: 'tiny', messages: a, max_tokens: 60, stream: true },
+      { signal: gone.signal },
+    );
+    const aRead = (async () => {
+      for await (const chunk of aStream) void chunk; // until the abort below ends it
+    })().catch(() => undefined);
+    await waitFor(
+      async () =>
+        (await simSlots(s.sim.url)).some((slot) => slot.is_processing && (slot.next_token?.[0]?.n_decoded ?? 0) > 2),
+      'a generating',
+    );
+    const cLineMark = s.logs.lines.length;
+    const cDone = s.openai.chat.completions.create({ model: 'tiny', messages: c, max_tokens: 2 });
+    await logLineAfter(s.logs, cLineMark, 'chat', (l) => l.key === short(c));
+    gone.abort();
+    await aRead;
+    await cDone;
+    const aLine = await logLineAfter(s.logs, markA, 'chat', (l) => l.key === short(a));
+    const aSave = aLine.save as { ok: boolean; booked?: boolean; error?: string } | undefined;
+    assert.equal(aSave?.booked, true, JSON.stringify(aLine));
+    assert.equal(aSave?.ok, false, JSON.stringify(aLine));
+    assert.equal(await exists(join(s.cacheDir, keyOf(a))), false, 'the half-answered state is not kept');
+    assert.equal(await exists(metaPath(s.metaDir, keyOf(a))), false);
+    // The conversation starts over cold, and later requests are served as usual.
+    const again = await chat(s, a, { maxTokens: 2 });
+    assert.notEqual(again.line.decision, 'restore', JSON.stringify(again.line));
+  });
+
+  it('on a clearing server, a restore waits until an unpinned task sent before it runs on the server: its late launch would clear the restored slot', async () => {
+    const tapped = stacks.keep(await startClearingServer({ realTime: false, diskOnly: true }));
+    const { stack: s, tap } = tapped;
+    const x1 = opening(4001);
+    const first = await chat(s, x1);
+    await chat(s, opening(4002)); // its start saves x1 and clears x1's slot: x1's next turn is a restore
+    // Title requests share their instructions: the server puts the next one on this one's slot (the most similar).
+    const instructions = words(30, 4003);
+    const titleRequest = (seed: number) => [
+      { role: 'system' as const, content: instructions },
+      { role: 'user' as const, content: words(8, seed) },
+    ];
+    await chat(s, titleRequest(4005));
+    // A title request on its way to the server: llama-server templates and tokenizes a request before it queues
+    // its task, so a restore sent after it can arrive first (held here at the tap to make that moment long).
+    const title = titleRequest(4006);
+    const titleOnItsWay = tap.hold(
+      (r) => r.path === '/v1/chat/completions' && r.body?.messages?.at(-1)?.content === title[1]!.content,
+    );
+    const titleDone = chat(s, title, { stream: true });
+    await titleOnItsWay.arrived;
+    const x2 = continued(x1, first.content, 4004);
+    const x2Task = tap.hold(
+      (r) => r.path === '/v1/chat/completions' && r.body?.messages?.at(-1)?.content === x2.at(-1)!.content,
+    );
+    const markX2 = s.logs.lines.length;
+    const x2Done = chat(s, x2);
+    // While the title is on its way, x2 restores nothing and sends no task (a short window to see that nothing
+    // comes; without the wait, x2's task arrives within milliseconds, its restore done).
+    const wentAhead = await Promise.race([
+      x2Task.arrived.then(() => true),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 300)),
+    ]);
+    // The title's task reaches the server and starts (clearing the idle slots); then x2's.
+    titleOnItsWay.release();
+    await titleDone;
+    await x2Task.arrived;
+    x2Task.release();
+    const x2Result = await x2Done;
+    const x2Line = await logLineAfter(s.logs, markX2, 'chat', (l) => l.key === short(x2));
+    assert.equal(x2Line.decision, 'restore', JSON.stringify(x2Line));
+    assert.equal(wentAhead, false, 'x2 restored and launched while the title was still on its way');
+    assert.ok(
+      x2Result.timings.cache_n >= first.timings.cache_n + first.timings.prompt_n,
+      `the restored conversation was still there at x2's launch: ${JSON.stringify(x2Result.timings)}`,
+    );
+  });
 });

@@ -39,4 +39,18 @@ describe('LaunchGate', () => {
     await waiting;
     await gate.placed(0); // both settled and gone
   });
+
+  it('launched() waits for the unpinned tasks sent on that backend so far to run, apart from their placement', async () => {
+    const gate = new LaunchGate();
+    let runs!: () => void;
+    gate.noteLaunching(0, new Promise<void>((resolve) => (runs = resolve)));
+    gate.notePlacing(0, new Promise<boolean>(() => undefined)); // never found: launched() does not wait for it
+    let done = false;
+    const waiting = gate.launched(0).then(() => (done = true));
+    await gate.launched(1); // another backend: at once
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(done, false, 'the task is still on its way');
+    runs();
+    await waiting;
+  });
 });
