@@ -15,6 +15,12 @@ import type { SlotState } from '../slots/slot-state.js';
 export class ServerBehaviour {
   /** How the server treats idle slots: seen clearing them, seen keeping them, or not known yet. */
   private idleSlots: 'clears' | 'keeps' | undefined;
+  /**
+   * Since a restart, `idleSlots` is what the server did before it, presumed until seen again: a server that comes
+   * back (a crash, a TTL unload, a sleep) mostly comes back with the same flags, and presuming that it keeps idle
+   * slots while it clears them would lose the conversations answered until the traffic shows it.
+   */
+  private presumed = false;
   private lastContact: number | undefined;
   /** Tasks started on the backend, and the count when each slot last started one. */
   private tasks = 0;
@@ -38,26 +44,34 @@ export class ServerBehaviour {
     return this.idleSlots === 'clears';
   }
 
-  /** Whether the backend's treatment of idle slots is known (clears them, or was seen keeping them). */
+  /** Whether the backend's treatment of idle slots is known (clears them, or was seen keeping them since it started). */
   settled(): boolean {
-    return this.idleSlots !== undefined;
+    return this.idleSlots !== undefined && !this.presumed;
   }
 
   /** Returns true when this is news (worth a log line). */
   noteClearsIdleSlots(): boolean {
-    if (this.idleSlots === 'clears') return false;
+    const news = this.idleSlots !== 'clears';
     this.idleSlots = 'clears';
-    return true;
+    this.presumed = false;
+    return news;
   }
 
   /** The start-up probe saw the server keep an idle slot. */
   noteKeepsIdleSlots(): void {
-    if (this.idleSlots !== 'clears') this.idleSlots = 'keeps';
+    this.seenKeeping();
   }
 
   /** `GET /slots` showed the slot still holding its content: proof of keeping if another task ran since its own. */
   noteSlotKept(slot: SlotState): void {
-    if (this.tasks > (this.slotTask.get(slot) ?? 0) && this.idleSlots !== 'clears') this.idleSlots = 'keeps';
+    if (this.tasks > (this.slotTask.get(slot) ?? 0)) this.seenKeeping();
+  }
+
+  /** Seen keeping an idle slot: believed unless the server was seen clearing one since it started. */
+  private seenKeeping(): void {
+    if (this.idleSlots === 'clears' && !this.presumed) return;
+    this.idleSlots = 'keeps';
+    this.presumed = false;
   }
 
   /** A completion task is about to start on the slot. */
@@ -164,9 +178,12 @@ export class ServerBehaviour {
     return startedAgain;
   }
 
-  /** The backend restarted or was unreachable: it may come back configured differently. */
+  /**
+   * The backend restarted or was unreachable: what it did with idle slots is presumed until seen again (it may come
+   * back configured differently), and its task ids start over.
+   */
   forget(): void {
-    this.idleSlots = undefined;
+    this.presumed = this.idleSlots !== undefined;
     this.lastTask = -1;
   }
 }

@@ -445,4 +445,29 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
       `the restored conversation was still there at x2's launch: ${JSON.stringify(x2Result.timings)}`,
     );
   });
+
+  it('on a clearing server that restarted, the next launches still save what the slots they clear alone hold', async () => {
+    const tapped = stacks.keep(await startClearingServer({ realTime: false }));
+    const { stack: s } = tapped;
+    const [x1, y1] = [opening(4101), opening(4102)];
+    const x = await chat(s, x1);
+    const y = await chat(s, y1);
+    await s.sim.restart();
+    // Quiet for longer than the re-check threshold: x's next turn, counting on the server's RAM cache, finds the
+    // restart by the task ids first (the backend is then forgotten) and comes back from disk.
+    await new Promise((resolve) => setTimeout(resolve, RECHECK_AFTER_QUIET_MS + 100));
+    const x2 = continued(x1, x.content, 4103);
+    const x2Result = await chat(s, x2);
+    assert.equal(x2Result.line.decision, 'restore', JSON.stringify(x2Result.line));
+    // y's next turn starts while x2's state sits unsaved in its slot (write-behind is far away): its launch
+    // clears that slot, so it saves x2 first, as before the restart.
+    const markY = s.logs.lines.length;
+    await chat(s, continued(y1, y.content, 4104));
+    const yLine = await logLineAfter(s.logs, markY, 'chat', (l) => l.key === short(continued(y1, y.content, 4104)));
+    const x2Saves = slotFileEvents(s.sim, 'save').filter((e) => e.filename.includes(keyOf(x2)));
+    assert.ok(
+      x2Saves.some((e) => e.ok && e.n_tokens > x2Result.timings.cache_n),
+      `x2 saved before y's launch cleared it: ${JSON.stringify({ x2Saves, y: yLine.clearing_saves })}`,
+    );
+  });
 });

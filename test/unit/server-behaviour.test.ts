@@ -48,6 +48,33 @@ describe('ServerBehaviour.mayEndSoon', () => {
   });
 });
 
+describe('ServerBehaviour idle slots across a restart', () => {
+  it('presumes after a restart what the server did before, until seen again either way', () => {
+    const behaviour = new ServerBehaviour();
+    assert.equal(behaviour.settled(), false);
+    behaviour.noteClearsIdleSlots();
+    behaviour.forget();
+    assert.equal(behaviour.clearsIdleSlots(), true, 'presumed: still saved before each launch');
+    assert.equal(behaviour.settled(), false, 'but not known: slots are checked before they are trusted');
+    const s = slot(0);
+    behaviour.noteTaskStart(s);
+    behaviour.noteTaskStart(slot(1));
+    behaviour.noteSlotKept(s);
+    assert.equal(behaviour.clearsIdleSlots(), false, 'it came back keeping idle slots: seen, believed');
+    assert.equal(behaviour.settled(), true);
+  });
+
+  it('a server seen clearing since it started is not taken for keeping', () => {
+    const behaviour = new ServerBehaviour();
+    behaviour.noteKeepsIdleSlots();
+    behaviour.forget();
+    assert.equal(behaviour.noteClearsIdleSlots(), true, 'news: it came back clearing');
+    behaviour.noteKeepsIdleSlots();
+    assert.equal(behaviour.clearsIdleSlots(), true);
+    assert.equal(behaviour.settled(), true);
+  });
+});
+
 describe('ServerBehaviour.noteLastTaskShown', () => {
   it('is true only for a task id below one shown before; a lower one does not lower what was seen', () => {
     const behaviour = new ServerBehaviour();
