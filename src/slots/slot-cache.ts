@@ -71,8 +71,9 @@ export interface SlotCacheDeps {
   /** `CACHE_DIR` (the server's --slot-save-path), when configured: where a save that failed verification is deleted. */
   cacheDir?: string;
   /**
-   * The server cleared an idle slot by itself (it saved 0 tokens of a slot believed full): see ServerBehaviour.
-   * `content` now lives only in the server's RAM cache (see ServerRamCacheLedger).
+   * The server cleared an idle slot by itself (it saved 0 tokens of a slot believed full: see ServerBehaviour), or
+   * gave it to another task before a booked save of it ran. `content` now lives only in the server's RAM cache (see
+   * ServerRamCacheLedger).
    */
   onIdleSlotCleared?: (backend: number, content: SlotContent) => void;
   /** A save was verified: `tokens` of `model`'s state take `bytes` (the server's RAM cache stores the same state). */
@@ -214,6 +215,7 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
     content: SlotContent | undefined,
     answer: SaveAnswer,
     started: number,
+    booked = false,
   ): Promise<CacheOpResult> {
     if ('skipped' in answer) {
       // No file was written: an entry under this key stays as it was.
@@ -254,6 +256,9 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
           // The slot holds something else than we believe: the server restarted, or another client used the slot.
           // The file is somebody else's conversation under this key: never offer it.
           deps.slots.forget(slot);
+          // Booked: the task ended there with this content, and a task sent without a pin took the idle slot before
+          // the save reached the server (see booked-saves.ts). Taking a slot moves its content to the RAM cache.
+          if (booked) deps.onIdleSlotCleared?.(slot.backend, content);
           result = {
             ok: false,
             ms: result.ms,
@@ -298,7 +303,7 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
       settle(content) {
         // Timed from here: what the request whose answer ended waits for, not its generation before.
         const started = now();
-        settled ??= answer.then((a) => settleSave(slot, key, content, a, started)).then((r) => report('save', r));
+        settled ??= answer.then((a) => settleSave(slot, key, content, a, started, true)).then((r) => report('save', r));
         return settled;
       },
     };

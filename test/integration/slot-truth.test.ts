@@ -470,4 +470,34 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
       `x2 saved before y's launch cleared it: ${JSON.stringify({ x2Saves, y: yLine.clearing_saves })}`,
     );
   });
+
+  it('on a clearing server, a booked save overtaken by a task that took the slot counts its conversation as in the RAM cache', async () => {
+    const tapped = stacks.keep(await startClearingServer({ realTime: false }));
+    const { stack: s, tap } = tapped;
+    const b = opening(4201);
+    // b ends on the server; the proxy reads that end only when the test says so.
+    const bAnswer = tap.holdAnswer(
+      (r) => r.path === '/v1/chat/completions' && r.body?.messages?.[0]?.content === b[0]!.content,
+    );
+    const markB = s.logs.lines.length;
+    const bDone = s.openai.chat.completions.create({ model: 'tiny', messages: b, max_tokens: 2 });
+    await bAnswer.arrived;
+    // A title request's launch books b's save; the save reaches the server only after the title's task, which the
+    // server puts on b's idle slot (the most similar): two connections, no order between them.
+    const bSave = tap.hold((r) => r.path.includes('action=save'));
+    const title = [{ role: 'user' as const, content: words(8, 4202) }];
+    await chat(s, title);
+    bSave.release();
+    bAnswer.release();
+    const bReply = await bDone;
+    const bLine = await logLineAfter(s.logs, markB, 'chat', (l) => l.key === short(b));
+    const save = bLine.save as { booked?: boolean; unverified?: boolean } | undefined;
+    assert.equal(save?.booked, true, JSON.stringify(bLine));
+    assert.equal(save?.unverified, true, `the save found the title's state: ${JSON.stringify(bLine)}`);
+    // b's state went to the RAM cache when the title took its slot: its next turn comes back from there, whole.
+    const next = await chat(s, continued(b, bReply.choices[0]?.message.content ?? '', 4203), { maxTokens: 2 });
+    assert.equal(next.line.decision, 'server_cache', JSON.stringify(next.line));
+    const bTimings = (bReply as unknown as { timings: { cache_n: number; prompt_n: number } }).timings;
+    assert.ok(next.timings.cache_n >= bTimings.cache_n + bTimings.prompt_n, JSON.stringify(next.timings));
+  });
 });
