@@ -25,6 +25,8 @@ export class ServerBehaviour {
   /** Tasks started on the backend, and the count when each slot last started one. */
   private tasks = 0;
   private readonly slotTask = new WeakMap<SlotState, number>();
+  /** When each slot last started a task (milliseconds, `now`). */
+  private readonly startedAt = new Map<SlotState, number>();
   /** Slots whose request is in flight (sent, its end not yet read by the proxy). */
   private readonly running = new Set<SlotState>();
   /** Streamed requests among them whose first byte has not arrived: their tasks are still prefilling. */
@@ -77,6 +79,7 @@ export class ServerBehaviour {
   /** A completion task is about to start on the slot. */
   noteTaskStart(slot: SlotState): void {
     this.slotTask.set(slot, ++this.tasks);
+    this.startedAt.set(slot, this.now());
   }
 
   /**
@@ -124,6 +127,13 @@ export class ServerBehaviour {
    */
   otherTaskStartedSince(slot: SlotState): boolean {
     return this.tasks > (this.slotTask.get(slot) ?? 0);
+  }
+
+  /** A task started on another slot of the backend within the last `ms` milliseconds. */
+  otherStartedWithin(slot: SlotState, ms: number): boolean {
+    const since = this.now() - ms;
+    for (const [other, at] of this.startedAt) if (other !== slot && at >= since) return true;
+    return false;
   }
 
   launched(slot: SlotState): boolean {

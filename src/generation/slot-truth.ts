@@ -244,12 +244,22 @@ const MAX_SAVE_ROUNDS = 4;
  */
 async function letFinishedTasksEnd(deps: SlotTruthDeps, plan: SlotPlan, model: string): Promise<boolean> {
   const backend = deps.backends.at(plan.slot.backend);
+  const bookedNow: SlotState[] = [];
   const ours = deps.pool
     .all()
     .filter((slot) => slot.backend === backend.index && slot !== plan.slot && backend.behaviour.mayEndSoon(slot))
-    .filter((slot) => !deps.bookedSaves.book(slot));
-  if (ours.length === 0) return false;
+    .filter((slot) => {
+      const bookedBefore = deps.bookedSaves.answered(slot) !== undefined;
+      if (!deps.bookedSaves.book(slot)) return true;
+      if (!bookedBefore) bookedNow.push(slot);
+      return false;
+    });
+  if (ours.length === 0 && bookedNow.length === 0) return false;
   const body = await backend.client.slots(model, SLOTS_TIMEOUT_MS);
+  // Booked just now for a task that has ended already: the save runs at once, but this launch's own task could
+  // reach the server first on its other connection (a reply that stopped at its first tokens): wait for the save.
+  const endedBooked = bookedNow.filter((slot) => slotProcessing(body, slot.id) === false);
+  await Promise.all(endedBooked.map((slot) => deps.bookedSaves.answered(slot) ?? Promise.resolve()));
   const finished = ours.filter((slot) => {
     if (slotProcessing(body, slot.id) === false) return true;
     const left = slotTokensLeft(body, slot.id);
@@ -261,18 +271,25 @@ async function letFinishedTasksEnd(deps: SlotTruthDeps, plan: SlotPlan, model: s
 
 /**
  * A big task of ours is past its prefill on a slot the proxy knows: while other requests of ours hold or wait for
- * slots of the backend, one of their launches will likely come before this conversation's next turn and clear the
- * slot, so its save is booked now, far from its end (see BookedSaves). Alone on the backend, nothing is booked: the
- * conversation may continue at once, and write-behind saves it in the idle time otherwise.
+ * slots of the backend, or one started there within the last CONTENTION_WINDOW_MS (a client between two requests),
+ * one of their launches will likely come before this conversation's next turn and clear the slot, so its save is
+ * booked now, far from its end (see BookedSaves). Alone on the backend, nothing is booked: the conversation may
+ * continue at once, and write-behind saves it in the idle time otherwise.
  */
-export function bookSaveUnderContention(deps: Pick<SlotTruthDeps, 'pool' | 'bookedSaves'>, slot: SlotState): void {
+export function bookSaveUnderContention(
+  deps: Pick<SlotTruthDeps, 'pool' | 'bookedSaves' | 'backends'>,
+  slot: SlotState,
+): void {
   const others =
     deps.pool.waiting() > 0 ||
     deps.pool
       .all()
-      .some((other) => other.backend === slot.backend && other !== slot && other.busy && !other.background);
+      .some((other) => other.backend === slot.backend && other !== slot && other.busy && !other.background) ||
+    deps.backends.at(slot.backend).behaviour.otherStartedWithin(slot, CONTENTION_WINDOW_MS);
   if (others) deps.bookedSaves.book(slot);
 }
+
+const CONTENTION_WINDOW_MS = 1000;
 
 /**
  * A generating task this close to its `n_predict` counts as finishing: a few decode steps (milliseconds on a GPU or

@@ -69,6 +69,11 @@ export class BookedSaves {
     return true;
   }
 
+  /** The server's answer to the save booked for the slot's task, when one is booked. */
+  answered(slot: SlotState): Promise<void> | undefined {
+    return this.booked.get(slot)?.answered;
+  }
+
   /** Book the save of a running task on the backend that has none yet, if one can be. */
   private bookAnotherOn(backend: number): void {
     for (const slot of this.running.keys())

@@ -197,7 +197,7 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
     assert.deepEqual(failedSaves, [], 'no save found its slot already cleared');
   });
 
-  it('on a clearing server, a launch books the save of a task that ended unseen: it runs before the launch clears the slot, and the launch does not wait', async () => {
+  it('on a clearing server, a launch books the save of a task that ended unseen, and sends its own task once that save is done: not before, nor after the end of its answer', async () => {
     const tapped = stacks.keep(await startClearingServer({ realTime: false, diskOnly: true }));
     const { stack: s, tap } = tapped;
     const [b, c] = [opening(3501), opening(3503)];
@@ -209,7 +209,22 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
     const bDone = s.openai.chat.completions.create({ model: 'tiny', messages: b, max_tokens: 2 });
     await bAnswer.arrived;
     const markC = { log: s.logs.lines.length, tap: tap.requests.length };
-    await s.openai.chat.completions.create({ model: 'tiny', messages: c, max_tokens: 2 });
+    // The save reaches the server late (two connections, two server threads): c's task waits for its answer.
+    const bSaveOnItsWay = tap.hold((r) => r.path.includes('action=save'));
+    const cTask = tap.hold(
+      (r) => r.path === '/v1/chat/completions' && r.body?.messages?.[0]?.content === c[0]!.content,
+    );
+    const cDone = s.openai.chat.completions.create({ model: 'tiny', messages: c, max_tokens: 2 });
+    await bSaveOnItsWay.arrived;
+    const wentAhead = await Promise.race([
+      cTask.arrived.then(() => true),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 300)),
+    ]);
+    assert.equal(wentAhead, false, "c's task went to the server before b's save was done");
+    bSaveOnItsWay.release();
+    await cTask.arrived;
+    cTask.release();
+    await cDone;
     // c was answered while b's answer was still held: its launch did not wait for b's end.
     await logLineAfter(s.logs, markC.log, 'chat', (l) => l.key === short(c));
     // The booked save reached the server before c's task, which would clear b's slot.
@@ -474,30 +489,27 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
   it('on a clearing server, a booked save overtaken by a task that took the slot counts its conversation as in the RAM cache', async () => {
     const tapped = stacks.keep(await startClearingServer({ realTime: false }));
     const { stack: s, tap } = tapped;
-    const b = opening(4201);
-    // b ends on the server; the proxy reads that end only when the test says so.
-    const bAnswer = tap.holdAnswer(
-      (r) => r.path === '/v1/chat/completions' && r.body?.messages?.[0]?.content === b[0]!.content,
-    );
-    const markB = s.logs.lines.length;
-    const bDone = s.openai.chat.completions.create({ model: 'tiny', messages: b, max_tokens: 2 });
-    await bAnswer.arrived;
-    // A title request's launch books b's save; the save reaches the server only after the title's task, which the
-    // server puts on b's idle slot (the most similar): two connections, no order between them.
+    const titleRequest = (seed: number) => [{ role: 'user' as const, content: words(8, seed) }];
+    // A task started on another slot just before: b's first token finds the backend in use, and books b's save.
+    await chat(s, titleRequest(4201));
+    const b = opening(4202);
     const bSave = tap.hold((r) => r.path.includes('action=save'));
-    const title = [{ role: 'user' as const, content: words(8, 4202) }];
-    await chat(s, title);
+    const markB = s.logs.lines.length;
+    const bDone = chat(s, b, { stream: true, maxTokens: 2 });
+    await bSave.arrived;
+    await waitFor(async () => !(await simSlots(s.sim.url)).some((slot) => slot.is_processing), 'b ended on the server');
+    // The save reaches the server only after a title request's task, which the server puts on b's idle slot (the
+    // most similar): as when a task waiting for a free slot leaves the server's deferred queue before the save.
+    await chat(s, titleRequest(4203));
     bSave.release();
-    bAnswer.release();
-    const bReply = await bDone;
+    const bResult = await bDone;
     const bLine = await logLineAfter(s.logs, markB, 'chat', (l) => l.key === short(b));
     const save = bLine.save as { booked?: boolean; unverified?: boolean } | undefined;
     assert.equal(save?.booked, true, JSON.stringify(bLine));
     assert.equal(save?.unverified, true, `the save found the title's state: ${JSON.stringify(bLine)}`);
     // b's state went to the RAM cache when the title took its slot: its next turn comes back from there, whole.
-    const next = await chat(s, continued(b, bReply.choices[0]?.message.content ?? '', 4203), { maxTokens: 2 });
+    const next = await chat(s, continued(b, bResult.content, 4204), { maxTokens: 2 });
     assert.equal(next.line.decision, 'server_cache', JSON.stringify(next.line));
-    const bTimings = (bReply as unknown as { timings: { cache_n: number; prompt_n: number } }).timings;
-    assert.ok(next.timings.cache_n >= bTimings.cache_n + bTimings.prompt_n, JSON.stringify(next.timings));
+    assert.ok(next.timings.cache_n >= bResult.timings.cache_n + bResult.timings.prompt_n, JSON.stringify(next.timings));
   });
 });
