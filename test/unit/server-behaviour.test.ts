@@ -75,6 +75,22 @@ describe('ServerBehaviour idle slots across a restart', () => {
   });
 });
 
+describe('ServerBehaviour.otherStartedWithin', () => {
+  it('is a task started on another slot within the window, never the slot's own', () => {
+    let now = 1000;
+    const behaviour = new ServerBehaviour(() => now);
+    const [a, b] = [slot(0), slot(1)];
+    assert.equal(behaviour.otherStartedWithin(a, 1000), false, 'nothing started yet');
+    behaviour.noteTaskStart(a);
+    assert.equal(behaviour.otherStartedWithin(a, 1000), false, 'its own start does not count');
+    behaviour.noteTaskStart(b);
+    now += 600;
+    assert.equal(behaviour.otherStartedWithin(a, 1000), true);
+    now += 500;
+    assert.equal(behaviour.otherStartedWithin(a, 1000), false, 'b started 1.1 s ago');
+  });
+});
+
 describe('ServerBehaviour.noteLastTaskShown', () => {
   it('is true only for a task id below one shown before; a lower one does not lower what was seen', () => {
     const behaviour = new ServerBehaviour();
