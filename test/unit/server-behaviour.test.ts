@@ -76,7 +76,7 @@ describe('ServerBehaviour idle slots across a restart', () => {
 });
 
 describe('ServerBehaviour.otherStartedWithin', () => {
-  it('is a task started on another slot within the window, never the slot's own', () => {
+  it("is a task started on another slot within the window, never the slot's own", () => {
     let now = 1000;
     const behaviour = new ServerBehaviour(() => now);
     const [a, b] = [slot(0), slot(1)];
