@@ -235,7 +235,8 @@ const MAX_SAVE_ROUNDS = 4;
  * A task of ours may have ended on the server a moment before the proxy has read the end of its answer: the launch
  * about to happen would clear that slot before its content could be recorded and saved. For such a task (in flight
  * on a big prompt where the proxy knows, past its prefill), the launch books its save for its end (BookedSaves), so
- * the server runs the save before the launch: one booking per backend at a time. Only the others are looked for:
+ * the server runs the save before the launch: one booking per backend at a time. A save booked by this very launch
+ * for a task `GET /slots` shows ended already is waited for. The tasks without a booking are looked for too:
  * `GET /slots` shows those of them that ended (no longer processing), and those a few tokens from their `n_predict`,
  * which would end while the server takes up the launch (one iteration of its loop: a decode step, or a whole
  * prefill batch); their requests are given a moment to end. True when there were some. A task that stops at an

@@ -16,10 +16,12 @@
  * other's save (deferred again), leaving its own in the queue while the next launch clears its slot. Once a
  * booking is answered, the save of another running task there is booked in its place.
  *
- * A save booked by a launch in the very moment the task ends can still lose: the launch's task may reach the
- * server's queue first (the two requests travel on two connections, read by two threads on a loaded machine; seen
- * once in 60 bookings on the real bench). So while other requests of ours are active on the backend, a task's save
- * is booked as soon as it can be, at its first token (see bookSaveUnderContention), far from its end.
+ * A save booked at the very moment the task ends can still lose: another task may reach the server's queue first
+ * (requests travel on different connections, read by different threads of a loaded server), or a task that waited
+ * for a free slot may leave the deferred queue ahead of it; seen with replies a few tokens long (4 in about 100).
+ * So while other requests of ours are active on the backend, a task's save is booked as soon as it can be, at its
+ * first token (bookSaveUnderContention), and a launch that books one for a task already ended waits for its answer
+ * (letFinishedTasksEnd in slot-truth.ts).
  */
 import type { BookedSave, CacheOpResult, SlotCache } from './slot-cache.js';
 import type { SlotContent, SlotState } from './slot-state.js';

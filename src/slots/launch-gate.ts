@@ -9,8 +9,9 @@
  * A task sent without a pin prepared no slot: it leaves the gate as soon as it is sent, and the launches that need
  * to know where it runs wait for `placed`. Sent is not launched, though: the server reads, templates and tokenizes
  * a request before it queues its task (about 10 ms for a small chat on a loaded machine), so a restore sent by the
- * next holder of the gate can reach the server first and be cleared by that launch. A launch that counts on a slot
- * prepared for it (resident, or restored) first waits for `launched`.
+ * next holder of the gate can reach the server first and be cleared by that launch. So a launch that restores first
+ * waits for `launched`. (A resident slot needs no such wait: the launch before it already counted that slot as
+ * cleared, and the plan became a restore at the gate.)
  */
 
 export interface GatePass {
