@@ -62,9 +62,11 @@ export class BookedSaves {
     if (!task || this.bookedOn(slot.backend) || !this.bookable(slot)) return false;
     const booking = this.slotCache.book(slot, task.key, task.model);
     this.booked.set(slot, booking);
-    // Outstanding until the server answers: only then has it left the server's deferred queue.
-    void booking.answered.then(() => {
-      if (this.booked.get(slot) !== booking) return;
+    // Outstanding until the server answers: only then has it left the server's deferred queue. A call that failed
+    // (a generation longer than REQUEST_TIMEOUT) may still wait there: the backend takes no other booking until
+    // this task ends (taskEnded), when the server has run it.
+    void booking.answered.then((responded) => {
+      if (!responded || this.booked.get(slot) !== booking) return;
       this.answeredOn.add(slot);
       this.bookAnotherOn(slot.backend);
     });
@@ -72,7 +74,7 @@ export class BookedSaves {
   }
 
   /** The server's answer to the save booked for the slot's task, when one is booked. */
-  answered(slot: SlotState): Promise<void> | undefined {
+  answered(slot: SlotState): Promise<boolean> | undefined {
     return this.booked.get(slot)?.answered;
   }
 

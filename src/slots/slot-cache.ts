@@ -102,8 +102,11 @@ export interface SlotCache {
 
 /** A save asked for before the slot's task ended (SlotCache.book). */
 export interface BookedSave {
-  /** Settles once the server has answered (the task ended and the save ran, or it failed). */
-  readonly answered: Promise<void>;
+  /**
+   * Settles once the call is over: true when the server answered (the task ended and the save ran, or the server
+   * refused it), false when the call itself failed (a timeout, a lost connection), so the server may still hold it.
+   */
+  readonly answered: Promise<boolean>;
   /**
    * The task ended: check the save against what the slot was recorded to hold (`undefined` when the answer did not
    * end as expected) and record its meta, or delete the file. Idempotent.
@@ -299,7 +302,7 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
     );
     let settled: Promise<CacheOpResult> | undefined;
     return {
-      answered: answer.then(() => undefined),
+      answered: answer.then((a) => 'res' in a),
       settle(content) {
         // Timed from here: what the request whose answer ended waits for, not its generation before.
         const started = now();

@@ -11,12 +11,17 @@ import { held, slot } from '../support/slot-fixtures.js';
 
 /** A slot cache whose booked saves the test answers by hand. */
 function fakeCache() {
-  const bookings: Array<{ slot: SlotState; key: string; answer: () => void; settledWith: unknown[] }> = [];
+  const bookings: Array<{
+    slot: SlotState;
+    key: string;
+    answer: (responded?: boolean) => void;
+    settledWith: unknown[];
+  }> = [];
   return {
     bookings,
     book(s: SlotState, key: string): BookedSave {
-      let answer!: () => void;
-      const answered = new Promise<void>((resolve) => (answer = resolve));
+      let answer!: (responded?: boolean) => void;
+      const answered = new Promise<boolean>((resolve) => (answer = (responded = true) => resolve(responded)));
       const settledWith: unknown[] = [];
       bookings.push({ slot: s, key, answer, settledWith });
       return {
@@ -95,5 +100,19 @@ describe('BookedSaves', () => {
     cache.bookings[0]!.answer();
     assert.deepEqual(await saves.taskEnded(s0, undefined), { ok: false, ms: 1 });
     assert.deepEqual(cache.bookings[0]!.settledWith, [undefined]);
+  });
+
+  it('a booking whose call failed (the server may still hold it) blocks the backend until its task ends', async () => {
+    const cache = fakeCache();
+    const saves = new BookedSaves(cache, () => true);
+    const [a, b] = [slot(0), slot(1)];
+    saves.taskRunning(a, 'ka', 'm');
+    saves.taskRunning(b, 'kb', 'm');
+    saves.book(a);
+    cache.bookings[0]!.answer(false); // a timeout: no answer from the server
+    await tick();
+    assert.equal(saves.book(b), false, "a's save may still wait in the server's deferred queue");
+    await saves.taskEnded(a, undefined);
+    assert.equal(saves.book(b), true, "a's task ended: the server has run its save");
   });
 });
