@@ -250,7 +250,7 @@ async function letFinishedTasksEnd(deps: SlotTruthDeps, plan: SlotPlan, model: s
     .all()
     .filter((slot) => slot.backend === backend.index && slot !== plan.slot && backend.behaviour.mayEndSoon(slot))
     .filter((slot) => {
-      const bookedBefore = deps.bookedSaves.answered(slot) !== undefined;
+      const bookedBefore = deps.bookedSaves.has(slot);
       if (!deps.bookedSaves.book(slot)) return true;
       if (!bookedBefore) bookedNow.push(slot);
       return false;

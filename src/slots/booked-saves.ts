@@ -31,12 +31,16 @@ interface RunningTask {
   model: string;
 }
 
+interface Booking {
+  save: BookedSave;
+  /** The server answered the save: it no longer waits in the server's deferred queue. */
+  answered: boolean;
+}
+
 export class BookedSaves {
   /** Big tasks in flight, by slot: what a booked save of theirs is filed under. */
   private readonly running = new Map<SlotState, RunningTask>();
-  private readonly booked = new Map<SlotState, BookedSave>();
-  /** Booked slots whose save the server has answered: it no longer waits in the server's deferred queue. */
-  private readonly answeredOn = new Set<SlotState>();
+  private readonly booked = new Map<SlotState, Booking>();
 
   /**
    * @param bookable whether a save can be booked for the slot's task now: on a backend that clears idle slots, past
@@ -60,22 +64,27 @@ export class BookedSaves {
     if (this.booked.has(slot)) return true;
     const task = this.running.get(slot);
     if (!task || this.bookedOn(slot.backend) || !this.bookable(slot)) return false;
-    const booking = this.slotCache.book(slot, task.key, task.model);
+    const booking: Booking = { save: this.slotCache.book(slot, task.key, task.model), answered: false };
     this.booked.set(slot, booking);
     // Outstanding until the server answers: only then has it left the server's deferred queue. A call that failed
     // (a generation longer than REQUEST_TIMEOUT) may still wait there: the backend takes no other booking until
     // this task ends (taskEnded), when the server has run it.
-    void booking.answered.then((responded) => {
+    void booking.save.answered.then((responded) => {
       if (!responded || this.booked.get(slot) !== booking) return;
-      this.answeredOn.add(slot);
+      booking.answered = true;
       this.bookAnotherOn(slot.backend);
     });
     return true;
   }
 
+  /** Whether a save is booked for the slot's task. */
+  has(slot: SlotState): boolean {
+    return this.booked.has(slot);
+  }
+
   /** The server's answer to the save booked for the slot's task, when one is booked. */
   answered(slot: SlotState): Promise<boolean> | undefined {
-    return this.booked.get(slot)?.answered;
+    return this.booked.get(slot)?.save.answered;
   }
 
   /** Book the save of a running task on the backend that has none yet, if one can be. */
@@ -93,14 +102,13 @@ export class BookedSaves {
     const booking = this.booked.get(slot);
     if (!booking) return undefined;
     try {
-      return await booking.settle(content);
+      return await booking.save.settle(content);
     } finally {
       this.booked.delete(slot);
-      this.answeredOn.delete(slot);
     }
   }
 
   private bookedOn(backend: number): boolean {
-    return [...this.booked.keys()].some((slot) => slot.backend === backend && !this.answeredOn.has(slot));
+    return [...this.booked].some(([slot, booking]) => slot.backend === backend && !booking.answered);
   }
 }
