@@ -22,11 +22,9 @@ export class ServerBehaviour {
    */
   private presumed = false;
   private lastContact: number | undefined;
-  /** Tasks started on the backend, and the count when each slot last started one. */
+  /** Tasks started on the backend; per slot, the count and the time (`now`) when it last started one. */
   private tasks = 0;
-  private readonly slotTask = new WeakMap<SlotState, number>();
-  /** When each slot last started a task (milliseconds, `now`). */
-  private readonly startedAt = new Map<SlotState, number>();
+  private readonly lastStart = new Map<SlotState, { task: number; at: number }>();
   /** Slots whose request is in flight (sent, its end not yet read by the proxy). */
   private readonly running = new Set<SlotState>();
   /** Streamed requests among them whose first byte has not arrived: their tasks are still prefilling. */
@@ -66,7 +64,7 @@ export class ServerBehaviour {
 
   /** `GET /slots` showed the slot still holding its content: proof of keeping if another task ran since its own. */
   noteSlotKept(slot: SlotState): void {
-    if (this.tasks > (this.slotTask.get(slot) ?? 0)) this.seenKeeping();
+    if (this.tasks > (this.lastStart.get(slot)?.task ?? 0)) this.seenKeeping();
   }
 
   /** Seen keeping an idle slot: believed unless the server was seen clearing one since it started. */
@@ -78,8 +76,7 @@ export class ServerBehaviour {
 
   /** A completion task is about to start on the slot. */
   noteTaskStart(slot: SlotState): void {
-    this.slotTask.set(slot, ++this.tasks);
-    this.startedAt.set(slot, this.now());
+    this.lastStart.set(slot, { task: ++this.tasks, at: this.now() });
   }
 
   /**
@@ -126,13 +123,13 @@ export class ServerBehaviour {
    * the slot (the check before each start cannot see a task that ends during the server's next iteration).
    */
   otherTaskStartedSince(slot: SlotState): boolean {
-    return this.tasks > (this.slotTask.get(slot) ?? 0);
+    return this.tasks > (this.lastStart.get(slot)?.task ?? 0);
   }
 
   /** A task started on another slot of the backend within the last `ms` milliseconds. */
   otherStartedWithin(slot: SlotState, ms: number): boolean {
     const since = this.now() - ms;
-    for (const [other, at] of this.startedAt) if (other !== slot && at >= since) return true;
+    for (const [other, { at }] of this.lastStart) if (other !== slot && at >= since) return true;
     return false;
   }
 
