@@ -11,6 +11,9 @@ export interface ConfigMetrics {
   ttft_mean_ms: number;
   ttft_p50_ms: number;
   ttft_p95_ms: number;
+  /** Mean time to first token of the conversations' turns and of the small requests apart: where a gap lives. */
+  ttft_turn_mean_ms: number;
+  ttft_small_mean_ms?: number;
   wall_ms: number;
   saves: number;
   restores: number;
@@ -129,6 +132,7 @@ export function summarize(
     ttft_mean_ms: round(mean(ttft)),
     ttft_p50_ms: round(percentile(ttft, 50)),
     ttft_p95_ms: round(percentile(ttft, 95)),
+    ttft_turn_mean_ms: round(mean(results.filter((r) => r.job.kind === 'turn').map((r) => toModel(r.ttftMs)))),
     wall_ms: round(toModel(wallMs)),
     saves: actions.saves,
     restores: actions.restores,
@@ -139,6 +143,8 @@ export function summarize(
     proxy_cpu_s: round(proc.cpu),
     proxy_rss_mb: round(proc.rss),
   };
+  const small = results.filter((r) => r.job.kind === 'small').map((r) => toModel(r.ttftMs));
+  if (small.length > 0) metrics.ttft_small_mean_ms = round(mean(small));
   if (workload.name === 'overhead') {
     metrics.latency_p50_ms = round(
       percentile(

@@ -13,6 +13,8 @@ const COLUMNS: Column[] = [
   ['ttft mean ms', (m) => String(Math.round(m.ttft_mean_ms))],
   ['p50', (m) => String(Math.round(m.ttft_p50_ms))],
   ['p95', (m) => String(Math.round(m.ttft_p95_ms))],
+  ['turns', (m) => String(Math.round(m.ttft_turn_mean_ms))],
+  ['small', (m) => (m.ttft_small_mean_ms === undefined ? '' : String(Math.round(m.ttft_small_mean_ms)))],
   ['wall s', (m) => (m.wall_ms / 1000).toFixed(1)],
   ['saves', (m) => `${m.saves}${m.failed_saves ? ` (+${m.failed_saves} failed)` : ''}`],
   ['restores', (m) => `${m.restores}${m.failed_restores ? ` (+${m.failed_restores} failed)` : ''}`],

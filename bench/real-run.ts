@@ -160,9 +160,13 @@ export async function runRealBench(
             m.prompt_tokens === ideal.promptTokens
               ? ''
               : ` (prompts ${m.prompt_tokens - ideal.promptTokens > 0 ? '+' : ''}${m.prompt_tokens - ideal.promptTokens} tokens against the ideal run: other replies)`;
+          const kinds =
+            m.ttft_small_mean_ms === undefined
+              ? ''
+              : ` (turns ${Math.round(m.ttft_turn_mean_ms)}, small ${Math.round(m.ttft_small_mean_ms)})`;
           const which = repeats > 1 ? ` (run ${run + 1} of ${repeats})` : '';
           log(
-            `[${mode}] ${workload.name} / ${config}${which}: ${((performance.now() - t0) / 1000).toFixed(1)} s, prefill ${(m.prefill_tokens / ideal.prefill).toFixed(3)} × ideal, ttft mean ${Math.round(m.ttft_mean_ms)} ms${drift}`,
+            `[${mode}] ${workload.name} / ${config}${which}: ${((performance.now() - t0) / 1000).toFixed(1)} s, prefill ${(m.prefill_tokens / ideal.prefill).toFixed(3)} × ideal, ttft mean ${Math.round(m.ttft_mean_ms)} ms${kinds}${drift}`,
           );
         }
       }
