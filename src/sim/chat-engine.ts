@@ -12,6 +12,9 @@ import { replyGenerator } from './reply.js';
 import type { Slot } from './slot.js';
 import type { SlotChoice } from './slot-scheduler.js';
 
+/** llama-server's default `n_batch`: the prompt tokens its main loop takes up in one go. */
+const PROMPT_BATCH_TOKENS = 2048;
+
 /** A validated chat request, ready to run. */
 export interface ChatTask {
   prompt: string[];
@@ -94,6 +97,9 @@ async function runOnSlot(
   const prompt = task.prompt;
   const idTask = inst.nextTaskId();
   const out: ChatOutcome = { ...emptyOutcome(slot.id), aborted: false };
+  // `GET /slots` shows a prompt batch's tokens in the slot's KV as soon as the batch is taken up, as the real server
+  // does (a cold task shows its first `n_batch` tokens right after its launch).
+  const batchFrom = (done: number) => Math.min(out.promptN, done + PROMPT_BATCH_TOKENS);
   try {
     // Launching the task is a task of the server's main loop: it waits for the current batch, then moves slot
     // states into and out of the RAM cache while every other slot waits. Only then does `GET /slots` show the task
@@ -109,12 +115,15 @@ async function runOnSlot(
       slot.processing = true;
       slot.lastUsed = inst.tick();
       slot.nextToken = { has_next_token: true, has_new_line: false, n_remain: task.nPredict, n_decoded: 0 };
-      slot.tokens = prompt.slice(0, out.cacheN);
+      slot.tokens = prompt.slice(0, out.cacheN + batchFrom(0));
     });
     slot.reuseBlocked = false;
     let processed = 0;
     const promptMs = await inst.engine
-      .prefill(out.promptN, signal, (done) => (processed = done))
+      .prefill(out.promptN, signal, (done) => {
+        processed = done;
+        slot.tokens = prompt.slice(0, out.cacheN + batchFrom(done));
+      })
       .catch((err: unknown) => {
         // Keep what the prefill got through before the client left.
         slot.tokens = prompt.slice(0, out.cacheN + Math.min(processed, out.promptN - 1));
