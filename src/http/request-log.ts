@@ -28,6 +28,7 @@ export interface ChatLogLine {
   words?: number;
   /** URL of the backend that served it (absent when no slot was found). */
   backend?: string;
+  /** The slot it ran on; absent when it went without a pin and the proxy did not look for (or find) the slot. */
   slot?: number;
   /** Kept from before `decision` existed on these lines: 'no_slot' or 'client_gone_while_waiting'. */
   outcome?: string;
@@ -98,6 +99,8 @@ export class RequestLog {
   api?: string;
   /** The session the request named (a header or body field), when it named one. */
   session?: string;
+  /** Sent without a pin, and its slot was not found (SlotPlan.unpinned, placeUnpinnedTask). */
+  slotUnknown?: true;
 
   /**
    * Created the moment the request got its slot. `started` and `acquired` are `performance.now()` readings: the wait
@@ -130,7 +133,7 @@ export class RequestLog {
       big: analysis.big,
       words: analysis.wordCount,
       backend: backendUrl,
-      slot: plan.slot.id,
+      ...(!this.slotUnknown && { slot: plan.slot.id }),
       decision,
       ...(plan.restore && { restore_key: shortKey(plan.restore.key), match_ratio: roundMs(plan.restore.ratio) }),
       ...(plan.resident && { match_ratio: roundMs(plan.resident.ratio) }),

@@ -86,7 +86,9 @@ export async function chat(
     timings = (res as unknown as { timings?: Timings }).timings;
   }
   if (!timings) throw new Error('the answer carried no timings');
-  const line = await logLineAfter(stack.logs, mark, 'chat');
+  // This request's line: another request's may come first.
+  const key = keyOf(messages, params.model).slice(0, 16);
+  const line = await logLineAfter(stack.logs, mark, 'chat', (l) => l.key === key);
   return { content, finishReason, timings, line };
 }
 
