@@ -144,7 +144,7 @@ async function serve(
       prefill.end();
     });
     const placed = plan.unpinned
-      ? placeUnpinnedTask(deps, plan, analysis.model, { answered, running }, gate, baseline).catch(() => false)
+      ? placeUnpinnedTask(deps, plan, analysis, { answered, running }, gate, baseline).catch(() => false)
       : undefined;
     if (gate && !plan.unpinned)
       void leaveLaunchGateWhenRunning(deps, plan, analysis.model, answered, gate).catch(() => undefined);
@@ -154,8 +154,10 @@ async function serve(
     noticeLostSlot(deps, plan, outcome);
     await noticeServerCacheMiss(deps, plan, outcome, analysis.model);
     // Unpinned, on a slot that could not be told: what the request left behind is nowhere the proxy knows.
-    if (placed && !(await placed)) deps.pool.forget(plan.slot);
-    else recordSlotContent(deps, plan, analysis, outcome, gen.session);
+    if (placed && !(await placed)) {
+      deps.pool.forget(plan.slot);
+      line.slotUnknown = true;
+    } else recordSlotContent(deps, plan, analysis, outcome, gen.session);
     // A launch meanwhile may have booked this answer's save (see BookedSaves): it ran as the task ended.
     const recorded = outcome.completed && outcome.status < 400 ? plan.slot.content : undefined;
     const booked = await deps.bookedSaves.taskEnded(plan.slot, recorded);

@@ -13,6 +13,7 @@ import {
   lastTaskShown,
   parseSlots,
   runningTasks,
+  slotEndedSince,
   slotOfNewTask,
   slotLeftBy,
   slotProcessing,
@@ -92,6 +93,9 @@ function restoreInstead(
  *   server loads it within the iteration that takes up the task, where a restore from disk costs a slot action
  *   of its own. When the model cannot tell whether the entry is still there (sizes not learnt yet), only if disk has
  *   nothing of it: a miss must then cost no more than the cold prefill the request faces anyway.
+ * - A big one that neither tier holds (cold): the server puts it on an idle slot, or on the first slot to free up.
+ *   Pinned, it could wait behind a small task the server has just put on that very slot, and a small request that
+ *   comes next would meet its prefill's first batch (hundreds of milliseconds) instead of finding it done.
  * When the backend was quiet for a while, `GET /slots` first tells whether it started again since (its RAM cache
  * then lost): its task ids start again from zero.
  * Called inside the launch gate, after confirmResidency.
@@ -109,7 +113,11 @@ export async function leavePlacementToServer(
   }
   const hit = backend.ramCache.find(analysis.model, analysis.blocks, tokensClearedByLaunch(deps, plan));
   const disk = plan.restore;
-  if (!hit || (disk && !(hit.sure && hit.content.blocks.length >= disk.lcp))) return;
+  if (!hit) {
+    if (!disk) plan.unpinned = true; // cold
+    return;
+  }
+  if (disk && !(hit.sure && hit.content.blocks.length >= disk.lcp)) return;
   if (
     backend.behaviour.quietFor() >= RECHECK_AFTER_QUIET_MS &&
     (await startedAgain(deps, plan.slot.backend, analysis.model))
@@ -350,11 +358,11 @@ export async function leaveLaunchGateWhenRunning(
  * small request arriving meanwhile reaches the server as soon as it would without the proxy; a big request's launch
  * waits in the gate until every unpinned task before it is found (LaunchGate.placed), since it might be pinned to
  * that very slot, or be told apart from it only by its size; a restore also until the task runs on the server
- * (`task.running`: its first byte or its end, LaunchGate.launched), as its launch would clear the restored slot.
+ * (seen on its slot, else its first byte or its end: LaunchGate.launched), as its launch would clear the restored slot.
  *
  * A big request's slot is found with `GET /slots`: while it runs, the one task not running before the launch
- * (`baseline`, see slotOfNewTask) whose KV holds at least half of the conversation the RAM cache gave back (a small
- * task that started meanwhile does not); once its answer has ended, the one idle slot with a newer task whose KV
+ * (`baseline`, see slotOfNewTask) whose KV holds enough tokens not to be a small task started meanwhile
+ * (tokensAtFirstSight); once its answer has ended, the one idle slot with a newer task whose KV
  * holds what the answer left (slotLeftBy). Its slot record then moves there. A small request's slot is not looked
  * for: nothing it leaves is saved. Resolves with false when the slot is not known (a small request, the slot taken
  * by another task already, another client's task started at the same moment): the request's content is then not
@@ -363,33 +371,47 @@ export async function leaveLaunchGateWhenRunning(
 export function placeUnpinnedTask(
   deps: SlotTruthDeps,
   plan: SlotPlan,
-  model: string,
+  analysis: Pick<PromptAnalysis, 'model' | 'big' | 'wordCount'>,
   task: { answered: Promise<ForwardOutcome>; running: Promise<void> },
   pass: GatePass | undefined,
   baseline: LaunchBaseline | undefined,
 ): Promise<boolean> {
   const { answered } = task;
   const { behaviour } = deps.backends.at(plan.slot.backend);
-  const expectedTokens = plan.fromServerCache?.content.nTokens;
-  const found =
-    expectedTokens && baseline
-      ? findUnpinnedSlot(deps, plan, model, answered, baseline, Math.floor(expectedTokens / 2))
-      : Promise.resolve(false);
+  const where =
+    analysis.big && baseline
+      ? findUnpinnedSlot(deps, plan, analysis.model, answered, baseline, tokensAtFirstSight(plan, analysis))
+      : Promise.resolve(undefined);
   // Until found, and for good when it is not: its record names no real slot (noteEnded forgets it).
   behaviour.noteUnplaced(plan.slot);
-  found.then(
-    (ok) => {
-      if (!ok) return;
-      behaviour.notePlaced(plan.slot);
-      bookSaveUnderContention(deps, plan.slot);
-    },
-    () => undefined,
-  );
+  const found = where.then(async (state) => {
+    if (!state) return false;
+    behaviour.notePlaced(plan.slot);
+    bookSaveUnderContention(deps, plan.slot);
+    // Found ended, its booked save runs at once: a launch that reached the server first would clear the slot.
+    if (state === 'ended') await deps.bookedSaves.answered(plan.slot);
+    return true;
+  });
   deps.launchGate.notePlacing(plan.slot.backend, found);
-  deps.launchGate.noteLaunching(plan.slot.backend, task.running);
+  // Launched once `GET /slots` shows it on its slot; when it cannot, once its first byte (or its end) comes.
+  const seen = where.then((state) => (state ? undefined : task.running));
+  deps.launchGate.noteLaunching(plan.slot.backend, Promise.race([task.running, seen]));
   pass?.release();
   return found;
 }
+
+/**
+ * The fewest tokens an unpinned big task's slot shows once it runs, telling it from a small task started meanwhile:
+ * half of what the RAM cache gives back, which is in its KV from the launch; for a cold one, half of its prompt's
+ * first batch, which `GET /slots` shows from the launch on (llama-server takes up to `n_batch` prompt tokens at
+ * once: 2048 by default, seldom fewer than 512; a prompt makes about a token a word or more).
+ */
+function tokensAtFirstSight(plan: SlotPlan, analysis: Pick<PromptAnalysis, 'wordCount'>): number {
+  const broughtBack = plan.fromServerCache?.content.nTokens;
+  return Math.floor((broughtBack ?? Math.min(analysis.wordCount, SMALLEST_FIRST_BATCH)) / 2);
+}
+
+const SMALLEST_FIRST_BATCH = 512;
 
 async function findUnpinnedSlot(
   deps: SlotTruthDeps,
@@ -398,7 +420,7 @@ async function findUnpinnedSlot(
   answered: Promise<ForwardOutcome>,
   baseline: LaunchBaseline,
   minTokens: number,
-): Promise<boolean> {
+): Promise<'running' | 'ended' | undefined> {
   const { slot } = plan;
   const backend = deps.backends.at(slot.backend);
   const over = settled(answered);
@@ -410,7 +432,7 @@ async function findUnpinnedSlot(
     if (ended) {
       const left = tokensLeftInSlot((await answered).timings);
       const id = left === undefined ? undefined : slotLeftBy(body, left, baseline.lastTask);
-      return id !== undefined && deps.pool.moveTo(slot, id);
+      return movedTo(id, 'ended');
     }
     // Our other tasks in flight whose slot is known (a small unpinned one's record names no real slot).
     const ourPending = deps.pool
@@ -420,11 +442,17 @@ async function findUnpinnedSlot(
       )
       .map((other) => other.id);
     const chosen = slotOfNewTask(baseline.running, runningTasks(body), ourPending, minTokens);
-    if (chosen === undefined) return false;
-    if (chosen !== 'not yet') return deps.pool.moveTo(slot, chosen);
+    if (chosen === undefined) return undefined;
+    if (chosen !== 'not yet') return movedTo(chosen, 'running');
+    const endedOn = slotEndedSince(body, baseline.lastTask, ourPending, minTokens);
+    if (endedOn !== undefined) return movedTo(endedOn, 'ended');
     await new Promise((resolve) => setTimeout(resolve, LAUNCH_POLL_MS));
   }
-  return false;
+  return undefined;
+
+  function movedTo(id: number | undefined, state: 'running' | 'ended') {
+    return id !== undefined && deps.pool.moveTo(slot, id) ? state : undefined;
+  }
 }
 
 /** A view of whether `promise` has settled yet. */

@@ -39,7 +39,7 @@ export class LaunchGate {
     return settledAll(this.placing, backend);
   }
 
-  /** A task sent without a pin runs on the server once `running` settles (its first byte, or its end). */
+  /** A task sent without a pin runs on the server once `running` settles (seen on its slot, its first byte, its end). */
   noteLaunching(backend: number, running: Promise<unknown>): void {
     track(this.launching, backend, running);
   }

@@ -109,6 +109,35 @@ export function slotOfNewTask(
 }
 
 /**
+ * Where a task sent without a pin ran when it ended before `GET /slots` showed it running (a short answer, or one
+ * whose end the proxy has not read yet): the one idle slot whose latest task is newer than `newerThan` (the latest
+ * task id shown before the launch), whose KV holds at least `minTokens` (see slotOfNewTask), and where none of our
+ * other tasks was sent. undefined when none or several do, or the answer is not a slot list.
+ */
+export function slotEndedSince(
+  body: unknown,
+  newerThan: number,
+  ourPendingSlots: readonly number[],
+  minTokens: number,
+): number | undefined {
+  if (!Array.isArray(body)) return undefined;
+  const found = (body as unknown[]).filter((e) => {
+    const { id, is_processing, id_task, n_prompt_tokens } = (e ?? {}) as Record<string, unknown>;
+    return (
+      is_processing === false &&
+      typeof id === 'number' &&
+      !ourPendingSlots.includes(id) &&
+      typeof id_task === 'number' &&
+      id_task > newerThan &&
+      typeof n_prompt_tokens === 'number' &&
+      n_prompt_tokens >= minTokens
+    );
+  });
+  const id = found.length === 1 ? (found[0] as { id?: unknown }).id : undefined;
+  return typeof id === 'number' ? id : undefined;
+}
+
+/**
  * The slot an ended task of ours ran on: the one idle slot whose latest task is newer than `newerThan` (the latest
  * task id shown before the launch) and whose KV holds `tokens` (what the answer left, give or take a stop token).
  * undefined when none or several do, or the answer is not a slot list.

@@ -306,8 +306,35 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
     const ran = chatEvents(s.sim, mark.sim).at(-1)!;
     assert.equal(ran.ram_hit, true, JSON.stringify(ran));
     assert.ok(second.timings.cache_n >= 30, JSON.stringify(second.timings));
-    // The proxy learnt the slot the server chose.
-    assert.equal(second.line.slot, ran.slot, JSON.stringify({ line: second.line.slot, ran: ran.slot }));
+    // Nothing a small request leaves is saved: the proxy does not look for its slot, and its line names none.
+    assert.equal(second.line.slot, undefined, JSON.stringify(second.line));
+  });
+
+  it('on a clearing server, a cold big request goes unpinned, without waiting for a small task, and the proxy finds the slot the server chose', async () => {
+    // 20 ms a generated token in real time: the small request still generates when the big one arrives.
+    const tapped = stacks.keep(await startClearingServer({ realTime: true }));
+    const { stack: s, tap } = tapped;
+    let smallEnded = false;
+    const smallDone = chat(s, [{ role: 'user', content: words(8, 4101) }], { maxTokens: 40 }).finally(
+      () => (smallEnded = true),
+    );
+    await waitFor(async () => (await simSlots(s.sim.url)).some((slot) => slot.is_processing), 'the small task running');
+    const mark = { tap: tap.requests.length, sim: s.sim.events.length };
+    const a = opening(4102);
+    const first = await chat(s, a, { maxTokens: 2 });
+    assert.equal(first.line.decision, 'cold', JSON.stringify(first.line));
+    const sent = tap.requests.slice(mark.tap).find((r) => r.path === '/v1/chat/completions');
+    assert.equal(sent?.body?.id_slot, -1, JSON.stringify(sent?.body));
+    // Pinned to the slot the server gave the small task, it would have waited for the small answer's end.
+    assert.equal(smallEnded, false, 'the big request was answered after the small one');
+    const ran = chatEvents(s.sim, mark.sim).find((e) => e.prompt_n > 50)!;
+    assert.equal(first.line.slot, ran.slot, JSON.stringify({ line: first.line.slot, ran: ran.slot }));
+    // Found there, the conversation's next turn is resident on it.
+    const next = await chat(s, continued(a, first.content, 4103), { maxTokens: 2 });
+    assert.equal(next.line.decision, 'resident', JSON.stringify(next.line));
+    assert.equal(next.line.slot, ran.slot);
+    assert.ok(next.timings.cache_n >= first.timings.cache_n + first.timings.prompt_n, JSON.stringify(next.timings));
+    await smallDone;
   });
 
   it('on a clearing server, a task generating when another launches has its save booked for its end; that launch does not wait', async () => {
