@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startSimulator, type SimHandle } from '../../src/sim/index.js';
 import { chatBody, postJson, request } from '../../src/sim/sim-client.js';
+import { words } from '../support/text.js';
 
 describe('sim busy slots', () => {
   let dir: string;
@@ -123,5 +124,50 @@ describe('sim busy slots', () => {
     assert.equal(ev.aborted, true);
     assert.ok(ev.predicted_n >= 3 && ev.predicted_n < 50, `generated ${ev.predicted_n} tokens`);
     assert.equal(next.timings.cache_n, next.usage.prompt_tokens - 1);
+  });
+});
+
+describe('sim /slots during a prefill', () => {
+  let dir: string;
+  let sim: SimHandle;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'sim-prefill-'));
+    sim = await startSimulator({
+      mode: 'llama-server',
+      models: [{ id: 'm', nSlots: 2 }],
+      slotSavePath: dir,
+      cacheRamMiB: 0,
+      // 0.2 ms per prompt token on the wall clock: a 3000-token prefill takes about 600 ms.
+      cost: { timeScale: 1, prefillMsPerToken: 0.2, decodeMsPerToken: 1, modelLoadMs: 0 },
+    });
+  });
+  after(async () => {
+    await sim.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("shows a cold task's first prompt batch (n_batch 2048) in its slot right after the launch, as llama-server does", async () => {
+    const chat = postJson(sim.url, '/v1/chat/completions', chatBody(words(3000, 4201), { max_tokens: 2 }));
+    let firstSight: { n_prompt_tokens: number; n_decoded: number } | undefined;
+    const deadline = Date.now() + 5000;
+    while (!firstSight && Date.now() < deadline) {
+      const slots = (await request(sim.url, '/slots')).json() as Array<{
+        is_processing: boolean;
+        n_prompt_tokens?: number;
+        next_token?: Array<{ n_decoded: number }>;
+      }>;
+      const running = slots.find((s) => s.is_processing);
+      if (running)
+        firstSight = { n_prompt_tokens: running.n_prompt_tokens!, n_decoded: running.next_token![0]!.n_decoded };
+      else await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    const usage = (await chat).json().timings as { prompt_n: number };
+    assert.ok(firstSight, 'the task showed on its slot');
+    assert.equal(firstSight.n_decoded, 0, 'seen during its prefill');
+    assert.ok(usage.prompt_n > 2048, JSON.stringify(usage));
+    assert.ok(
+      firstSight.n_prompt_tokens >= 2048 && firstSight.n_prompt_tokens <= usage.prompt_n,
+      JSON.stringify(firstSight),
+    );
   });
 });
