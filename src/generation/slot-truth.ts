@@ -394,7 +394,10 @@ export function placeUnpinnedTask(
   });
   deps.launchGate.notePlacing(plan.slot.backend, found);
   // Launched once `GET /slots` shows it on its slot; when it cannot, once its first byte (or its end) comes.
-  const seen = where.then((state) => (state ? undefined : task.running));
+  const seen = where.then(
+    (state) => (state ? undefined : task.running),
+    () => task.running,
+  );
   deps.launchGate.noteLaunching(plan.slot.backend, Promise.race([task.running, seen]));
   pass?.release();
   return found;
