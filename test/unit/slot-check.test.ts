@@ -111,40 +111,36 @@ describe('slotOfNewTask', () => {
   });
 });
 
+/** A slot as `GET /slots` shows it once it ran a task. */
+const shown = (id: number, idTask: number, tokens: number, processing = false) => ({
+  id,
+  is_processing: processing,
+  id_task: idTask,
+  n_prompt_tokens: tokens,
+});
+
 describe('slotLeftBy', () => {
-  const slot = (id: number, idTask: number, tokens: number, processing = false) => ({
-    id,
-    is_processing: processing,
-    id_task: idTask,
-    n_prompt_tokens: tokens,
-  });
   it('is the idle slot with a task newer than the launch that holds what the answer left (a stop token of slack)', () => {
-    const body = [slot(0, 5, 3139), slot(1, 12, 3141), slot(2, 13, 40), slot(3, 14, 3000, true)];
+    const body = [shown(0, 5, 3139), shown(1, 12, 3141), shown(2, 13, 40), shown(3, 14, 3000, true)];
     assert.equal(slotLeftBy(body, 3139, 10), 1, 'slot 0 holds as much, from a task before the launch');
   });
   it('is undefined when none or several match, or the answer is not a slot list', () => {
-    assert.equal(slotLeftBy([slot(0, 12, 0)], 3139, 10), undefined, 'cleared by another launch since');
-    assert.equal(slotLeftBy([slot(0, 12, 3139), slot(1, 13, 3140)], 3139, 10), undefined);
+    assert.equal(slotLeftBy([shown(0, 12, 0)], 3139, 10), undefined, 'cleared by another launch since');
+    assert.equal(slotLeftBy([shown(0, 12, 3139), shown(1, 13, 3140)], 3139, 10), undefined);
     assert.equal(slotLeftBy({ error: 'no' }, 3139, 10), undefined);
   });
 });
 
 describe('slotEndedSince', () => {
-  const slot = (id: number, idTask: number, tokens: number, processing = false) => ({
-    id,
-    is_processing: processing,
-    id_task: idTask,
-    n_prompt_tokens: tokens,
-  });
   it('is the one idle slot with a task newer than the launch whose KV holds at least minTokens', () => {
-    const body = [slot(0, 5, 3139), slot(1, 12, 2700), slot(2, 13, 40), slot(3, 14, 3000, true)];
+    const body = [shown(0, 5, 3139), shown(1, 12, 2700), shown(2, 13, 40), shown(3, 14, 3000, true)];
     assert.equal(slotEndedSince(body, 10, [], 256), 1, 'slot 0 from before the launch, slot 2 a small task');
   });
   it('leaves out the slots of our other tasks, and is undefined when none or several match', () => {
-    const body = [slot(0, 11, 2900), slot(1, 12, 2700)];
+    const body = [shown(0, 11, 2900), shown(1, 12, 2700)];
     assert.equal(slotEndedSince(body, 10, [0], 256), 1, 'slot 0 is where another task of ours was sent');
     assert.equal(slotEndedSince(body, 10, [], 256), undefined, 'two candidates');
-    assert.equal(slotEndedSince([slot(1, 12, 0)], 10, [], 256), undefined, 'cleared by a launch since');
+    assert.equal(slotEndedSince([shown(1, 12, 0)], 10, [], 256), undefined, 'cleared by a launch since');
     assert.equal(slotEndedSince({ error: 'no' }, 10, [], 256), undefined);
   });
 });
