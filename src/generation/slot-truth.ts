@@ -362,8 +362,9 @@ export async function leaveLaunchGateWhenRunning(
  *
  * A big request's slot is found with `GET /slots`: while it runs, the one task not running before the launch
  * (`baseline`, see slotOfNewTask) whose KV holds enough tokens not to be a small task started meanwhile
- * (tokensAtFirstSight); once its answer has ended, the one idle slot with a newer task whose KV
- * holds what the answer left (slotLeftBy). Its slot record then moves there. A small request's slot is not looked
+ * (tokensAtFirstSight); once its answer has ended, the one idle slot with a newer task whose KV holds what the
+ * answer left (slotLeftBy); ended before any look showed it running, the one such slot holding at least that many
+ * tokens (slotEndedSince). Its slot record then moves there. A small request's slot is not looked
  * for: nothing it leaves is saved. Resolves with false when the slot is not known (a small request, the slot taken
  * by another task already, another client's task started at the same moment): the request's content is then not
  * known to be anywhere.
