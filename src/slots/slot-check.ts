@@ -120,21 +120,11 @@ export function slotEndedSince(
   ourPendingSlots: readonly number[],
   minTokens: number,
 ): number | undefined {
-  if (!Array.isArray(body)) return undefined;
-  const found = (body as unknown[]).filter((e) => {
-    const { id, is_processing, id_task, n_prompt_tokens } = (e ?? {}) as Record<string, unknown>;
-    return (
-      is_processing === false &&
-      typeof id === 'number' &&
-      !ourPendingSlots.includes(id) &&
-      typeof id_task === 'number' &&
-      id_task > newerThan &&
-      typeof n_prompt_tokens === 'number' &&
-      n_prompt_tokens >= minTokens
-    );
-  });
-  const id = found.length === 1 ? (found[0] as { id?: unknown }).id : undefined;
-  return typeof id === 'number' ? id : undefined;
+  return oneIdleSlotSince(
+    body,
+    newerThan,
+    (id, kvTokens) => typeof id === 'number' && !ourPendingSlots.includes(id) && kvTokens >= minTokens,
+  );
 }
 
 /**
@@ -143,15 +133,27 @@ export function slotEndedSince(
  * undefined when none or several do, or the answer is not a slot list.
  */
 export function slotLeftBy(body: unknown, tokens: number, newerThan: number): number | undefined {
+  return oneIdleSlotSince(body, newerThan, (_id, kvTokens) => Math.abs(kvTokens - tokens) <= TOKEN_SLACK);
+}
+
+/**
+ * The id of the one idle slot whose latest task is newer than `newerThan` and that `fits` (its id as shown, the
+ * tokens in its KV); undefined when none or several do, or the answer is not a slot list.
+ */
+function oneIdleSlotSince(
+  body: unknown,
+  newerThan: number,
+  fits: (id: unknown, kvTokens: number) => boolean,
+): number | undefined {
   if (!Array.isArray(body)) return undefined;
   const found = (body as unknown[]).filter((e) => {
-    const { is_processing, id_task, n_prompt_tokens } = (e ?? {}) as Record<string, unknown>;
+    const { id, is_processing, id_task, n_prompt_tokens } = (e ?? {}) as Record<string, unknown>;
     return (
       is_processing === false &&
       typeof id_task === 'number' &&
       id_task > newerThan &&
       typeof n_prompt_tokens === 'number' &&
-      Math.abs(n_prompt_tokens - tokens) <= TOKEN_SLACK
+      fits(id, n_prompt_tokens)
     );
   });
   const id = found.length === 1 ? (found[0] as { id?: unknown }).id : undefined;
