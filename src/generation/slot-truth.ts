@@ -253,23 +253,22 @@ const MAX_SAVE_ROUNDS = 4;
  */
 async function letFinishedTasksEnd(deps: SlotTruthDeps, plan: SlotPlan, model: string): Promise<boolean> {
   const backend = deps.backends.at(plan.slot.backend);
+  // Our tasks that may end before this launch: booked now if one can be, else looked for below.
   const bookedNow: SlotState[] = [];
-  const ours = deps.pool
-    .all()
-    .filter((slot) => slot.backend === backend.index && slot !== plan.slot && backend.behaviour.mayEndSoon(slot))
-    .filter((slot) => {
-      const bookedBefore = deps.bookedSaves.has(slot);
-      if (!deps.bookedSaves.book(slot)) return true;
-      if (!bookedBefore) bookedNow.push(slot);
-      return false;
-    });
-  if (ours.length === 0 && bookedNow.length === 0) return false;
+  const unbooked: SlotState[] = [];
+  for (const slot of deps.pool.all()) {
+    if (slot.backend !== backend.index || slot === plan.slot || !backend.behaviour.mayEndSoon(slot)) continue;
+    if (deps.bookedSaves.has(slot)) continue;
+    if (deps.bookedSaves.book(slot)) bookedNow.push(slot);
+    else unbooked.push(slot);
+  }
+  if (unbooked.length === 0 && bookedNow.length === 0) return false;
   const body = await backend.client.slots(model, SLOTS_TIMEOUT_MS);
   // Booked just now for a task that has ended already: the save runs at once, but this launch's own task could
   // reach the server first on its other connection (a reply that stopped at its first tokens): wait for the save.
   const endedBooked = bookedNow.filter((slot) => slotProcessing(body, slot.id) === false);
   await Promise.all(endedBooked.map((slot) => deps.bookedSaves.answered(slot) ?? Promise.resolve()));
-  const finished = ours.filter((slot) => {
+  const finished = unbooked.filter((slot) => {
     if (slotProcessing(body, slot.id) === false) return true;
     const left = slotTokensLeft(body, slot.id);
     return left !== undefined && left <= FINISHING_SOON_TOKENS;
