@@ -12,6 +12,10 @@
  * next holder of the gate can reach the server first and be cleared by that launch. So a launch that restores first
  * waits for `launched`. (A resident slot needs no such wait: the launch before it already counted that slot as
  * cleared, and the plan became a restore at the gate.)
+ *
+ * The gate also tells the loops that look at `GET /slots` for a task (placement, a pinned task's start) whether a
+ * launch waits for their answer (`someoneWaits`, `nextArrival`): each look takes CPU time from the server, so they
+ * look often only then.
  */
 
 export interface GatePass {
@@ -25,6 +29,10 @@ export class LaunchGate {
   private readonly placing = new Map<number, Set<Promise<unknown>>>();
   /** Tasks sent without a pin not known to run on the server yet, per backend. */
   private readonly launching = new Map<number, Set<Promise<unknown>>>();
+  /** Requests waiting to launch, per backend: at the gate, or for `placed` or `launched`. */
+  private readonly waiting = new Map<number, number>();
+  /** Settles at the next request that comes to launch, per backend (see nextArrival). */
+  private readonly arrivals = new Map<number, { promise: Promise<void>; arrive: () => void }>();
 
   /**
    * A task sent without a pin is on its way to a slot the server picks: until `found` settles, a launch pinned to a
@@ -36,7 +44,7 @@ export class LaunchGate {
 
   /** Resolves once every task sent without a pin on this backend so far has been found on its slot (or given up). */
   placed(backend: number): Promise<void> {
-    return settledAll(this.placing, backend);
+    return this.waitFor(backend, this.placing);
   }
 
   /** A task sent without a pin runs on the server once `running` settles (seen on its slot, its first byte, its end). */
@@ -46,7 +54,24 @@ export class LaunchGate {
 
   /** Resolves once every task sent without a pin on this backend so far runs on the server (or has ended). */
   launched(backend: number): Promise<void> {
-    return settledAll(this.launching, backend);
+    return this.waitFor(backend, this.launching);
+  }
+
+  /** Whether a request waits to launch on this backend now (at the gate, or for `placed` or `launched`). */
+  someoneWaits(backend: number): boolean {
+    return (this.waiting.get(backend) ?? 0) > 0;
+  }
+
+  /** Settles when the next request comes to launch on this backend: enters the gate, or waits for the tasks sent. */
+  nextArrival(backend: number): Promise<void> {
+    let next = this.arrivals.get(backend);
+    if (!next) {
+      let arrive!: () => void;
+      const promise = new Promise<void>((resolve) => (arrive = resolve));
+      next = { promise, arrive };
+      this.arrivals.set(backend, next);
+    }
+    return next.promise;
   }
 
   /** Wait for the previous request's launch on this backend to finish, then hold the gate. */
@@ -56,7 +81,7 @@ export class LaunchGate {
     const mine = new Promise<void>((resolve) => (open = resolve));
     const tail = previous.then(() => mine);
     this.tails.set(backend, tail);
-    await previous;
+    await this.countWaiting(backend, previous);
     let released = false;
     return {
       release: () => {
@@ -67,6 +92,24 @@ export class LaunchGate {
       },
     };
   }
+
+  private waitFor(backend: number, sets: Map<number, Set<Promise<unknown>>>): Promise<void> {
+    const pending = sets.get(backend);
+    if (!pending || pending.size === 0) return Promise.resolve();
+    return this.countWaiting(backend, Promise.allSettled([...pending]));
+  }
+
+  /** Count a request as waiting on `backend` until `until` settles, and wake the loops that look for it. */
+  private async countWaiting(backend: number, until: Promise<unknown>): Promise<void> {
+    this.waiting.set(backend, (this.waiting.get(backend) ?? 0) + 1);
+    this.arrivals.get(backend)?.arrive();
+    this.arrivals.delete(backend);
+    try {
+      await until;
+    } finally {
+      this.waiting.set(backend, (this.waiting.get(backend) ?? 1) - 1);
+    }
+  }
 }
 
 function track(sets: Map<number, Set<Promise<unknown>>>, backend: number, pending: Promise<unknown>): void {
@@ -75,9 +118,4 @@ function track(sets: Map<number, Set<Promise<unknown>>>, backend: number, pendin
   set.add(pending);
   const done = () => set.delete(pending);
   pending.then(done, done);
-}
-
-async function settledAll(sets: Map<number, Set<Promise<unknown>>>, backend: number): Promise<void> {
-  const set = sets.get(backend);
-  if (set && set.size > 0) await Promise.allSettled([...set]);
 }

@@ -539,4 +539,36 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
     assert.equal(next.line.decision, 'server_cache', JSON.stringify(next.line));
     assert.ok(next.timings.cache_n >= bResult.timings.cache_n + bResult.timings.prompt_n, JSON.stringify(next.timings));
   });
+
+  it('on a clearing server, the proxy looks for an unpinned task at a calm pace while no launch waits for it, and often once one does', async () => {
+    // Each GET /slots takes CPU time from the server's prefill in progress (see pollPauses).
+    const tapped = stacks.keep(await startClearingServer({ realTime: false }));
+    const { stack: s, tap } = tapped;
+    const looks = () => tap.requests.filter((r) => r.method === 'GET' && r.path.startsWith('/slots')).length;
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    const a = opening(4201);
+    // Held before the server, the task cannot show in GET /slots: the proxy keeps looking for it.
+    const held = tap.hold((r) => r.path === '/v1/chat/completions' && r.body?.messages?.[0]?.content === a[0]!.content);
+    const first = chat(s, a, { maxTokens: 2 });
+    await held.arrived;
+    const calmFrom = looks();
+    await sleep(400);
+    const calm = looks() - calmFrom;
+    // A second big request comes: its launch waits until the first task is found.
+    const second = chat(s, opening(4202), { maxTokens: 2 });
+    await sleep(50);
+    const hurriedFrom = looks();
+    await sleep(200);
+    const hurried = looks() - hurriedFrom;
+    held.release();
+    const [a1, b1] = await Promise.all([first, second]);
+    // Every 5 ms, 400 ms would make about 65 looks; pauses doubling up to 50 ms make about 11.
+    assert.ok(calm <= 16, `${calm} looks in 400 ms while nobody waited`);
+    // Every 5 ms again, 200 ms make 30 or so; the calm pace would make 4.
+    assert.ok(hurried >= 12, `${hurried} looks in 200 ms while a launch waited`);
+    assert.equal(a1.line.decision, 'cold', JSON.stringify(a1.line));
+    assert.equal(typeof a1.line.slot, 'number', 'the first task was found on its slot');
+    assert.equal(typeof b1.line.slot, 'number', 'and the second');
+    assert.notEqual(a1.line.slot, b1.line.slot);
+  });
 });

@@ -54,3 +54,37 @@ describe('LaunchGate', () => {
     await waiting;
   });
 });
+
+describe('LaunchGate: telling the loops that look for a task whether a launch waits for them', () => {
+  it('someoneWaits() holds while a request waits at the gate or for placed(); nextArrival() settles when one comes', async () => {
+    const gate = new LaunchGate();
+    assert.equal(gate.someoneWaits(0), false);
+    let arrived = false;
+    const arrival = gate.nextArrival(0).then(() => (arrived = true));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(arrived, false, 'nobody came yet');
+
+    const holder = await gate.enter(0); // a free gate: entered at once, and an arrival all the same
+    await arrival;
+    assert.equal(gate.someoneWaits(0), false, 'the holder waits for nothing');
+
+    const queued = gate.enter(0);
+    assert.equal(gate.someoneWaits(0), true, 'a request waits at the gate');
+    assert.equal(gate.someoneWaits(1), false, 'per backend');
+    holder.release();
+    (await queued).release();
+    assert.equal(gate.someoneWaits(0), false);
+
+    let find!: () => void;
+    gate.notePlacing(0, new Promise<void>((resolve) => (find = resolve)));
+    const next = gate.nextArrival(0);
+    const waitingForPlacement = gate.placed(0);
+    await next; // waiting for the placement is an arrival too
+    assert.equal(gate.someoneWaits(0), true, 'a big launch waits for an unpinned task to be found');
+    find();
+    await waitingForPlacement;
+    assert.equal(gate.someoneWaits(0), false);
+    await gate.placed(0); // nothing left to wait for: not counted
+    assert.equal(gate.someoneWaits(0), false);
+  });
+});
