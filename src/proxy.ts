@@ -26,6 +26,8 @@ import { PromptAnalyzer } from './prompt/prompt-analyzer.js';
 import { createSavePolicy } from './slots/save-policy.js';
 import { ResaveRent } from './slots/resave-rent.js';
 import { BookedSaves } from './slots/booked-saves.js';
+import { RamRescues } from './slots/ram-rescue.js';
+import { rescueFromServerRam } from './generation/ram-rescue-launch.js';
 import { LaunchGate } from './slots/launch-gate.js';
 import { BackendActivity } from './backend/backend-activity.js';
 import { unsavedBigContent } from './slots/slot-planner.js';
@@ -125,6 +127,12 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     acquireTimeoutMs: config.acquireTimeout * 1000,
     loadTimeoutMs: config.requestTimeout * 1000,
   };
+  const launchGate = new LaunchGate();
+  const rescues = new RamRescues({
+    windowMs: policy.leavesToServerRam ? config.idleSaveSeconds * 1000 : 0,
+    rescue: (backend, content, replay) => rescueFromServerRam(generation, backend, content, replay),
+    log,
+  });
   const generation: GenerationDeps = {
     analyzer,
     backends,
@@ -143,7 +151,8 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     diskMatch: createDiskMatcher({ index, backends, policy, wordsPerBlock: config.wordsPerBlock, lcpTh: config.lcpTh }),
     prepareForModel: (model, big) => prepareForModel(swapDeps, model, big),
     pending: new PendingModels(),
-    launchGate: new LaunchGate(),
+    launchGate,
+    rescues,
     observer: observation.observer,
     lcpTh: config.lcpTh,
     acquireTimeoutMs: config.acquireTimeout * 1000,
@@ -247,6 +256,7 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     // Replies are out, but a handler may still be saving; wait for it, then keep what only the slots hold.
     await Promise.allSettled([...inflight]);
     await answerSaver.close();
+    await rescues.close();
     await policy.saveOnShutdown(shutdownSaves, signal);
   }
 }

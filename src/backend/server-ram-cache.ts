@@ -103,6 +103,16 @@ export class ServerRamCacheLedger {
     return { content: found.content, sure: this.limitBytes === Infinity || fits, newerBytes };
   }
 
+  /**
+   * Whether a content of `model` moved into the cache now would stay there a good while: its size is known, and the
+   * modelled entries fill at most half of the limit.
+   */
+  hasRoom(model: string): boolean {
+    if (this.limitBytes === 0 || !this.bytesPerToken.has(model)) return false;
+    const total = this.entries.reduce((sum, e) => sum + (this.bytesOf(e) ?? 0), 0);
+    return total <= (this.limitBytes * LIMIT_SHARE) / 2;
+  }
+
   /** A task is sent for this entry: the server loads it into a slot and drops it from its cache. */
   take(content: SlotContent): void {
     this.entries = this.entries.filter((e) => e.content !== content);

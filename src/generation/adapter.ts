@@ -26,6 +26,9 @@ export interface Pin {
   id_slot: number;
   /** `true` for a big request (its cache is worth keeping); undefined leaves the client's own value. */
   cache_prompt?: true;
+  /** A replay of the request (RamRescues): nothing to generate, and one JSON answer. */
+  n_predict?: 0;
+  stream?: false;
 }
 
 /** One call to the backend: the path and the JSON body bytes (with the pin spliced in, see json-body.upstreamBody). */

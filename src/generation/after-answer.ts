@@ -82,7 +82,7 @@ export function noticeLostSlot(
  * and lower the limit the proxy's model of that cache works with.
  */
 export async function noticeServerCacheMiss(
-  deps: Pick<GenerationDeps, 'backends' | 'log'>,
+  deps: Pick<GenerationDeps, 'backends' | 'rescues' | 'log'>,
   plan: SlotPlan,
   outcome: ForwardOutcome,
   model: string,
@@ -94,6 +94,7 @@ export async function noticeServerCacheMiss(
   if (await startedAgain(deps, plan.slot.backend, model)) return;
   const { url, ramCache } = deps.backends.at(plan.slot.backend);
   ramCache.noteMiss(hit);
+  deps.rescues.distrust();
   deps.log.warn(
     {
       backend: url,

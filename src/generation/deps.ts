@@ -11,6 +11,7 @@ import type { Observer } from '../observe/observer.js';
 import type { PromptAnalyzer } from '../prompt/prompt-analyzer.js';
 import type { BookedSaves } from '../slots/booked-saves.js';
 import type { LaunchGate } from '../slots/launch-gate.js';
+import type { RamRescues } from '../slots/ram-rescue.js';
 import type { ResaveRent } from '../slots/resave-rent.js';
 import type { SavePolicy } from '../slots/save-policy.js';
 import type { SlotCache } from '../slots/slot-cache.js';
@@ -40,6 +41,8 @@ export interface GenerationDeps {
   activity: BackendActivity;
   /** One task launch at a time on backends that clear idle slots. */
   launchGate: LaunchGate;
+  /** Conversations left to the server's RAM cache, saved within the loss window (ram-rescue.ts). */
+  rescues: RamRescues;
   /** Growth given up by evictions that skipped their save, per older entry (the smart policy's ski rental). */
   rent: ResaveRent;
   /** Keeps each request's `chat` line for the status API, the dashboard and the metrics (src/observe/). */

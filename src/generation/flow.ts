@@ -20,6 +20,7 @@ import {
   enterLaunchGate,
   leaveLaunchGateWhenRunning,
   leavePlacementToServer,
+  leavesToServerRam,
   placeUnpinnedTask,
   tasksRunningBeforeLaunch,
 } from './slot-truth.js';
@@ -111,7 +112,7 @@ async function serve(
     if (gate && plan.restore && !plan.unpinned) await deps.launchGate.launched(backend.index);
     await runPlan(deps, plan, analysis, line);
     if (plan.skippedSave) noteSkipped(deps.rent, plan.skippedSave);
-    await beforeTaskStart(deps, plan, line, analysis.model);
+    line.clearingSaves.push(...(await beforeTaskStart(deps, plan, analysis.model)));
     // A small request's slot matters little (nothing of it is saved): it does not wait for a look before its launch.
     const baseline =
       plan.unpinned && analysis.big ? await tasksRunningBeforeLaunch(deps, plan, analysis.model) : undefined;
@@ -125,6 +126,8 @@ async function serve(
     // In flight from now until its end (noteEnded below): a launch elsewhere must not count its slot as idle.
     backend.behaviour.noteLaunched(plan.slot, gen.request.stream, analysis.big);
     if (analysis.big) deps.bookedSaves.taskRunning(plan.slot, analysis.key, analysis.model);
+    if (analysis.big && leavesToServerRam(deps, backend.index, analysis.model, call.path))
+      deps.rescues.taskRunning(plan.slot, backend.index, () => gen.request.backendCall(REPLAY));
     let runs!: () => void;
     const running = new Promise<void>((resolve) => (runs = resolve));
     const answered = forwardGeneration(backend.client, reply, {
@@ -160,6 +163,7 @@ async function serve(
     } else recordSlotContent(deps, plan, analysis, outcome, gen.session);
     // A launch meanwhile may have booked this answer's save (see BookedSaves): it ran as the task ended.
     const recorded = outcome.completed && outcome.status < 400 ? plan.slot.content : undefined;
+    deps.rescues.taskEnded(plan.slot, recorded);
     const booked = await deps.bookedSaves.taskEnded(plan.slot, recorded);
     if (booked) line.save = { ...booked, booked: true };
     if (outcome.status < 400) void backend.checkSlotCount(analysis.model);
@@ -185,6 +189,7 @@ async function serve(
     gate?.release();
     // After a failure: a save booked for this task holds a state nobody knows (deleted).
     await deps.bookedSaves.taskEnded(plan.slot, undefined);
+    deps.rescues.taskEnded(plan.slot, undefined);
     backend.behaviour.noteEnded(plan.slot);
     deps.pool.release(plan.slot);
     deps.answerSaver.slotReleased(plan.slot);
@@ -194,6 +199,9 @@ async function serve(
 
 /** `id_slot` for a task the server places itself (llama-server's default). */
 const ANY_SLOT = -1;
+
+/** The request again, served from the server's RAM cache without generating anything (RamRescues). */
+const REPLAY = { id_slot: ANY_SLOT, cache_prompt: true, n_predict: 0, stream: false } as const;
 
 /** The request's one `chat` log line, also kept for the status API and the metrics. */
 function logChat(deps: GenerationDeps, line: ChatLogLine): void {

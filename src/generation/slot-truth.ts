@@ -23,6 +23,7 @@ import type { GatePass, LaunchGate } from '../slots/launch-gate.js';
 import type { ObservedSlots, RunningTask, SlotVerdict } from '../slots/slot-check.js';
 import type { DiskMatch, SlotContent, SlotPlan, SlotState } from '../slots/slot-state.js';
 import type { RequestLog } from '../http/request-log.js';
+import type { CacheOpResult } from '../slots/slot-cache.js';
 import type { Backend } from '../backend/backend.js';
 import type { GenerationDeps } from './deps.js';
 import type { ForwardOutcome } from './forward.js';
@@ -31,7 +32,7 @@ import { tokensLeftInSlot } from './sse-tap.js';
 /** What keeping the picture true needs. */
 export type SlotTruthDeps = Pick<
   GenerationDeps,
-  'backends' | 'pool' | 'index' | 'diskMatch' | 'answerSaver' | 'bookedSaves' | 'launchGate' | 'log'
+  'backends' | 'pool' | 'index' | 'diskMatch' | 'answerSaver' | 'bookedSaves' | 'launchGate' | 'rescues' | 'log'
 >;
 type RestoreWorthIt = (match: DiskMatch, slotLcp: number) => boolean;
 
@@ -124,6 +125,7 @@ export async function leavePlacementToServer(
   )
     return;
   backend.ramCache.take(hit.content);
+  deps.rescues.taken(hit.content);
   if (disk) {
     deps.index.unpin(disk.key); // the planner's pin (see pinPlannedFile): nothing restores it now
     plan.restore = undefined;
@@ -185,7 +187,7 @@ function applyVerdict(
   deps.pool.forget(slot);
   if (verdict === 'cleared-idle') {
     // What the proxy had not saved yet went into the server's RAM cache with the clearing.
-    if (lost) backend.ramCache.note(lost);
+    if (lost) noteClearedIntoRam(deps, slot.backend, lost);
     backend.noteClearsIdleSlots('slots check');
     deps.pool.forgetIdleOn(slot.backend, (other) => other.model === slot.model && observed.get(other.id) === 0);
   } else if (verdict === 'restarted') {
@@ -204,7 +206,8 @@ function applyVerdict(
 
 /**
  * The request's task is about to start on `plan.slot`. On a backend that clears its other idle slots then, their
- * unsaved content is saved first (write-behind normally did it already) and their contents forgotten.
+ * unsaved content is saved first (write-behind normally did it already), unless it is left to the server's RAM
+ * cache (RamRescues), and their contents forgotten. Resolves with the saves made.
  *
  * The check for tasks of ours that the server has just finished comes after the saves, right before the launch: a
  * task that finished while the saves ran would otherwise be cleared unsaved (seen on the real server: a 5 ms save
@@ -212,25 +215,35 @@ function applyVerdict(
  */
 export async function beforeTaskStart(
   deps: SlotTruthDeps,
-  plan: SlotPlan,
-  line: RequestLog,
+  plan: Pick<SlotPlan, 'slot'>,
   model: string,
-): Promise<void> {
+): Promise<CacheOpResult[]> {
   const backend = plan.slot.backend;
-  const { behaviour, ramCache } = deps.backends.at(backend);
+  const { behaviour } = deps.backends.at(backend);
   behaviour.noteTaskStart(plan.slot);
-  if (!behaviour.clearsIdleSlots()) return;
+  if (!behaviour.clearsIdleSlots()) return [];
   const running = (slot: SlotState) => slot === plan.slot || behaviour.launched(slot);
+  const saves: CacheOpResult[] = [];
   const tried = new Set<SlotContent>();
   for (let round = 0; round < MAX_SAVE_ROUNDS; round++) {
+    // Left to the RAM cache: the launch moves it there, and a rescue saves it within the loss window if need be.
+    for (const slot of deps.pool.all())
+      if (slot.backend === backend && deps.rescues.leftToRam(slot.content)) tried.add(slot.content!);
     const triedBefore = tried.size;
-    line.clearingSaves.push(...(await deps.answerSaver.saveBeforeClearing(backend, running, tried)));
+    saves.push(...(await deps.answerSaver.saveBeforeClearing(backend, running, tried)));
     const someJustFinished = await letFinishedTasksEnd(deps, plan, model);
     if (!someJustFinished && tried.size === triedBefore) break;
   }
   // Idle at the server: ours too when a request holds the slot but waits at the gate (its task not sent yet).
   // What stays unsaved there goes into the server's RAM cache with the clearing (see ServerRamCacheLedger).
-  for (const content of deps.pool.forgetClearedOn(backend, running)) ramCache.note(content);
+  for (const content of deps.pool.forgetClearedOn(backend, running)) noteClearedIntoRam(deps, backend, content);
+  return saves;
+}
+
+/** A launch cleared `content` from its slot: the server's RAM cache holds it now, and a rescue may bring it to disk. */
+function noteClearedIntoRam(deps: Pick<SlotTruthDeps, 'backends' | 'rescues'>, backend: number, content: SlotContent) {
+  deps.backends.at(backend).ramCache.note(content);
+  deps.rescues.cleared(content);
 }
 
 /**
@@ -251,14 +264,15 @@ const MAX_SAVE_ROUNDS = 4;
  * end-of-generation token cannot be foreseen there. With none to look for, no `GET /slots`, whose answer waits for
  * one iteration of the server's loop (a whole prefill batch when a task has just started).
  */
-async function letFinishedTasksEnd(deps: SlotTruthDeps, plan: SlotPlan, model: string): Promise<boolean> {
+async function letFinishedTasksEnd(deps: SlotTruthDeps, plan: Pick<SlotPlan, 'slot'>, model: string): Promise<boolean> {
   const backend = deps.backends.at(plan.slot.backend);
   // Our tasks that may end before this launch: booked now if one can be, else looked for below.
   const bookedNow: SlotState[] = [];
   const unbooked: SlotState[] = [];
   for (const slot of deps.pool.all()) {
     if (slot.backend !== backend.index || slot === plan.slot || !backend.behaviour.mayEndSoon(slot)) continue;
-    if (deps.bookedSaves.has(slot)) continue;
+    // Booked already, or left to the RAM cache (its end may be cleared unsaved).
+    if (deps.bookedSaves.has(slot) || deps.rescues.leavesToRam(slot)) continue;
     if (deps.bookedSaves.book(slot)) bookedNow.push(slot);
     else unbooked.push(slot);
   }
@@ -285,9 +299,10 @@ async function letFinishedTasksEnd(deps: SlotTruthDeps, plan: SlotPlan, model: s
  * continue at once, and write-behind saves it in the idle time otherwise.
  */
 export function bookSaveUnderContention(
-  deps: Pick<SlotTruthDeps, 'pool' | 'bookedSaves' | 'backends'>,
+  deps: Pick<SlotTruthDeps, 'pool' | 'bookedSaves' | 'backends' | 'rescues'>,
   slot: SlotState,
 ): void {
+  if (deps.rescues.leavesToRam(slot)) return;
   const others =
     deps.pool.waiting() > 0 ||
     deps.pool
@@ -298,6 +313,24 @@ export function bookSaveUnderContention(
 }
 
 const CONTENTION_WINDOW_MS = 1000;
+
+/**
+ * Whether a big task's end state may be left to the server's RAM cache rather than saved at its end (RamRescues): on
+ * a backend that clears idle slots, when the policy and the loss window allow it, while the RAM cache has room to
+ * spare, on a route whose request the server replays without generating (`n_predict` is honoured on the chat and
+ * completion routes; on `/v1/responses` that was not checked).
+ */
+export function leavesToServerRam(
+  deps: Pick<SlotTruthDeps, 'backends' | 'rescues'>,
+  backendIndex: number,
+  model: string,
+  path: string,
+): boolean {
+  const { behaviour, ramCache } = deps.backends.at(backendIndex);
+  return deps.rescues.enabled && behaviour.clearsIdleSlots() && ramCache.hasRoom(model) && path !== RESPONSES_PATH;
+}
+
+const RESPONSES_PATH = '/v1/responses';
 
 /**
  * A generating task this close to its `n_predict` counts as finishing: a few decode steps (milliseconds on a GPU or
@@ -508,7 +541,7 @@ export interface LaunchBaseline {
  */
 export async function tasksRunningBeforeLaunch(
   deps: SlotTruthDeps,
-  plan: SlotPlan,
+  plan: Pick<SlotPlan, 'slot'>,
   model: string,
 ): Promise<LaunchBaseline> {
   const backend = deps.backends.at(plan.slot.backend);

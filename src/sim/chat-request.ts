@@ -45,7 +45,9 @@ export function parseChatRequest(raw: Buffer): ParsedChat {
     throw err;
   }
 
-  const reply = replyLength(body, ['max_tokens', 'max_completion_tokens', 'n_predict'], DEFAULT_REPLY_TOKENS);
+  // llama-server's own `n_predict` wins over the OpenAI names (checked: `n_predict: 0` with `max_tokens: 48` answers
+  // without generating).
+  const reply = replyLength(body, ['n_predict', 'max_tokens', 'max_completion_tokens'], DEFAULT_REPLY_TOKENS);
   const idSlot = intField(body, 'id_slot');
   const stream = body.stream === true;
   const streamOptions = body.stream_options;

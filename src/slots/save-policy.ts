@@ -57,6 +57,11 @@ export interface SavePolicy extends CachePolicy {
   createAnswerSaver(deps: Omit<WriteBehindDeps, 'unsaved'>): AnswerSaver;
   /** The last saves before the proxy exits (smart: what only the idle slots hold), or none (always). */
   saveOnShutdown(deps: ShutdownSaveDeps, signal: AbortSignal): Promise<void>;
+  /**
+   * Whether a conversation the server's RAM cache keeps (on a backend that clears idle slots) may reach the disk
+   * only within the loss window rather than at each answer (smart; see RamRescues). The seed saves every answer.
+   */
+  readonly leavesToServerRam: boolean;
 }
 
 export interface SavePolicyDeps {
@@ -94,6 +99,7 @@ function alwaysPolicy(): SavePolicy {
     retiresParents: false,
     createAnswerSaver: () => NO_ANSWER_SAVER,
     saveOnShutdown: () => Promise.resolve(),
+    leavesToServerRam: false,
   };
 }
 
@@ -140,5 +146,6 @@ function smartPolicy(deps: SavePolicyDeps): SavePolicy {
         unsaved: (slot, busy) => unsavedBigContent(slot, busy ? skipSave : idleSkipSave),
       }),
     saveOnShutdown,
+    leavesToServerRam: true,
   };
 }

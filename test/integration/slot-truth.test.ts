@@ -47,16 +47,19 @@ async function waitFor(check: () => Promise<boolean>, what: string, ms = 10_000)
 
 /**
  * A proxy behind a tap in front of a simulator in llama-server's default configuration (it clears idle slots at each
- * task start), found out at start-up; write-behind far away, so only the saves before a task start keep a
- * conversation. `realTime`: 20 ms a generated token, so that one task can run while another starts. `diskOnly`:
- * the proxy is told the server has no RAM cache (SERVER_CACHE_RAM_MIB=0), so every later turn comes from disk.
+ * task start), found out at start-up. Write-behind off by default (`idleSaveSeconds` 0), and with it the answers
+ * left to the server's RAM cache (RamRescues): only the saves before a task start keep a conversation.
+ * `realTime`: 20 ms a generated token, so that one task can run while another starts. `diskOnly`: the proxy is told
+ * the server has no RAM cache (SERVER_CACHE_RAM_MIB=0), so every later turn comes from disk.
  */
 async function startClearingServer({
   realTime,
   diskOnly = false,
+  idleSaveSeconds = 0,
 }: {
   realTime: boolean;
   diskOnly?: boolean;
+  idleSaveSeconds?: number;
 }): Promise<TappedStack> {
   const cost = realTime ? { timeScale: 1, kvBytesPerToken: 1000, prefillMsPerToken: 0.01, modelLoadMs: 0 } : undefined;
   const tapped = await startTappedStack({
@@ -64,7 +67,7 @@ async function startClearingServer({
     env: {
       SAVE_POLICY: 'smart',
       N_SLOTS: '4',
-      IDLE_SAVE_SECONDS: '600',
+      IDLE_SAVE_SECONDS: String(idleSaveSeconds),
       ...(diskOnly && { SERVER_CACHE_RAM_MIB: '0' }),
     },
   });
@@ -570,5 +573,46 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
     assert.equal(typeof a1.line.slot, 'number', 'the first task was found on its slot');
     assert.equal(typeof b1.line.slot, 'number', 'and the second');
     assert.notEqual(a1.line.slot, b1.line.slot);
+  });
+
+  it('on a clearing server whose RAM cache has room, an answer is left there unsaved: a turn that continues in time takes it back, one that pauses is saved from it within the loss window', async () => {
+    const tapped = stacks.keep(await startClearingServer({ realTime: false, idleSaveSeconds: 1.2 }));
+    const { stack: s } = tapped;
+    // A first answer alone is saved in the idle time: the proxy learns the size of a token's state.
+    const a1 = opening(4301);
+    const mark = s.logs.lines.length;
+    const first = await chat(s, a1);
+    await logLineAfter(s.logs, mark, 'saved after answer', (l) => l.key === short(a1));
+    // a2 continues it; b1, another conversation, launches right after a2's answer and clears a2's slot.
+    const a2 = continued(a1, first.content, 4302);
+    const second = await chat(s, a2);
+    const b1 = opening(4303);
+    const other = await chat(s, b1);
+    assert.equal(second.line.save, undefined, JSON.stringify(second.line));
+    assert.equal(other.line.clearing_saves, undefined, 'a2 is not saved before the launch that clears it');
+    // a2's conversation continues at once: its next turn takes it back from the RAM cache, and a2 is never written.
+    const third = await chat(s, continued(a2, second.content, 4304));
+    assert.equal(third.line.decision, 'server_cache', JSON.stringify(third.line));
+    assert.ok(third.timings.cache_n >= second.timings.cache_n + second.timings.prompt_n, JSON.stringify(third.timings));
+    // b1's pauses: before its window ends, the proxy brings it back from the RAM cache and saves it.
+    const rescued = await logLineAfter(
+      s.logs,
+      mark,
+      "saved from the server's RAM cache",
+      (l) => l.key === short(b1),
+      5000,
+    );
+    const b1Prompt = other.timings.cache_n + other.timings.prompt_n;
+    assert.equal(rescued.save.ok, true, JSON.stringify(rescued));
+    assert.equal(rescued.save.tokens, b1Prompt, 'its prompt: the reply is not kept');
+    assert.ok(rescued.cache_n >= b1Prompt - 1, JSON.stringify(rescued));
+    assert.ok(await exists(metaPath(s.metaDir, keyOf(b1))));
+    assert.equal(await exists(metaPath(s.metaDir, keyOf(a2))), false, 'a2 was never written');
+    // The server restarts: b1's next turn is restored from that file, the reply prefilled again.
+    await s.sim.restart();
+    await new Promise((resolve) => setTimeout(resolve, RECHECK_AFTER_QUIET_MS + 100));
+    const back = await chat(s, continued(b1, other.content, 4305));
+    assert.equal(back.line.decision, 'restore', JSON.stringify(back.line));
+    assert.ok(back.timings.cache_n >= b1Prompt - 1, JSON.stringify(back.timings));
   });
 });

@@ -1,0 +1,155 @@
+/**
+ * Saves left to the server's RAM cache on a backend that clears idle slots (llama-server's default configuration),
+ * while that cache has room to spare: it is the first tier there, disk the second, and a conversation has to reach
+ * the disk only within the loss window (IDLE_SAVE_SECONDS) after its last answer, not at every answer.
+ *
+ * Each launch there moves the idle slots' contents into the server's RAM cache. A save booked for a task's end (see
+ * BookedSaves) writes the answer's state to disk before that, and holds the server's loop for the write while other
+ * requests wait; under contention every answer is so written, though the conversation's next turn makes it stale
+ * seconds later. So a big task whose state the RAM cache will keep gets no booked save, and no save before a
+ * launch clears it (`leavesToRam`, `leftToRam`). Once a launch has moved it into the RAM cache unsaved (`cleared`),
+ * it waits there: a next turn that takes it back (`taken`) needs nothing written. Otherwise, shortly before the
+ * window ends, the proxy brings it back into a slot and saves it (the `rescue` given: the same request again,
+ * without a pin and with `n_predict: 0`, served from the RAM cache in the iteration that takes it up; on the real
+ * server a 4.2k-token conversation came back in 10 ms, `cache_n` 4227 + `prompt_n` 1). The state so saved is the
+ * request's prompt without the reply (the proxy keeps no replies): a turn restored from it prefills that reply
+ * again. `close()` rescues what is left at shutdown.
+ */
+import type { Logger } from 'pino';
+import { shortKey } from '../cache/meta-file.js';
+import type { SlotContent, SlotState } from './slot-state.js';
+
+/** The request again, for the server to serve from its RAM cache: the backend path and body, built when needed. */
+export type Replay = () => { path: string; body: Buffer | string };
+
+/** Bring `content` back into a slot of `backend` with `replay` and save it; true once it is on disk. */
+export type Rescue = (backend: number, content: SlotContent, replay: Replay) => Promise<boolean>;
+
+export interface RamRescueDeps {
+  /**
+   * The loss window (IDLE_SAVE_SECONDS): the latest state is on disk this long after the answer at the latest. 0:
+   * nothing is left to the RAM cache (no write-behind, or a policy that saves every answer).
+   */
+  windowMs: number;
+  rescue: Rescue;
+  log: Logger;
+  now?: () => number;
+}
+
+interface Left {
+  backend: number;
+  replay: Replay;
+  answeredAt: number;
+  /** The trust it was left under (see distrust). */
+  trust: number;
+}
+
+/** Started this long before the window ends: a rescue waits for the launch gate and takes a save's time. */
+const LEAD_MS = 500;
+/** A rescue that failed (the slot taken at once, a restart) is tried again this much later, this many times. */
+const RETRY_MS = 200;
+const TRIES = 3;
+
+export class RamRescues {
+  /** Big tasks in flight whose state is left to the RAM cache, by slot. */
+  private readonly running = new Map<SlotState, Pick<Left, 'backend' | 'replay'>>();
+  /** Contents answered on such tasks; weak: a content nobody holds any more needs nothing. */
+  private readonly left = new WeakMap<SlotContent, Left>();
+  /** Contents in the RAM cache only, with their rescue timer. */
+  private readonly pending = new Map<SlotContent, NodeJS.Timeout>();
+  private readonly rescuing = new Set<Promise<void>>();
+  private closed = false;
+  private trust = 0;
+  private readonly now: () => number;
+
+  constructor(private readonly deps: RamRescueDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  /** Whether anything may be left to the RAM cache at all. */
+  get enabled(): boolean {
+    return this.deps.windowMs > 0 && !this.closed;
+  }
+
+  /** A big task starts on `slot` whose state the RAM cache will keep: `replay` brings it back if it must be saved. */
+  taskRunning(slot: SlotState, backend: number, replay: Replay): void {
+    this.running.set(slot, { backend, replay });
+  }
+
+  /** The slot's running task is left to the RAM cache: no save is booked for its end. */
+  leavesToRam(slot: SlotState): boolean {
+    return this.running.has(slot);
+  }
+
+  /** The slot's task ended, leaving `content` (undefined: nothing known, nothing to rescue). */
+  taskEnded(slot: SlotState, content: SlotContent | undefined): void {
+    const task = this.running.get(slot);
+    this.running.delete(slot);
+    if (task && content && !content.saved)
+      this.left.set(content, { ...task, answeredAt: this.now(), trust: this.trust });
+  }
+
+  /** A launch may clear this content unsaved: the RAM cache takes it, and a rescue brings it to disk in time. */
+  leftToRam(content: SlotContent | undefined): boolean {
+    return content !== undefined && !this.closed && this.left.get(content)?.trust === this.trust;
+  }
+
+  /**
+   * The RAM cache did not hold what the proxy believed (a miss): what is still in a slot is saved before a launch
+   * clears it, as if never left (what was cleared already keeps its rescue).
+   */
+  distrust(): void {
+    this.trust++;
+  }
+
+  /** A launch moved this content into the server's RAM cache; unsaved and left there, it is rescued in time. */
+  cleared(content: SlotContent): void {
+    const left = this.left.get(content);
+    if (!left || content.saved || this.closed || this.pending.has(content)) return;
+    const due = Math.max(0, left.answeredAt + this.deps.windowMs - LEAD_MS - this.now());
+    this.arm(content, due, TRIES);
+  }
+
+  /** A request takes this content back from the RAM cache (its conversation continued): nothing to save. */
+  taken(content: SlotContent): void {
+    clearTimeout(this.pending.get(content));
+    this.pending.delete(content);
+  }
+
+  /** Contents in the server's RAM cache only, waiting for their rescue (the status and the shutdown log). */
+  get waiting(): number {
+    return this.pending.size;
+  }
+
+  /** Shutdown: rescue what waits now, one at a time, and wait for rescues running. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const waiting = [...this.pending.keys()];
+    for (const content of waiting) this.taken(content);
+    await Promise.allSettled([...this.rescuing]);
+    for (const content of waiting) await this.run(content, 1);
+  }
+
+  private arm(content: SlotContent, ms: number, tries: number): void {
+    const timer = setTimeout(() => {
+      this.pending.delete(content);
+      const run = this.run(content, tries);
+      this.rescuing.add(run);
+      void run.finally(() => this.rescuing.delete(run));
+    }, ms);
+    timer.unref();
+    this.pending.set(content, timer);
+  }
+
+  private async run(content: SlotContent, tries: number): Promise<void> {
+    const left = this.left.get(content);
+    if (!left || content.saved) return;
+    const saved = await this.deps.rescue(left.backend, content, left.replay).catch(() => false);
+    if (saved || content.saved) return;
+    if (tries > 1 && !this.closed) return this.arm(content, RETRY_MS, tries - 1);
+    this.deps.log.warn(
+      { key: shortKey(content.key), model: content.model, tokens: content.nTokens },
+      "a conversation left to the server's RAM cache could not be saved to disk; a restart would lose it",
+    );
+  }
+}
