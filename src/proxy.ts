@@ -256,7 +256,8 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     // Replies are out, but a handler may still be saving; wait for it, then keep what only the slots hold.
     await Promise.allSettled([...inflight]);
     await answerSaver.close();
-    await rescues.close();
+    // What the slots hold first: the rescues' own launches clear them.
     await policy.saveOnShutdown(shutdownSaves, signal);
+    await rescues.close();
   }
 }

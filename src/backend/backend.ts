@@ -22,7 +22,7 @@ export interface BackendDeps {
   /** SERVER_CACHE_RAM_MIB: the server's `--cache-ram` as the operator declares it. */
   serverCacheRamMib: number;
   /** Its slots: resized or limited to the server's real count, forgotten when the server is. */
-  pool: Pick<SlotPool, 'group' | 'resize' | 'limitSlots' | 'forgetIdleOn'>;
+  pool: Pick<SlotPool, 'group' | 'resize' | 'limitSlots' | 'forgetIdleOn' | 'forgetClearedOn'>;
   log: Logger;
 }
 
@@ -82,7 +82,8 @@ export class Backend {
    * treats idle slots (it may come back configured differently).
    */
   forget(): void {
-    this.deps.pool.forgetIdleOn(this.index);
+    // A request holding a slot whose task was not sent yet (waiting at the launch gate) counts on it too.
+    this.deps.pool.forgetClearedOn(this.index, (slot) => this.behaviour.launched(slot));
     this.fingerprints.clear();
     this.known.clear();
     this.behaviour.forget();
