@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { RECHECK_AFTER_QUIET_MS } from '../src/generation/slot-truth.js';
 import { afterEach, describe, it } from 'node:test';
 import { APIError } from 'openai';
-import { exists, keyOf, metaPath } from '../test/support/cache.js';
+import { exists, keyOf, logLineAfter, metaPath } from '../test/support/cache.js';
 import { eventually } from '../test/support/deadline.js';
 import { locateLlamaServer } from '../test/support/real-server.js';
 import { nextTurn, openingOf, realChat, realStackPerTest } from '../test/support/real-stack.js';
@@ -128,6 +128,35 @@ describe(
       const a2 = await realChat(s, 'proxy', nextTurn(a, a1.content, 343));
       assert.equal(a2.line.decision, 'restore', JSON.stringify(a2.line));
       assert.ok(a2.timings.cache_n >= a1.promptTokens, `A reused ${a2.timings.cache_n} of ${a1.promptTokens}`);
+    });
+
+    it("bounded loss: an answer left to the server's RAM cache is saved from it within the window, and comes back from disk", async () => {
+      const s = await stacks.start();
+      const a = openingOf(351);
+      const a1 = await realChat(s, 'proxy', a);
+      await realChat(s, 'proxy', openingOf(352)); // its launch saves a1: the proxy learns the size of a token's state
+      const a2Messages = nextTurn(a, a1.content, 353);
+      const a2 = await realChat(s, 'proxy', a2Messages);
+      const mark = s.logs.lines.length;
+      const c = await realChat(s, 'proxy', openingOf(354)); // its launch moves a2 into the RAM cache, unsaved
+      assert.equal(c.line.clearing_saves, undefined, JSON.stringify(c.line));
+      const answered = Date.now();
+      const rescued = await logLineAfter(
+        s.logs,
+        mark,
+        "saved from the server's RAM cache",
+        (l) => l.key === keyOf(a2Messages).slice(0, 16),
+        BOUNDED_LOSS_WINDOW_MS,
+      );
+      // Served from the RAM cache, not prefilled: the prompt without its reply, on disk.
+      assert.equal(rescued.save.ok, true, JSON.stringify(rescued));
+      assert.equal(rescued.save.tokens, a2.promptTokens, JSON.stringify({ rescued, a2: a2.timings }));
+      assert.ok(rescued.prompt_n <= 8, JSON.stringify(rescued));
+      await s.server.restart();
+      await asLongAsARealRestart(answered);
+      const a3 = await realChat(s, 'proxy', nextTurn(a2Messages, a2.content, 355));
+      assert.equal(a3.line.decision, 'restore', JSON.stringify(a3.line));
+      assert.ok(a3.timings.cache_n >= a2.promptTokens - 1, `A reused ${a3.timings.cache_n} of ${a2.promptTokens}`);
     });
   },
 );

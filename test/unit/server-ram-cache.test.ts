@@ -126,4 +126,17 @@ describe('ServerRamCacheLedger', () => {
     ledger.clear();
     assert.equal(ledger.find('m', ['e', 'f', 'z']), undefined);
   });
+
+  it('has room while its entries fill at most half of the limit, once the size of a token is known', () => {
+    assert.equal(new ServerRamCacheLedger(8192).hasRoom('m'), false, 'size of a token not learnt yet');
+    const ledger = ledgerOf(20); // a budget of 18 MiB, half of it 9 MiB: 900 tokens at 1 MiB per 100
+    assert.equal(ledger.hasRoom('m'), true);
+    ledger.note(content('a', ['a1', 'a2', 'a3', 'a4', 'a5']));
+    ledger.note(content('b', ['b1', 'b2', 'b3', 'b4']));
+    assert.equal(ledger.hasRoom('m'), true, '9 MiB');
+    ledger.note(content('c', ['c1']));
+    assert.equal(ledger.hasRoom('m'), false, '10 MiB');
+    assert.equal(ledgerOf(0).hasRoom('m'), false, 'no RAM cache');
+    assert.equal(ledgerOf(-1).hasRoom('m'), true, 'no limit');
+  });
 });

@@ -1,0 +1,124 @@
+/**
+ * RamRescues: answers left to the server's RAM cache are saved from it shortly before their loss window ends,
+ * unless the conversation took them back first; a miss stops leaving what the slots still hold; shutdown rescues
+ * what waits.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import pino from 'pino';
+import { RamRescues } from '../../src/slots/ram-rescue.js';
+import type { Replay } from '../../src/slots/ram-rescue.js';
+import type { SlotContent } from '../../src/slots/slot-state.js';
+import { held, slot } from '../support/slot-fixtures.js';
+
+const replay: Replay = () => ({ path: '/v1/chat/completions', body: '{}' });
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Rescues recorded by hand; `outcomes` says what each successive call answers (true once the list runs out). */
+function recorder(outcomes: boolean[] = []) {
+  const calls: Array<{ content: SlotContent; at: number }> = [];
+  const warnings: unknown[] = [];
+  const log = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line)) });
+  const rescues = (windowMs: number) =>
+    new RamRescues({
+      windowMs,
+      log,
+      rescue: (_backend, content) => {
+        calls.push({ content, at: performance.now() });
+        return Promise.resolve(outcomes.shift() ?? true);
+      },
+    });
+  return { calls, warnings, rescues };
+}
+
+/** A task left to the RAM cache on slot 0 that ended with `content`. */
+function answered(rescues: RamRescues, content: SlotContent): void {
+  const s = slot(0);
+  rescues.taskRunning(s, 0, replay);
+  assert.equal(rescues.leavesToRam(s), true);
+  rescues.taskEnded(s, content);
+  assert.equal(rescues.leavesToRam(s), false);
+}
+
+describe('RamRescues', () => {
+  it('rescues a cleared answer shortly before its window ends, once', async () => {
+    const { calls, rescues } = recorder();
+    const r = rescues(700); // due 700 - 500 = 200 ms after the answer
+    const content = held(100);
+    const start = performance.now();
+    answered(r, content);
+    assert.equal(r.leftToRam(content), true, 'a launch may clear it unsaved');
+    r.cleared(content);
+    r.cleared(content); // noted twice: one rescue
+    assert.equal(r.waiting, 1);
+    await sleep(100);
+    assert.equal(calls.length, 0, 'not before it is due');
+    await sleep(250);
+    assert.equal(calls.length, 1);
+    assert.equal(calls[0]!.content, content);
+    assert.ok(calls[0]!.at - start >= 190, `rescued after ${calls[0]!.at - start} ms`);
+    assert.equal(r.waiting, 0);
+  });
+
+  it('does nothing for an answer its conversation took back, one never cleared, or one not left to the RAM cache', async () => {
+    const { calls, rescues } = recorder();
+    const r = rescues(520);
+    const taken = held(100);
+    answered(r, taken);
+    r.cleared(taken);
+    r.taken(taken);
+    const neverCleared = held(200);
+    answered(r, neverCleared);
+    const notLeft = held(300);
+    r.cleared(notLeft);
+    assert.equal(r.leftToRam(notLeft), false);
+    const unknownEnd = slot(1);
+    r.taskRunning(unknownEnd, 0, replay);
+    r.taskEnded(unknownEnd, undefined);
+    await sleep(150);
+    assert.deepEqual(calls, []);
+  });
+
+  it('after a miss, what is still in a slot is saved before a launch clears it; what was cleared keeps its rescue', async () => {
+    const { calls, rescues } = recorder();
+    const r = rescues(550);
+    const inRam = held(100);
+    answered(r, inRam);
+    r.cleared(inRam);
+    const inSlot = held(200);
+    answered(r, inSlot);
+    r.distrust();
+    assert.equal(r.leftToRam(inSlot), false);
+    await sleep(150);
+    assert.deepEqual(
+      calls.map((c) => c.content),
+      [inRam],
+    );
+  });
+
+  it('tries a failed rescue again, then warns that a restart would lose the conversation', async () => {
+    const { calls, warnings, rescues } = recorder([false, false, false]);
+    const r = rescues(500);
+    const content = held(100);
+    answered(r, content);
+    r.cleared(content);
+    await sleep(700);
+    assert.equal(calls.length, 3);
+    assert.equal(warnings.length, 1, JSON.stringify(warnings));
+    assert.match(String((warnings[0] as { msg: string }).msg), /could not be saved/);
+  });
+
+  it('close() rescues what waits at once, and leaves nothing more to the RAM cache', async () => {
+    const { calls, rescues } = recorder();
+    const r = rescues(60_000);
+    const content = held(100);
+    answered(r, content);
+    r.cleared(content);
+    await r.close();
+    assert.equal(calls.length, 1);
+    assert.equal(r.enabled, false);
+    const later = held(200);
+    answered(r, later);
+    assert.equal(r.leftToRam(later), false);
+  });
+});
