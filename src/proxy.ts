@@ -241,6 +241,7 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
         {
           timeout_s: config.shutdownTimeoutSeconds,
           not_saved: unsavedAtShutdown(shutdownSaves),
+          in_ram_cache_only: rescues.waiting,
           handlers_running: inflight.size,
         },
         'shutdown deadline reached; aborting what is still running',

@@ -53,7 +53,10 @@ const TRIES = 3;
 export class RamRescues {
   /** Big tasks in flight whose state is left to the RAM cache, by slot. */
   private readonly running = new Map<SlotState, Pick<Left, 'backend' | 'replay'>>();
-  /** Contents answered on such tasks; weak: a content nobody holds any more needs nothing. */
+  /**
+   * Contents answered on such tasks, with the request to replay (its body kept alive: dropped once the content is
+   * taken back or saved); weak, so a content nobody holds any more is gone with it.
+   */
   private readonly left = new WeakMap<SlotContent, Left>();
   /** Contents in the RAM cache only, with their rescue timer. */
   private readonly pending = new Map<SlotContent, NodeJS.Timeout>();
@@ -112,11 +115,11 @@ export class RamRescues {
 
   /** A request takes this content back from the RAM cache (its conversation continued): nothing to save. */
   taken(content: SlotContent): void {
-    clearTimeout(this.pending.get(content));
-    this.pending.delete(content);
+    this.disarm(content);
+    this.left.delete(content);
   }
 
-  /** Contents in the server's RAM cache only, waiting for their rescue (the status and the shutdown log). */
+  /** Contents in the servers' RAM caches only, waiting for their rescue (told when a shutdown runs out of time). */
   get waiting(): number {
     return this.pending.size;
   }
@@ -124,10 +127,16 @@ export class RamRescues {
   /** Shutdown: rescue what waits now, one at a time, and wait for rescues running. */
   async close(): Promise<void> {
     this.closed = true;
-    const waiting = [...this.pending.keys()];
-    for (const content of waiting) this.taken(content);
     await Promise.allSettled([...this.rescuing]);
-    for (const content of waiting) await this.run(content, 1);
+    for (const content of [...this.pending.keys()]) {
+      this.disarm(content);
+      await this.run(content, 1);
+    }
+  }
+
+  private disarm(content: SlotContent): void {
+    clearTimeout(this.pending.get(content));
+    this.pending.delete(content);
   }
 
   private arm(content: SlotContent, ms: number, tries: number): void {
@@ -145,7 +154,10 @@ export class RamRescues {
     const left = this.left.get(content);
     if (!left || content.saved) return;
     const saved = await this.deps.rescue(left.backend, content, left.replay).catch(() => false);
-    if (saved || content.saved) return;
+    if (saved || content.saved) {
+      this.left.delete(content);
+      return;
+    }
     if (tries > 1 && !this.closed) return this.arm(content, RETRY_MS, tries - 1);
     this.deps.log.warn(
       { key: shortKey(content.key), model: content.model, tokens: content.nTokens },

@@ -121,6 +121,15 @@ describe('sim conformance with the llama-server captures', () => {
     }
   });
 
+  it("a chat's n_predict wins over its max_tokens, as on the real server", async () => {
+    const res = await postJson(
+      sim.url,
+      '/v1/chat/completions',
+      chatBody('say nothing', { max_tokens: 8, n_predict: 2 }),
+    );
+    assert.equal(res.json().timings.predicted_n, 2);
+  });
+
   it('streams like chat_stream.txt', async () => {
     const res = await postJson(sim.url, '/v1/chat/completions', chatBody('stream me', { max_tokens: 3, stream: true }));
     assert.equal(res.status, 200);
