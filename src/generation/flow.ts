@@ -104,6 +104,9 @@ async function serve(
   try {
     gate = await enterLaunchGate(deps, plan, analysis, worthIt);
     if (gate) line.gatePassed = performance.now();
+    // A task sent without a pin just before may not run on the server yet, and its launch will clear this slot:
+    // `GET /slots` shows that only once it runs, so a resident slot is checked after it (as a restore waits for it).
+    if (gate && plan.resident) await deps.launchGate.launched(backend.index);
     await confirmResidency(deps, plan, analysis, line, worthIt);
     await leavePlacementToServer(deps, plan, analysis);
     // A big launch waits until every unpinned task before it is found on its slot (see placeUnpinnedTask), and a

@@ -615,4 +615,43 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
     assert.equal(back.line.decision, 'restore', JSON.stringify(back.line));
     assert.ok(back.timings.cache_n >= b1Prompt - 1, JSON.stringify(back.timings));
   });
+
+  it('on a clearing server, a resident turn is checked only once a task sent just before it without a pin runs: that launch clears its slot', async () => {
+    const tapped = stacks.keep(await startClearingServer({ realTime: false }));
+    const { stack: s, tap } = tapped;
+    const x1 = opening(4401);
+    // x1's task ends on the server, but the proxy reads that end only after y's launch has begun: x1 is still
+    // running for y's launch, which therefore does not count x1's slot as cleared.
+    const x1Answer = tap.holdAnswer(
+      (r) => r.path === '/v1/chat/completions' && r.body?.messages?.[0]?.content === x1[0]!.content,
+    );
+    const firstDone = chat(s, x1);
+    await x1Answer.arrived;
+    // y, a cold turn, is sent without a pin but held on its way to the server: its launch has not happened yet.
+    const y = opening(4402);
+    const yHeld = tap.hold(
+      (r) => r.path === '/v1/chat/completions' && r.body?.messages?.[0]?.content === y[0]!.content,
+    );
+    const yDone = chat(s, y);
+    await yHeld.arrived;
+    x1Answer.release();
+    const first = await firstDone;
+    // x2 continues x1, resident on its slot, which y's launch will clear.
+    const x2 = continued(x1, first.content, 4403);
+    const x2Held = tap.hold(
+      (r) => r.path === '/v1/chat/completions' && r.body?.messages?.at(-1)?.content === x2.at(-1)!.content,
+    );
+    const x2Done = chat(s, x2);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    yHeld.release();
+    await yDone;
+    x2Held.release();
+    const x2Result = await x2Done;
+    // Checked before y ran, x2 would have been pinned to the slot y's launch then cleared, and prefilled everything.
+    assert.notEqual(x2Result.line.decision, 'resident', JSON.stringify(x2Result.line));
+    assert.ok(
+      x2Result.timings.cache_n >= first.timings.cache_n + first.timings.prompt_n,
+      JSON.stringify(x2Result.timings),
+    );
+  });
 });
