@@ -104,12 +104,13 @@ export class ServerRamCacheLedger {
   }
 
   /**
-   * Whether a content of `model` moved into the cache now would stay there a good while: its size is known, and the
-   * modelled entries fill at most half of the limit.
+   * Whether a content of `model` and `tokens` moved into the cache now would stay there a good while: the size of a
+   * token is known, and the modelled entries with this one fill at most half of the limit.
    */
-  hasRoom(model: string): boolean {
-    if (this.limitBytes === 0 || !this.bytesPerToken.has(model)) return false;
-    const total = this.entries.reduce((sum, e) => sum + (this.bytesOf(e) ?? 0), 0);
+  hasRoom(model: string, tokens: number): boolean {
+    const perToken = this.bytesPerToken.get(model);
+    if (this.limitBytes === 0 || perToken === undefined) return false;
+    const total = this.entries.reduce((sum, e) => sum + (this.bytesOf(e) ?? 0), tokens * perToken);
     return total <= (this.limitBytes * LIMIT_SHARE) / 2;
   }
 

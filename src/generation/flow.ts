@@ -129,7 +129,7 @@ async function serve(
     // In flight from now until its end (noteEnded below): a launch elsewhere must not count its slot as idle.
     backend.behaviour.noteLaunched(plan.slot, gen.request.stream, analysis.big);
     if (analysis.big) deps.bookedSaves.taskRunning(plan.slot, analysis.key, analysis.model);
-    if (analysis.big && leavesToServerRam(deps, backend.index, analysis.model, call.path))
+    if (analysis.big && leavesToServerRam(deps, backend.index, analysis, call.path))
       deps.rescues.taskRunning(plan.slot, backend.index, () => gen.request.backendCall(REPLAY));
     let runs!: () => void;
     const running = new Promise<void>((resolve) => (runs = resolve));

@@ -317,18 +317,27 @@ const CONTENTION_WINDOW_MS = 1000;
 /**
  * Whether a big task's end state may be left to the server's RAM cache rather than saved at its end (RamRescues): on
  * a backend that clears idle slots, when the policy and the loss window allow it, while the RAM cache has room to
- * spare, on a route whose request the server replays without generating (`n_predict` is honoured on the chat and
+ * spare for it (half its limit, counting the prompt at 2 tokens a word), on a route whose request the server replays without generating (`n_predict` is honoured on the chat and
  * completion routes; on `/v1/responses` that was not checked).
  */
 export function leavesToServerRam(
   deps: Pick<SlotTruthDeps, 'backends' | 'rescues'>,
   backendIndex: number,
-  model: string,
+  analysis: Pick<PromptAnalysis, 'model' | 'wordCount'>,
   path: string,
 ): boolean {
   const { behaviour, ramCache } = deps.backends.at(backendIndex);
-  return deps.rescues.enabled && behaviour.clearsIdleSlots() && ramCache.hasRoom(model) && path !== RESPONSES_PATH;
+  const tokens = analysis.wordCount * TOKENS_PER_WORD_BOUND;
+  return (
+    deps.rescues.enabled &&
+    behaviour.clearsIdleSlots() &&
+    ramCache.hasRoom(analysis.model, tokens) &&
+    path !== RESPONSES_PATH
+  );
 }
+
+/** A generous bound on a prompt's tokens per word (about 1.3 in English prose, more in code), its reply included. */
+const TOKENS_PER_WORD_BOUND = 2;
 
 const RESPONSES_PATH = '/v1/responses';
 

@@ -127,16 +127,15 @@ describe('ServerRamCacheLedger', () => {
     assert.equal(ledger.find('m', ['e', 'f', 'z']), undefined);
   });
 
-  it('has room while its entries fill at most half of the limit, once the size of a token is known', () => {
-    assert.equal(new ServerRamCacheLedger(8192).hasRoom('m'), false, 'size of a token not learnt yet');
+  it('has room for a content while its entries with it fill at most half of the limit, once a token size is known', () => {
+    assert.equal(new ServerRamCacheLedger(8192).hasRoom('m', 100), false, 'size of a token not learnt yet');
     const ledger = ledgerOf(20); // a budget of 18 MiB, half of it 9 MiB: 900 tokens at 1 MiB per 100
-    assert.equal(ledger.hasRoom('m'), true);
+    assert.equal(ledger.hasRoom('m', 900), true);
+    assert.equal(ledger.hasRoom('m', 1000), false, 'a content bigger than half the limit');
     ledger.note(content('a', ['a1', 'a2', 'a3', 'a4', 'a5']));
-    ledger.note(content('b', ['b1', 'b2', 'b3', 'b4']));
-    assert.equal(ledger.hasRoom('m'), true, '9 MiB');
-    ledger.note(content('c', ['c1']));
-    assert.equal(ledger.hasRoom('m'), false, '10 MiB');
-    assert.equal(ledgerOf(0).hasRoom('m'), false, 'no RAM cache');
-    assert.equal(ledgerOf(-1).hasRoom('m'), true, 'no limit');
+    assert.equal(ledger.hasRoom('m', 400), true, '9 MiB with it');
+    assert.equal(ledger.hasRoom('m', 500), false, '10 MiB with it');
+    assert.equal(ledgerOf(0).hasRoom('m', 1), false, 'no RAM cache');
+    assert.equal(ledgerOf(-1).hasRoom('m', 10 ** 9), true, 'no limit');
   });
 });
