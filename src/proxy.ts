@@ -102,6 +102,8 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     onStateSize: (backend, model, tokens, bytes) => backends.at(backend).ramCache.learnTokenSize(model, tokens, bytes),
     onIdleSlotCleared: (backend, content) => {
       backends.at(backend).ramCache.note(content);
+      // Left there and found cleared by a save after the answer: it still has to reach the disk in time.
+      rescues.cleared(content);
       backends.at(backend).noteClearsIdleSlots('empty save');
     },
   });

@@ -317,8 +317,9 @@ const CONTENTION_WINDOW_MS = 1000;
 /**
  * Whether a big task's end state may be left to the server's RAM cache rather than saved at its end (RamRescues): on
  * a backend that clears idle slots, when the policy and the loss window allow it, while the RAM cache has room to
- * spare for it (half its limit, counting the prompt at 2 tokens a word), on a route whose request the server replays without generating (`n_predict` is honoured on the chat and
- * completion routes; on `/v1/responses` that was not checked).
+ * spare for it (half its limit, counting the prompt at 2 tokens a word), on a route whose request the server replays
+ * without generating (`n_predict` is honoured on the chat and completion routes; on `/v1/responses` that was not
+ * checked).
  */
 export function leavesToServerRam(
   deps: Pick<SlotTruthDeps, 'backends' | 'rescues'>,
