@@ -129,7 +129,6 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     acquireTimeoutMs: config.acquireTimeout * 1000,
     loadTimeoutMs: config.requestTimeout * 1000,
   };
-  const launchGate = new LaunchGate();
   const rescues = new RamRescues({
     windowMs: policy.leavesToServerRam ? config.idleSaveSeconds * 1000 : 0,
     rescue: (backend, content, replay) => rescueFromServerRam(generation, backend, content, replay),
@@ -153,7 +152,7 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     diskMatch: createDiskMatcher({ index, backends, policy, wordsPerBlock: config.wordsPerBlock, lcpTh: config.lcpTh }),
     prepareForModel: (model, big) => prepareForModel(swapDeps, model, big),
     pending: new PendingModels(),
-    launchGate,
+    launchGate: new LaunchGate(),
     rescues,
     observer: observation.observer,
     lcpTh: config.lcpTh,

@@ -130,7 +130,7 @@ async function serve(
     backend.behaviour.noteLaunched(plan.slot, gen.request.stream, analysis.big);
     if (analysis.big) deps.bookedSaves.taskRunning(plan.slot, analysis.key, analysis.model);
     if (analysis.big && leavesToServerRam(deps, backend.index, analysis, call.path))
-      deps.rescues.taskRunning(plan.slot, backend.index, () => gen.request.backendCall(REPLAY));
+      deps.rescues.taskRunning(plan.slot, () => gen.request.backendCall(REPLAY));
     let runs!: () => void;
     const running = new Promise<void>((resolve) => (runs = resolve));
     const answered = forwardGeneration(backend.client, reply, {

@@ -75,8 +75,8 @@ export class RamRescues {
   }
 
   /** A big task starts on `slot` whose state the RAM cache will keep: `replay` brings it back if it must be saved. */
-  taskRunning(slot: SlotState, backend: number, replay: Replay): void {
-    this.running.set(slot, { backend, replay });
+  taskRunning(slot: SlotState, replay: Replay): void {
+    this.running.set(slot, { backend: slot.backend, replay });
   }
 
   /** The slot's running task is left to the RAM cache: no save is booked for its end. */

@@ -34,7 +34,7 @@ function recorder(outcomes: boolean[] = []) {
 /** A task left to the RAM cache on slot 0 that ended with `content`. */
 function answered(rescues: RamRescues, content: SlotContent): void {
   const s = slot(0);
-  rescues.taskRunning(s, 0, replay);
+  rescues.taskRunning(s, replay);
   assert.equal(rescues.leavesToRam(s), true);
   rescues.taskEnded(s, content);
   assert.equal(rescues.leavesToRam(s), false);
@@ -73,7 +73,7 @@ describe('RamRescues', () => {
     r.cleared(notLeft);
     assert.equal(r.leftToRam(notLeft), false);
     const unknownEnd = slot(1);
-    r.taskRunning(unknownEnd, 0, replay);
+    r.taskRunning(unknownEnd, replay);
     r.taskEnded(unknownEnd, undefined);
     await sleep(150);
     assert.deepEqual(calls, []);
