@@ -9,9 +9,10 @@
  * A task sent without a pin prepared no slot: it leaves the gate as soon as it is sent, and the launches that need
  * to know where it runs wait for `placed`. Sent is not launched, though: the server reads, templates and tokenizes
  * a request before it queues its task (about 10 ms for a small chat on a loaded machine), so a restore sent by the
- * next holder of the gate can reach the server first and be cleared by that launch. So a launch that restores first
- * waits for `launched`. (A resident slot needs no such wait: the launch before it already counted that slot as
- * cleared, and the plan became a restore at the gate.)
+ * next holder of the gate can reach the server first and be cleared by that launch. So a launch that counts on a
+ * slot prepared for it first waits for `launched`: a restore before restoring, a resident one before its `GET /slots`
+ * check (a task of the slot's that ended just before that late launch, unread by the proxy, was not counted as
+ * cleared by it, and the check sees the clearing only once that launch runs).
  *
  * The gate also tells the loops that look at `GET /slots` for a task (placement, a pinned task's start) whether a
  * launch waits for their answer (`someoneWaits`, `nextArrival`): each look takes CPU time from the server, so they
