@@ -40,6 +40,14 @@ function answered(rescues: RamRescues, content: SlotContent): void {
   assert.equal(rescues.leavesToRam(s), false);
 }
 
+/** An answer left to the RAM cache, which a launch then moved there: its rescue is armed. */
+function clearedIntoRam(rescues: RamRescues, nTokens: number): SlotContent {
+  const content = held(nTokens);
+  answered(rescues, content);
+  rescues.cleared(content);
+  return content;
+}
+
 describe('RamRescues', () => {
   it('rescues a cleared answer shortly before its window ends, once', async () => {
     const { calls, rescues } = recorder();
@@ -63,9 +71,7 @@ describe('RamRescues', () => {
   it('does nothing for an answer its conversation took back, one never cleared, or one not left to the RAM cache', async () => {
     const { calls, rescues } = recorder();
     const r = rescues(520);
-    const taken = held(100);
-    answered(r, taken);
-    r.cleared(taken);
+    const taken = clearedIntoRam(r, 100);
     r.taken(taken);
     const neverCleared = held(200);
     answered(r, neverCleared);
@@ -82,9 +88,7 @@ describe('RamRescues', () => {
   it('after a miss, what is still in a slot is saved before a launch clears it; what was cleared keeps its rescue', async () => {
     const { calls, rescues } = recorder();
     const r = rescues(550);
-    const inRam = held(100);
-    answered(r, inRam);
-    r.cleared(inRam);
+    const inRam = clearedIntoRam(r, 100);
     const inSlot = held(200);
     answered(r, inSlot);
     r.distrust();
@@ -99,9 +103,7 @@ describe('RamRescues', () => {
   it('tries a failed rescue again, then warns that a restart would lose the conversation', async () => {
     const { calls, warnings, rescues } = recorder([false, false, false]);
     const r = rescues(500);
-    const content = held(100);
-    answered(r, content);
-    r.cleared(content);
+    clearedIntoRam(r, 100);
     await sleep(700);
     assert.equal(calls.length, 3);
     assert.equal(warnings.length, 1, JSON.stringify(warnings));
@@ -111,9 +113,7 @@ describe('RamRescues', () => {
   it('close() rescues what waits at once, and leaves nothing more to the RAM cache', async () => {
     const { calls, rescues } = recorder();
     const r = rescues(60_000);
-    const content = held(100);
-    answered(r, content);
-    r.cleared(content);
+    clearedIntoRam(r, 100);
     await r.close();
     assert.equal(calls.length, 1);
     assert.equal(r.enabled, false);
