@@ -33,6 +33,8 @@ export class Backend {
   readonly behaviour = new ServerBehaviour();
   /** What its RAM cache holds, as far as the proxy can tell (a server that clears idle slots). */
   readonly ramCache: ServerRamCacheLedger;
+  /** The cells of its KV buffer as `GET /slots` last showed them (a slot's `n_ctx`; see kv-room.ts). */
+  kvCells: number | undefined;
   /** Model identities being fetched or known, by model name. */
   private readonly fingerprints = new Map<string, Promise<string | undefined>>();
   private readonly known = new Map<string, string>();
@@ -88,6 +90,7 @@ export class Backend {
     this.known.clear();
     this.behaviour.forget();
     this.ramCache.clear();
+    this.kvCells = undefined;
   }
 
   /**

@@ -8,6 +8,7 @@ import type { PromptAnalysis } from '../prompt/prompt-analysis.js';
 import type { SlotPlan } from '../slots/slot-state.js';
 import type { GenerationDeps } from './deps.js';
 import { startedAgain } from './slot-truth.js';
+import type { RoomAfter } from './slot-room.js';
 import type { ForwardOutcome } from './forward.js';
 import { tokensLeftInSlot } from './sse-tap.js';
 
@@ -86,6 +87,7 @@ export async function noticeServerCacheMiss(
   plan: SlotPlan,
   outcome: ForwardOutcome,
   model: string,
+  room?: RoomAfter,
 ): Promise<void> {
   const hit = plan.fromServerCache;
   const expected = hit?.content.nTokens;
@@ -93,6 +95,14 @@ export async function noticeServerCacheMiss(
   if (!hit || !expected || !outcome.completed || reused === undefined || reused >= expected / 2) return;
   if (await startedAgain(deps, plan.slot.backend, model)) return;
   const { url, ramCache } = deps.backends.at(plan.slot.backend);
+  if (room && room.free < expected) {
+    // The load found no room beside the other slots (see kv-room.ts): the RAM cache may well have held it.
+    deps.log.warn(
+      { backend: url, key: shortKey(hit.content.key), cache_n: reused, expected, free_cells: room.free },
+      "no room in the KV buffer to load a conversation from the server's RAM cache; it was prefilled again",
+    );
+    return;
+  }
   ramCache.noteMiss(hit);
   deps.rescues.distrust();
   deps.log.warn(

@@ -25,7 +25,7 @@ export interface GenerationDeps {
   backends: Backends;
   pool: SlotPool;
   /** Pins of the files a plan restores. */
-  index: Pick<PrefixIndex, 'pin' | 'unpin'>;
+  index: Pick<PrefixIndex, 'pin' | 'unpin' | 'get'>;
   diskMatch: DiskMatcher;
   slotCache: SlotCache;
   policy: SavePolicy;

@@ -29,6 +29,7 @@ import type { GenerationAdapter, GenerationRequest } from './adapter.js';
 import { noticeLostSlot, noticeServerCacheMiss, recordSlotContent, swapComing } from './after-answer.js';
 import { CLIENT_CLOSED_REQUEST, forwardGeneration } from './forward.js';
 import { sessionOf } from './session.js';
+import { roomForRamLoad, roomForRestore } from './slot-room.js';
 
 /** One request as the flow sees it: the adapter's description, its analysis, and its session. */
 interface Generation {
@@ -115,6 +116,9 @@ async function serve(
     if (gate && plan.restore && !plan.unpinned) await deps.launchGate.launched(backend.index);
     await runPlan(deps, plan, analysis, line);
     if (plan.skippedSave) noteSkipped(deps.rent, plan.skippedSave);
+    // The server loads the conversation from its RAM cache before it clears the idle slots: room first.
+    const loading = plan.fromServerCache?.content.nTokens;
+    const ramLoad = loading ? await roomForRamLoad(deps, backend.index, analysis.model, loading) : undefined;
     line.clearingSaves.push(...(await beforeTaskStart(deps, plan, analysis.model)));
     // A small request's slot matters little (nothing of it is saved): it does not wait for a look before its launch.
     const baseline =
@@ -158,7 +162,7 @@ async function serve(
     line.outcome = outcome;
     if (outcome.completed) backend.behaviour.noteContact();
     noticeLostSlot(deps, plan, outcome);
-    await noticeServerCacheMiss(deps, plan, outcome, analysis.model);
+    await noticeServerCacheMiss(deps, plan, outcome, analysis.model, typeof ramLoad === 'object' ? ramLoad : undefined);
     // Unpinned, on a slot that could not be told: what the request left behind is nowhere the proxy knows.
     if (placed && !(await placed)) {
       deps.pool.forget(plan.slot);
@@ -288,7 +292,10 @@ async function runPlan(
     if (plan.saveFirst && plan.slot.content === plan.saveFirst && !plan.saveFirst.saved) {
       line.evictSave = await deps.slotCache.save(plan.slot, plan.saveFirst);
     }
-    if (plan.restore) line.restore = await deps.slotCache.restore(plan.slot, plan.restore.key, analysis.model);
+    if (plan.restore) {
+      const mayLackRoom = await roomForRestore(deps, plan.slot, plan.restore.key, analysis.model);
+      line.restore = await deps.slotCache.restore(plan.slot, plan.restore.key, analysis.model, { mayLackRoom });
+    }
   } finally {
     // Before the answer: a save after it may retire this entry as the new content's parent (lineage).
     if (plan.restore) deps.index.unpin(plan.restore.key);

@@ -1,10 +1,10 @@
 /**
  * The launch that brings a conversation left to the server's RAM cache back into a slot and saves it (see
  * RamRescues): on a backend that clears idle slots, a launch like any other (inside the launch gate, after the
- * unpinned tasks before it are placed and running, after the saves of what it clears) of the conversation's last
- * request again, without a pin and with `n_predict: 0`. Its slot is then found as an ended unpinned task's is (the
- * idle slot with a newer task holding exactly what the answer left, slotLeftBy) and saved. The gate stays shut until
- * the save is answered: any launch meanwhile would clear that slot.
+ * unpinned tasks before it are placed and running, after the saves of what it clears, with room made for the load
+ * (slot-room.ts)) of the conversation's last request again, without a pin and with `n_predict: 0`. Its slot is then
+ * found as an ended unpinned task's is (the idle slot with a newer task holding exactly what the answer left,
+ * slotLeftBy) and saved. The gate stays shut until the save is answered: any launch meanwhile would clear that slot.
  */
 import type { SlotContent } from '../slots/slot-state.js';
 import type { Replay } from '../slots/ram-rescue.js';
@@ -15,19 +15,20 @@ import { timingsOfAnswer, tokensLeftInSlot } from './sse-tap.js';
 import type { SlotTruthDeps } from './slot-truth.js';
 import { beforeTaskStart, tasksRunningBeforeLaunch } from './slot-truth.js';
 import type { GenerationDeps } from './deps.js';
+import { roomForRamLoad } from './slot-room.js';
 
 export type RescueDeps = SlotTruthDeps & Pick<GenerationDeps, 'slotCache'>;
 
 /** A replay answers at once (nothing to generate); a slow one is given up like a placement. */
 const REPLAY_TIMEOUT_MS = 30_000;
 
-/** The rescue itself; true once `content` (as far as its prompt) is on disk. */
+/** The rescue itself; true once `content` (as far as its prompt) is on disk, 'later' when it had to wait. */
 export async function rescueFromServerRam(
   deps: RescueDeps,
   backendIndex: number,
   content: SlotContent,
   replay: Replay,
-): Promise<boolean> {
+): Promise<boolean | 'later'> {
   const backend = deps.backends.at(backendIndex);
   // A record for the task: an idle one that names no content (after any launch there, most do).
   const slot = deps.pool.group(backendIndex, content.model).find((s) => !s.busy && !s.disabled && !s.content);
@@ -39,6 +40,10 @@ export async function rescueFromServerRam(
     if (content.saved) return true;
     if (!backend.behaviour.clearsIdleSlots()) return false;
     const plan = { slot, unpinned: true as const };
+    const room =
+      content.nTokens &&
+      (await roomForRamLoad(deps, backendIndex, content.model, content.nTokens, { background: true }));
+    if (room === 'tasks running') return 'later';
     await beforeTaskStart(deps, plan, content.model);
     backend.ramCache.take(content);
     const baseline = await tasksRunningBeforeLaunch(deps, plan, content.model);

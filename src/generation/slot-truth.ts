@@ -20,6 +20,7 @@ import {
   slotTokensLeft,
 } from '../slots/slot-check.js';
 import type { GatePass, LaunchGate } from '../slots/launch-gate.js';
+import { kvRoomOf } from '../slots/kv-room.js';
 import type { ObservedSlots, RunningTask, SlotVerdict } from '../slots/slot-check.js';
 import type { DiskMatch, SlotContent, SlotPlan, SlotState } from '../slots/slot-state.js';
 import type { RequestLog } from '../http/request-log.js';
@@ -562,11 +563,13 @@ export async function tasksRunningBeforeLaunch(
 
 /**
  * Any `GET /slots` answer shows task ids the restart check (startedAgain) compares with. Answers read while our
- * tasks run may arrive out of order, so only the check made when the backend was quiet acts on a lower one.
+ * tasks run may arrive out of order, so only the check made when the backend was quiet acts on a lower one. It
+ * shows the size of the KV buffer too.
  */
-function noteLastTask(backend: Backend, body: unknown): void {
+export function noteLastTask(backend: Backend, body: unknown): void {
   const last = lastTaskShown(body);
   if (last !== undefined) backend.behaviour.noteLastTaskShown(last);
+  backend.kvCells = kvRoomOf(body)?.nCtx ?? backend.kvCells;
 }
 
 const LAUNCH_WAIT_MS = 3000;

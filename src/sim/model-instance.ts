@@ -97,6 +97,18 @@ export class ModelInstance {
   }
 
   /** The next task id (`id_task` in `/slots`). */
+  /**
+   * Whether a state of `tokens` can be loaded into `slot` (a restore, a RAM-cache load): on a unified KV buffer
+   * (`n_ctx` cells shared by every slot) only beside what the other slots hold, whose cells are not freed for it;
+   * the slot's own are. With a KV buffer per slot, when it fits the slot's context.
+   */
+  fitsBeside(slot: Slot, tokens: number): boolean {
+    const others = this.config.kvUnified
+      ? this.slots.reduce((sum, other) => (other === slot ? sum : sum + other.tokens.length), 0)
+      : 0;
+    return others + tokens <= this.config.nCtx;
+  }
+
   nextTaskId(): number {
     return ++this.taskCounter;
   }

@@ -6,7 +6,9 @@
  *    (f_keep < 0.5). A pinned slot that is EMPTY is never updated (f_keep is 0/0, NaN, and NaN < 0.5 is false), nor
  *    is any pinned slot when `--slot-prompt-similarity` is 0;
  * 2. on an update, the slot's state is stored in RAM and the entry that suits the prompt best is moved into the slot
- *    (this costs ramLoadMsPerMB, and is not part of `prompt_ms`);
+ *    (this costs ramLoadMsPerMB, and is not part of `prompt_ms`); on a unified KV buffer the load needs as many free
+ *    cells as the entry has tokens beside what the other slots hold (the idle ones are cleared only in step 3):
+ *    without them it fails, the entry stays in RAM and the slot is left empty (`prompt_clear`);
  * 3. with `--cache-idle-slots`, the other idle slots are stored in RAM too, and cleared when the KV buffer is
  *    unified (`-kvu`), so an idle slot's content may vanish. The task's own slot is never cleared.
  */
@@ -60,8 +62,11 @@ export async function prepareSlot(
   let ramHit = false;
   if (ram.enabled && cacheUpdateWanted(how, slot.tokens, prompt, inst.config.similarity)) {
     ram.put(slot.tokens);
-    const loaded = ram.take(prompt, slot.tokens);
-    if (loaded) {
+    const loaded = ram.take(prompt, slot.tokens, (tokens) => inst.fitsBeside(slot, tokens.length));
+    if (loaded === 'no room') {
+      slot.clear();
+      inst.recorder.record({ type: 'ram_no_room', model: inst.config.id, slot: slot.id });
+    } else if (loaded) {
       await hold(transferMs(ram.sizeOf(loaded.tokens), inst.config.cost.ramLoadMsPerMB));
       slot.tokens = loaded.tokens;
       slot.reuseBlocked = false;

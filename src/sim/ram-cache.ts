@@ -63,9 +63,15 @@ export class RamPromptCache {
   /**
    * Removes and returns the entry to load for `prompt` into a slot holding `current` (server_prompt_cache::load):
    * an entry qualifies when the prompt keeps at least a quarter of it, and wins when it keeps a larger fraction of
-   * itself than the slot's state does (an empty slot: any) and covers more of the prompt.
+   * itself than the slot's state does (an empty slot: any) and covers more of the prompt. An entry that does not
+   * `fit` the slot (a unified KV buffer without enough free cells) is not loaded and stays in the cache: then
+   * 'no room'.
    */
-  take(prompt: readonly string[], current: readonly string[]): RamMatch | undefined {
+  take(
+    prompt: readonly string[],
+    current: readonly string[],
+    fits: (tokens: readonly string[]) => boolean = () => true,
+  ): RamMatch | 'no room' | undefined {
     if (prompt.length === 0) return undefined;
     const lcpNow = commonPrefixLength(current, prompt);
     let fKeepBest = current.length > 0 ? lcpNow / current.length : -1;
@@ -85,6 +91,7 @@ export class RamPromptCache {
       }
     });
     if (best < 0) return undefined;
+    if (!fits(this.entries[best]!)) return 'no room';
     const [tokens] = this.entries.splice(best, 1);
     return { tokens: tokens!, lcp: bestLcp };
   }

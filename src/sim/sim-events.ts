@@ -42,6 +42,8 @@ export type SimEvent =
   | (EventBase & { type: 'erase'; slot: number; n_erased: number })
   | (EventBase & { type: 'load' | 'unload' })
   | (EventBase & { type: 'ram_hit'; slot: number; n_tokens: number })
+  /** A RAM-cache load that did not fit the unified KV buffer beside the other slots (the slot is left empty). */
+  | (EventBase & { type: 'ram_no_room'; slot: number })
   | (EventBase & { type: 'fault'; action: FaultAction; status: number });
 
 /** Running totals over the event log. */

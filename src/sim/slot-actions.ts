@@ -68,7 +68,7 @@ export function restoreSlot(inst: ModelInstance, idSlot: number, filename: strin
             inst.fingerprint,
             inst.config.cost.kvBytesPerToken,
           );
-      if (!content || content.tokens.length > inst.config.nCtx) {
+      if (!content || !inst.fitsBeside(slot, content.tokens.length)) {
         slot.clear(); // the real server has already dropped the slot's KV when the load fails
         const status = fault?.status ?? 400;
         inst.recorder.record({ ...event, ok: false, n_tokens: 0, bytes: 0, status });

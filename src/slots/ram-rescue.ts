@@ -22,8 +22,11 @@ import type { SlotContent, SlotState } from './slot-state.js';
 /** The request again, for the server to serve from its RAM cache: the backend path and body, built when needed. */
 export type Replay = () => { path: string; body: Buffer | string };
 
-/** Bring `content` back into a slot of `backend` with `replay` and save it; true once it is on disk. */
-export type Rescue = (backend: number, content: SlotContent, replay: Replay) => Promise<boolean>;
+/**
+ * Bring `content` back into a slot of `backend` with `replay` and save it; true once it is on disk, 'later' when it
+ * was not tried (no room for it while tasks run: a try again does not count as one).
+ */
+export type Rescue = (backend: number, content: SlotContent, replay: Replay) => Promise<boolean | 'later'>;
 
 export interface RamRescueDeps {
   /**
@@ -154,10 +157,11 @@ export class RamRescues {
     const left = this.left.get(content);
     if (!left || content.saved) return;
     const saved = await this.deps.rescue(left.backend, content, left.replay).catch(() => false);
-    if (saved || content.saved) {
+    if (saved === true || content.saved) {
       this.left.delete(content);
       return;
     }
+    if (saved === 'later' && !this.closed) return this.arm(content, RETRY_MS, tries);
     if (tries > 1 && !this.closed) return this.arm(content, RETRY_MS, tries - 1);
     this.deps.log.warn(
       { key: shortKey(content.key), model: content.model, tokens: content.nTokens },

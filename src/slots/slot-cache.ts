@@ -87,9 +87,11 @@ export interface SlotCacheDeps {
 export interface SlotCache {
   /**
    * Restore `key` into the slot. On failure the backend has emptied the slot, and so does our record; when the
-   * backend says the file cannot be loaded (400 "Unable to restore slot…"), the key's entry and meta are dropped.
+   * backend says the file cannot be loaded (400 "Unable to restore slot…"), the key's entry and meta are dropped,
+   * unless the answer may mean that the KV buffer had no room for it (`mayLackRoom`, see kv-room.ts): the server
+   * gives the same answer for both.
    */
-  restore(slot: SlotState, key: string, model: string): Promise<CacheOpResult>;
+  restore(slot: SlotState, key: string, model: string, opts?: { mayLackRoom?: boolean }): Promise<CacheOpResult>;
   /** Save the slot's content under its key; on success record the meta, on failure drop any stale one. */
   save(slot: SlotState, content: SlotContent): Promise<CacheOpResult>;
   /**
@@ -130,7 +132,12 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
     }
   }
 
-  async function restore(slot: SlotState, key: string, model: string): Promise<CacheOpResult> {
+  async function restore(
+    slot: SlotState,
+    key: string,
+    model: string,
+    opts: { mayLackRoom?: boolean } = {},
+  ): Promise<CacheOpResult> {
     const started = now();
     const entry = deps.index.get(key);
     deps.index.pin(key);
@@ -147,8 +154,14 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
         };
         // The server could not load the file (missing, corrupt, another model's, or larger than the context) and
         // never will: stop offering it, or every request with this prefix pays a failed restore. Unless a save
-        // re-created the entry meanwhile.
-        if (isUnusableFile(res.status, res.body) && deps.index.get(key) === entry) {
+        // re-created the entry meanwhile, or the other slots of a unified KV buffer held cells it needed (that
+        // passes; the answer is the same).
+        if (isUnusableFile(res.status, res.body) && opts.mayLackRoom) {
+          deps.log.warn(
+            { key, backend: deps.clients[slot.backend]!.url, err: result.error },
+            'no room in the KV buffer to restore the cache file (other slots hold the rest); entry kept',
+          );
+        } else if (isUnusableFile(res.status, res.body) && deps.index.get(key) === entry) {
           await dropMeta(key);
           deps.log.warn(
             { key, backend: deps.clients[slot.backend]!.url, err: result.error },
@@ -382,7 +395,7 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
     return result;
   };
   return {
-    restore: async (slot, key, model) => report('restore', await restore(slot, key, model)),
+    restore: async (slot, key, model, opts) => report('restore', await restore(slot, key, model, opts)),
     save: async (slot, content) => report('save', await save(slot, content)),
     book,
   };

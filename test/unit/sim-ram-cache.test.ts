@@ -24,7 +24,20 @@ describe('sim RAM prompt cache', () => {
     ram.put(a);
     assert.equal(ram.take([...a.slice(0, 9), 'x'], []), undefined); // 9/40 < 0.25
     assert.equal(ram.take([...a.slice(0, 20), 'x'], a.slice(0, 20)), undefined); // the slot keeps 100 %
-    assert.equal(ram.take([...a.slice(0, 20), 'x'], [])?.lcp, 20);
+    assert.equal(lcpOf(ram.take([...a.slice(0, 20), 'x'], [])), 20);
+  });
+
+  it('leaves an entry that does not fit the slot in the cache (no room), and loads it once it fits', () => {
+    const ram = new RamPromptCache(1000, 1);
+    const a = toks('a', 40);
+    ram.put(a);
+    assert.equal(
+      ram.take(a, [], () => false),
+      'no room',
+    );
+    assert.equal(ram.size, 1);
+    assert.equal(lcpOf(ram.take(a, [], (tokens) => tokens.length <= 40)), 40);
+    assert.equal(ram.size, 0);
   });
 
   it('evicts the oldest entries beyond the limit (FIFO, like the real server)', () => {
@@ -36,8 +49,8 @@ describe('sim RAM prompt cache', () => {
     ram.put(c);
     assert.equal(ram.size, 2);
     assert.equal(ram.take(a, []), undefined);
-    assert.equal(ram.take(b, [])?.lcp, 10);
-    assert.equal(ram.take(c, [])?.lcp, 10);
+    assert.equal(lcpOf(ram.take(b, [])), 10);
+    assert.equal(lcpOf(ram.take(c, [])), 10);
   });
 
   it('does not keep states larger than the whole budget, nor anything when off', () => {
@@ -80,3 +93,8 @@ describe('sim prompt-cache update decision (get_available_slot)', () => {
     assert.equal(cacheUpdateWanted('similarity', [...a.slice(0, 20), ...b.slice(0, 10)], a, 0.1), false);
   });
 });
+
+/** The prefix a take loaded, or what it answered instead. */
+function lcpOf(match: ReturnType<RamPromptCache['take']>): number | string | undefined {
+  return typeof match === 'object' ? match.lcp : match;
+}
