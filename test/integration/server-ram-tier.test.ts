@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { chat, continued, exists, keyOf, logLineAfter, metaPath, opening, slotFileEvents } from '../support/cache.js';
 import type { ChatResult } from '../support/cache.js';
-import { startStack } from '../support/stack.js';
+import { postJson, startStack } from '../support/stack.js';
 import type { Stack, StackOptions } from '../support/stack.js';
 import { stacksPerTest, startTappedStack } from '../support/tapped-stack.js';
 import { words } from '../support/text.js';
@@ -20,11 +20,11 @@ import { IDLE_CLEARING_FOUND } from '../../src/backend/backend.js';
 /**
  * A proxy in front of a simulator that clears idle slots into a RAM cache of `cacheRamMiB`, found out at start-up.
  * Write-behind off unless `env` says (and with it the answers left to the RAM cache): every launch saves what it
- * clears.
+ * clears. `nCtx`: the cells of its unified KV buffer, shared by the 4 slots.
  */
-async function startClearing(cacheRamMiB: number, env: StackOptions['env'] = {}): Promise<Stack> {
+async function startClearing(cacheRamMiB: number, env: StackOptions['env'] = {}, nCtx?: number): Promise<Stack> {
   const stack = await startStack({
-    sim: { models: [{ id: 'tiny' }], cacheRamMiB },
+    sim: { models: [{ id: 'tiny', ...(nCtx && { nCtx }) }], cacheRamMiB },
     env: { SAVE_POLICY: 'smart', N_SLOTS: '4', IDLE_SAVE_SECONDS: '0', ...env },
   });
   await logLineAfter(stack.logs, 0, IDLE_CLEARING_FOUND, (l) => l.seen_by === 'start-up probe');
@@ -39,6 +39,10 @@ interface Turn {
 const heldAfter = (turn: Turn) => turn.result.timings.cache_n + turn.result.timings.prompt_n;
 const missLines = (stack: Stack) =>
   stack.logs.lines.filter((l) => String(l.msg).startsWith("the server's RAM cache no longer held"));
+
+/** Conversations of this many words, in a KV buffer of as many cells as one of them needs, with room to grow. */
+const LONG_WORDS = 300;
+const CELLS_FOR_ONE = 560;
 
 /** Resolve once `check` holds; fail after `ms`. */
 async function waitUntil(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
@@ -113,6 +117,57 @@ describe(
         next.some((t) => t.result.line.decision === 'restore'),
         'what the smaller cache cannot hold came from disk',
       );
+    });
+
+    it('a KV buffer with room for one conversation at a time: idle slots are emptied (saved first) so that a later turn loads from RAM', async () => {
+      // The server loads a conversation from its RAM cache before it clears its idle slots: the one that just ran
+      // holds the cells the next conversation needs. Alone, the load fails and the turn prefills from scratch.
+      const stack = stacks.keep(await startClearing(8192, { IDLE_SAVE_SECONDS: '1' }, CELLS_FOR_ONE));
+      let turns: Turn[] = [];
+      for (const seed of [4501, 4502, 4503])
+        turns.push({ messages: opening(seed, LONG_WORDS), result: await chat(stack, opening(seed, LONG_WORDS)) });
+      assert.ok(heldAfter(turns[0]!) * 2 > CELLS_FOR_ONE, 'two conversations do not fit side by side');
+      const next = await nextRound(stack, turns, 4510);
+      // An emptied conversation comes back from disk.
+      for (const [i, turn] of next.entries()) {
+        assert.ok(['server_cache', 'restore'].includes(turn.result.line.decision), JSON.stringify(turn.result.line));
+        assert.ok(turn.result.timings.cache_n >= heldAfter(turns[i]!), JSON.stringify(turn.result.timings));
+      }
+      assert.ok(next.some((t) => t.result.line.decision === 'server_cache'));
+      assert.deepEqual(missLines(stack), []);
+      const emptied = stack.logs.lines.filter((l) => String(l.msg).startsWith('emptied idle slots to make room'));
+      assert.ok(emptied.length >= 2, `${emptied.length} slots emptied`);
+    });
+
+    it('with room for one conversation at a time and disk only, a restore is made room for; no entry is dropped', async () => {
+      const stack = stacks.keep(await startClearing(8192, { SERVER_CACHE_RAM_MIB: '0' }, CELLS_FOR_ONE));
+      let turns: Turn[] = [];
+      for (const seed of [4601, 4602, 4603])
+        turns.push({ messages: opening(seed, LONG_WORDS), result: await chat(stack, opening(seed, LONG_WORDS)) });
+      const next = await nextRound(stack, turns, 4610);
+      for (const [i, turn] of next.entries()) {
+        assert.equal(turn.result.line.decision, 'restore', JSON.stringify(turn.result.line));
+        assert.ok(turn.result.timings.cache_n >= heldAfter(turns[i]!), JSON.stringify(turn.result.timings));
+      }
+      const dropped = stack.logs.lines.filter((l) => String(l.msg).startsWith('cache file cannot be restored'));
+      assert.deepEqual(dropped, []);
+    });
+
+    it("a restore that finds no room (another client's conversation in the buffer) keeps its entry", async () => {
+      const stack = stacks.keep(await startClearing(8192, { SERVER_CACHE_RAM_MIB: '0' }, CELLS_FOR_ONE));
+      const a = opening(4701, LONG_WORDS);
+      const first = await chat(stack, a);
+      await chat(stack, opening(4702, LONG_WORDS)); // its launch saves a to disk
+      const key = keyOf(a);
+      assert.ok(await exists(metaPath(stack.metaDir, key)));
+      // Behind the proxy's back: another client's conversation holds the cells a restore of a needs.
+      const other = { model: 'tiny', messages: opening(4703, LONG_WORDS), max_tokens: 8, id_slot: 1 };
+      assert.equal((await postJson(stack.sim.url, '/v1/chat/completions', other)).status, 200);
+      const again = await chat(stack, continued(a, first.content, 4704));
+      assert.equal(again.line.decision, 'restore', JSON.stringify(again.line));
+      assert.equal((again.line.restore as { ok: boolean }).ok, false, JSON.stringify(again.line));
+      assert.ok(stack.logs.lines.some((l) => String(l.msg).startsWith('no room in the KV buffer to restore')));
+      assert.ok(await exists(metaPath(stack.metaDir, key)), 'the entry is kept');
     });
 
     it('a server restarted while the proxy heard nothing: its task ids tell, and the turn is restored from disk', async () => {

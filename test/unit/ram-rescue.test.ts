@@ -15,7 +15,7 @@ const replay: Replay = () => ({ path: '/v1/chat/completions', body: '{}' });
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Rescues recorded by hand; `outcomes` says what each successive call answers (true once the list runs out). */
-function recorder(outcomes: boolean[] = []) {
+function recorder(outcomes: Array<boolean | 'later'> = []) {
   const calls: Array<{ content: SlotContent; at: number }> = [];
   const warnings: unknown[] = [];
   const log = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line)) });
@@ -108,6 +108,17 @@ describe('RamRescues', () => {
     assert.equal(calls.length, 3);
     assert.equal(warnings.length, 1, JSON.stringify(warnings));
     assert.match(String((warnings[0] as { msg: string }).msg), /could not be saved/);
+  });
+
+  it("a rescue that had to wait ('later': no room while tasks run) is tried again without using up a try", async () => {
+    const { calls, warnings, rescues } = recorder(['later', 'later', 'later', false, false, true]);
+    const r = rescues(500);
+    const content = clearedIntoRam(r, 100);
+    await sleep(1400);
+    assert.equal(calls.length, 6, 'three waits, two failed tries, then saved');
+    assert.ok(calls.every((call) => call.content === content));
+    assert.deepEqual(warnings, []);
+    assert.equal(r.waiting, 0);
   });
 
   it('close() rescues what waits at once, and leaves nothing more to the RAM cache', async () => {
