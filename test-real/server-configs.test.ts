@@ -210,3 +210,39 @@ describe('llama-server defaults: small requests through the proxy', { skip }, ()
     }
   });
 });
+
+describe('llama-server defaults with a KV buffer that holds one conversation at a time (-c)', { skip }, () => {
+  it('every later turn comes back whole: the idle slots are emptied (saved first) before a conversation loads', async () => {
+    if ('skip' in where) return;
+    // Alone, the server loads a conversation from its RAM cache before it clears its idle slots: the one that just
+    // ran holds the cells the load needs, the load fails, and the turn is prefilled from scratch.
+    const stack = await startRealStack(where, { server: { slots: 'auto', args: ['-c', String(CELLS_FOR_ONE)] } });
+    try {
+      let turns: Array<{ messages: Message[]; answer: RealChat }> = [];
+      for (const seed of [721, 722, 723]) {
+        const messages = openingOf(seed);
+        turns.push({ messages, answer: await realChat(stack, 'proxy', messages) });
+      }
+      assert.ok(turns[0]!.answer.slotTokens * 2 > CELLS_FOR_ONE, JSON.stringify(turns[0]!.answer.timings));
+      for (const round of [730, 740]) {
+        const next: typeof turns = [];
+        for (const [i, turn] of turns.entries()) {
+          const messages = nextTurn(turn.messages, turn.answer.content, round + i);
+          const answer = await realChat(stack, 'proxy', messages);
+          assert.ok(answer.timings.cache_n >= turn.answer.promptTokens, JSON.stringify({ line: answer.line }));
+          next.push({ messages, answer });
+        }
+        turns = next;
+      }
+      const said = (start: string) => stack.logs.lines.filter((l) => String(l.msg).startsWith(start));
+      assert.ok(said('emptied idle slots to make room').length >= 1);
+      assert.deepEqual(said("the server's RAM cache no longer held"), []);
+      assert.deepEqual(said('cache file cannot be restored'), []);
+    } finally {
+      await stack.close();
+    }
+  });
+});
+
+/** Cells for one conversation of the test's size and its next turns, not two (700 words make about 740 tokens). */
+const CELLS_FOR_ONE = 1200;
