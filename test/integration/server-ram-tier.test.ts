@@ -123,7 +123,7 @@ describe(
       // The server loads a conversation from its RAM cache before it clears its idle slots: the one that just ran
       // holds the cells the next conversation needs. Alone, the load fails and the turn prefills from scratch.
       const stack = stacks.keep(await startClearing(8192, { IDLE_SAVE_SECONDS: '1' }, CELLS_FOR_ONE));
-      let turns: Turn[] = [];
+      const turns: Turn[] = [];
       for (const seed of [4501, 4502, 4503])
         turns.push({ messages: opening(seed, LONG_WORDS), result: await chat(stack, opening(seed, LONG_WORDS)) });
       assert.ok(heldAfter(turns[0]!) * 2 > CELLS_FOR_ONE, 'two conversations do not fit side by side');
@@ -141,7 +141,7 @@ describe(
 
     it('with room for one conversation at a time and disk only, a restore is made room for; no entry is dropped', async () => {
       const stack = stacks.keep(await startClearing(8192, { SERVER_CACHE_RAM_MIB: '0' }, CELLS_FOR_ONE));
-      let turns: Turn[] = [];
+      const turns: Turn[] = [];
       for (const seed of [4601, 4602, 4603])
         turns.push({ messages: opening(seed, LONG_WORDS), result: await chat(stack, opening(seed, LONG_WORDS)) });
       const next = await nextRound(stack, turns, 4610);
