@@ -1,6 +1,6 @@
 /** `npm run bench -- --real [options]`: the options of the real bench, then the run, the tables and the checks. */
 import { parseArgs } from 'node:util';
-import { REAL_CONFIGS, SERVER_MODES } from './real-configs.js';
+import { DEFAULT_MODES, REAL_CONFIGS, SERVER_MODES } from './real-configs.js';
 import { printRealTables, realTargetChecks } from './real-report.js';
 import { runRealBench } from './real-run.js';
 import { findLlamaServer } from './real-server.js';
@@ -12,7 +12,7 @@ const USAGE = `Usage: npm run bench -- --real [options]
 Runs the workloads against a fresh real llama-server per server mode × workload × config (binary from
 LLAMA_SERVER_BIN, else ../shared/llama-server/llama-server; model tiny-chat.gguf beside it or LLAMA_MODEL).
   --quick             smaller conversations, fewer turns and rounds (about a third of the time)
-  --modes LIST        comma list of ${Object.keys(SERVER_MODES).join(',')} (default all)
+  --modes LIST        comma list of ${Object.keys(SERVER_MODES).join(',')} (default ${DEFAULT_MODES.join(',')})
   --configs LIST      comma list of ${Object.keys(REAL_CONFIGS).join(',')} (default all)
   --workloads LIST    comma list of ${WORKLOADS.join(',')} (default all)
   --gap-seconds S     idle time before each restart in the restart workload (default 5)
@@ -51,8 +51,8 @@ export async function realMain(argv: string[]): Promise<void> {
   }
   const binary = findLlamaServer();
   if ('missing' in binary) throw new Error(binary.missing);
-  const list = (value: string | undefined, all: string[], what: string) => {
-    const items = value?.split(',') ?? all;
+  const list = (value: string | undefined, all: string[], what: string, byDefault = all) => {
+    const items = value?.split(',') ?? byDefault;
     for (const item of items)
       if (!all.includes(item)) throw new Error(`unknown ${what} ${item} (one of ${all.join(', ')})`);
     return items;
@@ -71,7 +71,7 @@ export async function realMain(argv: string[]): Promise<void> {
   const out = values.out ?? 'bench/results/real-latest.json';
   const results = await runRealBench({
     binary,
-    modes: list(values.modes, Object.keys(SERVER_MODES), 'mode'),
+    modes: list(values.modes, Object.keys(SERVER_MODES), 'mode', DEFAULT_MODES),
     configs: list(values.configs, Object.keys(REAL_CONFIGS), 'config'),
     workloads: list(values.workloads, WORKLOADS, 'workload'),
     size: { ...base, restartGapMs: gap * 1000, ...(stop !== undefined && { stop }) },

@@ -4,14 +4,23 @@
  * default (on the small RAM cache, and on llama-server's default one). Pure: flags and environments only.
  */
 
-/** How llama-server is started, besides the RAM cache. */
-export const SERVER_MODES: Record<string, { description: string; args: string[] }> = {
+/** How llama-server is started, besides the RAM cache; `optIn`: run only when `--modes` names it. */
+export const SERVER_MODES: Record<string, { description: string; args: string[]; optIn?: boolean }> = {
   default: {
     description: 'llama-server defaults: no -np (4 slots sharing one unified KV buffer, idle slots cached in RAM)',
     args: [],
   },
   np2: { description: '-np 2 (2 slots, KV split per slot)', args: ['-np', '2'] },
+  // Room for about three of the workloads' conversations in the 4 slots' shared cells (see src/slots/kv-room.ts).
+  tight: {
+    description: 'llama-server defaults with -c 12288: the 4 slots share room for about three conversations',
+    args: ['-c', '12288'],
+    optIn: true,
+  },
 };
+
+/** The server modes a run covers unless `--modes` says. */
+export const DEFAULT_MODES = Object.keys(SERVER_MODES).filter((mode) => !SERVER_MODES[mode]!.optIn);
 
 /** The RAM cache a config runs with: off, smaller than the working set, or llama-server's default 8 GiB. */
 export type RamCache = 'off' | 'small' | 'default';

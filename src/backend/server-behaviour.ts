@@ -31,6 +31,8 @@ export class ServerBehaviour {
   private readonly prefilling = new Set<SlotState>();
   /** Requests among them whose prompt is not big: nothing they leave in their slot is ever saved. */
   private readonly small = new Set<SlotState>();
+  /** The tokens each running task of ours is expected to leave in its slot (see noteLaunched). */
+  private readonly expectedTokens = new Map<SlotState, number>();
   /** Requests among them sent without a pin whose slot the proxy has not found yet: their record names no slot. */
   private readonly unplaced = new Set<SlotState>();
   private readonly endWaiters = new Map<SlotState, Array<() => void>>();
@@ -82,9 +84,11 @@ export class ServerBehaviour {
   /**
    * The slot's request was sent to the server: its task runs, or is about to, or has just ended there. A streamed
    * one is in its prefill until its first byte (noteFirstByte). `big`: what it leaves in the slot is worth saving.
+   * `tokens`: about what it will hold in the slot (a shared KV buffer's room counts it: see slot-room.ts).
    */
-  noteLaunched(slot: SlotState, streamed: boolean, big = true): void {
+  noteLaunched(slot: SlotState, streamed: boolean, big = true, tokens = 0): void {
     this.running.add(slot);
+    this.expectedTokens.set(slot, tokens);
     if (streamed) this.prefilling.add(slot);
     if (!big) this.small.add(slot);
   }
@@ -97,6 +101,7 @@ export class ServerBehaviour {
   /** The slot's request ended. */
   noteEnded(slot: SlotState): void {
     this.running.delete(slot);
+    this.expectedTokens.delete(slot);
     this.prefilling.delete(slot);
     this.small.delete(slot);
     this.unplaced.delete(slot);
@@ -135,6 +140,11 @@ export class ServerBehaviour {
 
   launched(slot: SlotState): boolean {
     return this.running.has(slot);
+  }
+
+  /** What the slot's running task is expected to hold (0 when none runs or it was not said). */
+  tokensInFlight(slot: SlotState): number {
+    return this.expectedTokens.get(slot) ?? 0;
   }
 
   /**

@@ -23,6 +23,7 @@ import {
   leavesToServerRam,
   placeUnpinnedTask,
   tasksRunningBeforeLaunch,
+  TOKENS_PER_WORD_BOUND,
 } from './slot-truth.js';
 import type { GatePass } from '../slots/launch-gate.js';
 import type { GenerationAdapter, GenerationRequest } from './adapter.js';
@@ -131,7 +132,7 @@ async function serve(
     // Its prefill: from now until the first byte of the answer (a stream's first event follows the prompt).
     const prefill = deps.activity.begin(backend.index);
     // In flight from now until its end (noteEnded below): a launch elsewhere must not count its slot as idle.
-    backend.behaviour.noteLaunched(plan.slot, gen.request.stream, analysis.big);
+    backend.behaviour.noteLaunched(plan.slot, gen.request.stream, analysis.big, expectedTokens(plan, analysis));
     if (analysis.big) deps.bookedSaves.taskRunning(plan.slot, analysis.key, analysis.model);
     if (analysis.big && leavesToServerRam(deps, backend.index, analysis, call.path))
       deps.rescues.taskRunning(plan.slot, () => gen.request.backendCall(REPLAY));
@@ -281,6 +282,15 @@ function pinPlannedFile(deps: GenerationDeps, plan: SlotPlan | undefined): SlotP
 }
 
 /** Carry out the disk side of the plan; the planned file's pin is released whatever happens. */
+/**
+ * About what a task will hold in its slot once its prompt is in: what it reuses (from the RAM cache, or its slot's
+ * conversation), else its words at a generous bound of tokens a word.
+ */
+function expectedTokens(plan: SlotPlan, analysis: PromptAnalysis): number {
+  const reused = plan.fromServerCache?.content.nTokens ?? plan.slot.content?.nTokens ?? 0;
+  return Math.max(reused, analysis.wordCount * TOKENS_PER_WORD_BOUND);
+}
+
 async function runPlan(
   deps: GenerationDeps,
   plan: SlotPlan,

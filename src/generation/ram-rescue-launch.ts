@@ -47,7 +47,7 @@ export async function rescueFromServerRam(
     await beforeTaskStart(deps, plan, content.model);
     backend.ramCache.take(content);
     const baseline = await tasksRunningBeforeLaunch(deps, plan, content.model);
-    backend.behaviour.noteLaunched(slot, false);
+    backend.behaviour.noteLaunched(slot, false, true, content.nTokens ?? 0);
     let answer: string;
     try {
       const call = replay();

@@ -60,8 +60,8 @@ export async function roomForRamLoad(
 
 /**
  * `GET /slots` (whose answer waits for the server's current batch) only when the proxy's own picture of the slots
- * (what it knows they hold, the buffer's size from an earlier look) says a load of `needed` tokens into `target`
- * may lack room; else what that picture has the other slots hold.
+ * (what it knows they hold or its running tasks will, the buffer's size from an earlier look) says a load of
+ * `needed` tokens into `target` may lack room; else what that picture has the other slots hold.
  */
 async function lookIfShort(
   deps: SlotRoomDeps,
@@ -74,7 +74,7 @@ async function lookIfShort(
   const believedHeld = deps.pool
     .all()
     .filter((other) => other.backend === backendIndex && other !== target)
-    .reduce((sum, other) => sum + (other.content?.nTokens ?? 0), 0);
+    .reduce((sum, other) => sum + Math.max(other.content?.nTokens ?? 0, backend.behaviour.tokensInFlight(other)), 0);
   const cells = backend.kvCells;
   if (cells !== undefined && believedHeld + needed <= cells * SURE_SHARE) return { believedHeld };
   const body = await backend.client.slots(model, SLOTS_TIMEOUT_MS);

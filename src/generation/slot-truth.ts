@@ -339,7 +339,7 @@ export function leavesToServerRam(
 }
 
 /** A generous bound on a prompt's tokens per word (about 1.3 in English prose, more in code), its reply included. */
-const TOKENS_PER_WORD_BOUND = 2;
+export const TOKENS_PER_WORD_BOUND = 2;
 
 const RESPONSES_PATH = '/v1/responses';
 
