@@ -281,7 +281,6 @@ function pinPlannedFile(deps: GenerationDeps, plan: SlotPlan | undefined): SlotP
   return plan;
 }
 
-/** Carry out the disk side of the plan; the planned file's pin is released whatever happens. */
 /**
  * About what a task will hold in its slot once its prompt is in: what it reuses (from the RAM cache, or its slot's
  * conversation), else its words at a generous bound of tokens a word.
@@ -291,6 +290,7 @@ function expectedTokens(plan: SlotPlan, analysis: PromptAnalysis): number {
   return Math.max(reused, analysis.wordCount * TOKENS_PER_WORD_BOUND);
 }
 
+/** Carry out the disk side of the plan; the planned file's pin is released whatever happens. */
 async function runPlan(
   deps: GenerationDeps,
   plan: SlotPlan,

@@ -71,9 +71,10 @@ async function lookIfShort(
   target?: SlotState,
 ): Promise<{ believedHeld: number; body?: undefined } | { believedHeld?: undefined; body: unknown }> {
   const backend = deps.backends.at(backendIndex);
+  // The model's own slots: in router mode each model is a server of its own.
   const believedHeld = deps.pool
-    .all()
-    .filter((other) => other.backend === backendIndex && other !== target)
+    .group(backendIndex, model)
+    .filter((other) => other !== target)
     .reduce((sum, other) => sum + Math.max(other.content?.nTokens ?? 0, backend.behaviour.tokensInFlight(other)), 0);
   const cells = backend.kvCells;
   if (cells !== undefined && believedHeld + needed <= cells * SURE_SHARE) return { believedHeld };
@@ -111,8 +112,8 @@ async function makeRoomForLoad(
   const room = kvRoomOf(slotsBody);
   if (!room || !backend.behaviour.clearsIdleSlots()) return undefined;
   const known = deps.pool
-    .all()
-    .filter((slot) => slot.backend === backendIndex && slot !== target && !slot.busy && !slot.disabled && slot.content);
+    .group(backendIndex, model)
+    .filter((slot) => slot !== target && !slot.busy && !slot.disabled && slot.content);
   const chosen = slotsToEmpty(
     room,
     needed,
