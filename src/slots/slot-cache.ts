@@ -3,7 +3,7 @@
  * prefix index and the meta files in step with what the backend did. Never throws: a cache failure must not fail
  * the user's request, so every outcome is returned and logged by the caller.
  */
-import { unlink } from 'node:fs/promises';
+import { stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { LlamaClient, SlotActionResult } from '../backend/llama-client.js';
@@ -154,14 +154,17 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
         };
         // The server could not load the file (missing, corrupt, another model's, or larger than the context) and
         // never will: stop offering it, or every request with this prefix pays a failed restore. Unless a save
-        // re-created the entry meanwhile, or the other slots of a unified KV buffer held cells it needed (that
-        // passes; the answer is the same).
-        if (isUnusableFile(res.status, res.body) && opts.mayLackRoom) {
+        // re-created the entry meanwhile, or the other slots of a unified KV buffer may have held cells it needed
+        // (that passes; the answer is the same): said by the caller, or told by a file still at the size its save
+        // wrote (a later save of the conversation supersedes an entry kept wrongly).
+        const unusable = isUnusableFile(res.status, res.body);
+        const kept = unusable && (opts.mayLackRoom ? 'other slots hold tokens' : await intactFile(key, entry));
+        if (kept) {
           deps.log.warn(
-            { key, backend: deps.clients[slot.backend]!.url, err: result.error },
-            'no room in the KV buffer to restore the cache file (other slots hold the rest); entry kept',
+            { key, backend: deps.clients[slot.backend]!.url, err: result.error, why: kept },
+            'the server could not restore the cache file (no room in its KV buffer, as far as the proxy can tell); entry kept',
           );
-        } else if (isUnusableFile(res.status, res.body) && deps.index.get(key) === entry) {
+        } else if (unusable && deps.index.get(key) === entry) {
           await dropMeta(key);
           deps.log.warn(
             { key, backend: deps.clients[slot.backend]!.url, err: result.error },
@@ -200,6 +203,16 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
     } finally {
       deps.index.unpin(key);
     }
+  }
+
+  /** 'file intact' when the entry's file is in CACHE_DIR at the size its save wrote; false when not, or not known. */
+  async function intactFile(key: string, meta: CacheMeta | undefined): Promise<'file intact' | false> {
+    if (!deps.cacheDir || meta?.file_bytes === undefined) return false;
+    const size = await stat(join(deps.cacheDir, key)).then(
+      (file) => file.size,
+      () => -1,
+    );
+    return size === meta.file_bytes ? 'file intact' : false;
   }
 
   /** The server's answer to a save, or why there was none. */

@@ -4,6 +4,7 @@
  */
 import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { RESTORE_FAILED } from '../../src/sim/slot-actions.js';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -192,6 +193,23 @@ describe('restore from disk', { timeout: 60_000 }, () => {
       "turn 2's cache is used instead",
     );
     assert.equal(next.line.status, 200);
+  });
+
+  it("a 400 for a file still at the size its save wrote keeps the entry: the server's answer is the same for no room", async () => {
+    stack = await startStack();
+    const a = opening(281);
+    const first = await chat(stack, a);
+    await evict(stack, a, 2, 285);
+    // What llama-server answers when its unified KV buffer has no room beside the other slots' tokens.
+    stack.sim.injectFault({ action: 'restore', status: 400, message: RESTORE_FAILED });
+
+    const next = await chat(stack, continued(a, first.content, 282));
+
+    assert.equal(next.line.restore?.ok, false);
+    assert.equal(next.line.restore?.dropped, undefined);
+    assert.ok(await exists(metaPath(stack.metaDir, keyOf(a))), 'the meta stays');
+    const kept = stack.logs.lines.find((l) => String(l.msg).startsWith('the server could not restore the cache file'));
+    assert.equal(kept?.why, 'file intact', JSON.stringify(kept));
   });
 
   it('a transient restore failure (5xx) keeps the entry', async () => {
