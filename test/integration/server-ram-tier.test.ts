@@ -166,7 +166,9 @@ describe(
       const again = await chat(stack, continued(a, first.content, 4704));
       assert.equal(again.line.decision, 'restore', JSON.stringify(again.line));
       assert.equal((again.line.restore as { ok: boolean }).ok, false, JSON.stringify(again.line));
-      assert.ok(stack.logs.lines.some((l) => String(l.msg).startsWith('the server could not restore the cache file (no room')));
+      assert.ok(
+        stack.logs.lines.some((l) => String(l.msg).startsWith('the server could not restore the cache file (no room')),
+      );
       assert.ok(await exists(metaPath(stack.metaDir, key)), 'the entry is kept');
     });
 
