@@ -216,7 +216,31 @@ describe('llama-server defaults with a KV buffer that holds one conversation at 
     if ('skip' in where) return;
     // Alone, the server loads a conversation from its RAM cache before it clears its idle slots: the one that just
     // ran holds the cells the load needs, the load fails, and the turn is prefilled from scratch.
-    const stack = await startRealStack(where, { server: { slots: 'auto', args: ['-c', String(CELLS_FOR_ONE)] } });
+    await everyLaterTurnWhole({ slots: 'auto', args: ['-c', String(CELLS_FOR_ONE)] });
+  });
+
+  it('without a RAM cache (--cache-ram 0) too, once the proxy has seen the server clear a slot', async () => {
+    if ('skip' in where) return;
+    // There the server clears idle slots only when its buffer is full, unsaved (what the server alone loses too);
+    // seen, the proxy saves before each launch, and makes room for its restores.
+    await everyLaterTurnWhole(
+      { slots: 'auto', args: ['-c', String(CELLS_FOR_ONE), '--cache-ram', '0'] },
+      { SERVER_CACHE_RAM_MIB: '0' },
+      1,
+    );
+  });
+
+  /**
+   * Three conversations taking turns for three more rounds: each turn of a round from `fromRound` on reuses the whole
+   * conversation; no entry is dropped.
+   */
+  async function everyLaterTurnWhole(
+    server: Pick<RealServerOptions, 'slots' | 'args'>,
+    env: Record<string, string> = {},
+    fromRound = 0,
+  ) {
+    if ('skip' in where) return;
+    const stack = await startRealStack(where, { server, env });
     try {
       let turns: Array<{ messages: Message[]; answer: RealChat }> = [];
       for (const seed of [721, 722, 723]) {
@@ -224,12 +248,13 @@ describe('llama-server defaults with a KV buffer that holds one conversation at 
         turns.push({ messages, answer: await realChat(stack, 'proxy', messages) });
       }
       assert.ok(turns[0]!.answer.slotTokens * 2 > CELLS_FOR_ONE, JSON.stringify(turns[0]!.answer.timings));
-      for (const round of [730, 740]) {
+      for (const [r, round] of [730, 740, 750].entries()) {
         const next: typeof turns = [];
         for (const [i, turn] of turns.entries()) {
           const messages = nextTurn(turn.messages, turn.answer.content, round + i);
           const answer = await realChat(stack, 'proxy', messages);
-          assert.ok(answer.timings.cache_n >= turn.answer.promptTokens, JSON.stringify({ line: answer.line }));
+          if (r >= fromRound)
+            assert.ok(answer.timings.cache_n >= turn.answer.promptTokens, JSON.stringify({ line: answer.line }));
           next.push({ messages, answer });
         }
         turns = next;
@@ -241,7 +266,7 @@ describe('llama-server defaults with a KV buffer that holds one conversation at 
     } finally {
       await stack.close();
     }
-  });
+  }
 });
 
 /** Cells for one conversation of the test's size and its next turns, not two (700 words make about 740 tokens). */

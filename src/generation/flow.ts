@@ -30,7 +30,7 @@ import type { GenerationAdapter, GenerationRequest } from './adapter.js';
 import { noticeLostSlot, noticeServerCacheMiss, recordSlotContent, swapComing } from './after-answer.js';
 import { CLIENT_CLOSED_REQUEST, forwardGeneration } from './forward.js';
 import { sessionOf } from './session.js';
-import { roomForRamLoad, roomForRestore } from './slot-room.js';
+import { restoreWithRoom, roomForRamLoad } from './slot-room.js';
 
 /** One request as the flow sees it: the adapter's description, its analysis, and its session. */
 interface Generation {
@@ -302,10 +302,7 @@ async function runPlan(
     if (plan.saveFirst && plan.slot.content === plan.saveFirst && !plan.saveFirst.saved) {
       line.evictSave = await deps.slotCache.save(plan.slot, plan.saveFirst);
     }
-    if (plan.restore) {
-      const mayLackRoom = await roomForRestore(deps, plan.slot, plan.restore.key, analysis.model);
-      line.restore = await deps.slotCache.restore(plan.slot, plan.restore.key, analysis.model, { mayLackRoom });
-    }
+    if (plan.restore) line.restore = await restoreWithRoom(deps, plan.slot, plan.restore.key, analysis.model);
   } finally {
     // Before the answer: a save after it may retire this entry as the new content's parent (lineage).
     if (plan.restore) deps.index.unpin(plan.restore.key);

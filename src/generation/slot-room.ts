@@ -7,6 +7,7 @@
  */
 import { shortKey } from '../cache/meta-file.js';
 import { freeCells, kvRoomOf, slotsToEmpty } from '../slots/kv-room.js';
+import type { CacheOpResult } from '../slots/slot-cache.js';
 import type { SlotState } from '../slots/slot-state.js';
 import type { GenerationDeps } from './deps.js';
 import { noteLastTask } from './slot-truth.js';
@@ -16,16 +17,35 @@ export type SlotRoomDeps = Pick<GenerationDeps, 'backends' | 'pool' | 'slotCache
 const SLOTS_TIMEOUT_MS = 2000;
 
 /**
- * Before a restore of entry `key` into `slot` on a backend that clears idle slots: make room for it (see
- * lookIfShort). Resolves with whether a failed restore may still be for lack of room (other slots hold tokens): then
- * the entry is kept (SlotCache.restore).
+ * Restore entry `key` into `slot`, with room made for it first on a backend that clears idle slots (roomForRestore).
+ * When the proxy's picture was wrong and the server still found no room (on a server that clears idle slots only
+ * once its buffer is full, as with `--cache-ram 0`, contents the proxy took for cleared are still there), a look at
+ * `GET /slots` makes room and the restore is tried once more.
  */
-export async function roomForRestore(
+export async function restoreWithRoom(
   deps: SlotRoomDeps,
   slot: SlotState,
   key: string,
   model: string,
-): Promise<boolean> {
+): Promise<CacheOpResult> {
+  const mayLackRoom = await roomForRestore(deps, slot, key, model);
+  const first = await deps.slotCache.restore(slot, key, model, { mayLackRoom });
+  const needed = deps.index.get(key)?.n_tokens;
+  if (first.ok || !first.noRoom || !mayLackRoom || !needed) return first;
+  const backend = deps.backends.at(slot.backend);
+  const body = await backend.client.slots(model, SLOTS_TIMEOUT_MS);
+  noteLastTask(backend, body);
+  const after = await makeRoomForLoad(deps, slot.backend, model, body, needed, slot);
+  if (!after || after.free < needed) return first;
+  return deps.slotCache.restore(slot, key, model, { mayLackRoom });
+}
+
+/**
+ * Before a restore of entry `key` into `slot` on a backend that clears idle slots: make room for it (see
+ * lookIfShort). Resolves with whether a failed restore may still be for lack of room (other slots hold tokens): then
+ * the entry is kept (SlotCache.restore).
+ */
+async function roomForRestore(deps: SlotRoomDeps, slot: SlotState, key: string, model: string): Promise<boolean> {
   if (!deps.backends.at(slot.backend).behaviour.clearsIdleSlots()) return false;
   const needed = deps.index.get(key)?.n_tokens ?? 0;
   const look = await lookIfShort(deps, slot.backend, model, needed, slot);

@@ -107,6 +107,7 @@ async function runOnSlot(
     await inst.engine.task(async (hold) => {
       if (signal.aborted) throw new AbortedError();
       const prepared = await prepareSlot(inst, slot, how, prompt, hold);
+      makeRoomForPrompt(inst, slot, prompt.length);
       out.ramHit = prepared.ramHit;
       out.cacheN = task.cachePrompt ? Math.min(prepared.lcp, prompt.length - 1) : 0;
       out.promptN = prompt.length - out.cacheN;
@@ -151,4 +152,21 @@ async function runOnSlot(
     slot.nextToken = { ...slot.nextToken, has_next_token: false };
   }
   return out;
+}
+
+/**
+ * llama-server's `try_clear_idle_slots`: on a unified KV buffer, a prompt batch that finds no free cells (a failed
+ * decode) clears idle slots, without saving them anywhere, and is tried again. Modelled at the launch: idle slots,
+ * least recently used first, until the prompt fits beside the rest. With `--cache-idle-slots` and a RAM cache the
+ * launch has cleared them already; this is what a server without them (`--cache-ram 0`) does once its buffer is full.
+ */
+function makeRoomForPrompt(inst: ModelInstance, slot: Slot, tokens: number): void {
+  if (!inst.config.kvUnified) return;
+  const idle = inst.slots
+    .filter((other) => other !== slot && !other.processing && other.tokens.length > 0)
+    .sort((a, b) => a.lastUsed - b.lastUsed);
+  for (const other of idle) {
+    if (inst.fitsBeside(slot, tokens)) return;
+    other.clear();
+  }
 }

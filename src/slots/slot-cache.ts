@@ -39,6 +39,8 @@ export interface CacheOpResult {
   error?: string;
   /** A failed restore made the index and META_DIR forget the key (the backend cannot load that file). */
   dropped?: boolean;
+  /** A failed restore taken for a lack of room in a unified KV buffer (the entry kept; see kv-room.ts). */
+  noRoom?: true;
   /** A save whose token count did not match the slot's believed content: file deleted, no meta written. */
   unverified?: boolean;
   /** A save booked while the slot's task still ran (BookedSaves): the server ran it as the task ended. */
@@ -160,6 +162,7 @@ export function createSlotCache(deps: SlotCacheDeps): SlotCache {
         const unusable = isUnusableFile(res.status, res.body);
         const kept = unusable && (opts.mayLackRoom ? 'other slots hold tokens' : await intactFile(key, entry));
         if (kept) {
+          result.noRoom = true;
           deps.log.warn(
             { key, backend: deps.clients[slot.backend]!.url, err: result.error, why: kept },
             'the server could not restore the cache file (no room in its KV buffer, as far as the proxy can tell); entry kept',

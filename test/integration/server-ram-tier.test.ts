@@ -43,6 +43,7 @@ const missLines = (stack: Stack) =>
 /** Conversations of this many words, in a KV buffer of as many cells as one of them needs, with room to grow. */
 const LONG_WORDS = 300;
 const CELLS_FOR_ONE = 560;
+const CELLS_FOR_TWO = 900;
 
 /** Resolve once `check` holds; fail after `ms`. */
 async function waitUntil(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
@@ -170,6 +171,33 @@ describe(
         stack.logs.lines.some((l) => String(l.msg).startsWith('the server could not restore the cache file (no room')),
       );
       assert.ok(await exists(metaPath(stack.metaDir, key)), 'the entry is kept');
+    });
+
+    it('without a RAM cache, where idle slots are cleared only once the buffer is full: a restore without room is made room for and tried again', async () => {
+      const stack = stacks.keep(
+        await startStack({
+          sim: { models: [{ id: 'tiny', nCtx: CELLS_FOR_TWO }], cacheRamMiB: 0 },
+          env: { SAVE_POLICY: 'smart', N_SLOTS: '4', SERVER_CACHE_RAM_MIB: '0' },
+        }),
+      );
+      const first: Turn[] = [];
+      for (const seed of [4801, 4802, 4803, 4804])
+        first.push({ messages: opening(seed, LONG_WORDS), result: await chat(stack, opening(seed, LONG_WORDS)) });
+      const rounds = [first];
+      for (const round of [4810, 4820, 4830]) rounds.push(await nextRound(stack, rounds.at(-1)!, round));
+      const said = (start: string) => stack.logs.lines.filter((l) => String(l.msg).startsWith(start));
+      assert.ok(said('the server could not restore the cache file').length >= 1, 'a restore found no room');
+      assert.deepEqual(said('cache file cannot be restored'), []);
+      // Before the proxy saw the server clear a slot, that slot's conversation was lost (as without the proxy); from
+      // then on every restore succeeds, the ones that found no room at first included.
+      for (const [r, round] of rounds.entries()) {
+        for (const [i, turn] of round.entries()) {
+          if (r === 0 || turn.result.line.decision !== 'restore') continue;
+          assert.equal(turn.result.line.restore?.ok, true, JSON.stringify(turn.result.line));
+          assert.ok(turn.result.timings.cache_n >= heldAfter(rounds[r - 1]![i]!), JSON.stringify(turn.result.line));
+        }
+      }
+      for (const turn of rounds.at(-1)!) assert.equal(turn.result.line.decision, 'restore');
     });
 
     it('a server restarted while the proxy heard nothing: its task ids tell, and the turn is restored from disk', async () => {
