@@ -96,7 +96,6 @@ export class ModelInstance {
     }
   }
 
-  /** The next task id (`id_task` in `/slots`). */
   /**
    * Whether a state of `tokens` can be loaded into `slot` (a restore, a RAM-cache load): on a unified KV buffer
    * (`n_ctx` cells shared by every slot) only beside what the other slots hold, whose cells are not freed for it;
@@ -109,6 +108,7 @@ export class ModelInstance {
     return others + tokens <= this.config.nCtx;
   }
 
+  /** The next task id (`id_task` in `/slots`). */
   nextTaskId(): number {
     return ++this.taskCounter;
   }

@@ -45,6 +45,8 @@ interface Left {
   answeredAt: number;
   /** The trust it was left under (see distrust). */
   trust: number;
+  /** Told that it waits for room past its loss window (once). */
+  lateTold?: boolean;
 }
 
 /** Started this long before the window ends: a rescue waits for the launch gate and takes a save's time. */
@@ -161,7 +163,16 @@ export class RamRescues {
       this.left.delete(content);
       return;
     }
-    if (saved === 'later' && !this.closed) return this.arm(content, RETRY_MS, tries);
+    if (saved === 'later' && !this.closed) {
+      if (!left.lateTold && this.now() > left.answeredAt + this.deps.windowMs) {
+        left.lateTold = true;
+        this.deps.log.warn(
+          { key: shortKey(content.key), model: content.model, tokens: content.nTokens },
+          "a conversation left to the server's RAM cache waits past its loss window for room in the KV buffer; a restart now would lose it",
+        );
+      }
+      return this.arm(content, RETRY_MS, tries);
+    }
     if (tries > 1 && !this.closed) return this.arm(content, RETRY_MS, tries - 1);
     this.deps.log.warn(
       { key: shortKey(content.key), model: content.model, tokens: content.nTokens },
