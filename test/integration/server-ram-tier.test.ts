@@ -140,6 +140,17 @@ describe(
       assert.ok(emptied.length >= 2, `${emptied.length} slots emptied`);
     });
 
+    it('a KV buffer without room for a conversation in every slot: answers are saved before a launch clears them, not left to the RAM cache', async () => {
+      // A rescue would have to load the conversation back beside the others: on such a buffer it waits for room.
+      const stack = stacks.keep(await startClearing(8192, { IDLE_SAVE_SECONDS: '4' }, CELLS_FOR_ONE));
+      // A first save tells the proxy the size of a token's state (until then nothing is left to the RAM cache).
+      await chat(stack, opening(4550, LONG_WORDS));
+      const a = opening(4551, LONG_WORDS);
+      await chat(stack, a);
+      const b = await chat(stack, opening(4552, LONG_WORDS)); // its launch clears a's slot
+      assert.ok(await exists(metaPath(stack.metaDir, keyOf(a))), JSON.stringify(b.line));
+    });
+
     it('with room for one conversation at a time and disk only, a restore is made room for; no entry is dropped', async () => {
       const stack = stacks.keep(await startClearing(8192, { SERVER_CACHE_RAM_MIB: '0' }, CELLS_FOR_ONE));
       const turns: Turn[] = [];
