@@ -47,6 +47,7 @@ export function cacheOutcome(record: Pick<RequestRecord, 'decision'>): CacheOutc
 /** Why a save or restore failed, as a bounded label (never the message itself). */
 export function failureReason(result: CacheOpResult): string {
   if (result.unverified) return 'unverified';
+  if (result.noRoom) return 'no_room';
   const error = result.error ?? '';
   if (error === 'model not loaded') return 'model_not_loaded';
   if (error.startsWith('slot was empty')) return 'slot_cleared';

@@ -95,6 +95,11 @@ it('metric labels stay bounded: outcomes and failure reasons', () => {
     ['resident', 'restored', 'cold', 'small', 'skipped', 'skipped'],
   );
   assert.equal(failureReason({ ok: false, ms: 1, error: 'HTTP 400 Unable to restore slot' }), 'http_400');
+  assert.equal(
+    failureReason({ ok: false, ms: 1, error: 'HTTP 400 Unable to restore slot', noRoom: true }),
+    'no_room',
+    'the same answer, taken for a lack of room in the KV buffer (entry kept)',
+  );
   assert.equal(failureReason({ ok: false, ms: 1, error: 'model not loaded' }), 'model_not_loaded');
   assert.equal(
     failureReason({ ok: false, ms: 1, error: 'slot was empty: the server cleared it while idle' }),
