@@ -11,6 +11,7 @@ import { probeIdleSlotClearing } from './idle-clearing-probe.js';
 import type { LlamaClient } from './llama-client.js';
 import { ServerBehaviour } from './server-behaviour.js';
 import { ServerRamCacheLedger } from './server-ram-cache.js';
+import { TokensPerWord } from './tokens-per-word.js';
 
 export interface BackendDeps {
   /** Its position in BACKENDS: slots and meta files name it by this index and its URL. */
@@ -35,6 +36,8 @@ export class Backend {
   readonly ramCache: ServerRamCacheLedger;
   /** The cells of its KV buffer as `GET /slots` last showed them (a slot's `n_ctx`; see kv-room.ts). */
   kvCells: number | undefined;
+  /** Tokens a prompt word makes on each of its models, as its answers showed. */
+  readonly tokensPerWord = new TokensPerWord();
   /** Model identities being fetched or known, by model name. */
   private readonly fingerprints = new Map<string, Promise<string | undefined>>();
   private readonly known = new Map<string, string>();

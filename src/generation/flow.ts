@@ -23,7 +23,6 @@ import {
   leavesToServerRam,
   placeUnpinnedTask,
   tasksRunningBeforeLaunch,
-  TOKENS_PER_WORD_BOUND,
 } from './slot-truth.js';
 import type { GatePass } from '../slots/launch-gate.js';
 import type { GenerationAdapter, GenerationRequest } from './adapter.js';
@@ -132,9 +131,10 @@ async function serve(
     // Its prefill: from now until the first byte of the answer (a stream's first event follows the prompt).
     const prefill = deps.activity.begin(backend.index);
     // In flight from now until its end (noteEnded below): a launch elsewhere must not count its slot as idle.
-    backend.behaviour.noteLaunched(plan.slot, gen.request.stream, analysis.big, expectedTokens(plan, analysis));
+    const tokens = expectedTokens(plan, analysis, backend.tokensPerWord.estimate(analysis.model, analysis.wordCount));
+    backend.behaviour.noteLaunched(plan.slot, gen.request.stream, analysis.big, tokens);
     if (analysis.big) deps.bookedSaves.taskRunning(plan.slot, analysis.key, analysis.model);
-    if (analysis.big && leavesToServerRam(deps, backend.index, analysis, call.path))
+    if (analysis.big && leavesToServerRam(deps, backend.index, { model: analysis.model, tokens, path: call.path }))
       deps.rescues.taskRunning(plan.slot, () => gen.request.backendCall(REPLAY));
     let runs!: () => void;
     const running = new Promise<void>((resolve) => (runs = resolve));
@@ -175,6 +175,12 @@ async function serve(
     const booked = await deps.bookedSaves.taskEnded(plan.slot, recorded);
     if (booked) line.save = { ...booked, booked: true };
     if (outcome.status < 400) void backend.checkSlotCount(analysis.model);
+    if (analysis.big && outcome.timings?.cache_n !== undefined && outcome.timings.prompt_n !== undefined)
+      backend.tokensPerWord.learn(
+        analysis.model,
+        analysis.wordCount,
+        outcome.timings.cache_n + outcome.timings.prompt_n,
+      );
     deps.policy.learnFromAnswer(analysis.model, {
       timings: outcome.timings,
       restore: line.restore,
@@ -283,11 +289,11 @@ function pinPlannedFile(deps: GenerationDeps, plan: SlotPlan | undefined): SlotP
 
 /**
  * About what a task will hold in its slot once its prompt is in: what it reuses (from the RAM cache, or its slot's
- * conversation), else its words at a generous bound of tokens a word.
+ * conversation) and what its words make (`fromWords`, see TokensPerWord), whichever is more.
  */
-function expectedTokens(plan: SlotPlan, analysis: PromptAnalysis): number {
+function expectedTokens(plan: SlotPlan, analysis: Pick<PromptAnalysis, 'big'>, fromWords: number): number {
   const reused = plan.fromServerCache?.content.nTokens ?? plan.slot.content?.nTokens ?? 0;
-  return Math.max(reused, analysis.wordCount * TOKENS_PER_WORD_BOUND);
+  return analysis.big ? Math.max(reused, fromWords) : fromWords;
 }
 
 /** Carry out the disk side of the plan; the planned file's pin is released whatever happens. */

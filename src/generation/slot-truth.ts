@@ -318,32 +318,26 @@ const CONTENTION_WINDOW_MS = 1000;
 /**
  * Whether a big task's end state may be left to the server's RAM cache rather than saved at its end (RamRescues): on
  * a backend that clears idle slots, when the policy and the loss window allow it, while the RAM cache has room to
- * spare for it (half its limit, counting the prompt at 2 tokens a word), while the KV buffer has room for every
- * slot to hold a conversation that size (a rescue loads it back beside the others: where it does not, the rescues
- * wait for room while tasks run, past the loss window; see slot-room.ts), on a route whose request the server
- * replays without generating (`n_predict` is honoured on the chat and completion routes; on `/v1/responses` that
- * was not checked).
+ * spare for its `tokens` (half its limit), while the KV buffer has room for every slot to hold a conversation that
+ * size (a rescue loads it back beside the others: where it does not, the rescues wait for room while tasks run, past
+ * the loss window; see slot-room.ts), on a route whose request the server replays without generating (`n_predict`
+ * is honoured on the chat and completion routes; on `/v1/responses` that was not checked).
  */
 export function leavesToServerRam(
   deps: Pick<SlotTruthDeps, 'backends' | 'rescues' | 'pool'>,
   backendIndex: number,
-  analysis: Pick<PromptAnalysis, 'model' | 'wordCount'>,
-  path: string,
+  task: { model: string; tokens: number; path: string },
 ): boolean {
   const { behaviour, ramCache, kvCells } = deps.backends.at(backendIndex);
-  const tokens = analysis.wordCount * TOKENS_PER_WORD_BOUND;
-  const slots = deps.pool.group(backendIndex, analysis.model).length;
+  const slots = deps.pool.group(backendIndex, task.model).length;
   return (
     deps.rescues.enabled &&
     behaviour.clearsIdleSlots() &&
-    ramCache.hasRoom(analysis.model, tokens) &&
-    (kvCells === undefined || tokens * slots <= kvCells) &&
-    path !== RESPONSES_PATH
+    ramCache.hasRoom(task.model, task.tokens) &&
+    (kvCells === undefined || task.tokens * slots <= kvCells) &&
+    task.path !== RESPONSES_PATH
   );
 }
-
-/** A generous bound on a prompt's tokens per word (about 1.3 in English prose, more in code), its reply included. */
-export const TOKENS_PER_WORD_BOUND = 2;
 
 const RESPONSES_PATH = '/v1/responses';
 
