@@ -148,9 +148,10 @@ async function makeRoomForLoad(
       const content = slot.content;
       if (!content) continue;
       if (!content.saved && !(await deps.slotCache.save(slot, content)).ok) continue;
-      const res = await backend.client.slotAction(model, slot.id, 'erase');
+      // Whatever the answer, the slot's content is no longer known; an erase that failed leaves the room as it was.
+      const res = await backend.client.slotAction(model, slot.id, 'erase').catch(() => undefined);
       deps.pool.forget(slot);
-      if (!res.ok) continue;
+      if (!res?.ok) continue;
       deps.rescues.taken(content);
       emptied.push({ slot: slot.id, key: shortKey(content.key), tokens: room.held.get(slot.id) ?? 0 });
     } finally {
