@@ -163,7 +163,7 @@ async function serve(
     line.outcome = outcome;
     if (outcome.completed) backend.behaviour.noteContact();
     noticeLostSlot(deps, plan, outcome);
-    await noticeServerCacheMiss(deps, plan, outcome, analysis.model, typeof ramLoad === 'object' ? ramLoad : undefined);
+    await noticeServerCacheMiss(deps, plan, outcome, analysis.model, ramLoad);
     // Unpinned, on a slot that could not be told: what the request left behind is nowhere the proxy knows.
     if (placed && !(await placed)) {
       deps.pool.forget(plan.slot);

@@ -15,7 +15,7 @@ import { timingsOfAnswer, tokensLeftInSlot } from './sse-tap.js';
 import type { SlotTruthDeps } from './slot-truth.js';
 import { beforeTaskStart, tasksRunningBeforeLaunch } from './slot-truth.js';
 import type { GenerationDeps } from './deps.js';
-import { roomForRamLoad } from './slot-room.js';
+import { roomForRescue } from './slot-room.js';
 
 export type RescueDeps = SlotTruthDeps & Pick<GenerationDeps, 'slotCache'>;
 
@@ -40,10 +40,7 @@ export async function rescueFromServerRam(
     if (content.saved) return true;
     if (!backend.behaviour.clearsIdleSlots()) return false;
     const plan = { slot, unpinned: true as const };
-    const room =
-      content.nTokens &&
-      (await roomForRamLoad(deps, backendIndex, content.model, content.nTokens, { background: true }));
-    if (room === 'tasks running') return 'later';
+    if (content.nTokens && !(await roomForRescue(deps, backendIndex, content.model, content.nTokens))) return 'later';
     await beforeTaskStart(deps, plan, content.model);
     backend.ramCache.take(content);
     const baseline = await tasksRunningBeforeLaunch(deps, plan, content.model);

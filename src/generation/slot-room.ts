@@ -10,11 +10,9 @@ import { freeCells, kvRoomOf, slotsToEmpty } from '../slots/kv-room.js';
 import type { CacheOpResult } from '../slots/slot-cache.js';
 import type { SlotState } from '../slots/slot-state.js';
 import type { GenerationDeps } from './deps.js';
-import { noteLastTask } from './slot-truth.js';
+import { lookAtSlots } from './slot-truth.js';
 
 export type SlotRoomDeps = Pick<GenerationDeps, 'backends' | 'pool' | 'slotCache' | 'rescues' | 'index' | 'log'>;
-
-const SLOTS_TIMEOUT_MS = 2000;
 
 /**
  * Restore entry `key` into `slot`, with room made for it first on a backend that clears idle slots (roomForRestore).
@@ -28,26 +26,23 @@ export async function restoreWithRoom(
   key: string,
   model: string,
 ): Promise<CacheOpResult> {
-  const mayLackRoom = await roomForRestore(deps, slot, key, model);
-  const first = await deps.slotCache.restore(slot, key, model, { mayLackRoom });
   const needed = deps.index.get(key)?.n_tokens;
+  const mayLackRoom = await roomForRestore(deps, slot, model, needed ?? 0);
+  const first = await deps.slotCache.restore(slot, key, model, { mayLackRoom });
   if (first.ok || !first.noRoom || !mayLackRoom || !needed) return first;
-  const backend = deps.backends.at(slot.backend);
-  const body = await backend.client.slots(model, SLOTS_TIMEOUT_MS);
-  noteLastTask(backend, body);
+  const body = await lookAtSlots(deps.backends.at(slot.backend), model);
   const after = await makeRoomForLoad(deps, slot.backend, model, body, needed, slot);
   if (!after || after.free < needed) return first;
   return deps.slotCache.restore(slot, key, model, { mayLackRoom });
 }
 
 /**
- * Before a restore of entry `key` into `slot` on a backend that clears idle slots: make room for it (see
+ * Before a restore of `needed` tokens into `slot` on a backend that clears idle slots: make room for it (see
  * lookIfShort). Resolves with whether a failed restore may still be for lack of room (other slots hold tokens): then
  * the entry is kept (SlotCache.restore).
  */
-async function roomForRestore(deps: SlotRoomDeps, slot: SlotState, key: string, model: string): Promise<boolean> {
+async function roomForRestore(deps: SlotRoomDeps, slot: SlotState, model: string, needed: number): Promise<boolean> {
   if (!deps.backends.at(slot.backend).behaviour.clearsIdleSlots()) return false;
-  const needed = deps.index.get(key)?.n_tokens ?? 0;
   const look = await lookIfShort(deps, slot.backend, model, needed, slot);
   if (look.believedHeld !== undefined) return look.believedHeld > 0;
   const after = await makeRoomForLoad(deps, slot.backend, model, look.body, needed, slot);
@@ -55,27 +50,50 @@ async function roomForRestore(deps: SlotRoomDeps, slot: SlotState, key: string, 
 }
 
 /**
- * Before a task whose conversation the server is to load from its RAM cache (or a rescue's replay) is launched on a
- * backend that clears idle slots: make room for its `needed` tokens, before the launch's saves forget what the idle
- * slots hold (the server clears them only after the load). Resolves with the room then, undefined when the proxy's
- * picture says it fits or the server cannot tell.
- *
- * A load of the proxy's own (`background`: a rescue) is not made while room may be short and tasks run: their KV
- * grows beyond what `GET /slots` shows as they prefill and generate, and on the real server a rescue loaded then
- * made a client's task fail ("Context size has been exceeded"). Nothing is emptied then: 'tasks running'.
+ * Before a task whose conversation the server is to load from its RAM cache is launched on a backend that clears
+ * idle slots: make room for its `needed` tokens, before the launch's saves forget what the idle slots hold (the
+ * server clears them only after the load). Resolves with the room then, undefined when the proxy's picture says it
+ * fits or the server cannot tell.
  */
 export async function roomForRamLoad(
   deps: SlotRoomDeps,
   backendIndex: number,
   model: string,
   needed: number,
-  opts: { background?: boolean } = {},
-): Promise<RoomAfter | 'tasks running' | undefined> {
-  if (!deps.backends.at(backendIndex).behaviour.clearsIdleSlots()) return undefined;
+): Promise<RoomAfter | undefined> {
+  const look = await lookBeforeRamLoad(deps, backendIndex, model, needed);
+  return look.made ? makeRoomForLoad(deps, backendIndex, model, look.body, needed) : undefined;
+}
+
+/**
+ * The same before a rescue's replay, a load of the proxy's own. It is not made while room may be short and tasks
+ * run: their KV grows beyond what `GET /slots` shows as they prefill and generate, and on the real server a rescue
+ * loaded then made a client's task fail ("Context size has been exceeded"). Resolves with false then (nothing
+ * emptied: the rescue waits), else true once room is made.
+ */
+export async function roomForRescue(
+  deps: SlotRoomDeps,
+  backendIndex: number,
+  model: string,
+  needed: number,
+): Promise<boolean> {
+  const look = await lookBeforeRamLoad(deps, backendIndex, model, needed);
+  if (!look.made) return true;
+  if ((kvRoomOf(look.body)?.processing.size ?? 0) > 0) return false;
+  await makeRoomForLoad(deps, backendIndex, model, look.body, needed);
+  return true;
+}
+
+/** Whether room may have to be made for a RAM-cache load (`made`: a look was made), with the look's answer. */
+async function lookBeforeRamLoad(
+  deps: SlotRoomDeps,
+  backendIndex: number,
+  model: string,
+  needed: number,
+): Promise<{ made: false } | { made: true; body: unknown }> {
+  if (!deps.backends.at(backendIndex).behaviour.clearsIdleSlots()) return { made: false };
   const look = await lookIfShort(deps, backendIndex, model, needed);
-  if (look.believedHeld !== undefined) return undefined;
-  if (opts.background && (kvRoomOf(look.body)?.processing.size ?? 0) > 0) return 'tasks running';
-  return makeRoomForLoad(deps, backendIndex, model, look.body, needed);
+  return look.believedHeld === undefined ? { made: true, body: look.body } : { made: false };
 }
 
 /**
@@ -98,8 +116,7 @@ async function lookIfShort(
     .reduce((sum, other) => sum + Math.max(other.content?.nTokens ?? 0, backend.behaviour.tokensInFlight(other)), 0);
   const cells = backend.kvCells;
   if (cells !== undefined && believedHeld + needed <= cells * SURE_SHARE) return { believedHeld };
-  const body = await backend.client.slots(model, SLOTS_TIMEOUT_MS);
-  noteLastTask(backend, body);
+  const body = await lookAtSlots(backend, model);
   return { body };
 }
 

@@ -54,8 +54,7 @@ export async function confirmResidency(
   const { slot } = plan;
   const backend = deps.backends.at(slot.backend);
   if (!plan.resident || !checkDue(deps, plan)) return;
-  const body = await backend.client.slots(analysis.model, SLOTS_TIMEOUT_MS);
-  noteLastTask(backend, body);
+  const body = await lookAtSlots(backend, analysis.model);
   const observed = parseSlots(body);
   if (!observed) return;
   const group = deps.pool.group(slot.backend, slot.model);
@@ -385,8 +384,7 @@ export async function leaveLaunchGateWhenRunning(
   const pause = pollPauses(deps.launchGate, backend.index, answered);
   try {
     while (!over.now && performance.now() < deadline) {
-      const body = await backend.client.slots(model, LAUNCH_WAIT_MS);
-      noteLastTask(backend, body);
+      const body = await lookAtSlots(backend, model, LAUNCH_WAIT_MS);
       if (slotProcessing(body, plan.slot.id) !== false) return; // running, or /slots cannot tell
       await pause();
     }
@@ -474,8 +472,7 @@ async function findUnpinnedSlot(
   const pause = pollPauses(deps.launchGate, backend.index, answered);
   while (performance.now() < deadline) {
     const ended = over.now;
-    const body = await backend.client.slots(model, LAUNCH_WAIT_MS);
-    noteLastTask(backend, body);
+    const body = await lookAtSlots(backend, model, LAUNCH_WAIT_MS);
     if (ended) {
       const left = tokensLeftInSlot((await answered).timings);
       const id = left === undefined ? undefined : slotLeftBy(body, left, baseline.lastTask);
@@ -554,20 +551,21 @@ export async function tasksRunningBeforeLaunch(
   model: string,
 ): Promise<LaunchBaseline> {
   const backend = deps.backends.at(plan.slot.backend);
-  const body = await backend.client.slots(model, SLOTS_TIMEOUT_MS);
-  noteLastTask(backend, body);
+  const body = await lookAtSlots(backend, model);
   return { running: runningTasks(body) ?? [], lastTask: lastTaskShown(body) ?? Infinity };
 }
 
 /**
- * Any `GET /slots` answer shows task ids the restart check (startedAgain) compares with. Answers read while our
- * tasks run may arrive out of order, so only the check made when the backend was quiet acts on a lower one. It
- * shows the size of the KV buffer too.
+ * A look at `GET /slots` (undefined when the server cannot say), noting what any answer shows: the task ids the
+ * restart check (startedAgain) compares with (answers read while our tasks run may arrive out of order, so only the
+ * check made when the backend was quiet acts on a lower one) and the size of the KV buffer.
  */
-export function noteLastTask(backend: Backend, body: unknown): void {
+export async function lookAtSlots(backend: Backend, model: string, timeoutMs = SLOTS_TIMEOUT_MS): Promise<unknown> {
+  const body = await backend.client.slots(model, timeoutMs);
   const last = lastTaskShown(body);
   if (last !== undefined) backend.behaviour.noteLastTaskShown(last);
   backend.kvCells = kvRoomOf(body)?.nCtx ?? backend.kvCells;
+  return body;
 }
 
 const LAUNCH_WAIT_MS = 3000;
