@@ -34,15 +34,15 @@ export class Backend {
   readonly behaviour = new ServerBehaviour();
   /** What its RAM cache holds, as far as the proxy can tell (a server that clears idle slots). */
   readonly ramCache: ServerRamCacheLedger;
-  /** The cells of its KV buffer as `GET /slots` last showed them (a slot's `n_ctx`; see kv-room.ts). */
-  kvCells: number | undefined;
   /** Tokens a prompt word makes on each of its models, as its answers showed. */
   readonly tokensPerWord = new TokensPerWord();
   /** Model identities being fetched or known, by model name. */
   private readonly fingerprints = new Map<string, Promise<string | undefined>>();
   private readonly known = new Map<string, string>();
-  /** Slot-count checks done or running, by slot group ('' on a plain llama-server). */
+  /** Slot-count checks done or running, by slot group (see slotGroup). */
   private readonly slotChecks = new Map<string, Promise<void>>();
+  /** The cells of each slot group's KV buffer as `GET /slots` last showed them (a slot's `n_ctx`; see kv-room.ts). */
+  private readonly kvCellsByGroup = new Map<string, number>();
   /** The one idle-slot probe (until the backend is probed again after being unreachable). */
   private idleProbe: Promise<void> | undefined;
 
@@ -93,7 +93,25 @@ export class Backend {
     this.known.clear();
     this.behaviour.forget();
     this.ramCache.clear();
-    this.kvCells = undefined;
+    this.kvCellsByGroup.clear();
+  }
+
+  /** The cells of `model`'s KV buffer as `GET /slots` last showed them; undefined until a look showed them. */
+  kvCells(model: string): number | undefined {
+    return this.kvCellsByGroup.get(this.slotGroup(model));
+  }
+
+  /** What a `GET /slots` answer for `model` showed of its KV buffer. */
+  noteKvCells(model: string, cells: number): void {
+    this.kvCellsByGroup.set(this.slotGroup(model), cells);
+  }
+
+  /**
+   * The slots `model` runs on: a plain llama-server's one set whatever name a request uses; in router mode (and behind
+   * llama-swap) each model is a server of its own, with its own slots and KV buffer (its own `-c`).
+   */
+  private slotGroup(model: string): string {
+    return this.client.kind === 'llama-server' ? '' : model;
   }
 
   /**
@@ -102,7 +120,7 @@ export class Backend {
    */
   checkSlotCount(model: string): Promise<void> {
     const { client, pool, log, settings } = this.deps;
-    const group = client.kind === 'llama-server' ? '' : model;
+    const group = this.slotGroup(model);
     const pending = this.slotChecks.get(group);
     if (pending) return pending;
     const { nSlots: configured, nSlotsConfigured } = settings;

@@ -114,7 +114,7 @@ async function lookIfShort(
     .group(backendIndex, model)
     .filter((other) => other !== target)
     .reduce((sum, other) => sum + Math.max(other.content?.nTokens ?? 0, backend.behaviour.tokensInFlight(other)), 0);
-  const cells = backend.kvCells;
+  const cells = backend.kvCells(model);
   if (cells !== undefined && believedHeld + needed <= cells * SURE_SHARE) return { believedHeld };
   const body = await lookAtSlots(backend, model);
   return { body };

@@ -327,7 +327,9 @@ export function leavesToServerRam(
   backendIndex: number,
   task: { model: string; tokens: number; path: string },
 ): boolean {
-  const { behaviour, ramCache, kvCells } = deps.backends.at(backendIndex);
+  const backend = deps.backends.at(backendIndex);
+  const { behaviour, ramCache } = backend;
+  const kvCells = backend.kvCells(task.model);
   const slots = deps.pool.group(backendIndex, task.model).length;
   return (
     deps.rescues.enabled &&
@@ -564,7 +566,8 @@ export async function lookAtSlots(backend: Backend, model: string, timeoutMs = S
   const body = await backend.client.slots(model, timeoutMs);
   const last = lastTaskShown(body);
   if (last !== undefined) backend.behaviour.noteLastTaskShown(last);
-  backend.kvCells = kvRoomOf(body)?.nCtx ?? backend.kvCells;
+  const cells = kvRoomOf(body)?.nCtx;
+  if (cells !== undefined) backend.noteKvCells(model, cells);
   return body;
 }
 

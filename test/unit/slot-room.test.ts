@@ -29,7 +29,8 @@ function scripted(erase: () => Promise<{ ok: boolean }>) {
     backends: {
       at: () => ({
         url: 'http://backend',
-        kvCells: undefined,
+        kvCells: () => undefined,
+        noteKvCells: () => undefined,
         behaviour: { clearsIdleSlots: () => true, tokensInFlight: () => 0, noteLastTaskShown: () => undefined },
         client: {
           slots: () => Promise.resolve(slotsAnswer),
