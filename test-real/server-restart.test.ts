@@ -10,7 +10,17 @@ import { APIError } from 'openai';
 import { exists, keyOf, logLineAfter, metaPath } from '../test/support/cache.js';
 import { eventually } from '../test/support/deadline.js';
 import { locateLlamaServer } from '../test/support/real-server.js';
-import { nextTurn, openingOf, realChat, realStackPerTest } from '../test/support/real-stack.js';
+import type { ResponseInputItem } from 'openai/resources/responses/responses';
+import {
+  REAL_BIG_WORDS,
+  REAL_MODEL,
+  nextTurn,
+  openingOf,
+  realChat,
+  realStackPerTest,
+} from '../test/support/real-stack.js';
+import type { RealStack } from '../test/support/real-stack.js';
+import { words } from '../test/support/text.js';
 
 const where = locateLlamaServer();
 const skip = 'skip' in where ? where.skip : false;
@@ -158,5 +168,61 @@ describe(
       assert.equal(a3.line.decision, 'restore', JSON.stringify(a3.line));
       assert.ok(a3.timings.cache_n >= a2.promptTokens - 1, `A reused ${a3.timings.cache_n} of ${a2.promptTokens}`);
     });
+
+    it('bounded loss on /v1/responses (Codex) too: its answer left to the RAM cache is saved from it by a replay', async () => {
+      const s = await stacks.start();
+      const input: ResponseInputItem[] = [{ type: 'message', role: 'user', content: words(REAL_BIG_WORDS, 361) }];
+      const r1 = await respond(s, input);
+      await realChat(s, 'proxy', openingOf(362)); // its launch saves r1: the proxy learns the size of a token's state
+      input.push(
+        { type: 'message', role: 'assistant', content: r1.text },
+        { type: 'message', role: 'user', content: words(40, 363) },
+      );
+      const r2 = await respond(s, input);
+      const mark = s.logs.lines.length;
+      const c = await realChat(s, 'proxy', openingOf(364)); // its launch moves r2 into the RAM cache, unsaved
+      assert.equal(c.line.clearing_saves, undefined, JSON.stringify(c.line));
+      const answered = Date.now();
+      const rescued = await logLineAfter(
+        s.logs,
+        mark,
+        "saved from the server's RAM cache",
+        (l) => l.key === r2.line.key,
+        BOUNDED_LOSS_WINDOW_MS,
+      );
+      // Replayed with n_predict 0 (one token generated, not max_output_tokens) from the RAM cache, not prefilled.
+      assert.equal(rescued.save.ok, true, JSON.stringify(rescued));
+      assert.equal(rescued.save.tokens, r2.inputTokens, JSON.stringify({ rescued, r2: r2.line }));
+      assert.ok(rescued.prompt_n <= 8, JSON.stringify(rescued));
+      await s.server.restart();
+      await asLongAsARealRestart(answered);
+      input.push(
+        { type: 'message', role: 'assistant', content: r2.text },
+        { type: 'message', role: 'user', content: words(40, 365) },
+      );
+      const r3 = await respond(s, input);
+      assert.equal(r3.line.decision, 'restore', JSON.stringify(r3.line));
+      assert.ok(r3.line.cache_n >= r2.inputTokens - 1, `reused ${r3.line.cache_n} of ${r2.inputTokens}`);
+    });
   },
 );
+
+/** One non-streamed `/v1/responses` turn through the proxy (temperature 0), with the proxy's log line. */
+async function respond(
+  stack: RealStack,
+  input: ResponseInputItem[],
+): Promise<{ text: string; inputTokens: number; line: Record<string, any> }> {
+  const mark = stack.logs.lines.length;
+  const res = await stack.openai.responses.create({
+    model: REAL_MODEL,
+    input: [...input],
+    max_output_tokens: 8,
+    temperature: 0,
+  });
+  const line = await stack.logs.waitFor(
+    (l) => l.msg === 'chat' && l.api === 'responses' && stack.logs.lines.indexOf(l) >= mark,
+    10_000,
+    "the proxy's log line",
+  );
+  return { text: res.output_text, inputTokens: res.usage!.input_tokens, line };
+}

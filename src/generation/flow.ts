@@ -134,7 +134,7 @@ async function serve(
     const tokens = expectedTokens(plan, analysis, backend.tokensPerWord.estimate(analysis.model, analysis.wordCount));
     backend.behaviour.noteLaunched(plan.slot, gen.request.stream, analysis.big, tokens);
     if (analysis.big) deps.bookedSaves.taskRunning(plan.slot, analysis.key, analysis.model);
-    if (analysis.big && leavesToServerRam(deps, backend.index, { model: analysis.model, tokens, path: call.path }))
+    if (analysis.big && leavesToServerRam(deps, backend.index, { model: analysis.model, tokens }))
       deps.rescues.taskRunning(plan.slot, () => gen.request.backendCall(REPLAY));
     let runs!: () => void;
     const running = new Promise<void>((resolve) => (runs = resolve));

@@ -319,13 +319,14 @@ const CONTENTION_WINDOW_MS = 1000;
  * a backend that clears idle slots, when the policy and the loss window allow it, while the RAM cache has room to
  * spare for its `tokens` (half its limit), while the KV buffer has room for every slot to hold a conversation that
  * size (a rescue loads it back beside the others: where it does not, the rescues wait for room while tasks run, past
- * the loss window; see slot-room.ts), on a route whose request the server replays without generating (`n_predict`
- * is honoured on the chat and completion routes; on `/v1/responses` that was not checked).
+ * the loss window; see slot-room.ts). Every generation route the proxy pins replays without generating: the real
+ * server honours `n_predict: 0` on the chat, completion and Responses routes alike (one token, whatever the body's
+ * `max_tokens` or `max_output_tokens`).
  */
 export function leavesToServerRam(
   deps: Pick<SlotTruthDeps, 'backends' | 'rescues' | 'pool'>,
   backendIndex: number,
-  task: { model: string; tokens: number; path: string },
+  task: { model: string; tokens: number },
 ): boolean {
   const backend = deps.backends.at(backendIndex);
   const { behaviour, ramCache } = backend;
@@ -335,12 +336,9 @@ export function leavesToServerRam(
     deps.rescues.enabled &&
     behaviour.clearsIdleSlots() &&
     ramCache.hasRoom(task.model, task.tokens) &&
-    (kvCells === undefined || task.tokens * slots <= kvCells) &&
-    task.path !== RESPONSES_PATH
+    (kvCells === undefined || task.tokens * slots <= kvCells)
   );
 }
-
-const RESPONSES_PATH = '/v1/responses';
 
 /**
  * A generating task this close to its `n_predict` counts as finishing: a few decode steps (milliseconds on a GPU or

@@ -52,8 +52,7 @@ function backendOf(kind: 'router' | 'llama-server') {
     pool,
     rescues: { enabled: true },
   } as unknown as SlotTruthDeps;
-  const leftToRam = (model: string) =>
-    leavesToServerRam(deps, 0, { model, tokens: TOKENS, path: '/v1/chat/completions' });
+  const leftToRam = (model: string) => leavesToServerRam(deps, 0, { model, tokens: TOKENS });
   return { backend, leftToRam };
 }
 
