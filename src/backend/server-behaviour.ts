@@ -25,10 +25,14 @@ export class ServerBehaviour {
   /** Tasks started on the backend; per slot, the count and the time (`now`) when it last started one. */
   private tasks = 0;
   private readonly lastStart = new Map<SlotState, { task: number; at: number }>();
+  /** The latest tasks started (the last RECENT_STARTS): when, on which slot record, and whether sent without a pin. */
+  private readonly recentStarts: Array<{ task: number; at: number; slot: SlotState; unpinned: boolean }> = [];
   /** Slots whose request is in flight (sent, its end not yet read by the proxy). */
   private readonly running = new Set<SlotState>();
   /** Streamed requests among them whose first byte has not arrived: their tasks are still prefilling. */
   private readonly prefilling = new Set<SlotState>();
+  /** Requests among them answered whole: nothing says when their prefill ends. */
+  private readonly answeredWhole = new Set<SlotState>();
   /** Requests among them whose prompt is not big: nothing they leave in their slot is ever saved. */
   private readonly small = new Set<SlotState>();
   /** The tokens each running task of ours is expected to leave in its slot (see noteLaunched). */
@@ -76,9 +80,15 @@ export class ServerBehaviour {
     this.presumed = false;
   }
 
-  /** A completion task is about to start on the slot. */
-  noteTaskStart(slot: SlotState): void {
-    this.lastStart.set(slot, { task: ++this.tasks, at: this.now() });
+  /**
+   * A completion task is about to start on the slot; `unpinned`: sent without a pin, it runs where the server puts it
+   * (its record names no real slot until it is found, and a small one's never does).
+   */
+  noteTaskStart(slot: SlotState, unpinned = false): void {
+    const start = { task: ++this.tasks, at: this.now() };
+    this.lastStart.set(slot, start);
+    this.recentStarts.push({ ...start, slot, unpinned });
+    if (this.recentStarts.length > RECENT_STARTS) this.recentStarts.shift();
   }
 
   /**
@@ -90,6 +100,7 @@ export class ServerBehaviour {
     this.running.add(slot);
     this.expectedTokens.set(slot, tokens);
     if (streamed) this.prefilling.add(slot);
+    else this.answeredWhole.add(slot);
     if (!big) this.small.add(slot);
   }
 
@@ -103,6 +114,7 @@ export class ServerBehaviour {
     this.running.delete(slot);
     this.expectedTokens.delete(slot);
     this.prefilling.delete(slot);
+    this.answeredWhole.delete(slot);
     this.small.delete(slot);
     this.unplaced.delete(slot);
     for (const wake of this.endWaiters.get(slot) ?? []) wake();
@@ -131,11 +143,16 @@ export class ServerBehaviour {
     return this.tasks > (this.lastStart.get(slot)?.task ?? 0);
   }
 
-  /** A task started on another slot of the backend within the last `ms` milliseconds. */
+  /**
+   * A task started on another slot of the backend within the last `ms` milliseconds: on another slot record, or sent
+   * without a pin (it ran where the server put it, though its record may be the very one this slot's task took next).
+   */
   otherStartedWithin(slot: SlotState, ms: number): boolean {
     const since = this.now() - ms;
-    for (const [other, { at }] of this.lastStart) if (other !== slot && at >= since) return true;
-    return false;
+    const own = this.lastStart.get(slot)?.task;
+    return this.recentStarts.some(
+      (start) => start.at >= since && start.task !== own && (start.slot !== slot || start.unpinned),
+    );
   }
 
   launched(slot: SlotState): boolean {
@@ -163,6 +180,16 @@ export class ServerBehaviour {
   /** The slot record of a request sent without a pin now names where it runs. */
   notePlaced(slot: SlotState): void {
     this.unplaced.delete(slot);
+    const start = this.recentStarts.findLast((s) => s.slot === slot);
+    if (start) start.unpinned = false;
+  }
+
+  /**
+   * A big task of ours on this slot (where the proxy knows) may still be in its prefill: a stream before its first
+   * byte, or any answer that comes whole.
+   */
+  mayBePrefilling(slot: SlotState): boolean {
+    return this.launchedWhereKnown(slot) && (this.prefilling.has(slot) || this.answeredWhole.has(slot));
   }
 
   /**
@@ -204,3 +231,6 @@ export class ServerBehaviour {
     this.lastTask = -1;
   }
 }
+
+/** Task starts remembered for otherStartedWithin: more than can start within its window on any server. */
+const RECENT_STARTS = 64;

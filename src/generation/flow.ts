@@ -260,6 +260,7 @@ async function acquireSlot(
             skipSave: deps.policy.skipSave,
             patient,
             keepsIdleSlots: (backend) => !deps.backends.at(backend).behaviour.clearsIdleSlots(),
+            prefilling: (slot) => deps.backends.at(slot.backend).behaviour.mayBePrefilling(slot),
           }),
         ),
       { timeoutMs: deps.acquireTimeoutMs, signal: abort.signal },

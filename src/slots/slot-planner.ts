@@ -33,6 +33,8 @@ export interface PlanInput {
    * another there and a background save is not worth waiting for.
    */
   keepsIdleSlots?: (backend: number) => boolean;
+  /** Whether a task of ours may still be in its prefill on this busy slot (see batchPlace). */
+  prefilling?: (slot: SlotState) => boolean;
 }
 
 /**
@@ -43,11 +45,14 @@ export function planSlot(input: PlanInput): SlotPlan | undefined {
   const { request, candidates, diskMatch, lcpTh, skipSave } = input;
   const idle = candidates.filter((s) => !s.busy && !s.disabled);
   if (idle.length === 0) return undefined;
+  const place = batchPlace(candidates, request, input.prefilling);
+  const keepsIdle = (backend: number) => input.keepsIdleSlots?.(backend) !== false;
+  const chooseVictim = (slots: readonly SlotState[]) => cheapestVictim(slots, skipSave, { place, keepsIdle });
   const evicting = (slot: SlotState): SlotPlan | undefined =>
     input.patient && input.keepsIdleSlots?.(slot.backend) !== false && saveEndsCheaper(candidates, slot, skipSave)
       ? undefined
       : withSaveFirst(slot, skipSave);
-  if (!request.big) return evicting(chooseVictim(idle, skipSave));
+  if (!request.big) return evicting(chooseVictim(idle));
 
   const resident = bestResident(idle, request, lcpTh);
   const disk = bestDisk(idle, diskMatch);
@@ -59,17 +64,14 @@ export function planSlot(input: PlanInput): SlotPlan | undefined {
     return { slot: resident.slot, resident: { lcp: resident.lcp, ratio: resident.ratio } };
   }
   if (disk) {
-    const slot = chooseVictim(
-      idle.filter((s) => s.backend === disk.backend),
-      skipSave,
-    );
+    const slot = chooseVictim(idle.filter((s) => s.backend === disk.backend));
     const slotLcp = slot.content?.model === request.model ? lcpBlocks(slot.content.blocks, request.blocks) : 0;
     if (input.restoreWorthIt(disk, slotLcp)) {
       const plan = evicting(slot);
       return plan && { ...plan, restore: disk };
     }
   }
-  return evicting(chooseVictim(idle, skipSave));
+  return evicting(chooseVictim(idle));
 }
 
 /**
@@ -117,7 +119,7 @@ function withSaveFirst(slot: SlotState, skipSave: SkipSave): SlotPlan {
  * 3. a big conversation that needs no save (on disk, or let go): its next turn pays a restore;
  * 4. a big one-off that must be saved first: the save is paid now;
  * 5. a big conversation that must be saved first (only when nothing else is idle).
- * Between 3 and 4 the smaller transfer goes first (see chooseVictim). So a side request sharing no prefix with
+ * Between 3 and 4 the smaller transfer goes first (see cheapestVictim). So a side request sharing no prefix with
  * anything takes an empty slot, a small one or a previous one-off before it pushes out an agent's live
  * conversation, and a conversation coming back takes the one-off's slot too.
  */
@@ -134,21 +136,61 @@ const CONVERSATION_ON_DISK = 3;
 const CONVERSATION_TO_SAVE = 5;
 
 /**
- * The cheapest slot to overwrite: the lowest rank, least recently used first. Ranks 3 and 4 cost the same kind of
- * work, a transfer between slot and disk (a restore when the conversation comes back, a save of the one-off now;
- * taken as alike per token, as on a GPU): when the best is a conversation on disk, a one-off to save that moves
- * fewer blocks goes instead (a 1k-token IDE completion is saved rather than a 40k-token conversation restored later).
+ * The cheapest slot to overwrite: the lowest rank; within a rank the slot best placed in the server's batches
+ * (`place`: 0 best), then the least recently used. On a backend that clears its idle slots at every launch, what
+ * they hold is gone either way: there the lowest slot id goes first instead, which leaves the slots above it for
+ * the big prompts that come next (see batchPlace). Ranks 3 and 4 cost the same kind of work, a transfer between
+ * slot and disk (a restore when the conversation comes back, a save of the one-off now; taken as alike per token,
+ * as on a GPU): when the best is a conversation on disk, a one-off to save that moves fewer blocks goes instead (a
+ * 1k-token IDE completion is saved rather than a 40k-token conversation restored later).
  */
-function chooseVictim(slots: readonly SlotState[], skipSave: SkipSave): SlotState {
-  const ranked = slots.map((slot) => ({ slot, rank: evictionRank(slot, skipSave) }));
+function cheapestVictim(
+  slots: readonly SlotState[],
+  skipSave: SkipSave,
+  order: { place: (slot: SlotState) => number; keepsIdle: (backend: number) => boolean },
+): SlotState {
+  const ranked = slots.map((slot) => ({
+    slot,
+    rank: evictionRank(slot, skipSave),
+    place: order.place(slot),
+    tieBreak: order.keepsIdle(slot.backend) ? slot.lastUsed : slot.id,
+  }));
   ranked.sort(
     (a, b) =>
-      a.rank - b.rank || a.slot.lastUsed - b.slot.lastUsed || a.slot.backend - b.slot.backend || a.slot.id - b.slot.id,
+      a.rank - b.rank ||
+      a.place - b.place ||
+      a.tieBreak - b.tieBreak ||
+      a.slot.backend - b.slot.backend ||
+      a.slot.id - b.slot.id,
   );
   const best = ranked[0]!;
   const oneOffToSave = best.rank === 3 ? ranked.find((r) => r.rank === 4) : undefined;
   const blocks = (r: { slot: SlotState }) => r.slot.content!.blocks.length;
   return oneOffToSave && blocks(oneOffToSave) < blocks(best) ? oneOffToSave.slot : best.slot;
+}
+
+/**
+ * How well a slot places the request's prefill among the prefills of ours running on its backend (0 well, 1 not).
+ * llama-server fills each batch (`n_batch` prompt tokens) with its prefilling slots' prompts in slot-id order, and a
+ * task's first token comes only after the batch that takes its last prompt token. So a task on a lower slot than a
+ * running prefill takes that prefill's share of every batch. Measured on the real server (two ~2.6k-token prompts
+ * sent 15 ms apart, `n_batch` 2048): the first on slot 2 and the second on slot 3 answered after 750 and 1490 ms; the
+ * other way round after 1680 and 890 ms (the first one's last tokens waited a whole batch), 15 % more on average.
+ * So a big prompt goes above the running prefills (first come, first served), and a small one below them: its few
+ * tokens go into the next batch instead of waiting for a long prompt's end.
+ */
+function batchPlace(
+  candidates: readonly SlotState[],
+  request: Pick<SlotRequest, 'big'>,
+  prefilling: ((slot: SlotState) => boolean) | undefined,
+): (slot: SlotState) => number {
+  if (!prefilling) return () => 0;
+  const running = candidates.filter((s) => s.busy && prefilling(s));
+  return (slot) => {
+    const others = running.filter((s) => s.backend === slot.backend);
+    const wellPlaced = request.big ? others.every((s) => s.id < slot.id) : others.every((s) => s.id > slot.id);
+    return wellPlaced ? 0 : 1;
+  };
 }
 
 function bestResident(idle: readonly SlotState[], request: SlotRequest, lcpTh: number) {

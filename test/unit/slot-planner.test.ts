@@ -308,3 +308,76 @@ describe('planSlot patient: a background save that ends with a cheaper victim', 
     assert.equal(plan([slot(0, { content: held(900, { blocks: ['t'], turns: 1 }) }), saving])?.slot.id, 0);
   });
 });
+
+describe("planSlot: a prefill's place in the server's batches (llama-server fills them in slot-id order)", () => {
+  const busyPrefilling = (id: number) => slot(id, { busy: true });
+  const prefilling = (s: SlotState) => s.busy;
+  const clears = () => false;
+
+  it('a big prompt goes above the prefills running, so that the one sent first is not held back by it', () => {
+    const candidates = [
+      slot(0, { lastUsed: 1 }),
+      slot(1, { lastUsed: 2 }),
+      busyPrefilling(2),
+      slot(3, { lastUsed: 9 }),
+    ];
+    const plan = planSlot({ ...SEED, request: bigRequest, candidates, diskMatch: noDisk, lcpTh: 0.6, prefilling });
+    assert.equal(plan?.slot.id, 3, 'slot 3, though slots 0 and 1 were used longer ago');
+  });
+
+  it('a small prompt goes below them: its few tokens go into the next batch', () => {
+    const candidates = [slot(0, { lastUsed: 9 }), busyPrefilling(1), slot(2, { lastUsed: 1 })];
+    const plan = planSlot({ ...SEED, request: smallRequest, candidates, diskMatch: noDisk, lcpTh: 0.6, prefilling });
+    assert.equal(plan?.slot.id, 0);
+  });
+
+  it('a slot busy decoding (its prefill over) does not count', () => {
+    const candidates = [slot(0, { lastUsed: 1 }), slot(1, { busy: true }), slot(2, { lastUsed: 5 })];
+    const plan = planSlot({
+      ...SEED,
+      request: bigRequest,
+      candidates,
+      diskMatch: noDisk,
+      lcpTh: 0.6,
+      prefilling: () => false,
+    });
+    assert.equal(plan?.slot.id, 0, 'the least recently used, as before');
+  });
+
+  it('on a server that clears idle slots the lowest free slot above them goes first, leaving room above for the next', () => {
+    const candidates = [
+      busyPrefilling(0),
+      slot(1, { lastUsed: 8 }),
+      slot(2, { lastUsed: 1 }),
+      slot(3, { lastUsed: 2 }),
+    ];
+    const plan = planSlot({
+      ...SEED,
+      request: bigRequest,
+      candidates,
+      diskMatch: noDisk,
+      lcpTh: 0.6,
+      prefilling,
+      keepsIdleSlots: clears,
+    });
+    assert.equal(plan?.slot.id, 1);
+    const first = planSlot({
+      ...SEED,
+      request: bigRequest,
+      candidates: [slot(0, { lastUsed: 7 }), slot(1, { lastUsed: 2 }), slot(2), slot(3)],
+      diskMatch: noDisk,
+      lcpTh: 0.6,
+      prefilling,
+      keepsIdleSlots: clears,
+    });
+    assert.equal(first?.slot.id, 0, 'with nothing running: the lowest slot');
+  });
+
+  it('what a slot holds still comes first: no conversation is pushed out for a better place', () => {
+    const unsaved = content('live', ['q'], { saved: false });
+    const candidates = [slot(0, { lastUsed: 1 }), busyPrefilling(1), slot(2, { lastUsed: 2, content: unsaved })];
+    const plan = planSlot({ ...SEED, request: bigRequest, candidates, diskMatch: noDisk, lcpTh: 0.6, prefilling });
+    assert.equal(plan?.slot.id, 0);
+    assert.equal(plan?.saveFirst, undefined);
+  });
+});

@@ -5,15 +5,22 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import pino from 'pino';
-import { roomForRamLoad } from '../../src/generation/slot-room.js';
+import { restoreWithRoom, roomForRamLoad } from '../../src/generation/slot-room.js';
 import type { SlotRoomDeps } from '../../src/generation/slot-room.js';
 import { SlotPool } from '../../src/slots/slot-pool.js';
 import type { CacheOpResult } from '../../src/slots/slot-cache.js';
 import type { SlotContent } from '../../src/slots/slot-state.js';
 import { held } from '../support/slot-fixtures.js';
 
-/** A clearing backend of 4 slots sharing 1000 cells, slot 1 holding `content` (idle) and slot 2 another client's. */
-function scripted(erase: () => Promise<{ ok: boolean }>) {
+/**
+ * A clearing backend of 4 slots sharing 1000 cells, slot 1 holding `content` (idle) and slot 2 another client's.
+ * `believedCells`: the buffer's size as an earlier look showed it (undefined: none yet); `restores`: the answers to
+ * the restores asked, in order.
+ */
+function scripted(
+  erase: () => Promise<{ ok: boolean }>,
+  { believedCells, restores = [] }: { believedCells?: number; restores?: CacheOpResult[] } = {},
+) {
   const pool = new SlotPool([{ nSlots: 4, sharedAcrossModels: () => true }]);
   const content = held(400);
   pool.fill(pool.group(0, 'm')[1]!, content);
@@ -29,7 +36,7 @@ function scripted(erase: () => Promise<{ ok: boolean }>) {
     backends: {
       at: () => ({
         url: 'http://backend',
-        kvCells: () => undefined,
+        kvCells: () => believedCells,
         noteKvCells: () => undefined,
         behaviour: { clearsIdleSlots: () => true, tokensInFlight: () => 0, noteLastTaskShown: () => undefined },
         client: {
@@ -47,9 +54,13 @@ function scripted(erase: () => Promise<{ ok: boolean }>) {
         calls.push(`save ${saved.key}`);
         return Promise.resolve({ ok: true, ms: 1 });
       },
+      restore: (slot: { id: number }, key: string): Promise<CacheOpResult> => {
+        calls.push(`restore ${key} into ${slot.id}`);
+        return Promise.resolve(restores.shift() ?? { ok: true, ms: 1 });
+      },
     },
     rescues: { taken: () => undefined },
-    index: { get: () => undefined },
+    index: { get: (key: string) => (key === 'entry' ? { n_tokens: 500 } : undefined) },
     log: pino({ level: 'silent' }),
   } as unknown as SlotRoomDeps;
   return { deps, pool, content, calls };
@@ -72,5 +83,29 @@ describe('making room in a unified KV buffer', () => {
     assert.deepEqual(room, { free: 300, nCtx: 1000 });
     assert.equal(pool.group(0, 'm')[1]!.content, undefined, 'its content is no longer known');
     assert.equal(pool.group(0, 'm')[1]!.busy, false);
+  });
+
+  it("a restore the server finds no room for, where the proxy's picture said it fits: room is made, then it is tried once more", async () => {
+    // The picture: 1000 + 1000 cells (an earlier look, before a restart with a smaller -c), 400 held: no look needed.
+    const noRoom: CacheOpResult = { ok: false, ms: 1, noRoom: true, error: 'failed to restore' };
+    const { deps, pool, content, calls } = scripted(() => Promise.resolve({ ok: true }), {
+      believedCells: 2000,
+      restores: [noRoom],
+    });
+    const target = pool.group(0, 'm')[0]!;
+    const result = await restoreWithRoom(deps, target, 'entry', 'm');
+    assert.equal(result.ok, true, JSON.stringify(result));
+    assert.deepEqual(calls, ['restore entry into 0', `save ${content.key}`, 'erase 1', 'restore entry into 0']);
+  });
+
+  it('tried once more only once: a second failure is the answer', async () => {
+    const noRoom: CacheOpResult = { ok: false, ms: 1, noRoom: true, error: 'failed to restore' };
+    const { deps, pool, calls } = scripted(() => Promise.resolve({ ok: true }), {
+      believedCells: 2000,
+      restores: [noRoom, noRoom],
+    });
+    const result = await restoreWithRoom(deps, pool.group(0, 'm')[0]!, 'entry', 'm');
+    assert.equal(result.ok, false);
+    assert.equal(calls.filter((c) => c.startsWith('restore')).length, 2);
   });
 });
