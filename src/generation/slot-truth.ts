@@ -94,13 +94,13 @@ function restoreInstead(
  *   server loads it within the iteration that takes up the task, where a restore from disk costs a slot action
  *   of its own. When the model cannot tell whether the entry is still there (sizes not learnt yet), only if disk has
  *   nothing of it: a miss must then cost no more than the cold prefill the request faces anyway.
- * - A big one that neither tier holds (cold), while a task of ours runs where the proxy does not know (a small one,
- *   or one sent without a pin and not found yet): the server puts it on an idle slot, or on the first slot to free
- *   up. Pinned, it could wait behind a small task the server has just put on that very slot, and a small request that
- *   comes next would meet its prefill's first batch (hundreds of milliseconds) instead of finding it done. Where every
- *   task of ours runs on a known slot, it keeps its pin: the planner put it above the prefills running (see
- *   batchPlace), where the server's own choice (its least recently used slot; on a fresh server slot 3, then 2) can
- *   put a later prompt below an earlier one, which then waits for the later one's batches.
+ * - A big one that neither tier holds (cold): the server puts it on an idle slot, or on the first slot to free up.
+ *   Pinned, it could wait behind a small task the server has just put on that very slot, and a small request that
+ *   comes next would meet its prefill's first batch (hundreds of milliseconds) instead of finding it done. Nor does a
+ *   pin to a low slot pay where it would help the batch order (see batchPlace): pinned there when every task of ours
+ *   ran on a known slot, the real bench's noise workload answered its small requests (sent without a pin, which the
+ *   server then put above the cold prefill) 1.5 × later, and a turn whose conversation a rescue was saving at that
+ *   moment (in no tier the proxy knew of, but in a slot the server's own choice finds) was prefilled whole.
  * When the backend was quiet for a while, `GET /slots` first tells whether it started again since (its RAM cache
  * then lost): its task ids start again from zero.
  * Called inside the launch gate, after confirmResidency.
@@ -119,7 +119,7 @@ export async function leavePlacementToServer(
   const hit = backend.ramCache.find(analysis.model, analysis.blocks, tokensClearedByLaunch(deps, plan));
   const disk = plan.restore;
   if (!hit) {
-    if (!disk && !everyTaskPlaced(deps, plan.slot.backend)) plan.unpinned = true; // cold
+    if (!disk) plan.unpinned = true; // cold
     return;
   }
   if (disk && !(hit.sure && hit.content.blocks.length >= disk.lcp)) return;
@@ -136,14 +136,6 @@ export async function leavePlacementToServer(
   }
   plan.unpinned = true;
   plan.fromServerCache = hit;
-}
-
-/** Every task of ours in flight on the backend runs on a slot the proxy knows (none small, none still unplaced). */
-function everyTaskPlaced(deps: SlotTruthDeps, backendIndex: number): boolean {
-  const { behaviour } = deps.backends.at(backendIndex);
-  return deps.pool
-    .all()
-    .every((slot) => slot.backend !== backendIndex || !behaviour.launched(slot) || behaviour.launchedWhereKnown(slot));
 }
 
 /** Tokens the request's launch moves into the RAM cache: what the backend's idle slots hold. */

@@ -46,8 +46,7 @@ export function planSlot(input: PlanInput): SlotPlan | undefined {
   const idle = candidates.filter((s) => !s.busy && !s.disabled);
   if (idle.length === 0) return undefined;
   const place = batchPlace(candidates, request, input.prefilling);
-  const keepsIdle = (backend: number) => input.keepsIdleSlots?.(backend) !== false;
-  const chooseVictim = (slots: readonly SlotState[]) => cheapestVictim(slots, skipSave, { place, keepsIdle });
+  const chooseVictim = (slots: readonly SlotState[]) => cheapestVictim(slots, skipSave, place);
   const evicting = (slot: SlotState): SlotPlan | undefined =>
     input.patient && input.keepsIdleSlots?.(slot.backend) !== false && saveEndsCheaper(candidates, slot, skipSave)
       ? undefined
@@ -137,9 +136,7 @@ const CONVERSATION_TO_SAVE = 5;
 
 /**
  * The cheapest slot to overwrite: the lowest rank; within a rank the slot best placed in the server's batches
- * (`place`: 0 best), then the least recently used. On a backend that clears its idle slots at every launch, what
- * they hold is gone either way: there the lowest slot id goes first instead, which leaves the slots above it for
- * the big prompts that come next (see batchPlace). Ranks 3 and 4 cost the same kind of work, a transfer between
+ * (`place`: 0 best), then the least recently used. Ranks 3 and 4 cost the same kind of work, a transfer between
  * slot and disk (a restore when the conversation comes back, a save of the one-off now; taken as alike per token,
  * as on a GPU): when the best is a conversation on disk, a one-off to save that moves fewer blocks goes instead (a
  * 1k-token IDE completion is saved rather than a 40k-token conversation restored later).
@@ -147,19 +144,14 @@ const CONVERSATION_TO_SAVE = 5;
 function cheapestVictim(
   slots: readonly SlotState[],
   skipSave: SkipSave,
-  order: { place: (slot: SlotState) => number; keepsIdle: (backend: number) => boolean },
+  place: (slot: SlotState) => number,
 ): SlotState {
-  const ranked = slots.map((slot) => ({
-    slot,
-    rank: evictionRank(slot, skipSave),
-    place: order.place(slot),
-    tieBreak: order.keepsIdle(slot.backend) ? slot.lastUsed : slot.id,
-  }));
+  const ranked = slots.map((slot) => ({ slot, rank: evictionRank(slot, skipSave), place: place(slot) }));
   ranked.sort(
     (a, b) =>
       a.rank - b.rank ||
       a.place - b.place ||
-      a.tieBreak - b.tieBreak ||
+      a.slot.lastUsed - b.slot.lastUsed ||
       a.slot.backend - b.slot.backend ||
       a.slot.id - b.slot.id,
   );

@@ -312,7 +312,6 @@ describe('planSlot patient: a background save that ends with a cheaper victim', 
 describe("planSlot: a prefill's place in the server's batches (llama-server fills them in slot-id order)", () => {
   const busyPrefilling = (id: number) => slot(id, { busy: true });
   const prefilling = (s: SlotState) => s.busy;
-  const clears = () => false;
 
   it('a big prompt goes above the prefills running, so that the one sent first is not held back by it', () => {
     const candidates = [
@@ -342,35 +341,6 @@ describe("planSlot: a prefill's place in the server's batches (llama-server fill
       prefilling: () => false,
     });
     assert.equal(plan?.slot.id, 0, 'the least recently used, as before');
-  });
-
-  it('on a server that clears idle slots the lowest free slot above them goes first, leaving room above for the next', () => {
-    const candidates = [
-      busyPrefilling(0),
-      slot(1, { lastUsed: 8 }),
-      slot(2, { lastUsed: 1 }),
-      slot(3, { lastUsed: 2 }),
-    ];
-    const plan = planSlot({
-      ...SEED,
-      request: bigRequest,
-      candidates,
-      diskMatch: noDisk,
-      lcpTh: 0.6,
-      prefilling,
-      keepsIdleSlots: clears,
-    });
-    assert.equal(plan?.slot.id, 1);
-    const first = planSlot({
-      ...SEED,
-      request: bigRequest,
-      candidates: [slot(0, { lastUsed: 7 }), slot(1, { lastUsed: 2 }), slot(2), slot(3)],
-      diskMatch: noDisk,
-      lcpTh: 0.6,
-      prefilling,
-      keepsIdleSlots: clears,
-    });
-    assert.equal(first?.slot.id, 0, 'with nothing running: the lowest slot');
   });
 
   it('what a slot holds still comes first: no conversation is pushed out for a better place', () => {
