@@ -121,10 +121,15 @@ async function runOnSlot(
     slot.reuseBlocked = false;
     let processed = 0;
     const promptMs = await inst.engine
-      .prefill(out.promptN, signal, (done) => {
-        processed = done;
-        slot.tokens = prompt.slice(0, out.cacheN + batchFrom(done));
-      })
+      .prefill(
+        out.promptN,
+        signal,
+        (done) => {
+          processed = done;
+          slot.tokens = prompt.slice(0, out.cacheN + batchFrom(done));
+        },
+        slot.id,
+      )
       .catch((err: unknown) => {
         // Keep what the prefill got through before the client left.
         slot.tokens = prompt.slice(0, out.cacheN + Math.min(processed, out.promptN - 1));

@@ -9,7 +9,7 @@ import type { SimOptions } from './sim-config.js';
 const COST_FLAGS: Record<string, keyof CostModel> = {
   'prefill-ms-per-token': 'prefillMsPerToken',
   'decode-ms-per-token': 'decodeMsPerToken',
-  'ubatch-tokens': 'ubatchTokens',
+  'batch-tokens': 'batchTokens',
   'kv-bytes-per-token': 'kvBytesPerToken',
   'save-ms-per-mb': 'saveMsPerMB',
   'restore-ms-per-mb': 'restoreMsPerMB',
@@ -41,8 +41,9 @@ Simulates llama-server, llama-swap or llama-server router mode on loopback (for 
   --api-key KEY[,KEY]          keys every request must send (Authorization: Bearer / X-Api-Key), 401 otherwise;
                                /health stays open                            (default: none)
   --engine MODE                shared | per-slot                             (default shared)
-                               shared: one main loop and GPU per process: prefills share micro-batches of
-                               --ubatch-tokens, decodes go in one batch, slot actions stall the other slots;
+                               shared: one main loop and GPU per process: each batch takes --batch-tokens
+                               prompt tokens in slot-id order, decodes go in one batch, slot actions stall the
+                               other slots;
                                per-slot: every slot computes alone at full speed (the older model)
 ${Object.entries(COST_FLAGS)
   .map(([flag, key]) => `  --${flag.padEnd(27)}(default ${DEFAULT_COST_MODEL[key]})`)

@@ -22,11 +22,11 @@ export type Hold = (modelMs: number) => Promise<void>;
 /** One process's compute. */
 export interface ComputeEngine {
   /**
-   * Processes `tokens` prompt tokens; `onProgress(done)` is called with the tokens processed so far. Resolves with
-   * the model time from the start of the prompt processing to its end (`prompt_ms`); rejects with AbortedError
-   * when `signal` fires (the tokens reported to `onProgress` until then were processed).
+   * Processes `tokens` prompt tokens of slot `slotId`; `onProgress(done)` is called with the tokens processed so far.
+   * Resolves with the model time from the start of the prompt processing to its end (`prompt_ms`); rejects with
+   * AbortedError when `signal` fires (the tokens reported to `onProgress` until then were processed).
    */
-  prefill(tokens: number, signal: AbortSignal, onProgress: (done: number) => void): Promise<number>;
+  prefill(tokens: number, signal: AbortSignal, onProgress: (done: number) => void, slotId?: number): Promise<number>;
   /**
    * Decodes `tokens` tokens, calling `onToken(i)` right after token i (from 0) was decoded. Resolves with the
    * model time from the end of the prompt processing to the last token (`predicted_ms`); rejects with

@@ -10,8 +10,11 @@ export interface CostModel {
   prefillMsPerToken: number;
   /** Generation per produced token; one step decodes a token for every generating slot of the server at once. */
   decodeMsPerToken: number;
-  /** Prompt tokens one engine iteration processes (llama-server's `-ub` micro-batch); an integer >= 1. */
-  ubatchTokens: number;
+  /**
+   * Prompt tokens one engine iteration takes (llama-server's `-b`, `n_batch`), from the prefilling slots in slot-id
+   * order; an integer >= 1.
+   */
+  batchTokens: number;
   /** KV-cache bytes per token: sizes save files and the RAM prompt cache. */
   kvBytesPerToken: number;
   /** Writing a save file, per MB (10^6 bytes). */
@@ -30,7 +33,7 @@ export interface CostModel {
 export const DEFAULT_COST_MODEL: Readonly<CostModel> = Object.freeze({
   prefillMsPerToken: 0.25,
   decodeMsPerToken: 20,
-  ubatchTokens: 512,
+  batchTokens: 2048,
   kvBytesPerToken: 100_000,
   saveMsPerMB: 0.5,
   restoreMsPerMB: 0.5,
@@ -50,8 +53,8 @@ export function resolveCostModel(partial: Partial<CostModel> = {}): CostModel {
     }
     cost[key] = value;
   }
-  if (!Number.isInteger(cost.ubatchTokens) || cost.ubatchTokens < 1) {
-    throw new RangeError(`cost.ubatchTokens must be an integer >= 1, got ${String(cost.ubatchTokens)}`);
+  if (!Number.isInteger(cost.batchTokens) || cost.batchTokens < 1) {
+    throw new RangeError(`cost.batchTokens must be an integer >= 1, got ${String(cost.batchTokens)}`);
   }
   return cost;
 }

@@ -2,10 +2,12 @@
  * One main loop and one GPU per llama-server process (`--engine shared`, the default). The loop alternates:
  * 1. tasks (slot save / restore / erase, a chat's launch with its RAM-cache moves) run one after the other, each
  *    holding the engine for its whole modelled duration, so every other slot stalls meanwhile;
- * 2. one iteration: a micro-batch (`ubatchTokens`) of one prefilling slot's prompt, taken round-robin so that two
- *    prefills share the GPU and each takes about twice as long, plus one decode step for every generating slot in
- *    the same batch (decoding is memory-bound: k slots cost about what one costs). An iteration costs its prompt
- *    chunk plus one decode step when any slot is generating.
+ * 2. one iteration: a batch of up to `batchTokens` prompt tokens (llama-server's `n_batch`), taken from the
+ *    prefilling slots in slot-id order (each as much as fits; measured on the real server: a prompt on a lower
+ *    slot takes the batch first, and one sent earlier on a higher slot waits for it), plus one decode step for every
+ *    generating slot in the same batch (decoding is memory-bound: k slots cost about what one costs). An iteration
+ *    costs its prompt tokens plus one decode step when any slot is generating; a prefill's progress, and its end,
+ *    show at the end of the iteration that took its tokens.
  * Work that arrives during an iteration waits for its end. A model clock sums the iterations and holds, and
  * `timings` are differences on it; the wall clock follows it × timeScale, paced per busy period.
  */
@@ -14,6 +16,8 @@ import { AbortedError, Pacer, type CostModel } from './cost-model.js';
 
 /** A prefill (units = prompt tokens) or a generation (units = tokens) in the engine. */
 interface Work {
+  /** Where a prefill's tokens go in a batch: its slot's id (lower first). */
+  order: number;
   left: number;
   done: number;
   /** Model clock at the start of the work: its first iteration (prefill) or the end of the prefill (decode). */
@@ -38,13 +42,13 @@ export class SharedEngine implements ComputeEngine {
     this.pacer = new Pacer(cost.timeScale);
   }
 
-  prefill(tokens: number, signal: AbortSignal, onProgress: (done: number) => void): Promise<number> {
-    return this.submit(this.prefills, tokens, signal, onProgress, undefined);
+  prefill(tokens: number, signal: AbortSignal, onProgress: (done: number) => void, slotId = 0): Promise<number> {
+    return this.submit(this.prefills, tokens, signal, onProgress, undefined, slotId);
   }
 
   generate(tokens: number, signal: AbortSignal, onToken: (i: number) => void): Promise<number> {
     // Called as the prefill ends, between iterations: generation time counts from there, as on the real server.
-    return this.submit(this.decodes, tokens, signal, (done) => onToken(done - 1), this.nowMs);
+    return this.submit(this.decodes, tokens, signal, (done) => onToken(done - 1), this.nowMs, 0);
   }
 
   task<T>(job: (hold: Hold) => Promise<T>): Promise<T> {
@@ -70,12 +74,14 @@ export class SharedEngine implements ComputeEngine {
     signal: AbortSignal,
     onProgress: (done: number) => void,
     startMs: number | undefined,
+    order: number,
   ): Promise<number> {
     return new Promise<number>((resolve, reject) => {
       if (signal.aborted) return reject(new AbortedError());
       if (units <= 0) return resolve(0);
       const onAbort = (): void => work.finish(new AbortedError());
       const work: Work = {
+        order,
         left: units,
         done: 0,
         startMs,
@@ -118,17 +124,22 @@ export class SharedEngine implements ComputeEngine {
   }
 
   private async iterate(): Promise<void> {
-    const { prefillMsPerToken, decodeMsPerToken, ubatchTokens } = this.cost;
+    const { prefillMsPerToken, decodeMsPerToken, batchTokens } = this.cost;
     for (const p of this.prefills) p.startMs ??= this.nowMs;
-    const chunked = this.prefills[0];
-    const chunk = chunked ? Math.min(ubatchTokens, chunked.left) : 0;
+    // Array.prototype.sort is stable: the same slot's prompts (never two at once) keep their order.
+    const batch: Array<{ work: Work; tokens: number }> = [];
+    let room = batchTokens;
+    for (const work of [...this.prefills].sort((a, b) => a.order - b.order)) {
+      if (room === 0) break;
+      const tokens = Math.min(room, work.left);
+      batch.push({ work, tokens });
+      room -= tokens;
+    }
     const decoding = [...this.decodes];
-    const ms = chunk * prefillMsPerToken + (decoding.length > 0 ? decodeMsPerToken : 0);
+    const ms = (batchTokens - room) * prefillMsPerToken + (decoding.length > 0 ? decodeMsPerToken : 0);
     await this.pacer.advance(ms);
     this.nowMs += ms;
-    if (chunked && this.advance(this.prefills, chunked, chunk)) {
-      this.prefills.push(this.prefills.splice(this.prefills.indexOf(chunked), 1)[0]!); // round-robin
-    }
+    for (const { work, tokens } of batch) this.advance(this.prefills, work, tokens);
     for (const d of decoding) this.advance(this.decodes, d, 1);
   }
 

@@ -1,6 +1,6 @@
 /**
  * One compute engine per simulated llama-server process, seen over HTTP in the model-time `timings` the server
- * reports: two concurrent prefills share the GPU, a save of a big slot stalls another slot's decoding for its
+ * reports: two concurrent prefills share the GPU (each batch takes the lower slot's prompt first), a save of a big slot stalls another slot's decoding for its
  * whole duration, concurrent decodes go in one batch. `engine: 'per-slot'` gives back the older model where
  * none of that happens. A small time scale makes the requests overlap on the wall clock; every assertion is on
  * model time, never on the wall clock.
@@ -117,16 +117,13 @@ describe('sim compute engine: shared (default)', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('two concurrent long prefills on two slots each take about twice the prompt_ms of one alone', async () => {
+  it("two concurrent long prefills: the lower slot's prompt takes each batch first, the other waits for it", async () => {
     const { alone, pair } = await prefills(sim);
     assert.equal(alone.prompt_ms, alone.prompt_n * COST.prefillMsPerToken, 'alone: the full modelled speed');
-    for (const t of pair) {
-      const ratio = t.prompt_ms / alone.prompt_ms;
-      assert.ok(
-        ratio > 1.5 && ratio < 2.2,
-        `prompt_ms ${t.prompt_ms} vs ${alone.prompt_ms} alone (×${ratio.toFixed(2)})`,
-      );
-    }
+    const [low, high] = pair.map((t) => t.prompt_ms / alone.prompt_ms);
+    const said = `prompt_ms ${pair.map((t) => t.prompt_ms).join(', ')} vs ${alone.prompt_ms} alone`;
+    assert.ok(low! < 1.3, `slot 0 about as fast as alone: ${said}`);
+    assert.ok(high! > 1.7 && high! < 2.2, `slot 1 after slot 0, about the time of both: ${said}`);
   });
 
   it("a save of a big slot stalls another slot's decoding for the save's duration; save_ms is the transfer alone", async () => {

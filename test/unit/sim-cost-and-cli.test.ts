@@ -15,7 +15,7 @@ describe('sim cost model', () => {
     assert.deepEqual(resolveCostModel(), {
       prefillMsPerToken: 0.25,
       decodeMsPerToken: 20,
-      ubatchTokens: 512,
+      batchTokens: 2048,
       kvBytesPerToken: 100_000,
       saveMsPerMB: 0.5,
       restoreMsPerMB: 0.5,
@@ -25,8 +25,8 @@ describe('sim cost model', () => {
     });
     assert.equal(resolveCostModel({ timeScale: 0 }).timeScale, 0);
     assert.throws(() => resolveCostModel({ decodeMsPerToken: -1 }), /decodeMsPerToken/);
-    assert.throws(() => resolveCostModel({ ubatchTokens: 0 }), /ubatchTokens/);
-    assert.throws(() => resolveCostModel({ ubatchTokens: 1.5 }), /ubatchTokens/);
+    assert.throws(() => resolveCostModel({ batchTokens: 0 }), /batchTokens/);
+    assert.throws(() => resolveCostModel({ batchTokens: 1.5 }), /batchTokens/);
     assert.equal(transferMs(2_000_000, 0.5), 1);
   });
 
@@ -92,7 +92,7 @@ describe('sim CLI flags', () => {
       'b',
       '--engine',
       'per-slot',
-      '--ubatch-tokens',
+      '--batch-tokens',
       '256',
     ]);
     assert.notEqual(o, 'help');
@@ -107,7 +107,7 @@ describe('sim CLI flags', () => {
     );
     assert.equal(o.port, 8000);
     assert.equal(o.slotSavePath, './kv');
-    assert.deepEqual(o.cost, { prefillMsPerToken: 0.5, ubatchTokens: 256, timeScale: 0 });
+    assert.deepEqual(o.cost, { prefillMsPerToken: 0.5, batchTokens: 256, timeScale: 0 });
     assert.equal(o.engine, 'per-slot');
     assert.equal(o.cacheRamMiB, 0);
     assert.equal(o.cacheIdleSlots, false);
@@ -119,7 +119,7 @@ describe('sim CLI flags', () => {
     assert.match(HELP, /--time-scale\s+\(default 1\)/);
     assert.match(HELP, new RegExp(`--model-load-ms\\s+\\(default ${DEFAULT_COST_MODEL.modelLoadMs}\\)`));
     assert.match(HELP, /--engine MODE\s+shared \| per-slot\s+\(default shared\)/);
-    assert.match(HELP, /--ubatch-tokens\s+\(default 512\)/);
+    assert.match(HELP, /--batch-tokens\s+\(default 2048\)/);
     assert.throws(() => parseSimArgs(['--mode', 'nope']), /--mode/);
     assert.throws(() => parseSimArgs(['--engine', 'gpu']), /--engine/);
     assert.throws(() => parseSimArgs(['--port', 'x']), /--port/);

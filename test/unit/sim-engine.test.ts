@@ -1,7 +1,8 @@
 /**
  * The simulator's compute engines in model time (time scale 0, nothing sleeps): the shared engine serialises a
- * process's work like llama-server's main loop (prefills share micro-batches round-robin, decodes of all slots
- * go in one batch, tasks hold everything), the per-slot engine runs every piece of work alone at full speed.
+ * process's work like llama-server's main loop (each batch takes the prefilling slots' prompts in slot-id order,
+ * decodes of all slots go in one batch, tasks hold everything), the per-slot engine runs every piece of work alone
+ * at full speed.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -9,24 +10,27 @@ import { AbortedError, resolveCostModel } from '../../src/sim/cost-model.js';
 import { PerSlotEngine } from '../../src/sim/per-slot-engine.js';
 import { SharedEngine } from '../../src/sim/shared-engine.js';
 
-// 1 ms per prompt token, 10 ms per decode step, 100-token micro-batches.
-const cost = resolveCostModel({ timeScale: 0, prefillMsPerToken: 1, decodeMsPerToken: 10, ubatchTokens: 100 });
+// 1 ms per prompt token, 10 ms per decode step, 100-token batches.
+const cost = resolveCostModel({ timeScale: 0, prefillMsPerToken: 1, decodeMsPerToken: 10, batchTokens: 100 });
 const never = new AbortController().signal;
 const ignore = (): void => undefined;
 
 describe('sim shared engine', () => {
-  it('prefills alone in micro-batches at the full speed', async () => {
+  it('prefills alone in batches at the full speed', async () => {
     const engine = new SharedEngine(cost);
     const progress: number[] = [];
     assert.equal(await engine.prefill(250, never, (done) => progress.push(done)), 250);
     assert.deepEqual(progress, [100, 200, 250]);
   });
 
-  it('shares the GPU between two prefills: each takes about twice as long', async () => {
+  it('fills each batch with the prefilling slots in slot-id order, as llama-server does', async () => {
     const engine = new SharedEngine(cost);
-    const [a, b] = await Promise.all([engine.prefill(400, never, ignore), engine.prefill(400, never, ignore)]);
-    // Chunks alternate A B A B …: A's last chunk is the 7th of 8, B's the 8th.
-    assert.deepEqual([a, b], [700, 800]);
+    // A, sent first on slot 1, waits for B's batches on slot 0; the batch that ends B takes A's first 50 tokens.
+    const [a, b] = await Promise.all([engine.prefill(400, never, ignore, 1), engine.prefill(150, never, ignore, 0)]);
+    assert.deepEqual([a, b], [550, 200]);
+    // Sent the other way round, the same: the slots decide, not the order the prompts came in.
+    const [c, d] = await Promise.all([engine.prefill(150, never, ignore, 0), engine.prefill(400, never, ignore, 1)]);
+    assert.deepEqual([c, d], [200, 550]);
   });
 
   it('decodes every generating slot in one batch: concurrent decodes do not slow each other', async () => {
@@ -85,10 +89,10 @@ describe('sim shared engine', () => {
       processed = done;
       if (done === 300) ac.abort();
     });
-    const other = engine.prefill(200, never, ignore);
+    const other = engine.prefill(200, never, ignore, 1);
     await assert.rejects(aborted, AbortedError);
     assert.equal(processed, 300);
-    assert.equal(await other, 400, 'its two chunks alternated with the aborted one');
+    assert.equal(await other, 500, 'its two batches came after the aborted one gave up, on a lower slot');
     assert.equal(await engine.prefill(100, never, ignore), 100);
   });
 
