@@ -99,7 +99,7 @@ function restoreInstead(
  *   comes next would meet its prefill's first batch (hundreds of milliseconds) instead of finding it done. Nor does a
  *   pin to a low slot pay where it would help the batch order (see batchPlace): pinned there when every task of ours
  *   ran on a known slot, the real bench's noise workload answered its small requests (sent without a pin, which the
- *   server then put above the cold prefill) 1.5 × later, and a turn whose conversation a rescue was saving at that
+ *   server then put above the cold prefill) 1.6 × later, and a turn whose conversation a rescue was saving at that
  *   moment (in no tier the proxy knew of, but in a slot the server's own choice finds) was prefilled whole.
  * When the backend was quiet for a while, `GET /slots` first tells whether it started again since (its RAM cache
  * then lost): its task ids start again from zero.

@@ -89,6 +89,27 @@ describe('ServerBehaviour.otherStartedWithin', () => {
     now += 500;
     assert.equal(behaviour.otherStartedWithin(a, 1000), false, 'b started 1.1 s ago');
   });
+
+  it('counts a task sent without a pin just before on the same slot record: it ran where the server put it', () => {
+    const behaviour = new ServerBehaviour(() => 1000);
+    const record = slot(2);
+    // A title request (small, unpinned) took the record, then a new conversation's cold turn took it next.
+    behaviour.noteTaskStart(record, true);
+    behaviour.noteTaskStart(record);
+    assert.equal(behaviour.otherStartedWithin(record, 1000), true);
+  });
+
+  it("does not count the same slot's previous task, nor an unpinned one once found on it", () => {
+    const behaviour = new ServerBehaviour(() => 1000);
+    const record = slot(3);
+    behaviour.noteTaskStart(record);
+    behaviour.noteTaskStart(record);
+    assert.equal(behaviour.otherStartedWithin(record, 1000), false, 'a conversation continuing in its slot');
+    behaviour.noteTaskStart(record, true);
+    behaviour.notePlaced(record);
+    behaviour.noteTaskStart(record);
+    assert.equal(behaviour.otherStartedWithin(record, 1000), false, 'found where its record says');
+  });
 });
 
 describe('ServerBehaviour.noteLastTaskShown', () => {
