@@ -147,21 +147,7 @@ describe(
       await realChat(s, 'proxy', openingOf(352)); // its launch saves a1: the proxy learns the size of a token's state
       const a2Messages = nextTurn(a, a1.content, 353);
       const a2 = await realChat(s, 'proxy', a2Messages);
-      const mark = s.logs.lines.length;
-      const c = await realChat(s, 'proxy', openingOf(354)); // its launch moves a2 into the RAM cache, unsaved
-      assert.equal(c.line.clearing_saves, undefined, JSON.stringify(c.line));
-      const answered = Date.now();
-      const rescued = await logLineAfter(
-        s.logs,
-        mark,
-        "saved from the server's RAM cache",
-        (l) => l.key === keyOf(a2Messages).slice(0, 16),
-        BOUNDED_LOSS_WINDOW_MS,
-      );
-      // Served from the RAM cache, not prefilled: the prompt without its reply, on disk.
-      assert.equal(rescued.save.ok, true, JSON.stringify(rescued));
-      assert.equal(rescued.save.tokens, a2.promptTokens, JSON.stringify({ rescued, a2: a2.timings }));
-      assert.ok(rescued.prompt_n <= 8, JSON.stringify(rescued));
+      const answered = await rescuedWithinWindow(s, keyOf(a2Messages).slice(0, 16), a2.promptTokens, 354);
       await s.server.restart();
       await asLongAsARealRestart(answered);
       const a3 = await realChat(s, 'proxy', nextTurn(a2Messages, a2.content, 355));
@@ -179,21 +165,8 @@ describe(
         { type: 'message', role: 'user', content: words(40, 363) },
       );
       const r2 = await respond(s, input);
-      const mark = s.logs.lines.length;
-      const c = await realChat(s, 'proxy', openingOf(364)); // its launch moves r2 into the RAM cache, unsaved
-      assert.equal(c.line.clearing_saves, undefined, JSON.stringify(c.line));
-      const answered = Date.now();
-      const rescued = await logLineAfter(
-        s.logs,
-        mark,
-        "saved from the server's RAM cache",
-        (l) => l.key === r2.line.key,
-        BOUNDED_LOSS_WINDOW_MS,
-      );
       // Replayed with n_predict 0 (one token generated, not max_output_tokens) from the RAM cache, not prefilled.
-      assert.equal(rescued.save.ok, true, JSON.stringify(rescued));
-      assert.equal(rescued.save.tokens, r2.inputTokens, JSON.stringify({ rescued, r2: r2.line }));
-      assert.ok(rescued.prompt_n <= 8, JSON.stringify(rescued));
+      const answered = await rescuedWithinWindow(s, r2.line.key, r2.inputTokens, 364);
       await s.server.restart();
       await asLongAsARealRestart(answered);
       input.push(
@@ -206,6 +179,30 @@ describe(
     });
   },
 );
+
+/**
+ * The answer just given on conversation `key` (its first 16 characters) is left to the server's RAM cache: a new
+ * conversation's launch (`seed`) moves it there unsaved, and within the loss window the proxy brings it back and
+ * saves it, served from the RAM cache rather than prefilled: its prompt (`promptTokens`) without the reply, on disk.
+ * Resolves with the time the window started.
+ */
+async function rescuedWithinWindow(s: RealStack, key: string, promptTokens: number, seed: number): Promise<number> {
+  const mark = s.logs.lines.length;
+  const c = await realChat(s, 'proxy', openingOf(seed));
+  assert.equal(c.line.clearing_saves, undefined, JSON.stringify(c.line));
+  const answered = Date.now();
+  const rescued = await logLineAfter(
+    s.logs,
+    mark,
+    "saved from the server's RAM cache",
+    (l) => l.key === key,
+    BOUNDED_LOSS_WINDOW_MS,
+  );
+  assert.equal(rescued.save.ok, true, JSON.stringify(rescued));
+  assert.equal(rescued.save.tokens, promptTokens, JSON.stringify(rescued));
+  assert.ok(rescued.prompt_n <= 8, JSON.stringify(rescued));
+  return answered;
+}
 
 /** One non-streamed `/v1/responses` turn through the proxy (temperature 0), with the proxy's log line. */
 async function respond(

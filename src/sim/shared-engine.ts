@@ -126,7 +126,7 @@ export class SharedEngine implements ComputeEngine {
   private async iterate(): Promise<void> {
     const { prefillMsPerToken, decodeMsPerToken, batchTokens } = this.cost;
     for (const p of this.prefills) p.startMs ??= this.nowMs;
-    // Array.prototype.sort is stable: the same slot's prompts (never two at once) keep their order.
+    // A stable sort: prompts given the same slot id (the default) keep the order they came in.
     const batch: Array<{ work: Work; tokens: number }> = [];
     let room = batchTokens;
     for (const work of [...this.prefills].sort((a, b) => a.order - b.order)) {
