@@ -56,6 +56,11 @@ export interface GenerationRequest {
   session?: string;
   /** The backend call for this request, pinned. */
   backendCall(pin: Pin): BackendCall;
+  /**
+   * The same with `reply` as a last assistant message, which llama-server continues (its assistant prefill, on by
+   * default): a replay of the request (RamRescues) then leaves the slot holding the reply too. The chat routes only.
+   */
+  backendCallWithReply?(pin: Pin, reply: string): BackendCall;
   /** How the backend's answer is turned into this API's answer; absent: relayed as it came. */
   answer?: AnswerConversion;
 }

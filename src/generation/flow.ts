@@ -25,7 +25,7 @@ import {
   tasksRunningBeforeLaunch,
 } from './slot-truth.js';
 import type { GatePass } from '../slots/launch-gate.js';
-import type { GenerationAdapter, GenerationRequest } from './adapter.js';
+import type { BackendCall, GenerationAdapter, GenerationRequest } from './adapter.js';
 import { noticeLostSlot, noticeServerCacheMiss, recordSlotContent, swapComing } from './after-answer.js';
 import { CLIENT_CLOSED_REQUEST, forwardGeneration } from './forward.js';
 import { sessionOf } from './session.js';
@@ -134,8 +134,10 @@ async function serve(
     const tokens = expectedTokens(plan, analysis, backend.tokensPerWord.estimate(analysis.model, analysis.wordCount));
     backend.behaviour.noteLaunched(plan.slot, gen.request.stream, analysis.big, tokens);
     if (analysis.big) deps.bookedSaves.taskRunning(plan.slot, analysis.key, analysis.model);
-    if (analysis.big && leavesToServerRam(deps, backend.index, { model: analysis.model, tokens }))
-      deps.rescues.taskRunning(plan.slot, () => gen.request.backendCall(REPLAY));
+    const leftToRam = analysis.big && leavesToServerRam(deps, backend.index, { model: analysis.model, tokens });
+    // A rescue replays the request after its answer: with the answer's text where the route can continue it.
+    const answer: { text?: string } = {};
+    if (leftToRam) deps.rescues.taskRunning(plan.slot, () => replayOf(gen.request, answer.text));
     let runs!: () => void;
     const running = new Promise<void>((resolve) => (runs = resolve));
     const answered = forwardGeneration(backend.client, reply, {
@@ -143,6 +145,7 @@ async function serve(
       stream: gen.request.stream,
       ...(gen.request.answer && { answer: gen.request.answer }),
       signal: abort.signal,
+      collectReply: leftToRam && gen.request.backendCallWithReply !== undefined,
       onFirstByte: () => {
         runs();
         line.firstByte = performance.now();
@@ -161,6 +164,7 @@ async function serve(
       void leaveLaunchGateWhenRunning(deps, plan, analysis.model, answered, gate).catch(() => undefined);
     const outcome = await answered;
     line.outcome = outcome;
+    answer.text = outcome.reply;
     if (outcome.completed) backend.behaviour.noteContact();
     noticeLostSlot(deps, plan, outcome);
     await noticeServerCacheMiss(deps, plan, outcome, analysis.model, ramLoad);
@@ -216,6 +220,18 @@ const ANY_SLOT = -1;
 
 /** The request again, served from the server's RAM cache without generating anything (RamRescues). */
 const REPLAY = { id_slot: ANY_SLOT, cache_prompt: true, n_predict: 0, stream: false } as const;
+
+/**
+ * The replay of a request whose answer a rescue brings back: with the answer's text as a last assistant message
+ * when the route can continue one, so that the state saved holds the reply (checked on the real server: a 2,372-token
+ * prompt and its 40-token reply came back as 2,411 tokens from the RAM cache, and the next turn reused 2,412);
+ * else the request alone, whose saved state lacks the reply.
+ */
+function replayOf(request: GenerationRequest, answerText: string | undefined): BackendCall {
+  return answerText !== undefined && request.backendCallWithReply
+    ? request.backendCallWithReply(REPLAY, answerText)
+    : request.backendCall(REPLAY);
+}
 
 /** The request's one `chat` log line, also kept for the status API and the metrics. */
 function logChat(deps: GenerationDeps, line: ChatLogLine): void {

@@ -9,7 +9,7 @@ import type { FastifyReply } from 'fastify';
 import type { LlamaClient, UpstreamResponse } from '../backend/llama-client.js';
 import { describeCause } from '../errors.js';
 import type { AnswerConversion, BackendCall, StreamConversion } from './adapter.js';
-import { timingsOfAnswer, SseTap } from './sse-tap.js';
+import { readAnswer, SseTap } from './sse-tap.js';
 import type { Timings } from './sse-tap.js';
 
 export interface ForwardOutcome {
@@ -19,6 +19,8 @@ export interface ForwardOutcome {
   /** The client went away before the answer was complete. */
   clientGone: boolean;
   timings?: Timings;
+  /** The text a chat completion answered, when asked for (`collectReply`) and when that is all it answered. */
+  reply?: string;
 }
 
 /** What to forward and how to answer. */
@@ -30,6 +32,8 @@ export interface Forwarding {
   signal: AbortSignal;
   /** The backend's answer began (for a stream, its prompt was processed). */
   onFirstByte?: () => void;
+  /** Read the text of the chat completion's answer (see sse-tap.ChatReply). */
+  collectReply?: boolean;
 }
 
 /** Forward and answer the client. Throws only before anything was sent (the caller renders the error). */
@@ -49,8 +53,10 @@ export async function forwardGeneration(
     throw err;
   }
   const isSse = String(res.headers['content-type'] ?? '').startsWith('text/event-stream');
-  if (f.stream && isSse && res.status < 400) return relayStream(res, reply, f.signal, onFirstByte, f.answer?.stream());
-  return relayWhole(res, reply, f.signal, onFirstByte, f.answer);
+  const collectReply = f.collectReply === true;
+  if (f.stream && isSse && res.status < 400)
+    return relayStream(res, reply, f.signal, onFirstByte, f.answer?.stream(), collectReply);
+  return relayWhole(res, reply, f.signal, onFirstByte, f.answer, collectReply);
 }
 
 async function relayWhole(
@@ -59,6 +65,7 @@ async function relayWhole(
   signal: AbortSignal,
   onFirstByte: () => void,
   answer: AnswerConversion | undefined,
+  collectReply: boolean,
 ): Promise<ForwardOutcome> {
   let buffer: Buffer;
   try {
@@ -77,7 +84,8 @@ async function relayWhole(
     ? answer.whole({ status: res.status, body: buffer, contentType })
     : { status: res.status, body: buffer, contentType };
   await reply.code(out.status).header('content-type', out.contentType).send(out.body);
-  return { status: res.status, completed: true, clientGone: false, timings: timingsOfAnswer(buffer) };
+  const read = readAnswer(buffer, collectReply && res.status < 400);
+  return { status: res.status, completed: true, clientGone: false, ...read };
 }
 
 async function relayStream(
@@ -86,6 +94,7 @@ async function relayStream(
   signal: AbortSignal,
   onFirstByte: () => void,
   convert: StreamConversion | undefined,
+  collectReply: boolean,
 ): Promise<ForwardOutcome> {
   const raw = reply.raw;
   reply.hijack();
@@ -95,7 +104,7 @@ async function relayStream(
     'x-accel-buffering': 'no',
   });
   raw.flushHeaders();
-  const tap = new SseTap();
+  const tap = new SseTap({ reply: collectReply });
   try {
     await relayChunks(res.body, raw, tap, onFirstByte, convert);
   } catch (err) {
@@ -113,7 +122,15 @@ async function relayStream(
     return { status: 502, completed: false, clientGone: false, timings: tap.timings };
   }
   raw.end(convert?.end() ?? '');
-  return { status: res.status, completed: tap.error === undefined, clientGone: false, timings: tap.timings };
+  const completed = tap.error === undefined;
+  const text = completed ? tap.reply : undefined;
+  return {
+    status: res.status,
+    completed,
+    clientGone: false,
+    timings: tap.timings,
+    ...(text !== undefined && { reply: text }),
+  };
 }
 
 /**

@@ -65,10 +65,48 @@ function num(v: unknown): number | undefined {
 
 /** The timings of a whole (non-streamed) JSON answer, or undefined when it is not JSON or says nothing. */
 export function timingsOfAnswer(buffer: Buffer): Timings | undefined {
+  return readAnswer(buffer).timings;
+}
+
+/**
+ * A whole JSON answer's timings and, when asked (`reply`), the text a chat completion answered: its message's
+ * content, when that is all it answered (no tool call, no reasoning; see ChatReply).
+ */
+export function readAnswer(buffer: Buffer, reply = false): { timings?: Timings; reply?: string } {
+  let answer: unknown;
   try {
-    return timingsOf(JSON.parse(buffer.toString('utf8')));
+    answer = JSON.parse(buffer.toString('utf8'));
   } catch {
-    return undefined;
+    return {};
+  }
+  const timings = timingsOf(answer);
+  if (!reply) return { ...(timings && { timings }) };
+  const text = new ChatReply();
+  text.add((answer as { choices?: Array<{ message?: unknown }> }).choices?.[0]?.message);
+  return { ...(timings && { timings }), ...(text.text !== undefined && { reply: text.text }) };
+}
+
+/**
+ * The text a chat completion answered, from its message or its stream's deltas: undefined when the answer held
+ * anything else (a tool call, reasoning) or nothing. A replay of the conversation with this text as a last assistant
+ * message, which llama-server continues (assistant prefill), leaves the slot holding the prompt and the reply.
+ */
+class ChatReply {
+  private parts: string[] = [];
+  private other = false;
+
+  get text(): string | undefined {
+    const text = this.parts.join('');
+    return this.other || text === '' ? undefined : text;
+  }
+
+  /** A message or a delta. */
+  add(message: unknown): void {
+    if (typeof message !== 'object' || message === null) return;
+    const m = message as { content?: unknown; tool_calls?: unknown; reasoning_content?: unknown };
+    if (m.tool_calls !== undefined || (typeof m.reasoning_content === 'string' && m.reasoning_content !== ''))
+      this.other = true;
+    if (typeof m.content === 'string') this.parts.push(m.content);
   }
 }
 
@@ -79,10 +117,22 @@ export class SseTap {
   private tail = '';
   private explicit: Timings | undefined;
   private fromUsage: Timings | undefined;
+  /** Collected only when asked: every content frame is then parsed. */
+  private readonly chatReply: ChatReply | undefined;
+
+  /** `reply`: collect the text a chat completion stream answers (see ChatReply). */
+  constructor({ reply = false }: { reply?: boolean } = {}) {
+    this.chatReply = reply ? new ChatReply() : undefined;
+  }
 
   /** The stream's `timings`, else what its `usage` said. */
   get timings(): Timings | undefined {
     return this.explicit ?? this.fromUsage;
+  }
+
+  /** The text the chat completion stream answered, when asked for and when that is all it answered. */
+  get reply(): string | undefined {
+    return this.chatReply?.text;
   }
 
   /** Feed the next chunk as it went to the client. */
@@ -105,9 +155,12 @@ export class SseTap {
         continue;
       }
       // Parse only the frames that can carry what we look for; token frames are the vast majority.
-      if (!data.includes('"timings"') && !data.includes('"usage"') && !data.includes('"error"')) continue;
+      const wanted = data.includes('"timings"') || data.includes('"usage"') || data.includes('"error"');
+      if (!wanted && !this.chatReply) continue;
       try {
-        const event = JSON.parse(data) as { timings?: Timings; error?: unknown };
+        const event = JSON.parse(data) as { timings?: Timings; error?: unknown; choices?: Array<{ delta?: unknown }> };
+        this.chatReply?.add(event.choices?.[0]?.delta);
+        if (!wanted) continue;
         if (event.timings) this.explicit = event.timings;
         else this.fromUsage = timingsOf(event) ?? this.fromUsage;
         if (event.error) this.error = event.error;

@@ -79,9 +79,21 @@ export function renderedMessages(messages: readonly ChatMessage[], tools: readon
   return parts;
 }
 
-/** Renders messages (and tools) with the template and the generation prompt, as `/apply-template` does. */
+/**
+ * Renders messages (and tools) with the template and the generation prompt, as `/apply-template` does. A last
+ * message from the assistant is continued (llama-server's assistant prefill, on by default): its content follows
+ * the generation prompt, with no end of turn, as the reply it was sampled as would have left it.
+ */
 export function renderChat(messages: readonly ChatMessage[], tools: readonly ChatTool[] = []): string {
-  return renderedMessages(messages, tools).join('') + GENERATION_PROMPT;
+  const { history, prefill } = splitPrefill(messages);
+  return renderedMessages(history, tools).join('') + GENERATION_PROMPT + prefill;
+}
+
+/** The messages the template renders whole, and the text of a last assistant message to continue ('' if none). */
+function splitPrefill(messages: readonly ChatMessage[]): { history: readonly ChatMessage[]; prefill: string } {
+  const last = messages.at(-1);
+  if (messages.length < 2 || last?.role !== 'assistant') return { history: messages, prefill: '' };
+  return { history: messages.slice(0, -1), prefill: contentText(last.content) };
 }
 
 // Rendered message → its tokens. Conversations resend their whole history every turn; tokenizing only the new
@@ -94,8 +106,9 @@ const MESSAGE_TOKENS_MAX = 1024;
  * because every rendered message ends with a newline, which is always a token of its own.
  */
 export function tokenizeChat(messages: readonly ChatMessage[], tools: readonly ChatTool[] = []): string[] {
+  const { history, prefill } = splitPrefill(messages);
   const out: string[] = [];
-  for (const rendered of renderedMessages(messages, tools)) {
+  for (const rendered of renderedMessages(history, tools)) {
     let tokens = MESSAGE_TOKENS.get(rendered);
     if (!tokens) {
       tokens = tokenize(rendered);
@@ -104,7 +117,7 @@ export function tokenizeChat(messages: readonly ChatMessage[], tools: readonly C
     }
     for (const t of tokens) out.push(t);
   }
-  for (const t of tokenize(GENERATION_PROMPT)) out.push(t);
+  for (const t of tokenize(GENERATION_PROMPT + prefill)) out.push(t);
   return out;
 }
 

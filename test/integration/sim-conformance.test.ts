@@ -219,6 +219,11 @@ describe('sim conformance with the llama-server captures', () => {
     assert.deepEqual((await postJson(sim.url, '/apply-template', { messages })).json(), {
       prompt: '<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n',
     });
+    // A last assistant message is continued (assistant prefill), as the real server renders it.
+    const prefilled = [...messages, { role: 'assistant', content: 'Hello the' }];
+    assert.deepEqual((await postJson(sim.url, '/apply-template', { messages: prefilled })).json(), {
+      prompt: '<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello the',
+    });
     const input = (
       await postJson(sim.url, '/v1/chat/completions/input_tokens', { messages: [{ role: 'user', content: 'Hi' }] })
     ).json();

@@ -20,6 +20,10 @@ export const chatAdapter: GenerationAdapter = {
       cachePromptOff: body.cache_prompt === false,
       ...(typeof body.prompt_cache_key === 'string' && { session: body.prompt_cache_key }),
       backendCall: (pin) => ({ path: '/v1/chat/completions', body: upstreamBody(body, { ...pin }) }),
+      backendCallWithReply: (pin, reply) => ({
+        path: '/v1/chat/completions',
+        body: JSON.stringify({ ...body, ...pin, messages: [...body.messages, { role: 'assistant', content: reply }] }),
+      }),
     };
   },
 };

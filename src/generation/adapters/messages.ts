@@ -67,6 +67,10 @@ export const messagesAdapter: GenerationAdapter = {
       cachePromptOff: false,
       ...(session !== undefined && { session }),
       backendCall: (pin) => ({ path: '/v1/chat/completions', body: JSON.stringify({ ...chat, ...pin }) }),
+      backendCallWithReply: (pin, reply) => ({
+        path: '/v1/chat/completions',
+        body: JSON.stringify({ ...chat, ...pin, messages: [...chat.messages, { role: 'assistant', content: reply }] }),
+      }),
       answer: messagesAnswer,
     };
   },
