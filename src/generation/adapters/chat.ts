@@ -20,10 +20,23 @@ export const chatAdapter: GenerationAdapter = {
       cachePromptOff: body.cache_prompt === false,
       ...(typeof body.prompt_cache_key === 'string' && { session: body.prompt_cache_key }),
       backendCall: (pin) => ({ path: '/v1/chat/completions', body: upstreamBody(body, { ...pin }) }),
-      backendCallWithReply: (pin, reply) => ({
-        path: '/v1/chat/completions',
-        body: JSON.stringify({ ...body, ...pin, messages: [...body.messages, { role: 'assistant', content: reply }] }),
+      // A request that ends with an assistant message was itself continued: its reply is not a message of its own.
+      ...(!endsWithAssistant(body.messages) && {
+        backendCallWithReply: (pin, reply) => ({
+          path: '/v1/chat/completions',
+          body: JSON.stringify({
+            ...body,
+            ...pin,
+            messages: [...body.messages, { role: 'assistant', content: reply }],
+          }),
+        }),
       }),
     };
   },
 };
+
+/** Whether the last message is the assistant's (llama-server continues it: assistant prefill). */
+export function endsWithAssistant(messages: readonly unknown[]): boolean {
+  const last = messages.at(-1) as { role?: unknown } | undefined;
+  return last?.role === 'assistant';
+}

@@ -1,0 +1,44 @@
+/**
+ * The chat routes' replay with the answer's text (a rescue, see flow.replayOf): the text becomes a last assistant
+ * message for llama-server to continue, unless the request already ended with one (it was itself continued).
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { chatAdapter } from '../../src/generation/adapters/chat.js';
+import { messagesAdapter } from '../../src/generation/adapters/messages.js';
+
+const http = { headers: {}, query: {} };
+const REPLAY = { id_slot: -1, cache_prompt: true, n_predict: 0, stream: false } as const;
+const bodyOf = (call: { body: Buffer | string }) => JSON.parse(call.body.toString()) as Record<string, any>;
+
+describe('a replay with the reply', () => {
+  it('chat: the reply follows as the assistant, with the replay fields', () => {
+    const request = chatAdapter.read({ model: 'm', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 9 }, http);
+    const body = bodyOf(request.backendCallWithReply!(REPLAY, 'Hello there'));
+    assert.deepEqual(body.messages, [
+      { role: 'user', content: 'Hi' },
+      { role: 'assistant', content: 'Hello there' },
+    ]);
+    assert.equal(body.n_predict, 0);
+    assert.equal(body.id_slot, -1);
+    assert.equal(body.stream, false);
+  });
+
+  it('chat: none for a request that ended with the assistant (its reply continued that message)', () => {
+    const messages = [
+      { role: 'user', content: 'Hi' },
+      { role: 'assistant', content: 'Hello' },
+    ];
+    assert.equal(chatAdapter.read({ model: 'm', messages }, http).backendCallWithReply, undefined);
+  });
+
+  it('Anthropic messages: the converted chat gets the reply as the assistant', () => {
+    const request = messagesAdapter.read(
+      { model: 'm', max_tokens: 9, messages: [{ role: 'user', content: 'Hi' }] },
+      http,
+    );
+    const body = bodyOf(request.backendCallWithReply!(REPLAY, 'Hello there'));
+    assert.deepEqual(body.messages.at(-1), { role: 'assistant', content: 'Hello there' });
+    assert.equal(body.n_predict, 0);
+  });
+});
