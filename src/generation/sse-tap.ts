@@ -82,7 +82,8 @@ export function readAnswer(buffer: Buffer, reply = false): { timings?: Timings; 
   const timings = timingsOf(answer);
   if (!reply) return { ...(timings && { timings }) };
   const text = new ChatReply();
-  text.add((answer as { choices?: Array<{ message?: unknown }> }).choices?.[0]?.message);
+  if (typeof answer === 'object' && answer !== null)
+    text.add((answer as { choices?: Array<{ message?: unknown }> }).choices?.[0]?.message);
   return { ...(timings && { timings }), ...(text.text !== undefined && { reply: text.text }) };
 }
 

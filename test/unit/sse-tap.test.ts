@@ -67,5 +67,7 @@ describe('readAnswer: a whole chat completion', () => {
     const call = answer({ role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function' }] });
     assert.equal(readAnswer(call, true).reply, undefined);
     assert.deepEqual(readAnswer(Buffer.from('not json'), true), {});
+    assert.deepEqual(readAnswer(Buffer.from('null'), true), {});
+    assert.deepEqual(readAnswer(Buffer.from('{"choices":null}'), true), {});
   });
 });
