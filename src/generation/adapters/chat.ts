@@ -6,7 +6,7 @@
 import { upstreamBody } from '../../http/json-body.js';
 import { canonicalParts } from '../../prompt/prompt-analysis.js';
 import { startsWithSystemText, withToolsPart } from '../../prompt/tools-part.js';
-import type { GenerationAdapter } from '../adapter.js';
+import type { GenerationAdapter, GenerationRequest } from '../adapter.js';
 import { validateChatBody } from '../chat-request.js';
 
 export const chatAdapter: GenerationAdapter = {
@@ -20,23 +20,25 @@ export const chatAdapter: GenerationAdapter = {
       cachePromptOff: body.cache_prompt === false,
       ...(typeof body.prompt_cache_key === 'string' && { session: body.prompt_cache_key }),
       backendCall: (pin) => ({ path: '/v1/chat/completions', body: upstreamBody(body, { ...pin }) }),
-      // A request that ends with an assistant message was itself continued: its reply is not a message of its own.
-      ...(!endsWithAssistant(body.messages) && {
-        backendCallWithReply: (pin, reply) => ({
-          path: '/v1/chat/completions',
-          body: JSON.stringify({
-            ...body,
-            ...pin,
-            messages: [...body.messages, { role: 'assistant', content: reply }],
-          }),
-        }),
-      }),
+      ...replayWithReply(body),
     };
   },
 };
 
-/** Whether the last message is the assistant's (llama-server continues it: assistant prefill). */
-export function endsWithAssistant(messages: readonly unknown[]): boolean {
-  const last = messages.at(-1) as { role?: unknown } | undefined;
-  return last?.role === 'assistant';
+/**
+ * The backend call of a chat body with the answer's text as a last assistant message (see
+ * GenerationRequest.backendCallWithReply); none for a request that ended with an assistant message: its reply
+ * continued that message, it is not one of its own.
+ */
+export function replayWithReply(
+  chat: Record<string, unknown> & { messages: readonly unknown[] },
+): Pick<GenerationRequest, 'backendCallWithReply'> {
+  const last = chat.messages.at(-1) as { role?: unknown } | undefined;
+  if (last?.role === 'assistant') return {};
+  return {
+    backendCallWithReply: (pin, reply) => ({
+      path: '/v1/chat/completions',
+      body: JSON.stringify({ ...chat, ...pin, messages: [...chat.messages, { role: 'assistant', content: reply }] }),
+    }),
+  };
 }

@@ -13,7 +13,7 @@ import { AnthropicStream } from '../../api/anthropic/stream.js';
 import { canonicalParts } from '../../prompt/prompt-analysis.js';
 import { startsWithSystemText, withToolsPart } from '../../prompt/tools-part.js';
 import type { AnswerConversion, GenerationAdapter } from '../adapter.js';
-import { endsWithAssistant } from './chat.js';
+import { replayWithReply } from './chat.js';
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 
@@ -68,16 +68,7 @@ export const messagesAdapter: GenerationAdapter = {
       cachePromptOff: false,
       ...(session !== undefined && { session }),
       backendCall: (pin) => ({ path: '/v1/chat/completions', body: JSON.stringify({ ...chat, ...pin }) }),
-      ...(!endsWithAssistant(chat.messages) && {
-        backendCallWithReply: (pin, reply) => ({
-          path: '/v1/chat/completions',
-          body: JSON.stringify({
-            ...chat,
-            ...pin,
-            messages: [...chat.messages, { role: 'assistant', content: reply }],
-          }),
-        }),
-      }),
+      ...replayWithReply(chat),
       answer: messagesAnswer,
     };
   },
