@@ -13,6 +13,7 @@
  * `usage`) from the backend's answer itself: from the JSON body, or from the stream's final or usage event.
  */
 import type { ProxyError } from '../errors.js';
+import type { AnswerShape } from './answer-text.js';
 
 /** The parts of the client's HTTP request an adapter may read besides the body. */
 export interface HttpInfo {
@@ -37,6 +38,17 @@ export interface BackendCall {
   body: Buffer | string;
 }
 
+/**
+ * A replay of the request (RamRescues) with the answer's text as a last assistant message, which llama-server
+ * continues (its assistant prefill, on by default): the slot then holds the reply too.
+ */
+export interface ReplayWithReply {
+  /** The shape the backend's answer has, to read its text from (see AnswerText). */
+  answerShape: AnswerShape;
+  /** The backend call with `reply` as the last assistant message. */
+  call(pin: Pin, reply: string): BackendCall;
+}
+
 /** A validated request, described for the flow. */
 export interface GenerationRequest {
   /** The model asked for; undefined or '' means MODEL_ID. */
@@ -56,11 +68,8 @@ export interface GenerationRequest {
   session?: string;
   /** The backend call for this request, pinned. */
   backendCall(pin: Pin): BackendCall;
-  /**
-   * The same with `reply` as a last assistant message, which llama-server continues (its assistant prefill, on by
-   * default): a replay of the request (RamRescues) then leaves the slot holding the reply too. The chat routes only.
-   */
-  backendCallWithReply?(pin: Pin, reply: string): BackendCall;
+  /** How the request is replayed with its answer's text (the chat and Responses routes). */
+  replayWithReply?: ReplayWithReply;
   /** How the backend's answer is turned into this API's answer; absent: relayed as it came. */
   answer?: AnswerConversion;
 }

@@ -11,6 +11,7 @@ import { describeCause } from '../errors.js';
 import type { AnswerConversion, BackendCall, StreamConversion } from './adapter.js';
 import { readAnswer, SseTap } from './sse-tap.js';
 import type { Timings } from './sse-tap.js';
+import type { AnswerShape } from './answer-text.js';
 
 export interface ForwardOutcome {
   status: number;
@@ -19,7 +20,7 @@ export interface ForwardOutcome {
   /** The client went away before the answer was complete. */
   clientGone: boolean;
   timings?: Timings;
-  /** The text a chat completion answered, when asked for (`collectReply`) and when that is all it answered. */
+  /** The answer's text, when asked for (`collectReply`) and when that is all it answered. */
   reply?: string;
 }
 
@@ -32,8 +33,8 @@ export interface Forwarding {
   signal: AbortSignal;
   /** The backend's answer began (for a stream, its prompt was processed). */
   onFirstByte?: () => void;
-  /** Read the text of the chat completion's answer (see sse-tap.ChatReply). */
-  collectReply?: boolean;
+  /** Read the answer's text, in the shape of the route's answers (see AnswerText). */
+  collectReply?: AnswerShape;
 }
 
 /** Forward and answer the client. Throws only before anything was sent (the caller renders the error). */
@@ -53,7 +54,7 @@ export async function forwardGeneration(
     throw err;
   }
   const isSse = String(res.headers['content-type'] ?? '').startsWith('text/event-stream');
-  const collectReply = f.collectReply === true;
+  const collectReply = f.collectReply;
   if (f.stream && isSse && res.status < 400)
     return relayStream(res, reply, f.signal, onFirstByte, f.answer?.stream(), collectReply);
   return relayWhole(res, reply, f.signal, onFirstByte, f.answer, collectReply);
@@ -65,7 +66,7 @@ async function relayWhole(
   signal: AbortSignal,
   onFirstByte: () => void,
   answer: AnswerConversion | undefined,
-  collectReply: boolean,
+  collectReply: AnswerShape | undefined,
 ): Promise<ForwardOutcome> {
   let buffer: Buffer;
   try {
@@ -84,7 +85,7 @@ async function relayWhole(
     ? answer.whole({ status: res.status, body: buffer, contentType })
     : { status: res.status, body: buffer, contentType };
   await reply.code(out.status).header('content-type', out.contentType).send(out.body);
-  const read = readAnswer(buffer, collectReply && res.status < 400);
+  const read = readAnswer(buffer, res.status < 400 ? collectReply : undefined);
   return { status: res.status, completed: true, clientGone: false, ...read };
 }
 
@@ -94,7 +95,7 @@ async function relayStream(
   signal: AbortSignal,
   onFirstByte: () => void,
   convert: StreamConversion | undefined,
-  collectReply: boolean,
+  collectReply: AnswerShape | undefined,
 ): Promise<ForwardOutcome> {
   const raw = reply.raw;
   reply.hijack();

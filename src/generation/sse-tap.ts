@@ -4,6 +4,8 @@
  * stream, frames split across chunks are reassembled; only the unfinished tail is kept in memory.
  */
 import { StringDecoder } from 'node:string_decoder';
+import { AnswerText } from './answer-text.js';
+import type { AnswerShape } from './answer-text.js';
 
 export interface Timings {
   cache_n?: number;
@@ -69,10 +71,10 @@ export function timingsOfAnswer(buffer: Buffer): Timings | undefined {
 }
 
 /**
- * A whole JSON answer's timings and, when asked (`reply`), the text a chat completion answered: its message's
- * content, when that is all it answered (no tool call, no reasoning; see ChatReply).
+ * A whole JSON answer's timings and, when asked for (`reply`: the route's shape), the text it answered when that is
+ * all it answered (see AnswerText).
  */
-export function readAnswer(buffer: Buffer, reply = false): { timings?: Timings; reply?: string } {
+export function readAnswer(buffer: Buffer, reply?: AnswerShape): { timings?: Timings; reply?: string } {
   let answer: unknown;
   try {
     answer = JSON.parse(buffer.toString('utf8'));
@@ -80,35 +82,9 @@ export function readAnswer(buffer: Buffer, reply = false): { timings?: Timings; 
     return {};
   }
   const timings = timingsOf(answer);
-  if (!reply) return { ...(timings && { timings }) };
-  const text = new ChatReply();
-  if (typeof answer === 'object' && answer !== null)
-    text.add((answer as { choices?: Array<{ message?: unknown }> }).choices?.[0]?.message);
-  return { ...(timings && { timings }), ...(text.text !== undefined && { reply: text.text }) };
-}
-
-/**
- * The text a chat completion answered, from its message or its stream's deltas: undefined when the answer held
- * anything else (a tool call, reasoning) or nothing. A replay of the conversation with this text as a last assistant
- * message, which llama-server continues (assistant prefill), leaves the slot holding the prompt and the reply.
- */
-class ChatReply {
-  private parts: string[] = [];
-  private other = false;
-
-  get text(): string | undefined {
-    const text = this.parts.join('');
-    return this.other || text === '' ? undefined : text;
-  }
-
-  /** A message or a delta. */
-  add(message: unknown): void {
-    if (typeof message !== 'object' || message === null) return;
-    const m = message as { content?: unknown; tool_calls?: unknown; reasoning_content?: unknown };
-    if (m.tool_calls !== undefined || (typeof m.reasoning_content === 'string' && m.reasoning_content !== ''))
-      this.other = true;
-    if (typeof m.content === 'string') this.parts.push(m.content);
-  }
+  const text = reply ? new AnswerText(reply) : undefined;
+  text?.addWhole(answer);
+  return { ...(timings && { timings }), ...(text?.text !== undefined && { reply: text.text }) };
 }
 
 export class SseTap {
@@ -118,12 +94,12 @@ export class SseTap {
   private tail = '';
   private explicit: Timings | undefined;
   private fromUsage: Timings | undefined;
-  /** Collected only when asked: every content frame is then parsed. */
-  private readonly chatReply: ChatReply | undefined;
+  /** Collected only when asked: the frames that may hold it are then parsed too. */
+  private readonly answerText: AnswerText | undefined;
 
-  /** `reply`: collect the text a chat completion stream answers (see ChatReply). */
-  constructor({ reply = false }: { reply?: boolean } = {}) {
-    this.chatReply = reply ? new ChatReply() : undefined;
+  /** `reply`: collect the text the stream answers, read in the shape of its route (see AnswerText). */
+  constructor({ reply }: { reply?: AnswerShape } = {}) {
+    this.answerText = reply ? new AnswerText(reply) : undefined;
   }
 
   /** The stream's `timings`, else what its `usage` said. */
@@ -131,9 +107,9 @@ export class SseTap {
     return this.explicit ?? this.fromUsage;
   }
 
-  /** The text the chat completion stream answered, when asked for and when that is all it answered. */
+  /** The text the stream answered, when asked for and when that is all it answered. */
   get reply(): string | undefined {
-    return this.chatReply?.text;
+    return this.answerText?.text;
   }
 
   /** Feed the next chunk as it went to the client. */
@@ -157,10 +133,11 @@ export class SseTap {
       }
       // Parse only the frames that can carry what we look for; token frames are the vast majority.
       const wanted = data.includes('"timings"') || data.includes('"usage"') || data.includes('"error"');
-      if (!wanted && !this.chatReply) continue;
+      const text = this.answerText?.wants(data) === true;
+      if (!wanted && !text) continue;
       try {
-        const event = JSON.parse(data) as { timings?: Timings; error?: unknown; choices?: Array<{ delta?: unknown }> };
-        this.chatReply?.add(event.choices?.[0]?.delta);
+        const event = JSON.parse(data) as { timings?: Timings; error?: unknown };
+        if (text) this.answerText!.addEvent(event);
         if (!wanted) continue;
         if (event.timings) this.explicit = event.timings;
         else this.fromUsage = timingsOf(event) ?? this.fromUsage;

@@ -1,11 +1,13 @@
 /**
- * The chat routes' replay with the answer's text (a rescue, see flow.replayOf): the text becomes a last assistant
- * message for llama-server to continue, unless the request already ended with one (it was itself continued).
+ * The replay with the answer's text (a rescue, see flow.replayOf) on the chat, Messages and Responses routes: the
+ * text becomes a last assistant message (or input item) for llama-server to continue, unless the request already
+ * ended with one (it was itself continued).
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { chatAdapter } from '../../src/generation/adapters/chat.js';
 import { messagesAdapter } from '../../src/generation/adapters/messages.js';
+import { responsesAdapter } from '../../src/generation/adapters/responses.js';
 
 const http = { headers: {}, query: {} };
 const REPLAY = { id_slot: -1, cache_prompt: true, n_predict: 0, stream: false } as const;
@@ -14,7 +16,7 @@ const bodyOf = (call: { body: Buffer | string }) => JSON.parse(call.body.toStrin
 describe('a replay with the reply', () => {
   it('chat: the reply follows as the assistant, with the replay fields', () => {
     const request = chatAdapter.read({ model: 'm', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 9 }, http);
-    const body = bodyOf(request.backendCallWithReply!(REPLAY, 'Hello there'));
+    const body = bodyOf(request.replayWithReply!.call(REPLAY, 'Hello there'));
     assert.deepEqual(body.messages, [
       { role: 'user', content: 'Hi' },
       { role: 'assistant', content: 'Hello there' },
@@ -29,7 +31,7 @@ describe('a replay with the reply', () => {
       { role: 'user', content: 'Hi' },
       { role: 'assistant', content: 'Hello' },
     ];
-    assert.equal(chatAdapter.read({ model: 'm', messages }, http).backendCallWithReply, undefined);
+    assert.equal(chatAdapter.read({ model: 'm', messages }, http).replayWithReply, undefined);
   });
 
   it('Anthropic messages: the converted chat gets the reply as the assistant', () => {
@@ -37,8 +39,25 @@ describe('a replay with the reply', () => {
       { model: 'm', max_tokens: 9, messages: [{ role: 'user', content: 'Hi' }] },
       http,
     );
-    const body = bodyOf(request.backendCallWithReply!(REPLAY, 'Hello there'));
+    const body = bodyOf(request.replayWithReply!.call(REPLAY, 'Hello there'));
     assert.deepEqual(body.messages.at(-1), { role: 'assistant', content: 'Hello there' });
     assert.equal(body.n_predict, 0);
+  });
+
+  it('Responses: the reply follows as an assistant input item, a string input first made a user message', () => {
+    const fromString = responsesAdapter.read({ model: 'm', input: 'Hi', instructions: 'Be brief' }, http);
+    assert.equal(fromString.replayWithReply!.answerShape, 'responses');
+    const body = bodyOf(fromString.replayWithReply!.call(REPLAY, 'Hello there'));
+    assert.deepEqual(body.input, [
+      { type: 'message', role: 'user', content: 'Hi' },
+      { type: 'message', role: 'assistant', content: 'Hello there' },
+    ]);
+    assert.equal(body.instructions, 'Be brief');
+    assert.equal(body.n_predict, 0);
+    const ended = [
+      { type: 'message', role: 'user', content: 'Hi' },
+      { type: 'message', role: 'assistant', content: 'Hel' },
+    ];
+    assert.equal(responsesAdapter.read({ model: 'm', input: ended }, http).replayWithReply, undefined);
   });
 });

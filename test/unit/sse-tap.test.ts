@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { AnswerShape } from '../../src/generation/answer-text.js';
 import { readAnswer, SseTap } from '../../src/generation/sse-tap.js';
 
 const frame = (event: unknown) => `data: ${JSON.stringify(event)}\n\n`;
@@ -12,7 +13,7 @@ const delta = (d: Record<string, unknown>) => frame({ choices: [{ index: 0, delt
 const TIMINGS = { cache_n: 10, prompt_n: 90, predicted_n: 3 };
 
 /** A stream cut into chunks at awkward places, as sockets deliver it. */
-function tapped(text: string, reply: boolean): SseTap {
+function tapped(text: string, reply: AnswerShape | undefined): SseTap {
   const tap = new SseTap({ reply });
   const bytes = Buffer.from(text);
   for (let at = 0; at < bytes.length; at += 7) tap.push(bytes.subarray(at, at + 7));
@@ -28,26 +29,26 @@ describe('SseTap: the text a chat completion stream answered', () => {
     'data: [DONE]\n\n';
 
   it('joins the content deltas, and still reads the timings', () => {
-    const tap = tapped(stream, true);
+    const tap = tapped(stream, 'chat');
     assert.equal(tap.reply, 'Hello, wörld');
     assert.deepEqual(tap.timings, TIMINGS);
     assert.equal(tap.done, true);
   });
 
   it('reads no text unless asked', () => {
-    assert.equal(tapped(stream, false).reply, undefined);
+    assert.equal(tapped(stream, undefined).reply, undefined);
   });
 
   it('none when the answer called a tool or reasoned: a replay could not continue it as plain text', () => {
     const toolCall =
       delta({ content: 'Let me look.' }) + delta({ tool_calls: [{ index: 0, function: { name: 'ls' } }] });
-    assert.equal(tapped(toolCall, true).reply, undefined);
+    assert.equal(tapped(toolCall, 'chat').reply, undefined);
     const reasoning = delta({ reasoning_content: 'Thinking' }) + delta({ content: 'Done.' });
-    assert.equal(tapped(reasoning, true).reply, undefined);
+    assert.equal(tapped(reasoning, 'chat').reply, undefined);
   });
 
   it('none when the answer had no text', () => {
-    assert.equal(tapped(delta({ role: 'assistant', content: null }) + 'data: [DONE]\n\n', true).reply, undefined);
+    assert.equal(tapped(delta({ role: 'assistant', content: null }) + 'data: [DONE]\n\n', 'chat').reply, undefined);
   });
 });
 
@@ -56,7 +57,7 @@ describe('readAnswer: a whole chat completion', () => {
     Buffer.from(JSON.stringify({ choices: [{ index: 0, message }], timings: TIMINGS }));
 
   it("its message's content and its timings", () => {
-    assert.deepEqual(readAnswer(answer({ role: 'assistant', content: 'Hi there' }), true), {
+    assert.deepEqual(readAnswer(answer({ role: 'assistant', content: 'Hi there' }), 'chat'), {
       timings: TIMINGS,
       reply: 'Hi there',
     });
@@ -65,9 +66,35 @@ describe('readAnswer: a whole chat completion', () => {
 
   it('no text for a tool call, nor for what is not JSON', () => {
     const call = answer({ role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function' }] });
-    assert.equal(readAnswer(call, true).reply, undefined);
-    assert.deepEqual(readAnswer(Buffer.from('not json'), true), {});
-    assert.deepEqual(readAnswer(Buffer.from('null'), true), {});
-    assert.deepEqual(readAnswer(Buffer.from('{"choices":null}'), true), {});
+    assert.equal(readAnswer(call, 'chat').reply, undefined);
+    assert.deepEqual(readAnswer(Buffer.from('not json'), 'chat'), {});
+    assert.deepEqual(readAnswer(Buffer.from('null'), 'chat'), {});
+    assert.deepEqual(readAnswer(Buffer.from('{"choices":null}'), 'chat'), {});
+  });
+});
+
+describe('the text a response answered (/v1/responses)', () => {
+  const message = (text: string) => ({
+    type: 'message',
+    role: 'assistant',
+    content: [{ type: 'output_text', annotations: [], text }],
+  });
+  const usage = { input_tokens: 100, output_tokens: 3, input_tokens_details: { cached_tokens: 10 } };
+
+  it('a stream: from its final response.completed event, and the usage still read', () => {
+    const stream =
+      frame({ type: 'response.output_text.delta', item_id: 'm1', delta: 'Hel' }) +
+      frame({ type: 'response.output_text.delta', item_id: 'm1', delta: 'lo' }) +
+      frame({ type: 'response.completed', response: { output: [message('Hello')], usage } });
+    const tap = tapped(stream, 'responses');
+    assert.equal(tap.reply, 'Hello');
+    assert.deepEqual(tap.timings, { cache_n: 10, prompt_n: 90, predicted_n: 3 });
+  });
+
+  it('a whole answer: its output messages; none when it called a function', () => {
+    const whole = (output: unknown[]) => Buffer.from(JSON.stringify({ object: 'response', output, usage }));
+    assert.equal(readAnswer(whole([message('Hi')]), 'responses').reply, 'Hi');
+    const call = { type: 'function_call', name: 'ls', arguments: '{}', call_id: 'c1' };
+    assert.equal(readAnswer(whole([message('Let me look.'), call]), 'responses').reply, undefined);
   });
 });

@@ -26,19 +26,25 @@ export const chatAdapter: GenerationAdapter = {
 };
 
 /**
- * The backend call of a chat body with the answer's text as a last assistant message (see
- * GenerationRequest.backendCallWithReply); none for a request that ended with an assistant message: its reply
- * continued that message, it is not one of its own.
+ * A chat body's replay with the answer's text as a last assistant message (see ReplayWithReply); none for a request
+ * that ended with an assistant message: its reply continued that message, it is not one of its own.
  */
 export function replayWithReply(
   chat: Record<string, unknown> & { messages: readonly unknown[] },
-): Pick<GenerationRequest, 'backendCallWithReply'> {
-  const last = chat.messages.at(-1) as { role?: unknown } | undefined;
-  if (last?.role === 'assistant') return {};
+): Pick<GenerationRequest, 'replayWithReply'> {
+  if (endsWithAssistant(chat.messages)) return {};
   return {
-    backendCallWithReply: (pin, reply) => ({
-      path: '/v1/chat/completions',
-      body: JSON.stringify({ ...chat, ...pin, messages: [...chat.messages, { role: 'assistant', content: reply }] }),
-    }),
+    replayWithReply: {
+      answerShape: 'chat',
+      call: (pin, reply) => ({
+        path: '/v1/chat/completions',
+        body: JSON.stringify({ ...chat, ...pin, messages: [...chat.messages, { role: 'assistant', content: reply }] }),
+      }),
+    },
   };
+}
+
+/** Whether the last message or input item is the assistant's. */
+export function endsWithAssistant(items: readonly unknown[]): boolean {
+  return (items.at(-1) as { role?: unknown } | undefined)?.role === 'assistant';
 }

@@ -9,7 +9,8 @@
  */
 import { badRequest } from '../../errors.js';
 import { upstreamBody } from '../../http/json-body.js';
-import type { GenerationAdapter } from '../adapter.js';
+import type { GenerationAdapter, GenerationRequest } from '../adapter.js';
+import { endsWithAssistant } from './chat.js';
 import { commonFields, objectBody, optionalString, partsOf } from '../body-fields.js';
 import { withToolsPart } from '../../prompt/tools-part.js';
 
@@ -31,9 +32,33 @@ export const responsesAdapter: GenerationAdapter = {
       cachePromptOff: body.cache_prompt === false,
       ...(session !== undefined && { session }),
       backendCall: (pin) => ({ path: '/v1/responses', body: upstreamBody(body, { ...pin }) }),
+      ...replayWithReply(body),
     };
   },
 };
+
+/**
+ * The replay with the answer's text as a last assistant input item (see ReplayWithReply; checked on the real
+ * server: a 2,361-token input and its 40-token answer came back as 2,401 tokens, and the next turn reused them);
+ * none when the input already ended with the assistant's.
+ */
+function replayWithReply(body: Record<string, unknown>): Pick<GenerationRequest, 'replayWithReply'> {
+  const input = typeof body.input === 'string' ? [{ type: 'message', role: 'user', content: body.input }] : body.input;
+  if (!Array.isArray(input) || endsWithAssistant(input)) return {};
+  return {
+    replayWithReply: {
+      answerShape: 'responses',
+      call: (pin, reply) => ({
+        path: '/v1/responses',
+        body: JSON.stringify({
+          ...body,
+          ...pin,
+          input: [...input, { type: 'message', role: 'assistant', content: reply }],
+        }),
+      }),
+    },
+  };
+}
 
 function inputTexts(input: unknown): string[] {
   if (input === undefined) throw badRequest("'input' is required", 'input');
