@@ -223,9 +223,9 @@ const REPLAY = { id_slot: ANY_SLOT, cache_prompt: true, n_predict: 0, stream: fa
 
 /**
  * The replay of a request whose answer a rescue brings back: with the answer's text as a last assistant message
- * where the route takes one (chat, Responses), so that the state saved holds the reply (checked on the real server: a 2,372-token
- * prompt and its 40-token reply came back as 2,411 tokens from the RAM cache, and the next turn reused 2,412);
- * else the request alone, whose saved state lacks the reply.
+ * where the route takes one (chat, Responses), so that the state saved holds the reply (checked on the real server:
+ * a 2,372-token prompt and its 40-token reply came back as 2,411 tokens from the RAM cache, and the next turn reused
+ * 2,412); else the request alone, whose saved state lacks the reply.
  */
 function replayOf(request: GenerationRequest, answerText: string | undefined): BackendCall {
   return answerText !== undefined && request.replayWithReply

@@ -11,9 +11,9 @@ import type { Replay } from '../slots/ram-rescue.js';
 import { slotLeftBy } from '../slots/slot-check.js';
 import { shortKey } from '../cache/meta-file.js';
 import { readText } from '../backend/llama-client.js';
-import { timingsOfAnswer, tokensLeftInSlot } from './sse-tap.js';
+import { readAnswer, tokensLeftInSlot } from './sse-tap.js';
 import type { SlotTruthDeps } from './slot-truth.js';
-import { beforeTaskStart, tasksRunningBeforeLaunch } from './slot-truth.js';
+import { beforeTaskStart, lookAtSlots, tasksRunningBeforeLaunch } from './slot-truth.js';
 import type { GenerationDeps } from './deps.js';
 import { roomForRescue } from './slot-room.js';
 
@@ -58,12 +58,10 @@ export async function rescueFromServerRam(
       backend.behaviour.noteEnded(slot);
     }
     backend.behaviour.noteContact();
-    const timings = timingsOfAnswer(Buffer.from(answer));
+    const { timings } = readAnswer(Buffer.from(answer));
     const left = tokensLeftInSlot(timings);
     const id =
-      left === undefined
-        ? undefined
-        : slotLeftBy(await backend.client.slots(content.model, 2000), left, baseline.lastTask);
+      left === undefined ? undefined : slotLeftBy(await lookAtSlots(backend, content.model), left, baseline.lastTask);
     if (id === undefined || !deps.pool.moveTo(slot, id)) return false;
     const rescued: SlotContent = { ...content, nTokens: left!, saved: false };
     deps.pool.fill(slot, rescued);

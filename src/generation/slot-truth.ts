@@ -281,7 +281,7 @@ async function letFinishedTasksEnd(deps: SlotTruthDeps, plan: Pick<SlotPlan, 'sl
     else unbooked.push(slot);
   }
   if (unbooked.length === 0 && bookedNow.length === 0) return false;
-  const body = await backend.client.slots(model, SLOTS_TIMEOUT_MS);
+  const body = await lookAtSlots(backend, model);
   // Booked just now for a task that has ended already: the save runs at once, but this launch's own task could
   // reach the server first on its other connection (a reply that stopped at its first tokens): wait for the save.
   const endedBooked = bookedNow.filter((slot) => slotProcessing(body, slot.id) === false);

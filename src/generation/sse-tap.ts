@@ -65,13 +65,8 @@ function num(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
 }
 
-/** The timings of a whole (non-streamed) JSON answer, or undefined when it is not JSON or says nothing. */
-export function timingsOfAnswer(buffer: Buffer): Timings | undefined {
-  return readAnswer(buffer).timings;
-}
-
 /**
- * A whole JSON answer's timings and, when asked for (`reply`: the route's shape), the text it answered when that is
+ * A whole JSON answer's timings (none when it is not JSON or says nothing) and, when asked for (`reply`: the route's shape), the text it answered when that is
  * all it answered (see AnswerText).
  */
 export function readAnswer(buffer: Buffer, reply?: AnswerShape): { timings?: Timings; reply?: string } {
