@@ -28,29 +28,37 @@ interface Configuration {
   clearsIdleSlots: boolean;
   /** Whether the server alone brings every later turn back (its RAM cache holds the whole working set). */
   aloneReusesAll: boolean;
+  /**
+   * Whether the proxy brings later turns back from the server's RAM cache, disk behind it: unpinned where the server
+   * clears idle slots, pinned to a slot holding another prompt where it keeps them (pinned-ram-tier.ts).
+   */
+  ramTier: boolean;
 }
 
 const CONFIGURATIONS: Configuration[] = [
-  { name: 'defaults (no -np)', server: { slots: 'auto' }, clearsIdleSlots: true, aloneReusesAll: true },
+  { name: 'defaults (no -np)', server: { slots: 'auto' }, clearsIdleSlots: true, aloneReusesAll: true, ramTier: true },
   {
     name: 'no -np, --no-cache-idle-slots',
     server: { slots: 'auto', args: ['--no-cache-idle-slots'] },
     clearsIdleSlots: false,
     aloneReusesAll: true,
+    ramTier: true,
   },
   {
     name: 'no -np, --cache-ram 0',
     server: { slots: 'auto', args: ['--cache-ram', '0'] },
     clearsIdleSlots: false,
     aloneReusesAll: false,
+    ramTier: false,
   },
   {
     name: '-np 2 --kv-unified',
     server: { slots: 2, args: ['--kv-unified'] },
     clearsIdleSlots: true,
     aloneReusesAll: true,
+    ramTier: true,
   },
-  { name: '-np 2', server: { slots: 2 }, clearsIdleSlots: false, aloneReusesAll: true },
+  { name: '-np 2', server: { slots: 2 }, clearsIdleSlots: false, aloneReusesAll: true, ramTier: true },
 ];
 
 interface Turn {
@@ -140,7 +148,7 @@ for (const configuration of CONFIGURATIONS) {
       });
     }
 
-    if (configuration.clearsIdleSlots) {
+    if (configuration.ramTier) {
       it("later turns come back from the server's RAM cache (disk behind it): none is restored from disk", () => {
         const decisions = proxied.filter((t) => t.previous).map((t) => t.result.line.decision);
         assert.ok(

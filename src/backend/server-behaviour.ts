@@ -50,6 +50,14 @@ export class ServerBehaviour {
     return this.idleSlots === 'clears';
   }
 
+  /**
+   * True once the backend was seen keeping an idle slot while another ran a task (presumed so after a restart until
+   * seen otherwise): `-np N`, or any KV buffer split per slot.
+   */
+  keepsIdleSlots(): boolean {
+    return this.idleSlots === 'keeps';
+  }
+
   /** Whether the backend's treatment of idle slots is known (clears them, or was seen keeping them since it started). */
   settled(): boolean {
     return this.idleSlots !== undefined && !this.presumed;

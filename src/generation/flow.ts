@@ -21,9 +21,11 @@ import {
   leaveLaunchGateWhenRunning,
   leavePlacementToServer,
   leavesToServerRam,
+  noteClearedIntoRam,
   placeUnpinnedTask,
   tasksRunningBeforeLaunch,
 } from './slot-truth.js';
+import { reachRamByPin } from './pinned-ram-tier.js';
 import type { GatePass } from '../slots/launch-gate.js';
 import type { BackendCall, GenerationAdapter, GenerationRequest } from './adapter.js';
 import { noticeLostSlot, noticeServerCacheMiss, recordSlotContent, swapComing } from './after-answer.js';
@@ -110,6 +112,7 @@ async function serve(
     if (gate && plan.resident) await deps.launchGate.launched(backend.index);
     await confirmResidency(deps, plan, analysis, line, worthIt);
     await leavePlacementToServer(deps, plan, analysis);
+    const intoRam = await reachRamByPin(deps, plan, analysis);
     // A big launch waits until every unpinned task before it is found on its slot (see placeUnpinnedTask), and a
     // restore until they run on the server: one still on its way would clear the restored slot with its launch.
     if (gate && analysis.big) await deps.launchGate.placed(backend.index);
@@ -120,6 +123,7 @@ async function serve(
     const loading = plan.fromServerCache?.content.nTokens;
     const ramLoad = loading ? await roomForRamLoad(deps, backend.index, analysis.model, loading) : undefined;
     line.clearingSaves.push(...(await beforeTaskStart(deps, plan, analysis.model)));
+    if (intoRam) noteClearedIntoRam(deps, backend.index, intoRam);
     // A small request's slot matters little (nothing of it is saved): it does not wait for a look before its launch.
     const baseline =
       plan.unpinned && analysis.big ? await tasksRunningBeforeLaunch(deps, plan, analysis.model) : undefined;
@@ -137,7 +141,7 @@ async function serve(
     const leftToRam = analysis.big && leavesToServerRam(deps, backend.index, { model: analysis.model, tokens });
     // A rescue replays the request after its answer: with the answer's text where the route can continue it.
     const answer: { text?: string } = {};
-    if (leftToRam) deps.rescues.taskRunning(plan.slot, () => replayOf(gen.request, answer.text));
+    if (leftToRam) deps.rescues.taskRunning(plan.slot, (idSlot) => replayOf(gen.request, answer.text, idSlot));
     let runs!: () => void;
     const running = new Promise<void>((resolve) => (runs = resolve));
     const answered = forwardGeneration(backend.client, reply, {
@@ -219,7 +223,7 @@ async function serve(
 const ANY_SLOT = -1;
 
 /** The request again, served from the server's RAM cache without generating anything (RamRescues). */
-const REPLAY = { id_slot: ANY_SLOT, cache_prompt: true, n_predict: 0, stream: false } as const;
+const replayParams = (idSlot: number) => ({ id_slot: idSlot, cache_prompt: true, n_predict: 0, stream: false }) as const;
 
 /**
  * The replay of a request whose answer a rescue brings back: with the answer's text as a last assistant message
@@ -227,10 +231,11 @@ const REPLAY = { id_slot: ANY_SLOT, cache_prompt: true, n_predict: 0, stream: fa
  * a 2,372-token prompt and its 40-token reply came back as 2,411 tokens from the RAM cache, and the next turn reused
  * 2,412); else the request alone, whose saved state lacks the reply.
  */
-function replayOf(request: GenerationRequest, answerText: string | undefined): BackendCall {
+function replayOf(request: GenerationRequest, answerText: string | undefined, idSlot: number): BackendCall {
+  const params = replayParams(idSlot);
   return answerText !== undefined && request.replayWithReply
-    ? request.replayWithReply.call(REPLAY, answerText)
-    : request.backendCall(REPLAY);
+    ? request.replayWithReply.call(params, answerText)
+    : request.backendCall(params);
 }
 
 /** The request's one `chat` log line, also kept for the status API and the metrics. */

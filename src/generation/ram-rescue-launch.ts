@@ -1,21 +1,26 @@
 /**
  * The launch that brings a conversation left to the server's RAM cache back into a slot and saves it (see
- * RamRescues): on a backend that clears idle slots, a launch like any other (inside the launch gate, after the
- * unpinned tasks before it are placed and running, after the saves of what it clears, with room made for the load
- * (slot-room.ts)) of the conversation's last request again, without a pin and with `n_predict: 0`. Its slot is then
- * found as an ended unpinned task's is (the idle slot with a newer task holding exactly what the answer left,
- * slotLeftBy) and saved. The gate stays shut until the save is answered: any launch meanwhile would clear that slot.
+ * RamRescues): the conversation's last request again with `n_predict: 0`, served from the RAM cache.
+ * - On a backend that clears idle slots: a launch like any other (inside the launch gate, after the unpinned tasks
+ *   before it are placed and running, after the saves of what it clears, with room made for the load
+ *   (slot-room.ts)), without a pin. Its slot is then found as an ended unpinned task's is (the idle slot with a newer
+ *   task holding exactly what the answer left, slotLeftBy) and saved. The gate stays shut until the save is
+ *   answered: any launch meanwhile would clear that slot.
+ * - On one that keeps them: pinned to an idle slot whose content the launch may move into the RAM cache in its turn
+ *   (a small one, one on disk, or one left there too), as a request's is (see pinned-ram-tier.ts); saved there.
  */
-import type { SlotContent } from '../slots/slot-state.js';
+import type { SlotContent, SlotState } from '../slots/slot-state.js';
 import type { Replay } from '../slots/ram-rescue.js';
 import { slotLeftBy } from '../slots/slot-check.js';
 import { shortKey } from '../cache/meta-file.js';
 import { readText } from '../backend/llama-client.js';
+import type { Backend } from '../backend/backend.js';
 import { readAnswer, tokensLeftInSlot } from './sse-tap.js';
 import type { SlotTruthDeps } from './slot-truth.js';
-import { beforeTaskStart, lookAtSlots, tasksRunningBeforeLaunch } from './slot-truth.js';
+import { beforeTaskStart, lookAtSlots, noteClearedIntoRam, tasksRunningBeforeLaunch } from './slot-truth.js';
 import type { GenerationDeps } from './deps.js';
 import { roomForRescue } from './slot-room.js';
+import { movesIntoRam } from './pinned-ram-tier.js';
 
 export type RescueDeps = SlotTruthDeps & Pick<GenerationDeps, 'slotCache'>;
 
@@ -23,7 +28,18 @@ export type RescueDeps = SlotTruthDeps & Pick<GenerationDeps, 'slotCache'>;
 const REPLAY_TIMEOUT_MS = 30_000;
 
 /** The rescue itself; true once `content` (as far as its prompt) is on disk, 'later' when it had to wait. */
-export async function rescueFromServerRam(
+export function rescueFromServerRam(
+  deps: RescueDeps,
+  backendIndex: number,
+  content: SlotContent,
+  replay: Replay,
+): Promise<boolean | 'later'> {
+  const { behaviour } = deps.backends.at(backendIndex);
+  if (behaviour.keepsIdleSlots()) return rescueIntoPinnedSlot(deps, backendIndex, content, replay);
+  return rescueUnpinned(deps, backendIndex, content, replay);
+}
+
+async function rescueUnpinned(
   deps: RescueDeps,
   backendIndex: number,
   content: SlotContent,
@@ -44,50 +60,130 @@ export async function rescueFromServerRam(
     await beforeTaskStart(deps, plan, content.model);
     backend.ramCache.take(content);
     const baseline = await tasksRunningBeforeLaunch(deps, plan, content.model);
-    backend.behaviour.noteLaunched(slot, false, true, content.nTokens ?? 0);
-    let answer: string;
-    try {
-      const call = replay();
-      const res = await backend.client.generate(call.path, call.body, {
-        signal: AbortSignal.timeout(REPLAY_TIMEOUT_MS),
-        stream: false,
-      });
-      answer = await readText(res.body);
-      if (res.status >= 400) throw new Error(`status ${res.status}: ${answer.slice(0, 200)}`);
-    } finally {
-      backend.behaviour.noteEnded(slot);
-    }
-    backend.behaviour.noteContact();
-    const { timings } = readAnswer(Buffer.from(answer));
+    const timings = await runReplay(backend, slot, content, replay(ANY_SLOT));
     const left = tokensLeftInSlot(timings);
     const id =
       left === undefined ? undefined : slotLeftBy(await lookAtSlots(backend, content.model), left, baseline.lastTask);
     if (id === undefined || !deps.pool.moveTo(slot, id)) return false;
-    const rescued: SlotContent = { ...content, nTokens: left!, saved: false };
-    deps.pool.fill(slot, rescued);
-    const save = await deps.slotCache.save(slot, rescued);
-    deps.log.info(
-      {
-        backend: backend.url,
-        model: content.model,
-        slot: slot.id,
-        key: shortKey(content.key),
-        cache_n: timings?.cache_n,
-        prompt_n: timings?.prompt_n,
-        save,
-      },
-      "saved from the server's RAM cache",
-    );
-    return save.ok;
+    return await saveRescued(deps, backend, slot, content, timings, left!);
   } catch (err) {
-    deps.pool.forget(slot);
-    deps.log.warn(
-      { backend: backend.url, key: shortKey(content.key), err },
-      "bringing a conversation back from the server's RAM cache failed",
-    );
+    failed(deps, backend, slot, content, err);
     return false;
   } finally {
     pass.release();
     deps.pool.release(slot, { touch: false });
   }
+}
+
+async function rescueIntoPinnedSlot(
+  deps: RescueDeps,
+  backendIndex: number,
+  content: SlotContent,
+  replay: Replay,
+): Promise<boolean | 'later'> {
+  const backend = deps.backends.at(backendIndex);
+  const slot = slotToRescueInto(deps, backendIndex, content);
+  // Every slot busy, or none may give up its content: tried again shortly.
+  if (!slot || !deps.pool.takeForBackground(slot)) return 'later';
+  try {
+    if (content.saved) return true;
+    const pushedOut = slot.content!;
+    backend.behaviour.noteTaskStart(slot);
+    backend.ramCache.take(content);
+    noteClearedIntoRam(deps, backendIndex, pushedOut);
+    const timings = await runReplay(backend, slot, content, replay(slot.id));
+    const left = tokensLeftInSlot(timings);
+    if (left === undefined) {
+      deps.pool.forget(slot);
+      return false;
+    }
+    return await saveRescued(deps, backend, slot, content, timings, left);
+  } catch (err) {
+    failed(deps, backend, slot, content, err);
+    return false;
+  } finally {
+    deps.pool.release(slot, { touch: false });
+  }
+}
+
+/**
+ * The idle slot a pinned rescue takes: one whose content its launch moves into the RAM cache (see movesIntoRam) and
+ * may: a small one, then one on disk, then one left to the RAM cache too (rescued in its turn), least recently used
+ * first. Not one whose content must be saved first.
+ */
+function slotToRescueInto(deps: RescueDeps, backendIndex: number, content: SlotContent): SlotState | undefined {
+  const rank = (held: SlotContent): number | undefined => {
+    if (!movesIntoRam(held, content.blocks)) return undefined;
+    if (!held.big) return 0;
+    if (held.saved) return 1;
+    return deps.rescues.leftToRam(held) ? 2 : undefined;
+  };
+  const ranked = deps.pool
+    .group(backendIndex, content.model)
+    .filter((s) => !s.busy && !s.disabled && s.content)
+    .map((slot) => ({ slot, rank: rank(slot.content!) }))
+    .filter((r): r is { slot: SlotState; rank: number } => r.rank !== undefined);
+  ranked.sort((a, b) => a.rank - b.rank || a.slot.lastUsed - b.slot.lastUsed);
+  return ranked[0]?.slot;
+}
+
+/** `id_slot` for a task the server places itself. */
+const ANY_SLOT = -1;
+
+/** Send the replay as a task of `slot`'s record; resolves with the answer's timings. */
+async function runReplay(
+  backend: Backend,
+  slot: SlotState,
+  content: SlotContent,
+  call: { path: string; body: Buffer | string },
+) {
+  backend.behaviour.noteLaunched(slot, false, true, content.nTokens ?? 0);
+  let answer: string;
+  try {
+    const res = await backend.client.generate(call.path, call.body, {
+      signal: AbortSignal.timeout(REPLAY_TIMEOUT_MS),
+      stream: false,
+    });
+    answer = await readText(res.body);
+    if (res.status >= 400) throw new Error(`status ${res.status}: ${answer.slice(0, 200)}`);
+  } finally {
+    backend.behaviour.noteEnded(slot);
+  }
+  backend.behaviour.noteContact();
+  return readAnswer(Buffer.from(answer)).timings;
+}
+
+/** The slot holds the rescued conversation (`left` tokens): record and save it. */
+async function saveRescued(
+  deps: RescueDeps,
+  backend: Backend,
+  slot: SlotState,
+  content: SlotContent,
+  timings: { cache_n?: number; prompt_n?: number } | undefined,
+  left: number,
+): Promise<boolean> {
+  const rescued: SlotContent = { ...content, nTokens: left, saved: false };
+  deps.pool.fill(slot, rescued);
+  const save = await deps.slotCache.save(slot, rescued);
+  deps.log.info(
+    {
+      backend: backend.url,
+      model: content.model,
+      slot: slot.id,
+      key: shortKey(content.key),
+      cache_n: timings?.cache_n,
+      prompt_n: timings?.prompt_n,
+      save,
+    },
+    "saved from the server's RAM cache",
+  );
+  return save.ok;
+}
+
+function failed(deps: RescueDeps, backend: Backend, slot: SlotState, content: SlotContent, err: unknown): void {
+  deps.pool.forget(slot);
+  deps.log.warn(
+    { backend: backend.url, key: shortKey(content.key), err },
+    "bringing a conversation back from the server's RAM cache failed",
+  );
 }

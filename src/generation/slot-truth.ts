@@ -245,7 +245,7 @@ export async function beforeTaskStart(
 }
 
 /** A launch cleared `content` from its slot: the server's RAM cache holds it now, and a rescue may bring it to disk. */
-function noteClearedIntoRam(deps: Pick<SlotTruthDeps, 'backends' | 'rescues'>, backend: number, content: SlotContent) {
+export function noteClearedIntoRam(deps: Pick<SlotTruthDeps, 'backends' | 'rescues'>, backend: number, content: SlotContent) {
   deps.backends.at(backend).ramCache.note(content);
   deps.rescues.cleared(content);
 }
@@ -319,13 +319,14 @@ export function bookSaveUnderContention(
 const CONTENTION_WINDOW_MS = 1000;
 
 /**
- * Whether a big task's end state may be left to the server's RAM cache rather than saved at its end (RamRescues): on
- * a backend that clears idle slots, when the policy and the loss window allow it, while the RAM cache has room to
- * spare for its `tokens` (half its limit), while the KV buffer has room for every slot to hold a conversation that
- * size (a rescue loads it back beside the others: where it does not, the rescues wait for room while tasks run, past
- * the loss window; see slot-room.ts). Every generation route the proxy pins replays without generating: the real
- * server honours `n_predict: 0` on the chat, completion and Responses routes alike (one token, whatever the body's
- * `max_tokens` or `max_output_tokens`).
+ * Whether a big task's end state may be left to the server's RAM cache rather than saved at its end (RamRescues):
+ * when the policy and the loss window allow it, while the RAM cache has room to spare for its `tokens` (half its
+ * limit), on a backend that clears idle slots (each launch moves them into the RAM cache) while its KV buffer has room
+ * for every slot to hold a conversation that size (a rescue loads it back beside the others: where it does not, the
+ * rescues wait for room while tasks run, past the loss window; see slot-room.ts), or on one that keeps them (a pinned
+ * launch on its slot moves it there, see pinned-ram-tier.ts). Every generation route the proxy pins replays without
+ * generating: the real server honours `n_predict: 0` on the chat, completion and Responses routes alike (one token,
+ * whatever the body's `max_tokens` or `max_output_tokens`).
  */
 export function leavesToServerRam(
   deps: Pick<SlotTruthDeps, 'backends' | 'rescues' | 'pool'>,
@@ -336,11 +337,11 @@ export function leavesToServerRam(
   const { behaviour, ramCache } = backend;
   const kvCells = backend.kvCells(task.model);
   const slots = deps.pool.group(backendIndex, task.model).length;
+  const clearedWithRoom = behaviour.clearsIdleSlots() && (kvCells === undefined || task.tokens * slots <= kvCells);
   return (
     deps.rescues.enabled &&
-    behaviour.clearsIdleSlots() &&
-    ramCache.hasRoom(task.model, task.tokens) &&
-    (kvCells === undefined || task.tokens * slots <= kvCells)
+    (clearedWithRoom || behaviour.keepsIdleSlots()) &&
+    ramCache.hasRoom(task.model, task.tokens)
   );
 }
 

@@ -20,8 +20,11 @@ import type { Logger } from 'pino';
 import { shortKey } from '../cache/meta-file.js';
 import type { SlotContent, SlotState } from './slot-state.js';
 
-/** The request again, for the server to serve from its RAM cache: the backend path and body, built when needed. */
-export type Replay = () => { path: string; body: Buffer | string };
+/**
+ * The request again, for the server to serve from its RAM cache: the backend path and body, built when needed, with
+ * `idSlot` as its pin (−1: where the server puts it).
+ */
+export type Replay = (idSlot: number) => { path: string; body: Buffer | string };
 
 /**
  * Bring `content` back into a slot of `backend` with `replay` and save it; true once it is on disk, 'later' when it
@@ -169,7 +172,7 @@ export class RamRescues {
         left.lateTold = true;
         this.deps.log.warn(
           { key: shortKey(content.key), model: content.model, tokens: content.nTokens },
-          "a conversation left to the server's RAM cache waits past its loss window for room in the KV buffer; a restart now would lose it",
+          "a conversation left to the server's RAM cache waits past its loss window for a slot to come back to (or room in the KV buffer); a restart now would lose it",
         );
       }
       return this.arm(content, RETRY_MS, tries);

@@ -58,8 +58,9 @@ export interface SavePolicy extends CachePolicy {
   /** The last saves before the proxy exits (smart: what only the idle slots hold), or none (always). */
   saveOnShutdown(deps: ShutdownSaveDeps, signal: AbortSignal): Promise<void>;
   /**
-   * Whether a conversation the server's RAM cache keeps (on a backend that clears idle slots) may reach the disk
-   * only within the loss window rather than at each answer (smart; see RamRescues). The seed saves every answer.
+   * Whether a conversation the server's RAM cache keeps may reach the disk only within the loss window rather than at
+   * each answer (smart; see RamRescues), and, on a backend that keeps idle slots, come back from that cache rather
+   * than from disk (pinned-ram-tier.ts). The seed saves every answer and restores from disk.
    */
   readonly leavesToServerRam: boolean;
 }

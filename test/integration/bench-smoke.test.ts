@@ -89,14 +89,14 @@ describe('benchmark smoke run', { timeout: 60_000 }, () => {
 
     const contention = written.workloads.contention.configs;
     const ideal = written.workloads.contention.ideal_prefill_tokens;
-    // Beyond what it let go on purpose, only the replies' few tokens of difference from the ideal run.
+    // Evicted conversations come back (from disk, or from the server's RAM cache): beyond what it let go on purpose,
+    // only the replies' few tokens of difference from the ideal run.
     const allowed = ideal + contention.smart.skipped_growth_tokens + 0.02 * ideal;
     assert.ok(
       contention.smart.prefill_tokens <= allowed,
       `smart prefills ${contention.smart.prefill_tokens} tokens; the ideal is ${ideal}, growth let go ${contention.smart.skipped_growth_tokens}`,
     );
     assert.equal(contention.direct.skipped_growth_tokens, 0);
-    assert.ok(contention.smart.restores > 0, 'smart restores evicted conversations');
     assert.equal(contention.direct.saves, 0, 'nothing saves when going direct');
   });
 
@@ -139,7 +139,8 @@ describe('benchmark smoke run', { timeout: 60_000 }, () => {
       // What the proxies logged is what the server did.
       const { seed, smart } = results.workloads.contention!.configs as Record<string, any>;
       const stats = server.stats();
-      assert.ok(smart.saves > 0 && smart.restores > 0, JSON.stringify(smart));
+      // smart brings evicted conversations back from the server's RAM cache where it can; the seed from disk.
+      assert.ok(smart.saves > 0 && seed.restores > 0, JSON.stringify({ seed, smart }));
       assert.equal(seed.saves + smart.saves, stats.saves);
       assert.equal(seed.restores + smart.restores, stats.restores);
       assert.equal(seed.bytes_written + smart.bytes_written, stats.bytesWritten);

@@ -100,7 +100,7 @@ describe(
 
     it('a RAM cache smaller than declared: a miss lowers the limit, and from then on disk serves what RAM cannot', async () => {
       // About three conversations fit in the simulator's RAM cache; the proxy believes llama-server's default 8 GiB.
-      const stack = stacks.keep(await startClearing(0.4));
+      const stack = stacks.keep(await startClearing(0.4, { SERVER_CACHE_RAM_MIB: '8192' }));
       let turns: Turn[] = [];
       for (let i = 0; i < 6; i++)
         turns.push({ messages: opening(4200 + i), result: await chat(stack, opening(4200 + i)) });

@@ -110,8 +110,12 @@ export async function startRealStack(
       ...(modelsDir && { modelsDir }),
     });
     const logs = new LogCapture();
+    // The server's --cache-ram, as its operator tells the proxy.
+    const ramAt = serverOpts.args?.indexOf('--cache-ram') ?? -1;
+    const declaredRam = ramAt >= 0 ? { SERVER_CACHE_RAM_MIB: serverOpts.args![ramAt + 1]! } : {};
     const config = loadConfig([], {
       ...REAL_PROXY_ENV,
+      ...declaredRam,
       LLAMA_URL: server.url,
       META_DIR: metaDir,
       CACHE_DIR: cacheDir,

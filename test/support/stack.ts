@@ -109,6 +109,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     ...TEST_PROXY_ENV,
     LLAMA_URL: sim.url,
     N_SLOTS: String(options.sim?.models?.[0]?.nSlots ?? 2),
+    // What the simulator's RAM cache holds, as an operator would declare it.
+    SERVER_CACHE_RAM_MIB: String(Math.ceil(options.sim?.cacheRamMiB ?? 0)),
     META_DIR: metaDir,
     CACHE_DIR: cacheDir,
     ...options.env,
