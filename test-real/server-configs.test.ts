@@ -28,10 +28,7 @@ interface Configuration {
   clearsIdleSlots: boolean;
   /** Whether the server alone brings every later turn back (its RAM cache holds the whole working set). */
   aloneReusesAll: boolean;
-  /**
-   * Whether the proxy brings later turns back from the server's RAM cache, disk behind it: unpinned where the server
-   * clears idle slots, pinned to a slot holding another prompt where it keeps them (pinned-ram-tier.ts).
-   */
+  /** Whether the server has a RAM cache, which the proxy uses as the tier in front of its disk. */
   ramTier: boolean;
 }
 
@@ -148,7 +145,7 @@ for (const configuration of CONFIGURATIONS) {
       });
     }
 
-    if (configuration.ramTier) {
+    if (configuration.ramTier && configuration.clearsIdleSlots) {
       it("later turns come back from the server's RAM cache (disk behind it): none is restored from disk", () => {
         const decisions = proxied.filter((t) => t.previous).map((t) => t.result.line.decision);
         assert.ok(
@@ -167,6 +164,39 @@ for (const configuration of CONFIGURATIONS) {
     });
   });
 }
+
+describe('llama-server -np 2: its RAM cache in front of the disk, reached by pins', { skip }, () => {
+  it('an answer pushed out of its slot before it was saved comes back whole from the RAM cache, and reaches the disk within the loss window', async () => {
+    if ('skip' in where) return;
+    const stack = await startRealStack(where, { server: { slots: 2 } });
+    try {
+      await realChat(stack, 'proxy', openingOf(801));
+      // Its save after the answer tells the proxy the size of a token's state.
+      await stack.logs.waitFor((l) => l.msg === 'saved after answer', 10_000, 'a save after the answer');
+      // Back to back, before any idle moment: a goes out for c unsaved, then comes back on b's slot.
+      const a = openingOf(802);
+      const a1 = await realChat(stack, 'proxy', a);
+      const b = openingOf(803);
+      const b1 = await realChat(stack, 'proxy', b);
+      const c1 = await realChat(stack, 'proxy', openingOf(804));
+      assert.equal(c1.line.slot, a1.line.slot, JSON.stringify(c1.line));
+      assert.equal(c1.line.evict_save, undefined, JSON.stringify(c1.line));
+      const a2 = await realChat(stack, 'proxy', nextTurn(a, a1.content, 805));
+      assert.equal(a2.line.decision, 'server_cache', JSON.stringify(a2.line));
+      assert.equal(a2.line.slot, b1.line.slot, JSON.stringify(a2.line));
+      assert.ok(a2.timings.cache_n >= a1.promptTokens, JSON.stringify({ a1: a1.timings, a2: a2.timings }));
+      // b, pushed out in its turn with no save, is brought back from the RAM cache and saved.
+      const rescued = await stack.logs.waitFor(
+        (l) => l.msg === "saved from the server's RAM cache" && l.key === b1.line.key,
+        5000,
+        'b saved from the RAM cache',
+      );
+      assert.ok((rescued.cache_n as number) >= b1.promptTokens, JSON.stringify(rescued));
+    } finally {
+      await stack.close();
+    }
+  });
+});
 
 describe('llama-server defaults: another client clears a conversation before the proxy saved it', { skip }, () => {
   it("its next turn comes back whole from the server's RAM cache, and the turn after is resident where it landed", async () => {

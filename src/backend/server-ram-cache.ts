@@ -1,15 +1,18 @@
 /**
  * A model of what the server's own RAM cache (`--cache-ram`) holds, so that the proxy can act as the disk tier
- * behind it on a backend that clears idle slots (llama-server's default configuration).
+ * behind it.
  *
- * There, each task start moves every idle slot's content into the RAM cache, and a task sent without a pin gets it
- * back from there within the server's own iteration, whereas a restore from disk is a slot action of its own (one
- * more iteration, behind other clients' prefill batches). A task pinned to a cleared slot skips that lookup.
+ * On a backend that clears idle slots (llama-server's default configuration) each task start moves every idle slot's
+ * content into the RAM cache, and a task sent without a pin gets it back from there within the server's own
+ * iteration, whereas a restore from disk is a slot action of its own (one more iteration, behind other clients'
+ * prefill batches). A task pinned to a cleared slot skips that lookup. On one that keeps them (`-np N`), a task
+ * pinned to a slot holding another prompt moves that prompt there and loads its own (see pinned-ram-tier.ts).
  *
  * The server shows neither the cache's size nor its contents (`/props`, `/slots` and `/metrics` do not), so the
  * model follows the same steps as llama-server's `server_prompt_cache` with the size the operator declares
  * (SERVER_CACHE_RAM_MIB, llama-server's default 8192 MiB), in bytes learned from the proxy's own saves:
- * - a cleared content enters as the newest entry, and entries it continues leave (they are contained in it);
+ * - a cleared (or pushed out) content enters as the newest entry, and entries it continues leave (they are contained
+ *   in it);
  * - the oldest entries leave while the total exceeds the limit (one entry always stays);
  * - an entry a task loads leaves the cache (the slot holds it now).
  * Other clients' contents are not seen, so the model may believe too much: a request sent for an entry the cache no
@@ -23,6 +26,8 @@ interface Held {
   content: SlotContent;
   tokens: number;
   notedAt: number;
+  /** A copy the server may have made (an idle slot's, see noteCopy): it takes room, but no request counts on it. */
+  copy?: true;
 }
 
 /** What a request may ask the server's RAM cache for. */
@@ -67,8 +72,21 @@ export class ServerRamCacheLedger {
     if (tokens > 0 && bytes > 0) this.bytesPerToken.set(model, bytes / tokens);
   }
 
-  /** The server moved this content into its RAM cache (a task start cleared its slot). */
+  /** The server moved this content into its RAM cache (a task start cleared its slot, or took it). */
   note(content: SlotContent): void {
+    this.add(content, false);
+  }
+
+  /**
+   * The server may have copied this content into its RAM cache while its slot keeps it (an idle slot at a task start,
+   * with `--cache-idle-slots`, on by default, which the proxy cannot see): it counts against the limit, pushing older
+   * entries out of the model, but is never found, so a server run without that flag costs a restore, never a miss.
+   */
+  noteCopy(content: SlotContent): void {
+    this.add(content, true);
+  }
+
+  private add(content: SlotContent, copy: boolean): void {
     const tokens = content.nTokens ?? 0;
     if (this.limitBytes === 0 || tokens === 0) return;
     this.entries = this.entries.filter(
@@ -76,7 +94,7 @@ export class ServerRamCacheLedger {
         e.content.key !== content.key &&
         !(e.content.model === content.model && continuesBlocks(e.content.blocks, content.blocks)),
     );
-    this.entries.push({ content, tokens, notedAt: this.now() });
+    this.entries.push({ content, tokens, notedAt: this.now(), ...(copy && { copy }) });
     this.evict();
   }
 
@@ -89,6 +107,7 @@ export class ServerRamCacheLedger {
     this.entries = this.entries.filter((e) => this.now() - e.notedAt <= KEPT_MS);
     const candidates = this.entries.filter(
       (e) =>
+        !e.copy &&
         e.content.big &&
         e.content.model === model &&
         lcpBlocks(e.content.blocks, blocks) > 0 &&

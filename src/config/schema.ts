@@ -125,7 +125,7 @@ const DEFS = {
   SERVER_CACHE_RAM_MIB: def(
     '8192',
     integer(-1),
-    "The --cache-ram (MiB) of the llama-server behind the proxy, llama-server's default 8192 unless you pass another (-1 = no limit, 0 = off). Where the server clears idle slots (its default configuration), a conversation its RAM cache still holds is sent without a pin and restored from disk only when that cache cannot have it; a value too high is lowered by the first miss (integer >= -1)",
+    "The --cache-ram (MiB) of the llama-server behind the proxy, llama-server's default 8192 unless you pass another (-1 = no limit, 0 = off). A conversation its RAM cache still holds comes back from there (sent without a pin where the server clears idle slots, its default configuration; pinned to a slot holding another prompt where it keeps them, -np N) and is restored from disk only when that cache cannot have it; a value too high is lowered by the first miss (integer >= -1)",
   ),
   SHUTDOWN_TIMEOUT_SECONDS: def(
     '30',

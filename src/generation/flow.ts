@@ -21,11 +21,10 @@ import {
   leaveLaunchGateWhenRunning,
   leavePlacementToServer,
   leavesToServerRam,
-  noteClearedIntoRam,
   placeUnpinnedTask,
   tasksRunningBeforeLaunch,
 } from './slot-truth.js';
-import { reachRamByPin } from './pinned-ram-tier.js';
+import { noteLaunch, reachRamByPin } from './pinned-ram-tier.js';
 import type { GatePass } from '../slots/launch-gate.js';
 import type { BackendCall, GenerationAdapter, GenerationRequest } from './adapter.js';
 import { noticeLostSlot, noticeServerCacheMiss, recordSlotContent, swapComing } from './after-answer.js';
@@ -123,7 +122,7 @@ async function serve(
     const loading = plan.fromServerCache?.content.nTokens;
     const ramLoad = loading ? await roomForRamLoad(deps, backend.index, analysis.model, loading) : undefined;
     line.clearingSaves.push(...(await beforeTaskStart(deps, plan, analysis.model)));
-    if (intoRam) noteClearedIntoRam(deps, backend.index, intoRam);
+    noteLaunch(deps, plan, intoRam);
     // A small request's slot matters little (nothing of it is saved): it does not wait for a look before its launch.
     const baseline =
       plan.unpinned && analysis.big ? await tasksRunningBeforeLaunch(deps, plan, analysis.model) : undefined;
@@ -223,7 +222,8 @@ async function serve(
 const ANY_SLOT = -1;
 
 /** The request again, served from the server's RAM cache without generating anything (RamRescues). */
-const replayParams = (idSlot: number) => ({ id_slot: idSlot, cache_prompt: true, n_predict: 0, stream: false }) as const;
+const replayParams = (idSlot: number) =>
+  ({ id_slot: idSlot, cache_prompt: true, n_predict: 0, stream: false }) as const;
 
 /**
  * The replay of a request whose answer a rescue brings back: with the answer's text as a last assistant message

@@ -17,15 +17,17 @@ import { readText } from '../backend/llama-client.js';
 import type { Backend } from '../backend/backend.js';
 import { readAnswer, tokensLeftInSlot } from './sse-tap.js';
 import type { SlotTruthDeps } from './slot-truth.js';
-import { beforeTaskStart, lookAtSlots, noteClearedIntoRam, tasksRunningBeforeLaunch } from './slot-truth.js';
+import { beforeTaskStart, lookAtSlots, tasksRunningBeforeLaunch } from './slot-truth.js';
 import type { GenerationDeps } from './deps.js';
 import { roomForRescue } from './slot-room.js';
-import { movesIntoRam } from './pinned-ram-tier.js';
+import { movesIntoRam, noteLaunch } from './pinned-ram-tier.js';
 
-export type RescueDeps = SlotTruthDeps & Pick<GenerationDeps, 'slotCache'>;
+export type RescueDeps = SlotTruthDeps & Pick<GenerationDeps, 'slotCache' | 'policy'>;
 
 /** A replay answers at once (nothing to generate); a slow one is given up like a placement. */
 const REPLAY_TIMEOUT_MS = 30_000;
+/** How long a pinned rescue queues for a slot before it is tried again later. */
+const RESCUE_SLOT_WAIT_MS = 10_000;
 
 /** The rescue itself; true once `content` (as far as its prompt) is on disk, 'later' when it had to wait. */
 export function rescueFromServerRam(
@@ -82,15 +84,26 @@ async function rescueIntoPinnedSlot(
   replay: Replay,
 ): Promise<boolean | 'later'> {
   const backend = deps.backends.at(backendIndex);
-  const slot = slotToRescueInto(deps, backendIndex, content);
-  // Every slot busy, or none may give up its content: tried again shortly.
-  if (!slot || !deps.pool.takeForBackground(slot)) return 'later';
+  // Under load no slot is idle for long: the rescue queues for the next one that may take it, as a request does.
+  const plan = await deps.pool
+    .acquire(
+      content.model,
+      (candidates) => {
+        const slot = slotToRescueInto(deps, backendIndex, content, candidates);
+        return slot && { slot };
+      },
+      { timeoutMs: RESCUE_SLOT_WAIT_MS },
+    )
+    .catch(() => undefined);
+  if (!plan) return 'later';
+  const { slot } = plan;
   try {
-    if (content.saved) return true;
+    // Continued meanwhile (its next turn took it back from the RAM cache), or saved: nothing left to do.
+    if (content.saved || !deps.rescues.stillLeft(content)) return true;
     const pushedOut = slot.content!;
     backend.behaviour.noteTaskStart(slot);
     backend.ramCache.take(content);
-    noteClearedIntoRam(deps, backendIndex, pushedOut);
+    noteLaunch(deps, plan, pushedOut);
     const timings = await runReplay(backend, slot, content, replay(slot.id));
     const left = tokensLeftInSlot(timings);
     if (left === undefined) {
@@ -111,16 +124,20 @@ async function rescueIntoPinnedSlot(
  * may: a small one, then one on disk, then one left to the RAM cache too (rescued in its turn), least recently used
  * first. Not one whose content must be saved first.
  */
-function slotToRescueInto(deps: RescueDeps, backendIndex: number, content: SlotContent): SlotState | undefined {
+function slotToRescueInto(
+  deps: RescueDeps,
+  backendIndex: number,
+  content: SlotContent,
+  candidates: readonly SlotState[],
+): SlotState | undefined {
   const rank = (held: SlotContent): number | undefined => {
     if (!movesIntoRam(held, content.blocks)) return undefined;
     if (!held.big) return 0;
     if (held.saved) return 1;
     return deps.rescues.leftToRam(held) ? 2 : undefined;
   };
-  const ranked = deps.pool
-    .group(backendIndex, content.model)
-    .filter((s) => !s.busy && !s.disabled && s.content)
+  const ranked = candidates
+    .filter((s) => s.backend === backendIndex && !s.busy && !s.disabled && s.content)
     .map((slot) => ({ slot, rank: rank(slot.content!) }))
     .filter((r): r is { slot: SlotState; rank: number } => r.rank !== undefined);
   ranked.sort((a, b) => a.rank - b.rank || a.slot.lastUsed - b.slot.lastUsed);

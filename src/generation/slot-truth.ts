@@ -70,6 +70,24 @@ export async function confirmResidency(
   restoreInstead(deps, plan, analysis, restoreWorthIt);
 }
 
+/**
+ * Whether the plan's slot still holds what the proxy believes, by a look at `GET /slots` when the backend was quiet
+ * for a while (a restart or another client may have emptied it); a slot found otherwise is forgotten as in
+ * confirmResidency. True when it holds it, or when nothing says otherwise.
+ */
+export async function slotStillHolds(deps: SlotTruthDeps, plan: SlotPlan, model: string): Promise<boolean> {
+  const backend = deps.backends.at(plan.slot.backend);
+  if (backend.behaviour.quietFor() < RECHECK_AFTER_QUIET_MS) return true;
+  const observed = parseSlots(await lookAtSlots(backend, model));
+  if (!observed) return true;
+  const group = deps.pool.group(plan.slot.backend, plan.slot.model);
+  const verdict = judgeSlot(plan.slot, group, observed, backend.behaviour.clearsIdleSlots());
+  if (verdict === 'confirmed') return true;
+  applyVerdict(deps, plan, verdict, observed);
+  if (verdict === 'restarted') await backend.fingerprint(model);
+  return false;
+}
+
 /** The slot no longer holds the conversation: restore it from disk into the slot when an entry is worth it. */
 function restoreInstead(
   deps: SlotTruthDeps,
@@ -245,7 +263,11 @@ export async function beforeTaskStart(
 }
 
 /** A launch cleared `content` from its slot: the server's RAM cache holds it now, and a rescue may bring it to disk. */
-export function noteClearedIntoRam(deps: Pick<SlotTruthDeps, 'backends' | 'rescues'>, backend: number, content: SlotContent) {
+export function noteClearedIntoRam(
+  deps: Pick<SlotTruthDeps, 'backends' | 'rescues'>,
+  backend: number,
+  content: SlotContent,
+) {
   deps.backends.at(backend).ramCache.note(content);
   deps.rescues.cleared(content);
 }
@@ -339,9 +361,7 @@ export function leavesToServerRam(
   const slots = deps.pool.group(backendIndex, task.model).length;
   const clearedWithRoom = behaviour.clearsIdleSlots() && (kvCells === undefined || task.tokens * slots <= kvCells);
   return (
-    deps.rescues.enabled &&
-    (clearedWithRoom || behaviour.keepsIdleSlots()) &&
-    ramCache.hasRoom(task.model, task.tokens)
+    deps.rescues.enabled && (clearedWithRoom || behaviour.keepsIdleSlots()) && ramCache.hasRoom(task.model, task.tokens)
   );
 }
 

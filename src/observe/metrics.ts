@@ -88,7 +88,7 @@ export function createMetrics(src: MetricsSources): ProxyMetrics {
     ...reg,
     name: 'proxycache_chat_requests_total',
     help:
-      "Chat requests by cache outcome: resident, restored, server_cache (from the server's RAM cache, unpinned), " +
+      "Chat requests by cache outcome: resident, restored, server_cache (from the server's RAM cache), " +
       'cold, small (not worth caching), skipped (no slot got)',
     labelNames: ['outcome'],
   });

@@ -1,7 +1,9 @@
 /**
- * Saves left to the server's RAM cache on a backend that clears idle slots (llama-server's default configuration),
- * while that cache has room to spare: it is the first tier there, disk the second, and a conversation has to reach
- * the disk only within the loss window (IDLE_SAVE_SECONDS) after its last answer, not at every answer.
+ * Saves left to the server's RAM cache while that cache has room to spare: it is the first tier, disk the second,
+ * and a conversation has to reach the disk only within the loss window (IDLE_SAVE_SECONDS) after its last answer, not
+ * at every answer. On a backend that keeps its idle slots (`-np N`) the same holds for the launch pinned to the slot
+ * that pushes it out (pinned-ram-tier.ts); the text below tells the case of one that clears them (llama-server's
+ * default configuration).
  *
  * Each launch there moves the idle slots' contents into the server's RAM cache. A save booked for a task's end (see
  * BookedSaves) writes the answer's state to disk before that, and holds the server's loop for the write while other
@@ -10,7 +12,7 @@
  * launch clears it (`leavesToRam`, `leftToRam`). Once a launch has moved it into the RAM cache unsaved (`cleared`),
  * it waits there: a next turn that takes it back (`taken`) needs nothing written. Otherwise, shortly before the
  * window ends, the proxy brings it back into a slot and saves it (the `rescue` given: the same request again,
- * without a pin and with `n_predict: 0`, served from the RAM cache in the iteration that takes it up; on the real
+ * without a pin, or pinned where the server keeps idle slots, and with `n_predict: 0`, served from the RAM cache in the iteration that takes it up; on the real
  * server a 4.2k-token conversation came back in 10 ms, `cache_n` 4227 + `prompt_n` 1). On the chat and Responses
  * routes the replay continues the answer's text (see flow.replayOf), so the state so saved holds the reply;
  * elsewhere it is the request's prompt alone, and a turn restored from it prefills that reply again. `close()`
@@ -120,6 +122,11 @@ export class RamRescues {
     if (!left || content.saved || this.closed || this.pending.has(content)) return;
     const due = Math.max(0, left.answeredAt + this.deps.windowMs - LEAD_MS - this.now());
     this.arm(content, due, TRIES);
+  }
+
+  /** Whether this content is still left to the RAM cache unsaved (not taken back, not saved). */
+  stillLeft(content: SlotContent): boolean {
+    return this.left.has(content) && !content.saved;
   }
 
   /** A request takes this content back from the RAM cache (its conversation continued): nothing to save. */

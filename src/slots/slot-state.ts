@@ -94,8 +94,9 @@ export interface SlotPlan {
    */
   unpinned?: true;
   /**
-   * Unpinned for this content of the server's RAM cache, which the request continues and disk has no better copy
-   * of (see leavePlacementToServer).
+   * For this content of the server's RAM cache, which the request continues and disk has no better copy of: sent
+   * unpinned where the server clears idle slots (leavePlacementToServer), pinned to a slot holding another prompt
+   * where it keeps them (reachRamByPin).
    */
   fromServerCache?: RamCacheHit;
 }

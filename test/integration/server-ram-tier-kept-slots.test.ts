@@ -10,6 +10,7 @@ import { chat, continued, exists, keyOf, logLineAfter, metaPath, opening, slotFi
 import { startStack } from '../support/stack.js';
 import type { Stack } from '../support/stack.js';
 import { stacksPerTest } from '../support/tapped-stack.js';
+import { RECHECK_AFTER_QUIET_MS } from '../../src/generation/slot-truth.js';
 
 /** A proxy in front of a simulator with 2 slots of their own and llama-server's default RAM cache. */
 function startKeeping(policy: 'smart' | 'always'): Promise<Stack> {
@@ -22,47 +23,86 @@ function startKeeping(policy: 'smart' | 'always'): Promise<Stack> {
 const savedFromRam = (stack: Stack, key: string) =>
   stack.logs.lines.some((l) => l.msg === "saved from the server's RAM cache" && l.key === key.slice(0, 16));
 
-describe("the server's RAM cache in front, disk behind it (a server that keeps idle slots)", { timeout: 30_000 }, () => {
-  const stacks = stacksPerTest();
+describe(
+  "the server's RAM cache in front, disk behind it (a server that keeps idle slots)",
+  { timeout: 30_000 },
+  () => {
+    const stacks = stacksPerTest();
 
-  it('a conversation pushed out of its slot comes back from the RAM cache; the one it pushes out is saved from there within the loss window', async () => {
-    const stack = stacks.keep(await startKeeping('smart'));
-    const a = opening(5101);
-    const a1 = await chat(stack, a);
-    // Its save after the answer (in the idle time) tells the proxy the size of a token's state.
-    await logLineAfter(stack.logs, 0, 'saved after answer');
-    const b = opening(5102);
-    const b1 = await chat(stack, b); // the empty slot
-    const c1 = await chat(stack, opening(5103)); // pushes a out: on disk already, the cheapest loss
-    assert.equal(c1.line.slot, a1.line.slot, JSON.stringify(c1.line));
-    const mark = slotFileEvents(stack.sim, 'restore').length;
-    // a comes back on b's slot: b, answered a moment ago and not saved yet, goes into the RAM cache with no save.
-    const a2 = await chat(stack, continued(a, a1.content, 5104));
-    assert.equal(a2.line.decision, 'server_cache', JSON.stringify(a2.line));
-    assert.equal(a2.line.slot, b1.line.slot, JSON.stringify(a2.line));
-    assert.equal(a2.line.evict_save, undefined, JSON.stringify(a2.line));
-    assert.ok(a2.timings.cache_n >= a1.timings.cache_n + a1.timings.prompt_n, JSON.stringify(a2.timings));
-    assert.equal(slotFileEvents(stack.sim, 'restore').length, mark, 'nothing read back from disk');
-    // b reaches the disk within its loss window, from the RAM cache.
-    const bMeta = metaPath(stack.metaDir, keyOf(b));
-    assert.equal(await exists(bMeta), false, 'not saved at its eviction');
-    const deadline = performance.now() + 1500;
-    while (!(await exists(bMeta)) && performance.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-    assert.ok(await exists(bMeta), 'b on disk within the loss window');
-    assert.ok(savedFromRam(stack, keyOf(b)), 'brought back from the RAM cache and saved');
-    // Its next turn reuses all of it.
-    const b2 = await chat(stack, continued(b, b1.content, 5105));
-    assert.ok(b2.timings.cache_n >= b1.timings.cache_n + b1.timings.prompt_n, JSON.stringify(b2.timings));
-  });
+    it('an answer pushed out of its slot unsaved comes back from the RAM cache; the one it pushes out is saved from there within the loss window', async () => {
+      const stack = stacks.keep(await startKeeping('smart'));
+      await chat(stack, opening(5100));
+      // Its save after the answer (in the idle time) tells the proxy the size of a token's state.
+      await logLineAfter(stack.logs, 0, 'saved after answer');
+      // Answered a moment apart, before write-behind's idle time: b goes out for d, into the RAM cache with no save.
+      const b = opening(5101);
+      const b1 = await chat(stack, b);
+      const c = opening(5102);
+      const c1 = await chat(stack, c);
+      const d1 = await chat(stack, opening(5103));
+      assert.equal(d1.line.slot, b1.line.slot, JSON.stringify(d1.line));
+      assert.equal(d1.line.evict_save, undefined, JSON.stringify(d1.line));
+      const mark = slotFileEvents(stack.sim, 'restore').length;
+      // b comes back on c's slot, from the RAM cache (disk has nothing of it); c goes there in its turn.
+      const b2 = await chat(stack, continued(b, b1.content, 5104));
+      assert.equal(b2.line.decision, 'server_cache', JSON.stringify(b2.line));
+      assert.equal(b2.line.slot, c1.line.slot, JSON.stringify(b2.line));
+      assert.equal(b2.line.evict_save, undefined, JSON.stringify(b2.line));
+      assert.ok(b2.timings.cache_n >= b1.timings.cache_n + b1.timings.prompt_n, JSON.stringify(b2.timings));
+      assert.equal(slotFileEvents(stack.sim, 'restore').length, mark, 'nothing read back from disk');
+      // c reaches the disk within its loss window, from the RAM cache.
+      const cMeta = metaPath(stack.metaDir, keyOf(c));
+      assert.equal(await exists(cMeta), false, 'not saved at its eviction');
+      const deadline = performance.now() + 1500;
+      while (!(await exists(cMeta)) && performance.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+      assert.ok(await exists(cMeta), 'c on disk within the loss window');
+      assert.ok(savedFromRam(stack, keyOf(c)), 'brought back from the RAM cache and saved');
+      // Its next turn reuses all of it.
+      const c2 = await chat(stack, continued(c, c1.content, 5105));
+      assert.ok(c2.timings.cache_n >= c1.timings.cache_n + c1.timings.prompt_n, JSON.stringify(c2.timings));
+    });
 
-  it('the seed policy (SAVE_POLICY=always) saves before the eviction and restores from disk, as the Python proxy does', async () => {
-    const stack = stacks.keep(await startKeeping('always'));
-    const a = opening(5201);
-    const a1 = await chat(stack, a);
-    await chat(stack, opening(5202));
-    await chat(stack, opening(5203));
-    const a2 = await chat(stack, continued(a, a1.content, 5204));
-    assert.equal(a2.line.decision, 'restore', JSON.stringify(a2.line));
-    assert.ok(a2.timings.cache_n >= a1.timings.cache_n + a1.timings.prompt_n, JSON.stringify(a2.timings));
-  });
-});
+    it('a conversation disk holds as far as the RAM cache is restored from disk: exactly its state', async () => {
+      const stack = stacks.keep(await startKeeping('smart'));
+      const a = opening(5111);
+      const a1 = await chat(stack, a);
+      await logLineAfter(stack.logs, 0, 'saved after answer');
+      await chat(stack, opening(5112));
+      await chat(stack, opening(5113)); // pushes a out: on disk already, the cheapest loss
+      const a2 = await chat(stack, continued(a, a1.content, 5114));
+      assert.equal(a2.line.decision, 'restore', JSON.stringify(a2.line));
+      assert.ok(a2.timings.cache_n >= a1.timings.cache_n + a1.timings.prompt_n, JSON.stringify(a2.timings));
+    });
+
+    it('a server restarted while the proxy heard nothing: its emptied slots tell, and the turn is restored from disk', async () => {
+      const stack = stacks.keep(await startKeeping('smart'));
+      const a = opening(5301);
+      const a1 = await chat(stack, a);
+      await logLineAfter(stack.logs, 0, 'saved after answer');
+      const [b, c] = [opening(5302), opening(5303)];
+      await chat(stack, b);
+      await chat(stack, c); // pushes a (on disk) into the RAM cache
+      // Both saved after their answers: the restart comes after a quiet while, as after a crash or an unload.
+      for (const messages of [b, c])
+        await logLineAfter(stack.logs, 0, 'saved after answer', (l) => l.key === keyOf(messages).slice(0, 16));
+      await stack.sim.restart(); // the RAM cache and the slots are gone
+      await new Promise((resolve) => setTimeout(resolve, RECHECK_AFTER_QUIET_MS + 100));
+      const a2 = await chat(stack, continued(a, a1.content, 5304));
+      assert.equal(a2.line.decision, 'restore', JSON.stringify(a2.line));
+      assert.ok(a2.timings.cache_n >= a1.timings.cache_n + a1.timings.prompt_n, JSON.stringify(a2.timings));
+      const misses = stack.logs.lines.filter((l) => String(l.msg).startsWith("the server's RAM cache no longer held"));
+      assert.deepEqual(misses, []);
+    });
+
+    it('the seed policy (SAVE_POLICY=always) saves before the eviction and restores from disk, as the Python proxy does', async () => {
+      const stack = stacks.keep(await startKeeping('always'));
+      const a = opening(5201);
+      const a1 = await chat(stack, a);
+      await chat(stack, opening(5202));
+      await chat(stack, opening(5203));
+      const a2 = await chat(stack, continued(a, a1.content, 5204));
+      assert.equal(a2.line.decision, 'restore', JSON.stringify(a2.line));
+      assert.ok(a2.timings.cache_n >= a1.timings.cache_n + a1.timings.prompt_n, JSON.stringify(a2.timings));
+    });
+  },
+);
