@@ -66,6 +66,18 @@ describe('ServerRamCacheLedger', () => {
     assert.ok(ledger.find('m', [...Array.from({ length: 20 }, (_, i) => `h${i}`), 'z']), 'the newest stays');
   });
 
+  it("counts an idle slot's copy against the limit, and never finds it", () => {
+    const ledger = ledgerOf(10); // a budget of 9 MiB
+    ledger.note(content('pushed', ['a', 'b', 'c', 'd'])); // 4 MiB
+    ledger.noteCopy(content('idle', ['e', 'f', 'g'])); // 7 MiB
+    assert.equal(ledger.find('m', ['e', 'f', 'g', 'z']), undefined, 'a copy the server may not have made');
+    assert.equal(ledger.find('m', ['a', 'b', 'c', 'd', 'z'])?.sure, true);
+    ledger.noteCopy(content('idle2', ['h', 'i', 'j'])); // 10 MiB > 9: the oldest goes
+    assert.equal(ledger.find('m', ['a', 'b', 'c', 'd', 'z']), undefined, 'pushed out by the copies');
+    ledger.note(content('idle', ['e', 'f', 'g'])); // the slot itself pushed out later: now counted on
+    assert.equal(ledger.find('m', ['e', 'f', 'g', 'z'])?.content.key, 'idle');
+  });
+
   it('is sure of an entry only if the launch about to happen leaves room for it', () => {
     const ledger = ledgerOf(10);
     ledger.note(content('conv', ['a', 'b', 'c'])); // 3 MiB
