@@ -19,7 +19,7 @@ import { lcpBlocks } from '../prompt/block-match.js';
 import type { PromptAnalysis } from '../prompt/prompt-analysis.js';
 import type { SlotContent, SlotPlan } from '../slots/slot-state.js';
 import type { GenerationDeps } from './deps.js';
-import { noteClearedIntoRam, slotStillHolds } from './slot-truth.js';
+import { loadFromServerRam, noteClearedIntoRam, slotStillHolds } from './slot-truth.js';
 import type { SlotTruthDeps } from './slot-truth.js';
 
 export type PinnedRamDeps = SlotTruthDeps & Pick<GenerationDeps, 'policy'>;
@@ -100,11 +100,5 @@ function loadFromRamInstead(
   const hit = backend.ramCache.find(analysis.model, analysis.blocks, held.nTokens ?? 0);
   const disk = plan.restore;
   if (!hit?.sure || (disk && lcpBlocks(hit.content.blocks, analysis.blocks) <= disk.lcp)) return;
-  backend.ramCache.take(hit.content);
-  deps.rescues.taken(hit.content);
-  if (disk) {
-    deps.index.unpin(disk.key); // the planner's pin (see pinPlannedFile): nothing restores it now
-    plan.restore = undefined;
-  }
-  plan.fromServerCache = hit;
+  loadFromServerRam(deps, plan, hit);
 }

@@ -26,6 +26,7 @@ import type { DiskMatch, SlotContent, SlotPlan, SlotState } from '../slots/slot-
 import type { RequestLog } from '../http/request-log.js';
 import type { CacheOpResult } from '../slots/slot-cache.js';
 import type { Backend } from '../backend/backend.js';
+import type { RamCacheHit } from '../backend/server-ram-cache.js';
 import type { GenerationDeps } from './deps.js';
 import type { ForwardOutcome } from './forward.js';
 import { tokensLeftInSlot } from './sse-tap.js';
@@ -146,13 +147,25 @@ export async function leavePlacementToServer(
     (await startedAgain(deps, plan.slot.backend, analysis.model))
   )
     return;
-  backend.ramCache.take(hit.content);
+  plan.unpinned = true;
+  loadFromServerRam(deps, plan, hit);
+}
+
+/**
+ * The plan takes its conversation from the server's RAM cache (`hit`) instead of a restore from disk: the server will
+ * have loaded it into the slot, and nothing need rescue it.
+ */
+export function loadFromServerRam(
+  deps: Pick<SlotTruthDeps, 'backends' | 'rescues' | 'index'>,
+  plan: SlotPlan,
+  hit: RamCacheHit,
+): void {
+  deps.backends.at(plan.slot.backend).ramCache.take(hit.content);
   deps.rescues.taken(hit.content);
-  if (disk) {
-    deps.index.unpin(disk.key); // the planner's pin (see pinPlannedFile): nothing restores it now
+  if (plan.restore) {
+    deps.index.unpin(plan.restore.key); // the planner's pin (see pinPlannedFile): nothing restores it now
     plan.restore = undefined;
   }
-  plan.unpinned = true;
   plan.fromServerCache = hit;
 }
 
