@@ -17,7 +17,7 @@
  */
 import { lcpBlocks } from '../prompt/block-match.js';
 import type { PromptAnalysis } from '../prompt/prompt-analysis.js';
-import type { SlotContent, SlotPlan } from '../slots/slot-state.js';
+import type { DiskMatch, SlotContent, SlotPlan } from '../slots/slot-state.js';
 import type { GenerationDeps } from './deps.js';
 import { loadFromServerRam, noteClearedIntoRam, slotStillHolds } from './slot-truth.js';
 import type { SlotTruthDeps } from './slot-truth.js';
@@ -99,6 +99,16 @@ function loadFromRamInstead(
   const backend = deps.backends.at(plan.slot.backend);
   const hit = backend.ramCache.find(analysis.model, analysis.blocks, held.nTokens ?? 0);
   const disk = plan.restore;
-  if (!hit?.sure || (disk && lcpBlocks(hit.content.blocks, analysis.blocks) <= disk.lcp)) return;
+  if (!hit?.sure || (disk && !holdsMore(hit.content, disk, analysis.blocks))) return;
   loadFromServerRam(deps, plan, hit);
+}
+
+/**
+ * Whether `held` brings back more of the request's conversation than the disk entry: it matches more of the prompt,
+ * or as many blocks (a turn adds less than a block) and more tokens as another state (a later one).
+ */
+function holdsMore(held: SlotContent, disk: DiskMatch, blocks: readonly string[]): boolean {
+  const lcp = lcpBlocks(held.blocks, blocks);
+  if (lcp !== disk.lcp) return lcp > disk.lcp;
+  return held.key !== disk.key && (held.nTokens ?? 0) > (disk.tokens ?? Infinity);
 }

@@ -104,6 +104,9 @@ async function rescueIntoPinnedSlot(
     backend.behaviour.noteTaskStart(slot);
     backend.ramCache.take(content);
     noteLaunch(deps, plan, pushedOut);
+    // The slot holds the conversation from now on: its next turn, arriving meanwhile, waits for it (the planner's
+    // own-slot wait) rather than restore an older entry from disk.
+    deps.pool.fill(slot, { ...content, saved: false });
     const timings = await runReplay(backend, slot, content, replay(slot.id));
     const left = tokensLeftInSlot(timings);
     if (left === undefined) {
