@@ -120,7 +120,7 @@ const DEFS = {
   IDLE_SAVE_SECONDS: def(
     '2',
     decimal(0),
-    "smart policy: the loss window. Each answer's new state is saved in the backend's idle time after it (write-behind), at the latest this many seconds later, unless the conversation continued first; on a server that clears idle slots, an answer its RAM cache keeps is saved from there shortly before then (0 = off: save only at eviction, model swap and shutdown)",
+    "smart policy: the loss window. Each answer's new state is saved in the backend's idle time after it (write-behind), at the latest this many seconds later, unless the conversation continued first; an answer left to the server's RAM cache (see SERVER_CACHE_RAM_MIB) is saved from there shortly before then (0 = off: save only at eviction, model swap and shutdown)",
   ),
   SERVER_CACHE_RAM_MIB: def(
     '8192',

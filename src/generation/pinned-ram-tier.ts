@@ -68,6 +68,7 @@ export function noteLaunch(deps: PinnedRamDeps, plan: SlotPlan, pushedOut: SlotC
     if (slot !== plan.slot && slot.content && !backend.behaviour.launched(slot))
       backend.ramCache.noteCopy(slot.content);
 }
+
 /**
  * Whether a task pinned to a slot holding `content` moves it into the RAM cache: the task keeps less than half of
  * it. A prompt that shares no block with it shares a chat template's first tokens at most; one that shares blocks
@@ -85,10 +86,10 @@ const SURELY_UNDER_HALF = 0.4;
  * The request's conversation from the RAM cache rather than from disk, when the model is sure the cache has it once
  * the server has moved the slot's content `held` there (which it does first), and it holds more of it than disk does.
  * Where disk has as much, the restore stays: it brings back exactly that state, whereas the server takes from its
- * cache the first state of the conversation that holds a larger share of itself and of the prompt than the ones
- * before it (oldest first), and an older state kept there (a copy of an idle slot, which a newer state replaces only when its
- * tokens continue it exactly: a reply's tokens as generated often differ from the same text tokenized in the next
- * prompt) can come first. Seen on the real bench: a turn brought back 2,661 of its 3,146 tokens.
+ * cache the first state of the conversation (oldest first) that holds a larger share of itself and of the prompt
+ * than the ones before it, and an older state kept there can come first: a copy of an idle slot, which a newer state
+ * replaces only when its tokens continue it exactly (a reply's tokens as generated often differ from the same text
+ * tokenized in the next prompt). Seen on the real bench: a turn brought back 2,661 of its 3,146 tokens.
  */
 function loadFromRamInstead(
   deps: PinnedRamDeps,
