@@ -27,6 +27,7 @@ import { createSavePolicy } from './slots/save-policy.js';
 import { ResaveRent } from './slots/resave-rent.js';
 import { BookedSaves } from './slots/booked-saves.js';
 import { RamRescues } from './slots/ram-rescue.js';
+import { shortKey } from './cache/meta-file.js';
 import { rescueFromServerRam } from './generation/ram-rescue-launch.js';
 import { LaunchGate } from './slots/launch-gate.js';
 import { BackendActivity } from './backend/backend-activity.js';
@@ -101,10 +102,21 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     onResult: (action, result) => observation.metrics.noteCacheOp(action, result),
     onStateSize: (backend, model, tokens, bytes) => backends.at(backend).ramCache.learnTokenSize(model, tokens, bytes),
     onIdleSlotCleared: (backend, content) => {
-      backends.at(backend).ramCache.note(content);
+      const at = backends.at(backend);
+      if (at.behaviour.keepsIdleSlots()) {
+        // A server seen keeping its idle slots did not clear this one: it restarted (or another client erased it),
+        // and its RAM cache holds nothing of it. Taken for a clearing, the proxy would switch to that regime.
+        log.warn(
+          { backend: at.url, key: shortKey(content.key) },
+          'a slot of a server that keeps idle slots was found empty (restarted?); forgetting what its slots held',
+        );
+        at.forget();
+        return;
+      }
+      at.ramCache.note(content);
       // Left there and found cleared by a save after the answer: it still has to reach the disk in time.
       rescues.cleared(content);
-      backends.at(backend).noteClearsIdleSlots('empty save');
+      at.noteClearsIdleSlots('empty save');
     },
   });
   const analyzer = new PromptAnalyzer({

@@ -11,6 +11,7 @@ import { startStack } from '../support/stack.js';
 import type { Stack } from '../support/stack.js';
 import { stacksPerTest } from '../support/tapped-stack.js';
 import { RECHECK_AFTER_QUIET_MS } from '../../src/generation/slot-truth.js';
+import { IDLE_CLEARING_FOUND } from '../../src/backend/backend.js';
 
 /** A proxy in front of a simulator with 2 slots of their own and llama-server's default RAM cache. */
 function startKeeping(policy: 'smart' | 'always'): Promise<Stack> {
@@ -92,6 +93,28 @@ describe(
       assert.ok(a2.timings.cache_n >= a1.timings.cache_n + a1.timings.prompt_n, JSON.stringify(a2.timings));
       const misses = stack.logs.lines.filter((l) => String(l.msg).startsWith("the server's RAM cache no longer held"));
       assert.deepEqual(misses, []);
+    });
+
+    it('a restart that a save after the answer finds (its slot empty) is not taken for a server that clears idle slots', async () => {
+      const stack = stacks.keep(await startKeeping('smart'));
+      const a = opening(5401);
+      const a1 = await chat(stack, a);
+      await stack.sim.restart(); // before the save after the answer
+      await logLineAfter(
+        stack.logs,
+        0,
+        'a slot of a server that keeps idle slots was found empty (restarted?); forgetting what its slots held',
+      );
+      const res = await fetch(`${stack.url}/proxycache/status`);
+      const status = (await res.json()) as { backends: Array<{ clears_idle_slots: unknown }> };
+      assert.notEqual(status.backends[0]!.clears_idle_slots, true);
+      assert.equal(stack.logs.lines.filter((l) => l.msg === IDLE_CLEARING_FOUND).length, 0);
+      // Pinned as before: the next conversations are kept in their slots and reuse them.
+      const b = opening(5402);
+      const b1 = await chat(stack, b);
+      const b2 = await chat(stack, continued(b, b1.content, 5403));
+      assert.equal(b2.line.decision, 'resident', JSON.stringify(b2.line));
+      assert.ok(a1.timings.prompt_n > 0);
     });
 
     it('the seed policy (SAVE_POLICY=always) saves before the eviction and restores from disk, as the Python proxy does', async () => {
