@@ -28,34 +28,29 @@ interface Configuration {
   clearsIdleSlots: boolean;
   /** Whether the server alone brings every later turn back (its RAM cache holds the whole working set). */
   aloneReusesAll: boolean;
-  /** Whether the server has a RAM cache, which the proxy uses as the tier in front of its disk. */
-  ramTier: boolean;
 }
 
 const CONFIGURATIONS: Configuration[] = [
-  { name: 'defaults (no -np)', server: { slots: 'auto' }, clearsIdleSlots: true, aloneReusesAll: true, ramTier: true },
+  { name: 'defaults (no -np)', server: { slots: 'auto' }, clearsIdleSlots: true, aloneReusesAll: true },
   {
     name: 'no -np, --no-cache-idle-slots',
     server: { slots: 'auto', args: ['--no-cache-idle-slots'] },
     clearsIdleSlots: false,
     aloneReusesAll: true,
-    ramTier: true,
   },
   {
     name: 'no -np, --cache-ram 0',
     server: { slots: 'auto', args: ['--cache-ram', '0'] },
     clearsIdleSlots: false,
     aloneReusesAll: false,
-    ramTier: false,
   },
   {
     name: '-np 2 --kv-unified',
     server: { slots: 2, args: ['--kv-unified'] },
     clearsIdleSlots: true,
     aloneReusesAll: true,
-    ramTier: true,
   },
-  { name: '-np 2', server: { slots: 2 }, clearsIdleSlots: false, aloneReusesAll: true, ramTier: true },
+  { name: '-np 2', server: { slots: 2 }, clearsIdleSlots: false, aloneReusesAll: true },
 ];
 
 interface Turn {
@@ -145,7 +140,7 @@ for (const configuration of CONFIGURATIONS) {
       });
     }
 
-    if (configuration.ramTier && configuration.clearsIdleSlots) {
+    if (configuration.clearsIdleSlots) {
       it("later turns come back from the server's RAM cache (disk behind it): none is restored from disk", () => {
         const decisions = proxied.filter((t) => t.previous).map((t) => t.result.line.decision);
         assert.ok(
