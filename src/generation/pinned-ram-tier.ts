@@ -19,14 +19,17 @@ import { lcpBlocks } from '../prompt/block-match.js';
 import type { PromptAnalysis } from '../prompt/prompt-analysis.js';
 import type { DiskMatch, SlotContent, SlotPlan } from '../slots/slot-state.js';
 import type { GenerationDeps } from './deps.js';
-import { loadFromServerRam, noteClearedIntoRam, slotStillHolds } from './slot-truth.js';
+import { keepsWithoutSwaps, loadFromServerRam, noteClearedIntoRam, slotStillHolds } from './slot-truth.js';
 import type { SlotTruthDeps } from './slot-truth.js';
 
 export type PinnedRamDeps = SlotTruthDeps & Pick<GenerationDeps, 'policy'>;
 
-/** Whether the RAM tier is reached by pins on this backend: it keeps idle slots, and the policy uses that tier. */
+/**
+ * Whether the RAM tier is reached by pins on this backend: a plain llama-server that keeps idle slots
+ * (keepsWithoutSwaps), under a policy that uses that tier.
+ */
 export function ramTierByPin(deps: PinnedRamDeps, backendIndex: number): boolean {
-  return deps.policy.leavesToServerRam && deps.backends.at(backendIndex).behaviour.keepsIdleSlots();
+  return deps.policy.leavesToServerRam && keepsWithoutSwaps(deps.backends.at(backendIndex));
 }
 
 /**

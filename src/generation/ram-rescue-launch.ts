@@ -17,7 +17,7 @@ import { readText } from '../backend/llama-client.js';
 import type { Backend } from '../backend/backend.js';
 import { readAnswer, tokensLeftInSlot } from './sse-tap.js';
 import type { SlotTruthDeps } from './slot-truth.js';
-import { beforeTaskStart, lookAtSlots, tasksRunningBeforeLaunch } from './slot-truth.js';
+import { beforeTaskStart, keepsWithoutSwaps, lookAtSlots, tasksRunningBeforeLaunch } from './slot-truth.js';
 import type { GenerationDeps } from './deps.js';
 import { roomForRescue } from './slot-room.js';
 import { movesIntoRam, noteLaunch } from './pinned-ram-tier.js';
@@ -36,8 +36,8 @@ export function rescueFromServerRam(
   content: SlotContent,
   replay: Replay,
 ): Promise<boolean | 'later'> {
-  const { behaviour } = deps.backends.at(backendIndex);
-  if (behaviour.keepsIdleSlots()) return rescueIntoPinnedSlot(deps, backendIndex, content, replay);
+  if (keepsWithoutSwaps(deps.backends.at(backendIndex)))
+    return rescueIntoPinnedSlot(deps, backendIndex, content, replay);
   return rescueUnpinned(deps, backendIndex, content, replay);
 }
 

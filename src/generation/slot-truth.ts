@@ -358,8 +358,8 @@ const CONTENTION_WINDOW_MS = 1000;
  * when the policy and the loss window allow it, while the RAM cache has room to spare for its `tokens` (half its
  * limit), on a backend that clears idle slots (each launch moves them into the RAM cache) while its KV buffer has room
  * for every slot to hold a conversation that size (a rescue loads it back beside the others: where it does not, the
- * rescues wait for room while tasks run, past the loss window; see slot-room.ts), or on one that keeps them (a pinned
- * launch on its slot moves it there, see pinned-ram-tier.ts). Every generation route the proxy pins replays without
+ * rescues wait for room while tasks run, past the loss window; see slot-room.ts), or on a plain server that keeps them
+ * (a pinned launch on its slot moves it there: keepsWithoutSwaps). Every generation route the proxy pins replays without
  * generating: the real server honours `n_predict: 0` on the chat, completion and Responses routes alike (one token,
  * whatever the body's `max_tokens` or `max_output_tokens`).
  */
@@ -374,8 +374,17 @@ export function leavesToServerRam(
   const slots = deps.pool.group(backendIndex, task.model).length;
   const clearedWithRoom = behaviour.clearsIdleSlots() && (kvCells === undefined || task.tokens * slots <= kvCells);
   return (
-    deps.rescues.enabled && (clearedWithRoom || behaviour.keepsIdleSlots()) && ramCache.hasRoom(task.model, task.tokens)
+    deps.rescues.enabled && (clearedWithRoom || keepsWithoutSwaps(backend)) && ramCache.hasRoom(task.model, task.tokens)
   );
+}
+
+/**
+ * A plain llama-server seen keeping its idle slots, where the RAM cache is reached through pins (pinned-ram-tier.ts).
+ * Behind llama-swap or in router mode a model's unload takes its RAM cache along: what was left there would be lost,
+ * and its rescue would load the model again.
+ */
+export function keepsWithoutSwaps(backend: Backend): boolean {
+  return backend.behaviour.keepsIdleSlots() && backend.client.kind === 'llama-server';
 }
 
 /**

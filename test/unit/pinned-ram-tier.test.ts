@@ -1,6 +1,12 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import pino from 'pino';
+import { Backend } from '../../src/backend/backend.js';
+import type { LlamaClient } from '../../src/backend/llama-client.js';
 import { movesIntoRam } from '../../src/generation/pinned-ram-tier.js';
+import { leavesToServerRam } from '../../src/generation/slot-truth.js';
+import type { SlotTruthDeps } from '../../src/generation/slot-truth.js';
+import { SlotPool } from '../../src/slots/slot-pool.js';
 import type { SlotContent } from '../../src/slots/slot-state.js';
 
 const held = (blocks: string[], nTokens?: number): SlotContent => ({
@@ -27,5 +33,35 @@ describe('movesIntoRam: whether a task pinned to a slot moves what the slot hold
 
   it('an empty slot moves nothing (the server skips its RAM cache for a pin there)', () => {
     assert.equal(movesIntoRam(held([], 0), ['x']), false);
+  });
+});
+
+/** A backend of `kind` seen keeping its idle slots, whose token size the proxy knows. */
+function keepingBackend(kind: 'llama-server' | 'llama-swap' | 'router') {
+  const pool = new SlotPool([{ nSlots: 2, sharedAcrossModels: () => kind === 'llama-server' }]);
+  const client = { kind, url: 'http://backend' } as unknown as LlamaClient;
+  const backend = new Backend({
+    index: 0,
+    client,
+    settings: { nSlots: 2, nSlotsConfigured: false },
+    modelId: 'm',
+    serverCacheRamMib: 8192,
+    pool,
+    log: pino({ level: 'silent' }),
+  });
+  backend.behaviour.noteKeepsIdleSlots();
+  backend.ramCache.learnTokenSize('m', 100, 100 * 4112);
+  const deps = { backends: { at: () => backend }, pool, rescues: { enabled: true } } as unknown as SlotTruthDeps;
+  return leavesToServerRam(deps, 0, { model: 'm', tokens: 3000 });
+}
+
+describe('answers left to the RAM cache of a server that keeps idle slots', () => {
+  it('on a plain llama-server', () => {
+    assert.equal(keepingBackend('llama-server'), true);
+  });
+
+  it('not behind llama-swap or in router mode, where an unload takes the RAM cache along', () => {
+    assert.equal(keepingBackend('llama-swap'), false);
+    assert.equal(keepingBackend('router'), false);
   });
 });
