@@ -359,9 +359,9 @@ const CONTENTION_WINDOW_MS = 1000;
  * limit), on a backend that clears idle slots (each launch moves them into the RAM cache) while its KV buffer has room
  * for every slot to hold a conversation that size (a rescue loads it back beside the others: where it does not, the
  * rescues wait for room while tasks run, past the loss window; see slot-room.ts), or on a plain server that keeps them
- * (a pinned launch on its slot moves it there: keepsWithoutSwaps). Every generation route the proxy pins replays without
- * generating: the real server honours `n_predict: 0` on the chat, completion and Responses routes alike (one token,
- * whatever the body's `max_tokens` or `max_output_tokens`).
+ * (a pinned launch on its slot moves it there: keepsWithoutSwaps). Every generation route the proxy pins replays
+ * without generating: the real server honours `n_predict: 0` on the chat, completion and Responses routes alike (one
+ * token, whatever the body's `max_tokens` or `max_output_tokens`).
  */
 export function leavesToServerRam(
   deps: Pick<SlotTruthDeps, 'backends' | 'rescues' | 'pool'>,

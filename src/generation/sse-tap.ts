@@ -66,8 +66,8 @@ function num(v: unknown): number | undefined {
 }
 
 /**
- * A whole JSON answer's timings (none when it is not JSON or says nothing) and, when asked for (`reply`: the route's shape), the text it answered when that is
- * all it answered (see AnswerText).
+ * A whole JSON answer's timings (none when it is not JSON or says nothing) and, when asked for (`reply`: the route's
+ * shape), the text it answered when that is all it answered (see AnswerText).
  */
 export function readAnswer(buffer: Buffer, reply?: AnswerShape): { timings?: Timings; reply?: string } {
   let answer: unknown;

@@ -12,8 +12,9 @@
  * launch clears it (`leavesToRam`, `leftToRam`). Once a launch has moved it into the RAM cache unsaved (`cleared`),
  * it waits there: a next turn that takes it back (`taken`) needs nothing written. Otherwise, shortly before the
  * window ends, the proxy brings it back into a slot and saves it (the `rescue` given: the same request again,
- * without a pin, or pinned where the server keeps idle slots, and with `n_predict: 0`, served from the RAM cache in the iteration that takes it up; on the real
- * server a 4.2k-token conversation came back in 10 ms, `cache_n` 4227 + `prompt_n` 1). On the chat and Responses
+ * without a pin, or pinned where the server keeps idle slots, and with `n_predict: 0`, served from the RAM cache in
+ * the iteration that takes it up; on the real server a 4.2k-token conversation came back in 10 ms, `cache_n` 4227 +
+ * `prompt_n` 1). On the chat and Responses
  * routes the replay continues the answer's text (see flow.replayOf), so the state so saved holds the reply;
  * elsewhere it is the request's prompt alone, and a turn restored from it prefills that reply again. `close()`
  * rescues what is left at shutdown.
