@@ -131,21 +131,22 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     windowMs: config.idleSaveSeconds * 1000,
     describeBackend: (backend) => clients[backend]!.url,
   });
+  const rescues = new RamRescues({
+    windowMs: policy.leavesToServerRam ? config.idleSaveSeconds * 1000 : 0,
+    rescue: (backend, content, replay) => rescueFromServerRam(generation, backend, content, replay),
+    log,
+  });
   const swapDeps = {
     backends,
     pool,
     slotCache,
     skipSave: policy.skipSave,
     rent,
+    rescues,
     log,
     acquireTimeoutMs: config.acquireTimeout * 1000,
     loadTimeoutMs: config.requestTimeout * 1000,
   };
-  const rescues = new RamRescues({
-    windowMs: policy.leavesToServerRam ? config.idleSaveSeconds * 1000 : 0,
-    rescue: (backend, content, replay) => rescueFromServerRam(generation, backend, content, replay),
-    log,
-  });
   const generation: GenerationDeps = {
     analyzer,
     backends,
@@ -194,7 +195,7 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
   });
   registerProxycacheApi(
     app,
-    { config, backends, pool, index, slotCache, economics, metaStore, cleanup, log },
+    { config, backends, pool, index, slotCache, rescues, economics, metaStore, cleanup, log },
     observation,
   );
 

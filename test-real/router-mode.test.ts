@@ -55,3 +55,48 @@ describe('proxy in front of a real llama-server in router mode (two models, --mo
     );
   });
 });
+
+describe(
+  "router mode with the children's defaults (4 slots, unified KV buffer, idle slots cached in RAM)",
+  { skip },
+  () => {
+    let stack: RealStack;
+    before(async () => {
+      if ('skip' in where) return;
+      stack = await startRealStack(where, {
+        server: { slots: 'auto', router: ['alpha', 'beta'], args: ['--models-max', '1'] },
+        env: { IDLE_SAVE_SECONDS: '10' },
+      });
+    });
+    after(() => stack?.close());
+
+    it("what alpha's RAM cache alone holds is saved before beta unloads it, and nothing loads alpha again", async () => {
+      const a = openingOf(421);
+      const a1 = await realChat(stack, 'proxy', a, { model: 'alpha' });
+      // Saved in the idle time after its answer: the proxy learns the size of a token's state from it.
+      await stack.logs.waitFor((l) => l.msg === 'saved after answer' && l.key === a1.line.key, 10_000);
+      const o = openingOf(422);
+      const o1 = await realChat(stack, 'proxy', o, { model: 'alpha' });
+      // Found cleared by the other's launch: the proxy learns that the server clears idle slots.
+      const a2 = await realChat(stack, 'proxy', nextTurn(a, a1.content, 423), { model: 'alpha' });
+      assert.equal(a2.line.slot_check, 'cleared-idle', JSON.stringify(a2.line));
+      const b1 = await realChat(stack, 'proxy', openingOf(424), { model: 'alpha' }); // pushes a out, unsaved
+      await realChat(stack, 'proxy', nextTurn(o, o1.content, 425), { model: 'alpha' }); // and b
+      const rescued = () =>
+        stack.logs
+          .withMsg("saved from the server's RAM cache")
+          .filter((l) => l.model === 'alpha')
+          .map((l) => l.key);
+      assert.deepEqual(rescued(), [], 'left to the RAM cache');
+
+      const x = await realChat(stack, 'proxy', openingOf(426), { model: 'beta' });
+      assert.equal(x.line.status, 200);
+      assert.deepEqual(rescued().sort(), [a2.line.key, b1.line.key].sort(), 'rescued before the swap');
+      for (const line of stack.logs.withMsg("saved from the server's RAM cache"))
+        assert.ok((line.cache_n as number) > 0, `loaded from the RAM cache: ${JSON.stringify(line)}`);
+      // Shutdown rescues what still waits in a RAM cache: nothing does, so nothing loads alpha again.
+      await stack.proxy.close();
+      assert.deepEqual(await loadedModels(stack), ['beta']);
+    });
+  },
+);

@@ -189,8 +189,9 @@ export class Backend {
 
   /**
    * The models loaded now behind llama-swap or router mode (undefined on a plain llama-server, or when they could
-   * not be read). What belonged to models no longer loaded is forgotten: their idle slots' contents (their server
-   * is gone, and its slots with it) and their identities (the name may point at another file when it loads again).
+   * not be read). What belonged to models no longer loaded is forgotten: their idle slots' contents and what their
+   * RAM caches held (their server is gone, and its slots and cache with it) and their identities (the name may point
+   * at another file when it loads again).
    */
   async loadedModels(): Promise<Set<string> | undefined> {
     const { client, log, pool } = this.deps;
@@ -203,6 +204,7 @@ export class Backend {
     }
     if (!loaded) return undefined;
     pool.forgetIdleOn(this.index, (slot) => !loaded.has(slot.model));
+    this.ramCache.keepModels(loaded);
     for (const model of [...this.known.keys()]) {
       if (loaded.has(model)) continue;
       this.fingerprints.delete(model);

@@ -154,6 +154,11 @@ export class ServerRamCacheLedger {
     this.entries = [];
   }
 
+  /** Behind llama-swap or a router each model runs a server of its own: an unloaded one's cache went with it. */
+  keepModels(loaded: ReadonlySet<string>): void {
+    this.entries = this.entries.filter((e) => loaded.has(e.content.model));
+  }
+
   private bytesOf(entry: Held): number | undefined {
     const perToken = this.bytesPerToken.get(entry.content.model);
     return perToken === undefined ? undefined : entry.tokens * perToken;

@@ -1,14 +1,16 @@
 /**
  * Before a request for a model is planned. Behind llama-swap and router mode a request for another model unloads
- * the current one (its slots die with its process), so the slots that only the other models hold are saved first,
- * and what belonged to models no longer loaded is forgotten (Backend.loadedModels). Nothing here ever loads a model
- * that the request being served does not need.
+ * the current one (its slots and RAM cache die with its process), so the slots that only the other models hold are
+ * saved first, and what was left to their RAM caches is rescued to disk (RamRescues.rescueNow); what belonged to
+ * models no longer loaded is forgotten (Backend.loadedModels, RamRescues.modelsLoaded). Nothing here ever loads a
+ * model that the request being served does not need.
  */
 import type { Logger } from 'pino';
 import type { Backend } from '../backend/backend.js';
 import type { Backends } from '../backend/backends.js';
 import { shortKey } from '../cache/meta-file.js';
 import { noteSkipped, skipSummary } from '../slots/save-skip.js';
+import type { RamRescues } from '../slots/ram-rescue.js';
 import type { ResaveRent } from '../slots/resave-rent.js';
 import type { SkipSave } from '../slots/save-skip.js';
 import type { SlotCache } from '../slots/slot-cache.js';
@@ -24,6 +26,8 @@ export interface ModelSwapDeps {
   skipSave: SkipSave;
   /** Where what the swap gives up is counted (the smart policy's re-save rent). */
   rent: ResaveRent;
+  /** Conversations left to the servers' RAM caches unsaved: rescued before their model is unloaded. */
+  rescues: Pick<RamRescues, 'rescueNow' | 'modelsLoaded'>;
   log: Logger;
   /** ACQUIRE_TIMEOUT: how long a save before a swap waits for a busy slot behind llama-swap. */
   acquireTimeoutMs: number;
@@ -46,6 +50,7 @@ async function prepareOn(deps: ModelSwapDeps, backend: Backend, model: string, b
   if (client.kind !== 'llama-swap' && client.kind !== 'router') return;
   const loaded = await backend.loadedModels();
   if (!loaded) return;
+  deps.rescues.modelsLoaded(backend.index, loaded);
   if (!loaded.has(model)) await saveBeforeSwap(deps, backend, loaded, model);
   // Asking for the identity loads the model; only a big request (which may restore) on the only backend asks.
   if (big && deps.backends.all.length === 1) {
@@ -104,6 +109,8 @@ async function saveBeforeSwap(
       pool.release(slot);
     }
   }
+  // After the slots: a rescue's launch clears the idle slots, which hold nothing unsaved now.
+  for (const other of loaded) if (other !== model) await deps.rescues.rescueNow(backend.index, other);
 }
 
 /** The swap will drop unsaved content that extends an entry on disk: say so, and why. */

@@ -10,7 +10,7 @@
  *   (a small one, one on disk, or one left there too), as a request's is (see pinned-ram-tier.ts); saved there.
  */
 import type { SlotContent, SlotState } from '../slots/slot-state.js';
-import type { Replay } from '../slots/ram-rescue.js';
+import type { Replay, RescueOutcome } from '../slots/ram-rescue.js';
 import { slotLeftBy } from '../slots/slot-check.js';
 import { shortKey } from '../cache/meta-file.js';
 import { readText } from '../backend/llama-client.js';
@@ -29,15 +29,20 @@ const REPLAY_TIMEOUT_MS = 30_000;
 /** How long a pinned rescue queues for a slot before it is tried again later. */
 const RESCUE_SLOT_WAIT_MS = 10_000;
 
-/** The rescue itself; true once `content` (as far as its prompt) is on disk, 'later' when it had to wait. */
-export function rescueFromServerRam(
+/**
+ * The rescue itself; true once `content` (as far as its prompt) is on disk, 'later' when it had to wait, 'lost' when
+ * its model is no longer loaded (behind llama-swap or a router: the replay would load it again, into an empty cache).
+ */
+export async function rescueFromServerRam(
   deps: RescueDeps,
   backendIndex: number,
   content: SlotContent,
   replay: Replay,
-): Promise<boolean | 'later'> {
-  if (keepsWithoutSwaps(deps.backends.at(backendIndex)))
-    return rescueIntoPinnedSlot(deps, backendIndex, content, replay);
+): Promise<RescueOutcome> {
+  const backend = deps.backends.at(backendIndex);
+  const loaded = await backend.loadedModels();
+  if (loaded && !loaded.has(content.model)) return 'lost';
+  if (keepsWithoutSwaps(backend)) return rescueIntoPinnedSlot(deps, backendIndex, content, replay);
   return rescueUnpinned(deps, backendIndex, content, replay);
 }
 

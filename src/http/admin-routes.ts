@@ -9,6 +9,7 @@ import { removeEntry } from '../cache/entry-removal.js';
 import type { EntryRemovalDeps } from '../cache/entry-removal.js';
 import type { CacheCleanup } from '../cleanup/cache-cleanup.js';
 import { badRequest, ProxyError } from '../errors.js';
+import type { RamRescues } from '../slots/ram-rescue.js';
 import type { SlotCache } from '../slots/slot-cache.js';
 import { eraseSlot } from '../slots/slot-erase.js';
 import type { SlotPool } from '../slots/slot-pool.js';
@@ -19,6 +20,8 @@ export interface AdminRouteDeps extends EntryRemovalDeps {
   access: AccessCheck;
   pool: SlotPool;
   slotCache: SlotCache;
+  /** Answers left to the servers' RAM caches unsaved: a save now brings them to disk too. */
+  rescues: Pick<RamRescues, 'saveAllNow'>;
   clients: readonly LlamaClient[];
   cleanup: Pick<CacheCleanup, 'runOnce'>;
   /** The model a plain llama-server's slot actions name (MODEL_ID). */
@@ -65,7 +68,12 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminRouteDeps):
 
     scope.post('/proxycache/save', async () => {
       const saves = await saveAllNow(deps.pool, deps.slotCache);
-      deps.log.info({ saves: saves.length }, 'unsaved slots saved by the admin API');
+      // After the slots: a rescue's launch may clear them (on a server that clears idle slots).
+      const fromRamCache = await deps.rescues.saveAllNow();
+      deps.log.info(
+        { saves: saves.length, from_ram_cache: fromRamCache },
+        'unsaved slots and RAM-cache contents saved by the admin API',
+      );
       return {
         saves: saves.map((s) => ({
           backend: s.backend,
@@ -74,6 +82,7 @@ export function registerAdminRoutes(app: FastifyInstance, deps: AdminRouteDeps):
           key: s.key,
           ...(s.result === 'busy' ? { ok: false, error: 'busy' } : s.result),
         })),
+        from_ram_cache: { saved: fromRamCache.saved, not_saved: fromRamCache.notSaved },
       };
     });
 

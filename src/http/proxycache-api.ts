@@ -14,6 +14,7 @@ import type { PrefixIndex } from '../cache/prefix-index.js';
 import type { CacheCleanup } from '../cleanup/cache-cleanup.js';
 import type { Config } from '../config/index.js';
 import type { RestoreEconomics } from '../slots/restore-economics.js';
+import type { RamRescues } from '../slots/ram-rescue.js';
 import type { SlotCache } from '../slots/slot-cache.js';
 import type { SlotPool } from '../slots/slot-pool.js';
 import type { Logger } from 'pino';
@@ -30,6 +31,7 @@ export interface ProxycacheState {
   pool: SlotPool;
   index: PrefixIndex;
   slotCache: SlotCache;
+  rescues: Pick<RamRescues, 'saveAllNow'>;
   economics: Pick<RestoreEconomics, 'speeds'>;
   metaStore: { remove(key: string): Promise<void> };
   cleanup: Pick<CacheCleanup, 'runOnce'>;
@@ -51,6 +53,7 @@ export function registerProxycacheApi(app: FastifyInstance, state: ProxycacheSta
     cacheDir: state.config.cacheDir,
     pool: state.pool,
     slotCache: state.slotCache,
+    rescues: state.rescues,
     clients,
     cleanup: state.cleanup,
     defaultModel: state.config.modelId,

@@ -31,9 +31,11 @@ export type Replay = (idSlot: number) => { path: string; body: Buffer | string }
 
 /**
  * Bring `content` back into a slot of `backend` with `replay` and save it; true once it is on disk, 'later' when it
- * was not tried (no room for it while tasks run: a try again does not count as one).
+ * was not tried (no room for it while tasks run: a try again does not count as one), 'lost' when its model was
+ * unloaded (behind llama-swap or a router): the RAM cache went with it, and a replay would only load the model again.
  */
-export type Rescue = (backend: number, content: SlotContent, replay: Replay) => Promise<boolean | 'later'>;
+export type Rescue = (backend: number, content: SlotContent, replay: Replay) => Promise<RescueOutcome>;
+export type RescueOutcome = boolean | 'later' | 'lost';
 
 export interface RamRescueDeps {
   /**
@@ -72,7 +74,7 @@ export class RamRescues {
   private readonly left = new WeakMap<SlotContent, Left>();
   /** Contents in the RAM cache only, with their rescue timer. */
   private readonly pending = new Map<SlotContent, NodeJS.Timeout>();
-  private readonly rescuing = new Set<Promise<void>>();
+  private readonly rescuing = new Set<Promise<boolean>>();
   private closed = false;
   private trust = 0;
   private readonly now: () => number;
@@ -136,6 +138,57 @@ export class RamRescues {
     this.left.delete(content);
   }
 
+  /**
+   * A request is about to unload `model` from `backend` (llama-swap, or a router at its `--models-max`): its RAM cache
+   * goes with it, so what waits there is rescued now, one at a time, and the rescues running are waited for.
+   */
+  async rescueNow(backend: number, model: string): Promise<void> {
+    await this.rescueWaiting((content) => content.model === model && this.left.get(content)?.backend === backend);
+  }
+
+  /** Rescue everything that waits now (the admin API's save): how many contents reached the disk, how many not. */
+  saveAllNow(): Promise<{ saved: number; notSaved: number }> {
+    return this.rescueWaiting(() => true);
+  }
+
+  /**
+   * The models loaded on `backend` now: what waits in the RAM cache of a model no longer loaded went with its unload
+   * (llama-swap's ttl, another client's request). Given up and told, so that no rescue loads the model again later.
+   */
+  modelsLoaded(backend: number, loaded: ReadonlySet<string>): void {
+    for (const content of this.pendingOf(backend, (m) => !loaded.has(m))) {
+      this.disarm(content);
+      this.lost(content);
+    }
+  }
+
+  private pendingOf(backend: number, model: (model: string) => boolean): SlotContent[] {
+    return [...this.pending.keys()].filter((c) => model(c.model) && this.left.get(c)?.backend === backend);
+  }
+
+  /** Rescue the waiting contents `which` picks now, one at a time, once the rescues running have ended. */
+  private async rescueWaiting(which: (content: SlotContent) => boolean): Promise<{ saved: number; notSaved: number }> {
+    await Promise.allSettled([...this.rescuing]);
+    // A rescue's launch may clear another content left there: it is rescued in its turn (each tried once).
+    const tried = new Set<SlotContent>();
+    let saved = 0;
+    for (;;) {
+      const content = [...this.pending.keys()].find((c) => which(c) && !tried.has(c));
+      if (!content) return { saved, notSaved: tried.size - saved };
+      tried.add(content);
+      this.disarm(content);
+      if (await this.run(content, 1)) saved++;
+    }
+  }
+
+  private lost(content: SlotContent): void {
+    this.left.delete(content);
+    this.deps.log.warn(
+      { key: shortKey(content.key), model: content.model, tokens: content.nTokens },
+      "a conversation left to the server's RAM cache was lost when its model was unloaded (llama-swap's ttl, or a request from elsewhere); its next turn prefills what disk lacks",
+    );
+  }
+
   /** Contents in the servers' RAM caches only, waiting for their rescue (told when a shutdown runs out of time). */
   get waiting(): number {
     return this.pending.size;
@@ -144,11 +197,7 @@ export class RamRescues {
   /** Shutdown: rescue what waits now, one at a time, and wait for rescues running. */
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.allSettled([...this.rescuing]);
-    for (const content of [...this.pending.keys()]) {
-      this.disarm(content);
-      await this.run(content, 1);
-    }
+    await this.rescueWaiting(() => true);
   }
 
   private disarm(content: SlotContent): void {
@@ -167,13 +216,18 @@ export class RamRescues {
     this.pending.set(content, timer);
   }
 
-  private async run(content: SlotContent, tries: number): Promise<void> {
+  /** One try (and the next ones armed); true once the content is on disk. */
+  private async run(content: SlotContent, tries: number): Promise<boolean> {
     const left = this.left.get(content);
-    if (!left || content.saved) return;
+    if (!left || content.saved) return content.saved;
     const saved = await this.deps.rescue(left.backend, content, left.replay).catch(() => false);
     if (saved === true || content.saved) {
       this.left.delete(content);
-      return;
+      return true;
+    }
+    if (saved === 'lost') {
+      this.lost(content);
+      return false;
     }
     if (saved === 'later' && !this.closed) {
       if (!left.lateTold && this.now() > left.answeredAt + this.deps.windowMs) {
@@ -183,12 +237,17 @@ export class RamRescues {
           "a conversation left to the server's RAM cache waits past its loss window for a slot to come back to (or room in the KV buffer); a restart now would lose it",
         );
       }
-      return this.arm(content, RETRY_MS, tries);
+      this.arm(content, RETRY_MS, tries);
+      return false;
     }
-    if (tries > 1 && !this.closed) return this.arm(content, RETRY_MS, tries - 1);
+    if (tries > 1 && !this.closed) {
+      this.arm(content, RETRY_MS, tries - 1);
+      return false;
+    }
     this.deps.log.warn(
       { key: shortKey(content.key), model: content.model, tokens: content.nTokens },
       "a conversation left to the server's RAM cache could not be saved to disk; a restart would lose it",
     );
+    return false;
   }
 }

@@ -142,7 +142,7 @@ describe('admin API', { timeout: 60_000 }, () => {
     assert.equal(valueOf(after, 'proxycache_slots_unsaved'), 0);
 
     const nothing = await api(stack.url, 'POST', '/proxycache/save');
-    assert.deepEqual(nothing.body, { saves: [] }, 'nothing left to save');
+    assert.deepEqual(nothing.body, { saves: [], from_ram_cache: { saved: 0, not_saved: 0 } }, 'nothing left to save');
   });
 
   it('POST /proxycache/slots/{backend}/{id}/erase empties the slot on the backend and makes the proxy forget it', async () => {

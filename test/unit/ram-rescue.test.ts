@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import pino from 'pino';
 import { RamRescues } from '../../src/slots/ram-rescue.js';
-import type { Replay } from '../../src/slots/ram-rescue.js';
+import type { Replay, RescueOutcome } from '../../src/slots/ram-rescue.js';
 import type { SlotContent } from '../../src/slots/slot-state.js';
 import { held, slot } from '../support/slot-fixtures.js';
 
@@ -15,7 +15,7 @@ const replay: Replay = () => ({ path: '/v1/chat/completions', body: '{}' });
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Rescues recorded by hand; `outcomes` says what each successive call answers (true once the list runs out). */
-function recorder(outcomes: Array<boolean | 'later'> = []) {
+function recorder(outcomes: RescueOutcome[] = []) {
   const calls: Array<{ content: SlotContent; at: number }> = [];
   const warnings: unknown[] = [];
   const log = pino({ level: 'warn' }, { write: (line: string) => void warnings.push(JSON.parse(line)) });
@@ -41,8 +41,8 @@ function answered(rescues: RamRescues, content: SlotContent): void {
 }
 
 /** An answer left to the RAM cache, which a launch then moved there: its rescue is armed. */
-function clearedIntoRam(rescues: RamRescues, nTokens: number): SlotContent {
-  const content = held(nTokens);
+function clearedIntoRam(rescues: RamRescues, nTokens: number, model = 'm'): SlotContent {
+  const content = held(nTokens, { key: `${model}-${nTokens}`, model });
   answered(rescues, content);
   rescues.cleared(content);
   return content;
@@ -120,6 +120,41 @@ describe('RamRescues', () => {
     // Due at once (500 ms window, 500 ms lead), then every 200 ms: the fourth wait is past the window, told once.
     assert.equal(warnings.length, 1, JSON.stringify(warnings));
     assert.match(String((warnings[0] as { msg: string }).msg), /waits past its loss window/);
+    assert.equal(r.waiting, 0);
+  });
+
+  it("rescueNow: what waits in one model's RAM cache is rescued at once (its model is about to be unloaded)", async () => {
+    const { calls, rescues } = recorder();
+    const r = rescues(60_000);
+    const first = clearedIntoRam(r, 100, 'a');
+    const second = clearedIntoRam(r, 200, 'a');
+    clearedIntoRam(r, 300, 'b');
+    await r.rescueNow(1, 'a');
+    assert.equal(calls.length, 0, 'another backend');
+    await r.rescueNow(0, 'a');
+    assert.deepEqual(
+      calls.map((call) => call.content),
+      [first, second],
+    );
+    assert.equal(r.waiting, 1, "model b's waits for its timer");
+  });
+
+  it('a model no longer loaded: what waits in its RAM cache is given up and told, and never replayed', async () => {
+    const { calls, warnings, rescues } = recorder(['lost']);
+    const r = rescues(60_000);
+    const unloadedUnseen = clearedIntoRam(r, 100, 'a');
+    clearedIntoRam(r, 200, 'b');
+    r.modelsLoaded(0, new Set(['a'])); // b was unloaded
+    assert.equal(r.waiting, 1);
+    assert.equal(warnings.length, 1, JSON.stringify(warnings));
+    assert.match(String((warnings[0] as { msg: string }).msg), /was lost when its model was unloaded/);
+    // Then a is unloaded unseen: its rescue finds the model gone ('lost'); told, not tried again.
+    await r.close();
+    assert.deepEqual(
+      calls.map((call) => call.content),
+      [unloadedUnseen],
+    );
+    assert.equal(warnings.length, 2, JSON.stringify(warnings));
     assert.equal(r.waiting, 0);
   });
 

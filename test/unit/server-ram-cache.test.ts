@@ -139,6 +139,15 @@ describe('ServerRamCacheLedger', () => {
     assert.equal(ledger.find('m', ['e', 'f', 'z']), undefined);
   });
 
+  it("forgets the entries of models no longer loaded (behind llama-swap each model's cache dies with its server)", () => {
+    const ledger = ledgerOf(-1);
+    ledger.note(content('kept', ['a', 'b']));
+    ledger.note(content('gone', ['c', 'd'], { model: 'n' }));
+    ledger.keepModels(new Set(['m']));
+    assert.equal(ledger.find('n', ['c', 'd', 'z']), undefined);
+    assert.equal(ledger.find('m', ['a', 'b', 'z'])?.content.key, 'kept');
+  });
+
   it('has room for a content while its entries with it fill at most half of the limit, once a token size is known', () => {
     assert.equal(new ServerRamCacheLedger(8192).hasRoom('m', 100), false, 'size of a token not learnt yet');
     const ledger = ledgerOf(20); // a budget of 18 MiB, half of it 9 MiB: 900 tokens at 1 MiB per 100
