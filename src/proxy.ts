@@ -86,6 +86,7 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     entryCount: () => index.size,
     unsaved: (slot) => unsavedBigContent(slot, policy.skipSave) !== undefined,
     waitingForSlot: () => pool.waiting(),
+    inRamCacheOnly: () => rescues.waiting,
     prefillMsPerToken: (model) => economics.prefillMsPerToken(model),
   });
   const activity = new BackendActivity();

@@ -23,6 +23,8 @@ export interface MetricsSources {
   unsaved: (slot: SlotState) => boolean;
   /** Requests waiting for a slot now (every candidate busy, or a busy one worth waiting for). */
   waitingForSlot: () => number;
+  /** Answers left unsaved to the servers' RAM caches, waiting for their rescue to disk. */
+  inRamCacheOnly: () => number;
   backendReports: () => Promise<readonly BackendReport[]>;
 }
 
@@ -245,6 +247,15 @@ function registerStateGauges(
     help: 'Generation requests waiting for a slot now',
     collect() {
       this.set(src.waitingForSlot());
+    },
+  });
+
+  new Gauge({
+    ...reg,
+    name: 'proxycache_ram_cache_only',
+    help: "Conversations whose latest state only a server's RAM cache holds, waiting to be saved to disk from there (a restart now would lose them)",
+    collect() {
+      this.set(src.inRamCacheOnly());
     },
   });
 

@@ -28,6 +28,8 @@ export interface ObservationDeps {
   unsaved: (slot: SlotState) => boolean;
   /** Requests waiting for a slot now. */
   waitingForSlot: () => number;
+  /** Answers left unsaved to the servers' RAM caches, waiting for their rescue. */
+  inRamCacheOnly: () => number;
   prefillMsPerToken: (model: string) => number | undefined;
 }
 
@@ -42,6 +44,7 @@ export function createObservation(deps: ObservationDeps): Observation {
     entryCount: deps.entryCount,
     unsaved: deps.unsaved,
     waitingForSlot: deps.waitingForSlot,
+    inRamCacheOnly: deps.inRamCacheOnly,
     backendReports: () => probe.reports(),
   });
   observer.onRecord((record, saved) => metrics.noteRequest(record, saved));

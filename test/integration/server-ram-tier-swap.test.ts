@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { chat, continued, exists, keyOf, logLineAfter, metaPath, opening } from '../support/cache.js';
 import { api } from '../support/proxycache-api.js';
+import { parseProm, valueOf } from '../support/prom-text.js';
 import type { ChatResult, Message } from '../support/cache.js';
 import { eventsOf } from '../support/sim-helpers.js';
 import { startLlamaSwapStack } from '../support/llama-swap-stack.js';
@@ -51,6 +52,8 @@ async function leaveTwoInRam(stack: Stack): Promise<{ a: Turn; b: Turn }> {
 
 /** Tokens the slot held after a turn: what the next turn of that conversation can reuse. */
 const heldAfter = (turn: Turn) => turn.result.timings.cache_n + turn.result.timings.prompt_n;
+const ramCacheOnly = async (stack: Stack) =>
+  valueOf(parseProm((await api(stack.url, 'GET', '/metrics')).body), 'proxycache_ram_cache_only');
 const loads = (stack: Stack) => eventsOf(stack.sim, 'load').map((e) => e.model);
 
 describe("a model's RAM cache behind llama-swap", { timeout: 60_000 }, () => {
@@ -64,6 +67,7 @@ describe("a model's RAM cache behind llama-swap", { timeout: 60_000 }, () => {
   it('what it alone holds is saved before a request for another model unloads it; nothing loads that model again', async () => {
     const stack = stacks.keep(await start());
     const { a, b } = await leaveTwoInRam(stack);
+    assert.equal(await ramCacheOnly(stack), 2, 'what a restart now would lose');
     const mark = stack.sim.events.length;
     const onB = await chat(stack, opening(5106), { model: B });
     assert.equal(onB.line.status, 200);
@@ -78,6 +82,7 @@ describe("a model's RAM cache behind llama-swap", { timeout: 60_000 }, () => {
       replays.every((e) => e.ram_hit && e.prompt_n <= 1),
       `brought back from the RAM cache, not prefilled: ${JSON.stringify(replays)}`,
     );
+    assert.equal(await ramCacheOnly(stack), 0);
     // Shutdown rescues what still waits in a RAM cache: nothing does, so nothing loads A again.
     await stack.proxy.close();
     assert.deepEqual(loads(stack), [A, B]);
