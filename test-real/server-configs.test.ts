@@ -217,6 +217,37 @@ describe('llama-server defaults: another client clears a conversation before the
   });
 });
 
+describe('llama-server defaults: POST /proxycache/save brings what only the RAM cache holds to disk', { skip }, () => {
+  it('an answer cleared into the RAM cache unsaved is saved from there, as well as the slots', async () => {
+    if ('skip' in where) return;
+    const stack = await startRealStack(where, { server: { slots: 'auto' }, env: { IDLE_SAVE_SECONDS: '600' } });
+    try {
+      await realChat(stack, 'proxy', openingOf(811));
+      // Its save after the answer tells the proxy the size of a token's state.
+      await stack.logs.waitFor((l) => l.msg === 'saved after answer', 10_000, 'a save after the answer');
+      // Back to back, before any idle moment: b's launch moves a into the RAM cache unsaved.
+      const a1 = await realChat(stack, 'proxy', openingOf(812));
+      const b1 = await realChat(stack, 'proxy', openingOf(813));
+      const res = await fetch(`${stack.url}/proxycache/save`, { method: 'POST', signal: AbortSignal.timeout(30_000) });
+      const body = (await res.json()) as { saves: Array<{ key: string; ok: boolean }>; from_ram_cache: unknown };
+      assert.equal(res.status, 200, JSON.stringify(body));
+      assert.deepEqual(body.from_ram_cache, { saved: 1, not_saved: 0 }, JSON.stringify(body));
+      assert.ok(
+        body.saves.some((save) => save.key === b1.line.key && save.ok),
+        JSON.stringify(body),
+      );
+      const rescued = stack.logs.withMsg("saved from the server's RAM cache");
+      assert.deepEqual(
+        rescued.map((l) => l.key),
+        [a1.line.key],
+      );
+      assert.ok((rescued[0]!.cache_n as number) >= a1.promptTokens, JSON.stringify(rescued[0]));
+    } finally {
+      await stack.close();
+    }
+  });
+});
+
 describe('llama-server defaults: small requests through the proxy', { skip }, () => {
   it('go unpinned, so the server brings back the instructions they share from its RAM cache', async () => {
     if ('skip' in where) return;
