@@ -187,8 +187,57 @@ describe(
       assert.equal(r3.line.decision, 'restore', JSON.stringify(r3.line));
       assert.ok(r3.line.cache_n >= saved, `reused ${r3.line.cache_n} of the ${saved} saved`);
     });
+
+    it('bounded loss on the completion routes too (text-completion clients): the replay appends the answer to the prompt', async () => {
+      const s = await stacks.start();
+      let prompt = words(REAL_BIG_WORDS, 371);
+      const c1 = await complete(s, prompt);
+      await realChat(s, 'proxy', openingOf(372)); // its launch saves c1: the proxy learns the size of a token's state
+      prompt += `${c1.text} ${words(40, 373)}`;
+      const c2 = await complete(s, prompt);
+      const { answered, saved } = await rescuedWithinWindow(s, c2.line.key, 374);
+      assert.ok(
+        saved > c2.promptTokens && saved <= c2.promptTokens + c2.completionTokens,
+        `saved ${saved} tokens for a prompt of ${c2.promptTokens} and an answer of ${c2.completionTokens}`,
+      );
+      await s.server.restart();
+      await asLongAsARealRestart(answered);
+      prompt += `${c2.text} ${words(40, 375)}`;
+      const c3 = await complete(s, prompt);
+      assert.equal(c3.line.decision, 'restore', JSON.stringify(c3.line));
+      assert.ok(c3.line.cache_n >= saved, `reused ${c3.line.cache_n} of the ${saved} saved`);
+    });
   },
 );
+
+/** One streamed `/v1/completions` turn through the proxy (temperature 0), with the proxy's log line. */
+async function complete(
+  stack: RealStack,
+  prompt: string,
+): Promise<{ text: string; promptTokens: number; completionTokens: number; line: Record<string, any> }> {
+  const mark = stack.logs.lines.length;
+  const stream = await stack.openai.completions.create({
+    model: REAL_MODEL,
+    prompt,
+    max_tokens: 8,
+    temperature: 0,
+    stream: true,
+    stream_options: { include_usage: true },
+  });
+  let text = '';
+  let usage: { prompt_tokens: number; completion_tokens: number } | undefined;
+  for await (const chunk of stream) {
+    text += chunk.choices[0]?.text ?? '';
+    usage = chunk.usage ?? usage;
+  }
+  const line = await stack.logs.waitFor(
+    (l) => l.msg === 'chat' && l.api === 'completion' && stack.logs.lines.indexOf(l) >= mark,
+    10_000,
+    "the proxy's log line",
+  );
+  assert.ok(usage, 'the stream ends with its usage');
+  return { text, promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens, line };
+}
 
 /**
  * The answer just given on conversation `key` (its first 16 characters) is left to the server's RAM cache: a new

@@ -1,11 +1,13 @@
 /**
  * The text an answer gave, when that is all it gave (no tool call, no reasoning): what a rescue's replay continues as
- * a last assistant message (llama-server's assistant prefill; see flow.replayOf), so that the state it saves holds
- * the reply. Read from the backend's answer in the shape of its route: a chat completion (its message, or its
- * stream's deltas) or a response (its output items, whole or in the stream's final `response.completed` event).
+ * a last assistant message (llama-server's assistant prefill; see flow.replayOf), or after a raw prompt, so that the
+ * state it saves holds the reply. Read from the backend's answer in the shape of its route: a chat completion (its
+ * message, or its stream's deltas), a response (its output items, whole or in the stream's final
+ * `response.completed` event) or a completion (llama-server's `content`, or the OpenAI `choices[0].text`, whole or
+ * streamed).
  */
 
-export type AnswerShape = 'chat' | 'responses';
+export type AnswerShape = 'chat' | 'responses' | 'completion';
 
 export class AnswerText {
   private readonly parts: string[] = [];
@@ -21,7 +23,9 @@ export class AnswerText {
 
   /** Whether a stream frame's data may hold text (only those are parsed). */
   wants(data: string): boolean {
-    return this.shape === 'chat' ? data.includes('"choices"') : data.includes('"response.completed"');
+    if (this.shape === 'chat') return data.includes('"choices"');
+    if (this.shape === 'completion') return data.includes('"content"') || data.includes('"choices"');
+    return data.includes('"response.completed"');
   }
 
   /** A whole answer, parsed. */
@@ -29,6 +33,7 @@ export class AnswerText {
     if (typeof answer !== 'object' || answer === null) return;
     if (this.shape === 'chat')
       this.addMessage((answer as { choices?: Array<{ message?: unknown }> }).choices?.[0]?.message);
+    else if (this.shape === 'completion') this.addCompletion(answer);
     else this.addOutput((answer as { output?: unknown }).output);
   }
 
@@ -39,8 +44,19 @@ export class AnswerText {
       this.addMessage((event as { choices?: Array<{ delta?: unknown }> }).choices?.[0]?.delta);
       return;
     }
+    if (this.shape === 'completion') {
+      this.addCompletion(event);
+      return;
+    }
     const e = event as { type?: unknown; response?: { output?: unknown } };
     if (e.type === 'response.completed') this.addOutput(e.response?.output);
+  }
+
+  /** A completion or one of its stream events: llama-server's `content`, or the OpenAI `choices[0].text`. */
+  private addCompletion(answer: object): void {
+    const a = answer as { content?: unknown; choices?: Array<{ text?: unknown }> };
+    const text = typeof a.content === 'string' ? a.content : a.choices?.[0]?.text;
+    if (typeof text === 'string') this.parts.push(text);
   }
 
   /** A chat message or delta: its content; a tool call or reasoning makes the answer more than text. */

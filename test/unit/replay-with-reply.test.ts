@@ -1,11 +1,12 @@
 /**
  * The replay with the answer's text (a rescue, see flow.replayOf) on the chat, Messages and Responses routes: the
  * text becomes a last assistant message (or input item) for llama-server to continue, unless the request already
- * ended with one (it was itself continued).
+ * ended with one (it was itself continued). On the completion routes it is appended to a text prompt.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { chatAdapter } from '../../src/generation/adapters/chat.js';
+import { completionAdapter } from '../../src/generation/adapters/completion.js';
 import { messagesAdapter } from '../../src/generation/adapters/messages.js';
 import { responsesAdapter } from '../../src/generation/adapters/responses.js';
 
@@ -59,5 +60,24 @@ describe('a replay with the reply', () => {
       { type: 'message', role: 'assistant', content: 'Hel' },
     ];
     assert.equal(responsesAdapter.read({ model: 'm', input: ended }, http).replayWithReply, undefined);
+  });
+
+  it('completions: the reply appended to a text prompt (alone or in a list of one), on the same path', () => {
+    for (const prompt of ['Once upon', ['Once upon']]) {
+      const request = completionAdapter('/completion').read({ prompt, n_predict: 9 }, http);
+      assert.equal(request.replayWithReply!.answerShape, 'completion');
+      const call = request.replayWithReply!.call(REPLAY, ' a time');
+      assert.equal(call.path, '/completion');
+      const body = bodyOf(call);
+      assert.equal(body.prompt, 'Once upon a time');
+      assert.equal(body.n_predict, 0);
+      assert.equal(body.stream, false);
+    }
+  });
+
+  it('completions: none for token ids (the reply has none), nor with echo (the answer repeats the prompt)', () => {
+    const v1 = completionAdapter('/v1/completions');
+    assert.equal(v1.read({ prompt: [1, 2, 3] }, http).replayWithReply, undefined);
+    assert.equal(v1.read({ prompt: 'Once', echo: true }, http).replayWithReply, undefined);
   });
 });

@@ -98,3 +98,29 @@ describe('the text a response answered (/v1/responses)', () => {
     assert.equal(readAnswer(whole([message('Let me look.'), call]), 'responses').reply, undefined);
   });
 });
+
+describe('the text a completion answered (/completion, /v1/completions)', () => {
+  it("llama-server's own stream: its content pieces (the last event's content is empty)", () => {
+    const stream =
+      frame({ index: 0, content: 'Once', stop: false }) +
+      frame({ index: 0, content: ' upon', stop: false }) +
+      frame({ index: 0, content: '', stop: true, timings: TIMINGS });
+    const tap = tapped(stream, 'completion');
+    assert.equal(tap.reply, 'Once upon');
+    assert.deepEqual(tap.timings, TIMINGS);
+  });
+
+  it("the OpenAI stream: each choice's text", () => {
+    const text = (t: string) => frame({ object: 'text_completion', choices: [{ index: 0, text: t }] });
+    const stream = text('Once') + text(' upon') + text('') + 'data: [DONE]\n\n';
+    assert.equal(tapped(stream, 'completion').reply, 'Once upon');
+  });
+
+  it('whole answers of both shapes', () => {
+    const native = Buffer.from(JSON.stringify({ content: 'Once upon', stop: true, timings: TIMINGS }));
+    assert.deepEqual(readAnswer(native, 'completion'), { timings: TIMINGS, reply: 'Once upon' });
+    const openai = Buffer.from(JSON.stringify({ object: 'text_completion', choices: [{ index: 0, text: 'A time' }] }));
+    assert.equal(readAnswer(openai, 'completion').reply, 'A time');
+    assert.equal(readAnswer(Buffer.from('{"content":null}'), 'completion').reply, undefined);
+  });
+});

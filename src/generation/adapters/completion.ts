@@ -8,7 +8,7 @@
  */
 import { badRequest } from '../../errors.js';
 import { upstreamBody } from '../../http/json-body.js';
-import type { GenerationAdapter } from '../adapter.js';
+import type { GenerationAdapter, GenerationRequest } from '../adapter.js';
 import { commonFields, objectBody, partsOf } from '../body-fields.js';
 
 /** The adapter for one of the completion paths (the backend call goes to the same path). */
@@ -25,7 +25,24 @@ export function completionAdapter(path: string): GenerationAdapter {
         stream,
         cachePromptOff: body.cache_prompt === false,
         backendCall: (pin) => ({ path, body: upstreamBody(body, { ...pin }) }),
+        ...replayWithReply(path, body),
       };
+    },
+  };
+}
+
+/**
+ * A rescue's replay of a text prompt with the answer's text appended (see ReplayWithReply): the slot then holds the
+ * reply too, as a client continuing the text (prompt, reply, its next words) will send it. None for token ids (the
+ * reply's text has no ids), nor with `echo` (the answer then repeats the prompt).
+ */
+function replayWithReply(path: string, body: Record<string, unknown>): Pick<GenerationRequest, 'replayWithReply'> {
+  const prompt = Array.isArray(body.prompt) && body.prompt.length === 1 ? body.prompt[0] : body.prompt;
+  if (typeof prompt !== 'string' || body.echo === true) return {};
+  return {
+    replayWithReply: {
+      answerShape: 'completion',
+      call: (pin, reply) => ({ path, body: JSON.stringify({ ...body, ...pin, prompt: prompt + reply }) }),
     },
   };
 }
