@@ -231,12 +231,25 @@ function renderCacheSummary(cache = {}) {
         : null;
   const oldest = cache.oldest_entry;
   const oldestText = oldest === null || oldest === undefined ? null : `oldest written ${f.ago(oldest)}`;
+  // Answers left to a server's RAM cache reach the disk within the loss window: until then a restart loses them.
+  const ramOnly = cache.in_ram_cache_only > 0 ? cache.in_ram_cache_only : 0;
   show($('cache-summary'), JSON.stringify([cache, Math.floor(Date.now() / 10_000)]), () => [
     h('span', {}, `${f.count(cache.entries)} entries · ${used}`),
     use === null
       ? null
       : h('span', { class: 'use' }, h('meter', { min: 0, max: 1, value: Math.min(1, use) }), ` ${f.percent(use)} used`),
     oldestText ? h('span', { class: 'muted' }, oldestText) : null,
+    ramOnly
+      ? h(
+          'span',
+          {
+            class: 'ram-only',
+            title:
+              "Saved to disk from the server's RAM cache within IDLE_SAVE_SECONDS; a restart before then loses them",
+          },
+          `${f.count(ramOnly)} ${ramOnly === 1 ? 'conversation' : 'conversations'} only in the server's RAM cache`,
+        )
+      : null,
     cache.dir ? h('span', { class: 'muted url' }, cache.dir) : h('span', { class: 'muted' }, 'no CACHE_DIR'),
   ]);
 }

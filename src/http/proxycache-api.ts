@@ -31,7 +31,7 @@ export interface ProxycacheState {
   pool: SlotPool;
   index: PrefixIndex;
   slotCache: SlotCache;
-  rescues: Pick<RamRescues, 'saveAllNow'>;
+  rescues: Pick<RamRescues, 'saveAllNow' | 'waiting'>;
   economics: Pick<RestoreEconomics, 'speeds'>;
   metaStore: { remove(key: string): Promise<void> };
   cleanup: Pick<CacheCleanup, 'runOnce'>;
@@ -86,5 +86,6 @@ function statusSources(state: ProxycacheState, deps: ProxycacheApiDeps): StatusS
     knownFingerprints: (index) => backends.at(index).knownFingerprints(),
     speeds: () => state.economics.speeds(),
     totals: () => deps.observer.totalsSinceStart(),
+    inRamCacheOnly: () => state.rescues.waiting,
   };
 }

@@ -30,6 +30,8 @@ export interface StatusSources {
   knownFingerprints: (backend: number) => Record<string, string>;
   speeds: () => Speeds;
   totals: () => Totals;
+  /** Conversations whose latest state only a server's RAM cache holds, waiting for their rescue to disk. */
+  inRamCacheOnly: () => number;
   now?: () => number;
 }
 
@@ -118,6 +120,7 @@ function cacheView(src: StatusSources): Record<string, unknown> {
     use: budget === null ? null : round3(bytes / budget),
     oldest_entry: oldest === undefined ? null : new Date(oldest * 1000).toISOString(),
     dir: src.config.cacheDir ?? null,
+    in_ram_cache_only: src.inRamCacheOnly(),
   };
 }
 

@@ -8,7 +8,8 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { chat, continued, keyOf, opening } from '../support/cache.js';
+import { chat, continued, keyOf, logLineAfter, opening } from '../support/cache.js';
+import { IDLE_CLEARING_FOUND } from '../../src/backend/backend.js';
 import type { ChatResult, Message } from '../support/cache.js';
 import { artifactPath, launchChromium, noBrowserReason, watchPage } from '../support/browser.js';
 import { postJson, startStack } from '../support/stack.js';
@@ -157,3 +158,47 @@ describe('the dashboard in a browser', { skip: noBrowserReason(), timeout: 90_00
     await allowed.page.close();
   });
 });
+
+describe(
+  "the dashboard shows what only a server's RAM cache holds",
+  { skip: noBrowserReason(), timeout: 90_000 },
+  () => {
+    let stack: Stack;
+    let browser: Browser;
+    before(async () => {
+      // llama-server's defaults: idle slots cleared into an 8 GiB RAM cache; a loss window long enough to look.
+      stack = await startStack({
+        sim: { models: [{ id: 'tiny' }], cacheRamMiB: 8192 },
+        env: { SAVE_POLICY: 'smart', N_SLOTS: '4', IDLE_SAVE_SECONDS: '600' },
+      });
+      await logLineAfter(stack.logs, 0, IDLE_CLEARING_FOUND);
+      browser = await launchChromium();
+    });
+    after(async () => {
+      await browser?.close();
+      if (stack) await closeStack(stack);
+    });
+
+    it('counts an answer left there unsaved, until POST /proxycache/save brings it to disk', async () => {
+      const first = await chat(stack, opening(9101));
+      // Its save after the answer tells the proxy the size of a token's state (nothing is left to RAM before).
+      await logLineAfter(stack.logs, 0, 'saved after answer', (l) => l.key === short(keyOf(opening(9101))));
+      assert.equal(first.line.status, 200);
+      await chat(stack, opening(9102));
+      await chat(stack, opening(9103)); // its launch moves the one before into the RAM cache, unsaved
+
+      const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-US' });
+      const { page, problems } = await openDashboard(context, `${stack.url}/proxycache/`);
+      const ramOnly = page.locator('#cache-summary .ram-only');
+      await ramOnly.waitFor({ timeout: WAIT_MS });
+      assert.equal(await ramOnly.innerText(), "1 conversation only in the server's RAM cache");
+      await page.screenshot({ path: artifactPath('dashboard-ram-only.png'), fullPage: true });
+
+      const saved = await postJson(stack.url, '/proxycache/save', {});
+      assert.deepEqual(saved.body.from_ram_cache, { saved: 1, not_saved: 0 }, JSON.stringify(saved.body));
+      await ramOnly.waitFor({ state: 'detached', timeout: WAIT_MS });
+      assert.deepEqual(problems, [], 'no errors in the page');
+      await context.close();
+    });
+  },
+);
