@@ -75,6 +75,8 @@ export class RamRescues {
   /** Contents in the RAM cache only, with their rescue timer. */
   private readonly pending = new Map<SlotContent, NodeJS.Timeout>();
   private readonly rescuing = new Set<Promise<boolean>>();
+  /** The rescues asked for at once (rescueNow, saveAllNow, close), one batch after another. */
+  private batches: Promise<unknown> = Promise.resolve();
   private closed = false;
   private trust = 0;
   private readonly now: () => number;
@@ -166,8 +168,18 @@ export class RamRescues {
     return [...this.pending.keys()].filter((c) => model(c.model) && this.left.get(c)?.backend === backend);
   }
 
-  /** Rescue the waiting contents `which` picks now, one at a time, once the rescues running have ended. */
-  private async rescueWaiting(which: (content: SlotContent) => boolean): Promise<{ saved: number; notSaved: number }> {
+  /**
+   * Rescue the waiting contents `which` picks now, one at a time, once the rescues running have ended. Such batches
+   * run one after another: a second request for another model must not let the swap happen while the first one's
+   * rescues still run.
+   */
+  private rescueWaiting(which: (content: SlotContent) => boolean): Promise<{ saved: number; notSaved: number }> {
+    const batch = this.batches.then(() => this.rescueBatch(which));
+    this.batches = batch.catch(() => undefined);
+    return batch;
+  }
+
+  private async rescueBatch(which: (content: SlotContent) => boolean): Promise<{ saved: number; notSaved: number }> {
     await Promise.allSettled([...this.rescuing]);
     // A rescue's launch may clear another content left there: it is rescued in its turn (each tried once).
     const tried = new Set<SlotContent>();

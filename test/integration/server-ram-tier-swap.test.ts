@@ -88,6 +88,25 @@ describe("a model's RAM cache behind llama-swap", { timeout: 60_000 }, () => {
     assert.deepEqual(loads(stack), [A, B]);
   });
 
+  it('two requests for another model at once: neither lets the swap happen before the rescues are done', async () => {
+    const stack = stacks.keep(await start());
+    const { a, b } = await leaveTwoInRam(stack);
+    const mark = stack.sim.events.length;
+    const both = await Promise.all([
+      chat(stack, opening(5112), { model: B }),
+      chat(stack, opening(5113), { model: B }),
+    ]);
+    for (const r of both) assert.equal(r.line.status, 200);
+    const after = stack.sim.events.slice(mark);
+    const loadB = after.findIndex((e) => e.type === 'load' && e.model === B);
+    for (const left of [a, b]) {
+      const saved = after.findIndex((e) => e.type === 'save' && e.filename === keyOf(left.messages, A) && e.ok);
+      assert.ok(saved >= 0 && saved < loadB, `saved (#${saved}) before B was loaded (#${loadB})`);
+    }
+    await stack.proxy.close();
+    assert.deepEqual(loads(stack), [A, B]);
+  });
+
   it('after an unload the proxy did not cause, what was there is given up and told; its next turn goes to disk', async () => {
     const stack = stacks.keep(await start());
     const { a, b } = await leaveTwoInRam(stack);
