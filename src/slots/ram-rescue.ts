@@ -14,10 +14,11 @@
  * window ends, the proxy brings it back into a slot and saves it (the `rescue` given: the same request again,
  * without a pin, or pinned where the server keeps idle slots, and with `n_predict: 0`, served from the RAM cache in
  * the iteration that takes it up; on the real server a 4.2k-token conversation came back in 10 ms, `cache_n` 4227 +
- * `prompt_n` 1). On the chat and Responses
- * routes the replay continues the answer's text (see flow.replayOf), so the state so saved holds the reply;
- * elsewhere it is the request's prompt alone, and a turn restored from it prefills that reply again. `close()`
- * rescues what is left at shutdown.
+ * `prompt_n` 1). On the chat and Responses routes the replay continues the answer's text, on the completion routes
+ * it follows a text prompt (see flow.replayOf), so the state so saved holds the reply; elsewhere it is the request's
+ * prompt alone, and a turn restored from it prefills that reply again. `close()` rescues what is left at shutdown.
+ * Behind llama-swap or a router a model's unload takes its RAM cache along: a request about to unload it rescues
+ * what waits there first (`rescueNow`), and what an unload elsewhere took is given up (`modelsLoaded`).
  */
 import type { Logger } from 'pino';
 import { shortKey } from '../cache/meta-file.js';
