@@ -86,7 +86,9 @@ export async function startSimulator(options: SimOptions): Promise<SimHandle> {
     backend = poolBackend(pool, (ex) => sim.handle(ex));
   } else if (options.mode === 'router') {
     const modelsMax = options.modelsMax ?? 4;
-    const pool = new ModelPool(configs, recorder, modelsMax, false);
+    // An LRU stop waits for the requests in flight, as llama-swap's (checked on the real router: a 3,000-token
+    // generation on one model ended, 5.2 s, before a request for another one unloaded it).
+    const pool = new ModelPool(configs, recorder, modelsMax, true);
     const sim = new RouterSim(pool, modelsMax);
     backend = poolBackend(pool, (ex) => sim.handle(ex));
   } else {

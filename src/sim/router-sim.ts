@@ -18,7 +18,8 @@ const PROXIED_POST =
 /** Router mode: one front process that spawns a child llama-server per model. */
 export class RouterSim {
   /**
-   * @param pool the models of `--models-dir` (maxRunning = `--models-max`, stops are immediate)
+   * @param pool the models of `--models-dir` (maxRunning = `--models-max`; a model stopped to make room finishes
+   *   its requests in flight first, an explicit unload stops it at once)
    * @param modelsMax reported in the router's own `/props`
    */
   constructor(

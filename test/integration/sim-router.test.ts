@@ -107,6 +107,34 @@ describe('sim router mode', () => {
     assert.equal(await status('b'), 'unloaded');
   });
 
+  it('beyond modelsMax, the model unloaded finishes its requests in flight first (as the real router does)', async () => {
+    const slow = await startSimulator({
+      mode: 'router',
+      models: [{ id: 'a' }, { id: 'b' }],
+      modelsMax: 1,
+      cost: { timeScale: 1, decodeMsPerToken: 10, prefillMsPerToken: 0, modelLoadMs: 0 },
+    });
+    try {
+      let generating!: () => void;
+      const firstToken = new Promise<void>((resolve) => (generating = resolve));
+      const first = postJson(
+        slow.url,
+        '/v1/chat/completions',
+        chatBody('long', { model: 'a', max_tokens: 20, stream: true }),
+        { onChunk: (c) => c.includes('"content":" ') && generating() },
+      );
+      await firstToken;
+      await postJson(slow.url, '/v1/chat/completions', chatBody('x', { model: 'b', max_tokens: 1 }));
+      const a = await first;
+      assert.equal(a.status, 200);
+      assert.match(a.body, /"predicted_n":20/);
+      const order = slow.events.filter((e) => e.type !== 'fault').map((e) => `${e.type}:${e.model}`);
+      assert.ok(order.indexOf('chat:a') < order.indexOf('unload:a'), order.join(' '));
+    } finally {
+      await slow.close();
+    }
+  });
+
   it('loads and unloads models on request', async () => {
     assert.equal((await postJson(sim.url, '/models/unload', { model: 'c' })).body, '{"success":true}');
     assert.equal(await status('c'), 'unloaded');
