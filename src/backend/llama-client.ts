@@ -67,6 +67,8 @@ export interface LlamaClient {
   isModelLoaded(model: string): Promise<boolean>;
   /** The models loaded now (llama-swap `/running`, router `/models`); undefined on a plain llama-server. */
   loadedModels(): Promise<Set<string> | undefined>;
+  /** Router mode: how many models it runs at once (`--models-max`, its `/props` `max_instances`); else undefined. */
+  modelsAtOnce(): Promise<number | undefined>;
   /** Router mode: load `model` and wait until it is ready (only for a request that needs it anyway). */
   loadModel(model: string, timeoutMs: number): Promise<boolean>;
   /**
@@ -216,6 +218,11 @@ export function createLlamaClient(opts: LlamaClientOptions): LlamaClient {
         return new Set((running?.running ?? []).filter((r) => r.state === 'ready').map((r) => String(r.model)));
       }
       return routerLoaded();
+    },
+    async modelsAtOnce() {
+      if (kind !== 'router') return undefined;
+      const max = ((await getJson('/props')) as { max_instances?: unknown } | undefined)?.max_instances;
+      return typeof max === 'number' && Number.isInteger(max) && max > 0 ? max : undefined;
     },
     async loadModel(model, timeoutMs) {
       if (kind !== 'router') return true;

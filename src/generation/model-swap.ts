@@ -37,9 +37,8 @@ export interface ModelSwapDeps {
 
 /**
  * On llama-swap and router backends: forget the slot contents of models that are no longer loaded; if `model` is
- * not loaded, save what the loaded models' idle slots alone hold (the request is about to unload them; behind
- * llama-swap, busy slots are waited for first); for a big request, make sure `model` is ready so its identity is
- * known.
+ * not loaded and loading it unloads another one, save what the loaded models' slots alone hold (busy slots are
+ * waited for first); for a big request, make sure `model` is ready so its identity is known.
  */
 export async function prepareForModel(deps: ModelSwapDeps, model: string, big: boolean): Promise<void> {
   await Promise.all(deps.backends.all.map((backend) => prepareOn(deps, backend, model, big)));
@@ -51,7 +50,7 @@ async function prepareOn(deps: ModelSwapDeps, backend: Backend, model: string, b
   const loaded = await backend.loadedModels();
   if (!loaded) return;
   deps.rescues.modelsLoaded(backend.index, loaded);
-  if (!loaded.has(model)) await saveBeforeSwap(deps, backend, loaded, model);
+  if (!loaded.has(model) && (await unloadComing(backend, loaded))) await saveBeforeSwap(deps, backend, loaded, model);
   // Asking for the identity loads the model; only a big request (which may restore) on the only backend asks.
   if (big && deps.backends.all.length === 1) {
     if (client.kind === 'router' && !loaded.has(model))
@@ -62,6 +61,16 @@ async function prepareOn(deps: ModelSwapDeps, backend: Backend, model: string, b
   }
 }
 
+/**
+ * Whether loading another model unloads one of `loaded`: behind llama-swap, always (the proxy cannot see its groups);
+ * in router mode once it runs `--models-max` models (its `/props` `max_instances`; unknown: taken as reached).
+ */
+async function unloadComing(backend: Backend, loaded: ReadonlySet<string>): Promise<boolean> {
+  if (backend.client.kind !== 'router') return true;
+  const max = await backend.client.modelsAtOnce().catch(() => undefined);
+  return max === undefined || loaded.size >= max;
+}
+
 async function saveBeforeSwap(
   deps: ModelSwapDeps,
   backend: Backend,
@@ -69,14 +78,13 @@ async function saveBeforeSwap(
   model: string,
 ): Promise<void> {
   const { pool, skipSave } = deps;
-  // llama-swap finishes the running model's requests in flight before it swaps, and from then on any slot action
-  // sent to that model would load it again. So a busy slot is waited for (its content is only known once its
-  // request ended), and saved before this request can trigger the swap.
-  const waitForBusy = backend.client.kind === 'llama-swap';
+  // llama-swap and the router (an unload beyond --models-max) finish the running model's requests in flight before
+  // they unload it, and from then on a slot action sent to that model would find it gone (or load it again). So a
+  // busy slot is waited for (its content is only known once its request ended), and saved before this request can
+  // trigger the unload.
   for (const slot of pool.all()) {
     if (slot.backend !== backend.index || slot.model === model || !loaded.has(slot.model)) continue;
     if (slot.busy) {
-      if (!waitForBusy) continue;
       const got = await pool
         .acquire(slot.model, () => (slot.busy ? undefined : { slot }), { timeoutMs: deps.acquireTimeoutMs })
         .catch(() => undefined);

@@ -1,14 +1,17 @@
 /**
  * llama-server router mode: slot actions carry `model` in the body and `autoload=false`, so a save or a restore
- * never loads a model (with --models-max 1, loading one unloads the other).
+ * never loads a model (with --models-max 1, loading one unloads the other). What only a model's slots hold is saved
+ * before a request for another model unloads it, its requests in flight waited for (the router lets them finish
+ * first), and nothing is saved when the router has room for both.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it } from 'node:test';
 import { nthChatLine } from '../support/log-lines.js';
 import { eventsOf } from '../support/sim-helpers.js';
 import { startStack } from '../support/stack.js';
 import { closeStack } from '../support/teardown.js';
-import type { Stack } from '../support/stack.js';
+import type { Stack, StackOptions } from '../support/stack.js';
+import { keyOf } from '../support/cache.js';
 import { words } from '../support/text.js';
 
 describe('router mode', () => {
@@ -67,5 +70,63 @@ describe('router mode', () => {
     const lastLoad = loads.at(-1)![1];
     const restored = events.slice(lastLoad).find((e) => e.type === 'restore');
     assert.equal((restored as { ok?: boolean } | undefined)?.ok, true, 'a was restored from disk after being unloaded');
+  });
+});
+
+describe('router mode: saves before another model is loaded', () => {
+  let stack: Stack | undefined;
+  afterEach(async () => {
+    if (stack) await closeStack(stack);
+    stack = undefined;
+  });
+  /** The smart policy with write-behind off: an answer stays unsaved until something needs it saved. */
+  const startRouter = (modelsMax: number, cost: NonNullable<StackOptions['sim']>['cost'] = { timeScale: 0 }) =>
+    startStack({
+      sim: {
+        mode: 'router',
+        modelsMax,
+        models: [
+          { id: 'a', nSlots: 2 },
+          { id: 'b', nSlots: 2 },
+        ],
+        cost: { kvBytesPerToken: 1000, ...cost },
+      },
+      env: { BACKEND_TYPE: 'auto', SAVE_POLICY: 'smart', IDLE_SAVE_SECONDS: '0' },
+    });
+  const messages = (seed: number) => [{ role: 'user' as const, content: words(80, seed) }];
+
+  it('with room for both (--models-max 2), a request for the other model saves nothing first', async () => {
+    stack = await startRouter(2);
+    await stack.openai.chat.completions.create({ model: 'a', messages: messages(41), max_tokens: 2 });
+    await stack.openai.chat.completions.create({ model: 'b', messages: messages(42), max_tokens: 2 });
+    await nthChatLine(stack.logs, 2);
+    assert.deepEqual(stack.logs.withMsg('saved before model swap'), []);
+    assert.deepEqual(eventsOf(stack.sim, 'save'), []);
+    assert.deepEqual(stack.sim.loadedModels().sort(), ['a', 'b']);
+  });
+
+  it("at --models-max 1, a request for the other model waits for the first one's request in flight and saves its conversation before the unload", async () => {
+    stack = await startRouter(1, { timeScale: 1, decodeMsPerToken: 10, prefillMsPerToken: 0, modelLoadMs: 0 });
+    const s = stack;
+    const onA = messages(43);
+    let answering!: () => void;
+    const firstChunk = new Promise<void>((resolve) => (answering = resolve));
+    const a = (async () => {
+      const stream = await s.openai.chat.completions.create({
+        model: 'a',
+        messages: onA,
+        max_tokens: 30,
+        stream: true,
+      });
+      for await (const chunk of stream) if (chunk.choices[0]?.delta?.content) answering();
+    })();
+    await firstChunk;
+    await s.openai.chat.completions.create({ model: 'b', messages: messages(44), max_tokens: 2 });
+    await a;
+    const events = s.sim.events;
+    const saveA = events.findIndex((e) => e.type === 'save' && e.model === 'a' && e.filename === keyOf(onA, 'a'));
+    const loadB = events.findIndex((e) => e.type === 'load' && e.model === 'b');
+    // Saved after its answer (a request for another model waits) or before the swap, whichever comes first.
+    assert.ok(saveA >= 0 && saveA < loadB, `saved (#${saveA}) before b was loaded (#${loadB})`);
   });
 });
