@@ -29,7 +29,7 @@ export interface ModelSwapDeps {
   /** Conversations left to the servers' RAM caches unsaved: rescued before their model is unloaded. */
   rescues: Pick<RamRescues, 'rescueNow' | 'modelsLoaded'>;
   log: Logger;
-  /** ACQUIRE_TIMEOUT: how long a save before a swap waits for a busy slot behind llama-swap. */
+  /** ACQUIRE_TIMEOUT: how long a save before a swap waits for a busy slot. */
   acquireTimeoutMs: number;
   /** REQUEST_TIMEOUT: how long a router may take to load the model. */
   loadTimeoutMs: number;
