@@ -45,6 +45,9 @@ export class Backend {
   private readonly kvCellsByGroup = new Map<string, number>();
   /** The one idle-slot probe (until the backend is probed again after being unreachable). */
   private idleProbe: Promise<void> | undefined;
+  /** Behind llama-swap or a router: the models loaded at the last look, and (router) how many it runs at once. */
+  private loadedAtLastLook: ReadonlySet<string> | undefined;
+  private modelsAtOnce: number | undefined;
 
   constructor(private readonly deps: BackendDeps) {
     this.index = deps.index;
@@ -203,6 +206,7 @@ export class Backend {
       return undefined;
     }
     if (!loaded) return undefined;
+    this.loadedAtLastLook = loaded;
     pool.forgetIdleOn(this.index, (slot) => !loaded.has(slot.model));
     this.ramCache.keepModels(loaded);
     for (const model of [...this.known.keys()]) {
@@ -211,6 +215,28 @@ export class Backend {
       this.known.delete(model);
     }
     return loaded;
+  }
+
+  /**
+   * Whether loading `model`, which is not among `loaded`, unloads another model: behind llama-swap always (the proxy
+   * cannot see its groups); in router mode once it runs `--models-max` models (its `/props` `max_instances`; unknown:
+   * taken as reached).
+   */
+  async loadUnloads(loaded: ReadonlySet<string>): Promise<boolean> {
+    if (this.client.kind !== 'router') return true;
+    this.modelsAtOnce = (await this.client.modelsAtOnce().catch(() => undefined)) ?? this.modelsAtOnce;
+    return this.modelsAtOnce === undefined || loaded.size >= this.modelsAtOnce;
+  }
+
+  /**
+   * Whether a request for `model` would unload one of the models loaded, as far as the last look told (no I/O): a
+   * model loaded then needs no load; behind llama-swap any other one does; in router mode only at `--models-max`.
+   */
+  wouldUnloadFor(model: string): boolean {
+    const loaded = this.loadedAtLastLook;
+    if (loaded?.has(model)) return false;
+    if (this.client.kind !== 'router') return true;
+    return loaded === undefined || this.modelsAtOnce === undefined || loaded.size >= this.modelsAtOnce;
   }
 
   /** Learn once whether a plain llama-server clears idle slots, while none of its slots is in use. */

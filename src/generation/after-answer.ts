@@ -122,12 +122,17 @@ const LOST_SLOT_MAX_REUSE = 16;
 /** Only a prompt this long makes the missing reuse meaningful. */
 const LOST_SLOT_MIN_PROMPT = 64;
 
-/** Behind llama-swap or router mode, a request for another model is waiting: this model is about to be unloaded. */
+/**
+ * Behind llama-swap or router mode, a request for another model is being handled whose load would unload this one
+ * (in router mode only at `--models-max`, see Backend.wouldUnloadFor): this model is about to be unloaded.
+ */
 export function swapComing(
   deps: Pick<GenerationDeps, 'backends' | 'pending'>,
   backend: number,
   model: string,
 ): boolean {
-  const kind = deps.backends.at(backend).client.kind;
-  return (kind === 'llama-swap' || kind === 'router') && deps.pending.anyOtherThan(model);
+  const at = deps.backends.at(backend);
+  const kind = at.client.kind;
+  if (kind !== 'llama-swap' && kind !== 'router') return false;
+  return deps.pending.othersThan(model).some((other) => at.wouldUnloadFor(other));
 }

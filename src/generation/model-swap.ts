@@ -50,7 +50,7 @@ async function prepareOn(deps: ModelSwapDeps, backend: Backend, model: string, b
   const loaded = await backend.loadedModels();
   if (!loaded) return;
   deps.rescues.modelsLoaded(backend.index, loaded);
-  if (!loaded.has(model) && (await unloadComing(backend, loaded))) await saveBeforeSwap(deps, backend, loaded, model);
+  if (!loaded.has(model) && (await backend.loadUnloads(loaded))) await saveBeforeSwap(deps, backend, loaded, model);
   // Asking for the identity loads the model; only a big request (which may restore) on the only backend asks.
   if (big && deps.backends.all.length === 1) {
     if (client.kind === 'router' && !loaded.has(model))
@@ -59,16 +59,6 @@ async function prepareOn(deps: ModelSwapDeps, backend: Backend, model: string, b
   } else if (loaded.has(model)) {
     await backend.fingerprint(model);
   }
-}
-
-/**
- * Whether loading another model unloads one of `loaded`: behind llama-swap, always (the proxy cannot see its groups);
- * in router mode once it runs `--models-max` models (its `/props` `max_instances`; unknown: taken as reached).
- */
-async function unloadComing(backend: Backend, loaded: ReadonlySet<string>): Promise<boolean> {
-  if (backend.client.kind !== 'router') return true;
-  const max = await backend.client.modelsAtOnce().catch(() => undefined);
-  return max === undefined || loaded.size >= max;
 }
 
 async function saveBeforeSwap(

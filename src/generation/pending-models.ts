@@ -1,6 +1,6 @@
 /**
  * The generation requests being handled now, counted by model. Behind llama-swap or router mode a request for
- * another model means a swap is coming, which unloads the current model and its slots with it.
+ * another model may mean a swap is coming, which unloads the current model and its slots with it.
  */
 export class PendingModels {
   private readonly counts = new Map<string, number>();
@@ -16,9 +16,8 @@ export class PendingModels {
     else this.counts.delete(model);
   }
 
-  /** Whether a request for a model other than `model` is being handled. */
-  anyOtherThan(model: string): boolean {
-    for (const [other, count] of this.counts) if (other !== model && count > 0) return true;
-    return false;
+  /** The models other than `model` that requests being handled now are for. */
+  othersThan(model: string): string[] {
+    return [...this.counts.keys()].filter((other) => other !== model);
   }
 }

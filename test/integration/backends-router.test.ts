@@ -105,6 +105,33 @@ describe('router mode: saves before another model is loaded', () => {
     assert.deepEqual(stack.sim.loadedModels().sort(), ['a', 'b']);
   });
 
+  it('with room for both, an answer given while a request for the other model runs is not saved on its time', async () => {
+    stack = await startRouter(2, { timeScale: 1, decodeMsPerToken: 10, prefillMsPerToken: 0, modelLoadMs: 0 });
+    const s = stack;
+    await s.openai.chat.completions.create({ model: 'b', messages: messages(45), max_tokens: 2 }); // b loaded
+    let answering!: () => void;
+    const firstChunk = new Promise<void>((resolve) => (answering = resolve));
+    const a = (async () => {
+      const stream = await s.openai.chat.completions.create({
+        model: 'a',
+        messages: messages(46),
+        max_tokens: 30,
+        stream: true,
+      });
+      for await (const chunk of stream) if (chunk.choices[0]?.delta?.content) answering();
+    })();
+    await firstChunk;
+    // A long answer on b, pending while a's ends: both models stay loaded, nothing needs saving.
+    const b = s.openai.chat.completions.create({ model: 'b', messages: messages(47), max_tokens: 40 });
+    await a;
+    await b;
+    await nthChatLine(s.logs, 3);
+    const lineA = s.logs.withMsg('chat').find((l) => l.model === 'a');
+    assert.equal(lineA?.save, undefined, JSON.stringify(lineA));
+    assert.deepEqual(eventsOf(s.sim, 'save'), []);
+    assert.deepEqual(s.sim.loadedModels().sort(), ['a', 'b']);
+  });
+
   it("at --models-max 1, a request for the other model waits for the first one's request in flight and saves its conversation before the unload", async () => {
     stack = await startRouter(1, { timeScale: 1, decodeMsPerToken: 10, prefillMsPerToken: 0, modelLoadMs: 0 });
     const s = stack;
