@@ -100,3 +100,28 @@ describe(
     });
   },
 );
+
+describe('router mode with room for both models (--models-max 2)', { skip }, () => {
+  let stack: RealStack;
+  before(async () => {
+    if ('skip' in where) return;
+    // Write-behind off: an answer stays unsaved unless an unload is coming.
+    stack = await startRealStack(where, {
+      server: { slots: 2, router: ['alpha', 'beta'], args: ['--models-max', '2', '--cache-ram', '0'] },
+      env: { IDLE_SAVE_SECONDS: '0' },
+    });
+  });
+  after(() => stack?.close());
+
+  it("a request for the model not loaded saves nothing first: the router's max_instances says both fit", async () => {
+    const a1 = await realChat(stack, 'proxy', openingOf(431), { model: 'alpha' });
+    const b1 = await realChat(stack, 'proxy', openingOf(432), { model: 'beta' });
+    assert.equal(b1.line.status, 200);
+    assert.deepEqual(stack.logs.withMsg('saved before model swap'), []);
+    assert.deepEqual((await loadedModels(stack)).sort(), ['alpha', 'beta']);
+    // Alpha's conversation is still in its slot: its next turn reuses it.
+    const a2 = await realChat(stack, 'proxy', nextTurn(openingOf(431), a1.content, 433), { model: 'alpha' });
+    assert.equal(a2.line.decision, 'resident', JSON.stringify(a2.line));
+    assert.ok(a2.timings.cache_n >= a1.promptTokens, `reused ${a2.timings.cache_n} of ${a1.promptTokens}`);
+  });
+});
