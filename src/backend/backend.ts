@@ -97,6 +97,8 @@ export class Backend {
     this.behaviour.forget();
     this.ramCache.clear();
     this.kvCellsByGroup.clear();
+    this.loadedAtLastLook = undefined;
+    this.modelsAtOnce = undefined;
   }
 
   /** The cells of `model`'s KV buffer as `GET /slots` last showed them; undefined until a look showed them. */
