@@ -146,7 +146,7 @@ export class RamRescues {
    * goes with it, so what waits there is rescued now, one at a time, and the rescues running are waited for.
    */
   async rescueNow(backend: number, model: string): Promise<void> {
-    await this.rescueWaiting((content) => content.model === model && this.left.get(content)?.backend === backend);
+    await this.rescueWaiting(this.leftOn(backend, (m) => m === model));
   }
 
   /** Rescue everything that waits now (the admin API's save): how many contents reached the disk, how many not. */
@@ -159,14 +159,15 @@ export class RamRescues {
    * (llama-swap's ttl, another client's request). Given up and told, so that no rescue loads the model again later.
    */
   modelsLoaded(backend: number, loaded: ReadonlySet<string>): void {
-    for (const content of this.pendingOf(backend, (m) => !loaded.has(m))) {
+    for (const content of [...this.pending.keys()].filter(this.leftOn(backend, (m) => !loaded.has(m)))) {
       this.disarm(content);
       this.lost(content);
     }
   }
 
-  private pendingOf(backend: number, model: (model: string) => boolean): SlotContent[] {
-    return [...this.pending.keys()].filter((c) => model(c.model) && this.left.get(c)?.backend === backend);
+  /** Contents left on `backend` by models that `model` picks. */
+  private leftOn(backend: number, model: (model: string) => boolean): (content: SlotContent) => boolean {
+    return (content) => model(content.model) && this.left.get(content)?.backend === backend;
   }
 
   /**
