@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startSimulator, type SimHandle } from '../../src/sim/index.js';
 import { chatBody, postJson, request } from '../../src/sim/sim-client.js';
+import { assertSwapWaitsForRequestsInFlight } from '../support/sim-helpers.js';
 
 const err = (code: number, message: string, type = 'invalid_request_error') =>
   JSON.stringify({ error: { code, message, type } });
@@ -108,31 +109,7 @@ describe('sim router mode', () => {
   });
 
   it('beyond modelsMax, the model unloaded finishes its requests in flight first (as the real router does)', async () => {
-    const slow = await startSimulator({
-      mode: 'router',
-      models: [{ id: 'a' }, { id: 'b' }],
-      modelsMax: 1,
-      cost: { timeScale: 1, decodeMsPerToken: 10, prefillMsPerToken: 0, modelLoadMs: 0 },
-    });
-    try {
-      let generating!: () => void;
-      const firstToken = new Promise<void>((resolve) => (generating = resolve));
-      const first = postJson(
-        slow.url,
-        '/v1/chat/completions',
-        chatBody('long', { model: 'a', max_tokens: 20, stream: true }),
-        { onChunk: (c) => c.includes('"content":" ') && generating() },
-      );
-      await firstToken;
-      await postJson(slow.url, '/v1/chat/completions', chatBody('x', { model: 'b', max_tokens: 1 }));
-      const a = await first;
-      assert.equal(a.status, 200);
-      assert.match(a.body, /"predicted_n":20/);
-      const order = slow.events.filter((e) => e.type !== 'fault').map((e) => `${e.type}:${e.model}`);
-      assert.ok(order.indexOf('chat:a') < order.indexOf('unload:a'), order.join(' '));
-    } finally {
-      await slow.close();
-    }
+    await assertSwapWaitsForRequestsInFlight({ mode: 'router', modelsMax: 1 });
   });
 
   it('loads and unloads models on request', async () => {

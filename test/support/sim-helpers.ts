@@ -1,5 +1,8 @@
 /** Small helpers over the simulator's event log and cost model, shared by the integration tests. */
-import type { CostModel, SimEvent, SimHandle } from '../../src/sim/index.js';
+import assert from 'node:assert/strict';
+import { startSimulator } from '../../src/sim/index.js';
+import type { CostModel, SimEvent, SimHandle, SimOptions } from '../../src/sim/index.js';
+import { chatBody, postJson } from '../../src/sim/sim-client.js';
 
 /**
  * A cost model where only decoding takes wall time (`decodeMs` per generated token), so `max_tokens` sets how
@@ -35,4 +38,37 @@ export function eventsOf<T extends SimEvent['type']>(sim: SimHandle, type: T, fr
 /** Index in `sim.events` of the first event matching `predicate` (−1 when none). */
 export function eventIndex(sim: SimHandle, predicate: (e: SimEvent) => boolean): number {
   return sim.events.findIndex(predicate);
+}
+
+/**
+ * A front of two models `a` and `b` that runs one at a time (`front`: llama-swap, or a router at `--models-max 1`):
+ * a request for `b` while `a` streams an answer unloads `a` only once that answer has ended, whole.
+ */
+export async function assertSwapWaitsForRequestsInFlight(front: Pick<SimOptions, 'mode' | 'modelsMax'>): Promise<void> {
+  const slow = await startSimulator({
+    ...front,
+    models: [{ id: 'a' }, { id: 'b' }],
+    cost: { timeScale: 1, decodeMsPerToken: 10, prefillMsPerToken: 0, modelLoadMs: 0 },
+  });
+  try {
+    let generating!: () => void;
+    const firstToken = new Promise<void>((resolve) => (generating = resolve));
+    const first = postJson(
+      slow.url,
+      '/v1/chat/completions',
+      chatBody('long', { model: 'a', max_tokens: 20, stream: true }),
+      {
+        onChunk: (c) => c.includes('"content":" ') && generating(),
+      },
+    );
+    await firstToken;
+    await postJson(slow.url, '/v1/chat/completions', chatBody('x', { model: 'b', max_tokens: 1 }));
+    const a = await first;
+    assert.equal(a.status, 200);
+    assert.match(a.body, /"predicted_n":20/);
+    const order = slow.events.filter((e) => e.type !== 'fault').map((e) => `${e.type}:${e.model}`);
+    assert.ok(order.indexOf('chat:a') < order.indexOf('unload:a'), order.join(' '));
+  } finally {
+    await slow.close();
+  }
 }
