@@ -1,7 +1,8 @@
 /**
- * What the real bench compares: llama-server configurations (its defaults, or `-np 2`) and, on each, six setups,
- * from llama-server alone with three RAM-cache sizes to proxycache with the Python proxy's policy and with its own
- * default (on the small RAM cache, and on llama-server's default one). Pure: flags and environments only.
+ * What the real bench compares: llama-server configurations (its defaults, or `-np 2`) and, on each, seven setups,
+ * from llama-server alone with three RAM-cache sizes (and behind a bare relay) to proxycache with the Python proxy's
+ * policy and with its own default (on the small RAM cache, and on llama-server's default one). Pure: flags and
+ * environments only.
  */
 
 /** How llama-server is started, besides the RAM cache; `optIn`: run only when `--modes` names it. */
@@ -30,12 +31,19 @@ export interface RealConfig {
   ramCache: RamCache;
   /** The proxy's environment besides LLAMA_URL, META_DIR and CACHE_DIR; absent: clients talk to llama-server. */
   proxyEnv?: Record<string, string>;
+  /** Clients talk to llama-server through a bare relay (relay.ts): what any proxy's hop costs. */
+  relay?: true;
 }
 
 export const REAL_CONFIGS: Record<string, RealConfig> = {
   'direct-ram0': { description: 'llama-server alone, --cache-ram 0', ramCache: 'off' },
   'direct-small': { description: 'llama-server alone, RAM cache smaller than the working set', ramCache: 'small' },
   'direct-8g': { description: 'llama-server alone, its default 8 GiB RAM cache', ramCache: 'default' },
+  'relay-8g': {
+    description: 'llama-server with its default RAM cache behind a bare HTTP relay (no cache): what the hop costs',
+    ramCache: 'default',
+    relay: true,
+  },
   always: {
     description: "proxycache with SAVE_POLICY=always (the Python proxy's policy), small RAM cache",
     ramCache: 'small',

@@ -115,7 +115,22 @@ function sameServerChecks(at: string, name: string, w: RealWorkloadResults, poli
     if (ttft !== undefined)
       lines.push(`  ${ttft <= 1 ? 'PASS' : 'MISS'}  ${item6}ttft mean / ${direct} (item 6): ${ttft.toFixed(3)} (≤ 1)`);
   }
-  return lines;
+  return [...lines, ...hopShares(at, w, policy)];
+}
+
+/**
+ * Not a target: of `proxycache-8g`'s time to first token against `direct-8g`, what a bare relay's hop costs on this
+ * machine (`relay-8g`) and what the proxy adds beyond it.
+ */
+function hopShares(at: string, w: RealWorkloadResults, policy: string): string[] {
+  const direct = w.configs['direct-8g']?.ttft_mean_ms;
+  const relay = w.configs['relay-8g']?.ttft_mean_ms;
+  const proxied = w.configs[`${policy}-8g`]?.ttft_mean_ms;
+  const hop = div(relay, direct);
+  if (hop === undefined) return [];
+  const beyond = div(proxied, relay);
+  const rest = beyond === undefined ? '' : `, ${policy}-8g / relay-8g ${beyond.toFixed(3)}`;
+  return [`  info  ${at}: ttft mean relay-8g / direct-8g ${hop.toFixed(3)} (the hop alone)${rest}`];
 }
 
 function div(a: number | undefined, b: number | undefined): number | undefined {

@@ -17,6 +17,8 @@ import { startProxyProcess } from './proxy-process.js';
 import type { ProxyProcess } from './proxy-process.js';
 import { REAL_CONFIGS, SERVER_MODES, proxyEnvOf, serverArgs, smallCacheMiB } from './real-configs.js';
 import { startBenchServer } from './real-server.js';
+import { startRelayProcess } from './relay.js';
+import type { RelayProcess } from './relay.js';
 import type { LlamaServerBinary } from './real-server.js';
 import { realWorkloads } from './real-workloads.js';
 import type { RealSize, RealWorkload } from './real-workloads.js';
@@ -214,7 +216,9 @@ async function runConfig(
     await mkdir(saveDir);
     const server = await startBenchServer(binary, saveDir, args);
     let proxy: ProxyProcess | undefined;
+    let relay: RelayProcess | undefined;
     try {
+      relay = REAL_CONFIGS[config]!.relay && (await startRelayProcess(server.url));
       proxy =
         env &&
         (await startProxyProcess(
@@ -223,7 +227,7 @@ async function runConfig(
         ));
       const gap = workload.restartGapMs ?? 0;
       const target: Target = {
-        url: proxy?.url ?? server.url,
+        url: proxy?.url ?? relay?.url ?? server.url,
         // The workload's idle time after a round, then a crash-like restart: the proxy is not told.
         restart: async () => {
           await sleep(gap);
@@ -249,6 +253,7 @@ async function runConfig(
       };
     } finally {
       await proxy?.stop();
+      await relay?.stop();
       await server.stop();
     }
   });
