@@ -1,6 +1,6 @@
 /**
  * The real bench end to end at tiny sizes against the real llama-server (skipped when there is none): the
- * calibration measures the model, the ideal run and two configs produce results in the documented shape, and the
+ * calibration measures the model, the ideal run and three configs produce results in the documented shape, and the
  * bytes the proxy's logs report as saved are the bytes llama-server wrote.
  */
 import assert from 'node:assert/strict';
@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { calibrate } from '../bench/calibrate.js';
+import { realTargetChecks } from '../bench/real-report.js';
 import { runRealBench } from '../bench/real-run.js';
 import { withDeadline } from '../test/support/deadline.js';
 import { locateLlamaServer } from '../test/support/real-server.js';
@@ -47,7 +48,7 @@ describe('real bench smoke run', { skip, timeout: 120_000 }, () => {
         {
           binary,
           modes: ['np2'],
-          configs: ['direct-8g', 'proxycache'],
+          configs: ['direct-8g', 'relay-8g', 'proxycache'],
           workloads: ['roundrobin'],
           size: { startWords: 600, turnWords: 30, turns: 2, restartRounds: 2, restartGapMs: 0, maxTokens: 8 },
           sizeName: 'smoke',
@@ -68,9 +69,9 @@ describe('real bench smoke run', { skip, timeout: 120_000 }, () => {
     const w = results.modes.np2!.workloads.roundrobin!;
     assert.ok(w.ideal_prefill_tokens > 0 && w.ideal_prefill_tokens <= w.ideal_prompt_tokens, JSON.stringify(w));
     assert.ok(w.small_cache_mib >= 1);
-    const { 'direct-8g': direct, proxycache } = w.configs;
-    assert.ok(direct && proxycache, Object.keys(w.configs).join(','));
-    for (const m of [direct, proxycache]) {
+    const { 'direct-8g': direct, 'relay-8g': relayed, proxycache } = w.configs;
+    assert.ok(direct && relayed && proxycache, Object.keys(w.configs).join(','));
+    for (const m of [direct, relayed, proxycache]) {
       assert.equal(m.ideal_prefill_tokens, w.ideal_prefill_tokens);
       assert.ok(m.prefill_tokens > 0 && m.ttft_mean_ms > 0, JSON.stringify(m));
     }
@@ -78,6 +79,9 @@ describe('real bench smoke run', { skip, timeout: 120_000 }, () => {
     assert.deepEqual(direct.server_args, ['-np', '2']);
     assert.equal(direct.bytes_written, 0);
     assert.equal(direct.disk_bytes_final, 0);
+    // The bare relay changes nothing but the hop: the same server flags, nothing saved.
+    assert.deepEqual(relayed.server_args, direct.server_args);
+    assert.equal(relayed.saves + relayed.bytes_written + relayed.disk_bytes_final, 0);
 
     // 6 conversations on 2 slots: the proxy saves what it evicts. Its logs say how many bytes; the server's
     // write count (files, plus its HTTP answers and logs) must agree within those few hundred kilobytes.
@@ -91,6 +95,10 @@ describe('real bench smoke run', { skip, timeout: 120_000 }, () => {
     assert.ok(
       lines.some((l) => l.startsWith('[np2] roundrobin / proxycache:')),
       lines.join('\n'),
+    );
+    assert.ok(
+      realTargetChecks(results).some((l) => /info {2}\[np2\] roundrobin: ttft mean relay-8g \/ direct-8g \d/.test(l)),
+      'the hop is reported beside the targets',
     );
   });
 });
