@@ -27,19 +27,8 @@ export class ServerBehaviour {
   private readonly lastStart = new Map<SlotState, { task: number; at: number }>();
   /** The latest tasks started (the last RECENT_STARTS): when, on which slot record, and whether sent without a pin. */
   private readonly recentStarts: Array<{ task: number; at: number; slot: SlotState; unpinned: boolean }> = [];
-  /** Slots whose request is in flight (sent, its end not yet read by the proxy). */
-  private readonly running = new Set<SlotState>();
-  /** Streamed requests among them whose first byte has not arrived: their tasks are still prefilling. */
-  private readonly prefilling = new Set<SlotState>();
-  /** Requests among them answered whole: nothing says when their prefill ends. */
-  private readonly answeredWhole = new Set<SlotState>();
-  /** Requests among them whose prompt is not big: nothing they leave in their slot is ever saved. */
-  private readonly small = new Set<SlotState>();
-  /** The tokens each running task of ours is expected to leave in its slot (see noteLaunched). */
-  private readonly expectedTokens = new Map<SlotState, number>();
-  /** Requests among them sent without a pin whose slot the proxy has not found yet: their record names no slot. */
-  private readonly unplaced = new Set<SlotState>();
-  private readonly endWaiters = new Map<SlotState, Array<() => void>>();
+  /** Slots whose request is in flight (sent, its end not yet read by the proxy), and what is known of each. */
+  private readonly inFlight = new Map<SlotState, InFlight>();
   /** The latest task id `GET /slots` showed (see lastTaskShown): a lower one later means the server restarted. */
   private lastTask = -1;
 
@@ -105,40 +94,33 @@ export class ServerBehaviour {
    * `tokens`: about what it will hold in the slot (a shared KV buffer's room counts it: see slot-room.ts).
    */
   noteLaunched(slot: SlotState, streamed: boolean, big = true, tokens = 0): void {
-    this.running.add(slot);
-    this.expectedTokens.set(slot, tokens);
-    if (streamed) this.prefilling.add(slot);
-    else this.answeredWhole.add(slot);
-    if (!big) this.small.add(slot);
+    const waiters = this.inFlight.get(slot)?.endWaiters ?? [];
+    this.inFlight.set(slot, { streamed, prefilling: streamed, big, tokens, unplaced: false, endWaiters: waiters });
   }
 
   /** The slot's streamed answer began: its task has generated a token. */
   noteFirstByte(slot: SlotState): void {
-    this.prefilling.delete(slot);
+    const request = this.inFlight.get(slot);
+    if (request) request.prefilling = false;
   }
 
   /** The slot's request ended. */
   noteEnded(slot: SlotState): void {
-    this.running.delete(slot);
-    this.expectedTokens.delete(slot);
-    this.prefilling.delete(slot);
-    this.answeredWhole.delete(slot);
-    this.small.delete(slot);
-    this.unplaced.delete(slot);
-    for (const wake of this.endWaiters.get(slot) ?? []) wake();
-    this.endWaiters.delete(slot);
+    const request = this.inFlight.get(slot);
+    this.inFlight.delete(slot);
+    for (const wake of request?.endWaiters ?? []) wake();
   }
 
   /** Resolves when the slot's request has ended at the proxy (at once if none runs), or after `ms`. */
   whenEnded(slot: SlotState, ms: number): Promise<void> {
-    if (!this.running.has(slot)) return Promise.resolve();
+    const request = this.inFlight.get(slot);
+    if (!request) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(resolve, ms);
-      const wake = () => {
+      request.endWaiters.push(() => {
         clearTimeout(timer);
         resolve();
-      };
-      this.endWaiters.set(slot, [...(this.endWaiters.get(slot) ?? []), wake]);
+      });
     });
   }
 
@@ -164,12 +146,12 @@ export class ServerBehaviour {
   }
 
   launched(slot: SlotState): boolean {
-    return this.running.has(slot);
+    return this.inFlight.has(slot);
   }
 
   /** What the slot's running task is expected to hold (0 when none runs or it was not said). */
   tokensInFlight(slot: SlotState): number {
-    return this.expectedTokens.get(slot) ?? 0;
+    return this.inFlight.get(slot)?.tokens ?? 0;
   }
 
   /**
@@ -177,17 +159,24 @@ export class ServerBehaviour {
    * is never looked for).
    */
   launchedWhereKnown(slot: SlotState): boolean {
-    return this.running.has(slot) && !this.small.has(slot) && !this.unplaced.has(slot);
+    return this.inFlightWhereKnown(slot) !== undefined;
+  }
+
+  private inFlightWhereKnown(slot: SlotState): InFlight | undefined {
+    const request = this.inFlight.get(slot);
+    return request?.big && !request.unplaced ? request : undefined;
   }
 
   /** The slot's request was sent without a pin: until notePlaced, its slot record names no real slot. */
   noteUnplaced(slot: SlotState): void {
-    this.unplaced.add(slot);
+    const request = this.inFlight.get(slot);
+    if (request) request.unplaced = true;
   }
 
   /** The slot record of a request sent without a pin now names where it runs. */
   notePlaced(slot: SlotState): void {
-    this.unplaced.delete(slot);
+    const request = this.inFlight.get(slot);
+    if (request) request.unplaced = false;
     const start = this.recentStarts.findLast((s) => s.slot === slot);
     if (start) start.unpinned = false;
   }
@@ -197,7 +186,8 @@ export class ServerBehaviour {
    * byte, or any answer that comes whole.
    */
   mayBePrefilling(slot: SlotState): boolean {
-    return this.launchedWhereKnown(slot) && (this.prefilling.has(slot) || this.answeredWhole.has(slot));
+    const request = this.inFlightWhereKnown(slot);
+    return request !== undefined && (request.prefilling || !request.streamed);
   }
 
   /**
@@ -207,7 +197,8 @@ export class ServerBehaviour {
    * ending.
    */
   mayEndSoon(slot: SlotState): boolean {
-    return this.launchedWhereKnown(slot) && !this.prefilling.has(slot);
+    const request = this.inFlightWhereKnown(slot);
+    return request !== undefined && !request.prefilling;
   }
 
   /** The proxy just heard from the backend (an answer ended, a slot action answered). */
@@ -238,6 +229,21 @@ export class ServerBehaviour {
     this.presumed = this.idleSlots !== undefined;
     this.lastTask = -1;
   }
+}
+
+/** A request of ours in flight on a slot. */
+interface InFlight {
+  /** Streamed; else answered whole, and nothing says when its prefill ends. */
+  streamed: boolean;
+  /** A stream whose first byte has not arrived: its task is still prefilling. */
+  prefilling: boolean;
+  /** Its prompt is big; what a small one leaves in its slot is never saved. */
+  big: boolean;
+  /** The tokens it is expected to leave in its slot (see noteLaunched). */
+  tokens: number;
+  /** Sent without a pin and its slot not found yet: its record names no real slot. */
+  unplaced: boolean;
+  endWaiters: Array<() => void>;
 }
 
 /** Task starts remembered for otherStartedWithin: more than can start within its window on any server. */
