@@ -17,11 +17,11 @@ import { startProxyProcess } from './proxy-process.js';
 import type { ProxyProcess } from './proxy-process.js';
 import { REAL_CONFIGS, SERVER_MODES, proxyEnvOf, serverArgs, smallCacheMiB } from './real-configs.js';
 import { startBenchServer } from './real-server.js';
-import { startRelayProcess } from './relay.js';
-import type { RelayProcess } from './relay.js';
 import type { LlamaServerBinary } from './real-server.js';
 import { realWorkloads } from './real-workloads.js';
 import type { RealSize, RealWorkload } from './real-workloads.js';
+import { startRelayProcess } from './relay.js';
+import type { RelayProcess } from './relay.js';
 
 /** KV bytes per token of the shared tiny model's save files (its VERSION file), when calibration is skipped. */
 const DEFAULT_KV_BYTES_PER_TOKEN = 4112;
