@@ -94,6 +94,7 @@ export class ServerBehaviour {
    * `tokens`: about what it will hold in the slot (a shared KV buffer's room counts it: see slot-room.ts).
    */
   noteLaunched(slot: SlotState, streamed: boolean, big = true, tokens = 0): void {
+    // Launched again before its last end was read: whoever waits for that end waits for this one's.
     const waiters = this.inFlight.get(slot)?.endWaiters ?? [];
     this.inFlight.set(slot, { streamed, prefilling: streamed, big, tokens, unplaced: false, endWaiters: waiters });
   }
@@ -243,6 +244,7 @@ interface InFlight {
   tokens: number;
   /** Sent without a pin and its slot not found yet: its record names no real slot. */
   unplaced: boolean;
+  /** Woken when it ends (see whenEnded). */
   endWaiters: Array<() => void>;
 }
 
