@@ -2,6 +2,7 @@
  * Sends a workload's jobs to one target (the backend directly or a proxy) as streaming chat completions and
  * records, per request, time to first token, the backend's `timings` and `usage`, and the streaming rate.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import type { ConversationSpec, Job, Workload } from './workloads.js';
 import { smallPrompt, userMessage } from './workloads.js';
@@ -67,7 +68,10 @@ async function runSegment(
       while (next < to && head.kind === 'turn' && head.burst !== undefined && sameBurst(head, workload.jobs[next]!))
         next++;
       const end = next;
-      for (let index = first; index < end; index++) await runJob(index);
+      for (let index = first; index < end; index++) {
+        await runJob(index);
+        if (workload.thinkMs) await sleep(workload.thinkMs);
+      }
     }
   };
   const runJob = async (index: number) => {

@@ -18,6 +18,8 @@ LLAMA_SERVER_BIN, else ../shared/llama-server/llama-server; model tiny-chat.gguf
   --gap-seconds S     idle time before each restart in the restart workload (default 5)
   --stop STR          send stop: [STR] with every request: replies then end early where nobody can foresee it,
                       as a real model's end of generation does (the tiny model otherwise runs to max_tokens)
+  --think-ms N        each client pauses N ms after every answer before its next request (a tool running, a
+                      user reading; default 0: back to back), in every workload but overhead
   --calibration-samples N  samples of the cost measurement before the run (default 5; 0 = skip)
   --repeat N          run every config N times per mode and workload, the configs taking turns, and report each
                       config's median run by mean time to first token (default 1; times here move by ±10 %)
@@ -38,6 +40,7 @@ export async function realMain(argv: string[]): Promise<void> {
       workloads: { type: 'string' },
       'gap-seconds': { type: 'string' },
       stop: { type: 'string' },
+      'think-ms': { type: 'string' },
       'calibration-samples': { type: 'string' },
       repeat: { type: 'string' },
       out: { type: 'string' },
@@ -68,14 +71,17 @@ export async function realMain(argv: string[]): Promise<void> {
     throw new Error(`--repeat must be an integer >= 1, not ${values.repeat}`);
   if (values.stop === '') throw new Error('--stop needs a non-empty string');
   const stop = values.stop;
+  const thinkMs = Number(values['think-ms'] ?? 0);
+  if (!Number.isInteger(thinkMs) || thinkMs < 0)
+    throw new Error(`--think-ms must be an integer >= 0, not ${values['think-ms']}`);
   const out = values.out ?? 'bench/results/real-latest.json';
   const results = await runRealBench({
     binary,
     modes: list(values.modes, Object.keys(SERVER_MODES), 'mode', DEFAULT_MODES),
     configs: list(values.configs, Object.keys(REAL_CONFIGS), 'config'),
     workloads: list(values.workloads, WORKLOADS, 'workload'),
-    size: { ...base, restartGapMs: gap * 1000, ...(stop !== undefined && { stop }) },
-    sizeName: `${values.quick ? 'quick' : 'full'}${stop !== undefined ? `, stop ${JSON.stringify(stop)}` : ''}${repeats > 1 ? `, median of ${repeats} runs` : ''}`,
+    size: { ...base, restartGapMs: gap * 1000, ...(stop !== undefined && { stop }), ...(thinkMs > 0 && { thinkMs }) },
+    sizeName: `${values.quick ? 'quick' : 'full'}${stop !== undefined ? `, stop ${JSON.stringify(stop)}` : ''}${thinkMs > 0 ? `, think ${thinkMs} ms` : ''}${repeats > 1 ? `, median of ${repeats} runs` : ''}`,
     out,
     calibrationSamples: samples,
     repeats,

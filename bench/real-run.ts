@@ -289,7 +289,7 @@ async function measureIdeal(
   const slots = workload.conversations.length + 1;
   const index = new Map(workload.conversations.map((c, i) => [c.id, i]));
   const args = ['-np', String(slots), '-c', String(slots * IDEAL_CTX_PER_SLOT), '--cache-ram', '0'];
-  const run = { ...workload, concurrency: 1, restartsBefore: [] };
+  const run = { ...workload, concurrency: 1, restartsBefore: [], thinkMs: 0 };
   const results = await inTempDir(`${workload.name}-ideal`, async (dir) => {
     const server = await startBenchServer(binary, dir, args);
     try {

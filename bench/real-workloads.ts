@@ -25,6 +25,8 @@ export interface RealSize {
    * places nobody can foresee, as a real model's end of generation does.
    */
   stop?: string;
+  /** Each client's pause after an answer before its next request (see Workload.thinkMs); overhead has none. */
+  thinkMs?: number;
 }
 
 export const FULL_SIZE: RealSize = { startWords: 2600, turnWords: 350, turns: 4, restartRounds: 3, restartGapMs: 5000 };
@@ -159,7 +161,7 @@ function base(
   description: string,
   convs: ConversationSpec[],
   jobs: Job[],
-  size: Pick<RealSize, 'startWords' | 'turnWords' | 'turns' | 'maxTokens' | 'stop'>,
+  size: Pick<RealSize, 'startWords' | 'turnWords' | 'turns' | 'maxTokens' | 'stop' | 'thinkMs'>,
   turns = size.turns,
 ): RealWorkload {
   const perConversation =
@@ -175,6 +177,7 @@ function base(
     jobs,
     concurrency: 2,
     maxTokens: size.maxTokens ?? MAX_TOKENS,
+    ...(size.thinkMs && { thinkMs: size.thinkMs }),
     requestBody: { temperature: 0, ...(size.stop !== undefined && { stop: [size.stop] }) },
     workingSetTokens: Math.round(convs.length * perConversation),
   };
