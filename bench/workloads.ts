@@ -37,7 +37,7 @@ export interface Workload {
   concurrency: number;
   /** Reply length per request. */
   maxTokens: number;
-  /** How long each client pauses after an answer before its next request (a tool running, a user reading); none by default. */
+  /** Each client's pause after an answer before its next request (a tool running, a user reading); none by default. */
   thinkMs?: number;
   /** Restart backend and proxy before these job indexes. */
   restartsBefore?: number[];
