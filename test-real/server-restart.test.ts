@@ -81,8 +81,7 @@ describe('the real llama-server restarts behind the proxy (-np 2, no RAM cache)'
     const a = openingOf(321);
     const a1 = await realChat(s, 'proxy', a);
     const answered = Date.now();
-    await s.server.restart();
-    await asLongAsARealRestart(answered);
+    await restartLikeARealServer(s, answered);
     const a2 = await realChat(s, 'proxy', nextTurn(a, a1.content, 322));
     assert.ok(
       a2.timings.cache_n >= a1.promptTokens,
@@ -100,8 +99,7 @@ describe('the real llama-server restarts behind the proxy (-np 2, no RAM cache)'
       BOUNDED_LOSS_WINDOW_MS,
       'A on disk within the bounded-loss window',
     );
-    await s.server.restart();
-    await asLongAsARealRestart(answered);
+    await restartLikeARealServer(s, answered);
     const a2 = await realChat(s, 'proxy', nextTurn(a, a1.content, 332));
     assert.ok(
       a2.timings.cache_n >= a1.promptTokens,
@@ -111,11 +109,13 @@ describe('the real llama-server restarts behind the proxy (-np 2, no RAM cache)'
 });
 
 /**
- * The tiny test model is serving again 0.2 s after a restart; a real model takes seconds to load. The proxy checks
- * GET /slots before trusting a slot once it has not heard from the backend for a second (RECHECK_AFTER_QUIET_MS),
- * so the next turn comes no sooner than a real restart would allow.
+ * Restart the server behind the proxy's back, and return no sooner than a real restart would allow. The tiny test
+ * model is serving again 0.2 s after a restart; a real model takes seconds to load. The proxy checks GET /slots
+ * before trusting a slot once it has not heard from the backend for a second (RECHECK_AFTER_QUIET_MS), so the next
+ * turn is sent at least that long after the last answer (`answeredAt`).
  */
-async function asLongAsARealRestart(answeredAt: number): Promise<void> {
+async function restartLikeARealServer(s: RealStack, answeredAt: number): Promise<void> {
+  await s.server.restart();
   const wait = answeredAt + RECHECK_AFTER_QUIET_MS + 100 - Date.now();
   if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
 }
@@ -133,8 +133,7 @@ describe(
       const a1 = await realChat(s, 'proxy', a);
       await realChat(s, 'proxy', openingOf(342)); // its launch saves a to disk and moves it into the RAM cache
       const answered = Date.now();
-      await s.server.restart();
-      await asLongAsARealRestart(answered);
+      await restartLikeARealServer(s, answered);
       const a2 = await realChat(s, 'proxy', nextTurn(a, a1.content, 343));
       assert.equal(a2.line.decision, 'restore', JSON.stringify(a2.line));
       assert.ok(a2.timings.cache_n >= a1.promptTokens, `A reused ${a2.timings.cache_n} of ${a1.promptTokens}`);
@@ -153,8 +152,7 @@ describe(
         saved > a2.promptTokens && saved <= a2.promptTokens + a2.timings.predicted_n,
         `saved ${saved} tokens for a prompt of ${a2.promptTokens} and a reply of ${a2.timings.predicted_n}`,
       );
-      await s.server.restart();
-      await asLongAsARealRestart(answered);
+      await restartLikeARealServer(s, answered);
       const a3 = await realChat(s, 'proxy', nextTurn(a2Messages, a2.content, 355));
       assert.equal(a3.line.decision, 'restore', JSON.stringify(a3.line));
       assert.ok(a3.timings.cache_n >= saved, `A reused ${a3.timings.cache_n} of the ${saved} saved`);
@@ -177,8 +175,7 @@ describe(
         saved > r2.inputTokens && saved <= r2.inputTokens + r2.outputTokens,
         `saved ${saved} tokens for an input of ${r2.inputTokens} and an answer of ${r2.outputTokens}`,
       );
-      await s.server.restart();
-      await asLongAsARealRestart(answered);
+      await restartLikeARealServer(s, answered);
       input.push(
         { type: 'message', role: 'assistant', content: r2.text },
         { type: 'message', role: 'user', content: words(40, 365) },
@@ -200,8 +197,7 @@ describe(
         saved > c2.promptTokens && saved <= c2.promptTokens + c2.completionTokens,
         `saved ${saved} tokens for a prompt of ${c2.promptTokens} and an answer of ${c2.completionTokens}`,
       );
-      await s.server.restart();
-      await asLongAsARealRestart(answered);
+      await restartLikeARealServer(s, answered);
       prompt += `${c2.text} ${words(40, 375)}`;
       const c3 = await complete(s, prompt);
       assert.equal(c3.line.decision, 'restore', JSON.stringify(c3.line));
