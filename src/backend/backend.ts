@@ -227,7 +227,7 @@ export class Backend {
   async loadUnloads(loaded: ReadonlySet<string>): Promise<boolean> {
     if (this.client.kind !== 'router') return true;
     this.modelsAtOnce = (await this.client.modelsAtOnce().catch(() => undefined)) ?? this.modelsAtOnce;
-    return this.modelsAtOnce === undefined || loaded.size >= this.modelsAtOnce;
+    return this.routerFull(loaded);
   }
 
   /**
@@ -238,7 +238,12 @@ export class Backend {
     const loaded = this.loadedAtLastLook;
     if (loaded?.has(model)) return false;
     if (this.client.kind !== 'router') return true;
-    return loaded === undefined || this.modelsAtOnce === undefined || loaded.size >= this.modelsAtOnce;
+    return loaded === undefined || this.routerFull(loaded);
+  }
+
+  /** The router runs as many models as `--models-max` lets it (not known: taken as so), so a load unloads one. */
+  private routerFull(loaded: ReadonlySet<string>): boolean {
+    return this.modelsAtOnce === undefined || loaded.size >= this.modelsAtOnce;
   }
 
   /** Learn once whether a plain llama-server clears idle slots, while none of its slots is in use. */
