@@ -57,6 +57,8 @@ async function rescueUnpinned(
   const slot = deps.pool.group(backendIndex, content.model).find((s) => !s.busy && !s.disabled && !s.content);
   if (!slot || !deps.pool.takeForBackground(slot)) return false;
   const pass = await deps.launchGate.enter(backendIndex);
+  // From here every launch on the backend waits for the rescue.
+  const since = performance.now();
   try {
     await deps.launchGate.placed(backendIndex);
     await deps.launchGate.launched(backendIndex);
@@ -72,7 +74,7 @@ async function rescueUnpinned(
     const id =
       left === undefined ? undefined : slotLeftBy(await lookAtSlots(backend, content.model), left, baseline.lastTask);
     if (id === undefined || !deps.pool.moveTo(slot, id)) return false;
-    return await saveRescued(deps, backend, slot, content, timings, left!);
+    return await saveRescued(deps, { backendIndex, slot, since }, content, timings, left!);
   } catch (err) {
     failed(deps, backend, slot, content, err);
     return false;
@@ -102,6 +104,8 @@ async function rescueIntoPinnedSlot(
     .catch(() => undefined);
   if (!plan) return 'later';
   const { slot } = plan;
+  // From here a request for the slot waits for the rescue.
+  const since = performance.now();
   try {
     // Continued meanwhile (its next turn took it back from the RAM cache), or saved: nothing left to do.
     if (content.saved || !deps.rescues.stillLeft(content)) return true;
@@ -118,7 +122,7 @@ async function rescueIntoPinnedSlot(
       deps.pool.forget(slot);
       return false;
     }
-    return await saveRescued(deps, backend, slot, content, timings, left);
+    return await saveRescued(deps, { backendIndex, slot, since }, content, timings, left);
   } catch (err) {
     failed(deps, backend, slot, content, err);
     return false;
@@ -178,24 +182,30 @@ async function runReplay(
   return readAnswer(Buffer.from(answer)).timings;
 }
 
-/** The slot holds the rescued conversation (`left` tokens): record and save it. */
+/**
+ * The slot holds the rescued conversation (`left` tokens): record and save it, and tell what the rescue cost since it
+ * took the slot or the launch gate (`since`).
+ */
 async function saveRescued(
   deps: RescueDeps,
-  backend: Backend,
-  slot: SlotState,
+  { backendIndex, slot, since }: { backendIndex: number; slot: SlotState; since: number },
   content: SlotContent,
   timings: { cache_n?: number; prompt_n?: number } | undefined,
   left: number,
 ): Promise<boolean> {
+  const backend = deps.backends.at(backendIndex);
   const rescued: SlotContent = { ...content, nTokens: left, saved: false };
   deps.pool.fill(slot, rescued);
   const save = await deps.slotCache.save(slot, rescued);
+  const ms = performance.now() - since;
+  if (save.ok) deps.rescues.noteRescueCost(backendIndex, ms, save.ms);
   deps.log.info(
     {
       backend: backend.url,
       model: content.model,
       slot: slot.id,
       key: shortKey(content.key),
+      ms: Math.round(ms * 100) / 100,
       cache_n: timings?.cache_n,
       prompt_n: timings?.prompt_n,
       save,

@@ -361,7 +361,8 @@ const CONTENTION_WINDOW_MS = 1000;
  * rescues wait for room while tasks run, past the loss window; see slot-room.ts), or on a plain server that keeps them
  * (a pinned launch on its slot moves it there: keepsWithoutSwaps). Every generation route the proxy pins replays
  * without generating: the real server honours `n_predict: 0` on the chat, completion and Responses routes alike (one
- * token, whatever the body's `max_tokens` or `max_output_tokens`).
+ * token, whatever the body's `max_tokens` or `max_output_tokens`). And only while that pays on the backend (see
+ * RamTierPayoff): called once per big task, as it decides for that task.
  */
 export function leavesToServerRam(
   deps: Pick<SlotTruthDeps, 'backends' | 'rescues' | 'pool'>,
@@ -374,7 +375,10 @@ export function leavesToServerRam(
   const slots = deps.pool.group(backendIndex, task.model).length;
   const clearedWithRoom = behaviour.clearsIdleSlots() && (kvCells === undefined || task.tokens * slots <= kvCells);
   return (
-    deps.rescues.enabled && (clearedWithRoom || keepsWithoutSwaps(backend)) && ramCache.hasRoom(task.model, task.tokens)
+    deps.rescues.enabled &&
+    (clearedWithRoom || keepsWithoutSwaps(backend)) &&
+    ramCache.hasRoom(task.model, task.tokens) &&
+    deps.rescues.leaveNext(backendIndex)
   );
 }
 

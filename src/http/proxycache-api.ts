@@ -31,7 +31,7 @@ export interface ProxycacheState {
   pool: SlotPool;
   index: PrefixIndex;
   slotCache: SlotCache;
-  rescues: Pick<RamRescues, 'saveAllNow' | 'waiting'>;
+  rescues: Pick<RamRescues, 'saveAllNow' | 'waiting' | 'ramTier'>;
   economics: Pick<RestoreEconomics, 'speeds'>;
   metaStore: { remove(key: string): Promise<void> };
   cleanup: Pick<CacheCleanup, 'runOnce'>;
@@ -87,5 +87,6 @@ function statusSources(state: ProxycacheState, deps: ProxycacheApiDeps): StatusS
     speeds: () => state.economics.speeds(),
     totals: () => deps.observer.totalsSinceStart(),
     inRamCacheOnly: () => state.rescues.waiting,
+    ramTier: (index) => state.rescues.ramTier(index),
   };
 }

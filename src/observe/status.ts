@@ -6,6 +6,7 @@ import type { BackendKind } from '../backend/backend-kind.js';
 import type { CacheMeta } from '../cache/meta-file.js';
 import type { Config } from '../config/index.js';
 import type { SlotState } from '../slots/slot-state.js';
+import type { RamTierVerdict } from '../slots/ram-tier-payoff.js';
 import type { BackendReport } from './backend-probe.js';
 import { round3 } from './minute-history.js';
 import type { Totals } from './observer.js';
@@ -32,6 +33,8 @@ export interface StatusSources {
   totals: () => Totals;
   /** Conversations whose latest state only a server's RAM cache holds, waiting for their rescue to disk. */
   inRamCacheOnly: () => number;
+  /** Whether leaving answers to the backend's RAM cache pays, and what that was judged on (RamTierPayoff). */
+  ramTier: (backend: number) => RamTierVerdict;
   now?: () => number;
 }
 
@@ -51,11 +54,22 @@ export function buildStatus(src: StatusSources, reports: readonly BackendReport[
       fingerprints: src.knownFingerprints(index),
       slot_count: slotCount(src, slots, index),
       clears_idle_slots: src.clearsIdleSlots(index) ?? null,
+      ram_tier: ramTierView(src.ramTier(index)),
     })),
     slots: slots.map((slot) => slotView(slot)),
     cache: cacheView(src),
     economics: economicsView(src.speeds()),
     totals: src.totals(),
+  };
+}
+
+function ramTierView(v: RamTierVerdict): Record<string, unknown> {
+  return {
+    leaves_answers: v.pays,
+    answers_left: round3(v.left),
+    rescued: round3(v.rescued),
+    rescue_ms: Math.round(v.rescueMs),
+    save_ms: Math.round(v.saveMs),
   };
 }
 

@@ -23,6 +23,8 @@
 import type { Logger } from 'pino';
 import { shortKey } from '../cache/meta-file.js';
 import type { SlotContent, SlotState } from './slot-state.js';
+import { EXPLORE_EVERY, RamTierPayoff } from './ram-tier-payoff.js';
+import type { RamTierVerdict } from './ram-tier-payoff.js';
 
 /**
  * The request again, for the server to serve from its RAM cache: the backend path and body, built when needed, with
@@ -81,6 +83,9 @@ export class RamRescues {
   private closed = false;
   private trust = 0;
   private readonly now: () => number;
+  /** Whether leaving answers has paid so far, by backend (see RamTierPayoff). */
+  private readonly payoff = new RamTierPayoff();
+  private readonly paidBefore = new Map<number, boolean>();
 
   constructor(private readonly deps: RamRescueDeps) {
     this.now = deps.now ?? Date.now;
@@ -89,6 +94,36 @@ export class RamRescues {
   /** Whether anything may be left to the RAM cache at all. */
   get enabled(): boolean {
     return this.deps.windowMs > 0 && !this.closed;
+  }
+
+  /**
+   * Whether the next big task on `backend` whose state the RAM cache could keep is left there: while that pays (see
+   * RamTierPayoff), and now and then when it does not. A change of verdict is logged.
+   */
+  leaveNext(backend: number): boolean {
+    const verdict = this.payoff.verdict(backend);
+    if ((this.paidBefore.get(backend) ?? true) !== verdict.pays) {
+      this.paidBefore.set(backend, verdict.pays);
+      const { left, rescued, rescueMs, saveMs } = verdict;
+      const seen = { backend, left, rescued, rescue_ms: Math.round(rescueMs), save_ms: Math.round(saveMs) };
+      if (verdict.pays) this.deps.log.info(seen, "answers are left to the server's RAM cache again: it pays");
+      else
+        this.deps.log.info(
+          { ...seen, explore_every: EXPLORE_EVERY },
+          "leaving answers to the server's RAM cache does not pay here (their rescues cost more than saving them): saving them instead, leaving one now and then to notice a change",
+        );
+    }
+    return this.payoff.leaveNext(backend);
+  }
+
+  /** Whether leaving answers to `backend`'s RAM cache pays now, and on what that is judged (the status API's). */
+  ramTier(backend: number): RamTierVerdict {
+    return this.payoff.verdict(backend);
+  }
+
+  /** A rescue on `backend` held its slot or the launch gate `rescueMs`, `saveMs` of it the save (see RamTierPayoff). */
+  noteRescueCost(backend: number, rescueMs: number, saveMs: number): void {
+    this.payoff.noteRescue(backend, rescueMs, saveMs);
   }
 
   /** A big task starts on `slot` whose state the RAM cache will keep: `replay` brings it back if it must be saved. */
@@ -105,8 +140,10 @@ export class RamRescues {
   taskEnded(slot: SlotState, content: SlotContent | undefined): void {
     const task = this.running.get(slot);
     this.running.delete(slot);
-    if (task && content && !content.saved)
+    if (task && content && !content.saved) {
       this.left.set(content, { ...task, answeredAt: this.now(), trust: this.trust });
+      this.payoff.noteLeft(task.backend);
+    }
   }
 
   /** A launch may clear this content unsaved: the RAM cache takes it, and a rescue brings it to disk in time. */

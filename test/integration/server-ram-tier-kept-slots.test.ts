@@ -21,6 +21,9 @@ function startKeeping(policy: 'smart' | 'always'): Promise<Stack> {
   });
 }
 
+const NOT_PAYING =
+  "leaving answers to the server's RAM cache does not pay here (their rescues cost more than saving them): saving them instead, leaving one now and then to notice a change";
+
 const savedFromRam = (stack: Stack, key: string) =>
   stack.logs.lines.some((l) => l.msg === "saved from the server's RAM cache" && l.key === key.slice(0, 16));
 
@@ -115,6 +118,37 @@ describe(
       const b2 = await chat(stack, continued(b, b1.content, 5403));
       assert.equal(b2.line.decision, 'resident', JSON.stringify(b2.line));
       assert.ok(a1.timings.prompt_n > 0);
+    });
+
+    it('where rescues cost more than saving, stops leaving answers to the RAM cache: the next one pushed out is saved at its eviction', async () => {
+      const stack = stacks.keep(await startKeeping('smart'));
+      await chat(stack, opening(5500));
+      await logLineAfter(stack.logs, 0, 'saved after answer');
+      // One turn each, back to back: each pushes out the one two before it, which nothing brings back, so its rescue
+      // (a replay and a save) runs within the loss window.
+      for (let i = 1; i <= 6; i++) await chat(stack, opening(5500 + i));
+      const rescues = () => stack.logs.lines.filter((l) => l.msg === "saved from the server's RAM cache").length;
+      const deadline = performance.now() + 3000;
+      while (rescues() < 3 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+      const status = (await (await fetch(`${stack.url}/proxycache/status`)).json()) as {
+        backends: Array<{ ram_tier: Record<string, number | boolean> }>;
+      };
+      const tier = status.backends[0]!.ram_tier;
+      assert.equal(tier.leaves_answers, false, JSON.stringify(tier));
+      assert.ok(Number(tier.rescued) >= 3 && Number(tier.rescue_ms) > Number(tier.save_ms), JSON.stringify(tier));
+      const rescuesBefore = rescues();
+      const y = opening(5510);
+      await chat(stack, y);
+      const verdict = await logLineAfter(stack.logs, 0, NOT_PAYING);
+      assert.equal(verdict.rescued, tier.rescued, JSON.stringify(verdict));
+      await chat(stack, opening(5511));
+      const pushing = await chat(stack, opening(5512));
+      assert.equal(pushing.line.evict_save?.ok, true, JSON.stringify(pushing.line));
+      await new Promise((resolve) => setTimeout(resolve, 1200)); // past y's loss window
+      assert.equal(savedFromRam(stack, keyOf(y)), false, 'saved at its eviction, not rescued');
+      assert.ok(await exists(metaPath(stack.metaDir, keyOf(y))));
+      assert.equal(rescues(), rescuesBefore);
+      assert.equal(stack.logs.lines.filter((l) => l.msg === NOT_PAYING).length, 1, 'told once');
     });
 
     it('the seed policy (SAVE_POLICY=always) saves before the eviction and restores from disk, as the Python proxy does', async () => {

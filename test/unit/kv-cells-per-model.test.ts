@@ -50,7 +50,7 @@ function backendOf(kind: 'router' | 'llama-server') {
   const deps = {
     backends: { at: () => backend },
     pool,
-    rescues: { enabled: true },
+    rescues: { enabled: true, leaveNext: () => true },
   } as unknown as SlotTruthDeps;
   const leftToRam = (model: string) => leavesToServerRam(deps, 0, { model, tokens: TOKENS });
   return { backend, leftToRam };

@@ -51,7 +51,11 @@ function keepingBackend(kind: 'llama-server' | 'llama-swap' | 'router') {
   });
   backend.behaviour.noteKeepsIdleSlots();
   backend.ramCache.learnTokenSize('m', 100, 100 * 4112);
-  const deps = { backends: { at: () => backend }, pool, rescues: { enabled: true } } as unknown as SlotTruthDeps;
+  const deps = {
+    backends: { at: () => backend },
+    pool,
+    rescues: { enabled: true, leaveNext: () => true },
+  } as unknown as SlotTruthDeps;
   return leavesToServerRam(deps, 0, { model: 'm', tokens: 3000 });
 }
 
