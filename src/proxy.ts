@@ -136,6 +136,7 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     windowMs: policy.leavesToServerRam ? config.idleSaveSeconds * 1000 : 0,
     rescue: (backend, content, replay) => rescueFromServerRam(generation, backend, content, replay),
     log,
+    describeBackend: (backend) => clients[backend]!.url,
   });
   const swapDeps = {
     backends,

@@ -107,6 +107,15 @@ function slotRow(slot, now) {
   );
 }
 
+/** Shown where leaving answers to the server's RAM cache stopped paying: the proxy saves them instead. */
+function ramTierBadge(tier) {
+  if (!tier || tier.leaves_answers !== false) return null;
+  const title =
+    `${f.count(tier.rescued)} of ${f.count(tier.answers_left)} answers left to the RAM cache needed a rescue ` +
+    `(${f.count(tier.rescue_ms)} ms each, against ${f.count(tier.save_ms)} ms for a save)`;
+  return h('span', { class: 'pill warn ram-tier', title }, 'saves answers: RAM tier does not pay');
+}
+
 function backendCard(backend, slots, now) {
   const badges = [
     h('span', { class: 'pill' }, backend.kind ?? 'unknown'),
@@ -118,6 +127,7 @@ function backendCard(backend, slots, now) {
           'clears idle slots',
         )
       : null,
+    ramTierBadge(backend.ram_tier),
   ];
   const models = backend.loaded_models?.length ? `loaded: ${backend.loaded_models.join(', ')} · ` : '';
   return h(

@@ -48,6 +48,8 @@ export interface RamRescueDeps {
   windowMs: number;
   rescue: Rescue;
   log: Logger;
+  /** The backend's URL, for the log; its index where not given. */
+  describeBackend?: (backend: number) => string;
   now?: () => number;
 }
 
@@ -105,7 +107,13 @@ export class RamRescues {
     if ((this.paidBefore.get(backend) ?? true) !== verdict.pays) {
       this.paidBefore.set(backend, verdict.pays);
       const { left, rescued, rescueMs, saveMs } = verdict;
-      const seen = { backend, left, rescued, rescue_ms: Math.round(rescueMs), save_ms: Math.round(saveMs) };
+      const seen = {
+        backend: this.deps.describeBackend?.(backend) ?? backend,
+        left,
+        rescued,
+        rescue_ms: Math.round(rescueMs),
+        save_ms: Math.round(saveMs),
+      };
       if (verdict.pays) this.deps.log.info(seen, "answers are left to the server's RAM cache again: it pays");
       else
         this.deps.log.info(

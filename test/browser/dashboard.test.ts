@@ -202,3 +202,50 @@ describe(
     });
   },
 );
+
+describe(
+  "the dashboard says where leaving answers to the server's RAM cache does not pay",
+  { skip: noBrowserReason(), timeout: 90_000 },
+  () => {
+    let stack: Stack;
+    let browser: Browser;
+    before(async () => {
+      // A server that keeps its idle slots (2) with llama-server's default RAM cache, and a short loss window.
+      stack = await startStack({
+        sim: { models: [{ id: 'tiny', nSlots: 2 }], cacheRamMiB: 8192 },
+        env: { SAVE_POLICY: 'smart', IDLE_SAVE_SECONDS: '1' },
+      });
+      browser = await launchChromium();
+    });
+    after(async () => {
+      await browser?.close();
+      if (stack) await closeStack(stack);
+    });
+
+    it('shows the backend saving answers, with the rescues and times the verdict rests on', async () => {
+      await chat(stack, opening(9201));
+      await logLineAfter(stack.logs, 0, 'saved after answer');
+      // Each pushes out the one two before it, which nothing brings back: rescued within the loss window.
+      for (let i = 1; i <= 6; i++) await chat(stack, opening(9201 + i));
+      // Past every loss window: the rescues are over, and the verdict stays as the page shows it.
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+      const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-US' });
+      const { page, problems } = await openDashboard(context, `${stack.url}/proxycache/`);
+      const badge = page.locator('[data-backend="0"] .ram-tier');
+      await badge.waitFor({ timeout: WAIT_MS });
+      assert.equal(await badge.innerText(), 'saves answers: RAM tier does not pay');
+      const status = (await (await fetch(`${stack.url}/proxycache/status`)).json()) as {
+        backends: Array<{ ram_tier: { rescued: number; answers_left: number; rescue_ms: number; save_ms: number } }>;
+      };
+      const tier = status.backends[0]!.ram_tier;
+      assert.equal(
+        await badge.getAttribute('title'),
+        `${count(tier.rescued)} of ${count(tier.answers_left)} answers left to the RAM cache needed a rescue ` +
+          `(${count(tier.rescue_ms)} ms each, against ${count(tier.save_ms)} ms for a save)`,
+      );
+      await page.screenshot({ path: artifactPath('dashboard-ram-tier.png'), fullPage: true });
+      assert.deepEqual(problems, [], 'no errors in the page');
+      await context.close();
+    });
+  },
+);

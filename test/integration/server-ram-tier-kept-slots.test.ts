@@ -130,6 +130,7 @@ describe(
       const rescues = () => stack.logs.lines.filter((l) => l.msg === "saved from the server's RAM cache").length;
       const deadline = performance.now() + 3000;
       while (rescues() < 3 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+      await new Promise((resolve) => setTimeout(resolve, 1200)); // past every loss window: the rescues are over
       const status = (await (await fetch(`${stack.url}/proxycache/status`)).json()) as {
         backends: Array<{ ram_tier: Record<string, number | boolean> }>;
       };
