@@ -58,6 +58,11 @@ export function planSlot(input: PlanInput): SlotPlan | undefined {
   if (input.patient) {
     const own = busyWithThisConversation(candidates, request);
     if (own && own.lcp > Math.max(resident?.lcp ?? 0, disk?.lcp ?? 0)) return undefined;
+    // Busy only saving this conversation (write-behind), it holds it as far as the file being written: the end of
+    // that save (milliseconds) costs less than restoring the same state into another slot, which pushes out what
+    // that slot holds. Seen on the real server: a turn arriving during its answer's idle-time save went to the other
+    // slot, saving that slot's conversation first and restoring its own from the file just written.
+    if (own?.saving && own.lcp >= (disk?.lcp ?? 0) && own.lcp > (resident?.lcp ?? 0)) return undefined;
   }
   if (resident && (!disk || resident.lcp >= disk.lcp)) {
     return { slot: resident.slot, resident: { lcp: resident.lcp, ratio: resident.ratio } };
@@ -217,14 +222,17 @@ function preferOnTie(slot: SlotState, best: SlotState, request: SlotRequest): bo
  * A busy slot whose content this request continues (a later turn of the same conversation, not a copy of it):
  * it is busy only until its last turn's answer ends or its write-behind save is done.
  */
-function busyWithThisConversation(candidates: readonly SlotState[], request: SlotRequest): { lcp: number } | undefined {
-  let best: { lcp: number } | undefined;
+function busyWithThisConversation(
+  candidates: readonly SlotState[],
+  request: SlotRequest,
+): { lcp: number; saving: boolean } | undefined {
+  let best: { lcp: number; saving: boolean } | undefined;
   for (const slot of candidates) {
     const content = slot.content;
     if (!slot.busy || slot.disabled || !content?.big || content.model !== request.model) continue;
     if (request.key === content.key || !continuesBlocks(content.blocks, request.blocks)) continue;
     const lcp = lcpBlocks(content.blocks, request.blocks);
-    if (!best || lcp > best.lcp) best = { lcp };
+    if (!best || lcp > best.lcp) best = { lcp, saving: slot.background === true };
   }
   return best;
 }

@@ -252,6 +252,19 @@ describe('planSlot patient', () => {
     );
   });
 
+  it('waits for its own slot being saved in the background even where disk holds it as far (the file being written)', () => {
+    const saving = slot(0, { busy: true, background: true, content: held(700, { key: 'k', blocks: ['a', 'b'] }) });
+    // The other slot holds a first turn not on disk yet: a save before the restore, with no cheaper save to wait for.
+    const other = slot(1, { content: held(700, { key: 'other', blocks: ['o', 'p'], turns: 1 }) });
+    const disk = { backend: 0, key: 'k', lcp: 2, ratio: 2 / 3, tokens: 700, blockCount: 2 };
+    const input = { ...SEED, request, candidates: [saving, other], diskMatch: () => disk, lcpTh: 0.6 };
+    assert.equal(planSlot({ ...input, patient: true }), undefined);
+    // Not for a task still running there (its end may be far), nor once patience ran out: the restore goes ahead.
+    const running = slot(0, { busy: true, content: held(700, { key: 'k', blocks: ['a', 'b'] }) });
+    assert.equal(planSlot({ ...input, candidates: [running, other], patient: true })?.restore?.key, 'k');
+    assert.equal(planSlot(input)?.restore?.key, 'k');
+  });
+
   it('does not wait for a busy slot that shares only a common prefix (another conversation)', () => {
     const sibling = slot(0, { busy: true, content: held(700, { blocks: ['a', 'x', 'y'] }) });
     assert.equal(
