@@ -33,6 +33,8 @@ export class SlotPool {
   private readonly groups = new Map<string, SlotState[]>();
   private readonly waiters: Waiter[] = [];
   private tick = 0;
+  /** Slots taken so far, by backend (requests and background work): tells whether anything started meanwhile. */
+  private readonly takes = new Map<number, number>();
 
   constructor(private readonly backends: readonly PoolBackend[]) {}
 
@@ -112,7 +114,17 @@ export class SlotPool {
     if (slot.busy || slot.disabled) return false;
     w(slot).busy = true;
     w(slot).background = true;
+    this.noteTaken(slot);
     return true;
+  }
+
+  /** How many times a slot of the backend was taken so far: equal at two moments, nothing started in between. */
+  takesOn(backend: number): number {
+    return this.takes.get(backend) ?? 0;
+  }
+
+  private noteTaken(slot: SlotState): void {
+    this.takes.set(slot.backend, this.takesOn(slot.backend) + 1);
   }
 
   /** Requests waiting for a slot now. */
@@ -221,6 +233,7 @@ export class SlotPool {
   private tryPlan(model: string, plan: PlanFn): SlotPlan | undefined {
     const chosen = plan(this.candidates(model));
     if (chosen) {
+      this.noteTaken(chosen.slot);
       w(chosen.slot).busy = true;
       w(chosen.slot).lastUsed = ++this.tick;
       w(chosen.slot).lastUsedAt = Date.now();

@@ -4,9 +4,9 @@
  * crash, restart or unload loses at most the last `windowMs` of answers.
  *
  * After an answer the slot is armed. The save starts at the first moment, `settleMs` after the answer or later,
- * when the backend has no request of ours running or waiting (an agent continuing at once skips the save: its
- * next answer supersedes it). At `windowMs` after the answer it starts whatever the backend is doing, which bounds
- * the loss. In the idle time nobody waits for the save, so only the SAVE_MIN_NEW_TOKENS floor lets content go; at
+ * when the backend has had no request of ours running or waiting for QUIET_MS (an agent continuing at once skips the
+ * save: its next answer supersedes it). At `windowMs` after the answer it starts whatever the backend is doing, which
+ * bounds the loss. In the idle time nobody waits for the save, so only the SAVE_MIN_NEW_TOKENS floor lets content go; at
  * the window's end (the backend may be busy) and before a clearing task start (a request waits) the eviction's rule
  * applies, re-save economics included. A request for the slot arriving during a save waits for that one save (see
  * the planner's own-slot wait).
@@ -56,6 +56,9 @@ export const NO_ANSWER_SAVER: AnswerSaver = {
   close: () => Promise.resolve(),
 };
 
+/** How long a backend stays idle before an idle-time save starts there. */
+const QUIET_MS = 50;
+
 interface Armed {
   content: SlotContent;
   settled: boolean;
@@ -65,6 +68,8 @@ interface Armed {
 export class WriteBehindSaver implements AnswerSaver {
   private readonly armed = new Map<SlotState, Armed>();
   private readonly running = new Map<SlotState, Promise<CacheOpResult | undefined>>();
+  /** Backends whose quiet is being watched for an idle-time save (see saveSettled). */
+  private readonly looking = new Set<number>();
   private closed = false;
   private readonly settleMs: number;
 
@@ -137,15 +142,29 @@ export class WriteBehindSaver implements AnswerSaver {
     return armed;
   }
 
-  /** The backend has nothing of ours to do: save its settled slots, one at a time. */
+  /**
+   * The backend has nothing of ours to do: save its settled slots, one at a time, once it has stayed so for QUIET_MS.
+   * The moment between one request's end and a client's next request is no idle time: a save started there makes
+   * that request wait for it, or go to another slot at a greater cost.
+   */
   private saveSettled(backend: number): void {
-    if (!this.deps.pool.backendIdle(backend)) return;
-    for (const [slot, armed] of this.armed) {
-      if (slot.backend === backend && armed.settled) {
-        void this.saveArmed(slot, 'idle');
-        return;
-      }
-    }
+    if (this.closed || this.looking.has(backend)) return;
+    this.looking.add(backend);
+    const takes = this.deps.pool.takesOn(backend);
+    setTimeout(() => {
+      this.looking.delete(backend);
+      const settled = this.settledOn(backend);
+      if (!settled) return;
+      // Busy, or a slot taken meanwhile: look again (until the window's end disarms what waits).
+      if (!this.deps.pool.backendIdle(backend) || this.deps.pool.takesOn(backend) !== takes) this.saveSettled(backend);
+      // Nothing to save there after all (taken, cleared, saved meanwhile; now disarmed): on to the next one.
+      else void this.saveArmed(settled, 'idle').then((saved) => saved ?? this.saveSettled(backend));
+    }, QUIET_MS).unref();
+  }
+
+  private settledOn(backend: number): SlotState | undefined {
+    for (const [slot, armed] of this.armed) if (slot.backend === backend && armed.settled) return slot;
+    return undefined;
   }
 
   private saveArmed(slot: SlotState, why: 'idle' | 'window'): Promise<CacheOpResult | undefined> {
