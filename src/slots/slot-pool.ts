@@ -33,8 +33,8 @@ export class SlotPool {
   private readonly groups = new Map<string, SlotState[]>();
   private readonly waiters: Waiter[] = [];
   private tick = 0;
-  /** Slots taken so far, by backend (requests and background work): tells whether anything started meanwhile. */
-  private readonly takes = new Map<number, number>();
+  /** When a slot of the backend was last taken or given back (performance.now()), by backend. */
+  private readonly changedAt = new Map<number, number>();
 
   constructor(private readonly backends: readonly PoolBackend[]) {}
 
@@ -114,17 +114,17 @@ export class SlotPool {
     if (slot.busy || slot.disabled) return false;
     w(slot).busy = true;
     w(slot).background = true;
-    this.noteTaken(slot);
+    this.noteChange(slot);
     return true;
   }
 
-  /** How many times a slot of the backend was taken so far: equal at two moments, nothing started in between. */
-  takesOn(backend: number): number {
-    return this.takes.get(backend) ?? 0;
+  /** When a slot of the backend was last taken or given back (performance.now(); 0: never): how long it is quiet. */
+  lastChangeOn(backend: number): number {
+    return this.changedAt.get(backend) ?? 0;
   }
 
-  private noteTaken(slot: SlotState): void {
-    this.takes.set(slot.backend, this.takesOn(slot.backend) + 1);
+  private noteChange(slot: SlotState): void {
+    this.changedAt.set(slot.backend, performance.now());
   }
 
   /** Requests waiting for a slot now. */
@@ -144,6 +144,7 @@ export class SlotPool {
 
   /** Give a slot back and let waiters try again. `touch: false`: background work, the LRU order stays. */
   release(slot: SlotState, opts: { touch?: boolean } = {}): void {
+    this.noteChange(slot);
     w(slot).busy = false;
     delete w(slot).background;
     if (opts.touch !== false) {
@@ -233,7 +234,7 @@ export class SlotPool {
   private tryPlan(model: string, plan: PlanFn): SlotPlan | undefined {
     const chosen = plan(this.candidates(model));
     if (chosen) {
-      this.noteTaken(chosen.slot);
+      this.noteChange(chosen.slot);
       w(chosen.slot).busy = true;
       w(chosen.slot).lastUsed = ++this.tick;
       w(chosen.slot).lastUsedAt = Date.now();

@@ -147,19 +147,20 @@ export class WriteBehindSaver implements AnswerSaver {
    * The moment between one request's end and a client's next request is no idle time: a save started there makes
    * that request wait for it, or go to another slot at a greater cost.
    */
-  private saveSettled(backend: number): void {
+  private saveSettled(backend: number, delayMs = QUIET_MS): void {
     if (this.closed || this.looking.has(backend)) return;
     this.looking.add(backend);
-    const takes = this.deps.pool.takesOn(backend);
     setTimeout(() => {
       this.looking.delete(backend);
       const settled = this.settledOn(backend);
       if (!settled) return;
-      // Busy, or a slot taken meanwhile: look again (until the window's end disarms what waits).
-      if (!this.deps.pool.backendIdle(backend) || this.deps.pool.takesOn(backend) !== takes) this.saveSettled(backend);
+      // Busy: look again (until the window's end disarms what waits). Idle for less than QUIET_MS: wait the rest.
+      if (!this.deps.pool.backendIdle(backend)) return this.saveSettled(backend);
+      const quietFor = performance.now() - this.deps.pool.lastChangeOn(backend);
+      if (quietFor < QUIET_MS) return this.saveSettled(backend, QUIET_MS - quietFor);
       // Nothing to save there after all (taken, cleared, saved meanwhile; now disarmed): on to the next one.
-      else void this.saveArmed(settled, 'idle').then((saved) => saved ?? this.saveSettled(backend));
-    }, QUIET_MS).unref();
+      void this.saveArmed(settled, 'idle').then((saved) => saved ?? this.saveSettled(backend));
+    }, delayMs).unref();
   }
 
   private settledOn(backend: number): SlotState | undefined {
