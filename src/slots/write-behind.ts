@@ -6,10 +6,10 @@
  * After an answer the slot is armed. The save starts at the first moment, `settleMs` after the answer or later,
  * when the backend has had no request of ours running or waiting for QUIET_MS (an agent continuing at once skips the
  * save: its next answer supersedes it). At `windowMs` after the answer it starts whatever the backend is doing, which
- * bounds the loss. In the idle time nobody waits for the save, so only the SAVE_MIN_NEW_TOKENS floor lets content go; at
- * the window's end (the backend may be busy) and before a clearing task start (a request waits) the eviction's rule
- * applies, re-save economics included. A request for the slot arriving during a save waits for that one save (see
- * the planner's own-slot wait).
+ * bounds the loss. In the idle time nobody waits for the save, so only the SAVE_MIN_NEW_TOKENS floor lets content
+ * go; at the window's end (the backend may be busy) and before a clearing task start (a request waits) the
+ * eviction's rule applies, re-save economics included. A request for the slot arriving during a save waits for that
+ * one save (see the planner's own-slot wait).
  */
 import type { Logger } from 'pino';
 import type { CacheOpResult, SlotCache } from './slot-cache.js';

@@ -13,7 +13,7 @@ import { IDLE_CLEARING_FOUND } from '../../src/backend/backend.js';
 import type { ChatResult, Message } from '../support/cache.js';
 import { artifactPath, launchChromium, noBrowserReason, watchPage } from '../support/browser.js';
 import { postJson, startStack } from '../support/stack.js';
-import type { Stack } from '../support/stack.js';
+import type { Stack, StackOptions } from '../support/stack.js';
 import { closeStack } from '../support/teardown.js';
 
 const WAIT_MS = 10_000;
@@ -31,6 +31,32 @@ function binarySize(bytes: number): string {
     unit++;
   }
   return `${value.toFixed(1)} ${units[unit]}`;
+}
+
+/** A simulator stack (made `ready` by the given step) and a browser for one describe block, closed after it. */
+function stackAndBrowser(
+  options: StackOptions,
+  ready?: (stack: Stack) => Promise<unknown>,
+): { readonly stack: Stack; readonly browser: Browser } {
+  let stack: Stack | undefined;
+  let browser: Browser | undefined;
+  before(async () => {
+    stack = await startStack(options);
+    await ready?.(stack);
+    browser = await launchChromium();
+  });
+  after(async () => {
+    await browser?.close();
+    if (stack) await closeStack(stack);
+  });
+  return {
+    get stack() {
+      return stack!;
+    },
+    get browser() {
+      return browser!;
+    },
+  };
 }
 
 async function openDashboard(context: BrowserContext, url: string): Promise<{ page: Page; problems: string[] }> {
@@ -163,23 +189,17 @@ describe(
   "the dashboard shows what only a server's RAM cache holds",
   { skip: noBrowserReason(), timeout: 90_000 },
   () => {
-    let stack: Stack;
-    let browser: Browser;
-    before(async () => {
-      // llama-server's defaults: idle slots cleared into an 8 GiB RAM cache; a loss window long enough to look.
-      stack = await startStack({
+    // llama-server's defaults: idle slots cleared into an 8 GiB RAM cache; a loss window long enough to look.
+    const held = stackAndBrowser(
+      {
         sim: { models: [{ id: 'tiny' }], cacheRamMiB: 8192 },
         env: { SAVE_POLICY: 'smart', N_SLOTS: '4', IDLE_SAVE_SECONDS: '600' },
-      });
-      await logLineAfter(stack.logs, 0, IDLE_CLEARING_FOUND);
-      browser = await launchChromium();
-    });
-    after(async () => {
-      await browser?.close();
-      if (stack) await closeStack(stack);
-    });
+      },
+      (stack) => logLineAfter(stack.logs, 0, IDLE_CLEARING_FOUND),
+    );
 
     it('counts an answer left there unsaved, until POST /proxycache/save brings it to disk', async () => {
+      const { stack, browser } = held;
       const first = await chat(stack, opening(9101));
       // Its save after the answer tells the proxy the size of a token's state (nothing is left to RAM before).
       await logLineAfter(stack.logs, 0, 'saved after answer', (l) => l.key === short(keyOf(opening(9101))));
@@ -207,22 +227,14 @@ describe(
   "the dashboard says where leaving answers to the server's RAM cache does not pay",
   { skip: noBrowserReason(), timeout: 90_000 },
   () => {
-    let stack: Stack;
-    let browser: Browser;
-    before(async () => {
-      // A server that keeps its idle slots (2) with llama-server's default RAM cache, and a short loss window.
-      stack = await startStack({
-        sim: { models: [{ id: 'tiny', nSlots: 2 }], cacheRamMiB: 8192 },
-        env: { SAVE_POLICY: 'smart', IDLE_SAVE_SECONDS: '1' },
-      });
-      browser = await launchChromium();
-    });
-    after(async () => {
-      await browser?.close();
-      if (stack) await closeStack(stack);
+    // A server that keeps its idle slots (2) with llama-server's default RAM cache, and a short loss window.
+    const held = stackAndBrowser({
+      sim: { models: [{ id: 'tiny', nSlots: 2 }], cacheRamMiB: 8192 },
+      env: { SAVE_POLICY: 'smart', IDLE_SAVE_SECONDS: '1' },
     });
 
     it('shows the backend saving answers, with the rescues and times the verdict rests on', async () => {
+      const { stack, browser } = held;
       await chat(stack, opening(9201));
       await logLineAfter(stack.logs, 0, 'saved after answer');
       // Each pushes out the one two before it, which nothing brings back: rescued within the loss window.
