@@ -85,9 +85,8 @@ export class RamRescues {
   private closed = false;
   private trust = 0;
   private readonly now: () => number;
-  /** Whether leaving answers has paid so far, by backend (see RamTierPayoff). */
+  /** Whether leaving answers pays, by backend (see RamTierPayoff). */
   private readonly payoff = new RamTierPayoff();
-  private readonly paidBefore = new Map<number, boolean>();
 
   constructor(private readonly deps: RamRescueDeps) {
     this.now = deps.now ?? Date.now;
@@ -103,9 +102,8 @@ export class RamRescues {
    * RamTierPayoff), and now and then when it does not. A change of verdict is logged.
    */
   leaveNext(backend: number): boolean {
-    const verdict = this.payoff.verdict(backend);
-    if ((this.paidBefore.get(backend) ?? true) !== verdict.pays) {
-      this.paidBefore.set(backend, verdict.pays);
+    const { leave, verdict, changed } = this.payoff.leaveNext(backend);
+    if (changed) {
       const { left, rescued, rescueMs, saveMs } = verdict;
       const seen = {
         backend: this.deps.describeBackend?.(backend) ?? backend,
@@ -121,7 +119,7 @@ export class RamRescues {
           "leaving answers to the server's RAM cache does not pay here (their rescues cost more than saving them): saving them instead, leaving one now and then to notice a change",
         );
     }
-    return this.payoff.leaveNext(backend);
+    return leave;
   }
 
   /** Whether leaving answers to `backend`'s RAM cache pays now, and on what that is judged (the status API's). */

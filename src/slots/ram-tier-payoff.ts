@@ -28,6 +28,8 @@ interface Costs {
   saveMs?: number;
   /** Answers not left since leaving stopped paying. */
   declined: number;
+  /** The verdict the last decision saw (it pays at first). */
+  paid: boolean;
 }
 
 /** What the decision saw, for the log and the status API. */
@@ -72,21 +74,22 @@ export class RamTierPayoff {
 
   /**
    * Decide for the next big answer on `backend`: leave it to the RAM cache when that pays, and one time in
-   * EXPLORE_EVERY when it does not.
+   * EXPLORE_EVERY when it does not. `changed`: the verdict differs from the one the last decision saw.
    */
-  leaveNext(backend: number): boolean {
+  leaveNext(backend: number): { leave: boolean; verdict: RamTierVerdict; changed: boolean } {
     const c = this.of(backend);
-    if (this.verdict(backend).pays) {
-      c.declined = 0;
-      return true;
-    }
-    return ++c.declined % EXPLORE_EVERY === 0;
+    const verdict = this.verdict(backend);
+    const changed = verdict.pays !== c.paid;
+    c.paid = verdict.pays;
+    if (verdict.pays) c.declined = 0;
+    const leave = verdict.pays || ++c.declined % EXPLORE_EVERY === 0;
+    return { leave, verdict, changed };
   }
 
   private of(backend: number): Costs {
     let c = this.costs.get(backend);
     if (!c) {
-      c = { left: 0, rescued: 0, declined: 0 };
+      c = { left: 0, rescued: 0, declined: 0, paid: true };
       this.costs.set(backend, c);
     }
     return c;

@@ -23,7 +23,7 @@ function history(
 
 /** The next `n` decisions on `backend`. */
 const decisions = (payoff: RamTierPayoff, n: number, backend = 0) =>
-  Array.from({ length: n }, () => payoff.leaveNext(backend));
+  Array.from({ length: n }, () => payoff.leaveNext(backend).leave);
 
 describe('RamTierPayoff', () => {
   it('pays until a few rescues have run, however dear they were', () => {
@@ -31,7 +31,7 @@ describe('RamTierPayoff', () => {
     assert.deepEqual(decisions(payoff, 3), [true, true, true]);
     history(payoff, { left: 2, rescued: 2, rescueMs: 500, saveMs: 10 });
     assert.equal(payoff.verdict(0).pays, true);
-    assert.equal(payoff.leaveNext(0), true);
+    assert.equal(payoff.leaveNext(0).leave, true);
   });
 
   it('stops paying where most left answers are rescued at several times a save, and then leaves one in EXPLORE_EVERY', () => {
@@ -60,7 +60,7 @@ describe('RamTierPayoff', () => {
     assert.equal(payoff.verdict(0).pays, false);
     let leftSince = 0;
     for (let i = 0; i < 400 && !payoff.verdict(0).pays; i++) {
-      if (!payoff.leaveNext(0)) continue;
+      if (!payoff.leaveNext(0).leave) continue;
       payoff.noteLeft(0); // left, and its conversation took it back: no rescue
       leftSince++;
     }
@@ -82,6 +82,16 @@ describe('RamTierPayoff', () => {
     payoff.noteRescue(0, 100, 10);
     payoff.noteRescue(0, 200, 30);
     assert.deepEqual([payoff.verdict(0).rescueMs, payoff.verdict(0).saveMs], [125, 15]);
+  });
+
+  it('tells a change of verdict to the first decision that sees it, once', () => {
+    const payoff = new RamTierPayoff();
+    assert.equal(payoff.leaveNext(0).changed, false, 'it pays at first');
+    history(payoff, { left: 5, rescued: 5, rescueMs: 140, saveMs: 12 });
+    assert.deepEqual(
+      Array.from({ length: 3 }, () => payoff.leaveNext(0).changed),
+      [true, false, false],
+    );
   });
 
   it('keeps each backend to itself', () => {
