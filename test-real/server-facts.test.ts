@@ -215,6 +215,26 @@ for (const kind of ['llama-server', 'simulator'] as const) {
       assert.ok(timings.cache_n > 700, `cache_n ${timings.cache_n}`);
     });
 
+    it("GET /slots shows a task's seed on its slot while it runs, and after another launch cleared the slot", async () => {
+      const seeds = async () => {
+        const res = await fetch(`${t.url}/slots`, { signal: AbortSignal.timeout(5000) });
+        const slots = (await res.json()) as Array<{ id: number; is_processing: boolean; params?: { seed?: number } }>;
+        return slots.map((slot) => ({ id: slot.id, running: slot.is_processing, seed: slot.params?.seed }));
+      };
+      const long = chat(t, 15, { seed: 424242, max_tokens: 400 });
+      let running: { id: number } | undefined;
+      for (let look = 0; look < 200 && !running; look++) {
+        running = (await seeds()).find((slot) => slot.running && slot.seed === 424242);
+        if (!running) await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      assert.ok(running, 'seen running with its seed');
+      await long;
+      await chat(t, 16, { id_slot: (running.id + 1) % 4, seed: 434343 }); // clears the first one's slot
+      assert.equal((await slotTokens(t))[running.id], 0, 'cleared');
+      const after = await seeds();
+      assert.equal(after.find((slot) => slot.seed === 424242)?.id, running.id);
+    });
+
     it(
       'a task pinned to an empty slot skips the RAM-cache lookup and prefills everything',
       { todo: todo('pinnedEmptySkipsRam') },

@@ -128,6 +128,22 @@ export function slotEndedSince(
 }
 
 /**
+ * Where the task marked with `seed` runs or ran (see task-mark.ts): the one slot whose latest task shows that seed in
+ * its `params`, running it (`running`) or idle after it (a slot shows its last task's parameters until the next one,
+ * through an idle-slot clearing too). undefined when no slot or several show it, or the answer is not a slot list.
+ */
+export function slotOfMarkedTask(body: unknown, seed: number): { slot: number; running: boolean } | undefined {
+  if (!Array.isArray(body)) return undefined;
+  const marked = (body as unknown[]).filter((e) => {
+    const params = (e as { params?: unknown } | null)?.params;
+    return typeof params === 'object' && params !== null && (params as { seed?: unknown }).seed === seed;
+  }) as Array<{ id?: unknown; is_processing?: unknown }>;
+  const [entry] = marked;
+  if (marked.length !== 1 || typeof entry?.id !== 'number') return undefined;
+  return { slot: entry.id, running: entry.is_processing === true };
+}
+
+/**
  * The slot an ended task of ours ran on: the one idle slot whose latest task is newer than `newerThan` (the latest
  * task id shown before the launch) and whose KV holds `tokens` (what the answer left, give or take a stop token).
  * undefined when none or several do, or the answer is not a slot list.

@@ -7,6 +7,7 @@ import {
   slotLeftBy,
   parseSlots,
   runningTasks,
+  slotOfMarkedTask,
   slotOfNewTask,
   slotTokensLeft,
 } from '../../src/slots/slot-check.js';
@@ -65,6 +66,26 @@ describe('slotTokensLeft', () => {
     assert.equal(slotTokensLeft(generating(3, 5), 0), undefined, 'short form');
     assert.equal(slotTokensLeft(generating(3, 5), 7), undefined, 'no such slot');
     assert.equal(slotTokensLeft({ error: 'x' }, 1), undefined, 'not a slot list');
+  });
+});
+
+describe('slotOfMarkedTask', () => {
+  /** `GET /slots` of 4 slots: the seed in each slot's params (none: the short form), and the ones processing. */
+  const slots = (seeds: Record<number, number>, processing: number[] = []) =>
+    [0, 1, 2, 3].map((id) =>
+      seeds[id] === undefined
+        ? { id, is_processing: false }
+        : { id, is_processing: processing.includes(id), id_task: 10 + id, params: { seed: seeds[id], top_k: 40 } },
+    );
+  it('finds the slot whose task carries the mark, running it or idle after it', () => {
+    assert.deepEqual(slotOfMarkedTask(slots({ 0: 5, 2: 123456 }, [0, 2]), 123456), { slot: 2, running: true });
+    assert.deepEqual(slotOfMarkedTask(slots({ 0: 5, 3: 123456 }, [0]), 123456), { slot: 3, running: false });
+  });
+  it('finds nothing where no slot or several show the mark, or the answer is not a slot list', () => {
+    assert.equal(slotOfMarkedTask(slots({ 0: 5, 1: 4294967295 }, [0, 1]), 123456), undefined, 'not shown yet');
+    assert.equal(slotOfMarkedTask(slots({ 0: 77, 1: 77 }), 77), undefined);
+    assert.equal(slotOfMarkedTask({ error: 'no slots' }, 77), undefined);
+    assert.equal(slotOfMarkedTask([{ id: 0, params: null }], 77), undefined);
   });
 });
 
