@@ -31,6 +31,8 @@ export class ServerBehaviour {
   private readonly inFlight = new Map<SlotState, InFlight>();
   /** The latest task id `GET /slots` showed (see lastTaskShown): a lower one later means the server restarted. */
   private lastTask = -1;
+  /** `GET /slots` showed a task's mark (task-mark.ts): a marked task is found by it, with no look before its launch. */
+  private marksShown = false;
 
   constructor(private readonly now: () => number = Date.now) {}
 
@@ -45,6 +47,15 @@ export class ServerBehaviour {
    */
   keepsIdleSlots(): boolean {
     return this.idleSlots === 'keeps';
+  }
+
+  /** Whether `GET /slots` was seen showing a task's mark (then a marked task needs no look before its launch). */
+  showsTaskMarks(): boolean {
+    return this.marksShown;
+  }
+
+  noteTaskMarkShown(): void {
+    this.marksShown = true;
   }
 
   /** Whether the backend's treatment of idle slots is known (clears them, or was seen keeping them since it started). */

@@ -29,6 +29,8 @@ export interface Pin {
   cache_prompt?: true;
   /** A replay of the request (RamRescues): nothing to generate, and one JSON answer. */
   n_predict?: 0;
+  /** A task sent without a pin, marked so `GET /slots` shows its slot (see task-mark.ts); never the client's seed. */
+  seed?: number;
   stream?: false;
 }
 
@@ -64,6 +66,8 @@ export interface GenerationRequest {
   stream: boolean;
   /** The client's `cache_prompt: false`: the server neither reuses nor keeps the cache, so nothing is saved. */
   cachePromptOff: boolean;
+  /** The client set the sampling `seed`: its task is not marked with one of the proxy's (see task-mark.ts). */
+  seeded?: true;
   /** A session id from the body (`prompt_cache_key`, Anthropic `metadata.user_id`…); headers are read by the flow. */
   session?: string;
   /** The backend call for this request, pinned. */

@@ -30,6 +30,7 @@ import type { BackendCall, GenerationAdapter, GenerationRequest } from './adapte
 import { noticeLostSlot, noticeServerCacheMiss, recordSlotContent, swapComing } from './after-answer.js';
 import { CLIENT_CLOSED_REQUEST, forwardGeneration } from './forward.js';
 import { sessionOf } from './session.js';
+import { newTaskMark } from './task-mark.js';
 import { restoreWithRoom, roomForRamLoad } from './slot-room.js';
 
 /** One request as the flow sees it: the adapter's description, its analysis, and its session. */
@@ -123,12 +124,19 @@ async function serve(
     const ramLoad = loading ? await roomForRamLoad(deps, backend.index, analysis.model, loading) : undefined;
     line.clearingSaves.push(...(await beforeTaskStart(deps, plan, analysis.model)));
     noteLaunch(deps, plan, intoRam);
-    // A small request's slot matters little (nothing of it is saved): it does not wait for a look before its launch.
+    // Sent without a pin, a big task is marked so that GET /slots names its slot (see task-mark.ts). A small
+    // request's slot matters little (nothing of it is saved): it does not wait for a look before its launch; nor
+    // does a marked one where the server was seen showing marks.
+    const mark = plan.unpinned && analysis.big && !gen.request.seeded ? newTaskMark() : undefined;
+    const foundByMark = mark !== undefined && backend.behaviour.showsTaskMarks();
     const baseline =
-      plan.unpinned && analysis.big ? await tasksRunningBeforeLaunch(deps, plan, analysis.model) : undefined;
+      plan.unpinned && analysis.big && !foundByMark
+        ? await tasksRunningBeforeLaunch(deps, plan, analysis.model)
+        : undefined;
     const call = gen.request.backendCall({
       id_slot: plan.unpinned ? ANY_SLOT : plan.slot.id,
       ...(analysis.big && { cache_prompt: true as const }),
+      ...(mark !== undefined && { seed: mark }),
     });
     line.forwardStarted = performance.now();
     // Its prefill: from now until the first byte of the answer (a stream's first event follows the prompt).
@@ -161,7 +169,10 @@ async function serve(
       prefill.end();
     });
     const placed = plan.unpinned
-      ? placeUnpinnedTask(deps, plan, analysis, { answered, running }, gate, baseline).catch(() => false)
+      ? placeUnpinnedTask(deps, plan, analysis, { answered, running }, gate, {
+          ...(baseline && { baseline }),
+          ...(mark !== undefined && { mark }),
+        }).catch(() => false)
       : undefined;
     if (gate && !plan.unpinned)
       void leaveLaunchGateWhenRunning(deps, plan, analysis.model, answered, gate).catch(() => undefined);

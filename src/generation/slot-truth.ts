@@ -14,6 +14,7 @@ import {
   parseSlots,
   runningTasks,
   slotEndedSince,
+  slotOfMarkedTask,
   slotOfNewTask,
   slotLeftBy,
   slotProcessing,
@@ -466,13 +467,13 @@ export function placeUnpinnedTask(
   analysis: Pick<PromptAnalysis, 'model' | 'big' | 'wordCount'>,
   task: { answered: Promise<ForwardOutcome>; running: Promise<void> },
   pass: GatePass | undefined,
-  baseline: LaunchBaseline | undefined,
+  clues: LaunchClues,
 ): Promise<boolean> {
   const { answered } = task;
   const { behaviour } = deps.backends.at(plan.slot.backend);
   const where =
-    analysis.big && baseline
-      ? findUnpinnedSlot(deps, plan, analysis.model, answered, baseline, tokensAtFirstSight(plan, analysis))
+    analysis.big && (clues.baseline || clues.mark !== undefined)
+      ? findUnpinnedSlot(deps, plan, analysis.model, answered, clues, tokensAtFirstSight(plan, analysis))
       : Promise.resolve(undefined);
   // Until found, and for good when it is not: its record names no real slot (noteEnded forgets it).
   behaviour.noteUnplaced(plan.slot);
@@ -513,7 +514,7 @@ async function findUnpinnedSlot(
   plan: SlotPlan,
   model: string,
   answered: Promise<ForwardOutcome>,
-  baseline: LaunchBaseline,
+  { baseline, mark }: LaunchClues,
   minTokens: number,
 ): Promise<'running' | 'ended' | undefined> {
   const { slot } = plan;
@@ -524,6 +525,17 @@ async function findUnpinnedSlot(
   while (performance.now() < deadline) {
     const ended = over.now;
     const body = await lookAtSlots(backend, model, LAUNCH_WAIT_MS);
+    const marked = mark === undefined ? undefined : slotOfMarkedTask(body, mark);
+    if (marked) {
+      backend.behaviour.noteTaskMarkShown();
+      return movedTo(marked.slot, marked.running ? 'running' : 'ended');
+    }
+    // Not shown yet (or never, by a server that hides the parameters): without a baseline, only the mark can tell.
+    if (!baseline) {
+      if (ended) return undefined;
+      await pause();
+      continue;
+    }
     if (ended) {
       const left = tokensLeftInSlot((await answered).timings);
       const id = left === undefined ? undefined : slotLeftBy(body, left, baseline.lastTask);
@@ -582,6 +594,15 @@ function settled(promise: Promise<unknown>): { now: boolean } {
     () => (state.now = true),
   );
   return state;
+}
+
+/**
+ * How a task sent without a pin is found on its slot: by its `mark` (task-mark.ts), by what is new since its
+ * `baseline`, or either, the mark first.
+ */
+export interface LaunchClues {
+  baseline?: LaunchBaseline;
+  mark?: number;
 }
 
 /** What `GET /slots` showed before a task was sent without a pin (see tasksRunningBeforeLaunch). */

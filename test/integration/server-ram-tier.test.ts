@@ -280,5 +280,52 @@ describe(
       assert.equal(a3.line.slot, a2.line.slot, 'a2 was found on its slot');
       assert.ok(a3.timings.cache_n >= a2.timings.cache_n + a2.timings.prompt_n, JSON.stringify(a3.timings));
     });
+
+    it("big tasks sent without a pin carry a mark, which finds each on its slot though another client's task started at the same moment", async () => {
+      const tapped = stacks.keep(
+        await startTappedStack({
+          sim: { models: [{ id: 'tiny' }], cacheRamMiB: 8192 },
+          env: { SAVE_POLICY: 'smart', N_SLOTS: '4', IDLE_SAVE_SECONDS: '600' },
+        }),
+      );
+      const { stack: s, tap } = tapped;
+      await logLineAfter(s.logs, tapped.logMark, IDLE_CLEARING_FOUND, (l) => l.backend === tap.url, 15_000);
+      type Shown = Array<{ id: number; params?: { seed?: number } }>;
+      const sentWith = (messages: readonly { content: string }[]) => (r: TapRequest) =>
+        r.path === '/v1/chat/completions' && r.body?.messages?.at(-1)?.content === messages.at(-1)!.content;
+      const upstream = (messages: readonly { content: string }[]) => tap.requests.find(sentWith(messages))!.body!;
+      const slotShowing = async (seed: unknown) =>
+        ((await (await fetch(`${s.sim.url}/slots`)).json()) as Shown).find((slot) => slot.params?.seed === seed)?.id;
+      const lineOf = (messages: ReturnType<typeof opening>) =>
+        logLineAfter(s.logs, tapped.logMark, 'chat', (l) => l.key === keyOf(messages).slice(0, 16));
+      // The first one teaches the proxy that this server shows marks.
+      const x = opening(4801);
+      assert.equal((await chat(s, x)).line.decision, 'cold');
+      assert.equal(upstream(x).id_slot, -1);
+      assert.equal(typeof upstream(x).seed, 'number');
+      // p is on its way to a slot; before the proxy's first look, another client's big task starts too.
+      const p = opening(4802);
+      const lookup = tap.hold(
+        (r: TapRequest) => r.path.startsWith('/slots') && r.method === 'GET' && tap.requests.some(sentWith(p)),
+      );
+      const pDone = chat(s, p, { maxTokens: 64 });
+      await lookup.arrived;
+      const other = fetch(`${s.sim.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ messages: opening(4803), max_tokens: 64, seed: 7 }),
+      });
+      await waitUntil(async () => (await slotShowing(7)) !== undefined, 10_000, "the other client's task to start");
+      lookup.release();
+      await Promise.all([pDone, other]);
+      const pLine = await lineOf(p);
+      assert.equal(pLine.decision, 'cold', JSON.stringify(pLine));
+      assert.equal(pLine.slot, await slotShowing(upstream(p).seed), JSON.stringify(pLine));
+      // A client's own seed is its own: sent as it is, and the task found as before (what started since its launch).
+      const y = opening(4804);
+      await s.openai.chat.completions.create({ model: 'tiny', messages: y, max_tokens: 8, seed: 42 });
+      assert.equal(upstream(y).seed, 42);
+      assert.equal((await lineOf(y)).slot, await slotShowing(42));
+    });
   },
 );

@@ -18,6 +18,7 @@ export const chatAdapter: GenerationAdapter = {
       parts: withToolsPart(canonicalParts(body.messages), startsWithSystemText(body.messages), body.tools),
       stream: body.stream === true,
       cachePromptOff: body.cache_prompt === false,
+      ...(body.seed !== undefined && { seeded: true as const }),
       ...(typeof body.prompt_cache_key === 'string' && { session: body.prompt_cache_key }),
       backendCall: (pin) => ({ path: '/v1/chat/completions', body: upstreamBody(body, { ...pin }) }),
       ...replayWithReply(body),

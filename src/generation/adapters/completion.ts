@@ -24,6 +24,7 @@ export function completionAdapter(path: string): GenerationAdapter {
         parts: partsOf([promptText(body.prompt)]),
         stream,
         cachePromptOff: body.cache_prompt === false,
+        ...(body.seed !== undefined && { seeded: true as const }),
         backendCall: (pin) => ({ path, body: upstreamBody(body, { ...pin }) }),
         ...replayWithReply(path, body),
       };

@@ -22,6 +22,7 @@ export const infillAdapter: GenerationAdapter = {
       parts: partsOf([...extraTexts(body.input_extra), prefix, prompt, suffix]),
       stream,
       cachePromptOff: body.cache_prompt === false,
+      ...(body.seed !== undefined && { seeded: true as const }),
       backendCall: (pin) => ({ path: '/infill', body: upstreamBody(body, { ...pin }) }),
     };
   },

@@ -30,6 +30,7 @@ export const responsesAdapter: GenerationAdapter = {
       ),
       stream,
       cachePromptOff: body.cache_prompt === false,
+      ...(body.seed !== undefined && { seeded: true as const }),
       ...(session !== undefined && { session }),
       backendCall: (pin) => ({ path: '/v1/responses', body: upstreamBody(body, { ...pin }) }),
       ...replayWithReply(body),
