@@ -452,14 +452,15 @@ export async function leaveLaunchGateWhenRunning(
  * that very slot, or be told apart from it only by its size; a restore also until the task runs on the server
  * (seen on its slot, else its first byte or its end: LaunchGate.launched), as its launch would clear the restored slot.
  *
- * A big request's slot is found with `GET /slots`: while it runs, the one task not running before the launch
- * (`baseline`, see slotOfNewTask) whose KV holds enough tokens not to be a small task started meanwhile
- * (tokensAtFirstSight); once its answer has ended, the one idle slot with a newer task whose KV holds what the
- * answer left (slotLeftBy); ended before any look showed it running, the one such slot holding at least that many
- * tokens (slotEndedSince). Its slot record then moves there. A small request's slot is not looked
- * for: nothing it leaves is saved. Resolves with false when the slot is not known (a small request, the slot taken
- * by another task already, another client's task started at the same moment): the request's content is then not
- * known to be anywhere.
+ * A big request's slot is found with `GET /slots`: by its mark where it carries one (task-mark.ts, slotOfMarkedTask:
+ * the one slot showing it, running or idle). Else, and until the mark shows where there is a baseline: while it
+ * runs, the one task not running before the launch (`baseline`, see slotOfNewTask) whose KV holds enough tokens not
+ * to be a small task started meanwhile (tokensAtFirstSight); once its answer has ended, the one idle slot with a
+ * newer task whose KV holds what the answer left (slotLeftBy); ended before any look showed it running, the one such
+ * slot holding at least that many tokens (slotEndedSince). Its slot record then moves there. A small request's slot
+ * is not looked for: nothing it leaves is saved. Resolves with false when the slot is not known (a small request,
+ * the slot taken by another task already, or, unmarked, another client's task started at the same moment): the
+ * request's content is then not known to be anywhere.
  */
 export function placeUnpinnedTask(
   deps: SlotTruthDeps,
