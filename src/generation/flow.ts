@@ -148,7 +148,8 @@ async function serve(
     const leftToRam = analysis.big && leavesToServerRam(deps, backend.index, { model: analysis.model, tokens });
     // A rescue replays the request after its answer: with the answer's text where the route can continue it.
     const answer: { text?: string } = {};
-    if (leftToRam) deps.rescues.taskRunning(plan.slot, (idSlot) => replayOf(gen.request, answer.text, idSlot));
+    if (leftToRam)
+      deps.rescues.taskRunning(plan.slot, (idSlot, mark) => replayOf(gen.request, answer.text, idSlot, mark));
     let runs!: () => void;
     const running = new Promise<void>((resolve) => (runs = resolve));
     const answered = forwardGeneration(backend.client, reply, {
@@ -233,8 +234,14 @@ async function serve(
 const ANY_SLOT = -1;
 
 /** The request again, served from the server's RAM cache without generating anything (RamRescues). */
-const replayParams = (idSlot: number) =>
-  ({ id_slot: idSlot, cache_prompt: true, n_predict: 0, stream: false }) as const;
+const replayParams = (idSlot: number, mark: number | undefined) =>
+  ({
+    id_slot: idSlot,
+    cache_prompt: true,
+    n_predict: 0,
+    stream: false,
+    ...(mark !== undefined && { seed: mark }),
+  }) as const;
 
 /**
  * The replay of a request whose answer a rescue brings back: with the answer's text as a last assistant message
@@ -242,8 +249,13 @@ const replayParams = (idSlot: number) =>
  * a 2,372-token prompt and its 40-token reply came back as 2,411 tokens from the RAM cache, and the next turn reused
  * 2,412); else the request alone, whose saved state lacks the reply.
  */
-function replayOf(request: GenerationRequest, answerText: string | undefined, idSlot: number): BackendCall {
-  const params = replayParams(idSlot);
+function replayOf(
+  request: GenerationRequest,
+  answerText: string | undefined,
+  idSlot: number,
+  mark: number | undefined,
+): BackendCall {
+  const params = replayParams(idSlot, mark);
   return answerText !== undefined && request.replayWithReply
     ? request.replayWithReply.call(params, answerText)
     : request.backendCall(params);

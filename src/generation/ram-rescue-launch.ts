@@ -3,21 +3,24 @@
  * RamRescues): the conversation's last request again with `n_predict: 0`, served from the RAM cache.
  * - On a backend that clears idle slots: a launch like any other (inside the launch gate, after the unpinned tasks
  *   before it are placed and running, after the saves of what it clears, with room made for the load
- *   (slot-room.ts)), without a pin. Its slot is then found as an ended unpinned task's is (the idle slot with a newer
- *   task holding exactly what the answer left, slotLeftBy) and saved. The gate stays shut until the save is
- *   answered: any launch meanwhile would clear that slot.
+ *   (slot-room.ts)), without a pin and with a mark (task-mark.ts). Its slot is then found by the mark, or, where the
+ *   server has not shown one yet, as an ended unpinned task's is (the idle slot with a newer task holding exactly
+ *   what the answer left, slotLeftBy), and saved. The gate stays shut until the save is answered: any launch
+ *   meanwhile would clear that slot.
  * - On one that keeps them: pinned to an idle slot whose content the launch may move into the RAM cache in its turn
  *   (a small one, one on disk, or one left there too), as a request's is (see pinned-ram-tier.ts); saved there.
  */
 import type { SlotContent, SlotState } from '../slots/slot-state.js';
 import type { Replay, RescueOutcome } from '../slots/ram-rescue.js';
-import { slotLeftBy } from '../slots/slot-check.js';
+import { slotLeftBy, slotOfMarkedTask } from '../slots/slot-check.js';
 import { shortKey } from '../cache/meta-file.js';
 import { readText } from '../backend/llama-client.js';
 import type { Backend } from '../backend/backend.js';
 import { readAnswer, tokensLeftInSlot } from './sse-tap.js';
 import type { SlotTruthDeps } from './slot-truth.js';
 import { beforeTaskStart, keepsWithoutSwaps, lookAtSlots, tasksRunningBeforeLaunch } from './slot-truth.js';
+import type { LaunchBaseline } from './slot-truth.js';
+import { newTaskMark } from './task-mark.js';
 import type { GenerationDeps } from './deps.js';
 import { roomForRescue } from './slot-room.js';
 import { movesIntoRam, noteLaunch } from './pinned-ram-tier.js';
@@ -68,11 +71,18 @@ async function rescueUnpinned(
     if (content.nTokens && !(await roomForRescue(deps, backendIndex, content.model, content.nTokens))) return 'later';
     await beforeTaskStart(deps, plan, content.model);
     backend.ramCache.take(content);
-    const baseline = await tasksRunningBeforeLaunch(deps, plan, content.model);
-    const timings = await runReplay(backend, slot, content, replay(ANY_SLOT));
+    // Its task is found after its end by its mark (task-mark.ts), or, where the server has not shown one, as the
+    // idle slot with a task newer than before the launch that holds what the replay left.
+    const mark = newTaskMark();
+    const baseline = backend.behaviour.showsTaskMarks()
+      ? undefined
+      : await tasksRunningBeforeLaunch(deps, plan, content.model);
+    const timings = await runReplay(backend, slot, content, replay(ANY_SLOT, mark));
     const left = tokensLeftInSlot(timings);
     const id =
-      left === undefined ? undefined : slotLeftBy(await lookAtSlots(backend, content.model), left, baseline.lastTask);
+      left === undefined
+        ? undefined
+        : replayedOn(backend, await lookAtSlots(backend, content.model), { mark, left, baseline });
     if (id === undefined || !deps.pool.moveTo(slot, id)) return false;
     return await saveRescued(deps, { backendIndex, slot, since }, content, timings, left!);
   } catch (err) {
@@ -158,6 +168,23 @@ function slotToRescueInto(
 
 /** `id_slot` for a task the server places itself. */
 const ANY_SLOT = -1;
+
+/**
+ * The slot a replay sent without a pin ran on, from a look after its end: the one showing its mark, else (no mark
+ * shown there yet) the idle slot with a newer task than the `baseline` that holds the `left` tokens of its answer.
+ */
+function replayedOn(
+  backend: Backend,
+  body: unknown,
+  { mark, left, baseline }: { mark: number; left: number; baseline: LaunchBaseline | undefined },
+): number | undefined {
+  const marked = slotOfMarkedTask(body, mark);
+  if (marked) {
+    backend.behaviour.noteTaskMarkShown();
+    return marked.slot;
+  }
+  return baseline && slotLeftBy(body, left, baseline.lastTask);
+}
 
 /** Send the replay as a task of `slot`'s record; resolves with the answer's timings. */
 async function runReplay(

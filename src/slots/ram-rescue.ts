@@ -28,9 +28,10 @@ import type { RamTierVerdict } from './ram-tier-payoff.js';
 
 /**
  * The request again, for the server to serve from its RAM cache: the backend path and body, built when needed, with
- * `idSlot` as its pin (−1: where the server puts it).
+ * `idSlot` as its pin (−1: where the server puts it) and `mark` as its seed, to tell its task apart on `GET /slots`
+ * (task-mark.ts; a replay generates nothing, so the mark may replace a seed of the client's).
  */
-export type Replay = (idSlot: number) => { path: string; body: Buffer | string };
+export type Replay = (idSlot: number, mark?: number) => { path: string; body: Buffer | string };
 
 /**
  * Bring `content` back into a slot of `backend` with `replay` and save it; true once it is on disk, 'later' when it

@@ -577,7 +577,7 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
 
   it('on a clearing server whose RAM cache has room, an answer is left there unsaved: a turn that continues in time takes it back, one that pauses is saved from it within the loss window', async () => {
     const tapped = stacks.keep(await startClearingServer({ realTime: false, idleSaveSeconds: 1.2 }));
-    const { stack: s } = tapped;
+    const { stack: s, tap } = tapped;
     // A first answer alone is saved in the idle time: the proxy learns the size of a token's state.
     const a1 = opening(4301);
     const mark = s.logs.lines.length;
@@ -602,7 +602,13 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
       (l) => l.key === short(b1),
       5000,
     );
-    // Replayed with its reply as a last assistant message, which the server continues: prompt and reply come back.
+    // Replayed without a pin, marked (task-mark.ts), with its reply as a last assistant message, which the server
+    // continues: prompt and reply come back, and the save is of the slot the mark names.
+    const replay = tap.requests.find(
+      (r) => r.body?.n_predict === 0 && r.body?.messages?.[0]?.content === b1[0]!.content,
+    );
+    assert.equal(replay?.body?.id_slot, -1, JSON.stringify(replay?.body));
+    assert.equal(typeof replay?.body?.seed, 'number', 'the replay carries a mark');
     const b1Held = other.timings.cache_n + other.timings.prompt_n + other.timings.predicted_n;
     assert.equal(rescued.save.ok, true, JSON.stringify(rescued));
     assert.equal(rescued.save.tokens, b1Held, `its prompt and its reply: ${JSON.stringify(rescued)}`);
