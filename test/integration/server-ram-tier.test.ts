@@ -12,6 +12,7 @@ import type { ChatResult } from '../support/cache.js';
 import { postJson, startStack } from '../support/stack.js';
 import type { Stack, StackOptions } from '../support/stack.js';
 import { stacksPerTest, startTappedStack } from '../support/tapped-stack.js';
+import type { TappedStack } from '../support/tapped-stack.js';
 import { words } from '../support/text.js';
 import type { TapRequest } from '../support/tap.js';
 import { RECHECK_AFTER_QUIET_MS } from '../../src/generation/slot-truth.js';
@@ -29,6 +30,22 @@ async function startClearing(cacheRamMiB: number, env: StackOptions['env'] = {},
   });
   await logLineAfter(stack.logs, 0, IDLE_CLEARING_FOUND, (l) => l.seen_by === 'start-up probe');
   return stack;
+}
+
+/**
+ * The same behind a tap (see tap.ts), with the default RAM cache and a loss window long enough to leave answers
+ * there: the test can hold or watch what reaches the simulator. Kept by `stacks` as soon as it runs.
+ */
+async function startTappedClearing(stacks: ReturnType<typeof stacksPerTest>): Promise<TappedStack> {
+  const tapped = stacks.keep(
+    await startTappedStack({
+      sim: { models: [{ id: 'tiny' }], cacheRamMiB: 8192 },
+      env: { SAVE_POLICY: 'smart', N_SLOTS: '4', IDLE_SAVE_SECONDS: '600' },
+    }),
+  );
+  const { stack, tap } = tapped;
+  await logLineAfter(stack.logs, tapped.logMark, IDLE_CLEARING_FOUND, (l) => l.backend === tap.url, 15_000);
+  return tapped;
 }
 
 interface Turn {
@@ -246,14 +263,8 @@ describe(
     });
 
     it('a small request does not wait at the launch gate while a big unpinned task is still being looked for', async () => {
-      const tapped = stacks.keep(
-        await startTappedStack({
-          sim: { models: [{ id: 'tiny' }], cacheRamMiB: 8192 },
-          env: { SAVE_POLICY: 'smart', N_SLOTS: '4', IDLE_SAVE_SECONDS: '600' },
-        }),
-      );
+      const tapped = await startTappedClearing(stacks);
       const { stack: s, tap } = tapped;
-      await logLineAfter(s.logs, tapped.logMark, IDLE_CLEARING_FOUND, (l) => l.backend === tap.url, 15_000);
       const a = opening(4701);
       const a1 = await chat(s, a);
       await chat(s, opening(4702)); // its launch moves a into the RAM cache
@@ -282,14 +293,8 @@ describe(
     });
 
     it("big tasks sent without a pin carry a mark, which finds each on its slot though another client's task started at the same moment", async () => {
-      const tapped = stacks.keep(
-        await startTappedStack({
-          sim: { models: [{ id: 'tiny' }], cacheRamMiB: 8192 },
-          env: { SAVE_POLICY: 'smart', N_SLOTS: '4', IDLE_SAVE_SECONDS: '600' },
-        }),
-      );
+      const tapped = await startTappedClearing(stacks);
       const { stack: s, tap } = tapped;
-      await logLineAfter(s.logs, tapped.logMark, IDLE_CLEARING_FOUND, (l) => l.backend === tap.url, 15_000);
       type Shown = Array<{ id: number; params?: { seed?: number } }>;
       const sentWith = (messages: readonly { content: string }[]) => (r: TapRequest) =>
         r.path === '/v1/chat/completions' && r.body?.messages?.at(-1)?.content === messages.at(-1)!.content;
