@@ -127,12 +127,11 @@ async function serve(
     // Sent without a pin, a big task is marked so that GET /slots names its slot (see task-mark.ts). A small
     // request's slot matters little (nothing of it is saved): it does not wait for a look before its launch; nor
     // does a marked one where the server was seen showing marks.
-    const mark = plan.unpinned && analysis.big && !gen.request.seeded ? newTaskMark() : undefined;
+    const bigUnpinned = plan.unpinned && analysis.big;
+    const mark = bigUnpinned && !gen.request.seeded ? newTaskMark() : undefined;
     const foundByMark = mark !== undefined && backend.behaviour.showsTaskMarks();
     const baseline =
-      plan.unpinned && analysis.big && !foundByMark
-        ? await tasksRunningBeforeLaunch(deps, plan, analysis.model)
-        : undefined;
+      bigUnpinned && !foundByMark ? await tasksRunningBeforeLaunch(deps, plan, analysis.model) : undefined;
     const call = gen.request.backendCall({
       id_slot: plan.unpinned ? ANY_SLOT : plan.slot.id,
       ...(analysis.big && { cache_prompt: true as const }),

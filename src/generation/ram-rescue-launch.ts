@@ -12,13 +12,13 @@
  */
 import type { SlotContent, SlotState } from '../slots/slot-state.js';
 import type { Replay, RescueOutcome } from '../slots/ram-rescue.js';
-import { slotLeftBy, slotOfMarkedTask } from '../slots/slot-check.js';
+import { slotLeftBy } from '../slots/slot-check.js';
 import { shortKey } from '../cache/meta-file.js';
 import { readText } from '../backend/llama-client.js';
 import type { Backend } from '../backend/backend.js';
 import { readAnswer, tokensLeftInSlot } from './sse-tap.js';
 import type { SlotTruthDeps } from './slot-truth.js';
-import { beforeTaskStart, keepsWithoutSwaps, lookAtSlots, tasksRunningBeforeLaunch } from './slot-truth.js';
+import { beforeTaskStart, keepsWithoutSwaps, lookAtSlots, markedSlot, tasksRunningBeforeLaunch } from './slot-truth.js';
 import type { LaunchBaseline } from './slot-truth.js';
 import { newTaskMark } from './task-mark.js';
 import type { GenerationDeps } from './deps.js';
@@ -178,12 +178,7 @@ function replayedOn(
   body: unknown,
   { mark, left, baseline }: { mark: number; left: number; baseline: LaunchBaseline | undefined },
 ): number | undefined {
-  const marked = slotOfMarkedTask(body, mark);
-  if (marked) {
-    backend.behaviour.noteTaskMarkShown();
-    return marked.slot;
-  }
-  return baseline && slotLeftBy(body, left, baseline.lastTask);
+  return markedSlot(backend, body, mark)?.slot ?? (baseline && slotLeftBy(body, left, baseline.lastTask));
 }
 
 /** Send the replay as a task of `slot`'s record; resolves with the answer's timings. */

@@ -526,11 +526,8 @@ async function findUnpinnedSlot(
   while (performance.now() < deadline) {
     const ended = over.now;
     const body = await lookAtSlots(backend, model, LAUNCH_WAIT_MS);
-    const marked = mark === undefined ? undefined : slotOfMarkedTask(body, mark);
-    if (marked) {
-      backend.behaviour.noteTaskMarkShown();
-      return movedTo(marked.slot, marked.running ? 'running' : 'ended');
-    }
+    const marked = mark === undefined ? undefined : markedSlot(backend, body, mark);
+    if (marked) return movedTo(marked.slot, marked.running ? 'running' : 'ended');
     // Not shown yet (or never, by a server that hides the parameters): without a baseline, only the mark can tell.
     if (!baseline) {
       if (ended) return undefined;
@@ -595,6 +592,20 @@ function settled(promise: Promise<unknown>): { now: boolean } {
     () => (state.now = true),
   );
   return state;
+}
+
+/**
+ * The slot whose task shows `mark` in a `GET /slots` answer (see slotOfMarkedTask); a sighting tells that the
+ * backend shows marks, so later marked launches need no look before them.
+ */
+export function markedSlot(
+  backend: Backend,
+  body: unknown,
+  mark: number,
+): { slot: number; running: boolean } | undefined {
+  const marked = slotOfMarkedTask(body, mark);
+  if (marked) backend.behaviour.noteTaskMarkShown();
+  return marked;
 }
 
 /**
