@@ -87,6 +87,9 @@ export interface LlamaClient {
   destroy(): Promise<void>;
 }
 
+/** `id_slot` for a task the server places itself: the idle slot whose cache matches best, else the one idle longest. */
+export const ANY_SLOT = -1;
+
 const RETRYABLE_CODES = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE', 'UND_ERR_CLOSED']);
 
 /** Create the client for one backend. */

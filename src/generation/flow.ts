@@ -31,6 +31,7 @@ import { noticeLostSlot, noticeServerCacheMiss, recordSlotContent, swapComing } 
 import { CLIENT_CLOSED_REQUEST, forwardGeneration } from './forward.js';
 import { sessionOf } from './session.js';
 import { newTaskMark } from './task-mark.js';
+import { ANY_SLOT } from '../backend/llama-client.js';
 import { restoreWithRoom, roomForRamLoad } from './slot-room.js';
 
 /** One request as the flow sees it: the adapter's description, its analysis, and its session. */
@@ -228,9 +229,6 @@ async function serve(
     logChat(deps, line.toJSON(backend.url));
   }
 }
-
-/** `id_slot` for a task the server places itself (llama-server's default). */
-const ANY_SLOT = -1;
 
 /** The request again, served from the server's RAM cache without generating anything (RamRescues). */
 const replayParams = (idSlot: number, mark: number | undefined) =>

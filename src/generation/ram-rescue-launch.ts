@@ -14,7 +14,7 @@ import type { SlotContent, SlotState } from '../slots/slot-state.js';
 import type { Replay, RescueOutcome } from '../slots/ram-rescue.js';
 import { slotLeftBy } from '../slots/slot-check.js';
 import { shortKey } from '../cache/meta-file.js';
-import { readText } from '../backend/llama-client.js';
+import { ANY_SLOT, readText } from '../backend/llama-client.js';
 import type { Backend } from '../backend/backend.js';
 import { readAnswer, tokensLeftInSlot } from './sse-tap.js';
 import type { SlotTruthDeps } from './slot-truth.js';
@@ -165,9 +165,6 @@ function slotToRescueInto(
   ranked.sort((a, b) => a.rank - b.rank || a.slot.lastUsed - b.slot.lastUsed);
   return ranked[0]?.slot;
 }
-
-/** `id_slot` for a task the server places itself. */
-const ANY_SLOT = -1;
 
 /**
  * The slot a replay sent without a pin ran on, from a look after its end: the one showing its mark, else (no mark
