@@ -20,7 +20,7 @@ export interface BackendDeps {
   settings: Pick<BackendConfig, 'nSlots' | 'nSlotsConfigured'>;
   /** MODEL_ID: the model a plain llama-server serves under every name. */
   modelId: string;
-  /** SERVER_CACHE_RAM_MIB: the server's `--cache-ram` as the operator declares it. */
+  /** The server's `--cache-ram` as the operator declares it (its BACKENDS entry's cache_ram_mib, else SERVER_CACHE_RAM_MIB). */
   serverCacheRamMib: number;
   /** Its slots: resized or limited to the server's real count, forgotten when the server is. */
   pool: Pick<SlotPool, 'group' | 'resize' | 'limitSlots' | 'forgetIdleOn' | 'forgetClearedOn'>;

@@ -1,6 +1,6 @@
 /**
- * The `BACKENDS` variable: a JSON list `[{"url": "...", "n_slots": N, "type": "..."}]`.
- * `n_slots` and `type` are optional here; the schema fills them from N_SLOTS and BACKEND_TYPE.
+ * The `BACKENDS` variable: a JSON list `[{"url": "...", "n_slots": N, "type": "...", "cache_ram_mib": M}]`.
+ * All but `url` are optional here; the schema fills them from N_SLOTS, BACKEND_TYPE and SERVER_CACHE_RAM_MIB.
  */
 import { z } from 'zod';
 import { normalizeBaseUrl } from './values.js';
@@ -14,16 +14,18 @@ export interface BackendEntry {
   url: string;
   nSlots?: number;
   type?: BackendType;
+  /** That server's `--cache-ram` in MiB (-1: no limit, 0: off), where it differs from SERVER_CACHE_RAM_MIB. */
+  cacheRamMib?: number;
 }
 
-const ENTRY_KEYS = new Set(['url', 'n_slots', 'type']);
+const ENTRY_KEYS = new Set(['url', 'n_slots', 'type', 'cache_ram_mib']);
 
 function parseEntry(value: unknown): BackendEntry | string {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'expected an object';
   const obj = value as Record<string, unknown>;
   // A typo such as "nslots" would otherwise silently fall back to the default.
   const unknown = Object.keys(obj).find((k) => !ENTRY_KEYS.has(k));
-  if (unknown !== undefined) return `unknown key "${unknown}" (allowed: url, n_slots, type)`;
+  if (unknown !== undefined) return `unknown key "${unknown}" (allowed: url, n_slots, type, cache_ram_mib)`;
   if (typeof obj.url !== 'string') return 'url: expected a string';
   const url = normalizeBaseUrl(obj.url);
   if ('reason' in url) return `url: ${url.reason}`;
@@ -37,6 +39,12 @@ function parseEntry(value: unknown): BackendEntry | string {
     const type = BACKEND_TYPES.find((t) => typeof obj.type === 'string' && t === obj.type.toLowerCase());
     if (type === undefined) return `type: expected one of ${BACKEND_TYPES.join(', ')}`;
     entry.type = type;
+  }
+  if (obj.cache_ram_mib !== undefined) {
+    const mib = obj.cache_ram_mib;
+    if (typeof mib !== 'number' || !Number.isSafeInteger(mib) || mib < -1)
+      return 'cache_ram_mib: expected an integer >= -1';
+    entry.cacheRamMib = mib;
   }
   return entry;
 }

@@ -40,8 +40,8 @@ const DEFS = {
   BACKENDS: def(
     '',
     backendsList(),
-    'JSON list [{"url":"...","n_slots":N,"type":"..."}]; replaces LLAMA_URL and N_SLOTS ' +
-      '(n_slots defaults to N_SLOTS, type to BACKEND_TYPE)',
+    'JSON list [{"url":"...","n_slots":N,"type":"...","cache_ram_mib":M}]; replaces LLAMA_URL and N_SLOTS ' +
+      '(n_slots defaults to N_SLOTS, type to BACKEND_TYPE, cache_ram_mib to SERVER_CACHE_RAM_MIB)',
   ),
   BACKEND_TYPE: def(
     'auto',
@@ -192,6 +192,8 @@ export interface BackendConfig {
   /** The slot count was set (N_SLOTS or the entry's n_slots); otherwise the server's `total_slots` is used. */
   readonly nSlotsConfigured: boolean;
   readonly type: BackendType;
+  /** The server's `--cache-ram` in MiB as the operator declares it (the entry's cache_ram_mib, else SERVER_CACHE_RAM_MIB). */
+  readonly serverCacheRamMib: number;
 }
 
 /**
@@ -207,6 +209,7 @@ export const ConfigSchema = z.object(shape).transform((v) => {
         nSlots: e.nSlots ?? v.N_SLOTS,
         nSlotsConfigured: e.nSlots !== undefined,
         type: e.type ?? v.BACKEND_TYPE,
+        serverCacheRamMib: e.cacheRamMib ?? v.SERVER_CACHE_RAM_MIB,
       }),
     ),
   );

@@ -200,6 +200,29 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
     assert.deepEqual(failedSaves, [], 'no save found its slot already cleared');
   });
 
+  it("a BACKENDS entry's cache_ram_mib overrides SERVER_CACHE_RAM_MIB for its server: told 0, the proxy restores from disk", async () => {
+    // The server has a RAM cache, and SERVER_CACHE_RAM_MIB says so; the entry says it has none.
+    const stack = stacks.keep(
+      await startStack({
+        sim: { models: [{ id: 'tiny' }], cacheRamMiB: 8192 },
+        env: { SAVE_POLICY: 'smart', N_SLOTS: '4', SERVER_CACHE_RAM_MIB: '8192' },
+      }),
+    );
+    const mark = stack.logs.lines.length;
+    await stack.restartProxy({ BACKENDS: JSON.stringify([{ url: stack.sim.url, n_slots: 4, cache_ram_mib: 0 }]) });
+    await logLineAfter(stack.logs, mark, IDLE_CLEARING_FOUND, (l) => l.seen_by === 'start-up probe');
+    const last = [];
+    for (const seed of [3351, 3352, 3353])
+      last.push({ messages: opening(seed), result: await chat(stack, opening(seed)) });
+    for (const [i, conv] of last.entries()) {
+      const messages = continued(conv.messages, conv.result.content, 3360 + i);
+      const result = await chat(stack, messages);
+      // With SERVER_CACHE_RAM_MIB's 8192 for it, these turns come from the server's RAM cache ('server_cache').
+      assert.equal(result.line.decision, 'restore', JSON.stringify(result.line));
+      assert.ok(result.timings.cache_n >= conv.result.timings.cache_n + conv.result.timings.prompt_n);
+    }
+  });
+
   it('on a clearing server, a launch books the save of a task that ended unseen, and sends its own task once that save is done: not before, nor after the end of its answer', async () => {
     const tapped = stacks.keep(await startClearingServer({ realTime: false, diskOnly: true }));
     const { stack: s, tap } = tapped;

@@ -68,7 +68,9 @@ describe('config defaults', () => {
 
   it('fill the variables the seed did not have', () => {
     const c = loadConfig([], {});
-    assert.deepEqual(c.backends, [{ url: 'http://127.0.0.1:8000', nSlots: 2, nSlotsConfigured: false, type: 'auto' }]);
+    assert.deepEqual(c.backends, [
+      { url: 'http://127.0.0.1:8000', nSlots: 2, nSlotsConfigured: false, type: 'auto', serverCacheRamMib: 8192 },
+    ]);
     assert.equal(c.backendType, 'auto');
     assert.equal(c.host, '0.0.0.0');
     assert.equal(c.modelId, 'llama.cpp');
@@ -88,7 +90,9 @@ describe('config defaults', () => {
       CACHE_DIR: '/path/to/kv-cache',
       BIG_THRESHOLD_WORDS: '1500',
     });
-    assert.deepEqual(c.backends, [{ url: 'http://127.0.0.1:9292', nSlots: 1, nSlotsConfigured: true, type: 'auto' }]);
+    assert.deepEqual(c.backends, [
+      { url: 'http://127.0.0.1:9292', nSlots: 1, nSlotsConfigured: true, type: 'auto', serverCacheRamMib: 8192 },
+    ]);
     assert.equal(c.port, 5000);
     assert.equal(c.metaDir, '/path/to/proxycache-meta');
     assert.equal(c.cacheDir, '/path/to/kv-cache');
@@ -166,10 +170,25 @@ describe('BACKENDS', () => {
       LLAMA_URL: 'http://ignored:1',
     });
     assert.deepEqual(c.backends, [
-      { url: 'http://gpu0:8080', nSlots: 4, nSlotsConfigured: true, type: 'router' },
-      { url: 'https://gpu1:8443', nSlots: 3, nSlotsConfigured: true, type: 'llama-swap' },
-      { url: 'http://gpu2/base', nSlots: 3, nSlotsConfigured: true, type: 'router' },
+      { url: 'http://gpu0:8080', nSlots: 4, nSlotsConfigured: true, type: 'router', serverCacheRamMib: 8192 },
+      { url: 'https://gpu1:8443', nSlots: 3, nSlotsConfigured: true, type: 'llama-swap', serverCacheRamMib: 8192 },
+      { url: 'http://gpu2/base', nSlots: 3, nSlotsConfigured: true, type: 'router', serverCacheRamMib: 8192 },
     ]);
+  });
+
+  it("takes each server's --cache-ram from its entry's cache_ram_mib, else from SERVER_CACHE_RAM_MIB", () => {
+    const backends = JSON.stringify([
+      { url: 'http://big:1', cache_ram_mib: 32768 },
+      { url: 'http://off:1', cache_ram_mib: 0 },
+      { url: 'http://unbounded:1', cache_ram_mib: -1 },
+      { url: 'http://declared:1' },
+    ]);
+    const c = loadConfig([], { BACKENDS: backends, SERVER_CACHE_RAM_MIB: '4096' });
+    assert.deepEqual(
+      c.backends.map((b) => b.serverCacheRamMib),
+      [32768, 0, -1, 4096],
+    );
+    assert.equal(loadConfig([], {}).backends[0]!.serverCacheRamMib, 8192, "LLAMA_URL's server: llama-server's default");
   });
 
   it("an entry without n_slots and no N_SLOTS takes the server's total_slots (nSlotsConfigured false)", () => {
@@ -185,7 +204,9 @@ describe('BACKENDS', () => {
 
   it('can be given as a flag', () => {
     const c = loadConfig(['--backends', '[{"url":"http://x:1","n_slots":1}]'], {});
-    assert.deepEqual(c.backends, [{ url: 'http://x:1', nSlots: 1, nSlotsConfigured: true, type: 'auto' }]);
+    assert.deepEqual(c.backends, [
+      { url: 'http://x:1', nSlots: 1, nSlotsConfigured: true, type: 'auto', serverCacheRamMib: 8192 },
+    ]);
   });
 
   const cases: Array<[string, string]> = [
@@ -197,7 +218,10 @@ describe('BACKENDS', () => {
     ['[{"url":"http://a:1"},{"url":"ftp://b"}]', 'entry 1: url: expected an http(s) URL'],
     ['[{"url":"http://a:1","n_slots":0}]', 'entry 0: n_slots: expected an integer >= 1'],
     ['[{"url":"http://a:1","n_slots":1.5}]', 'entry 0: n_slots: expected an integer >= 1'],
-    ['[{"url":"http://a:1","nslots":2}]', 'entry 0: unknown key "nslots"'],
+    ['[{"url":"http://a:1","nslots":2}]', 'entry 0: unknown key "nslots" (allowed: url, n_slots, type, cache_ram_mib)'],
+    ['[{"url":"http://a:1","cache_ram_mib":-2}]', 'entry 0: cache_ram_mib: expected an integer >= -1'],
+    ['[{"url":"http://a:1","cache_ram_mib":"8192"}]', 'entry 0: cache_ram_mib: expected an integer >= -1'],
+    ['[{"url":"http://a:1","cache_ram_mib":1.5}]', 'entry 0: cache_ram_mib: expected an integer >= -1'],
     ['[{"url":"http://a:1","type":"ollama"}]', 'entry 0: type: expected one of auto, llama-server, llama-swap, router'],
     ['[{"url":"http://a:1"},{"url":"http://a:1/"}]', 'entry 1: duplicate url http://a:1'],
   ];
