@@ -17,11 +17,10 @@ export interface BackendDeps {
   /** Its position in BACKENDS: slots and meta files name it by this index and its URL. */
   index: number;
   client: LlamaClient;
-  settings: Pick<BackendConfig, 'nSlots' | 'nSlotsConfigured'>;
+  /** Its slot count, and its `--cache-ram` as the operator declares it (BACKENDS' cache_ram_mib or SERVER_CACHE_RAM_MIB). */
+  settings: Pick<BackendConfig, 'nSlots' | 'nSlotsConfigured' | 'serverCacheRamMib'>;
   /** MODEL_ID: the model a plain llama-server serves under every name. */
   modelId: string;
-  /** The server's `--cache-ram` as the operator declares it (its BACKENDS entry's cache_ram_mib, else SERVER_CACHE_RAM_MIB). */
-  serverCacheRamMib: number;
   /** Its slots: resized or limited to the server's real count, forgotten when the server is. */
   pool: Pick<SlotPool, 'group' | 'resize' | 'limitSlots' | 'forgetIdleOn' | 'forgetClearedOn'>;
   log: Logger;
@@ -52,7 +51,7 @@ export class Backend {
   constructor(private readonly deps: BackendDeps) {
     this.index = deps.index;
     this.client = deps.client;
-    this.ramCache = new ServerRamCacheLedger(deps.serverCacheRamMib);
+    this.ramCache = new ServerRamCacheLedger(deps.settings.serverCacheRamMib);
   }
 
   get url(): string {

@@ -65,7 +65,6 @@ export function createBackends(config: Config, log: Logger): { backends: Backend
           client,
           settings: config.backends[index]!,
           modelId: config.modelId,
-          serverCacheRamMib: config.backends[index]!.serverCacheRamMib,
           pool,
           log,
         }),

@@ -244,7 +244,6 @@ export const ConfigSchema = z.object(shape).transform((v) => {
     savePolicy: v.SAVE_POLICY,
     saveMinNewTokens: v.SAVE_MIN_NEW_TOKENS,
     idleSaveSeconds: v.IDLE_SAVE_SECONDS,
-    serverCacheRamMib: v.SERVER_CACHE_RAM_MIB,
     shutdownTimeoutSeconds: v.SHUTDOWN_TIMEOUT_SECONDS,
     logLevel: v.LOG_LEVEL,
     logFormat: v.LOG_FORMAT,

@@ -39,9 +39,8 @@ function backendOf(kind: 'router' | 'llama-server') {
   const backend = new Backend({
     index: 0,
     client,
-    settings: { nSlots: SLOTS, nSlotsConfigured: false },
+    settings: { nSlots: SLOTS, nSlotsConfigured: false, serverCacheRamMib: 8192 },
     modelId: 'tight',
-    serverCacheRamMib: 8192,
     pool,
     log,
   });

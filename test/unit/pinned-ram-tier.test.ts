@@ -43,9 +43,8 @@ function keepingBackend(kind: 'llama-server' | 'llama-swap' | 'router') {
   const backend = new Backend({
     index: 0,
     client,
-    settings: { nSlots: 2, nSlotsConfigured: false },
+    settings: { nSlots: 2, nSlotsConfigured: false, serverCacheRamMib: 8192 },
     modelId: 'm',
-    serverCacheRamMib: 8192,
     pool,
     log: pino({ level: 'silent' }),
   });
