@@ -244,6 +244,8 @@ export const ConfigSchema = z.object(shape).transform((v) => {
     savePolicy: v.SAVE_POLICY,
     saveMinNewTokens: v.SAVE_MIN_NEW_TOKENS,
     idleSaveSeconds: v.IDLE_SAVE_SECONDS,
+    /** The default of each backend's `serverCacheRamMib` (BACKENDS' cache_ram_mib overrides it). */
+    serverCacheRamMib: v.SERVER_CACHE_RAM_MIB,
     shutdownTimeoutSeconds: v.SHUTDOWN_TIMEOUT_SECONDS,
     logLevel: v.LOG_LEVEL,
     logFormat: v.LOG_FORMAT,
