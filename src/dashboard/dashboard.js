@@ -116,6 +116,13 @@ function ramTierBadge(tier) {
   return h('span', { class: 'pill warn ram-tier', title }, 'saves answers: RAM tier does not pay');
 }
 
+/** The server's RAM cache as the proxy models it: declared (SERVER_CACHE_RAM_MIB, cache_ram_mib), or lowered by a miss. */
+function ramCacheText(mib) {
+  if (mib === undefined || mib === null) return '';
+  if (mib < 0) return ' · RAM cache: no limit';
+  return mib === 0 ? ' · no RAM cache' : ` · RAM cache ${f.count(mib)} MiB`;
+}
+
 function backendCard(backend, slots, now) {
   const badges = [
     h('span', { class: 'pill' }, backend.kind ?? 'unknown'),
@@ -130,11 +137,16 @@ function backendCard(backend, slots, now) {
     ramTierBadge(backend.ram_tier),
   ];
   const models = backend.loaded_models?.length ? `loaded: ${backend.loaded_models.join(', ')} · ` : '';
+  const ram = ramCacheText(backend.ram_cache_mib);
   return h(
     'article',
     { class: 'backend', 'data-backend': backend.index },
     h('header', {}, h('h3', {}, `#${backend.index} `, h('span', { class: 'url' }, backend.url ?? '')), ...badges),
-    h('p', { class: 'muted' }, `${models}${f.count(backend.slot_count)} slot${backend.slot_count === 1 ? '' : 's'}`),
+    h(
+      'p',
+      { class: 'muted' },
+      `${models}${f.count(backend.slot_count)} slot${backend.slot_count === 1 ? '' : 's'}${ram}`,
+    ),
     h(
       'div',
       { class: 'scroll' },

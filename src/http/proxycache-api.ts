@@ -83,6 +83,7 @@ function statusSources(state: ProxycacheState, deps: ProxycacheApiDeps): StatusS
       const { behaviour } = backends.at(index);
       return behaviour.settled() ? behaviour.clearsIdleSlots() : undefined;
     },
+    ramCacheMib: (index) => backends.at(index).ramCache.limitMiB,
     knownFingerprints: (index) => backends.at(index).knownFingerprints(),
     speeds: () => state.economics.speeds(),
     totals: () => deps.observer.totalsSinceStart(),

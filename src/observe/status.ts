@@ -28,6 +28,8 @@ export interface StatusSources {
   entries: () => Iterable<CacheMeta>;
   /** Whether the backend clears idle slots: true, false, or undefined while not known. */
   clearsIdleSlots: (backend: number) => boolean | undefined;
+  /** The server's RAM cache size (MiB) the proxy works with: as declared, or lowered by a miss (Infinity: no limit). */
+  ramCacheMib: (backend: number) => number;
   knownFingerprints: (backend: number) => Record<string, string>;
   speeds: () => Speeds;
   totals: () => Totals;
@@ -54,6 +56,7 @@ export function buildStatus(src: StatusSources, reports: readonly BackendReport[
       fingerprints: src.knownFingerprints(index),
       slot_count: slotCount(src, slots, index),
       clears_idle_slots: src.clearsIdleSlots(index) ?? null,
+      ram_cache_mib: mibView(src.ramCacheMib(index)),
       ram_tier: ramTierView(src.ramTier(index)),
     })),
     slots: slots.map((slot) => slotView(slot)),
@@ -154,3 +157,6 @@ function economicsView(speeds: Speeds): Record<string, unknown> {
 function round4(n: number): number {
   return Math.round(n * 10_000) / 10_000;
 }
+
+/** -1 for no limit, as SERVER_CACHE_RAM_MIB says it; else whole MiB. */
+const mibView = (mib: number): number => (mib === Infinity ? -1 : Math.round(mib));

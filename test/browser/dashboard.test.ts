@@ -212,6 +212,8 @@ describe(
       const ramOnly = page.locator('#cache-summary .ram-only');
       await ramOnly.waitFor({ timeout: WAIT_MS });
       assert.equal(await ramOnly.innerText(), "1 conversation only in the server's RAM cache");
+      // The backend's card names the RAM cache the proxy works with (SERVER_CACHE_RAM_MIB here).
+      assert.match(await page.locator('article.backend p.muted').first().innerText(), /· RAM cache 8,192 MiB$/);
       await page.screenshot({ path: artifactPath('dashboard-ram-only.png'), fullPage: true });
 
       const saved = await postJson(stack.url, '/proxycache/save', {});

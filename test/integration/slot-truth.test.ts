@@ -221,6 +221,10 @@ describe('the proxy trusts only what the server confirms', { timeout: 60_000 }, 
       assert.equal(result.line.decision, 'restore', JSON.stringify(result.line));
       assert.ok(result.timings.cache_n >= conv.result.timings.cache_n + conv.result.timings.prompt_n);
     }
+    const status = (await (await fetch(`${stack.url}/proxycache/status`)).json()) as {
+      backends: Array<{ ram_cache_mib: number }>;
+    };
+    assert.equal(status.backends[0]!.ram_cache_mib, 0, 'the status API shows the size the proxy works with');
   });
 
   it('on a clearing server, a launch books the save of a task that ended unseen, and sends its own task once that save is done: not before, nor after the end of its answer', async () => {
