@@ -17,6 +17,14 @@ export function commonFields(body: Record<string, unknown>): { model: string | u
   return { model, stream: stream === true };
 }
 
+/**
+ * What llama-server's own fields in a body tell the flow (GenerationRequest): the client's `cache_prompt: false`, and
+ * whether it set the sampling `seed` (its task then carries no mark of the proxy's: see task-mark.ts).
+ */
+export function llamaFields(body: Record<string, unknown>): { cachePromptOff: boolean; seeded?: true } {
+  return { cachePromptOff: body.cache_prompt === false, ...(body.seed !== undefined && { seeded: true as const }) };
+}
+
 /** An optional string field, or a 400 naming it. */
 export function optionalString(body: Record<string, unknown>, name: string, where = name): string | undefined {
   const value = body[name];

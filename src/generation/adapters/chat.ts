@@ -7,6 +7,7 @@ import { upstreamBody } from '../../http/json-body.js';
 import { canonicalParts } from '../../prompt/prompt-analysis.js';
 import { startsWithSystemText, withToolsPart } from '../../prompt/tools-part.js';
 import type { GenerationAdapter, GenerationRequest } from '../adapter.js';
+import { llamaFields } from '../body-fields.js';
 import { validateChatBody } from '../chat-request.js';
 
 export const chatAdapter: GenerationAdapter = {
@@ -17,8 +18,7 @@ export const chatAdapter: GenerationAdapter = {
       model: typeof body.model === 'string' ? body.model : undefined,
       parts: withToolsPart(canonicalParts(body.messages), startsWithSystemText(body.messages), body.tools),
       stream: body.stream === true,
-      cachePromptOff: body.cache_prompt === false,
-      ...(body.seed !== undefined && { seeded: true as const }),
+      ...llamaFields(body),
       ...(typeof body.prompt_cache_key === 'string' && { session: body.prompt_cache_key }),
       backendCall: (pin) => ({ path: '/v1/chat/completions', body: upstreamBody(body, { ...pin }) }),
       ...replayWithReply(body),

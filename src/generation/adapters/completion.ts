@@ -9,7 +9,7 @@
 import { badRequest } from '../../errors.js';
 import { upstreamBody } from '../../http/json-body.js';
 import type { GenerationAdapter, GenerationRequest } from '../adapter.js';
-import { commonFields, objectBody, partsOf } from '../body-fields.js';
+import { commonFields, llamaFields, objectBody, partsOf } from '../body-fields.js';
 
 /** The adapter for one of the completion paths (the backend call goes to the same path). */
 export function completionAdapter(path: string): GenerationAdapter {
@@ -23,8 +23,7 @@ export function completionAdapter(path: string): GenerationAdapter {
         model,
         parts: partsOf([promptText(body.prompt)]),
         stream,
-        cachePromptOff: body.cache_prompt === false,
-        ...(body.seed !== undefined && { seeded: true as const }),
+        ...llamaFields(body),
         backendCall: (pin) => ({ path, body: upstreamBody(body, { ...pin }) }),
         ...replayWithReply(path, body),
       };

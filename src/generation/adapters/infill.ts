@@ -7,7 +7,7 @@
 import { badRequest } from '../../errors.js';
 import { upstreamBody } from '../../http/json-body.js';
 import type { GenerationAdapter } from '../adapter.js';
-import { commonFields, objectBody, optionalString, partsOf, requiredString } from '../body-fields.js';
+import { commonFields, llamaFields, objectBody, optionalString, partsOf, requiredString } from '../body-fields.js';
 
 export const infillAdapter: GenerationAdapter = {
   api: 'infill',
@@ -21,8 +21,7 @@ export const infillAdapter: GenerationAdapter = {
       model,
       parts: partsOf([...extraTexts(body.input_extra), prefix, prompt, suffix]),
       stream,
-      cachePromptOff: body.cache_prompt === false,
-      ...(body.seed !== undefined && { seeded: true as const }),
+      ...llamaFields(body),
       backendCall: (pin) => ({ path: '/infill', body: upstreamBody(body, { ...pin }) }),
     };
   },

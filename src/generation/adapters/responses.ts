@@ -11,7 +11,7 @@ import { badRequest } from '../../errors.js';
 import { upstreamBody } from '../../http/json-body.js';
 import type { GenerationAdapter, GenerationRequest } from '../adapter.js';
 import { endsWithAssistant } from './chat.js';
-import { commonFields, objectBody, optionalString, partsOf } from '../body-fields.js';
+import { commonFields, llamaFields, objectBody, optionalString, partsOf } from '../body-fields.js';
 import { withToolsPart } from '../../prompt/tools-part.js';
 
 export const responsesAdapter: GenerationAdapter = {
@@ -29,8 +29,7 @@ export const responsesAdapter: GenerationAdapter = {
         body.tools,
       ),
       stream,
-      cachePromptOff: body.cache_prompt === false,
-      ...(body.seed !== undefined && { seeded: true as const }),
+      ...llamaFields(body),
       ...(session !== undefined && { session }),
       backendCall: (pin) => ({ path: '/v1/responses', body: upstreamBody(body, { ...pin }) }),
       ...replayWithReply(body),
