@@ -20,9 +20,9 @@ import {
   enterLaunchGate,
   leaveLaunchGateWhenRunning,
   leavePlacementToServer,
+  launchClues,
   leavesToServerRam,
   placeUnpinnedTask,
-  tasksRunningBeforeLaunch,
 } from './slot-truth.js';
 import { noteLaunch, reachRamByPin } from './pinned-ram-tier.js';
 import type { GatePass } from '../slots/launch-gate.js';
@@ -130,9 +130,7 @@ async function serve(
     // does a marked one where the server was seen showing marks.
     const bigUnpinned = plan.unpinned && analysis.big;
     const mark = bigUnpinned && !gen.request.seeded ? newTaskMark() : undefined;
-    const foundByMark = mark !== undefined && backend.behaviour.showsTaskMarks();
-    const baseline =
-      bigUnpinned && !foundByMark ? await tasksRunningBeforeLaunch(deps, plan, analysis.model) : undefined;
+    const clues = bigUnpinned ? await launchClues(deps, plan, analysis.model, mark) : {};
     const call = gen.request.backendCall({
       id_slot: plan.unpinned ? ANY_SLOT : plan.slot.id,
       ...(analysis.big && { cache_prompt: true as const }),
@@ -170,10 +168,7 @@ async function serve(
       prefill.end();
     });
     const placed = plan.unpinned
-      ? placeUnpinnedTask(deps, plan, analysis, { answered, running }, gate, {
-          ...(baseline && { baseline }),
-          ...(mark !== undefined && { mark }),
-        }).catch(() => false)
+      ? placeUnpinnedTask(deps, plan, analysis, { answered, running }, gate, clues).catch(() => false)
       : undefined;
     if (gate && !plan.unpinned)
       void leaveLaunchGateWhenRunning(deps, plan, analysis.model, answered, gate).catch(() => undefined);

@@ -18,8 +18,8 @@ import { ANY_SLOT, readText } from '../backend/llama-client.js';
 import type { Backend } from '../backend/backend.js';
 import { readAnswer, tokensLeftInSlot } from './sse-tap.js';
 import type { SlotTruthDeps } from './slot-truth.js';
-import { beforeTaskStart, keepsWithoutSwaps, lookAtSlots, markedSlot, tasksRunningBeforeLaunch } from './slot-truth.js';
-import type { LaunchBaseline } from './slot-truth.js';
+import { beforeTaskStart, keepsWithoutSwaps, launchClues, lookAtSlots, markedSlot } from './slot-truth.js';
+import type { LaunchClues } from './slot-truth.js';
 import { newTaskMark } from './task-mark.js';
 import type { GenerationDeps } from './deps.js';
 import { roomForRescue } from './slot-room.js';
@@ -74,15 +74,11 @@ async function rescueUnpinned(
     // Its task is found after its end by its mark (task-mark.ts), or, where the server has not shown one, as the
     // idle slot with a task newer than before the launch that holds what the replay left.
     const mark = newTaskMark();
-    const baseline = backend.behaviour.showsTaskMarks()
-      ? undefined
-      : await tasksRunningBeforeLaunch(deps, plan, content.model);
+    const clues = await launchClues(deps, plan, content.model, mark);
     const timings = await runReplay(backend, slot, content, replay(ANY_SLOT, mark));
     const left = tokensLeftInSlot(timings);
     const id =
-      left === undefined
-        ? undefined
-        : replayedOn(backend, await lookAtSlots(backend, content.model), { mark, left, baseline });
+      left === undefined ? undefined : replayedOn(backend, await lookAtSlots(backend, content.model), left, clues);
     if (id === undefined || !deps.pool.moveTo(slot, id)) return false;
     return await saveRescued(deps, { backendIndex, slot, since }, content, timings, left!);
   } catch (err) {
@@ -173,9 +169,11 @@ function slotToRescueInto(
 function replayedOn(
   backend: Backend,
   body: unknown,
-  { mark, left, baseline }: { mark: number; left: number; baseline: LaunchBaseline | undefined },
+  left: number,
+  { mark, baseline }: LaunchClues,
 ): number | undefined {
-  return markedSlot(backend, body, mark)?.slot ?? (baseline && slotLeftBy(body, left, baseline.lastTask));
+  const marked = mark === undefined ? undefined : markedSlot(backend, body, mark);
+  return marked?.slot ?? (baseline && slotLeftBy(body, left, baseline.lastTask));
 }
 
 /** Send the replay as a task of `slot`'s record; resolves with the answer's timings. */

@@ -617,7 +617,7 @@ export interface LaunchClues {
   mark?: number;
 }
 
-/** What `GET /slots` showed before a task was sent without a pin (see tasksRunningBeforeLaunch). */
+/** What `GET /slots` showed before a task was sent without a pin (see launchClues). */
 export interface LaunchBaseline {
   /** The tasks already running, another client's among them. */
   running: RunningTask[];
@@ -626,17 +626,21 @@ export interface LaunchBaseline {
 }
 
 /**
- * Before a task is sent without a pin: what ran on the server, so that the slot it chooses can be told afterwards.
- * Empty when `GET /slots` cannot say.
+ * Before a task is sent without a pin, how the slot it runs on will be told afterwards: by its `mark` where it has one
+ * (task-mark.ts), and, unless the backend was seen showing marks, by what ran on the server before it (a look at
+ * `GET /slots`; an empty baseline when that cannot say).
  */
-export async function tasksRunningBeforeLaunch(
+export async function launchClues(
   deps: SlotTruthDeps,
   plan: Pick<SlotPlan, 'slot'>,
   model: string,
-): Promise<LaunchBaseline> {
+  mark: number | undefined,
+): Promise<LaunchClues> {
   const backend = deps.backends.at(plan.slot.backend);
+  if (mark !== undefined && backend.behaviour.showsTaskMarks()) return { mark };
   const body = await lookAtSlots(backend, model);
-  return { running: runningTasks(body) ?? [], lastTask: lastTaskShown(body) ?? Infinity };
+  const baseline = { running: runningTasks(body) ?? [], lastTask: lastTaskShown(body) ?? Infinity };
+  return mark === undefined ? { baseline } : { baseline, mark };
 }
 
 /**
