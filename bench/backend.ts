@@ -27,6 +27,8 @@ export interface SlotActionCounts {
   restores: number;
   bytesWritten: number;
   bytesRead: number;
+  /** Tokens in the states saved, as the server answered (`n_saved`; counted from the proxy's logs only). */
+  tokensWritten?: number;
   /** Slot actions the proxy logged as failed (counted from its logs only). */
   failedSaves?: number;
   failedRestores?: number;

@@ -1,7 +1,7 @@
 /** Turns per-request results into the numbers the benchmark reports. */
 import type { RequestResult } from './driver.js';
 import type { SlotActionCounts } from './backend.js';
-import type { Workload } from './workloads.js';
+import type { Job, Workload } from './workloads.js';
 import type { AgentMetrics } from './agent-metrics.js';
 
 export interface ConfigMetrics {
@@ -84,13 +84,27 @@ export function liveCacheBytes(workload: Workload, results: readonly RequestResu
   const last = new Map<string, RequestResult>();
   workload.jobs.forEach((job, i) => {
     if (job.kind === 'turn') last.set(job.conversation, results[i]!);
-    else if (job.side !== undefined && results[i]!.promptTokens >= BIG_SIDE_REQUEST_TOKENS)
-      last.set(`side ${i}`, results[i]!);
+    else if (isBigSide(job, results[i]!)) last.set(`side ${i}`, results[i]!);
   });
   let tokens = 0;
-  for (const r of last.values()) tokens += r.promptTokens + r.completionTokens - 1;
+  for (const r of last.values()) tokens += stateTokens(r);
   return tokens * kvBytesPerToken;
 }
+
+/**
+ * The states saving after every answer would write (the `always` policy's rule) for these answers: every turn's and
+ * every big side request's, how many and their tokens in all.
+ */
+export function answerStates(workload: Workload, results: readonly RequestResult[]): { count: number; tokens: number } {
+  const kept = results.filter((r, i) => workload.jobs[i]!.kind === 'turn' || isBigSide(workload.jobs[i]!, r));
+  return { count: kept.length, tokens: kept.reduce((sum, r) => sum + stateTokens(r), 0) };
+}
+
+const isBigSide = (job: Job, r: RequestResult) =>
+  job.kind === 'small' && job.side !== undefined && r.promptTokens >= BIG_SIDE_REQUEST_TOKENS;
+
+/** Tokens of the state an answer leaves in its slot, as llama-server saves it: prompt and reply but the last token. */
+const stateTokens = (r: RequestResult) => r.promptTokens + r.completionTokens - 1;
 
 /** The proxy's default BIG_THRESHOLD_WORDS (500), in the simulator's tokens (about one a word): smaller is not kept. */
 const BIG_SIDE_REQUEST_TOKENS = 500;

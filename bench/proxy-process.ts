@@ -95,6 +95,7 @@ export async function startProxyProcess(
 interface CacheOp {
   ok?: boolean;
   bytes?: number;
+  tokens?: number;
 }
 
 /**
@@ -112,6 +113,7 @@ function countSlotActions(entry: Record<string, unknown>, counts: SlotActionCoun
     if (!op?.ok) continue;
     counts.saves++;
     counts.bytesWritten += op.bytes ?? 0;
+    counts.tokensWritten = (counts.tokensWritten ?? 0) + (op.tokens ?? 0);
   }
   for (const op of restores as Array<CacheOp | undefined>) {
     if (op?.ok === false) counts.failedRestores = (counts.failedRestores ?? 0) + 1;

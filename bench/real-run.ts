@@ -11,8 +11,9 @@ import { calibrate } from './calibrate.js';
 import type { Calibration } from './calibrate.js';
 import { runWorkload } from './driver.js';
 import type { RequestResult, Target } from './driver.js';
-import { idealPrefill, liveCacheBytes, summarize, tokenTotals } from './metrics.js';
+import { answerStates, idealPrefill, liveCacheBytes, summarize, tokenTotals } from './metrics.js';
 import type { ConfigMetrics } from './metrics.js';
+import type { SlotActionCounts } from './backend.js';
 import { startProxyProcess } from './proxy-process.js';
 import type { ProxyProcess } from './proxy-process.js';
 import { REAL_CONFIGS, SERVER_MODES, proxyEnvOf, serverArgs, smallCacheMiB } from './real-configs.js';
@@ -55,6 +56,12 @@ export interface RealConfigMetrics extends ConfigMetrics {
   prompt_tokens: number;
   /** KV bytes of every conversation's final state in this config. */
   live_cache_bytes: number;
+  /**
+   * What saving after every answer (the `always` policy's rule) would have written for this run's own answers: each
+   * big answer's state (prompt and reply but its last token) at the KV bytes per token, plus a file's header as this
+   * run's saves measured it (their bytes less their tokens' KV bytes, per save). Absent where nothing was saved.
+   */
+  after_every_answer_bytes?: number;
   failed_saves: number;
   failed_restores: number;
   /** The proxy's placements from its logs: resident, restore, cold. */
@@ -242,9 +249,11 @@ async function runConfig(
       await proxy?.stop(); // SIGTERM: a graceful stop, so its shutdown saves are counted and on disk
       const actions = proxy?.slotActions() ?? { saves: 0, restores: 0, bytesWritten: 0, bytesRead: 0 };
       const metrics = summarize(workload, results, actions, 0, wall, { cpu, rss, disk: await dirBytes(saveDir) });
+      const afterEveryAnswer = afterEveryAnswerBytes(workload, results, actions, kvBytesPerToken);
       return {
         ...metrics,
         ...extras(workload, results, kvBytesPerToken),
+        ...(afterEveryAnswer !== undefined && { after_every_answer_bytes: afterEveryAnswer }),
         server_args: args,
         failed_saves: actions.failedSaves ?? 0,
         failed_restores: actions.failedRestores ?? 0,
@@ -261,6 +270,19 @@ async function runConfig(
 
 function extras(workload: RealWorkload, results: RequestResult[], kvBytesPerToken: number) {
   return { prompt_tokens: promptTokens(results), live_cache_bytes: liveCacheBytes(workload, results, kvBytesPerToken) };
+}
+
+/** See RealConfigMetrics.after_every_answer_bytes. */
+export function afterEveryAnswerBytes(
+  workload: RealWorkload,
+  results: readonly RequestResult[],
+  actions: SlotActionCounts,
+  kvBytesPerToken: number,
+): number | undefined {
+  if (actions.saves === 0 || actions.tokensWritten === undefined) return undefined;
+  const header = (actions.bytesWritten - actions.tokensWritten * kvBytesPerToken) / actions.saves;
+  const states = answerStates(workload, results);
+  return Math.round(states.tokens * kvBytesPerToken + states.count * header);
 }
 
 function promptTokens(results: readonly RequestResult[]): number {
