@@ -27,7 +27,10 @@ export interface SlotActionCounts {
   restores: number;
   bytesWritten: number;
   bytesRead: number;
-  /** Tokens in the states saved, as the server answered (`n_saved`; counted from the proxy's logs only). */
+  /**
+   * Tokens in the states saved, as the server answered (`n_saved`; counted from the proxy's logs only); NaN when a
+   * save's log line did not say.
+   */
   tokensWritten?: number;
   /** Slot actions the proxy logged as failed (counted from its logs only). */
   failedSaves?: number;

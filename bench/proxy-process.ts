@@ -113,7 +113,8 @@ function countSlotActions(entry: Record<string, unknown>, counts: SlotActionCoun
     if (!op?.ok) continue;
     counts.saves++;
     counts.bytesWritten += op.bytes ?? 0;
-    counts.tokensWritten = (counts.tokensWritten ?? 0) + (op.tokens ?? 0);
+    // NaN once a save did not say its tokens: nothing is then computed from them.
+    counts.tokensWritten = (counts.tokensWritten ?? 0) + (op.tokens ?? NaN);
   }
   for (const op of restores as Array<CacheOp | undefined>) {
     if (op?.ok === false) counts.failedRestores = (counts.failedRestores ?? 0) + 1;

@@ -281,6 +281,7 @@ export function afterEveryAnswerBytes(
 ): number | undefined {
   if (actions.saves === 0 || actions.tokensWritten === undefined) return undefined;
   const header = (actions.bytesWritten - actions.tokensWritten * kvBytesPerToken) / actions.saves;
+  if (!Number.isFinite(header)) return undefined;
   const states = answerStates(workload, results);
   return Math.round(states.tokens * kvBytesPerToken + states.count * header);
 }

@@ -44,6 +44,12 @@ describe('the real bench: bytes written against saving after every answer', () =
       (2031 + 2531) * KV + 2 * HEADER,
     );
     assert.equal(afterEveryAnswerBytes(workload, answers(2000, 2500), saved(), KV), undefined, 'nothing saved');
+    const untold = { ...saved(2531), tokensWritten: NaN };
+    assert.equal(
+      afterEveryAnswerBytes(workload, answers(2000, 2500), untold, KV),
+      undefined,
+      "a save's tokens unknown",
+    );
   });
 
   /** One bursty workload where `always` and `proxycache` saved these states of their own answers. */
