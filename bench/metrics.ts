@@ -100,6 +100,25 @@ export function answerStates(workload: Workload, results: readonly RequestResult
   return { count: kept.length, tokens: kept.reduce((sum, r) => sum + stateTokens(r), 0) };
 }
 
+/**
+ * What saving after every answer would have written for these answers (the real bench's
+ * RealConfigMetrics.after_every_answer_bytes): their states at `kvBytesPerToken`, plus a file's header as the run's
+ * own saves measured it (their bytes less their tokens' KV bytes, per save). Undefined where nothing was saved, or a
+ * save did not say its tokens.
+ */
+export function afterEveryAnswerBytes(
+  workload: Workload,
+  results: readonly RequestResult[],
+  actions: SlotActionCounts,
+  kvBytesPerToken: number,
+): number | undefined {
+  if (actions.saves === 0 || actions.tokensWritten === undefined) return undefined;
+  const header = (actions.bytesWritten - actions.tokensWritten * kvBytesPerToken) / actions.saves;
+  if (!Number.isFinite(header)) return undefined;
+  const states = answerStates(workload, results);
+  return Math.round(states.tokens * kvBytesPerToken + states.count * header);
+}
+
 const isBigSide = (job: Job, r: RequestResult) =>
   job.kind === 'small' && job.side !== undefined && r.promptTokens >= BIG_SIDE_REQUEST_TOKENS;
 

@@ -91,7 +91,7 @@ export function realTargetChecks(results: RealResults, policy = 'proxycache'): s
         );
         if (always?.bytes_written)
           lines.push(
-            `  info  ${at}: bytes written / always ${(p.bytes_written / always.bytes_written).toFixed(5)} (other runs' replies differ by a token now and then); always / saving after every answer ${ratio5(always.bytes_written, always.after_every_answer_bytes)}`,
+            `  info  ${at}: bytes written / always ${ratio(p.bytes_written, always.bytes_written, 5)} (other runs' replies differ by a token now and then); always / saving after every answer ${ratio(always.bytes_written, always.after_every_answer_bytes, 5)}`,
           );
         check(`${at}: disk at the end / live conversations`, div(p.disk_bytes_final, p.live_cache_bytes), 1.2);
       }
@@ -143,15 +143,11 @@ function hopShares(at: string, w: RealWorkloadResults, policy: string): string[]
   return [`  info  ${at}: ttft mean relay-8g / direct-8g ${hop.toFixed(3)} (the hop alone)${rest}`];
 }
 
-function ratio5(a: number, b: number | undefined): string {
-  return b ? (a / b).toFixed(5) : '-';
-}
-
 function div(a: number | undefined, b: number | undefined): number | undefined {
   return a === undefined || b === undefined || b === 0 ? undefined : a / b;
 }
-function ratio(a: number, b: number): string {
-  return b ? (a / b).toFixed(3) : '-';
+function ratio(a: number, b: number | undefined, digits = 3): string {
+  return b ? (a / b).toFixed(digits) : '-';
 }
 function mb(bytes: number): string {
   return (bytes / 1e6).toFixed(1);

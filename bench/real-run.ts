@@ -11,9 +11,8 @@ import { calibrate } from './calibrate.js';
 import type { Calibration } from './calibrate.js';
 import { runWorkload } from './driver.js';
 import type { RequestResult, Target } from './driver.js';
-import { answerStates, idealPrefill, liveCacheBytes, summarize, tokenTotals } from './metrics.js';
+import { afterEveryAnswerBytes, idealPrefill, liveCacheBytes, summarize, tokenTotals } from './metrics.js';
 import type { ConfigMetrics } from './metrics.js';
-import type { SlotActionCounts } from './backend.js';
 import { startProxyProcess } from './proxy-process.js';
 import type { ProxyProcess } from './proxy-process.js';
 import { REAL_CONFIGS, SERVER_MODES, proxyEnvOf, serverArgs, smallCacheMiB } from './real-configs.js';
@@ -270,20 +269,6 @@ async function runConfig(
 
 function extras(workload: RealWorkload, results: RequestResult[], kvBytesPerToken: number) {
   return { prompt_tokens: promptTokens(results), live_cache_bytes: liveCacheBytes(workload, results, kvBytesPerToken) };
-}
-
-/** See RealConfigMetrics.after_every_answer_bytes. */
-export function afterEveryAnswerBytes(
-  workload: RealWorkload,
-  results: readonly RequestResult[],
-  actions: SlotActionCounts,
-  kvBytesPerToken: number,
-): number | undefined {
-  if (actions.saves === 0 || actions.tokensWritten === undefined) return undefined;
-  const header = (actions.bytesWritten - actions.tokensWritten * kvBytesPerToken) / actions.saves;
-  if (!Number.isFinite(header)) return undefined;
-  const states = answerStates(workload, results);
-  return Math.round(states.tokens * kvBytesPerToken + states.count * header);
 }
 
 function promptTokens(results: readonly RequestResult[]): number {

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { realTargetChecks } from '../../bench/real-report.js';
-import { afterEveryAnswerBytes } from '../../bench/real-run.js';
+import { afterEveryAnswerBytes } from '../../bench/metrics.js';
 import type { RealResults } from '../../bench/real-run.js';
 import type { RealWorkload } from '../../bench/real-workloads.js';
 import type { RequestResult } from '../../bench/driver.js';
