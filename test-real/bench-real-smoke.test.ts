@@ -38,7 +38,7 @@ describe('real bench smoke run', { skip, timeout: 120_000 }, () => {
     assert.ok(c.restore_to_prefill_ratio < 0.5, `restore/prefill ${c.restore_to_prefill_ratio}`);
   });
 
-  it('roundrobin on -np 2, direct and through the proxy: ideal measured, saves counted as the server wrote them', async () => {
+  it('roundrobin on -np 2, direct and through the proxy: ideal measured, saves counted as the server wrote them, bytes against saving after every answer', async () => {
     if ('skip' in binary) return;
     root ??= await mkdtemp(join(tmpdir(), 'proxycache-real-smoke-'));
     const out = join(root, 'real.json');
@@ -48,7 +48,7 @@ describe('real bench smoke run', { skip, timeout: 120_000 }, () => {
         {
           binary,
           modes: ['np2'],
-          configs: ['direct-8g', 'relay-8g', 'proxycache'],
+          configs: ['direct-8g', 'relay-8g', 'always', 'proxycache'],
           workloads: ['roundrobin'],
           size: { startWords: 600, turnWords: 30, turns: 2, restartRounds: 2, restartGapMs: 0, maxTokens: 8 },
           sizeName: 'smoke',
@@ -69,8 +69,8 @@ describe('real bench smoke run', { skip, timeout: 120_000 }, () => {
     const w = results.modes.np2!.workloads.roundrobin!;
     assert.ok(w.ideal_prefill_tokens > 0 && w.ideal_prefill_tokens <= w.ideal_prompt_tokens, JSON.stringify(w));
     assert.ok(w.small_cache_mib >= 1);
-    const { 'direct-8g': direct, 'relay-8g': relayed, proxycache } = w.configs;
-    assert.ok(direct && relayed && proxycache, Object.keys(w.configs).join(','));
+    const { 'direct-8g': direct, 'relay-8g': relayed, always, proxycache } = w.configs;
+    assert.ok(direct && relayed && always && proxycache, Object.keys(w.configs).join(','));
     for (const m of [direct, relayed, proxycache]) {
       assert.equal(m.ideal_prefill_tokens, w.ideal_prefill_tokens);
       assert.ok(m.prefill_tokens > 0 && m.ttft_mean_ms > 0, JSON.stringify(m));
@@ -92,6 +92,11 @@ describe('real bench smoke run', { skip, timeout: 120_000 }, () => {
       `server wrote ${proxycache.server_write_bytes} bytes, the proxy logged ${proxycache.bytes_written}`,
     );
     assert.ok(proxycache.disk_bytes_final > 0 && proxycache.disk_bytes_final <= proxycache.bytes_written);
+    // The reference of the bytes target: what saving after every answer writes for a run's own answers (prompt and
+    // reply but the last token each, a header per file). `always` saves after every answer: to the byte.
+    assert.equal(always.after_every_answer_bytes, always.bytes_written, JSON.stringify(always));
+    assert.ok(proxycache.bytes_written <= proxycache.after_every_answer_bytes!, JSON.stringify(proxycache));
+    assert.equal(direct.after_every_answer_bytes, undefined, 'nothing saved, no reference');
     assert.ok(
       lines.some((l) => l.startsWith('[np2] roundrobin / proxycache:')),
       lines.join('\n'),
