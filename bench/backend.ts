@@ -37,6 +37,11 @@ export interface SlotActionCounts {
   failedRestores?: number;
   /** Growth over an entry on disk that evictions let go unsaved (`evict_skip.unsaved_tokens`, smart policy). */
   skippedGrowthTokens?: number;
+  /**
+   * Tokens the server prefilled for the proxy's own replays (a rescue from its RAM cache: `prompt_n`), which no
+   * client's answer shows; counted from the proxy's logs only.
+   */
+  replayPrefillTokens?: number;
 }
 
 export interface BackendUnderTest {

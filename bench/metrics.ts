@@ -5,9 +5,13 @@ import type { Job, Workload } from './workloads.js';
 import type { AgentMetrics } from './agent-metrics.js';
 
 export interface ConfigMetrics {
+  /** What the backend prefilled: for the clients' requests, and for the proxy's replays (`replay_prefill_tokens`). */
   prefill_tokens: number;
   reused_tokens: number;
+  /** The conversations' turns' prefill, their replays' included. */
   conversation_prefill_tokens: number;
+  /** Prefilled by the proxy's rescues from the server's RAM cache (a replay re-prefills what its text does not reuse). */
+  replay_prefill_tokens: number;
   ttft_mean_ms: number;
   ttft_p50_ms: number;
   ttft_p95_ms: number;
@@ -158,10 +162,12 @@ export function summarize(
   const toModel = (ms: number) => (timeScale > 0 ? ms / timeScale : ms);
   const ttft = results.map((r) => toModel(r.ttftMs));
   const totals = tokenTotals(results);
+  const replays = actions.replayPrefillTokens ?? 0;
   const metrics: ConfigMetrics = {
-    prefill_tokens: totals.prefill,
+    prefill_tokens: totals.prefill + replays,
     reused_tokens: totals.reused,
-    conversation_prefill_tokens: totals.conversation,
+    conversation_prefill_tokens: totals.conversation + replays,
+    replay_prefill_tokens: replays,
     ttft_mean_ms: round(mean(ttft)),
     ttft_p50_ms: round(percentile(ttft, 50)),
     ttft_p95_ms: round(percentile(ttft, 95)),

@@ -92,6 +92,9 @@ export async function startProxyProcess(
   };
 }
 
+/** The line of a rescue from the server's RAM cache (ram-rescue-launch.ts), with its replay's `prompt_n`. */
+const RESCUE_MESSAGE = "saved from the server's RAM cache";
+
 interface CacheOp {
   ok?: boolean;
   bytes?: number;
@@ -101,10 +104,13 @@ interface CacheOp {
 /**
  * Every log line that reports a slot action carries its result as `save` / `evict_save` or `restore` with `ok` and
  * `bytes` (the per-request `chat` line, idle and write-behind saves, saves before a swap or on shutdown): count
- * them by field, not by message, so that a new kind of save is counted too.
+ * them by field, not by message, so that a new kind of save is counted too. A rescue's replay is prefill no client
+ * sees: counted from its line.
  */
-function countSlotActions(entry: Record<string, unknown>, counts: SlotActionCounts): void {
+export function countSlotActions(entry: Record<string, unknown>, counts: SlotActionCounts): void {
   const skipped = (entry.evict_skip as { unsaved_tokens?: unknown } | undefined)?.unsaved_tokens;
+  if (entry.msg === RESCUE_MESSAGE && typeof entry.prompt_n === 'number')
+    counts.replayPrefillTokens = (counts.replayPrefillTokens ?? 0) + entry.prompt_n;
   if (typeof skipped === 'number') counts.skippedGrowthTokens = (counts.skippedGrowthTokens ?? 0) + skipped;
   const saves = [entry.evict_save, entry.save, ...(Array.isArray(entry.clearing_saves) ? entry.clearing_saves : [])];
   const restores = [entry.restore];

@@ -257,6 +257,7 @@ function addCounts(into: SlotActionCounts, more: SlotActionCounts): void {
   into.bytesWritten += more.bytesWritten;
   into.bytesRead += more.bytesRead;
   into.skippedGrowthTokens = (into.skippedGrowthTokens ?? 0) + (more.skippedGrowthTokens ?? 0);
+  into.replayPrefillTokens = (into.replayPrefillTokens ?? 0) + (more.replayPrefillTokens ?? 0);
 }
 
 /** The cache keys a config's proxy has metas for: the slot files it wrote and kept. */
