@@ -27,6 +27,8 @@ const skip = 'skip' in where ? where.skip : false;
 
 /** "A few seconds by default" (issue 7): the longest a finished answer may stay only in its slot. */
 const BOUNDED_LOSS_WINDOW_MS = 5000;
+/** A reply this short tells nothing of whether replays with the answer's text bring it back (replay-reply.ts). */
+const TOO_SHORT_TO_JUDGE = 4;
 
 describe('the real llama-server restarts behind the proxy (-np 2, no RAM cache)', { skip }, () => {
   const stacks = realStackPerTest(where);
@@ -143,7 +145,9 @@ describe(
       const s = await stacks.start();
       const a = openingOf(351);
       const a1 = await realChat(s, 'proxy', a);
-      await realChat(s, 'proxy', openingOf(352)); // its launch saves a1: the proxy learns the size of a token's state
+      // Its launch saves a1: the proxy learns the size of a token's state. Its own answer, left to the RAM cache and
+      // rescued first, is too short to judge replays with the answer's text by (see ReplayReplies).
+      await realChat(s, 'proxy', openingOf(352), { maxTokens: TOO_SHORT_TO_JUDGE });
       const a2Messages = nextTurn(a, a1.content, 353);
       const a2 = await realChat(s, 'proxy', a2Messages);
       const { answered, saved } = await rescuedWithinWindow(s, keyOf(a2Messages).slice(0, 16), 354);
@@ -158,11 +162,47 @@ describe(
       assert.ok(a3.timings.cache_n >= saved, `A reused ${a3.timings.cache_n} of the ${saved} saved`);
     });
 
+    it("replies whose text does not bring back their tokens (the tiny random model's): the next rescue replays the prompt alone, and the next turn reuses it", async () => {
+      const s = await stacks.start();
+      const reply = { maxTokens: 48 };
+      const a = openingOf(381);
+      const a1 = await realChat(s, 'proxy', a, reply);
+      // Its launch saves a1: the proxy learns the size of a token's state. Its own answer, left to the RAM cache and
+      // rescued first, is too short to judge replays with the answer's text by (see ReplayReplies).
+      await realChat(s, 'proxy', openingOf(382), { maxTokens: TOO_SHORT_TO_JUDGE });
+      const a2Messages = nextTurn(a, a1.content, 383);
+      const a2 = await realChat(s, 'proxy', a2Messages, reply);
+      // The first replay carries the reply's text, which prefills most of it again: this model's output is not how
+      // its tokenizer spells the text.
+      const first = await rescuedWithinWindow(s, keyOf(a2Messages).slice(0, 16), 384, a2.timings.predicted_n);
+      assert.equal(first.line.with_reply, true, JSON.stringify(first.line));
+      assert.ok(first.line.prompt_n > a2.timings.predicted_n / 2, JSON.stringify(first.line));
+      assert.ok(
+        s.logs.lines.some((l) => /did not bring back most of its tokens/.test(String(l.msg))),
+        'the change is logged',
+      );
+      // The next rescue replays the prompt alone: nothing to prefill, the prompt saved.
+      const b = openingOf(385);
+      const b1 = await realChat(s, 'proxy', b, reply);
+      const second = await rescuedWithinWindow(s, keyOf(b).slice(0, 16), 386, 2);
+      assert.equal(second.line.with_reply, false, JSON.stringify(second.line));
+      assert.ok(
+        Math.abs(second.saved - b1.promptTokens) <= 1,
+        `saved ${second.saved} of a ${b1.promptTokens}-token prompt`,
+      );
+      await restartLikeARealServer(s, second.answered);
+      const b2 = await realChat(s, 'proxy', nextTurn(b, b1.content, 387));
+      assert.equal(b2.line.decision, 'restore', JSON.stringify(b2.line));
+      assert.ok(b2.timings.cache_n >= second.saved - 1, `B reused ${b2.timings.cache_n} of the ${second.saved} saved`);
+    });
+
     it('bounded loss on /v1/responses (Codex) too: its answer left to the RAM cache is saved from it by a replay, answer included', async () => {
       const s = await stacks.start();
       const input: ResponseInputItem[] = [{ type: 'message', role: 'user', content: words(REAL_BIG_WORDS, 361) }];
       const r1 = await respond(s, input);
-      await realChat(s, 'proxy', openingOf(362)); // its launch saves r1: the proxy learns the size of a token's state
+      // Its launch saves r1: the proxy learns the size of a token's state. Its own answer, left to the RAM cache and
+      // rescued first, is too short to judge replays with the answer's text by (see ReplayReplies).
+      await realChat(s, 'proxy', openingOf(362), { maxTokens: TOO_SHORT_TO_JUDGE });
       input.push(
         { type: 'message', role: 'assistant', content: r1.text },
         { type: 'message', role: 'user', content: words(40, 363) },
@@ -189,7 +229,9 @@ describe(
       const s = await stacks.start();
       let prompt = words(REAL_BIG_WORDS, 371);
       const c1 = await complete(s, prompt);
-      await realChat(s, 'proxy', openingOf(372)); // its launch saves c1: the proxy learns the size of a token's state
+      // Its launch saves c1: the proxy learns the size of a token's state. Its own answer, left to the RAM cache and
+      // rescued first, is too short to judge replays with the answer's text by (see ReplayReplies).
+      await realChat(s, 'proxy', openingOf(372), { maxTokens: TOO_SHORT_TO_JUDGE });
       prompt += `${c1.text} ${words(40, 373)}`;
       const c2 = await complete(s, prompt);
       const { answered, saved } = await rescuedWithinWindow(s, c2.line.key, 374);
@@ -238,14 +280,15 @@ async function complete(
 /**
  * The answer just given on conversation `key` (its first 16 characters) is left to the server's RAM cache: a new
  * conversation's launch (`seed`) moves it there unsaved, and within the loss window the proxy brings it back and
- * saves it, served from the RAM cache rather than prefilled. Resolves with the time the window started and the
- * tokens saved.
+ * saves it, served from the RAM cache: its replay prefills at most `maxPrefill` tokens. Resolves with the time the
+ * window started, the tokens saved and the rescue's log line.
  */
 async function rescuedWithinWindow(
   s: RealStack,
   key: string,
   seed: number,
-): Promise<{ answered: number; saved: number }> {
+  maxPrefill = 8,
+): Promise<{ answered: number; saved: number; line: Record<string, any> }> {
   const mark = s.logs.lines.length;
   const c = await realChat(s, 'proxy', openingOf(seed));
   assert.equal(c.line.clearing_saves, undefined, JSON.stringify(c.line));
@@ -258,8 +301,8 @@ async function rescuedWithinWindow(
     BOUNDED_LOSS_WINDOW_MS,
   );
   assert.equal(rescued.save.ok, true, JSON.stringify(rescued));
-  assert.ok(rescued.prompt_n <= 8, JSON.stringify(rescued));
-  return { answered, saved: rescued.save.tokens };
+  assert.ok(rescued.prompt_n <= maxPrefill, JSON.stringify(rescued));
+  return { answered, saved: rescued.save.tokens, line: rescued };
 }
 
 /** One non-streamed `/v1/responses` turn through the proxy (temperature 0), with the proxy's log line. */

@@ -26,7 +26,8 @@ import {
 } from './slot-truth.js';
 import { noteLaunch, reachRamByPin } from './pinned-ram-tier.js';
 import type { GatePass } from '../slots/launch-gate.js';
-import type { BackendCall, GenerationAdapter, GenerationRequest } from './adapter.js';
+import type { GenerationAdapter, GenerationRequest } from './adapter.js';
+import type { ReplayCall } from '../slots/ram-rescue.js';
 import { noticeLostSlot, noticeServerCacheMiss, recordSlotContent, swapComing } from './after-answer.js';
 import { CLIENT_CLOSED_REQUEST, forwardGeneration } from './forward.js';
 import { sessionOf } from './session.js';
@@ -147,7 +148,9 @@ async function serve(
     // A rescue replays the request after its answer: with the answer's text where the route can continue it.
     const answer: { text?: string } = {};
     if (leftToRam)
-      deps.rescues.taskRunning(plan.slot, (idSlot, mark) => replayOf(gen.request, answer.text, idSlot, mark));
+      deps.rescues.taskRunning(plan.slot, (idSlot, mark, withReply) =>
+        replayOf(gen.request, withReply ? answer.text : undefined, idSlot, mark),
+      );
     let runs!: () => void;
     const running = new Promise<void>((resolve) => (runs = resolve));
     const answered = forwardGeneration(backend.client, reply, {
@@ -185,7 +188,7 @@ async function serve(
     } else recordSlotContent(deps, plan, analysis, outcome, gen.session);
     // A launch meanwhile may have booked this answer's save (see BookedSaves): it ran as the task ended.
     const recorded = outcome.completed && outcome.status < 400 ? plan.slot.content : undefined;
-    deps.rescues.taskEnded(plan.slot, recorded);
+    deps.rescues.taskEnded(plan.slot, recorded, outcome.timings?.predicted_n);
     const booked = await deps.bookedSaves.taskEnded(plan.slot, recorded);
     if (booked) line.save = { ...booked, booked: true };
     if (outcome.status < 400) void backend.checkSlotCount(analysis.model);
@@ -246,11 +249,11 @@ function replayOf(
   answerText: string | undefined,
   idSlot: number,
   mark: number | undefined,
-): BackendCall {
+): ReplayCall {
   const params = replayParams(idSlot, mark);
   return answerText !== undefined && request.replayWithReply
-    ? request.replayWithReply.call(params, answerText)
-    : request.backendCall(params);
+    ? { ...request.replayWithReply.call(params, answerText), withReply: true }
+    : { ...request.backendCall(params), withReply: false };
 }
 
 /** The request's one `chat` log line, also kept for the status API and the metrics. */

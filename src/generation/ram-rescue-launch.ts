@@ -11,7 +11,7 @@
  *   (a small one, one on disk, or one left there too), as a request's is (see pinned-ram-tier.ts); saved there.
  */
 import type { SlotContent, SlotState } from '../slots/slot-state.js';
-import type { Replay, RescueOutcome } from '../slots/ram-rescue.js';
+import type { ChosenReplay, ReplayCall, RescueOutcome } from '../slots/ram-rescue.js';
 import { slotLeftBy } from '../slots/slot-check.js';
 import { shortKey } from '../cache/meta-file.js';
 import { ANY_SLOT, readText } from '../backend/llama-client.js';
@@ -40,7 +40,7 @@ export async function rescueFromServerRam(
   deps: RescueDeps,
   backendIndex: number,
   content: SlotContent,
-  replay: Replay,
+  replay: ChosenReplay,
 ): Promise<RescueOutcome> {
   const backend = deps.backends.at(backendIndex);
   const loaded = await backend.loadedModels();
@@ -53,7 +53,7 @@ async function rescueUnpinned(
   deps: RescueDeps,
   backendIndex: number,
   content: SlotContent,
-  replay: Replay,
+  replay: ChosenReplay,
 ): Promise<boolean | 'later'> {
   const backend = deps.backends.at(backendIndex);
   // A record for the task: an idle one that names no content (after any launch there, most do).
@@ -75,12 +75,13 @@ async function rescueUnpinned(
     // idle slot with a task newer than before the launch that holds what the replay left.
     const mark = newTaskMark();
     const clues = await launchClues(deps, plan, content.model, mark);
-    const timings = await runReplay(backend, slot, content, replay(ANY_SLOT, mark));
+    const call = replay(ANY_SLOT, mark);
+    const timings = await runReplay(backend, slot, content, call);
     const left = tokensLeftInSlot(timings);
     const id =
       left === undefined ? undefined : replayedOn(backend, await lookAtSlots(backend, content.model), left, clues);
     if (id === undefined || !deps.pool.moveTo(slot, id)) return false;
-    return await saveRescued(deps, { backendIndex, slot, since }, content, timings, left!);
+    return await saveRescued(deps, { backendIndex, slot, since }, content, { call, timings, left: left! });
   } catch (err) {
     failed(deps, backend, slot, content, err);
     return false;
@@ -94,7 +95,7 @@ async function rescueIntoPinnedSlot(
   deps: RescueDeps,
   backendIndex: number,
   content: SlotContent,
-  replay: Replay,
+  replay: ChosenReplay,
 ): Promise<boolean | 'later'> {
   const backend = deps.backends.at(backendIndex);
   // Under load no slot is idle for long: the rescue queues for the next one that may take it, as a request does.
@@ -122,13 +123,14 @@ async function rescueIntoPinnedSlot(
     // The slot holds the conversation from now on: its next turn, arriving meanwhile, waits for it (the planner's
     // own-slot wait) rather than restore an older entry from disk.
     deps.pool.fill(slot, { ...content, saved: false });
-    const timings = await runReplay(backend, slot, content, replay(slot.id));
+    const call = replay(slot.id);
+    const timings = await runReplay(backend, slot, content, call);
     const left = tokensLeftInSlot(timings);
     if (left === undefined) {
       deps.pool.forget(slot);
       return false;
     }
-    return await saveRescued(deps, { backendIndex, slot, since }, content, timings, left);
+    return await saveRescued(deps, { backendIndex, slot, since }, content, { call, timings, left });
   } catch (err) {
     failed(deps, backend, slot, content, err);
     return false;
@@ -177,12 +179,7 @@ function replayedOn(
 }
 
 /** Send the replay as a task of `slot`'s record; resolves with the answer's timings. */
-async function runReplay(
-  backend: Backend,
-  slot: SlotState,
-  content: SlotContent,
-  call: { path: string; body: Buffer | string },
-) {
+async function runReplay(backend: Backend, slot: SlotState, content: SlotContent, call: ReplayCall) {
   backend.behaviour.noteLaunched(slot, false, true, content.nTokens ?? 0);
   let answer: string;
   try {
@@ -200,17 +197,21 @@ async function runReplay(
 }
 
 /**
- * The slot holds the rescued conversation (`left` tokens): record and save it, and tell what the rescue cost since it
- * took the slot or the launch gate (`since`).
+ * The slot holds the rescued conversation (`left` tokens, after the replay `call` reused `timings.cache_n`): record and
+ * save it, and tell what the rescue cost since it took the slot or the launch gate (`since`).
  */
 async function saveRescued(
   deps: RescueDeps,
   { backendIndex, slot, since }: { backendIndex: number; slot: SlotState; since: number },
   content: SlotContent,
-  timings: { cache_n?: number; prompt_n?: number } | undefined,
-  left: number,
+  {
+    call,
+    timings,
+    left,
+  }: { call: ReplayCall; timings: { cache_n?: number; prompt_n?: number } | undefined; left: number },
 ): Promise<boolean> {
   const backend = deps.backends.at(backendIndex);
+  deps.rescues.noteReplayed(content, call.withReply, timings?.cache_n);
   const rescued: SlotContent = { ...content, nTokens: left, saved: false };
   deps.pool.fill(slot, rescued);
   const save = await deps.slotCache.save(slot, rescued);
@@ -225,6 +226,7 @@ async function saveRescued(
       ms: Math.round(ms * 100) / 100,
       cache_n: timings?.cache_n,
       prompt_n: timings?.prompt_n,
+      with_reply: call.withReply,
       save,
     },
     "saved from the server's RAM cache",

@@ -25,20 +25,31 @@ import { shortKey } from '../cache/meta-file.js';
 import type { SlotContent, SlotState } from './slot-state.js';
 import { EXPLORE_EVERY, RamTierPayoff } from './ram-tier-payoff.js';
 import type { RamTierVerdict } from './ram-tier-payoff.js';
+import { RECHECK_EVERY, ReplayReplies } from './replay-reply.js';
+
+/** A replay's backend path and body, and whether it carries the answer's text. */
+export interface ReplayCall {
+  path: string;
+  body: Buffer | string;
+  withReply: boolean;
+}
 
 /**
- * The request again, for the server to serve from its RAM cache: the backend path and body, built when needed, with
- * `idSlot` as its pin (−1: where the server puts it) and `mark` as its seed, to tell its task apart on `GET /slots`
- * (task-mark.ts; a replay generates nothing, so the mark may replace a seed of the client's).
+ * The request again, for the server to serve from its RAM cache: the backend call, built when needed, with `idSlot`
+ * as its pin (−1: where the server puts it), `mark` as its seed, to tell its task apart on `GET /slots`
+ * (task-mark.ts; a replay generates nothing, so the mark may replace a seed of the client's), and, when `withReply`
+ * and the route can carry it, the answer's text (see ReplayReplies).
  */
-export type Replay = (idSlot: number, mark?: number) => { path: string; body: Buffer | string };
+export type Replay = (idSlot: number, mark: number | undefined, withReply: boolean) => ReplayCall;
+/** The replay a rescue sends, its form chosen. */
+export type ChosenReplay = (idSlot: number, mark?: number) => ReplayCall;
 
 /**
  * Bring `content` back into a slot of `backend` with `replay` and save it; true once it is on disk, 'later' when it
  * was not tried (no room for it while tasks run: a try again does not count as one), 'lost' when its model was
  * unloaded (behind llama-swap or a router): the RAM cache went with it, and a replay would only load the model again.
  */
-export type Rescue = (backend: number, content: SlotContent, replay: Replay) => Promise<RescueOutcome>;
+export type Rescue = (backend: number, content: SlotContent, replay: ChosenReplay) => Promise<RescueOutcome>;
 export type RescueOutcome = boolean | 'later' | 'lost';
 
 export interface RamRescueDeps {
@@ -58,6 +69,8 @@ interface Left {
   backend: number;
   replay: Replay;
   answeredAt: number;
+  /** The tokens its answer generated, when the server said (see ReplayReplies). */
+  replyTokens?: number;
   /** The trust it was left under (see distrust). */
   trust: number;
   /** Told that it waits for room past its loss window (once). */
@@ -88,6 +101,8 @@ export class RamRescues {
   private readonly now: () => number;
   /** Whether leaving answers pays, by backend (see RamTierPayoff). */
   private readonly payoff = new RamTierPayoff();
+  /** Whether replays carry the answer's text, by backend and model. */
+  private readonly replies = new ReplayReplies();
 
   constructor(private readonly deps: RamRescueDeps) {
     this.now = deps.now ?? Date.now;
@@ -143,14 +158,53 @@ export class RamRescues {
     return this.running.has(slot);
   }
 
-  /** The slot's task ended, leaving `content` (undefined: nothing known, nothing to rescue). */
-  taskEnded(slot: SlotState, content: SlotContent | undefined): void {
+  /**
+   * The slot's task ended, leaving `content` (undefined: nothing known, nothing to rescue) after generating
+   * `replyTokens`.
+   */
+  taskEnded(slot: SlotState, content: SlotContent | undefined, replyTokens?: number): void {
     const task = this.running.get(slot);
     this.running.delete(slot);
     if (task && content && !content.saved) {
-      this.left.set(content, { ...task, answeredAt: this.now(), trust: this.trust });
+      this.left.set(content, {
+        ...task,
+        answeredAt: this.now(),
+        trust: this.trust,
+        ...(replyTokens !== undefined && { replyTokens }),
+      });
       this.payoff.noteLeft(task.backend);
     }
+  }
+
+  /**
+   * A rescue's replay of `content` ran, with the answer's text or without, and reused `reused` tokens from the RAM
+   * cache (`cache_n`): with the text, that tells whether the text brings the reply back (ReplayReplies). A change is
+   * logged.
+   */
+  noteReplayed(content: SlotContent, withReply: boolean, reused: number | undefined): void {
+    const left = this.left.get(content);
+    const { replyTokens } = left ?? {};
+    if (!left || !withReply || reused === undefined || replyTokens === undefined || content.nTokens === undefined)
+      return;
+    const changed = this.replies.note(left.backend, content.model, {
+      stateTokens: content.nTokens,
+      replyTokens,
+      reused,
+    });
+    if (!changed) return;
+    const seen = {
+      backend: this.deps.describeBackend?.(left.backend) ?? left.backend,
+      model: content.model,
+      reply_tokens: replyTokens,
+      reused_of_reply: reused - (content.nTokens - (replyTokens - 1)),
+    };
+    if (changed.comesBack)
+      this.deps.log.info(seen, "a replay with the answer's text brings its tokens back again: rescues carry it");
+    else
+      this.deps.log.info(
+        { ...seen, recheck_every: RECHECK_EVERY },
+        "a replay with the answer's text did not bring back most of its tokens (the text tokenizes differently from what the model generated): rescues replay the prompt alone, and the next turn prefills the reply",
+      );
   }
 
   /** A launch may clear this content unsaved: the RAM cache takes it, and a rescue brings it to disk in time. */
@@ -278,7 +332,9 @@ export class RamRescues {
   private async run(content: SlotContent, tries: number): Promise<boolean> {
     const left = this.left.get(content);
     if (!left || content.saved) return content.saved;
-    const saved = await this.deps.rescue(left.backend, content, left.replay).catch(() => false);
+    const withReply = this.replies.withReply(left.backend, content.model);
+    const replay: ChosenReplay = (idSlot, mark) => left.replay(idSlot, mark, withReply);
+    const saved = await this.deps.rescue(left.backend, content, replay).catch(() => false);
     if (saved === true || content.saved) {
       this.left.delete(content);
       return true;

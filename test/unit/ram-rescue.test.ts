@@ -11,7 +11,7 @@ import type { Replay, RescueOutcome } from '../../src/slots/ram-rescue.js';
 import type { SlotContent } from '../../src/slots/slot-state.js';
 import { held, slot } from '../support/slot-fixtures.js';
 
-const replay: Replay = () => ({ path: '/v1/chat/completions', body: '{}' });
+const replay: Replay = (_idSlot, _mark, withReply) => ({ path: '/v1/chat/completions', body: '{}', withReply });
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Rescues recorded by hand; `outcomes` says what each successive call answers (true once the list runs out). */
@@ -168,5 +168,43 @@ describe('RamRescues', () => {
     const later = held(200);
     answered(r, later);
     assert.equal(r.leftToRam(later), false);
+  });
+
+  it("replays carry the answer's text until one brings back less than half of the reply; then one in 8 does, to see a change", async () => {
+    const lines: Array<{ msg: string; reused_of_reply?: number }> = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const forms: boolean[] = [];
+    let textComesBack = false;
+    const r: RamRescues = new RamRescues({
+      windowMs: 60_000,
+      log,
+      rescue: (_backend, content, chosen) => {
+        const call = chosen(0);
+        forms.push(call.withReply);
+        // A 1,000-token prompt and a 48-token reply (1,047 tokens held): with the text, the replay reuses the prompt
+        // and as much of the reply as its text tokenizes to the generated tokens.
+        r.noteReplayed(content, call.withReply, call.withReply && textComesBack ? 1047 : 1013);
+        return Promise.resolve(true);
+      },
+    });
+    const rescueOne = async () => {
+      const s = slot(0);
+      const content = held(1047, { key: `k${forms.length}` });
+      r.taskRunning(s, replay);
+      r.taskEnded(s, content, 48);
+      r.cleared(content);
+      await r.saveAllNow();
+    };
+    for (let i = 0; i < 8; i++) await rescueOne();
+    assert.deepEqual(forms, [true, false, false, false, false, false, false, false]);
+    assert.equal(lines.length, 1, JSON.stringify(lines));
+    assert.match(lines[0]!.msg, /did not bring back most of its tokens/);
+    assert.equal(lines[0]!.reused_of_reply, 13);
+    textComesBack = true;
+    await rescueOne(); // the 8th without: this one carries it again, and it comes back
+    await rescueOne();
+    assert.deepEqual(forms.slice(8), [true, true]);
+    assert.equal(lines.length, 2, JSON.stringify(lines));
+    assert.match(lines[1]!.msg, /brings its tokens back again/);
   });
 });
