@@ -15,8 +15,9 @@
  * without a pin, or pinned where the server keeps idle slots, and with `n_predict: 0`, served from the RAM cache in
  * the iteration that takes it up; on the real server a 4.2k-token conversation came back in 10 ms, `cache_n` 4227 +
  * `prompt_n` 1). On the chat and Responses routes the replay continues the answer's text, on the completion routes
- * it follows a text prompt (see flow.replayOf), so the state so saved holds the reply; elsewhere it is the request's
- * prompt alone, and a turn restored from it prefills that reply again. `close()` rescues what is left at shutdown.
+ * it follows a text prompt (see flow.replayOf), so the state so saved holds the reply, unless replays with the text
+ * were seen not to bring it back (ReplayReplies); elsewhere it is the request's prompt alone, and a turn restored
+ * from it prefills that reply again. `close()` rescues what is left at shutdown.
  * Behind llama-swap or a router a model's unload takes its RAM cache along: a request about to unload it rescues
  * what waits there first (`rescueNow`), and what an unload elsewhere took is given up (`modelsLoaded`).
  */
