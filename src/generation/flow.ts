@@ -145,7 +145,8 @@ async function serve(
     backend.behaviour.noteLaunched(plan.slot, gen.request.stream, analysis.big, tokens);
     if (analysis.big) deps.bookedSaves.taskRunning(plan.slot, analysis.key, analysis.model);
     const leftToRam = analysis.big && leavesToServerRam(deps, backend.index, { model: analysis.model, tokens });
-    // A rescue replays the request after its answer: with the answer's text where the route can continue it.
+    // A rescue replays the request after its answer: with the answer's text where the route can continue it and
+    // replays with it bring the reply back (ReplayReplies).
     const answer: { text?: string } = {};
     if (leftToRam)
       deps.rescues.taskRunning(plan.slot, (idSlot, mark, withReply) =>

@@ -197,7 +197,7 @@ export class RamRescues {
       backend: this.deps.describeBackend?.(left.backend) ?? left.backend,
       model: content.model,
       reply_tokens: replyTokens,
-      reused_of_reply: reused - (content.nTokens - (replyTokens - 1)),
+      reused_of_reply: changed.reusedOfReply,
     };
     if (changed.comesBack)
       this.deps.log.info(seen, "a replay with the answer's text brings its tokens back again: rescues carry it");

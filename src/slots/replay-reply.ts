@@ -46,17 +46,22 @@ export class ReplayReplies {
   }
 
   /**
-   * A replay with the answer's text ran: judge from it. Returns the verdict when it changed (undefined otherwise, or
-   * when the reply was too short to tell).
+   * A replay with the answer's text ran: judge from it. Returns the verdict and the reply's tokens it reused when
+   * the verdict changed (undefined otherwise, or when the reply was too short to tell).
    */
-  note(backend: number, model: string, replay: ReplayWithText): { comesBack: boolean } | undefined {
+  note(
+    backend: number,
+    model: string,
+    replay: ReplayWithText,
+  ): { comesBack: boolean; reusedOfReply: number } | undefined {
     if (replay.replyTokens < MIN_REPLY_TOKENS) return undefined;
     const promptTokens = replay.stateTokens - (replay.replyTokens - 1);
-    const comesBack = replay.reused - promptTokens >= replay.replyTokens / 2;
+    const reusedOfReply = replay.reused - promptTokens;
+    const comesBack = reusedOfReply >= replay.replyTokens / 2;
     const key = keyOf(backend, model);
     const before = this.judged.get(key)?.comesBack ?? true;
     this.judged.set(key, { comesBack, without: 0 });
-    return comesBack === before ? undefined : { comesBack };
+    return comesBack === before ? undefined : { comesBack, reusedOfReply };
   }
 }
 

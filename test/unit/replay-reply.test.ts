@@ -16,19 +16,19 @@ describe('ReplayReplies', () => {
     assert.equal(r.withReply(0, 'm'), true, 'nothing judged yet');
     assert.equal(r.note(0, 'm', replayed(39)), undefined, 'came back, as believed: no change');
     assert.equal(r.withReply(0, 'm'), true);
-    assert.deepEqual(r.note(0, 'm', replayed(19)), { comesBack: false });
+    assert.deepEqual(r.note(0, 'm', replayed(19)), { comesBack: false, reusedOfReply: 19 });
     const forms = Array.from({ length: 2 * RECHECK_EVERY }, () => r.withReply(0, 'm'));
     assert.deepEqual(
       forms.map((withReply, i) => (withReply ? i : -1)).filter((i) => i >= 0),
       [RECHECK_EVERY - 1, 2 * RECHECK_EVERY - 1],
     );
-    assert.deepEqual(r.note(0, 'm', replayed(20)), { comesBack: true }, 'half of it: it comes back');
+    assert.deepEqual(r.note(0, 'm', replayed(20)), { comesBack: true, reusedOfReply: 20 }, 'half of it: it comes back');
     assert.equal(r.withReply(0, 'm'), true);
   });
 
   it('judges each backend and model apart, and not on a reply too short to tell', () => {
     const r = new ReplayReplies();
-    assert.deepEqual(r.note(0, 'm', replayed(2)), { comesBack: false });
+    assert.deepEqual(r.note(0, 'm', replayed(2)), { comesBack: false, reusedOfReply: 2 });
     assert.equal(r.withReply(0, 'm'), false);
     assert.equal(r.withReply(1, 'm'), true, 'another backend');
     assert.equal(r.withReply(0, 'other'), true, 'another model');
