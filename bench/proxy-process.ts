@@ -109,9 +109,9 @@ interface CacheOp {
  */
 export function countSlotActions(entry: Record<string, unknown>, counts: SlotActionCounts): void {
   const skipped = (entry.evict_skip as { unsaved_tokens?: unknown } | undefined)?.unsaved_tokens;
+  if (typeof skipped === 'number') counts.skippedGrowthTokens = (counts.skippedGrowthTokens ?? 0) + skipped;
   if (entry.msg === RESCUE_MESSAGE && typeof entry.prompt_n === 'number')
     counts.replayPrefillTokens = (counts.replayPrefillTokens ?? 0) + entry.prompt_n;
-  if (typeof skipped === 'number') counts.skippedGrowthTokens = (counts.skippedGrowthTokens ?? 0) + skipped;
   const saves = [entry.evict_save, entry.save, ...(Array.isArray(entry.clearing_saves) ? entry.clearing_saves : [])];
   const restores = [entry.restore];
   for (const op of saves as Array<CacheOp | undefined>) {
