@@ -181,6 +181,10 @@ describe(
         s.logs.lines.some((l) => /did not bring back most of its tokens/.test(String(l.msg))),
         'the change is logged',
       );
+      const status = (await (await fetch(`${s.url}/proxycache/status`)).json()) as {
+        backends: Array<{ ram_tier: { replays_without_text: string[] } }>;
+      };
+      assert.deepEqual(status.backends[0]!.ram_tier.replays_without_text, [REAL_MODEL], 'the status API shows it');
       // The next rescue replays the prompt alone: nothing to prefill, the prompt saved.
       const b = openingOf(385);
       const b1 = await realChat(s, 'proxy', b, reply);

@@ -6,7 +6,7 @@ import type { BackendKind } from '../backend/backend-kind.js';
 import type { CacheMeta } from '../cache/meta-file.js';
 import type { Config } from '../config/index.js';
 import type { SlotState } from '../slots/slot-state.js';
-import type { RamTierVerdict } from '../slots/ram-tier-payoff.js';
+import type { RamTierState } from '../slots/ram-rescue.js';
 import type { BackendReport } from './backend-probe.js';
 import { round3 } from './minute-history.js';
 import type { Totals } from './observer.js';
@@ -35,8 +35,11 @@ export interface StatusSources {
   totals: () => Totals;
   /** Conversations whose latest state only a server's RAM cache holds, waiting for their rescue to disk. */
   inRamCacheOnly: () => number;
-  /** Whether leaving answers to the backend's RAM cache pays, and what that was judged on (RamTierPayoff). */
-  ramTier: (backend: number) => RamTierVerdict;
+  /**
+   * Whether leaving answers to the backend's RAM cache pays, what that was judged on (RamTierPayoff), and the models
+   * whose rescue replays go without the answer's text (ReplayReplies).
+   */
+  ramTier: (backend: number) => RamTierState;
   now?: () => number;
 }
 
@@ -66,13 +69,14 @@ export function buildStatus(src: StatusSources, reports: readonly BackendReport[
   };
 }
 
-function ramTierView(v: RamTierVerdict): Record<string, unknown> {
+function ramTierView(v: RamTierState): Record<string, unknown> {
   return {
     leaves_answers: v.pays,
     answers_left: round3(v.left),
     rescued: round3(v.rescued),
     rescue_ms: Math.round(v.rescueMs),
     save_ms: Math.round(v.saveMs),
+    replays_without_text: v.replaysWithoutText,
   };
 }
 

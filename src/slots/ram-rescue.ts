@@ -28,6 +28,12 @@ import { EXPLORE_EVERY, RamTierPayoff } from './ram-tier-payoff.js';
 import type { RamTierVerdict } from './ram-tier-payoff.js';
 import { RECHECK_EVERY, ReplayReplies } from './replay-reply.js';
 
+/** The RAM tier of a backend as the status API shows it. */
+export interface RamTierState extends RamTierVerdict {
+  /** Models whose replays go without the answer's text, which did not bring the reply back (ReplayReplies). */
+  replaysWithoutText: string[];
+}
+
 /** A replay's backend path and body, and whether it carries the answer's text. */
 export interface ReplayCall {
   path: string;
@@ -139,9 +145,12 @@ export class RamRescues {
     return leave;
   }
 
-  /** Whether leaving answers to `backend`'s RAM cache pays now, and on what that is judged (the status API's). */
-  ramTier(backend: number): RamTierVerdict {
-    return this.payoff.verdict(backend);
+  /**
+   * Whether leaving answers to `backend`'s RAM cache pays now, on what that is judged, and the models whose replays
+   * go without the answer's text (the status API's).
+   */
+  ramTier(backend: number): RamTierState {
+    return { ...this.payoff.verdict(backend), replaysWithoutText: this.replies.withoutText(backend) };
   }
 
   /** A rescue on `backend` held its slot or the launch gate `rescueMs`, `saveMs` of it the save (see RamTierPayoff). */

@@ -36,13 +36,19 @@ export interface ReplayWithText {
 }
 
 export class ReplayReplies {
-  private readonly judged = new Map<string, Judged>();
+  /** By backend, then model. */
+  private readonly judged = new Map<number, Map<string, Judged>>();
 
   /** Whether the next replay of `model` on `backend` carries the answer's text. */
   withReply(backend: number, model: string): boolean {
-    const j = this.judged.get(keyOf(backend, model));
+    const j = this.judged.get(backend)?.get(model);
     if (!j || j.comesBack) return true;
     return ++j.without % RECHECK_EVERY === 0;
+  }
+
+  /** The models of `backend` whose replays go without the answer's text (but one in RECHECK_EVERY), for the status. */
+  withoutText(backend: number): string[] {
+    return [...(this.judged.get(backend) ?? [])].filter(([, j]) => !j.comesBack).map(([model]) => model);
   }
 
   /**
@@ -58,11 +64,10 @@ export class ReplayReplies {
     const promptTokens = replay.stateTokens - (replay.replyTokens - 1);
     const reusedOfReply = replay.reused - promptTokens;
     const comesBack = reusedOfReply >= replay.replyTokens / 2;
-    const key = keyOf(backend, model);
-    const before = this.judged.get(key)?.comesBack ?? true;
-    this.judged.set(key, { comesBack, without: 0 });
+    let models = this.judged.get(backend);
+    if (!models) this.judged.set(backend, (models = new Map()));
+    const before = models.get(model)?.comesBack ?? true;
+    models.set(model, { comesBack, without: 0 });
     return comesBack === before ? undefined : { comesBack, reusedOfReply };
   }
 }
-
-const keyOf = (backend: number, model: string) => `${backend}\u0000${model}`;

@@ -30,6 +30,8 @@ describe('ReplayReplies', () => {
     const r = new ReplayReplies();
     assert.deepEqual(r.note(0, 'm', replayed(2)), { comesBack: false, reusedOfReply: 2 });
     assert.equal(r.withReply(0, 'm'), false);
+    assert.deepEqual(r.withoutText(0), ['m'], 'for the status API');
+    assert.deepEqual(r.withoutText(1), []);
     assert.equal(r.withReply(1, 'm'), true, 'another backend');
     assert.equal(r.withReply(0, 'other'), true, 'another model');
     assert.equal(r.note(1, 'm', replayed(0, 7)), undefined, 'a 7-token reply tells nothing');
