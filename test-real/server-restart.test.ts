@@ -145,9 +145,7 @@ describe(
       const s = await stacks.start();
       const a = openingOf(351);
       const a1 = await realChat(s, 'proxy', a);
-      // Its launch saves a1: the proxy learns the size of a token's state. Its own answer, left to the RAM cache and
-      // rescued first, is too short to judge replays with the answer's text by (see ReplayReplies).
-      await realChat(s, 'proxy', openingOf(352), { maxTokens: TOO_SHORT_TO_JUDGE });
+      await learnTokenSize(s, 352); // saves a1
       const a2Messages = nextTurn(a, a1.content, 353);
       const a2 = await realChat(s, 'proxy', a2Messages);
       const { answered, saved } = await rescuedWithinWindow(s, keyOf(a2Messages).slice(0, 16), 354);
@@ -167,9 +165,7 @@ describe(
       const reply = { maxTokens: 48 };
       const a = openingOf(381);
       const a1 = await realChat(s, 'proxy', a, reply);
-      // Its launch saves a1: the proxy learns the size of a token's state. Its own answer, left to the RAM cache and
-      // rescued first, is too short to judge replays with the answer's text by (see ReplayReplies).
-      await realChat(s, 'proxy', openingOf(382), { maxTokens: TOO_SHORT_TO_JUDGE });
+      await learnTokenSize(s, 382); // saves a1
       const a2Messages = nextTurn(a, a1.content, 383);
       const a2 = await realChat(s, 'proxy', a2Messages, reply);
       // The first replay carries the reply's text, which prefills most of it again: this model's output is not how
@@ -204,9 +200,7 @@ describe(
       const s = await stacks.start();
       const input: ResponseInputItem[] = [{ type: 'message', role: 'user', content: words(REAL_BIG_WORDS, 361) }];
       const r1 = await respond(s, input);
-      // Its launch saves r1: the proxy learns the size of a token's state. Its own answer, left to the RAM cache and
-      // rescued first, is too short to judge replays with the answer's text by (see ReplayReplies).
-      await realChat(s, 'proxy', openingOf(362), { maxTokens: TOO_SHORT_TO_JUDGE });
+      await learnTokenSize(s, 362); // saves r1
       input.push(
         { type: 'message', role: 'assistant', content: r1.text },
         { type: 'message', role: 'user', content: words(40, 363) },
@@ -233,9 +227,7 @@ describe(
       const s = await stacks.start();
       let prompt = words(REAL_BIG_WORDS, 371);
       const c1 = await complete(s, prompt);
-      // Its launch saves c1: the proxy learns the size of a token's state. Its own answer, left to the RAM cache and
-      // rescued first, is too short to judge replays with the answer's text by (see ReplayReplies).
-      await realChat(s, 'proxy', openingOf(372), { maxTokens: TOO_SHORT_TO_JUDGE });
+      await learnTokenSize(s, 372); // saves c1
       prompt += `${c1.text} ${words(40, 373)}`;
       const c2 = await complete(s, prompt);
       const { answered, saved } = await rescuedWithinWindow(s, c2.line.key, 374);
@@ -279,6 +271,15 @@ async function complete(
   );
   assert.ok(usage, 'the stream ends with its usage');
   return { text, promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens, line };
+}
+
+/**
+ * A new conversation (`seed`) whose launch saves the answer before it: the proxy learns the size of a token's state.
+ * Its own answer, left to the RAM cache and rescued before the one a test checks, is too short to judge replays with
+ * the answer's text by (see ReplayReplies).
+ */
+async function learnTokenSize(s: RealStack, seed: number): Promise<void> {
+  await realChat(s, 'proxy', openingOf(seed), { maxTokens: TOO_SHORT_TO_JUDGE });
 }
 
 /**

@@ -193,8 +193,8 @@ export class RamRescues {
    */
   noteReplayed(content: SlotContent, withReply: boolean, reused: number | undefined): void {
     const left = this.left.get(content);
-    const { replyTokens } = left ?? {};
-    if (!left || !withReply || reused === undefined || replyTokens === undefined || content.nTokens === undefined)
+    const replyTokens = left?.replyTokens;
+    if (!left || replyTokens === undefined || !withReply || reused === undefined || content.nTokens === undefined)
       return;
     const changed = this.replies.note(left.backend, content.model, {
       stateTokens: content.nTokens,
