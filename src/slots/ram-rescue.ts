@@ -290,13 +290,17 @@ export class RamRescues {
   }
 
   private async rescueBatch(which: (content: SlotContent) => boolean): Promise<{ saved: number; notSaved: number }> {
-    await Promise.allSettled([...this.rescuing]);
-    // A rescue's launch may clear another content left there: it is rescued in its turn (each tried once).
+    // A rescue's launch may clear another content left there: it is rescued in its turn (each tried once). A timer
+    // may start one meanwhile: the batch ends when none runs, so that a shutdown does not leave one writing.
     const tried = new Set<SlotContent>();
     let saved = 0;
     for (;;) {
+      await Promise.allSettled([...this.rescuing]);
       const content = [...this.pending.keys()].find((c) => which(c) && !tried.has(c));
-      if (!content) return { saved, notSaved: tried.size - saved };
+      if (!content) {
+        if (this.rescuing.size === 0) return { saved, notSaved: tried.size - saved };
+        continue;
+      }
       tried.add(content);
       this.disarm(content);
       if (await this.run(content, 1)) saved++;

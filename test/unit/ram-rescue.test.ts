@@ -170,6 +170,24 @@ describe('RamRescues', () => {
     assert.equal(r.leftToRam(later), false);
   });
 
+  it('close() waits for a rescue its timer started while the shutdown rescued another', async () => {
+    const ended: SlotContent[] = [];
+    const r = new RamRescues({
+      windowMs: 600, // due 100 ms after the answer
+      log: pino({ level: 'silent' }),
+      rescue: async (_backend, content) => {
+        await sleep(200);
+        ended.push(content);
+        return true;
+      },
+    });
+    const first = clearedIntoRam(r, 100);
+    const second = clearedIntoRam(r, 200);
+    // The shutdown takes the first at once (200 ms); the second's timer starts it meanwhile, at 100 ms.
+    await r.close();
+    assert.deepEqual(ended, [first, second], 'both rescues over when close() resolves');
+  });
+
   it("replays carry the answer's text until one brings back less than half of the reply; then one in 8 does, to see a change", async () => {
     const lines: Array<{ msg: string; reused_of_reply?: number }> = [];
     const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
