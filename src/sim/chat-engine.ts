@@ -151,13 +151,23 @@ async function runOnSlot(
     if (!(err instanceof AbortedError)) throw err;
     out.aborted = true;
   } finally {
-    if (out.predicted.length > 0) slot.tokens = prompt.concat(out.predicted.slice(0, -1));
+    if (out.predicted.length > 0) slot.tokens = prompt.concat(keptTokens(inst, out.predicted.slice(0, -1)));
     slot.processing = false;
     slot.lastUsed = inst.tick();
     slot.nextToken = { ...slot.nextToken, has_next_token: false };
   }
   return out;
 }
+
+/**
+ * The generated tokens as the slot keeps them. With `replyTextTokenizesDifferently` each is marked with a character
+ * the tokenizer splits off, so no text tokenizes to it: a prompt carrying the reply's text matches up to the reply.
+ */
+function keptTokens(inst: ModelInstance, generated: string[]): string[] {
+  return inst.config.replyTextTokenizesDifferently ? generated.map((piece) => piece + NOT_FROM_TEXT) : generated;
+}
+
+const NOT_FROM_TEXT = '\u0000';
 
 /**
  * llama-server's `try_clear_idle_slots`: on a unified KV buffer, a prompt batch that finds no free cells (a failed

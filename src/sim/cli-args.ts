@@ -36,6 +36,8 @@ Simulates llama-server, llama-swap or llama-server router mode on loopback (for 
   --no-slots                   GET /slots answers 501
   --slot-prompt-similarity F   slot choice by prompt similarity              (default 0.1)
   --restore-gives-no-reuse A,B models whose restores give no reuse (sliding-window)
+  --reply-text-tokenizes-differently A,B
+                               models whose replies' text does not tokenize back to the generated tokens
   --max-running N              llama-swap: models loaded at once             (default 1)
   --models-max N               router: models loaded at once                 (default 4)
   --api-key KEY[,KEY]          keys every request must send (Authorization: Bearer / X-Api-Key), 401 otherwise;
@@ -71,6 +73,7 @@ export function parseSimArgs(argv: string[]): SimOptions | 'help' {
     'cache-ram',
     'slot-prompt-similarity',
     'restore-gives-no-reuse',
+    'reply-text-tokenizes-differently',
     'max-running',
     'models-max',
     'engine',
@@ -97,6 +100,7 @@ export function parseSimArgs(argv: string[]): SimOptions | 'help' {
   if (!ENGINE_KINDS.includes(engine))
     throw new RangeError(`--engine must be ${ENGINE_KINDS.join(' or ')}, got '${engine}'`);
   const noReuse = new Set((str('restore-gives-no-reuse') ?? '').split(',').filter(Boolean));
+  const replyDiffers = new Set((str('reply-text-tokenizes-differently') ?? '').split(',').filter(Boolean));
   const ids = (str('models') ?? 'tiny')
     .split(',')
     .map((s) => s.trim())
@@ -113,6 +117,7 @@ export function parseSimArgs(argv: string[]): SimOptions | 'help' {
       nSlots: num(str('n-slots'), 'n-slots'),
       nCtx: num(str('n-ctx'), 'n-ctx'),
       restoreGivesNoReuse: noReuse.has(id),
+      replyTextTokenizesDifferently: replyDiffers.has(id),
     })),
     host: str('host') ?? '127.0.0.1',
     port: num(str('port'), 'port') ?? 8080,

@@ -28,6 +28,8 @@ export interface InstanceConfig {
   sizeBytes: number;
   ftype: string;
   restoreGivesNoReuse: boolean;
+  /** The generated tokens a slot keeps are not what the reply's text tokenizes to (see SimModelOptions). */
+  replyTextTokenizesDifferently: boolean;
   slotSavePath: string | undefined;
   cacheRamMiB: number;
   cacheIdleSlots: boolean;

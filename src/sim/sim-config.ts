@@ -25,6 +25,11 @@ export interface SimModelOptions {
   ftype?: string;
   /** Sliding-window / recurrent model: restores succeed but give cache_n 0. */
   restoreGivesNoReuse?: boolean;
+  /**
+   * A reply's text does not tokenize back to the tokens the model generated (as the real bench's random-weight
+   * model's): a prompt carrying the reply reuses its slot or a RAM-cache entry up to the reply only.
+   */
+  replyTextTokenizesDifferently?: boolean;
 }
 
 /** How to start a simulator. */
@@ -96,6 +101,7 @@ export function instanceConfigs(options: SimOptions): InstanceConfig[] {
       sizeBytes: m.sizeBytes ?? 115902464,
       ftype: m.ftype ?? 'F16',
       restoreGivesNoReuse: m.restoreGivesNoReuse ?? false,
+      replyTextTokenizesDifferently: m.replyTextTokenizesDifferently ?? false,
       slotSavePath: options.slotSavePath,
       cacheRamMiB,
       cacheIdleSlots: options.cacheIdleSlots ?? true,

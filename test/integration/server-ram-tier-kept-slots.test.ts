@@ -154,6 +154,37 @@ describe(
       assert.equal(stack.logs.lines.filter((l) => l.msg === NOT_PAYING).length, 1, 'told once');
     });
 
+    it("where a reply's text does not tokenize back to the generated tokens, rescues replay the prompt alone after the first", async () => {
+      const stack = stacks.keep(
+        await startStack({
+          sim: { models: [{ id: 'tiny', nSlots: 2, replyTextTokenizesDifferently: true }], cacheRamMiB: 8192 },
+          env: { SAVE_POLICY: 'smart', IDLE_SAVE_SECONDS: '1' },
+        }),
+      );
+      const reply = { maxTokens: 16 };
+      await chat(stack, opening(5600), reply);
+      await logLineAfter(stack.logs, 0, 'saved after answer');
+      // As above: each pushes out the one two before it, rescued within the loss window.
+      for (let i = 1; i <= 6; i++) await chat(stack, opening(5600 + i), reply);
+      const rescueLines = () => stack.logs.lines.filter((l) => l.msg === "saved from the server's RAM cache");
+      const deadline = performance.now() + 3000;
+      while (rescueLines().length < 2 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+      const [first, second] = rescueLines();
+      assert.ok(first && second, 'two rescues');
+      // The first carries the reply's text and prefills the reply again (but the last token, which the state lacks).
+      assert.equal(first.with_reply, true, JSON.stringify(first));
+      assert.ok(Number(first.prompt_n) >= reply.maxTokens - 1, JSON.stringify(first));
+      // The next one replays the prompt alone: nothing left to prefill.
+      assert.equal(second.with_reply, false, JSON.stringify(second));
+      assert.ok(Number(second.prompt_n) <= 1, JSON.stringify(second));
+      const status = (await (await fetch(`${stack.url}/proxycache/status`)).json()) as {
+        backends: Array<{ ram_tier: { replays_without_text: string[] } }>;
+      };
+      assert.deepEqual(status.backends[0]!.ram_tier.replays_without_text, ['tiny']);
+      const told = stack.logs.lines.filter((l) => /did not bring back most of its tokens/.test(String(l.msg)));
+      assert.equal(told.length, 1, 'told once');
+    });
+
     it('the seed policy (SAVE_POLICY=always) saves before the eviction and restores from disk, as the Python proxy does', async () => {
       const stack = stacks.keep(await startKeeping('always'));
       const a = opening(5201);

@@ -204,6 +204,38 @@ describe('sim slot actions without --slot-save-path, and on sliding-window model
     }
   });
 
+  it("reuses a reply's tokens from its text unless replyTextTokenizesDifferently", async () => {
+    for (const differs of [false, true]) {
+      const sim = await startSimulator({
+        mode: 'llama-server',
+        models: [{ id: 'm', nSlots: 2, replyTextTokenizesDifferently: differs }],
+        cost: { timeScale: 0 },
+      });
+      try {
+        const first = (
+          await postJson(sim.url, '/v1/chat/completions', chatBody(LONG, { max_tokens: 10, id_slot: 0 }))
+        ).json();
+        const messages = [
+          { role: 'user', content: LONG },
+          { role: 'assistant', content: first.choices[0].message.content },
+          { role: 'user', content: 'and then?' },
+        ];
+        const next = (await postJson(sim.url, '/v1/chat/completions', { messages, max_tokens: 2, id_slot: 0 })).json();
+        const promptTokens = first.usage.prompt_tokens;
+        // The slot holds the prompt and the reply but its last token.
+        if (differs) assert.equal(next.timings.cache_n, promptTokens, JSON.stringify(next.timings));
+        else
+          assert.equal(
+            next.timings.cache_n,
+            promptTokens + first.timings.predicted_n - 1,
+            JSON.stringify(next.timings),
+          );
+      } finally {
+        await sim.close();
+      }
+    }
+  });
+
   it('restores successfully but gives no reuse when restoreGivesNoReuse', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'sim-swa-'));
     const sim = await startSimulator({

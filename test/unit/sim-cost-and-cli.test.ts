@@ -90,6 +90,8 @@ describe('sim CLI flags', () => {
       '2',
       '--restore-gives-no-reuse',
       'b',
+      '--reply-text-tokenizes-differently',
+      'a',
       '--engine',
       'per-slot',
       '--batch-tokens',
@@ -99,10 +101,10 @@ describe('sim CLI flags', () => {
     if (o === 'help') return;
     assert.equal(o.mode, 'llama-swap');
     assert.deepEqual(
-      o.models.map((m) => [m.id, m.nSlots, m.restoreGivesNoReuse]),
+      o.models.map((m) => [m.id, m.nSlots, m.restoreGivesNoReuse, m.replyTextTokenizesDifferently]),
       [
-        ['a', 2, false],
-        ['b', 2, true],
+        ['a', 2, false, true],
+        ['b', 2, true, false],
       ],
     );
     assert.equal(o.port, 8000);
