@@ -116,6 +116,17 @@ function ramTierBadge(tier) {
   return h('span', { class: 'pill warn ram-tier', title }, 'saves answers: RAM tier does not pay');
 }
 
+/** Shown where rescues replay prompts without the answers' text, which did not bring the replies back. */
+function replayBadge(tier) {
+  const models = tier?.replays_without_text ?? [];
+  if (models.length === 0) return null;
+  const title =
+    `Replayed with its text, an answer of ${models.join(', ')} did not come back from the RAM cache ` +
+    '(the text tokenizes differently from what the model generated): rescues replay the prompt alone, ' +
+    "and the conversation's next turn prefills the reply";
+  return h('span', { class: 'pill replays', title }, `rescues replay prompts alone: ${models.join(', ')}`);
+}
+
 /** The server's RAM cache as the proxy models it: declared (SERVER_CACHE_RAM_MIB, cache_ram_mib), or lowered by a miss. */
 function ramCacheText(mib) {
   if (mib === undefined || mib === null) return '';
@@ -135,6 +146,7 @@ function backendCard(backend, slots, now) {
         )
       : null,
     ramTierBadge(backend.ram_tier),
+    replayBadge(backend.ram_tier),
   ];
   const models = backend.loaded_models?.length ? `loaded: ${backend.loaded_models.join(', ')} · ` : '';
   const ram = ramCacheText(backend.ram_cache_mib);

@@ -263,3 +263,36 @@ describe(
     });
   },
 );
+
+describe(
+  "the dashboard names the models whose rescues replay the prompt without the answer's text",
+  { skip: noBrowserReason(), timeout: 90_000 },
+  () => {
+    // A model whose replies' text does not tokenize back to the tokens generated (the real bench's model does that).
+    const held = stackAndBrowser({
+      sim: { models: [{ id: 'tiny', nSlots: 2, replyTextTokenizesDifferently: true }], cacheRamMiB: 8192 },
+      env: { SAVE_POLICY: 'smart', IDLE_SAVE_SECONDS: '1' },
+    });
+
+    it('shows the model on its backend, with why in the title', async () => {
+      const { stack, browser } = held;
+      await chat(stack, opening(9301), { maxTokens: 16 });
+      await logLineAfter(stack.logs, 0, 'saved after answer');
+      // Each pushes out the one two before it: the first rescue replays an answer with its text, which comes back short.
+      for (let i = 1; i <= 3; i++) await chat(stack, opening(9301 + i), { maxTokens: 16 });
+      await stack.logs.waitFor((l) => /did not bring back most of its tokens/.test(String(l.msg)), 5000, 'the verdict');
+      const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-US' });
+      const { page, problems } = await openDashboard(context, `${stack.url}/proxycache/`);
+      const badge = page.locator('[data-backend="0"] .replays');
+      await badge.waitFor({ timeout: WAIT_MS });
+      assert.equal(await badge.innerText(), 'rescues replay prompts alone: tiny');
+      assert.match(
+        (await badge.getAttribute('title')) ?? '',
+        /^Replayed with its text, an answer of tiny did not come back/,
+      );
+      await page.screenshot({ path: artifactPath('dashboard-replays.png'), fullPage: true });
+      assert.deepEqual(problems, [], 'no errors in the page');
+      await context.close();
+    });
+  },
+);
