@@ -13,6 +13,7 @@ import { responsesAdapter } from '../generation/adapters/responses.js';
 import type { GenerationDeps } from '../generation/deps.js';
 import { handleGeneration } from '../generation/flow.js';
 import type { ErrorShapeConfig } from './error-handler.js';
+import type { ApiLabelConfig } from './metrics-route.js';
 import { track } from './inflight.js';
 import type { Inflight } from './inflight.js';
 
@@ -31,7 +32,10 @@ const GENERATION_ROUTES: ReadonlyArray<{ paths: readonly string[]; adapter: Gene
 
 export function registerGenerationRoutes(app: FastifyInstance, deps: GenerationDeps, inflight: Inflight): void {
   for (const { paths, adapter } of GENERATION_ROUTES) {
-    const config: ErrorShapeConfig = adapter.renderError ? { renderError: adapter.renderError } : {};
+    const config: ErrorShapeConfig & ApiLabelConfig = {
+      api: adapter.api,
+      ...(adapter.renderError && { renderError: adapter.renderError }),
+    };
     for (const path of paths) {
       app.post(path, { config }, (request, reply) => track(inflight, handleGeneration(deps, adapter, request, reply)));
     }

@@ -20,7 +20,8 @@ export function registerMetricsRoutes(
     // On the socket's close, not onResponse: streamed chat answers are hijacked and never reach onResponse.
     reply.raw.once('close', () => {
       const route = request.routeOptions.url ?? 'unmatched';
-      metrics.noteHttp(route, apiOf(route), reply.raw.headersSent ? reply.raw.statusCode : CLIENT_CLOSED_REQUEST);
+      const api = (request.routeOptions.config as ApiLabelConfig | undefined)?.api ?? apiOf(route);
+      metrics.noteHttp(route, api, reply.raw.headersSent ? reply.raw.statusCode : CLIENT_CLOSED_REQUEST);
     });
     done();
   });
@@ -46,9 +47,13 @@ export function registerMetricsRoutes(
   });
 }
 
-/** Which API a route belongs to: a bounded label. */
+/** A route's config naming its API for the metrics' label: the generation routes name their adapter's. */
+export interface ApiLabelConfig {
+  api?: string;
+}
+
+/** Which API a route that names none belongs to: a bounded label. */
 function apiOf(route: string): string {
-  if (route === '/v1/chat/completions' || route === '/chat/completions') return 'chat';
   if (route === '/v1/models' || route === '/models') return 'models';
   if (route === '/health') return 'health';
   if (route.startsWith('/metrics')) return 'metrics';

@@ -4,6 +4,7 @@
  * backend's own metrics stay reachable under /metrics/backends/{index}.
  */
 import { after, before, describe, it } from 'node:test';
+import Anthropic from '@anthropic-ai/sdk';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
@@ -14,7 +15,7 @@ import { chat, continued, keyOf, opening } from '../support/cache.js';
 import { parseProm, valueOf } from '../support/prom-text.js';
 import type { Sample } from '../support/prom-text.js';
 import { api } from '../support/proxycache-api.js';
-import { startStack } from '../support/stack.js';
+import { postJson, startStack } from '../support/stack.js';
 import type { Stack } from '../support/stack.js';
 
 async function scrape(stack: Stack): Promise<Sample[]> {
@@ -98,6 +99,25 @@ describe('GET /metrics', { timeout: 60_000 }, () => {
       m.some((s) => s.name === 'process_resident_memory_bytes'),
       'process metrics are there',
     );
+  });
+
+  it("labels every generation route's HTTP requests with its API", async () => {
+    const before = await scrape(stack);
+    const anthropic = new Anthropic({ baseURL: stack.url, apiKey: 'unused', maxRetries: 0 });
+    await anthropic.messages.create({ model: 'tiny', max_tokens: 2, messages: [{ role: 'user', content: 'hello' }] });
+    await stack.openai.responses.create({ model: 'tiny', input: 'hello', max_output_tokens: 2 });
+    await stack.openai.completions.create({ model: 'tiny', prompt: 'hello', max_tokens: 2 });
+    const infill = await postJson(stack.url, '/infill', { input_prefix: 'def f(', input_suffix: ')', n_predict: 2 });
+    assert.equal(infill.status, 200);
+    const m = await scrape(stack);
+    const delta = (route: string, apiLabel: string) =>
+      valueOf(m, 'proxycache_http_requests_total', { route, api: apiLabel, status: '200' }) -
+      valueOf(before, 'proxycache_http_requests_total', { route, api: apiLabel, status: '200' });
+    assert.equal(delta('/v1/messages', 'messages'), 1);
+    assert.equal(delta('/v1/responses', 'responses'), 1);
+    assert.equal(delta('/v1/completions', 'completion'), 1);
+    assert.equal(delta('/infill', 'infill'), 1);
+    assert.ok(!m.some((s) => s.name === 'proxycache_http_requests_total' && s.labels.api === 'other'));
   });
 
   it("each backend's own metrics are passed through at /metrics/backends/{index}", async () => {
