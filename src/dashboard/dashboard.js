@@ -233,6 +233,7 @@ function renderRequests(list) {
             'tr',
             { 'data-decision': r.decision },
             h('td', {}, f.clock(r.at)),
+            h('td', { class: 'api' }, r.api ?? '–'),
             h('td', {}, decisionPill(r.decision)),
             keyCell(r.key),
             h('td', {}, r.model ?? '–'),
@@ -248,7 +249,7 @@ function renderRequests(list) {
             h('td', { class: 'muted' }, cacheWork(r)),
           ),
         )
-      : h('tr', {}, h('td', { colspan: 10, class: 'muted' }, 'no requests yet')),
+      : h('tr', {}, h('td', { colspan: 11, class: 'muted' }, 'no requests yet')),
   );
 }
 

@@ -7,6 +7,8 @@ import type { ChatDecision, ChatLogLine } from '../http/request-log.js';
 export interface RequestRecord {
   /** When the request ended (ISO). */
   at: string;
+  /** The client API it came by: `chat`, `completion`, `infill`, `responses` or `messages`. */
+  api: string | null;
   model: string;
   /** First 16 hex digits of the prompt's key. */
   key: string;
@@ -35,6 +37,7 @@ export interface RequestRecord {
 export function recordOf(line: ChatLogLine, at: number): RequestRecord {
   return {
     at: new Date(at).toISOString(),
+    api: line.api ?? null,
     model: line.model,
     key: line.key,
     decision: line.decision,

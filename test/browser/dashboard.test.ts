@@ -110,6 +110,7 @@ describe('the dashboard in a browser', { skip: noBrowserReason(), timeout: 90_00
       `reused / prefilled tokens in: ${rowText}`,
     );
     assert.match(rowText, /restore \d/, `the restore's duration in: ${rowText}`);
+    assert.equal(await restoreRow.locator('td.api').innerText(), 'chat');
     assert.equal(await page.locator('#requests tbody tr').count(), 4, 'one row per request');
 
     const slotRow = page.locator('#backends tr[data-slot]', { hasText: short(keyOf(aNext)) });

@@ -118,6 +118,12 @@ describe('GET /metrics', { timeout: 60_000 }, () => {
     assert.equal(delta('/v1/completions', 'completion'), 1);
     assert.equal(delta('/infill', 'infill'), 1);
     assert.ok(!m.some((s) => s.name === 'proxycache_http_requests_total' && s.labels.api === 'other'));
+    // The request list names them the same way.
+    const listed = (await api(stack.url, 'GET', '/proxycache/requests?limit=4')).body.requests;
+    assert.deepEqual(
+      listed.map((r: { api: string }) => r.api),
+      ['infill', 'completion', 'responses', 'messages'],
+    );
   });
 
   it("each backend's own metrics are passed through at /metrics/backends/{index}", async () => {

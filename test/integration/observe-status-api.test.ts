@@ -38,6 +38,7 @@ describe('status API', { timeout: 60_000 }, () => {
       list.map((r) => r.decision),
       ['small', 'restore', 'cold', 'cold', 'cold'],
     );
+    assert.deepEqual(new Set(list.map((r) => r.api)), new Set(['chat']));
     const restore = list[1]!;
     assert.equal(restore.model, MODEL);
     assert.equal(restore.key.length, 16);
