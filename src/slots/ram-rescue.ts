@@ -290,17 +290,13 @@ export class RamRescues {
   }
 
   private async rescueBatch(which: (content: SlotContent) => boolean): Promise<{ saved: number; notSaved: number }> {
-    // A rescue's launch may clear another content left there: it is rescued in its turn (each tried once). A timer
-    // may start one meanwhile: the batch ends when none runs, so that a shutdown does not leave one writing.
+    await Promise.allSettled([...this.rescuing]);
+    // A rescue's launch may clear another content left there: it is rescued in its turn (each tried once).
     const tried = new Set<SlotContent>();
     let saved = 0;
     for (;;) {
-      await Promise.allSettled([...this.rescuing]);
       const content = [...this.pending.keys()].find((c) => which(c) && !tried.has(c));
-      if (!content) {
-        if (this.rescuing.size === 0) return { saved, notSaved: tried.size - saved };
-        continue;
-      }
+      if (!content) return { saved, notSaved: tried.size - saved };
       tried.add(content);
       this.disarm(content);
       if (await this.run(content, 1)) saved++;
@@ -324,6 +320,9 @@ export class RamRescues {
   async close(): Promise<void> {
     this.closed = true;
     await this.rescueWaiting(() => true);
+    // A timer may have started a rescue while the batch ran: none may still write once the proxy has closed. Closed,
+    // no rescue is armed again, so this ends.
+    while (this.rescuing.size > 0) await Promise.allSettled([...this.rescuing]);
   }
 
   private disarm(content: SlotContent): void {
