@@ -1,16 +1,16 @@
 /**
  * GET /metrics over real HTTP with the simulator: the counters move as the traffic does (requests by outcome, saves
- * and restores with their failures, tokens), the state gauges say what the slots and the index hold, and each
- * backend's own metrics stay reachable under /metrics/backends/{index}.
+ * and restores with their failures, tokens, HTTP requests by route and API), the state gauges say what the slots and
+ * the index hold, and each backend's own metrics stay reachable under /metrics/backends/{index}.
  */
 import { after, before, describe, it } from 'node:test';
-import Anthropic from '@anthropic-ai/sdk';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import Anthropic from '@anthropic-ai/sdk';
 import { chat, continued, keyOf, opening } from '../support/cache.js';
 import { parseProm, valueOf } from '../support/prom-text.js';
 import type { Sample } from '../support/prom-text.js';
