@@ -73,7 +73,11 @@ function renderTotals(totals = {}) {
       h('div', { class: 'card-label' }, label),
     );
   show($('totals'), JSON.stringify(totals), () => [
-    card('requests', f.count(totals.requests), 'Chat requests since the proxy started'),
+    card(
+      'requests',
+      f.count(totals.requests),
+      'Generation requests (chat, completions, infill, Responses, Messages) since the proxy started',
+    ),
     card(
       'hit rate',
       f.percent(totals.hit_rate),
