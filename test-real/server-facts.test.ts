@@ -4,8 +4,8 @@
  * `todo` on its side: the bench and the integration tests are only as good as it.
  */
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -24,11 +24,12 @@ interface Target {
 
 type Kind = 'llama-server' | 'simulator';
 
-async function startTarget(kind: Kind, slots: number | 'auto'): Promise<Target> {
+/** `router`: router mode over one model named `tiny`. */
+async function startTarget(kind: Kind, slots: number | 'auto', router = false): Promise<Target> {
   const saveDir = await mkdtemp(join(tmpdir(), 'proxycache-facts-'));
   if (kind === 'simulator') {
     const sim = await startSimulator({
-      mode: 'llama-server',
+      mode: router ? 'router' : 'llama-server',
       models: [{ id: 'tiny', ...(slots !== 'auto' && { nSlots: slots }) }],
       slotSavePath: saveDir,
       cost: { timeScale: 0 },
@@ -43,7 +44,13 @@ async function startTarget(kind: Kind, slots: number | 'auto'): Promise<Target> 
     };
   }
   if ('skip' in where) throw new Error(where.skip);
-  const server = await startRealServer({ bin: where.bin, model: where.model, slots, saveDir });
+  let modelsDir: string | undefined;
+  if (router) {
+    modelsDir = join(saveDir, 'models');
+    await mkdir(modelsDir);
+    await symlink(where.model, join(modelsDir, 'tiny.gguf'));
+  }
+  const server = await startRealServer({ bin: where.bin, model: where.model, slots, saveDir, modelsDir });
   return {
     url: server.url,
     saveDir,
@@ -91,6 +98,37 @@ async function slotTokens(t: Target): Promise<number[]> {
   const res = await fetch(`${t.url}/slots`, { signal: AbortSignal.timeout(5000) });
   const slots = (await res.json()) as Array<{ id: number; n_prompt_tokens?: number }>;
   return slots.map((s) => s.n_prompt_tokens ?? 0);
+}
+
+/** Sends `request` (raw HTTP/1.1) on a fresh connection: did the server close it within `ms` of the whole answer? */
+async function closesAfter(t: Target, request: string, ms = 1000): Promise<boolean> {
+  const { hostname, port } = new URL(t.url);
+  const socket = net.connect(Number(port), hostname);
+  let received = '';
+  const closed = await new Promise<boolean>((resolve) => {
+    let answered = false;
+    socket.on('data', (d: Buffer) => {
+      received += d.toString('latin1');
+      if (answered || !answerComplete(received)) return;
+      answered = true;
+      setTimeout(() => resolve(false), ms);
+    });
+    socket.on('end', () => resolve(true));
+    socket.on('error', () => resolve(true));
+    socket.write(request);
+  });
+  socket.destroy();
+  assert.match(received, /^HTTP\/1\.1 200/, received.slice(0, 200));
+  return closed;
+}
+
+/** Whether `raw` holds a whole answer (chunked, or as long as its Content-Length). */
+function answerComplete(raw: string): boolean {
+  const end = raw.indexOf('\r\n\r\n');
+  if (end < 0) return false;
+  const length = /^content-length: (\d+)$/im.exec(raw.slice(0, end));
+  if (length) return raw.length - end - 4 >= Number(length[1]);
+  return raw.endsWith('\r\n0\r\n\r\n');
 }
 
 /** The simulator's known divergences from the real server, as node:test todo reasons. */
@@ -246,5 +284,32 @@ for (const kind of ['llama-server', 'simulator'] as const) {
         assert.ok(timings.cache_n < 16, `cache_n ${timings.cache_n}`);
       },
     );
+  });
+}
+
+for (const kind of ['llama-server', 'simulator'] as const) {
+  const skip = kind === 'llama-server' && 'skip' in where ? where.skip : false;
+
+  describe(`${kind} in router mode: connection facts the proxy relies on`, { skip }, () => {
+    let t: Target;
+    before(async () => {
+      t = await startTarget(kind, 2, true);
+    });
+    after(() => t?.close());
+
+    // The answer says so (`Connection: close`) only sometimes (seen on POSTs, and on GETs with some headers), so
+    // a pooled client may send its next request on a connection that is closing.
+    it("closes the connection after every answer it relays from a model's server; its own answers keep it", async () => {
+      const get = (path: string) => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`;
+      const body = JSON.stringify({ model: 'tiny', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2 });
+      const chatRequest =
+        'POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+      assert.equal(await closesAfter(t, chatRequest), true, 'a chat');
+      assert.equal(await closesAfter(t, get('/props?model=tiny')), true, "the model's /props");
+      assert.equal(await closesAfter(t, get('/slots?model=tiny')), true, "the model's /slots");
+      assert.equal(await closesAfter(t, get('/models')), false, '/models');
+      assert.equal(await closesAfter(t, get('/props')), false, "the router's /props");
+    });
   });
 }

@@ -118,7 +118,13 @@ export function createLlamaClient(opts: LlamaClientOptions): LlamaClient {
   /** Every call to the backend goes through here, so every one carries the backend's key. */
   async function send(options: BackendRequest): Promise<UpstreamResponse> {
     try {
-      const res = await pool.request({ ...options, headers: withBackendKey(options.headers, opts.apiKey) });
+      const res = await pool.request({
+        ...options,
+        headers: withBackendKey(options.headers, opts.apiKey),
+        // The router closes the connection after every answer it relays from a model's server, and its GETs'
+        // answers do not say so: a connection kept for the next request could close under it. Keep none.
+        reset: options.reset || !keepsConnections(kind),
+      });
       return { status: res.statusCode, headers: res.headers, body: res.body };
     } catch (err) {
       // The backend is down: when it comes back it may be another kind (or restarted), so probe it again then.
@@ -281,6 +287,11 @@ export function createLlamaClient(opts: LlamaClientOptions): LlamaClient {
       return pool.destroy();
     },
   };
+}
+
+/** Whether a connection to this kind of backend can carry the next request (a router's cannot; unknown: no). */
+function keepsConnections(kind: BackendKind | undefined): boolean {
+  return kind === 'llama-server' || kind === 'llama-swap';
 }
 
 /** Read a whole body as text (bodies of slot actions and probes are small). */

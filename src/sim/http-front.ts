@@ -1,14 +1,19 @@
 /**
  * The listening socket of a simulator: a bare `node:http` server that reads each body, builds an Exchange and
  * hands it to the mode's router. It owns the connection policy that reproduces llama-server's quirk: the TCP
- * connection is dropped after every streamed answer although keep-alive is advertised, so a pooled client that
- * sends its next request on that connection gets no answer ("Server disconnected without sending a response").
+ * connection is dropped after every streamed answer (and, in router mode, after every answer relayed from a
+ * model's server) although keep-alive is advertised, so a pooled client that sends its next request on that
+ * connection gets no answer ("Server disconnected without sending a response").
  */
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { errorBody, sendJson, type Exchange, type SimRequest } from './http-io.js';
 
-/** How long after a stream the socket is closed; a request arriving before that is dropped unanswered. */
+/**
+ * How long after a stream the socket is closed; a request arriving before that is dropped unanswered. (The real
+ * router's close came 1 to 3 ms after its answer: wider here, so that a client reusing the connection fails every
+ * time, not once in a while.)
+ */
 export const CLOSE_AFTER_STREAM_MS = 20;
 
 /** Options of one listening front. */
@@ -37,6 +42,7 @@ export async function startHttpFront(opts: FrontOptions): Promise<HttpFront> {
   const timers = new Set<NodeJS.Timeout>();
 
   const closeSoon = (socket: Socket): void => {
+    if (doomed.has(socket)) return;
     doomed.add(socket);
     const timer = setTimeout(() => {
       timers.delete(timer);
@@ -71,6 +77,9 @@ export async function startHttpFront(opts: FrontOptions): Promise<HttpFront> {
         llamaConnection: opts.llamaConnection,
         onStreamEnd: () => {
           if (opts.llamaConnection) closeSoon(socket);
+        },
+        closeAfterAnswer: () => {
+          res.once('finish', () => closeSoon(socket));
         },
       };
       Promise.resolve()

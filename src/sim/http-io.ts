@@ -27,6 +27,11 @@ export interface Exchange {
   llamaConnection: boolean;
   /** Tells the front a streamed answer ended, so it can apply its connection policy. */
   onStreamEnd(): void;
+  /**
+   * Has the front close the connection once this answer is sent, whatever it is: the router does so after every
+   * answer it relays from a model's server, and says so (`Connection: close`) only on some of them.
+   */
+  closeAfterAnswer(): void;
 }
 
 /** The `type` llama-server puts in its error envelope for each status. */

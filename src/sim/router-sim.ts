@@ -5,6 +5,7 @@
  * says `autoload=false` (→ 400 `model is not loaded`). `GET /models` lists every model with `status.value`;
  * `POST /models/load` / `/models/unload` take `{"model"}`; beyond `modelsMax` the least recently used model is
  * unloaded. A POST body that does not parse is a 500 with nlohmann's text, as for the child's own handlers.
+ * The connection is closed after every answer relayed from a model's server (its own answers keep it open).
  */
 import { isObject, parseJsonBody, sendError, sendJson, sendNotFound, type Exchange } from './http-io.js';
 import { BUILD_INFO, modelDataEntry } from './llama-shapes.js';
@@ -61,6 +62,7 @@ export class RouterSim {
       return sendError(ex, 500, (err as Error).message, 'server_error');
     }
     try {
+      ex.closeAfterAnswer();
       await handleLlamaServer(lease.instance, ex);
     } finally {
       lease.release();

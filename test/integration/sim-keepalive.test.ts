@@ -1,6 +1,7 @@
 /**
  * probe_keepalive.txt: llama-server advertises keep-alive but closes the connection after every streamed reply,
- * so a pooled client that sends its next request on that connection gets no answer. llama-swap does not.
+ * so a pooled client that sends its next request on that connection gets no answer. llama-swap does not. The
+ * router closes it after every answer it relays from a model's server, streamed or not (test-real/server-facts).
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -69,6 +70,45 @@ describe('sim connection handling after a stream (llama-server)', () => {
     });
     socket.destroy();
     assert.match(received, /data: \[DONE\]\r?\n\r?\n/);
+  });
+});
+
+describe('sim connection handling in router mode', () => {
+  let sim: SimHandle;
+  before(async () => {
+    sim = await startSimulator({ mode: 'router', models: [{ id: 'a' }], cost: { timeScale: 0 } });
+  });
+  after(() => sim.close());
+
+  it("drops a request sent on the connection that carried a model's answer, a GET's too", async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const relayed = await request(sim.url, '/props?model=a', { agent });
+      assert.equal(relayed.status, 200);
+      assert.equal(relayed.headers['keep-alive'], 'timeout=5, max=100', 'keep-alive is advertised all the same');
+      assert.equal(relayed.headers.connection, 'keep-alive');
+      await assert.rejects(request(sim.url, '/models', { agent }), (err: NodeJS.ErrnoException) => {
+        assert.ok(['ECONNRESET', 'EPIPE'].includes(err.code ?? '') || /socket hang up/.test(err.message), err.message);
+        return true;
+      });
+      const chat = await postJson(sim.url, '/v1/chat/completions', chatBody('x', { model: 'a', max_tokens: 1 }), {
+        agent,
+      });
+      assert.equal(chat.status, 200);
+      await assert.rejects(request(sim.url, '/models', { agent }));
+    } finally {
+      agent.destroy();
+    }
+  });
+
+  it('keeps the connection open after its own answers', async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      for (const path of ['/models', '/props', '/health', '/v1/models', '/slots?model=zzz'])
+        assert.ok((await request(sim.url, path, { agent })).status < 500, path);
+    } finally {
+      agent.destroy();
+    }
   });
 });
 
