@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
+import type OpenAI from 'openai';
 import { locateLlamaServer } from '../test/support/real-server.js';
 import { REAL_MODEL, startRealStack } from '../test/support/real-stack.js';
 import type { RealStack } from '../test/support/real-stack.js';
@@ -107,5 +108,39 @@ describe('completions, infill and responses pinned on a real llama-server', { sk
     assert.equal(l5.api, 'completion');
     assert.equal(answer.id_slot, l5.slot);
     assert.equal(selectedById(stack).at(-1), l5.slot);
+  });
+
+  it('a Responses assistant item without its type: refused by the server alone, typed by the proxy', async () => {
+    const user = words(700, 511);
+    const first = await stack.openai.responses.create({
+      model: REAL_MODEL,
+      input: user,
+      max_output_tokens: 4,
+      temperature: 0,
+    });
+    const body: OpenAI.Responses.ResponseCreateParamsNonStreaming = {
+      model: REAL_MODEL,
+      input: [
+        { role: 'user', content: user },
+        { role: 'assistant', content: first.output_text },
+        { role: 'user', content: words(20, 512) },
+      ],
+      max_output_tokens: 4,
+      temperature: 0,
+    };
+    const direct = await fetch(`${stack.server.url}/v1/responses`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    assert.equal(direct.status, 400);
+    assert.match(await direct.text(), /Cannot determine type of 'item'/);
+
+    const mark = stack.logs.lines.length;
+    const next = await stack.openai.responses.create(body);
+    assert.ok(next.output_text.length > 0);
+    const line = await lineAfter(stack, mark);
+    assert.equal(line.decision, 'resident');
+    assert.ok(line.cache_n >= 700, `reused ${line.cache_n} tokens`);
   });
 });

@@ -5,7 +5,8 @@
  * the text a chat message would have as content: a message's content (a string, or its `input_text` /
  * `output_text` / `text` parts joined with "\n"), a `function_call_output`'s output. Function calls and reasoning
  * items carry no content (as an assistant message with only `tool_calls`); function tools go after `instructions`
- * as in chat (tools-part.ts). `prompt_cache_key` names the session.
+ * as in chat (tools-part.ts). `prompt_cache_key` names the session. An assistant message sent without its
+ * `type` (valid for the Responses API) is forwarded with `"type": "message"`, which llama-server needs to place it.
  */
 import { badRequest } from '../../errors.js';
 import { upstreamBody } from '../../http/json-body.js';
@@ -17,7 +18,7 @@ import { withToolsPart } from '../../prompt/tools-part.js';
 export const responsesAdapter: GenerationAdapter = {
   api: 'responses',
   read(raw) {
-    const body = objectBody(raw);
+    const body = withTypedAssistantItems(objectBody(raw));
     const { model, stream } = commonFields(body);
     const instructions = optionalString(body, 'instructions');
     const session = optionalString(body, 'prompt_cache_key');
@@ -58,6 +59,23 @@ function replayWithReply(body: Record<string, unknown>): Pick<GenerationRequest,
       }),
     },
   };
+}
+
+/**
+ * The body with `"type": "message"` on each assistant input item that has no type: the Responses API takes such an
+ * item as a message, but llama-server answers 400 "Cannot determine type of 'item'" to it (it places an untyped item
+ * only by a user, system or developer role). Untouched, and so forwarded byte for byte, when none lacks it.
+ */
+function withTypedAssistantItems(body: Record<string, unknown>): Record<string, unknown> {
+  const input = body.input;
+  if (!Array.isArray(input) || !input.some(isUntypedAssistant)) return body;
+  return { ...body, input: input.map((item) => (isUntypedAssistant(item) ? { type: 'message', ...item } : item)) };
+}
+
+function isUntypedAssistant(item: unknown): item is Record<string, unknown> {
+  return (
+    typeof item === 'object' && item !== null && !('type' in item) && (item as { role?: unknown }).role === 'assistant'
+  );
 }
 
 function inputTexts(input: unknown): string[] {
