@@ -42,6 +42,8 @@ function messagesOf(body: Record<string, unknown>): Array<{ role: string; conten
   if (typeof body.instructions === 'string') messages.push({ role: 'system', content: body.instructions });
   if (typeof input === 'string') return [...messages, { role: 'user', content: input }];
   for (const item of input as Array<Record<string, unknown>>) {
+    // An assistant message needs its `type` (the server tells an input message from an output one by role and type).
+    if (item.type === undefined && item.role === 'assistant') return "Cannot determine type of 'item'";
     if (item.type === undefined || item.type === 'message') {
       messages.push({ role: typeof item.role === 'string' ? item.role : 'user', content: textOf(item.content) });
     } else if (item.type === 'function_call') {

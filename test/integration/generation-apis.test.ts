@@ -144,6 +144,8 @@ describe('completions, infill and responses through the generation flow', { time
       instructions,
       input: [
         { role: 'user', content: [{ type: 'input_text', text: user }] },
+        // Without its `type`, as the Responses API allows: llama-server (and the simulator) refuse that with 400
+        // "Cannot determine type of 'item'", so the proxy adds it.
         { role: 'assistant', content: first.output_text },
         { role: 'user', content: words(8, 33) },
       ],

@@ -53,6 +53,24 @@ describe('simulator: /v1/responses and /infill', () => {
     assert.equal(lastChatSlot(), 1);
   });
 
+  it('responses: an assistant input item without its type is refused, as the real server does; typed, it passes', async () => {
+    const input = (assistant: Record<string, unknown>) => [
+      { role: 'user', content: 'hi' },
+      { role: 'assistant', content: 'hello', ...assistant },
+      { role: 'user', content: 'more' },
+    ];
+    const untyped = await postJson(sim.url, '/v1/responses', { input: input({}), max_output_tokens: 2 });
+    assert.equal(untyped.status, 400);
+    assert.equal(
+      untyped.body,
+      JSON.stringify({
+        error: { code: 400, message: "Cannot determine type of 'item'", type: 'invalid_request_error' },
+      }),
+    );
+    const typed = await postJson(sim.url, '/v1/responses', { input: input({ type: 'message' }), max_output_tokens: 2 });
+    assert.equal(typed.status, 200);
+  });
+
   it('responses stream: the event sequence, timings beside the completed response', async () => {
     const res = await fetch(`${sim.url}/v1/responses`, {
       method: 'POST',
