@@ -6,7 +6,7 @@
 import type { ChatTask } from './chat-engine.js';
 import { parseChatTools } from './chat-tools.js';
 import { isObject, parseJsonBody } from './http-io.js';
-import { bodySampling, intField, replyLength } from './task-params.js';
+import { bodySampling, fieldTypeError, intField, replyLength } from './task-params.js';
 import { GENERATION_PROMPT, renderChat, TemplateError, tokenizeChat, type ChatMessage } from './tokenizer.js';
 
 /** Reply length when the request sets neither max_tokens nor n_predict (the sim's stand-in for "until EOS"). */
@@ -24,6 +24,9 @@ export function parseMessages(body: unknown): ChatMessage[] | string {
   if (!Array.isArray(messages)) return "Expected 'messages' to be an array";
   for (const m of messages) {
     if (!isObject(m) || typeof m.role !== 'string') return "Missing 'role' in message";
+    if (m.role === 'assistant' && !('content' in m) && !('tool_calls' in m))
+      return "Assistant message must contain either 'content' or 'tool_calls'!";
+    if (m.role !== 'assistant' && !('content' in m)) return "All non-assistant messages must contain 'content'";
   }
   return messages as ChatMessage[];
 }
@@ -35,13 +38,15 @@ export function parseChatRequest(raw: Buffer): ParsedChat {
   const messages = parseMessages(parsed.value);
   if (typeof messages === 'string') return { ok: false, status: 400, message: messages };
   const body = parsed.value as Record<string, unknown>;
+  const wrongType = fieldTypeError(body);
+  if (wrongType) return { ok: false, status: 400, message: wrongType };
   const tools = parseChatTools(body.tools);
   if (typeof tools === 'string') return { ok: false, status: 500, message: tools };
   let promptText: string;
   try {
     promptText = renderChat(messages, tools);
   } catch (err) {
-    if (err instanceof TemplateError) return { ok: false, status: 400, message: err.message };
+    if (err instanceof TemplateError) return { ok: false, status: err.status, message: err.message };
     throw err;
   }
 

@@ -1,10 +1,10 @@
 /**
  * Validation of `POST /completion` and `POST /v1/completions` bodies (raw text prompts) as llama-server does it:
  * an unparsable body is a 500 with nlohmann's text, a missing `prompt` a 400 with nlohmann's `at()` text, a prompt
- * that is neither a string nor a list of token ids the server's own 400. The prompt gets BOS in front (the model
+ * it cannot read (promptTextOf) or a sampling field of the wrong type (fieldTypeError) the server's own 400. The prompt gets BOS in front (the model
  * adds it), `id_slot` and `cache_prompt` are honoured, `n_predict` or `max_tokens` bound the reply.
  */
-import { bodySampling, intField, replyLength } from './task-params.js';
+import { bodySampling, fieldTypeError, intField, replyLength } from './task-params.js';
 import type { ChatTask } from './chat-engine.js';
 import { DEFAULT_REPLY_TOKENS } from './chat-request.js';
 import { missingKeyMessage, parseJsonBody } from './http-io.js';
@@ -18,13 +18,27 @@ export type ParsedCompletion =
 const BAD_PROMPT =
   '"prompt" elements must be a string, a list of tokens, a JSON object containing a prompt string, or a list of mixed strings & tokens.';
 
-/** The prompt's text (token ids are looked up in `vocab`), or undefined when llama-server would refuse it. */
-function promptTextOf(prompt: unknown, vocab: Vocabulary): string | undefined {
-  if (typeof prompt === 'string') return prompt;
-  if (Array.isArray(prompt) && prompt.every((t) => typeof t === 'number' && Number.isInteger(t))) {
-    return (prompt as number[]).map((id) => vocab.pieceOf(id) ?? '').join('');
-  }
-  return undefined;
+const EMPTY_PROMPT = '"prompt" must not be empty';
+const INVALID_TOKENS = 'Prompt contains invalid tokens';
+/** Token ids the real model knows (`n_vocab` in /v1/models). */
+const N_VOCAB = 32000;
+
+/**
+ * The prompt's text (token ids are looked up in `vocab`), or the 400 llama-server answers: a string, a list of
+ * tokens and strings mixed, or a list holding one of those. Several prompts (`["a", "b"]`, `[[1], [2]]`), which the
+ * real server runs as several tasks, are not simulated (refused as a prompt it cannot read).
+ */
+function promptTextOf(prompt: unknown, vocab: Vocabulary): { text: string } | { error: string } {
+  if (typeof prompt === 'string') return { text: prompt };
+  if (!Array.isArray(prompt)) return { error: BAD_PROMPT };
+  if (prompt.length === 0) return { error: EMPTY_PROMPT };
+  if (prompt.length === 1 && (typeof prompt[0] === 'string' || Array.isArray(prompt[0])))
+    return promptTextOf(prompt[0], vocab);
+  const isToken = (t: unknown): t is number => typeof t === 'number' && Number.isInteger(t);
+  if (!prompt.every((t) => isToken(t) || typeof t === 'string') || !prompt.some(isToken)) return { error: BAD_PROMPT };
+  const unknown = (id: number) => id < 0 || (id >= N_VOCAB && vocab.pieceOf(id) === undefined);
+  if (prompt.some((t) => isToken(t) && unknown(t))) return { error: INVALID_TOKENS };
+  return { text: prompt.map((t) => (isToken(t) ? (vocab.pieceOf(t) ?? '') : t)).join('') };
 }
 
 /** Parses and validates a completion body; `vocab` resolves prompts given as token ids. */
@@ -36,8 +50,11 @@ export function parseCompletionRequest(raw: Buffer, vocab: Vocabulary): ParsedCo
     unknown
   >;
   if (!('prompt' in body)) return { ok: false, status: 400, message: missingKeyMessage('prompt') };
-  const text = promptTextOf(body.prompt, vocab);
-  if (text === undefined) return { ok: false, status: 400, message: BAD_PROMPT };
+  const prompt = promptTextOf(body.prompt, vocab);
+  if ('error' in prompt) return { ok: false, status: 400, message: prompt.error };
+  const wrongType = fieldTypeError(body);
+  if (wrongType) return { ok: false, status: 400, message: wrongType };
+  const text = prompt.text;
 
   const reply = replyLength(body, ['n_predict', 'max_tokens'], DEFAULT_REPLY_TOKENS);
   const idSlot = intField(body, 'id_slot');

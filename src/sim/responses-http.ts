@@ -35,6 +35,7 @@ function idWith(prefix: string): string {
 /** The chat messages the server renders for a Responses body, or the 400 message. */
 function messagesOf(body: Record<string, unknown>): Array<{ role: string; content: string }> | string {
   const input = body.input;
+  if (body.previous_response_id !== undefined) return "llama.cpp does not support 'previous_response_id'.";
   if (input === undefined) return "'input' is required";
   if (typeof input !== 'string' && !(Array.isArray(input) && input.every(isObject)))
     return "'input' must be a string or array of objects";
@@ -42,17 +43,53 @@ function messagesOf(body: Record<string, unknown>): Array<{ role: string; conten
   if (typeof body.instructions === 'string') messages.push({ role: 'system', content: body.instructions });
   if (typeof input === 'string') return [...messages, { role: 'user', content: input }];
   for (const item of input as Array<Record<string, unknown>>) {
-    // An assistant message needs its `type` (the server tells an input message from an output one by role and type).
-    if (item.type === undefined && item.role === 'assistant') return "Cannot determine type of 'item'";
-    if (item.type === undefined || item.type === 'message') {
-      messages.push({ role: typeof item.role === 'string' ? item.role : 'user', content: textOf(item.content) });
-    } else if (item.type === 'function_call') {
-      messages.push({ role: 'assistant', content: '' });
-    } else if (item.type === 'function_call_output') {
-      messages.push({ role: 'tool', content: textOf(item.output) });
-    }
+    const message = itemMessage(item);
+    if (typeof message === 'string') return message;
+    if (message) messages.push(message);
   }
   return messages;
+}
+
+const isString = (v: unknown): v is string => typeof v === 'string';
+
+/**
+ * What one input item becomes, as llama-server places it (by its fields, then its type): an input message (a user,
+ * system or developer role; `type` optional), an output message (the assistant role with `type: "message"`), a
+ * function call (`call_id`, `name`, `arguments`), its output (`call_id`, `output`), a reasoning item (`summary`);
+ * anything else is refused. A string content stands for one text part.
+ */
+function itemMessage(item: Record<string, unknown>): { role: string; content: string } | undefined | string {
+  const { type, role, content } = item;
+  const parts = isString(content)
+    ? [{ type: role === 'assistant' ? 'output_text' : 'input_text', text: content }]
+    : content;
+  if (Array.isArray(parts) && isString(role) && ['user', 'system', 'developer'].includes(role)) {
+    const wrong = parts.find(
+      (p) => !isObject(p) || !['input_text', 'input_image', 'input_file'].includes(String(p.type)),
+    );
+    if (wrong) return "'type' must be one of 'input_text', 'input_image', or 'input_file'";
+    return { role, content: textOf(parts) };
+  }
+  if (Array.isArray(parts) && role === 'assistant' && type === 'message') {
+    if (parts.some((p) => !isObject(p) || p.type !== 'output_text')) return "'type' must be 'output_text'";
+    if (parts.some((p) => !isString((p as Record<string, unknown>).text))) return "'Output text' requires 'text'";
+    return { role, content: textOf(parts) };
+  }
+  if (type === 'function_call' && isString(item.arguments) && isString(item.call_id) && isString(item.name))
+    return { role: 'assistant', content: '' };
+  if (
+    type === 'function_call_output' &&
+    isString(item.call_id) &&
+    (isString(item.output) || Array.isArray(item.output))
+  )
+    return { role: 'tool', content: textOf(item.output) };
+  if (type === 'reasoning' && Array.isArray(item.summary)) {
+    if (!Array.isArray(content)) return "item['content'] is not an array";
+    if (content.length === 0) return "item['content'] is empty";
+    if (!isObject(content[0]) || !isString(content[0].text)) return "item['content']['text'] is not a string";
+    return undefined; // reasoning content, which this template does not render
+  }
+  return "Cannot determine type of 'item'";
 }
 
 function textOf(content: unknown): string {

@@ -7,15 +7,43 @@ export function intField(body: Record<string, unknown>, key: string): number | u
   return typeof v === 'number' && Number.isInteger(v) ? v : undefined;
 }
 
+// Fields llama-server reads with nlohmann's typed get (params_from_json_cmpl): a value of another JSON type is a 400
+// (a boolean reads as a number, null as absent; `id_slot` is read leniently).
+const NUMBER_FIELDS = [
+  'n_predict',
+  'max_tokens',
+  'max_completion_tokens',
+  'seed',
+  'temperature',
+  'top_k',
+  'top_p',
+  'min_p',
+  'n_keep',
+];
+const BOOLEAN_FIELDS = ['stream', 'cache_prompt'];
+
+/** The 400 message llama-server answers for a sampling field of the wrong JSON type, or undefined. */
+export function fieldTypeError(body: Record<string, unknown>): string | undefined {
+  const fields = [...NUMBER_FIELDS.map((key) => [key, 'number']), ...BOOLEAN_FIELDS.map((key) => [key, 'boolean'])];
+  for (const [key, want] of fields) {
+    const v = body[key!];
+    if (v === undefined || v === null || typeof v === 'boolean' || typeof v === 'number') continue;
+    const is = Array.isArray(v) ? 'array' : typeof v === 'object' ? 'object' : typeof v;
+    return `Field '${key}': [json.exception.type_error.302] type must be ${want}, but is ${is}`;
+  }
+  return undefined;
+}
+
 /** The reply length a body asks for (the first of `fields` present); `limited` false means "until EOS". */
 export function replyLength(
   body: Record<string, unknown>,
   fields: readonly string[],
   fallback: number,
 ): { nPredict: number; limited: boolean } {
-  const requested = fields.map((f) => intField(body, f)).find((v) => v !== undefined);
-  const limited = requested !== undefined && requested >= 0;
-  return { nPredict: limited ? requested : fallback, limited };
+  // A fractional count is truncated, as nlohmann's get<int> does (checked: `max_tokens: 2.5` generates 2).
+  const requested = fields.map((f) => body[f]).find((v): v is number => typeof v === 'number' && Number.isFinite(v));
+  if (requested !== undefined && requested >= 0) return { nPredict: Math.trunc(requested), limited: true };
+  return { nPredict: fallback, limited: false };
 }
 
 /** The task's sampling parameters as `GET /slots` shows them, from the body's fields plus endpoint specifics. */

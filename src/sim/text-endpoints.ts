@@ -34,7 +34,7 @@ function renderedChat(ex: Exchange): string | undefined {
     return renderChat(messages, tools);
   } catch (err) {
     if (!(err instanceof TemplateError)) throw err;
-    sendError(ex, 400, err.message);
+    sendError(ex, err.status, err.message);
     return undefined;
   }
 }

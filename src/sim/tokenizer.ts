@@ -14,8 +14,16 @@ export interface ChatMessage {
   content?: unknown;
 }
 
-/** Thrown for message content llama-server would refuse (the text becomes a 400 `invalid_request_error`). */
-export class TemplateError extends Error {}
+/** Thrown for message content llama-server would refuse: the message and status of its error answer. */
+export class TemplateError extends Error {
+  /** 400 for what the server checks itself, 500 for what its JSON parsing throws or its media support refuses. */
+  constructor(
+    message: string,
+    readonly status: 400 | 500 = 400,
+  ) {
+    super(message);
+  }
+}
 
 /**
  * The Jinja template llama-server reports in `/props` for the rendering below: ChatML with a Qwen-style tools section
@@ -42,24 +50,33 @@ const TOKEN_RE = /\n|[^\S\n]*[\p{L}\p{N}_]+|[^\S\n]*[^\s\p{L}\p{N}_]|[^\S\n]+/gu
 export function contentText(content: unknown): string {
   if (content === undefined || content === null) return '';
   if (typeof content === 'string') return content;
-  if (Array.isArray(content)) {
-    let text = '';
-    for (const part of content) {
-      const p = part as { type?: unknown; text?: unknown } | null;
-      if (p && p.type === 'text' && typeof p.text === 'string') {
-        text += p.text;
-      } else if (p && (p.type === 'image_url' || p.type === 'input_audio')) {
-        // What a text-only llama-server says when it gets media.
-        throw new TemplateError(
-          'image input is not supported - hint: if this is unexpected, you may need to provide the mmproj',
-        );
-      } else {
-        throw new TemplateError('unsupported content[].type');
-      }
+  if (!Array.isArray(content)) throw new TemplateError("Expected 'content' to be a string or an array");
+  let text = '';
+  for (const part of content) {
+    const p = (typeof part === 'object' && part !== null ? part : {}) as { type?: unknown; text?: unknown };
+    if (p.type === 'text') {
+      if (!('text' in p))
+        throw new TemplateError(PARSE_FAILED + "[json.exception.out_of_range.403] key 'text' not found", 500);
+      if (typeof p.text !== 'string') throw new TemplateError(PARSE_FAILED + typeMustBe('string', p.text), 500);
+      text += p.text;
+    } else if (p.type === 'image_url' || p.type === 'input_audio') {
+      // What a text-only llama-server says when it gets media.
+      const media = p.type === 'image_url' ? 'image' : 'audio';
+      throw new TemplateError(`${media} input is not supported - hint: ${MMPROJ_HINT}`, 500);
+    } else {
+      throw new TemplateError('unsupported content[].type');
     }
-    return text;
   }
-  throw new TemplateError("Invalid 'content' type");
+  return text;
+}
+
+const PARSE_FAILED = 'Failed to parse messages: ';
+const MMPROJ_HINT = 'if this is unexpected, you may need to provide the mmproj';
+
+/** nlohmann's type_error.302 text for a value that is not `want`. */
+function typeMustBe(want: string, v: unknown): string {
+  const is = v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v;
+  return `[json.exception.type_error.302] type must be ${want}, but is ${is}`;
 }
 
 /**

@@ -183,6 +183,52 @@ describe('sim conformance with the llama-server captures', () => {
     assert.match(bad.json().error.message, /^\[json\.exception\.parse_error\.101\]/);
   });
 
+  // The answers of the real binary to the same bodies (test-real/error-parity runs the whole list on both).
+  it('refuses what the real server refuses, with its status and message', async () => {
+    const cases: Array<[string, unknown, number, string]> = [
+      [
+        '/v1/chat/completions',
+        { messages: [{ role: 'user' }] },
+        400,
+        "All non-assistant messages must contain 'content'",
+      ],
+      [
+        '/v1/chat/completions',
+        { messages: [{ role: 'user', content: 5 }] },
+        400,
+        "Expected 'content' to be a string or an array",
+      ],
+      [
+        '/v1/chat/completions',
+        { messages: [{ role: 'user', content: [{ type: 'text' }] }] },
+        500,
+        "Failed to parse messages: [json.exception.out_of_range.403] key 'text' not found",
+      ],
+      [
+        '/v1/chat/completions',
+        { messages: [{ role: 'user', content: 'x' }], max_tokens: 'a' },
+        400,
+        "Field 'max_tokens': [json.exception.type_error.302] type must be number, but is string",
+      ],
+      ['/completion', { prompt: [] }, 400, '"prompt" must not be empty'],
+      ['/completion', { prompt: [-1] }, 400, 'Prompt contains invalid tokens'],
+      ['/v1/responses', { input: [{ role: 'tool', content: 'x' }] }, 400, "Cannot determine type of 'item'"],
+      [
+        '/v1/responses',
+        { input: 'x', previous_response_id: 'r' },
+        400,
+        "llama.cpp does not support 'previous_response_id'.",
+      ],
+    ];
+    for (const [path, body, status, message] of cases) {
+      const res = await postJson(sim.url, path, body);
+      assert.equal(res.status, status, `${path} ${JSON.stringify(body)}`);
+      assert.equal(res.json().error.message, message);
+    }
+    const mixed = await postJson(sim.url, '/completion', { prompt: ['ab', 5, 6], n_predict: 1 });
+    assert.equal(mixed.status, 200, 'a list of strings and token ids is one prompt');
+  });
+
   it('refuses prompts longer than the context', async () => {
     const small = await startSimulator({
       mode: 'llama-server',
