@@ -13,6 +13,7 @@ import { tokenize, Vocabulary } from './tokenizer.js';
 
 const BAD_EXTRA = '"input_extra" must be an array of {"filename": string, "text": string}';
 const BAD_CHUNK_TEXT = 'extra_context chunk must contain a "text" field with a string value';
+const BAD_CHUNK_FILENAME = 'extra_context chunk\'s "filename" field must be a string';
 
 /** Parses and validates an infill body; `vocab` as for completions. */
 export function parseInfillRequest(raw: Buffer, vocab: Vocabulary): ParsedCompletion {
@@ -25,8 +26,11 @@ export function parseInfillRequest(raw: Buffer, vocab: Vocabulary): ParsedComple
       return { ok: false, status: 500, message: notStringMessage(body[key]), type: 'server_error' };
   }
   const extra = body.input_extra ?? [];
-  if (!Array.isArray(extra) || !extra.every(isObject)) return { ok: false, status: 400, message: BAD_EXTRA };
-  if (!extra.every((c) => typeof c.text === 'string')) return { ok: false, status: 400, message: BAD_CHUNK_TEXT };
+  if (!Array.isArray(extra)) return { ok: false, status: 400, message: BAD_EXTRA };
+  if (!extra.every((c) => isObject(c) && typeof c.text === 'string'))
+    return { ok: false, status: 400, message: BAD_CHUNK_TEXT };
+  if (!extra.every((c) => c.filename === undefined || typeof c.filename === 'string'))
+    return { ok: false, status: 400, message: BAD_CHUNK_FILENAME };
   const snippets = extra.map((c) => `\n\n--- snippet ---\n\n${String(c.text)}`).join('');
   const prompt = typeof body.prompt === 'string' ? body.prompt : '';
   const fim = `<|fim_prefix|>${String(body.input_prefix)}${prompt}<|fim_suffix|>${String(body.input_suffix)}<|fim_middle|>`;

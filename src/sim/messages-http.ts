@@ -16,7 +16,7 @@ const stopReason = (o: ChatOutcome): string => (o.finishReason === 'length' ? 'm
 /** Handles one Anthropic messages request on `inst` (the slot is chosen as if no `id_slot` was sent). */
 export async function handleMessages(inst: ModelInstance, ex: Exchange): Promise<void> {
   const parsed = parseMessagesRequest(ex.req.body);
-  if (!parsed.ok) return sendError(ex, parsed.status, parsed.message, 'server_error');
+  if (!parsed.ok) return sendError(ex, parsed.status, parsed.message);
   const { task, stream } = parsed;
   const id = completionId();
   const message = (
@@ -86,6 +86,6 @@ export async function handleMessages(inst: ModelInstance, ex: Exchange): Promise
 /** `POST /v1/messages/count_tokens`: `{"input_tokens": N}`, the rendered prompt's token count (as the real server). */
 export function handleCountTokens(ex: Exchange): void {
   const parsed = parseMessagesRequest(ex.req.body);
-  if (!parsed.ok) return sendError(ex, parsed.status, parsed.message, 'server_error');
+  if (!parsed.ok) return sendError(ex, parsed.status, parsed.message);
   sendJson(ex, 200, { input_tokens: parsed.task.prompt.length });
 }

@@ -1,17 +1,25 @@
 /**
  * Validation of `POST /v1/messages` (Anthropic Messages API) bodies as llama-server does it, measured on the real
  * binary: an unparsable body or a missing `messages` is a 500 `server_error`, a message without `role` a 500
- * "Failed to parse messages: …"; `system` becomes the first message; text blocks are kept, `tool_result` blocks
+ * "Failed to parse messages: …", content the chat parsing refuses once converted its error (refusedContent), a
+ * sampling field of the wrong type a 400 (fieldTypeError); `system` becomes the first message; text blocks are kept, `tool_result` blocks
  * become `tool` messages, other blocks are dropped (tool calls are not rendered by the simulator's template); `tools`
  * become chat function tools, rendered in the system part (chat-tools.ts).
  * `id_slot` is IGNORED (the real server's log says "selected slot by LRU" / "by LCP similarity" for it).
  */
-import { bodySampling, replyLength } from './task-params.js';
+import { bodySampling, fieldTypeError, replyLength } from './task-params.js';
 import type { ChatTask } from './chat-engine.js';
 import { DEFAULT_REPLY_TOKENS } from './chat-request.js';
 import { anthropicToChatTools } from './chat-tools.js';
 import { isObject, parseJsonBody } from './http-io.js';
-import { GENERATION_PROMPT, renderChat, tokenizeChat, type ChatMessage } from './tokenizer.js';
+import {
+  contentText,
+  GENERATION_PROMPT,
+  renderChat,
+  TemplateError,
+  tokenizeChat,
+  type ChatMessage,
+} from './tokenizer.js';
 
 /** A messages request ready to run, or the 500 to answer. */
 export type ParsedMessages =
@@ -39,6 +47,26 @@ function convertMessage(role: string, content: unknown): ChatMessage[] {
   return out;
 }
 
+/**
+ * The error the chat parsing gives a message's content once converted (text blocks as they are, images as image
+ * parts, other blocks dropped): content that is neither a string nor an array, a text block without a string
+ * `text`, an image on a server without a vision projector.
+ */
+function refusedContent(content: unknown): { status: number; message: string } | undefined {
+  const converted = Array.isArray(content)
+    ? content
+        .filter((b) => isObject(b) && (b.type === 'text' || b.type === 'image'))
+        .map((b) => ((b as Record<string, unknown>).type === 'image' ? { type: 'image_url' } : b))
+    : content;
+  try {
+    contentText(converted);
+    return undefined;
+  } catch (err) {
+    if (err instanceof TemplateError) return { status: err.status, message: err.message };
+    throw err;
+  }
+}
+
 /** Parses and validates a messages body. */
 export function parseMessagesRequest(raw: Buffer): ParsedMessages {
   const parsed = parseJsonBody(raw);
@@ -55,8 +83,18 @@ export function parseMessagesRequest(raw: Buffer): ParsedMessages {
         message: `Failed to parse messages: Missing 'role' in message: ${JSON.stringify(m)}`,
       };
     }
+    if (!('content' in m)) {
+      // The conversion drops an assistant message without content; the chat parsing refuses any other.
+      if (m.role === 'assistant') continue;
+      return { ok: false, status: 400, message: "All non-assistant messages must contain 'content'" };
+    }
+    const refused = refusedContent(m.content);
+    if (refused) return { ok: false, ...refused };
     messages.push(...convertMessage(m.role, m.content));
   }
+  // The conversion keeps only these fields, which the chat parsing then reads with their types.
+  const wrongType = fieldTypeError(pick(body, ['max_tokens', 'temperature', 'top_k', 'top_p', 'stream']));
+  if (wrongType) return { ok: false, status: 400, message: wrongType };
 
   const tools = anthropicToChatTools(body.tools);
   const reply = replyLength(body, ['max_tokens'], DEFAULT_REPLY_TOKENS);

@@ -31,8 +31,16 @@ export function fieldTypeError(body: Record<string, unknown>): string | undefine
     const is = Array.isArray(v) ? 'array' : typeof v === 'object' ? 'object' : typeof v;
     return `Field '${key}': [json.exception.type_error.302] type must be ${want}, but is ${is}`;
   }
+  for (const key of COUNT_FIELDS) {
+    const v = body[key];
+    if (typeof v === 'number' && v < -1)
+      return `Field '${key}': Value must be between -1 <= value <= 2147483647, but got ${Math.trunc(v)}`;
+  }
   return undefined;
 }
+
+/** Counts where -1 means "no limit" and anything below it is refused. */
+const COUNT_FIELDS = ['n_predict', 'max_tokens', 'max_completion_tokens', 'n_keep'];
 
 /** The reply length a body asks for (the first of `fields` present); `limited` false means "until EOS". */
 export function replyLength(

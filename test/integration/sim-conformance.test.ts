@@ -210,6 +210,18 @@ describe('sim conformance with the llama-server captures', () => {
         400,
         "Field 'max_tokens': [json.exception.type_error.302] type must be number, but is string",
       ],
+      [
+        '/v1/chat/completions',
+        { messages: [{ role: 'user', content: 'x' }], n_predict: -5 },
+        400,
+        "Field 'n_predict': Value must be between -1 <= value <= 2147483647, but got -5",
+      ],
+      [
+        '/v1/messages',
+        { messages: [{ role: 'user' }], max_tokens: 2 },
+        400,
+        "All non-assistant messages must contain 'content'",
+      ],
       ['/completion', { prompt: [] }, 400, '"prompt" must not be empty'],
       ['/completion', { prompt: [-1] }, 400, 'Prompt contains invalid tokens'],
       ['/v1/responses', { input: [{ role: 'tool', content: 'x' }] }, 400, "Cannot determine type of 'item'"],
