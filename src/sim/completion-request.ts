@@ -1,8 +1,9 @@
 /**
  * Validation of `POST /completion` and `POST /v1/completions` bodies (raw text prompts) as llama-server does it:
  * an unparsable body is a 500 with nlohmann's text, a missing `prompt` a 400 with nlohmann's `at()` text, a prompt
- * it cannot read (promptTextOf) or a sampling field of the wrong type (fieldTypeError) the server's own 400. The prompt gets BOS in front (the model
- * adds it), `id_slot` and `cache_prompt` are honoured, `n_predict` or `max_tokens` bound the reply.
+ * it cannot read (promptTextOf) or a sampling field of the wrong type (fieldTypeError) the server's own 400. The
+ * prompt gets BOS in front (the model adds it), `id_slot` and `cache_prompt` are honoured, `n_predict` or
+ * `max_tokens` bound the reply.
  */
 import { bodySampling, fieldTypeError, intField, replyLength } from './task-params.js';
 import type { ChatTask } from './chat-engine.js';

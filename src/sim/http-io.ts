@@ -155,11 +155,11 @@ export function missingKeyMessage(key: string): string {
   return `[json.exception.out_of_range.403] key '${key}' not found`;
 }
 
-/** nlohmann's text for reading a non-string value as a string. */
-export function notStringMessage(value: unknown): string {
+/** nlohmann's text for reading a value of another JSON type as a `want` (a string by default). */
+export function wrongTypeMessage(value: unknown, want: 'string' | 'number' | 'boolean' = 'string'): string {
   const kind =
     value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value === 'object' ? 'object' : typeof value;
-  return `[json.exception.type_error.302] type must be string, but is ${kind}`;
+  return `[json.exception.type_error.302] type must be ${want}, but is ${kind}`;
 }
 
 /** True for a plain JSON object. */

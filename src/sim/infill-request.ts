@@ -8,7 +8,7 @@
  */
 import type { ParsedCompletion } from './completion-request.js';
 import { parseCompletionRequest } from './completion-request.js';
-import { isObject, missingKeyMessage, notStringMessage, parseJsonBody } from './http-io.js';
+import { isObject, missingKeyMessage, parseJsonBody, wrongTypeMessage } from './http-io.js';
 import { tokenize, Vocabulary } from './tokenizer.js';
 
 const BAD_EXTRA = '"input_extra" must be an array of {"filename": string, "text": string}';
@@ -23,7 +23,7 @@ export function parseInfillRequest(raw: Buffer, vocab: Vocabulary): ParsedComple
   for (const key of ['input_prefix', 'input_suffix']) {
     if (!(key in body)) return { ok: false, status: 500, message: missingKeyMessage(key), type: 'server_error' };
     if (typeof body[key] !== 'string')
-      return { ok: false, status: 500, message: notStringMessage(body[key]), type: 'server_error' };
+      return { ok: false, status: 500, message: wrongTypeMessage(body[key]), type: 'server_error' };
   }
   const extra = body.input_extra ?? [];
   if (!Array.isArray(extra)) return { ok: false, status: 400, message: BAD_EXTRA };

@@ -2,9 +2,9 @@
  * Validation of `POST /v1/messages` (Anthropic Messages API) bodies as llama-server does it, measured on the real
  * binary: an unparsable body or a missing `messages` is a 500 `server_error`, a message without `role` a 500
  * "Failed to parse messages: …", content the chat parsing refuses once converted its error (refusedContent), a
- * sampling field of the wrong type a 400 (fieldTypeError); `system` becomes the first message; text blocks are kept, `tool_result` blocks
- * become `tool` messages, other blocks are dropped (tool calls are not rendered by the simulator's template); `tools`
- * become chat function tools, rendered in the system part (chat-tools.ts).
+ * sampling field of the wrong type a 400 (fieldTypeError); `system` becomes the first message; text blocks are
+ * kept, `tool_result` blocks become `tool` messages, other blocks are dropped (tool calls are not rendered by the
+ * simulator's template); `tools` become chat function tools, rendered in the system part (chat-tools.ts).
  * `id_slot` is IGNORED (the real server's log says "selected slot by LRU" / "by LCP similarity" for it).
  */
 import { bodySampling, fieldTypeError, replyLength } from './task-params.js';
@@ -21,7 +21,7 @@ import {
   type ChatMessage,
 } from './tokenizer.js';
 
-/** A messages request ready to run, or the 500 to answer. */
+/** A messages request ready to run, or the error to answer. */
 export type ParsedMessages =
   { ok: true; task: ChatTask; stream: boolean } | { ok: false; status: number; message: string };
 

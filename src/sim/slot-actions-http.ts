@@ -6,10 +6,10 @@
 import {
   isObject,
   missingKeyMessage,
-  notStringMessage,
   parseJsonBody,
   sendError,
   sendJson,
+  wrongTypeMessage,
   type Exchange,
 } from './http-io.js';
 import type { ModelInstance } from './model-instance.js';
@@ -39,7 +39,7 @@ function filenameOf(ex: Exchange): { filename: string } | { status: number; mess
   }
   if (!('filename' in body)) return { status: 500, message: missingKeyMessage('filename'), type: 'server_error' };
   const filename = body.filename;
-  if (typeof filename !== 'string') return { status: 500, message: notStringMessage(filename), type: 'server_error' };
+  if (typeof filename !== 'string') return { status: 500, message: wrongTypeMessage(filename), type: 'server_error' };
   if (!isValidFilename(filename)) return { status: 400, message: 'Invalid filename' };
   return { filename };
 }

@@ -1,4 +1,5 @@
 /** What every generating endpoint of the simulator reads from a request body the same way llama-server does. */
+import { wrongTypeMessage } from './http-io.js';
 import { samplingParams } from './llama-shapes.js';
 
 /** An integer field of the body, or undefined when absent or not an integer. */
@@ -21,15 +22,19 @@ const NUMBER_FIELDS = [
   'n_keep',
 ];
 const BOOLEAN_FIELDS = ['stream', 'cache_prompt'];
+/** Counts where -1 means "no limit" and anything below it is refused. */
+const COUNT_FIELDS = ['n_predict', 'max_tokens', 'max_completion_tokens', 'n_keep'];
 
 /** The 400 message llama-server answers for a sampling field of the wrong JSON type, or undefined. */
 export function fieldTypeError(body: Record<string, unknown>): string | undefined {
-  const fields = [...NUMBER_FIELDS.map((key) => [key, 'number']), ...BOOLEAN_FIELDS.map((key) => [key, 'boolean'])];
+  const fields = [
+    ...NUMBER_FIELDS.map((key) => [key, 'number'] as const),
+    ...BOOLEAN_FIELDS.map((key) => [key, 'boolean'] as const),
+  ];
   for (const [key, want] of fields) {
-    const v = body[key!];
+    const v = body[key];
     if (v === undefined || v === null || typeof v === 'boolean' || typeof v === 'number') continue;
-    const is = Array.isArray(v) ? 'array' : typeof v === 'object' ? 'object' : typeof v;
-    return `Field '${key}': [json.exception.type_error.302] type must be ${want}, but is ${is}`;
+    return `Field '${key}': ${wrongTypeMessage(v, want)}`;
   }
   for (const key of COUNT_FIELDS) {
     const v = body[key];
@@ -38,9 +43,6 @@ export function fieldTypeError(body: Record<string, unknown>): string | undefine
   }
   return undefined;
 }
-
-/** Counts where -1 means "no limit" and anything below it is refused. */
-const COUNT_FIELDS = ['n_predict', 'max_tokens', 'max_completion_tokens', 'n_keep'];
 
 /** The reply length a body asks for (the first of `fields` present); `limited` false means "until EOS". */
 export function replyLength(

@@ -7,6 +7,7 @@
  */
 
 import { systemWithTools, type ChatTool } from './chat-tools.js';
+import { missingKeyMessage, wrongTypeMessage } from './http-io.js';
 
 /** One OpenAI chat message as the simulator understands it. */
 export interface ChatMessage {
@@ -55,9 +56,8 @@ export function contentText(content: unknown): string {
   for (const part of content) {
     const p = (typeof part === 'object' && part !== null ? part : {}) as { type?: unknown; text?: unknown };
     if (p.type === 'text') {
-      if (!('text' in p))
-        throw new TemplateError(PARSE_FAILED + "[json.exception.out_of_range.403] key 'text' not found", 500);
-      if (typeof p.text !== 'string') throw new TemplateError(PARSE_FAILED + typeMustBe('string', p.text), 500);
+      if (!('text' in p)) throw new TemplateError(PARSE_FAILED + missingKeyMessage('text'), 500);
+      if (typeof p.text !== 'string') throw new TemplateError(PARSE_FAILED + wrongTypeMessage(p.text), 500);
       text += p.text;
     } else if (p.type === 'image_url' || p.type === 'input_audio') {
       // What a text-only llama-server says when it gets media.
@@ -72,12 +72,6 @@ export function contentText(content: unknown): string {
 
 const PARSE_FAILED = 'Failed to parse messages: ';
 const MMPROJ_HINT = 'if this is unexpected, you may need to provide the mmproj';
-
-/** nlohmann's type_error.302 text for a value that is not `want`. */
-function typeMustBe(want: string, v: unknown): string {
-  const is = v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v;
-  return `[json.exception.type_error.302] type must be ${want}, but is ${is}`;
-}
 
 /**
  * Each message as the template renders it; with tools, the first part is the system part with the tools section
