@@ -106,6 +106,8 @@ async function closesAfter(t: Target, request: string, ms = 1000): Promise<boole
   const socket = net.connect(Number(port), hostname);
   let received = '';
   const closed = await new Promise<boolean>((resolve) => {
+    // No whole answer within 30 s: the status check below says what came.
+    setTimeout(() => resolve(false), 30_000).unref();
     let answered = false;
     socket.on('data', (d: Buffer) => {
       received += d.toString('latin1');
