@@ -19,7 +19,8 @@ const chat = (extra: Record<string, unknown>) => ({ ...user('x'), ...extra });
 const responses = (input: unknown, extra: Record<string, unknown> = {}) => ({ input, max_output_tokens: 2, ...extra });
 
 /** [path, body]: each a mistake a client makes, or a body on the edge of what the server takes. */
-const REQUESTS: Array<[string, Record<string, unknown>]> = [
+const REQUESTS: Array<[string, Record<string, unknown>?]> = [
+  ['/metrics'], // started without --metrics
   ['/v1/chat/completions', { messages: [{ role: 'user' }], max_tokens: 2 }],
   ['/v1/chat/completions', { messages: [{ role: 'user', content: 'x' }, { role: 'assistant' }], max_tokens: 2 }],
   ['/v1/chat/completions', user(5)],
@@ -87,12 +88,12 @@ const REQUESTS: Array<[string, Record<string, unknown>]> = [
   ['/v1/responses', responses('x', { previous_response_id: 'resp_1' })],
 ];
 
-/** Status and, for an error, its type and message; a success as `ok`. */
-async function answer(url: string, path: string, body: unknown): Promise<string> {
+/** Status and, for an error, its type and message; a success as `ok`. A GET without a body. */
+async function answer(url: string, path: string, body?: unknown): Promise<string> {
   const res = await fetch(`${url}${path}`, {
-    method: 'POST',
+    method: body === undefined ? 'GET' : 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
+    ...(body !== undefined && { body: JSON.stringify(body) }),
     signal: AbortSignal.timeout(30_000),
   });
   const json = (await res.json()) as { error?: { type?: string; message?: string } };

@@ -36,6 +36,9 @@ export async function handleLlamaServer(inst: ModelInstance, ex: Exchange): Prom
         return sendJson(ex, 200, propsBody(inst));
       case '/slots':
         return getSlots(inst, ex);
+      case '/metrics':
+        // The simulator has no `--metrics`: the real server's answer without it.
+        return sendError(ex, 501, 'This server does not support metrics endpoint. Start it with `--metrics`');
       default:
         return sendNotFound(ex);
     }

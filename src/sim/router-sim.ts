@@ -73,11 +73,8 @@ export class RouterSim {
     const parsed = parseJsonBody(ex.req.body);
     if (!parsed.ok) return sendError(ex, 500, parsed.message, 'server_error');
     const model = isObject(parsed.value) && typeof parsed.value.model === 'string' ? parsed.value.model : '';
-    if (!this.pool.has(model)) {
-      return load
-        ? sendError(ex, 404, 'model is not found', 'not_found_error')
-        : sendError(ex, 400, 'model is not found');
-    }
+    // The binary answers an unknown model's load with its plain 404 body (its source says "model is not found").
+    if (!this.pool.has(model)) return load ? sendNotFound(ex) : sendError(ex, 400, 'model is not found');
     const running = this.pool.status(model) !== 'unloaded';
     if (load) {
       if (running) return sendError(ex, 400, 'model is already running');

@@ -120,7 +120,7 @@ describe('sim router mode', () => {
     assert.equal((await postJson(sim.url, '/models/load', { model: 'a' })).body, err(400, 'model is already running'));
     const unknown = await postJson(sim.url, '/models/load', { model: 'zzz' });
     assert.equal(unknown.status, 404);
-    assert.equal(unknown.body, err(404, 'model is not found', 'not_found_error'));
+    assert.equal(unknown.body, '{"error":{"message":"File Not Found","type":"not_found_error","code":404}}');
     assert.equal((await postJson(sim.url, '/models/load', { model: 'c' })).body, '{"success":true}');
     assert.equal((await request(sim.url, '/slots?model=c')).status, 200);
     assert.equal(await status('c'), 'loaded');
