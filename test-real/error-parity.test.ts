@@ -86,6 +86,12 @@ const REQUESTS: Array<[string, Record<string, unknown>?]> = [
   ['/v1/responses', responses([{ type: 'function_call', name: 'f', arguments: '{}' }])],
   ['/v1/responses', responses([{ type: 'function_call_output', output: 'x' }])],
   ['/v1/responses', responses('x', { previous_response_id: 'resp_1' })],
+  ['/tokenize', { content: 5 }],
+  ['/tokenize', { content: null }],
+  ['/tokenize', { content: ['a'] }],
+  ['/detokenize', { tokens: ['a'] }],
+  ['/detokenize', { tokens: 5 }],
+  ['/detokenize', { tokens: [1.5] }],
 ];
 
 /** Status and, for an error, its type and message; a success as `ok`. A GET without a body. */

@@ -156,7 +156,7 @@ export function missingKeyMessage(key: string): string {
 }
 
 /** nlohmann's text for reading a value of another JSON type as a `want` (a string by default). */
-export function wrongTypeMessage(value: unknown, want: 'string' | 'number' | 'boolean' = 'string'): string {
+export function wrongTypeMessage(value: unknown, want: 'string' | 'number' | 'boolean' | 'array' = 'string'): string {
   const kind =
     value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value === 'object' ? 'object' : typeof value;
   return `[json.exception.type_error.302] type must be ${want}, but is ${kind}`;

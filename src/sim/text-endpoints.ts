@@ -4,7 +4,7 @@
  */
 import { parseMessages } from './chat-request.js';
 import { parseChatTools } from './chat-tools.js';
-import { isObject, parseJsonBody, sendError, sendJson, type Exchange } from './http-io.js';
+import { isObject, parseJsonBody, sendError, sendJson, wrongTypeMessage, type Exchange } from './http-io.js';
 import type { ModelInstance } from './model-instance.js';
 import { renderChat, TemplateError, tokenize, Vocabulary } from './tokenizer.js';
 
@@ -39,13 +39,28 @@ function renderedChat(ex: Exchange): string | undefined {
   }
 }
 
+/** The ids of a `/detokenize` body, or nlohmann's text (a 500) for a value of another type. */
+function tokenIdsOf(body: Record<string, unknown>): number[] | string {
+  const ids = 'tokens' in body ? body.tokens : [];
+  if (!Array.isArray(ids)) return wrongTypeMessage(ids, 'array');
+  const notNumber: unknown = ids.find((id) => typeof id !== 'number');
+  return notNumber === undefined ? (ids as number[]) : wrongTypeMessage(notNumber, 'number');
+}
+
 /** Handles the text endpoints; returns false when `path` is not one of them. */
 export function handleTextEndpoint(inst: ModelInstance, ex: Exchange, path: string): boolean {
   switch (path) {
     case '/tokenize': {
       const body = jsonBody(ex);
       if (!body) return true;
-      const pieces = tokenize(typeof body.content === 'string' ? body.content : '');
+      const content = 'content' in body ? body.content : '';
+      // A list of strings is read as one prompt; any other type is nlohmann's 500.
+      const text = Array.isArray(content) && content.every((c) => typeof c === 'string') ? content.join('') : content;
+      if (typeof text !== 'string') {
+        sendError(ex, 500, wrongTypeMessage(body.content));
+        return true;
+      }
+      const pieces = tokenize(text);
       const withBos = body.add_special === true ? [Vocabulary.BOS.piece, ...pieces] : pieces;
       const tokens = withBos.map((piece) =>
         body.with_pieces === true ? { id: inst.vocab.idOf(piece), piece } : inst.vocab.idOf(piece),
@@ -56,8 +71,12 @@ export function handleTextEndpoint(inst: ModelInstance, ex: Exchange, path: stri
     case '/detokenize': {
       const body = jsonBody(ex);
       if (!body) return true;
-      const ids = Array.isArray(body.tokens) ? body.tokens : [];
-      const content = ids.map((id) => (typeof id === 'number' ? (inst.vocab.pieceOf(id) ?? '') : '')).join('');
+      const ids = tokenIdsOf(body);
+      if (typeof ids === 'string') {
+        sendError(ex, 500, ids);
+        return true;
+      }
+      const content = ids.map((id) => inst.vocab.pieceOf(Math.trunc(id)) ?? '').join('');
       sendJson(ex, 200, { content });
       return true;
     }
