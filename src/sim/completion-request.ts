@@ -21,8 +21,6 @@ const BAD_PROMPT =
 
 const EMPTY_PROMPT = '"prompt" must not be empty';
 const INVALID_TOKENS = 'Prompt contains invalid tokens';
-/** Token ids the real model knows (`n_vocab` in /v1/models). */
-const N_VOCAB = 32000;
 
 /**
  * The prompt's text (token ids are looked up in `vocab`), or the 400 llama-server answers: a string, a list of
@@ -37,8 +35,7 @@ function promptTextOf(prompt: unknown, vocab: Vocabulary): { text: string } | { 
     return promptTextOf(prompt[0], vocab);
   const isToken = (t: unknown): t is number => typeof t === 'number' && Number.isInteger(t);
   if (!prompt.every((t) => isToken(t) || typeof t === 'string') || !prompt.some(isToken)) return { error: BAD_PROMPT };
-  const unknown = (id: number) => id < 0 || (id >= N_VOCAB && vocab.pieceOf(id) === undefined);
-  if (prompt.some((t) => isToken(t) && unknown(t))) return { error: INVALID_TOKENS };
+  if (prompt.some((t) => isToken(t) && !vocab.knows(t))) return { error: INVALID_TOKENS };
   return { text: prompt.map((t) => (isToken(t) ? (vocab.pieceOf(t) ?? '') : t)).join('') };
 }
 

@@ -3,7 +3,7 @@
  * captures get_props.txt, get_v1_models.txt and get_slots.txt.
  */
 import type { ModelInstance } from './model-instance.js';
-import { CHAT_TEMPLATE } from './tokenizer.js';
+import { CHAT_TEMPLATE, Vocabulary } from './tokenizer.js';
 
 /** What the capture's build reports (`build_info`, `system_fingerprint`). */
 export const BUILD_INFO = 'b0-unknown';
@@ -126,7 +126,7 @@ export function modelDataEntry(inst: ModelInstance, created: number): Record<str
     owned_by: 'llamacpp',
     meta: {
       vocab_type: true,
-      n_vocab: 32000,
+      n_vocab: Vocabulary.SIZE,
       n_ctx: c.nCtx,
       n_ctx_train: Math.max(32768, c.nCtx),
       n_embd: 512,

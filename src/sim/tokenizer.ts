@@ -161,6 +161,8 @@ export function hash32(text: string, seed = 0x811c9dc5): number {
  */
 export class Vocabulary {
   static readonly BOS = { id: 1, piece: '<s>' };
+  /** `n_vocab` as `/v1/models` reports it: ids below it are the model's own, whether handed out yet or not. */
+  static readonly SIZE = 32000;
   private readonly ids = new Map<string, number>([
     ['<unk>', 0],
     ['<s>', 1],
@@ -177,6 +179,11 @@ export class Vocabulary {
       this.pieces.push(piece);
     }
     return id;
+  }
+
+  /** Whether a prompt may carry this id (llama-server refuses others: "Prompt contains invalid tokens"). */
+  knows(id: number): boolean {
+    return id >= 0 && (id < Vocabulary.SIZE || this.pieceOf(id) !== undefined);
   }
 
   /** The piece of an id, or undefined for an id never handed out. */
