@@ -4,12 +4,9 @@
  * the backend's answers to bad input through the simulator: they are only as right as it is.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { startSimulator, type SimHandle } from '../src/sim/index.js';
-import { locateLlamaServer, startRealServer, type RealServer } from '../test/support/real-server.js';
+import { locateLlamaServer } from '../test/support/real-server.js';
+import { startTarget, type Target } from '../test/support/server-target.js';
 
 const where = locateLlamaServer();
 const skip = 'skip' in where ? where.skip : false;
@@ -107,19 +104,16 @@ async function answer(url: string, path: string, body?: unknown): Promise<string
 }
 
 describe('bad requests: the simulator answers as the real llama-server does', { skip }, () => {
-  let real: RealServer;
-  let sim: SimHandle;
-  let saveDir: string;
+  let real: Target;
+  let sim: Target;
   before(async () => {
     if ('skip' in where) return;
-    saveDir = await mkdtemp(join(tmpdir(), 'proxycache-parity-'));
-    real = await startRealServer({ bin: where.bin, model: where.model, slots: 2, saveDir });
-    sim = await startSimulator({ mode: 'llama-server', models: [{ id: 'tiny', nSlots: 2 }], cost: { timeScale: 0 } });
+    real = await startTarget('llama-server', 2);
+    sim = await startTarget('simulator', 2);
   });
   after(async () => {
-    await real?.stop();
+    await real?.close();
     await sim?.close();
-    if (saveDir) await rm(saveDir, { recursive: true, force: true });
   });
 
   it('the same status and error for every request of the list', async () => {

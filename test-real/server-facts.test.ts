@@ -4,62 +4,15 @@
  * `todo` on its side: the bench and the integration tests are only as good as it.
  */
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { startSimulator } from '../src/sim/index.js';
-import { locateLlamaServer, startRealServer } from '../test/support/real-server.js';
+import { locateLlamaServer } from '../test/support/real-server.js';
+import { startTarget, type Target } from '../test/support/server-target.js';
 import { words } from '../test/support/text.js';
 
 const where = locateLlamaServer();
-
-/** A server under test: the real binary or the simulator, started the same way. */
-interface Target {
-  url: string;
-  saveDir: string;
-  close(): Promise<void>;
-}
-
-type Kind = 'llama-server' | 'simulator';
-
-/** `router`: router mode over one model named `tiny`. */
-async function startTarget(kind: Kind, slots: number | 'auto', router = false): Promise<Target> {
-  const saveDir = await mkdtemp(join(tmpdir(), 'proxycache-facts-'));
-  if (kind === 'simulator') {
-    const sim = await startSimulator({
-      mode: router ? 'router' : 'llama-server',
-      models: [{ id: 'tiny', ...(slots !== 'auto' && { nSlots: slots }) }],
-      slotSavePath: saveDir,
-      cost: { timeScale: 0 },
-    });
-    return {
-      url: sim.url,
-      saveDir,
-      close: async () => {
-        await sim.close();
-        await rm(saveDir, { recursive: true, force: true });
-      },
-    };
-  }
-  if ('skip' in where) throw new Error(where.skip);
-  let modelsDir: string | undefined;
-  if (router) {
-    modelsDir = join(saveDir, 'models');
-    await mkdir(modelsDir);
-    await symlink(where.model, join(modelsDir, 'tiny.gguf'));
-  }
-  const server = await startRealServer({ bin: where.bin, model: where.model, slots, saveDir, modelsDir });
-  return {
-    url: server.url,
-    saveDir,
-    close: async () => {
-      await server.stop();
-      await rm(saveDir, { recursive: true, force: true });
-    },
-  };
-}
 
 async function post(t: Target, path: string, body: unknown): Promise<{ status: number; body: any }> {
   const res = await fetch(`${t.url}${path}`, {
