@@ -32,7 +32,7 @@ describe('BACKEND_TYPE=auto', () => {
   for (const { mode, model } of MODES) {
     it(`detects ${mode} and logs it`, async () => {
       stack = await startStack({ sim: { mode, models: [{ id: model, nSlots: 2 }] }, env: { BACKEND_TYPE: 'auto' } });
-      const line = await stack.logs.waitFor((l) => l.msg === 'backend kind detected', 1000, 'the detection line');
+      const line = await stack.logs.waitFor((l) => l.msg === 'backend kind detected', 5000, 'the detection line');
       assert.equal(line.kind, mode);
       assert.equal(line.backend, stack.sim.url);
       assert.equal(stack.logs.withMsg('backend kind detected').length, 1, 'probed once');
@@ -48,7 +48,7 @@ describe('BACKEND_TYPE=auto, backend down at start-up', () => {
     const stack = await startStack({ env: { LLAMA_URL: late, BACKEND_TYPE: 'auto' } });
     let sim: SimHandle | undefined;
     try {
-      await stack.logs.waitFor((l) => l.msg === 'backend probe failed', 1000, 'the failed start-up probe');
+      await stack.logs.waitFor((l) => l.msg === 'backend probe failed', 5000, 'the failed start-up probe');
       sim = await startSimulator({
         mode: 'llama-swap',
         models: [{ id: 'a', nSlots: 2 }],
@@ -62,7 +62,7 @@ describe('BACKEND_TYPE=auto, backend down at start-up', () => {
         max_tokens: 2,
       });
       assert.equal(res.object, 'chat.completion');
-      const detected = await stack.logs.waitFor((l) => l.msg === 'backend kind detected', 1000, 'the detection line');
+      const detected = await stack.logs.waitFor((l) => l.msg === 'backend kind detected', 5000, 'the detection line');
       assert.equal(detected.kind, 'llama-swap');
       const line = await nthChatLine(stack.logs, 1);
       assert.equal((line.save as { ok: boolean }).ok, true, JSON.stringify(line.save));

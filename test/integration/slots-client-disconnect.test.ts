@@ -93,7 +93,7 @@ describe('client disconnect mid-stream', () => {
     ).catch((err: Error) => err);
     // The pool's queue is private; reading its length is the only way to know, without sleeping, that the request waits.
     const pool = stack.proxy.state.pool as unknown as { waiters: unknown[] };
-    await eventually(() => pool.waiters.length === 1, 1000, 'the second request to queue for the slot');
+    await eventually(() => pool.waiters.length === 1, 5000, 'the second request to queue for the slot');
     waiting.abort();
     assert.ok((await queued) instanceof Error);
     await stack.logs.waitFor(
@@ -150,7 +150,7 @@ describe('client disconnect mid-stream', () => {
     );
     assert.equal(line.status, 499);
     assert.equal(line.client_gone, true);
-    await eventually(() => eventsOf(stack.sim, 'chat_aborted').length > 0, 2000, 'the backend to stop');
+    await eventually(() => eventsOf(stack.sim, 'chat_aborted').length > 0, 5000, 'the backend to stop');
 
     // A comes back: the proxy knows the slot lost it, so it restores A from disk instead of trusting the slot.
     const next = await chat(stack, continued(a, first.content, 713), { maxTokens: 2 });

@@ -52,10 +52,10 @@ describe('slot scheduling uses every slot', () => {
         max_tokens: 40,
         stream: true,
       });
-    const streams = await withDeadline(Promise.all([start(11), start(12)]), 2000, 'both streams to start');
+    const streams = await withDeadline(Promise.all([start(11), start(12)]), 5000, 'both streams to start');
     const iterators = streams.map((s) => s[Symbol.asyncIterator]());
     // A first chunk means the backend is decoding that request now.
-    await withDeadline(Promise.all(iterators.map((it) => it.next())), 2000, 'the first chunk of both streams');
+    await withDeadline(Promise.all(iterators.map((it) => it.next())), 5000, 'the first chunk of both streams');
     const slots = (await (await fetch(`${stack.sim.url}/slots`)).json()) as Array<{
       id: number;
       is_processing: boolean;
