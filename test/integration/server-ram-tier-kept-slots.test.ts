@@ -167,16 +167,19 @@ describe(
       // As above: each pushes out the one two before it, rescued within the loss window.
       for (let i = 1; i <= 6; i++) await chat(stack, opening(5600 + i), reply);
       const rescueLines = () => stack.logs.lines.filter((l) => l.msg === "saved from the server's RAM cache");
+      const withoutReply = () => rescueLines().find((l) => l.with_reply === false);
       const deadline = performance.now() + 3000;
-      while (rescueLines().length < 2 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-      const [first, second] = rescueLines();
-      assert.ok(first && second, 'two rescues');
+      while (!withoutReply() && performance.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+      const first = rescueLines()[0];
+      assert.ok(first, 'a rescue');
       // The first carries the reply's text and prefills the reply again (but the last token, which the state lacks).
       assert.equal(first.with_reply, true, JSON.stringify(first));
       assert.ok(Number(first.prompt_n) >= reply.maxTokens - 1, JSON.stringify(first));
-      // The next one replays the prompt alone: nothing left to prefill.
-      assert.equal(second.with_reply, false, JSON.stringify(second));
-      assert.ok(Number(second.prompt_n) <= 1, JSON.stringify(second));
+      // The next ones to start once it is over replay the prompt alone: nothing left to prefill. (On a loaded
+      // machine the second rescue may start before the first ends, and carry the text too.)
+      const alone = withoutReply();
+      assert.ok(alone, JSON.stringify(rescueLines()));
+      assert.ok(Number(alone.prompt_n) <= 1, JSON.stringify(alone));
       const status = (await (await fetch(`${stack.url}/proxycache/status`)).json()) as {
         backends: Array<{ ram_tier: { replays_without_text: string[] } }>;
       };
