@@ -87,6 +87,12 @@ export interface LlamaClient {
   destroy(): Promise<void>;
 }
 
+/** One generation call: the path and the JSON body bytes (with the pin spliced in, see json-body.upstreamBody). */
+export interface BackendCall {
+  path: string;
+  body: Buffer | string;
+}
+
 /** `id_slot` for a task the server places itself: the idle slot whose cache matches best, else the one idle longest. */
 export const ANY_SLOT = -1;
 

@@ -12,6 +12,7 @@
  * Whatever the API, the backend speaks llama-server's own formats, so the flow reads `timings` (or, failing that,
  * `usage`) from the backend's answer itself: from the JSON body, or from the stream's final or usage event.
  */
+import type { BackendCall } from '../backend/llama-client.js';
 import type { ProxyError } from '../errors.js';
 import type { AnswerShape } from './answer-text.js';
 
@@ -32,12 +33,6 @@ export interface Pin {
   /** A task sent without a pin, marked so `GET /slots` shows its slot (see task-mark.ts); never the client's seed. */
   seed?: number;
   stream?: false;
-}
-
-/** One call to the backend: the path and the JSON body bytes (with the pin spliced in, see json-body.upstreamBody). */
-export interface BackendCall {
-  path: string;
-  body: Buffer | string;
 }
 
 /**

@@ -22,6 +22,7 @@
  * what waits there first (`rescueNow`), and what an unload elsewhere took is given up (`modelsLoaded`).
  */
 import type { Logger } from 'pino';
+import type { BackendCall } from '../backend/llama-client.js';
 import { shortKey } from '../cache/meta-file.js';
 import type { SlotContent, SlotState } from './slot-state.js';
 import { EXPLORE_EVERY, RamTierPayoff } from './ram-tier-payoff.js';
@@ -35,9 +36,7 @@ export interface RamTierState extends RamTierVerdict {
 }
 
 /** A replay's backend path and body, and whether it carries the answer's text. */
-export interface ReplayCall {
-  path: string;
-  body: Buffer | string;
+export interface ReplayCall extends BackendCall {
   withReply: boolean;
 }
 
