@@ -6,9 +6,8 @@
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { FastifyReply } from 'fastify';
-import type { LlamaClient, UpstreamResponse } from '../backend/llama-client.js';
+import type { BackendCall, LlamaClient, UpstreamResponse } from '../backend/llama-client.js';
 import { describeCause } from '../errors.js';
-import type { BackendCall } from '../backend/llama-client.js';
 import type { AnswerConversion, StreamConversion } from './adapter.js';
 import { readAnswer, SseTap } from './sse-tap.js';
 import type { Timings } from './sse-tap.js';

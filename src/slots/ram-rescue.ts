@@ -47,7 +47,7 @@ export interface ReplayCall extends BackendCall {
  * and the route can carry it, the answer's text (see ReplayReplies).
  */
 export type Replay = (idSlot: number, mark: number | undefined, withReply: boolean) => ReplayCall;
-/** The replay a rescue sends, its form chosen. */
+/** The replay a rescue sends, built as it is sent (its form chosen then, see RamRescues.run). */
 export type ChosenReplay = (idSlot: number, mark?: number) => ReplayCall;
 
 /**
@@ -344,8 +344,10 @@ export class RamRescues {
   private async run(content: SlotContent, tries: number): Promise<boolean> {
     const left = this.left.get(content);
     if (!left || content.saved) return content.saved;
-    const withReply = this.replies.withReply(left.backend, content.model);
-    const replay: ChosenReplay = (idSlot, mark) => left.replay(idSlot, mark, withReply);
+    // Its form is chosen as it is sent, not now: rescues queue (at the launch gate, for a slot), and one ahead of it
+    // that carried the answer's text may tell meanwhile whether the text brings the reply back.
+    const replay: ChosenReplay = (idSlot, mark) =>
+      left.replay(idSlot, mark, this.replies.withReply(left.backend, content.model));
     const saved = await this.deps.rescue(left.backend, content, replay).catch(() => false);
     if (saved === true || content.saved) {
       this.left.delete(content);

@@ -115,6 +115,35 @@ describe(
       assert.deepEqual(missLines(stack), []);
     });
 
+    it("where a reply's text does not tokenize back, the rescues queued behind the first replay the prompt alone", async () => {
+      const { stack, tap, logMark } = stacks.keep(
+        await startTappedStack({
+          sim: { models: [{ id: 'tiny', replyTextTokenizesDifferently: true }], cacheRamMiB: 8192 },
+          env: { SAVE_POLICY: 'smart', N_SLOTS: '4', IDLE_SAVE_SECONDS: '1' },
+        }),
+      );
+      await logLineAfter(stack.logs, logMark, IDLE_CLEARING_FOUND, (l) => l.backend === tap.url, 15_000);
+      const reply = { maxTokens: 16 };
+      // The first rescue's replay (nothing to generate) is held until the next rescues are due and queue behind it.
+      const firstReplay = tap.hold((r) => r.body?.n_predict === 0);
+      // Back to back: each launch clears the answers before it into the RAM cache, to be rescued within the window.
+      for (const seed of [4301, 4302, 4303, 4304, 4305]) await chat(stack, opening(seed), reply);
+      await firstReplay.arrived;
+      await new Promise((resolve) => setTimeout(resolve, 600)); // past the others' rescue times (window 1 s)
+      firstReplay.release();
+      const rescueLines = () => stack.logs.lines.filter((l) => l.msg === "saved from the server's RAM cache");
+      await waitUntil(async () => rescueLines().length >= 3, 5000, 'three rescues');
+      const [first, ...after] = rescueLines();
+      // The first carries the reply's text and prefills it again (but its last token, which the state lacks) ...
+      assert.equal(first!.with_reply, true, JSON.stringify(first));
+      assert.ok(Number(first!.prompt_n) >= reply.maxTokens - 1, JSON.stringify(first));
+      // ... and the ones queued behind it, each chosen as it was sent, replay the prompt alone: nothing to prefill.
+      for (const line of after) {
+        assert.equal(line.with_reply, false, JSON.stringify(line));
+        assert.ok(Number(line.prompt_n) <= 1, JSON.stringify(line));
+      }
+    });
+
     it('a RAM cache smaller than declared: a miss lowers the limit, and from then on disk serves what RAM cannot', async () => {
       // About three conversations fit in the simulator's RAM cache; the proxy believes llama-server's default 8 GiB.
       const stack = stacks.keep(await startClearing(0.4, { SERVER_CACHE_RAM_MIB: '8192' }));

@@ -188,6 +188,39 @@ describe('RamRescues', () => {
     assert.deepEqual(ended, [first, second], 'both rescues over when close() resolves');
   });
 
+  it("a rescue queued behind one that carries the answer's text goes as that replay tells (its form is chosen as it is sent)", async () => {
+    const forms: boolean[] = [];
+    let queue: Promise<unknown> = Promise.resolve();
+    const r: RamRescues = new RamRescues({
+      windowMs: 600, // due 100 ms after the answer
+      log: pino({ level: 'silent' }),
+      // One at a time, as the launch gate or a slot lets them through; this replay brought back none of the reply.
+      rescue: (_backend, content, chosen) => {
+        const turn = queue.then(async () => {
+          await sleep(20);
+          const call = chosen(0);
+          forms.push(call.withReply);
+          r.noteReplayed(content, call.withReply, 1013);
+          return true as const;
+        });
+        queue = turn;
+        return turn;
+      },
+    });
+    for (const i of [0, 1]) {
+      const s = slot(i);
+      const content = held(1047, { key: `queued-${i}` });
+      r.taskRunning(s, replay);
+      r.taskEnded(s, content, 48);
+      r.cleared(content);
+    }
+    // Both timers fire at about the same moment; the second rescue waits for the first one's replay.
+    const deadline = performance.now() + 5000;
+    while (forms.length < 2 && performance.now() < deadline) await sleep(10);
+    assert.deepEqual(forms, [true, false]);
+    await r.close();
+  });
+
   it("replays carry the answer's text until one brings back less than half of the reply; then one in 8 does, to see a change", async () => {
     const lines: Array<{ msg: string; reused_of_reply?: number }> = [];
     const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
