@@ -194,7 +194,8 @@ describe('RamRescues', () => {
     const r: RamRescues = new RamRescues({
       windowMs: 600, // due 100 ms after the answer
       log: pino({ level: 'silent' }),
-      // One at a time, as the launch gate or a slot lets them through; this replay brought back none of the reply.
+      // One at a time, as the launch gate or a slot lets them through; a replay with the text brings back 13 of the
+      // reply's 48 tokens.
       rescue: (_backend, content, chosen) => {
         const turn = queue.then(async () => {
           await sleep(20);
