@@ -127,7 +127,7 @@ describe(
       // One turn each, back to back: each pushes out the one two before it, which nothing brings back, so its rescue
       // (a replay and a save) runs within the loss window.
       for (let i = 1; i <= 6; i++) await chat(stack, opening(5500 + i));
-      const rescues = () => stack.logs.lines.filter((l) => l.msg === "saved from the server's RAM cache").length;
+      const rescues = () => stack.logs.withMsg("saved from the server's RAM cache").length;
       const deadline = performance.now() + 3000;
       while (rescues() < 3 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 25));
       await new Promise((resolve) => setTimeout(resolve, 1200)); // past every loss window: the rescues are over
@@ -166,7 +166,7 @@ describe(
       await logLineAfter(stack.logs, 0, 'saved after answer');
       // As above: each pushes out the one two before it, rescued within the loss window.
       for (let i = 1; i <= 6; i++) await chat(stack, opening(5600 + i), reply);
-      const rescueLines = () => stack.logs.lines.filter((l) => l.msg === "saved from the server's RAM cache");
+      const rescueLines = () => stack.logs.withMsg("saved from the server's RAM cache");
       const withoutReply = () => rescueLines().find((l) => l.with_reply === false);
       const deadline = performance.now() + 3000;
       while (!withoutReply() && performance.now() < deadline) await new Promise((r) => setTimeout(r, 25));

@@ -131,7 +131,7 @@ describe(
       await firstReplay.arrived;
       await new Promise((resolve) => setTimeout(resolve, 600)); // past the others' rescue times (window 1 s)
       firstReplay.release();
-      const rescueLines = () => stack.logs.lines.filter((l) => l.msg === "saved from the server's RAM cache");
+      const rescueLines = () => stack.logs.withMsg("saved from the server's RAM cache");
       await waitUntil(async () => rescueLines().length >= 3, 5000, 'three rescues');
       const [first, ...after] = rescueLines();
       // The first carries the reply's text and prefills it again (but its last token, which the state lacks) ...
