@@ -27,14 +27,7 @@ export async function startTarget(kind: TargetKind, slots: number | 'auto', rout
       slotSavePath: saveDir,
       cost: { timeScale: 0 },
     });
-    return {
-      url: sim.url,
-      saveDir,
-      close: async () => {
-        await sim.close();
-        await rm(saveDir, { recursive: true, force: true });
-      },
-    };
+    return target(sim.url, saveDir, () => sim.close());
   }
   const where = locateLlamaServer();
   if ('skip' in where) throw new Error(where.skip);
@@ -45,11 +38,16 @@ export async function startTarget(kind: TargetKind, slots: number | 'auto', rout
     await symlink(where.model, join(modelsDir, 'tiny.gguf'));
   }
   const server = await startRealServer({ bin: where.bin, model: where.model, slots, saveDir, modelsDir });
+  return target(server.url, saveDir, () => server.stop());
+}
+
+/** A started server as a Target: closing it stops the server, then removes its save directory. */
+function target(url: string, saveDir: string, stop: () => Promise<void>): Target {
   return {
-    url: server.url,
+    url,
     saveDir,
     close: async () => {
-      await server.stop();
+      await stop();
       await rm(saveDir, { recursive: true, force: true });
     },
   };
