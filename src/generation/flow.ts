@@ -13,17 +13,10 @@ import type { DiskMatch, SlotPlan } from '../slots/slot-state.js';
 import { RequestLog, unplacedLine } from '../http/request-log.js';
 import type { ChatLogLine } from '../http/request-log.js';
 import type { GenerationDeps } from './deps.js';
-import {
-  beforeTaskStart,
-  confirmResidency,
-  bookSaveUnderContention,
-  enterLaunchGate,
-  leaveLaunchGateWhenRunning,
-  leavePlacementToServer,
-  launchClues,
-  leavesToServerRam,
-  placeUnpinnedTask,
-} from './slot-truth.js';
+import { confirmResidency } from './slot-truth.js';
+import { beforeTaskStart, bookSaveUnderContention } from './before-launch.js';
+import { enterLaunchGate, launchClues, leaveLaunchGateWhenRunning, placeUnpinnedTask } from './launch-tracking.js';
+import { leavePlacementToServer, leavesToServerRam } from './server-ram-tier.js';
 import { noteLaunch, reachRamByPin } from './pinned-ram-tier.js';
 import type { GatePass } from '../slots/launch-gate.js';
 import type { GenerationAdapter, GenerationRequest } from './adapter.js';

@@ -19,7 +19,8 @@ import { lcpBlocks } from '../prompt/block-match.js';
 import type { PromptAnalysis } from '../prompt/prompt-analysis.js';
 import type { DiskMatch, SlotContent, SlotPlan } from '../slots/slot-state.js';
 import type { GenerationDeps } from './deps.js';
-import { keepsWithoutSwaps, loadFromServerRam, noteClearedIntoRam, slotStillHolds } from './slot-truth.js';
+import { noteClearedIntoRam, slotStillHolds } from './slot-truth.js';
+import { keepsWithoutSwaps, loadFromServerRam } from './server-ram-tier.js';
 import type { SlotTruthDeps } from './slot-truth.js';
 
 export type PinnedRamDeps = SlotTruthDeps & Pick<GenerationDeps, 'policy'>;

@@ -21,7 +21,7 @@
  * for a free slot may leave the deferred queue ahead of it; seen with replies a few tokens long (4 in about 100).
  * So while other requests of ours are active on the backend, a task's save is booked as soon as it can be, at its
  * first token (bookSaveUnderContention), and a launch that books one for a task already ended waits for its answer
- * (letFinishedTasksEnd in slot-truth.ts).
+ * (letFinishedTasksEnd in before-launch.ts).
  */
 import type { BookedSave, CacheOpResult, SlotCache } from './slot-cache.js';
 import type { SlotContent, SlotState } from './slot-state.js';

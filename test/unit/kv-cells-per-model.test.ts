@@ -9,7 +9,8 @@ import { describe, it } from 'node:test';
 import pino from 'pino';
 import { Backend } from '../../src/backend/backend.js';
 import type { LlamaClient } from '../../src/backend/llama-client.js';
-import { leavesToServerRam, lookAtSlots } from '../../src/generation/slot-truth.js';
+import { lookAtSlots } from '../../src/generation/slot-truth.js';
+import { leavesToServerRam } from '../../src/generation/server-ram-tier.js';
 import type { SlotTruthDeps } from '../../src/generation/slot-truth.js';
 import { SlotPool } from '../../src/slots/slot-pool.js';
 

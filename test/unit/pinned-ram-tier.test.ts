@@ -4,7 +4,7 @@ import pino from 'pino';
 import { Backend } from '../../src/backend/backend.js';
 import type { LlamaClient } from '../../src/backend/llama-client.js';
 import { movesIntoRam } from '../../src/generation/pinned-ram-tier.js';
-import { leavesToServerRam } from '../../src/generation/slot-truth.js';
+import { leavesToServerRam } from '../../src/generation/server-ram-tier.js';
 import type { SlotTruthDeps } from '../../src/generation/slot-truth.js';
 import { SlotPool } from '../../src/slots/slot-pool.js';
 import type { SlotContent } from '../../src/slots/slot-state.js';
