@@ -143,8 +143,15 @@ for (const configuration of CONFIGURATIONS) {
     if (configuration.clearsIdleSlots) {
       it("later turns come back from the server's RAM cache (disk behind it): none is restored from disk", () => {
         const decisions = proxied.filter((t) => t.previous).map((t) => t.result.line.decision);
+        // Sent for the RAM cache, or resident; `cold` where a rescue had just taken the conversation from the RAM
+        // cache to bring it to disk (neither tier known to hold it as the request was planned): sent without a pin
+        // all the same, and the server found it (the reuse is checked below).
         assert.ok(
-          decisions.every((d) => d === 'server_cache' || d === 'resident'),
+          decisions.every((d) => d === 'server_cache' || d === 'resident' || d === 'cold'),
+          JSON.stringify(decisions),
+        );
+        assert.ok(
+          decisions.filter((d) => d === 'server_cache').length >= decisions.length / 2,
           JSON.stringify(decisions),
         );
       });
@@ -163,7 +170,9 @@ for (const configuration of CONFIGURATIONS) {
 describe('llama-server -np 2: its RAM cache in front of the disk, reached by pins', { skip }, () => {
   it('an answer pushed out of its slot before it was saved comes back whole from the RAM cache, and reaches the disk within the loss window', async () => {
     if ('skip' in where) return;
-    const stack = await startRealStack(where, { server: { slots: 2 } });
+    // A loss window long enough for the four requests below on a slow machine: a rescue of `a` before its second turn
+    // would bring it back into a slot (resident, not from the RAM cache).
+    const stack = await startRealStack(where, { server: { slots: 2 }, env: { IDLE_SAVE_SECONDS: '6' } });
     try {
       await realChat(stack, 'proxy', openingOf(801));
       // Its save after the answer tells the proxy the size of a token's state.
@@ -183,7 +192,7 @@ describe('llama-server -np 2: its RAM cache in front of the disk, reached by pin
       // b, pushed out in its turn with no save, is brought back from the RAM cache and saved.
       const rescued = await stack.logs.waitFor(
         (l) => l.msg === "saved from the server's RAM cache" && l.key === b1.line.key,
-        5000,
+        10_000,
         'b saved from the RAM cache',
       );
       assert.ok((rescued.cache_n as number) >= b1.promptTokens, JSON.stringify(rescued));

@@ -42,6 +42,13 @@ export async function beforeTaskStart(
   // Idle at the server: ours too when a request holds the slot but waits at the gate (its task not sent yet).
   // What stays unsaved there goes into the server's RAM cache with the clearing (see ServerRamCacheLedger).
   for (const content of deps.pool.forgetClearedOn(backend, running)) noteClearedIntoRam(deps, backend, content);
+  // Sent without a pin, the task runs where the server puts it: what the request's own record held sits in an idle
+  // slot at the server like the others and goes into the RAM cache with them (the record follows the task once found).
+  const own = plan.unpinned ? plan.slot.content : undefined;
+  if (own) {
+    deps.pool.forget(plan.slot);
+    noteClearedIntoRam(deps, backend, own);
+  }
   return saves;
 }
 
