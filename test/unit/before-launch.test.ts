@@ -1,12 +1,10 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import pino from 'pino';
-import { Backend } from '../../src/backend/backend.js';
-import type { LlamaClient } from '../../src/backend/llama-client.js';
 import { beforeTaskStart } from '../../src/generation/before-launch.js';
 import type { SlotTruthDeps } from '../../src/generation/slot-truth.js';
 import { SlotPool } from '../../src/slots/slot-pool.js';
 import type { SlotContent } from '../../src/slots/slot-state.js';
+import { unitBackend } from '../support/unit-backend.js';
 
 const conversation: SlotContent = {
   key: 'x',
@@ -21,15 +19,7 @@ const conversation: SlotContent = {
 /** A backend seen clearing its idle slots at every task start, its record 0 holding `conversation` (on disk). */
 function clearingBackend() {
   const pool = new SlotPool([{ nSlots: 2, sharedAcrossModels: () => true }]);
-  const client = { kind: 'llama-server', url: 'http://backend' } as unknown as LlamaClient;
-  const backend = new Backend({
-    index: 0,
-    client,
-    settings: { nSlots: 2, nSlotsConfigured: false, serverCacheRamMib: 8192 },
-    modelId: 'm',
-    pool,
-    log: pino({ level: 'silent' }),
-  });
+  const backend = unitBackend(pool, 2, { kind: 'llama-server' });
   backend.noteClearsIdleSlots('slots check');
   backend.ramCache.learnTokenSize('m', 100, 100 * 4112);
   const cleared: SlotContent[] = [];

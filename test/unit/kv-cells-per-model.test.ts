@@ -6,13 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import pino from 'pino';
-import { Backend } from '../../src/backend/backend.js';
-import type { LlamaClient } from '../../src/backend/llama-client.js';
 import { lookAtSlots } from '../../src/generation/slot-truth.js';
 import { leavesToServerRam } from '../../src/generation/server-ram-tier.js';
 import type { SlotTruthDeps } from '../../src/generation/slot-truth.js';
 import { SlotPool } from '../../src/slots/slot-pool.js';
+import { unitBackend } from '../support/unit-backend.js';
 
 const SLOTS = 4;
 /** Each model's `-c`: `tight` holds one 300-token conversation at a time, `roomy` one in every slot. */
@@ -31,20 +29,8 @@ function backendOf(kind: 'router' | 'llama-server') {
       id_task: id,
       n_prompt_tokens: 0,
     }));
-  const client = {
-    kind,
-    url: 'http://backend',
-    slots: (model: string) => Promise.resolve(slotsAnswer(model)),
-  } as unknown as LlamaClient;
-  const log = pino({ level: 'silent' });
-  const backend = new Backend({
-    index: 0,
-    client,
-    settings: { nSlots: SLOTS, nSlotsConfigured: false, serverCacheRamMib: 8192 },
-    modelId: 'tight',
-    pool,
-    log,
-  });
+  const slots = (model: string) => Promise.resolve(slotsAnswer(model));
+  const backend = unitBackend(pool, SLOTS, { kind, slots }, 'tight');
   backend.noteClearsIdleSlots('slots check');
   for (const model of Object.keys(CELLS)) backend.ramCache.learnTokenSize(model, TOKENS, TOKENS * BYTES_PER_TOKEN);
   const deps = {

@@ -1,13 +1,11 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import pino from 'pino';
-import { Backend } from '../../src/backend/backend.js';
-import type { LlamaClient } from '../../src/backend/llama-client.js';
 import { movesIntoRam } from '../../src/generation/pinned-ram-tier.js';
 import { leavesToServerRam } from '../../src/generation/server-ram-tier.js';
 import type { SlotTruthDeps } from '../../src/generation/slot-truth.js';
 import { SlotPool } from '../../src/slots/slot-pool.js';
 import type { SlotContent } from '../../src/slots/slot-state.js';
+import { unitBackend } from '../support/unit-backend.js';
 
 const held = (blocks: string[], nTokens?: number): SlotContent => ({
   key: 'k',
@@ -39,15 +37,7 @@ describe('movesIntoRam: whether a task pinned to a slot moves what the slot hold
 /** A backend of `kind` seen keeping its idle slots, whose token size the proxy knows. */
 function keepingBackend(kind: 'llama-server' | 'llama-swap' | 'router') {
   const pool = new SlotPool([{ nSlots: 2, sharedAcrossModels: () => kind === 'llama-server' }]);
-  const client = { kind, url: 'http://backend' } as unknown as LlamaClient;
-  const backend = new Backend({
-    index: 0,
-    client,
-    settings: { nSlots: 2, nSlotsConfigured: false, serverCacheRamMib: 8192 },
-    modelId: 'm',
-    pool,
-    log: pino({ level: 'silent' }),
-  });
+  const backend = unitBackend(pool, 2, { kind });
   backend.behaviour.noteKeepsIdleSlots();
   backend.ramCache.learnTokenSize('m', 100, 100 * 4112);
   const deps = {
