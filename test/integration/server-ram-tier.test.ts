@@ -28,7 +28,12 @@ async function startClearing(cacheRamMiB: number, env: StackOptions['env'] = {},
     sim: { models: [{ id: 'tiny', ...(nCtx && { nCtx }) }], cacheRamMiB },
     env: { SAVE_POLICY: 'smart', N_SLOTS: '4', IDLE_SAVE_SECONDS: '0', ...env },
   });
-  await logLineAfter(stack.logs, 0, IDLE_CLEARING_FOUND, (l) => l.seen_by === 'start-up probe');
+  try {
+    await logLineAfter(stack.logs, 0, IDLE_CLEARING_FOUND, (l) => l.seen_by === 'start-up probe');
+  } catch (err) {
+    await stack.close(); // not kept by the test yet: left running, it would hold the test file open
+    throw err;
+  }
   return stack;
 }
 
