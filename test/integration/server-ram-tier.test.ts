@@ -13,6 +13,7 @@ import { postJson, startStack } from '../support/stack.js';
 import type { Stack, StackOptions } from '../support/stack.js';
 import { stacksPerTest, startTappedStack } from '../support/tapped-stack.js';
 import type { TappedStack } from '../support/tapped-stack.js';
+import { eventually } from '../support/deadline.js';
 import { words } from '../support/text.js';
 import type { TapRequest } from '../support/tap.js';
 import { RECHECK_AFTER_QUIET_MS } from '../../src/generation/slot-truth.js';
@@ -67,15 +68,6 @@ const LONG_WORDS = 300;
 const CELLS_FOR_ONE = 560;
 const CELLS_FOR_TWO = 900;
 
-/** Resolve once `check` holds; fail after `ms`. */
-async function waitUntil(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (!(await check())) {
-    if (performance.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
 /** One more turn of every conversation, in order; returns the new turns. */
 async function nextRound(stack: Stack, turns: Turn[], seed: number): Promise<Turn[]> {
   const next: Turn[] = [];
@@ -110,7 +102,7 @@ describe(
       // (left to the RAM cache, it was brought back and saved; the last one run, from its slot in the idle time).
       for (const turn of turns) {
         const meta = metaPath(stack.metaDir, keyOf(turn.messages));
-        await waitUntil(() => exists(meta), 3000, JSON.stringify(turn.result.line));
+        await eventually(() => exists(meta), 3000, JSON.stringify(turn.result.line));
       }
       assert.equal(
         slotFileEvents(stack.sim, 'save').filter((e) => e.ok).length,
@@ -137,7 +129,7 @@ describe(
       await new Promise((resolve) => setTimeout(resolve, 600)); // past the others' rescue times (window 1 s)
       firstReplay.release();
       const rescueLines = () => stack.logs.withMsg("saved from the server's RAM cache");
-      await waitUntil(async () => rescueLines().length >= 3, 5000, 'three rescues');
+      await eventually(() => rescueLines().length >= 3, 5000, 'three rescues');
       const [first, ...after] = rescueLines();
       // The first carries the reply's text and prefills it again (but its last token, which the state lacks) ...
       assert.equal(first!.with_reply, true, JSON.stringify(first));
@@ -354,7 +346,7 @@ describe(
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ messages: opening(4803), max_tokens: 64, seed: 7 }),
       });
-      await waitUntil(async () => (await slotShowing(7)) !== undefined, 10_000, "the other client's task to start");
+      await eventually(async () => (await slotShowing(7)) !== undefined, 10_000, "the other client's task to start");
       lookup.release();
       await Promise.all([pDone, other]);
       const pLine = await lineOf(p);

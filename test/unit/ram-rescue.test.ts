@@ -9,6 +9,7 @@ import pino from 'pino';
 import { RamRescues } from '../../src/slots/ram-rescue.js';
 import type { Replay, RescueOutcome } from '../../src/slots/ram-rescue.js';
 import type { SlotContent } from '../../src/slots/slot-state.js';
+import { eventually } from '../support/deadline.js';
 import { held, slot } from '../support/slot-fixtures.js';
 
 const replay: Replay = (_idSlot, _mark, withReply) => ({ path: '/v1/chat/completions', body: '{}', withReply });
@@ -216,8 +217,7 @@ describe('RamRescues', () => {
       r.cleared(content);
     }
     // Both timers fire at about the same moment; the second rescue waits for the first one's replay.
-    const deadline = performance.now() + 5000;
-    while (forms.length < 2 && performance.now() < deadline) await sleep(10);
+    await eventually(() => forms.length >= 2, 5000, 'both rescues');
     assert.deepEqual(forms, [true, false]);
     await r.close();
   });
