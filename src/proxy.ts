@@ -31,6 +31,7 @@ import { shortKey } from './cache/meta-file.js';
 import { rescueFromServerRam } from './generation/ram-rescue-launch.js';
 import { LaunchGate } from './slots/launch-gate.js';
 import { BackendActivity } from './backend/backend-activity.js';
+import { SmallPromptsFirst } from './backend/small-prompts-first.js';
 import { unsavedBigContent } from './slots/slot-planner.js';
 import { unsavedAtShutdown } from './slots/shutdown-saves.js';
 import type { ShutdownSaveDeps } from './slots/shutdown-saves.js';
@@ -168,6 +169,7 @@ export async function createProxy(config: Config, log: Logger): Promise<Proxy> {
     prepareForModel: (model, big) => prepareForModel(swapDeps, model, big),
     pending: new PendingModels(),
     launchGate: new LaunchGate(),
+    smallFirst: new SmallPromptsFirst(),
     rescues,
     observer: observation.observer,
     lcpTh: config.lcpTh,

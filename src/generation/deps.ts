@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import type { BackendActivity } from '../backend/backend-activity.js';
 import type { Backends } from '../backend/backends.js';
+import type { SmallPromptsFirst } from '../backend/small-prompts-first.js';
 import type { DiskMatcher } from '../cache/disk-match.js';
 import type { PrefixIndex } from '../cache/prefix-index.js';
 import type { Observer } from '../observe/observer.js';
@@ -41,6 +42,8 @@ export interface GenerationDeps {
   activity: BackendActivity;
   /** One task launch at a time on backends that clear idle slots. */
   launchGate: LaunchGate;
+  /** Small prompts sent to a backend start before a big launch that follows them (small-prompts-first.ts). */
+  smallFirst: SmallPromptsFirst;
   /** Conversations left to the server's RAM cache, saved within the loss window (ram-rescue.ts). */
   rescues: RamRescues;
   /** Growth given up by evictions that skipped their save, per older entry (the smart policy's ski rental). */

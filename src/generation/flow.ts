@@ -99,7 +99,11 @@ async function serve(
   line.session = gen.session;
   const backend = deps.backends.at(plan.slot.backend);
   let gate: GatePass | undefined;
+  // A small prompt is on its way from now until its first byte; a big one lets those on their way start first
+  // (sent with it, they would wait for its first batch).
+  const smallStarted = analysis.big ? undefined : deps.smallFirst.onItsWay(backend.index, gen.request.stream);
   try {
+    if (analysis.big) line.smallFirstMs = await deps.smallFirst.started(backend.index);
     gate = await enterLaunchGate(deps, plan, analysis, worthIt);
     if (gate) line.gatePassed = performance.now();
     // A task sent without a pin just before may not run on the server yet, and its launch will clear this slot:
@@ -155,12 +159,14 @@ async function serve(
       ...(leftToRam && gen.request.replayWithReply && { collectReply: gen.request.replayWithReply.answerShape }),
       onFirstByte: () => {
         runs();
+        smallStarted?.();
         line.firstByte = performance.now();
         prefill.end();
         backend.behaviour.noteFirstByte(plan.slot);
         if (analysis.big) bookSaveUnderContention(deps, plan.slot);
       },
     }).finally(() => {
+      smallStarted?.();
       runs();
       prefill.end();
     });
@@ -211,6 +217,7 @@ async function serve(
     if (line.forwardStarted !== undefined) deps.pool.forget(plan.slot);
     throw err;
   } finally {
+    smallStarted?.();
     gate?.release();
     // After a failure: a save booked for this task holds a state nobody knows (deleted).
     await deps.bookedSaves.taskEnded(plan.slot, undefined);

@@ -35,7 +35,12 @@ export interface ChatLogLine {
   restore_key?: string;
   match_ratio?: number;
   wait_ms?: number;
-  /** On a backend that clears idle slots: from getting the slot until its launch's turn came (one launch at a time). */
+  /** A big request: how long it let small prompts sent just before it start first (small-prompts-first.ts). */
+  small_first_ms?: number;
+  /**
+   * On a backend that clears idle slots: from getting the slot (and letting small prompts start first) until its
+   * launch's turn came (one launch at a time).
+   */
   gate_ms?: number;
   /** From arrival until the task was sent to the backend: the wait, the saves, the restore, the checks. */
   sent_ms?: number;
@@ -80,6 +85,8 @@ function roundMs(n: number): number {
 
 /** Collects what happened to one request for its single log line. */
 export class RequestLog {
+  /** A big request: milliseconds it waited for small prompts sent before it to start (0 when none was on its way). */
+  smallFirstMs?: number;
   /** When the request's turn to launch came (`performance.now()`), on a backend that clears idle slots. */
   gatePassed?: number;
   /** When the request was sent to the backend (`performance.now()`); undefined while it was not. */
@@ -138,7 +145,10 @@ export class RequestLog {
       ...(plan.restore && { restore_key: shortKey(plan.restore.key), match_ratio: roundMs(plan.restore.ratio) }),
       ...(plan.resident && { match_ratio: roundMs(plan.resident.ratio) }),
       wait_ms: roundMs(this.acquired - this.started),
-      ...(this.gatePassed !== undefined && { gate_ms: roundMs(this.gatePassed - this.acquired) }),
+      ...(this.smallFirstMs && { small_first_ms: roundMs(this.smallFirstMs) }),
+      ...(this.gatePassed !== undefined && {
+        gate_ms: roundMs(this.gatePassed - this.acquired - (this.smallFirstMs ?? 0)),
+      }),
       ...(this.forwardStarted !== undefined && { sent_ms: roundMs(this.forwardStarted - this.started) }),
       ...(this.firstByte !== undefined && { first_byte_ms: roundMs(this.firstByte - this.started) }),
       ...(this.slotCheck && { slot_check: this.slotCheck }),

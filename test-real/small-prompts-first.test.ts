@@ -1,0 +1,75 @@
+/**
+ * Small prompts first, on a real llama-server: a small prompt sent just before a big one gets its first token
+ * before the big one's prefill, where the server alone would take both up in one batch (small-prompts-first.ts).
+ */
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, it } from 'node:test';
+import type OpenAI from 'openai';
+import { locateLlamaServer } from '../test/support/real-server.js';
+import { REAL_MODEL, openingOf, startRealStack } from '../test/support/real-stack.js';
+import type { Message, RealStack } from '../test/support/real-stack.js';
+import { words } from '../test/support/text.js';
+
+const where = locateLlamaServer();
+const skip = 'skip' in where ? where.skip : false;
+
+/** A streamed chat: when its first chunk came (`performance.now()`) and the server's timings. */
+async function timedStream(
+  openai: OpenAI,
+  messages: Message[],
+  maxTokens: number,
+): Promise<{ firstChunk: number; promptMs: number }> {
+  const stream = await openai.chat.completions.create({
+    model: REAL_MODEL,
+    messages,
+    max_tokens: maxTokens,
+    temperature: 0,
+    stream: true,
+  });
+  let firstChunk = 0;
+  let promptMs: number | undefined;
+  for await (const chunk of stream) {
+    firstChunk ||= performance.now();
+    promptMs = (chunk as unknown as { timings?: { prompt_ms: number } }).timings?.prompt_ms ?? promptMs;
+  }
+  if (promptMs === undefined) throw new Error('the answer carried no timings');
+  return { firstChunk, promptMs };
+}
+
+describe('small prompts first, on a real llama-server (-np 3)', { skip }, () => {
+  let stack: RealStack;
+  before(async () => {
+    if ('skip' in where) return;
+    stack = await startRealStack(where, { server: { slots: 3, args: ['--cache-ram', '0'] } });
+  });
+  after(() => stack?.close());
+
+  it('a small prompt sent just before a big one gets its first token before the big one is prefilled, though the server was busy', async () => {
+    for (let trial = 0; trial < 3; trial++) {
+      // A prompt being prefilled keeps the server's loop busy for a whole batch: the two prompts sent meanwhile
+      // reach it together and, sent on, would be taken up in one batch when it is done.
+      const busy = timedStream(stack.openai, openingOf(300 + trial, 600), 4);
+      await sleep(100);
+      const mark = stack.logs.lines.length;
+      const small = timedStream(stack.openai, [{ role: 'user', content: words(20, 100 + trial) }], 4);
+      await sleep(5);
+      const big = timedStream(stack.openai, openingOf(200 + trial, 2000), 4);
+      const [s, b] = await Promise.all([small, big, busy]);
+      assert.ok(
+        s.firstChunk < b.firstChunk - b.promptMs / 2,
+        `trial ${trial}: the small prompt's first token came ${Math.round(b.firstChunk - s.firstChunk)} ms before ` +
+          `the big one's, whose prefill took ${Math.round(b.promptMs)} ms`,
+      );
+      const bigLine = await stack.logs.waitFor(
+        (l) => l.msg === 'chat' && l.words === 2000 && stack.logs.lines.indexOf(l) >= mark,
+        10_000,
+        "the big request's chat line",
+      );
+      assert.ok(
+        Number(bigLine.small_first_ms) > 0,
+        `trial ${trial}: the big request's line says it let the small one start`,
+      );
+    }
+  });
+});
