@@ -7,13 +7,15 @@
  * (noise): two clients whose answers ended together sent a title and a turn at the same moment, and the title's first
  * token came after the turn's prefill, 250 to 900 ms instead of 30.
  *
- * So a big request lets the small prompts on their way to the same backend when it comes start first: it waits for
- * their first byte. That costs it the small prompt's own batch: whatever else holds up the small prompt (the
- * server's loop busy) would hold it up too. A small prompt is on its way from getting its slot, not from its
- * sending: a save of the slot's content before it (with `-np N`) would otherwise let a big request that came a
- * moment later find nothing on its way, restore its own conversation meanwhile, and reach the server with it. Small
- * prompts that come later do not hold it back. Bounds (HeadStart): a streamed answer's first byte comes with its first
- * token, a non-streamed one's only at its end, so for that one the wait is short.
+ * So a big request lets the small prompts on their way to the same backend start before it is sent: it waits for
+ * their first byte. That costs it the small prompt's own batch: whatever else holds up the small prompt (the server's
+ * loop busy) would hold it up too. A small prompt is on its way from getting its slot, not from its sending: a save
+ * of the slot's content before it (with `-np N`) would otherwise let a big request find nothing on its way and reach
+ * the server with it. The big request waits once its slot is ready (restored), so that its restore, a slot action,
+ * runs meanwhile; but on a backend that clears idle slots before it enters the launch gate (launch-gate.ts), where
+ * the small prompts would otherwise wait behind it. Small prompts that come later do not hold it back. Bounds
+ * (HeadStart): a streamed answer's first byte comes with its first token, a non-streamed one's only at its end, so
+ * for that one the wait is short.
  */
 export class SmallPromptsFirst {
   /** Small prompts on their way and not started yet (no first byte), per backend. */

@@ -100,10 +100,12 @@ async function serve(
   const backend = deps.backends.at(plan.slot.backend);
   let gate: GatePass | undefined;
   // A small prompt is on its way from now until its first byte; a big one lets those on their way start first
-  // (sent with it, they would wait for its first batch).
+  // (sent with it, they would wait for its first batch): outside the launch gate, or once its slot is ready.
   const smallStarted = analysis.big ? undefined : deps.smallFirst.onItsWay(backend.index, gen.request.stream);
+  const smallsFirst = async () => (line.smallFirstMs = await deps.smallFirst.started(backend.index));
+  const gated = backend.behaviour.clearsIdleSlots();
   try {
-    if (analysis.big) line.smallFirstMs = await deps.smallFirst.started(backend.index);
+    if (analysis.big && gated) await smallsFirst();
     gate = await enterLaunchGate(deps, plan, analysis, worthIt);
     if (gate) line.gatePassed = performance.now();
     // A task sent without a pin just before may not run on the server yet, and its launch will clear this slot:
@@ -118,6 +120,7 @@ async function serve(
     if (gate && plan.restore && !plan.unpinned) await deps.launchGate.launched(backend.index);
     await runPlan(deps, plan, analysis, line);
     if (plan.skippedSave) noteSkipped(deps.rent, plan.skippedSave);
+    if (analysis.big && !gated) await smallsFirst();
     // The server loads the conversation from its RAM cache before it clears the idle slots: room first.
     const loading = plan.fromServerCache?.content.nTokens;
     const ramLoad = loading ? await roomForRamLoad(deps, backend.index, analysis.model, loading) : undefined;

@@ -35,7 +35,7 @@ export interface ChatLogLine {
   restore_key?: string;
   match_ratio?: number;
   wait_ms?: number;
-  /** A big request: how long it let small prompts sent just before it start first (small-prompts-first.ts). */
+  /** A big request: how long it let the small prompts on their way start first (small-prompts-first.ts). */
   small_first_ms?: number;
   /**
    * On a backend that clears idle slots: from getting the slot (and letting small prompts start first) until its
@@ -85,7 +85,7 @@ function roundMs(n: number): number {
 
 /** Collects what happened to one request for its single log line. */
 export class RequestLog {
-  /** A big request: milliseconds it waited for small prompts sent before it to start (0 when none was on its way). */
+  /** A big request: milliseconds it waited for the small prompts on their way to start (0 when none was). */
   smallFirstMs?: number;
   /** When the request's turn to launch came (`performance.now()`), on a backend that clears idle slots. */
   gatePassed?: number;

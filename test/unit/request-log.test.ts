@@ -25,3 +25,17 @@ test('wait_ms is the time until the slot was acquired, never derived from the sa
   const wait = line.toJSON('http://b').wait_ms as number;
   assert.ok(wait >= 5 && wait < 1000, `wait_ms ${wait}`);
 });
+
+test('small_first_ms says how long a big request let small prompts start first, and gate_ms does not count it again', () => {
+  const acquired = performance.now() - 50;
+  const line = new RequestLog(analysis, plan(), acquired - 1, acquired);
+  line.smallFirstMs = 30;
+  line.gatePassed = acquired + 40; // 30 ms for the small prompts, then 10 ms at the gate
+  const json = line.toJSON('http://b');
+  assert.equal(json.small_first_ms, 30);
+  assert.equal(json.gate_ms, 10);
+
+  const none = new RequestLog(analysis, plan(), acquired - 1, acquired);
+  none.smallFirstMs = 0;
+  assert.equal('small_first_ms' in none.toJSON('http://b'), false, 'absent when nothing was on its way');
+});

@@ -3,16 +3,17 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SmallPromptsFirst } from '../../src/backend/small-prompts-first.js';
 
+const LONG = { streamedMs: 5000, unstreamedMs: 5000 };
+
 test('with no small prompt on its way, a big request does not wait', async () => {
-  const first = new SmallPromptsFirst({ streamedMs: 1000, unstreamedMs: 1000 });
+  const first = new SmallPromptsFirst(LONG);
   assert.equal(await first.started(0), 0);
-  const started = first.onItsWay(0, true);
-  started();
+  first.onItsWay(0, true)();
   assert.equal(await first.started(0), 0, 'a small prompt that started holds nothing back');
 });
 
 test('a big request waits until the small prompts on their way start', async () => {
-  const first = new SmallPromptsFirst({ streamedMs: 5000, unstreamedMs: 5000 });
+  const first = new SmallPromptsFirst(LONG);
   const a = first.onItsWay(0, true);
   const b = first.onItsWay(0, true);
   let done = false;
@@ -28,7 +29,7 @@ test('a big request waits until the small prompts on their way start', async () 
 });
 
 test('a small prompt that comes after the wait began does not prolong it', async () => {
-  const first = new SmallPromptsFirst({ streamedMs: 5000, unstreamedMs: 5000 });
+  const first = new SmallPromptsFirst(LONG);
   const before = first.onItsWay(0, true);
   const waiting = first.started(0);
   first.onItsWay(0, true); // never starts
@@ -51,7 +52,7 @@ test('the wait ends with the head start, counted from when each small prompt got
 });
 
 test('backends are separate', async () => {
-  const first = new SmallPromptsFirst({ streamedMs: 5000, unstreamedMs: 5000 });
+  const first = new SmallPromptsFirst(LONG);
   first.onItsWay(1, true);
   assert.equal(await first.started(0), 0);
 });
