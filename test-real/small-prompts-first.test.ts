@@ -37,39 +37,48 @@ async function timedStream(
   return { firstChunk, promptMs };
 }
 
-describe('small prompts first, on a real llama-server (-np 3)', { skip }, () => {
-  let stack: RealStack;
-  before(async () => {
-    if ('skip' in where) return;
-    stack = await startRealStack(where, { server: { slots: 3, args: ['--cache-ram', '0'] } });
-  });
-  after(() => stack?.close());
+/** A server that keeps its idle slots (the big request waits with its slot ready), and one that clears them (before
+ * the launch gate). */
+const CONFIGURATIONS = [
+  { name: '-np 3, no RAM cache', server: { slots: 3, args: ['--cache-ram', '0'] } },
+  { name: 'defaults (no -np: idle slots cleared)', server: { slots: 'auto' as const } },
+];
 
-  it('a small prompt sent just before a big one gets its first token before the big one is prefilled, though the server was busy', async () => {
-    for (let trial = 0; trial < 3; trial++) {
-      // A prompt being prefilled keeps the server's loop busy for a whole batch: the two prompts sent meanwhile
-      // reach it together and, sent on, would be taken up in one batch when it is done.
-      const busy = timedStream(stack.openai, openingOf(300 + trial, 600), 4);
-      await sleep(100);
-      const mark = stack.logs.lines.length;
-      const small = timedStream(stack.openai, [{ role: 'user', content: words(20, 100 + trial) }], 4);
-      await sleep(5);
-      const big = timedStream(stack.openai, openingOf(200 + trial, 2000), 4);
-      const [s, b] = await Promise.all([small, big, busy]);
-      assert.ok(
-        s.firstChunk < b.firstChunk - b.promptMs / 2,
-        `trial ${trial}: the small prompt's first token came ${Math.round(b.firstChunk - s.firstChunk)} ms before ` +
-          `the big one's, whose prefill took ${Math.round(b.promptMs)} ms`,
-      );
-      const bigLine = await stack.logs.waitFor(
-        (l) => l.msg === 'chat' && l.words === 2000 && stack.logs.lines.indexOf(l) >= mark,
-        10_000,
-        "the big request's chat line",
-      );
-      assert.ok(
-        Number(bigLine.small_first_ms) > 0,
-        `trial ${trial}: the big request's line says it let the small one start`,
-      );
-    }
+for (const configuration of CONFIGURATIONS) {
+  describe(`small prompts first, on a real llama-server (${configuration.name})`, { skip }, () => {
+    let stack: RealStack;
+    before(async () => {
+      if ('skip' in where) return;
+      stack = await startRealStack(where, { server: configuration.server });
+    });
+    after(() => stack?.close());
+
+    it('a small prompt sent just before a big one gets its first token before the big one is prefilled, though the server was busy', async () => {
+      for (let trial = 0; trial < 3; trial++) {
+        // A prompt being prefilled keeps the server's loop busy for a whole batch: the two prompts sent meanwhile
+        // reach it together and, sent on, would be taken up in one batch when it is done.
+        const busy = timedStream(stack.openai, openingOf(300 + trial, 600), 4);
+        await sleep(100);
+        const mark = stack.logs.lines.length;
+        const small = timedStream(stack.openai, [{ role: 'user', content: words(20, 100 + trial) }], 4);
+        await sleep(5);
+        const big = timedStream(stack.openai, openingOf(200 + trial, 2000), 4);
+        const [s, b] = await Promise.all([small, big, busy]);
+        assert.ok(
+          s.firstChunk < b.firstChunk - b.promptMs / 2,
+          `trial ${trial}: the small prompt's first token came ${Math.round(b.firstChunk - s.firstChunk)} ms before ` +
+            `the big one's, whose prefill took ${Math.round(b.promptMs)} ms`,
+        );
+        const bigLine = await stack.logs.waitFor(
+          (l) => l.msg === 'chat' && l.words === 2000 && stack.logs.lines.indexOf(l) >= mark,
+          10_000,
+          "the big request's chat line",
+        );
+        assert.ok(
+          Number(bigLine.small_first_ms) > 0,
+          `trial ${trial}: the big request's line says it let the small one start`,
+        );
+      }
+    });
   });
-});
+}

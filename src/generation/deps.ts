@@ -42,7 +42,7 @@ export interface GenerationDeps {
   activity: BackendActivity;
   /** One task launch at a time on backends that clear idle slots. */
   launchGate: LaunchGate;
-  /** Small prompts sent to a backend start before a big launch that follows them (small-prompts-first.ts). */
+  /** The small prompts on their way to a backend start before a big request is sent (small-prompts-first.ts). */
   smallFirst: SmallPromptsFirst;
   /** Conversations left to the server's RAM cache, saved within the loss window (ram-rescue.ts). */
   rescues: RamRescues;
