@@ -79,6 +79,14 @@ for (const configuration of CONFIGURATIONS) {
           `trial ${trial}: the big request's line says it let the small one start`,
         );
       }
+      // Visible to an operator: the metric counts the waits, the status API shows each.
+      const metrics = await (await fetch(`${stack.url}/metrics`)).text();
+      const waits = Number(/^proxycache_small_first_wait_seconds_count (\d+)/m.exec(metrics)?.[1]);
+      assert.ok(waits >= 3, `proxycache_small_first_wait_seconds_count ${waits}`);
+      const listed = (await (await fetch(`${stack.url}/proxycache/requests?limit=50`)).json()) as {
+        requests: Array<{ small_first_ms?: number }>;
+      };
+      assert.ok(listed.requests.filter((r) => (r.small_first_ms ?? 0) > 0).length >= 3);
     });
   });
 }

@@ -115,6 +115,12 @@ export function createMetrics(src: MetricsSources): ProxyMetrics {
     help: 'Time a chat request waited for a slot',
     buckets: [0.001, 0.005, 0.025, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
   });
+  const smallFirst = new Histogram({
+    ...reg,
+    name: 'proxycache_small_first_wait_seconds',
+    help: 'Time a big request waited for the small prompts on their way to its backend to start first (those that waited)',
+    buckets: [0.001, 0.005, 0.025, 0.1, 0.5, 1, 2.5],
+  });
   const ops = new Counter({
     ...reg,
     name: 'proxycache_cache_operations_total',
@@ -179,6 +185,7 @@ export function createMetrics(src: MetricsSources): ProxyMetrics {
       if (record.prompt_n) prefilled.inc(record.prompt_n);
       if (prefillSecondsSaved > 0) saved.inc(prefillSecondsSaved);
       if (record.wait_ms !== null) wait.observe(record.wait_ms / 1000);
+      if (record.small_first_ms) smallFirst.observe(record.small_first_ms / 1000);
     },
     noteHttp(route, api, status) {
       http.inc({ route, api, status: String(status) });

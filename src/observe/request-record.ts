@@ -31,6 +31,8 @@ export interface RequestRecord {
   save_ok?: boolean;
   evict_save_ms?: number;
   evict_save_ok?: boolean;
+  /** A big request that let small prompts on their way start first: how long it waited. */
+  small_first_ms?: number;
 }
 
 /** The record of one `chat` log line, stamped `at` (milliseconds since the epoch). */
@@ -53,5 +55,6 @@ export function recordOf(line: ChatLogLine, at: number): RequestRecord {
     ...(line.restore && { restore_ms: line.restore.ms, restore_ok: line.restore.ok }),
     ...(line.save && { save_ms: line.save.ms, save_ok: line.save.ok }),
     ...(line.evict_save && { evict_save_ms: line.evict_save.ms, evict_save_ok: line.evict_save.ok }),
+    ...(line.small_first_ms !== undefined && { small_first_ms: line.small_first_ms }),
   };
 }
