@@ -6,6 +6,8 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import type OpenAI from 'openai';
+import { parseProm, valueOf } from '../test/support/prom-text.js';
+import { api } from '../test/support/proxycache-api.js';
 import { locateLlamaServer } from '../test/support/real-server.js';
 import { REAL_MODEL, openingOf, startRealStack } from '../test/support/real-stack.js';
 import type { Message, RealStack } from '../test/support/real-stack.js';
@@ -80,10 +82,10 @@ for (const configuration of CONFIGURATIONS) {
         );
       }
       // Visible to an operator: the metric counts the waits, the status API shows each.
-      const metrics = await (await fetch(`${stack.url}/metrics`)).text();
-      const waits = Number(/^proxycache_small_first_wait_seconds_count (\d+)/m.exec(metrics)?.[1]);
+      const metrics = parseProm((await api(stack.url, 'GET', '/metrics')).body as string);
+      const waits = valueOf(metrics, 'proxycache_small_first_wait_seconds_count');
       assert.ok(waits >= 3, `proxycache_small_first_wait_seconds_count ${waits}`);
-      const listed = (await (await fetch(`${stack.url}/proxycache/requests?limit=50`)).json()) as {
+      const listed = (await api(stack.url, 'GET', '/proxycache/requests?limit=50')).body as {
         requests: Array<{ small_first_ms?: number }>;
       };
       assert.ok(listed.requests.filter((r) => (r.small_first_ms ?? 0) > 0).length >= 3);
